@@ -1,0 +1,127 @@
+//! The client of W0/W1: N operations, C in flight, each started (accept
+//! latency: the 202, the operation durable) and then followed over SSE
+//! until its final event (end-to-end latency).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use indicatif::ProgressBar;
+use serde::Deserialize;
+
+/// One operation's times, in microseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub accept_us: u64,
+    pub e2e_us: Option<u64>,
+}
+
+pub struct Run {
+    pub samples: Vec<Sample>,
+    pub wall: Duration,
+}
+
+/// Starts `n` operations of `workflow`, `c` at a time.
+pub async fn run(
+    http: &reqwest::Client,
+    url: &str,
+    workflow: &str,
+    n: usize,
+    c: usize,
+    follow: bool,
+    bar: ProgressBar,
+) -> anyhow::Result<Run> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let clients = (0..c.max(1)).map(|_| {
+        let (http, next, bar) = (http.clone(), next.clone(), bar.clone());
+        let start_url = format!("{url}/v1/workflows/{workflow}/operations");
+        let url = url.to_string();
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(out);
+                }
+                out.push(one(&http, &url, &start_url, i, follow).await?);
+                bar.inc(1);
+            }
+        })
+    });
+    let mut samples = Vec::with_capacity(n);
+    for r in futures::future::join_all(clients).await {
+        samples.extend(r??);
+    }
+    Ok(Run { samples, wall: started.elapsed() })
+}
+
+#[derive(Deserialize)]
+struct Started {
+    id: String,
+}
+
+async fn one(http: &reqwest::Client, url: &str, start_url: &str, i: usize, follow: bool) -> anyhow::Result<Sample> {
+    let t0 = Instant::now();
+    let resp =
+        http.post(start_url).header("content-type", "application/json").body(format!("{{\"n\": {i}}}")).send().await?;
+    if resp.status() != 202 {
+        bail!("start answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+    }
+    let op: Started = resp.json().await?;
+    let accept_us = t0.elapsed().as_micros() as u64;
+    if !follow {
+        return Ok(Sample { accept_us, e2e_us: None });
+    }
+    let status = follow_to_end(http, url, &op.id, |_| {}).await?;
+    if status != "succeeded" {
+        bail!("operation {} ended {status}, expected succeeded", op.id);
+    }
+    Ok(Sample { accept_us, e2e_us: Some(t0.elapsed().as_micros() as u64) })
+}
+
+#[derive(Deserialize)]
+pub struct SeenEvent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Reads an operation's SSE stream until its final event; answers the
+/// final type. `seen` gets every event with the time it arrived.
+pub async fn follow_to_end(
+    http: &reqwest::Client,
+    url: &str,
+    id: &str,
+    mut seen: impl FnMut(&SeenEvent),
+) -> anyhow::Result<String> {
+    let resp = http.get(format!("{url}/v1/operations/{id}/events")).send().await?;
+    if resp.status() != 200 {
+        bail!("events of {id} answered {}", resp.status());
+    }
+    let mut body = resp.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, body.next()).await.context("no final event within 120 s")?;
+        let Some(chunk) = chunk else { bail!("the stream of {id} ended before its final event") };
+        buf.extend_from_slice(&chunk?);
+        while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+            let frame: Vec<u8> = buf.drain(..end + 2).collect();
+            for line in frame.split(|b| *b == b'\n') {
+                let Some(data) = line.strip_prefix(b"data: ") else { continue };
+                let e: SeenEvent = serde_json::from_slice(data)?;
+                seen(&e);
+                if matches!(e.kind.as_str(), "succeeded" | "failed" | "cancelled") {
+                    return Ok(e.kind);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! herald's benchmark harness: the standard workloads of BENCH.md, run
+//! against a real herald (started here, or given by URL) with the no-op step
+//! worker in its own process.
+//!
+//! # Layout
+//!
+//! - [`procs`] — starting herald and the worker; their memory and CPU.
+//! - [`worker`] — the no-op step service (`herald bench-worker`).
+//! - [`client`] — the W0/W1 client: N operations, C in flight.
+//! - [`watchers`] — W2: many SSE watchers while W1 runs.
+//! - [`stats`] — percentiles and the report; [`chart`] — the SVG chart.
+
+pub mod chart;
+pub mod client;
+pub mod procs;
+pub mod stats;
+pub mod watchers;
+pub mod worker;
+
+use std::{path::PathBuf, time::Duration};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use stats::{Report, histogram, latency};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// One no-op step.
+    W0,
+    /// The three-step order saga.
+    W1,
+    /// W1 with many SSE watchers alongside.
+    W2,
+    /// Accepts only: the engine is paused, nothing runs.
+    Accept,
+}
+
+pub struct Options {
+    pub workload: Workload,
+    pub n: usize,
+    pub c: usize,
+    /// A running herald (with the bench workflows) instead of starting one.
+    pub url: Option<String>,
+    pub chart: Option<PathBuf>,
+    pub watchers: usize,
+    pub warmup: usize,
+}
+
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let b = ProgressBar::new(len as u64);
+    b.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    b.set_message(what.to_string());
+    b
+}
+
+pub async fn run(o: Options) -> anyhow::Result<Report> {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let procs = procs::start(o.url.as_deref(), o.workload == Workload::Accept)?;
+    let pid = procs.herald.as_ref().map(|c| c.id());
+    let http = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).tcp_nodelay(true).build()?;
+    procs::wait_ready(&http, &procs.herald_url).await?;
+    let url = procs.herald_url.clone();
+    let (workflow, follow) = match o.workload {
+        Workload::W0 => ("w0", true),
+        Workload::Accept => ("order", false),
+        Workload::W1 | Workload::W2 => ("order", true),
+    };
+    if o.warmup > 0 {
+        client::run(&http, &url, workflow, o.warmup, o.c.min(o.warmup), follow, ProgressBar::hidden()).await?;
+    }
+
+    let mut watch = None;
+    let mut rss_before = None;
+    if o.workload == Workload::W2 {
+        let ops = watchers::hold_open(&http, &url, o.watchers).await?;
+        rss_before = pid.and_then(procs::rss);
+        let b = bar(o.watchers, "watchers");
+        let w = watchers::open(&http, &url, ops, b.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while w.connected.load(std::sync::atomic::Ordering::Relaxed) < o.watchers {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the watchers did not all connect");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        b.finish();
+        watch = Some(w);
+    }
+    let kib_per_watcher = match (rss_before, pid.and_then(procs::rss)) {
+        (Some(a), Some(b)) if o.watchers > 0 => (b - a) * 1024.0 / o.watchers as f64,
+        _ => 0.0,
+    };
+    let completer = watch.as_ref().map(|w| {
+        tokio::spawn(watchers::complete_held(
+            http.clone(),
+            procs.worker_url.clone(),
+            w.count,
+            100,
+            Duration::from_millis(20),
+        ))
+    });
+
+    let b = bar(
+        o.n,
+        match o.workload {
+            Workload::Accept => "accepted",
+            _ => "finished",
+        },
+    );
+    let run = client::run(&http, &url, workflow, o.n, o.c, follow, b.clone()).await?;
+    b.finish();
+    let watchers = match (watch, completer) {
+        (Some(w), Some(c)) => {
+            c.await??;
+            Some(w.finish(kib_per_watcher).await?)
+        }
+        _ => None,
+    };
+
+    let accept = histogram(run.samples.iter().map(|s| s.accept_us));
+    let e2e = follow.then(|| histogram(run.samples.iter().filter_map(|s| s.e2e_us)));
+    let usage = pid.and_then(procs::usage);
+    let report = Report {
+        workload: format!("{:?}", o.workload).to_lowercase(),
+        n: o.n,
+        c: o.c,
+        wall_s: run.wall.as_secs_f64(),
+        completed_per_s: o.n as f64 / run.wall.as_secs_f64(),
+        accept: latency(&accept),
+        e2e: e2e.as_ref().map(latency),
+        herald_peak_rss_mb: usage.map(|u| u.0),
+        herald_cpu_s: usage.map(|u| u.1),
+        watchers,
+    };
+    if let Some(path) = &o.chart {
+        let mut curves = vec![("accept", stats::curve(&accept))];
+        if let Some(h) = &e2e {
+            curves.push(("end to end", stats::curve(h)));
+        }
+        let title = format!("herald {} N={} C={}: {:.0}/s", report.workload, o.n, o.c, report.completed_per_s);
+        chart::write(path, &title, &curves)?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,129 @@
+//! The processes under test: herald and the step worker, started from this
+//! same binary in a temporary directory, or a herald given by URL.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+
+pub struct Procs {
+    pub herald_url: String,
+    pub worker_url: String,
+    /// The herald process, when this harness started it (for RSS and CPU).
+    pub herald: Option<Child>,
+    worker: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for child in [self.herald.as_mut(), self.worker.as_mut()].into_iter().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The workflows of BENCH.md, on the worker at `worker`.
+fn workflows(dir: &Path) -> anyhow::Result<()> {
+    let step = |name: &str, route: &str| {
+        format!(
+            "[[steps]]\nname = \"{name}\"\ncall = {{ service = \"worker\", path = \"/{route}/{name}\" }}\ntimeout = \"10s\"\n"
+        )
+    };
+    std::fs::write(dir.join("w0.toml"), format!("name = \"w0\"\n{}", step("noop", "step")))?;
+    let order: String =
+        ["reserve_inventory", "charge_payment", "send_confirmation"].iter().map(|s| step(s, "step")).collect();
+    std::fs::write(dir.join("order.toml"), format!("name = \"order\"\n{order}"))?;
+    std::fs::write(dir.join("watched.toml"), format!("name = \"watched\"\n{}", step("wait", "hold")))?;
+    Ok(())
+}
+
+/// Starts the worker, then herald (unless `url` names a running one).
+pub fn start(url: Option<&str>, engine_paused: bool) -> anyhow::Result<Procs> {
+    let exe = std::env::current_exe()?;
+    let mut worker = Command::new(&exe)
+        .args(["bench-worker", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the step worker")?;
+    let worker_url = read_listening(&mut worker)?;
+    if let Some(url) = url {
+        let herald_url = url.trim_end_matches('/').into();
+        return Ok(Procs { herald_url, worker_url, herald: None, worker: Some(worker), _dir: None });
+    }
+    let dir = tempfile::tempdir()?;
+    let wf = dir.path().join("workflows");
+    std::fs::create_dir(&wf)?;
+    workflows(&wf)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworkflows = \"{}\"\n[engine]\npaused = {engine_paused}\n[services.worker]\ninstances = [\"{worker_url}\"]\n",
+            dir.path().join("data").display(),
+            wf.display()
+        ),
+    )?;
+    let herald = Command::new(&exe)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting herald")?;
+    let herald_url = format!("http://127.0.0.1:{port}");
+    Ok(Procs { herald_url, worker_url, herald: Some(herald), worker: Some(worker), _dir: Some(dir) })
+}
+
+fn read_listening(child: &mut Child) -> anyhow::Result<String> {
+    let out = child.stdout.take().context("worker stdout")?;
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line)?;
+    match line.trim().strip_prefix("listening ") {
+        Some(url) => Ok(url.to_string()),
+        None => bail!("the worker did not start: {line:?}"),
+    }
+}
+
+pub async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("herald at {url} did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Peak resident memory (MiB) and CPU seconds of a process, from /proc.
+pub fn usage(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm_kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((hwm_kb / 1024.0, ticks / 100.0))
+}
+
+/// Current resident memory (MiB).
+pub fn rss(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}

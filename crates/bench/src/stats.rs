@@ -1,0 +1,75 @@
+//! Percentiles and the report: a table on stderr, JSON on stdout.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+#[derive(Serialize, Clone, Copy, Default)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+pub fn histogram(values_us: impl Iterator<Item = u64>) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+    for v in values_us {
+        h.saturating_record(v.max(1));
+    }
+    h
+}
+
+pub fn latency(h: &Histogram<u64>) -> Latency {
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Latency { p50_ms: ms(0.5), p90_ms: ms(0.9), p99_ms: ms(0.99), max_ms: h.max() as f64 / 1000.0 }
+}
+
+/// (percentile, ms) points for a chart, from p0 to p99.9.
+pub fn curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let qs = [0.0, 10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9];
+    qs.iter().map(|q| (*q, h.value_at_quantile(q / 100.0) as f64 / 1000.0)).collect()
+}
+
+#[derive(Serialize, Default)]
+pub struct Report {
+    pub workload: String,
+    pub n: usize,
+    pub c: usize,
+    pub wall_s: f64,
+    pub completed_per_s: f64,
+    pub accept: Latency,
+    pub e2e: Option<Latency>,
+    pub herald_peak_rss_mb: Option<f64>,
+    pub herald_cpu_s: Option<f64>,
+    pub watchers: Option<Watchers>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Watchers {
+    pub count: usize,
+    pub events_received: usize,
+    pub lag: Latency,
+    pub herald_kib_per_watcher: f64,
+}
+
+impl Report {
+    pub fn table(&self) -> String {
+        let mut t = format!(
+            "workload {}  N={} C={}\n  completed        {:>9.1} /s   ({:.2} s)\n  accept   p50/p99 {:>8.2} / {:.2} ms\n",
+            self.workload, self.n, self.c, self.completed_per_s, self.wall_s, self.accept.p50_ms, self.accept.p99_ms
+        );
+        if let Some(e) = &self.e2e {
+            t.push_str(&format!("  e2e      p50/p99 {:>8.2} / {:.2} ms\n", e.p50_ms, e.p99_ms));
+        }
+        if let (Some(rss), Some(cpu)) = (self.herald_peak_rss_mb, self.herald_cpu_s) {
+            t.push_str(&format!("  herald   peak RSS {rss:.1} MB, CPU {cpu:.2} s\n"));
+        }
+        if let Some(w) = &self.watchers {
+            t.push_str(&format!(
+                "  watchers {}  events {}  lag p50/p99 {:.2} / {:.2} ms  memory {:.2} KiB each\n",
+                w.count, w.events_received, w.lag.p50_ms, w.lag.p99_ms, w.herald_kib_per_watcher
+            ));
+        }
+        t
+    }
+}

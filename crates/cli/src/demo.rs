@@ -1,0 +1,130 @@
+//! `herald demo`: herald with embedded storage, the example shop and
+//! account services on loopback, a local SMTP sink for herald's emails, and
+//! the demo page. The demo plays the application that fronts herald: it
+//! hands the page a user token (`POST /demo/session`) so the notification
+//! centre works with no set-up, and shows the emails that never left the
+//! machine (`GET /demo/outbox`).
+
+use std::{future::Future, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    routing::{get, post},
+};
+use herald_demo::smtp::SmtpSink;
+use herald_server::{
+    Application, Config,
+    api::problem::ApiError,
+    config::{EmailConfig, EmailTls, JwtAlgorithm, ServiceConfig, StaticRole, UserTokens},
+    workflows,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub async fn run(
+    mut config: Config,
+    pace: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let demo = herald_demo::start(pace).await?;
+    for (name, url) in demo.services() {
+        config.services.entry(name).or_insert(ServiceConfig { instances: vec![url], timeout: None });
+    }
+    let sink = SmtpSink::start(0).await?;
+    config.email.get_or_insert(EmailConfig {
+        host: "127.0.0.1".into(),
+        port: sink.port,
+        tls: EmailTls::None,
+        username: None,
+        password: None,
+        from: "herald demo <noreply@herald.demo>".into(),
+        timeout: None,
+        retry: None,
+    });
+    // A fresh secret each run: the demo's user tokens are only for this run.
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    if config.auth.users.is_none() && config.auth.tokens.is_empty() {
+        config.auth.users = Some(UserTokens {
+            algorithm: JwtAlgorithm::HS256,
+            secret: Some(secret.clone()),
+            public_key: None,
+            issuer: None,
+            audience: None,
+        });
+        // curl and the page's buttons work without a token, as the shop's
+        // own back end would.
+        config.auth.anonymous = Some(StaticRole::Admin);
+    }
+    let mut definitions = Vec::new();
+    for (file, text) in herald_demo::workflows() {
+        definitions.push(workflows::parse_checked(file, text, &config)?.1);
+    }
+    let routes = Router::new()
+        .route("/demo/session", post(session))
+        .route("/demo/outbox", get(outbox))
+        .with_state(Demo { secret, sink });
+    let app = Application::build_with(config, definitions).await?.merge(routes);
+    let base = format!("http://{}", app.local_addr());
+    println!(
+        r#"
+herald demo is running.
+
+  Open {base}/ to place an order or delete an account and watch it happen.
+
+  Or from a shell:
+    curl -si {base}/v1/workflows/place-order/operations \
+      -H 'content-type: application/json' \
+      -d '{{"customer": "alice", "items": [{{"sku": "tea", "qty": 1}}], "card": "4242424242424242"}}'
+    curl -s {base}/v1/operations/<id>            # the operation, its steps and timeline
+    curl -sN {base}/v1/operations/<id>/events    # live, as Server-Sent Events
+
+  A declined card: "card": "4000000000000002". Deleting an account:
+    curl -si {base}/v1/workflows/delete-account/operations \
+      -H 'content-type: application/json' -d '{{"user_id": "alice", "email": "alice@example.com"}}'
+
+  alice's inbox (a demo token):
+    TOKEN=$(curl -s {base}/demo/session -H 'content-type: application/json' -d '{{"user": "alice"}}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+    curl -s {base}/v1/me/notifications -H "Authorization: Bearer $TOKEN"
+
+  Emails herald sent (they never leave this machine): {base}/demo/outbox
+  API description: {base}/v1/openapi.json
+  Ctrl-C stops it; the data stays for next time.
+"#
+    );
+    app.run_until_stopped(shutdown).await
+}
+
+#[derive(Clone)]
+struct Demo {
+    secret: String,
+    sink: SmtpSink,
+}
+
+#[derive(Deserialize)]
+struct SessionRequest {
+    user: String,
+}
+
+/// A user token for whoever the page says it is: the demo's stand-in for
+/// the application's own sign-in.
+async fn session(State(demo): State<Demo>, Json(req): Json<SessionRequest>) -> Result<Json<Value>, ApiError> {
+    let ok =
+        (1..=64).contains(&req.user.len()) && req.user.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
+    if !ok {
+        return Err(ApiError::InvalidInput("`user` must be 1-64 letters, digits or _ . @ -".into()));
+    }
+    let exp = chrono::Utc::now().timestamp() + 24 * 3600;
+    let claims = json!({"sub": req.user, "exp": exp});
+    let key = jsonwebtoken::EncodingKey::from_secret(demo.secret.as_bytes());
+    let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(json!({"token": token, "user": req.user})))
+}
+
+/// Emails herald sent through the local sink, newest first.
+async fn outbox(State(demo): State<Demo>) -> Json<Vec<herald_demo::smtp::Mail>> {
+    let mut mails = demo.sink.mails();
+    mails.reverse();
+    Json(mails)
+}

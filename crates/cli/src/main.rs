@@ -1,0 +1,195 @@
+//! The `herald` command: `serve`, `demo`, `check`.
+//!
+//! Messages and progress go to stderr; data (what `check` found) to stdout.
+
+mod demo;
+
+/// Many small, short-lived allocations across threads (JSON, HTTP): the
+/// system allocator's arena locks showed in profiles; mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use herald_server::{Application, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Durable sagas between microservices, told honestly and live to the end user."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve(ServerArgs),
+    /// Run the server with the example shop and account services and the demo page.
+    Demo {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// How long each demo step takes, so the progress can be watched.
+        #[arg(long, default_value = "700ms", value_parser = humantime_parse)]
+        pace: std::time::Duration,
+    },
+    /// Run a standard benchmark workload (BENCH.md) against a herald started here.
+    Bench(BenchArgs),
+    /// The benchmarks' no-op step service (started by `bench`).
+    #[command(hide = true)]
+    BenchWorker {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
+    /// Check the workflow files in a folder without starting anything.
+    Check {
+        dir: PathBuf,
+        #[arg(long, env = "HERALD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// The configuration file (default: ./herald.toml if it exists).
+    #[arg(long, env = "HERALD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Where the embedded store keeps its data [default: ./herald-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// A folder of workflow files.
+    #[arg(long)]
+    workflows: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// w0 (one step), w1 (the order saga), w2 (w1 with SSE watchers), accept (engine paused).
+    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w2", "accept"])]
+    workload: String,
+    /// Operations to run (after the warm-up).
+    #[arg(short, default_value_t = 2000)]
+    n: usize,
+    /// Operations in flight at once.
+    #[arg(short, default_value_t = 50)]
+    c: usize,
+    /// Watchers for w2.
+    #[arg(long, default_value_t = 10_000)]
+    watchers: usize,
+    /// Warm-up operations, not counted.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Benchmark a running herald (with the bench workflows) instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// Write a latency-percentile chart (SVG) here.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+}
+
+fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<herald_core::Span>().map(|s| s.0)
+}
+
+impl ServerArgs {
+    /// Defaults ← file ← `HERALD_…` env ← flags.
+    fn config(&self) -> anyhow::Result<Config> {
+        let default_file = PathBuf::from("herald.toml");
+        let file = self.config.clone().or_else(|| default_file.exists().then_some(default_file));
+        let mut c = Config::load(file.as_deref(), std::env::vars())?;
+        if let Some(l) = self.listen {
+            c.listen = l;
+        }
+        if let Some(d) = &self.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(w) = &self.workflows {
+            c.workflows = Some(w.clone());
+        }
+        Ok(c)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Cmd::Serve(args) => {
+            let app = Application::build(args.config()?).await?;
+            tracing::info!(address = %app.local_addr(), "herald is listening");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Cmd::Demo { server, pace } => demo::run(server.config()?, pace, shutdown_signal()).await,
+        Cmd::Bench(b) => {
+            let workload = match b.workload.as_str() {
+                "w0" => herald_bench::Workload::W0,
+                "w2" => herald_bench::Workload::W2,
+                "accept" => herald_bench::Workload::Accept,
+                _ => herald_bench::Workload::W1,
+            };
+            let report = herald_bench::run(herald_bench::Options {
+                workload,
+                n: b.n,
+                c: b.c,
+                url: b.url,
+                chart: b.chart,
+                watchers: b.watchers,
+                warmup: b.warmup,
+            })
+            .await?;
+            eprint!("{}", report.table());
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Cmd::BenchWorker { listen } => herald_bench::worker::run(listen).await,
+        Cmd::Check { dir, config } => {
+            let c = Config::load(config.as_deref(), std::env::vars())?;
+            let found = herald_server::workflows::read_dir(&dir, &c).with_context(|| "the workflows are not valid")?;
+            for (path, wf) in found {
+                println!(
+                    "{path}: workflow `{}` version {} — {} steps in {} stages",
+                    wf.name,
+                    wf.version,
+                    wf.steps.len(),
+                    wf.stages.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

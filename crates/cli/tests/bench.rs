@@ -1,0 +1,35 @@
+//! `herald bench` still works end to end (a tiny run of each workload):
+//! it starts herald and its worker, checks every operation's result, and
+//! reports. Speed itself is measured by hand and recorded in docs/BENCH.md.
+
+use std::process::Command;
+
+fn bench(args: &[&str]) -> serde_json::Value {
+    let chart = tempfile::NamedTempFile::with_suffix(".svg").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("bench")
+        .args(args)
+        .args(["--warmup", "2", "--chart"])
+        .arg(chart.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(chart.path()).unwrap().starts_with("<svg"), "a chart was drawn");
+    serde_json::from_slice(&out.stdout).expect("the report is JSON on stdout")
+}
+
+#[test]
+fn each_workload_runs_and_reports_what_it_measured() {
+    let w1 = bench(&["-w", "w1", "-n", "40", "-c", "8"]);
+    assert_eq!(w1["n"], 40);
+    assert!(w1["completed_per_s"].as_f64().unwrap() > 0.0);
+    assert!(w1["e2e"]["p99_ms"].as_f64().unwrap() >= w1["e2e"]["p50_ms"].as_f64().unwrap());
+    assert!(w1["herald_peak_rss_mb"].as_f64().unwrap() > 0.0);
+
+    let accept = bench(&["-w", "accept", "-n", "40", "-c", "8"]);
+    assert!(accept["e2e"].is_null(), "nothing runs when only accepting");
+
+    let w2 = bench(&["-w", "w2", "-n", "20", "-c", "4", "--watchers", "30"]);
+    assert_eq!(w2["watchers"]["count"], 30);
+    assert_eq!(w2["watchers"]["events_received"], 60, "each watcher saw its step and its outcome");
+}

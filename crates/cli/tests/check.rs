@@ -1,0 +1,52 @@
+//! `herald check DIR`: workflow files validated without starting anything.
+
+use std::process::Command;
+
+fn check(dir: &std::path::Path, config: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_herald")).arg("check").arg(dir).arg("--config").arg(config).output().unwrap()
+}
+
+#[test]
+fn check_lists_valid_workflows_and_names_the_file_step_and_field_of_a_bad_one() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("herald.toml");
+    std::fs::write(&config, "[services.svc]\ninstances = [\"http://127.0.0.1:9\"]\n").unwrap();
+    let dir = root.path().join("workflows");
+    std::fs::create_dir(&dir).unwrap();
+    let dir = dir.as_path();
+    let good = "name = \"ok\"\n[[steps]]\nname = \"a\"\ncall = { service = \"svc\", path = \"/a\" }\n";
+    std::fs::write(dir.join("ok.toml"), good).unwrap();
+
+    let out = check(dir, &config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("workflow `ok` version 1"));
+
+    let bad = "name = \"bad\"\n[[steps]]\nname = \"pay\"\ncall = { service = \"svc\", path = \"/pay\" }\nretry = { jitter = 3.0 }\n";
+    std::fs::write(dir.join("bad.toml"), bad).unwrap();
+    let out = check(dir, &config);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml") && err.contains("step `pay`") && err.contains("retry.jitter"), "{err}");
+}
+
+#[test]
+fn serve_refuses_to_start_with_a_bad_workflow_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("workflows");
+    std::fs::create_dir(&wf).unwrap();
+    std::fs::write(
+        wf.join("w.toml"),
+        "name = \"w\"\n[[steps]]\nname = \"a\"\ncall = { service = \"ghost\", path = \"/a\" }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workflows"])
+        .arg(&wf)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("w.toml") && err.contains("ghost"), "{err}");
+}

@@ -1,0 +1,177 @@
+//! The `herald` binary, really killed: `kill -9` mid-run, restart, and
+//! every accepted operation finishes with each step applied once.
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, extract::State, http::HeaderMap, routing::post};
+use serde_json::{Value, json};
+
+/// What the step service saw: calls per idempotency key.
+#[derive(Default)]
+struct Ledger {
+    calls_per_key: HashMap<String, u32>,
+    finished: usize,
+}
+
+async fn step(State(ledger): State<Arc<Mutex<Ledger>>>, headers: HeaderMap) -> axum::Json<Value> {
+    let key = headers["idempotency-key"].to_str().unwrap().to_string();
+    {
+        let mut l = ledger.lock().unwrap();
+        *l.calls_per_key.entry(key).or_default() += 1;
+    }
+    // Keep calls in flight for a moment, so the kill lands mid-step.
+    tokio::time::sleep(Duration::from_millis(5 + rand_ms())).await;
+    let mut l = ledger.lock().unwrap();
+    l.finished += 1;
+    axum::Json(json!({"ok": true}))
+}
+
+fn rand_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64 % 20
+}
+
+async fn step_service() -> (String, Arc<Mutex<Ledger>>) {
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let app = Router::new().route("/{step}", post(step)).with_state(ledger.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, ledger)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn write_config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
+    let wf_dir = dir.join("workflows");
+    std::fs::create_dir_all(&wf_dir).unwrap();
+    let mut wf = String::from("name = \"order\"\n");
+    for s in ["reserve", "charge", "confirm"] {
+        wf.push_str(&format!("[[steps]]\nname = \"{s}\"\ncall = {{ service = \"svc\", path = \"/{s}\" }}\nretry = {{ attempts = 50, initial = \"50ms\", max = \"500ms\" }}\n"));
+    }
+    std::fs::write(wf_dir.join("order.toml"), wf).unwrap();
+    let config = dir.join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworkflows = \"{}\"\n[engine]\npoll_interval = \"100ms\"\n[services.svc]\ninstances = [\"{svc}\"]\n",
+            dir.join("data").display(),
+            wf_dir.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn spawn_herald(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the herald binary starts")
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(tokio::time::Instant::now() < deadline, "herald did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let (svc, ledger) = step_service().await;
+    let port = free_port();
+    let config = write_config(dir.path(), port, &svc);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut herald = spawn_herald(&config);
+    wait_ready(&http, &base).await;
+
+    let starts = (0..200).map(|i| {
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move {
+            let r =
+                http.post(format!("{base}/v1/workflows/order/operations")).json(&json!({"n": i})).send().await.unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        })
+    });
+    let ids: Vec<String> = futures::future::join_all(starts).await.into_iter().map(Result::unwrap).collect();
+    // Kill once some steps are done and many are still to come.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while ledger.lock().unwrap().finished < 150 {
+        assert!(tokio::time::Instant::now() < deadline, "steps did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    herald.kill().unwrap(); // SIGKILL
+    herald.wait().unwrap();
+    let before_kill: HashMap<String, u32> = ledger.lock().unwrap().calls_per_key.clone();
+    assert!(before_kill.len() < 600, "the kill landed mid-run ({} of 600 steps reached)", before_kill.len());
+
+    let mut herald = spawn_herald(&config);
+    wait_ready(&http, &base).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let list: Value = http
+            .get(format!("{base}/v1/operations?status=succeeded&limit=200"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["items"].as_array().unwrap().len() == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not every operation finished after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // At-least-once calls: a step reached before the kill may be called
+    // once more after it (its answer may have died with the process),
+    // always with the same key; any other step is called exactly once.
+    let after: HashMap<String, u32> = ledger.lock().unwrap().calls_per_key.clone();
+    let repeated = after.values().filter(|n| **n > 1).count();
+    eprintln!(
+        "killed after {} of 600 steps were reached; {repeated} were called again after the restart",
+        before_kill.len()
+    );
+    assert_eq!(after.len(), 600, "every step of every operation, and no stray keys");
+    for (key, n) in &after {
+        let allowed = before_kill.get(key).map_or(1, |b| b + 1);
+        assert!(*n <= allowed, "{key} called {n} times (allowed {allowed})");
+    }
+    // Exactly-once state: each step's result was recorded once.
+    for id in ids.iter().step_by(7) {
+        let op: Value = http.get(format!("{base}/v1/operations/{id}")).send().await.unwrap().json().await.unwrap();
+        for s in ["reserve", "charge", "confirm"] {
+            let done = op["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "step_succeeded" && e["step"] == s)
+                .count();
+            assert_eq!(done, 1, "{id}/{s} recorded once");
+        }
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(herald.id().to_string()).status();
+    let status = herald.wait().unwrap();
+    assert!(status.success(), "SIGTERM stops herald cleanly (exit {status:?})");
+}

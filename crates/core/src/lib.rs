@@ -1,0 +1,41 @@
+//! herald's domain, with no IO: what a workflow is, what an operation is,
+//! and how an operation moves when something happens to it.
+//!
+//! # Layout
+//!
+//! - [`duration`] — human durations (`"200ms"`, `"24h"`) parsed once at the edge.
+//! - [`ids`] — operation ids.
+//! - [`workflow`] — the workflow file schema and its validation into a [`Workflow`].
+//! - [`operation`] — the operation and its steps, as stored and as shown.
+//! - [`timeline`] — the append-only events every status is derived from.
+//! - [`task`] — the durable work items (invoke, compensate, timers) the engine runs.
+//! - [`retry`] — backoff arithmetic.
+//! - [`signature`] — signing and verifying webhook bodies.
+//! - [`notify`] — which events tell the user, and the inbox notification they make.
+//! - [`machine`] — the state machine: `apply(op, workflow, command, now)` returns
+//!   the events and tasks the engine must persist, in one transaction.
+//!
+//! Nothing here reads the clock or a random source: callers pass `now` and
+//! the jitter sample, so every transition is reproducible in tests.
+
+pub mod duration;
+pub mod ids;
+pub mod machine;
+pub mod notify;
+pub mod operation;
+pub mod retry;
+pub mod signature;
+pub mod task;
+pub mod timeline;
+pub mod workflow;
+
+pub use duration::Span;
+pub use ids::OperationId;
+pub use machine::{Command, Outcome, Rejection, Transition, apply};
+pub use operation::{OpStatus, Operation, StepRun, StepState};
+pub use task::{TaskKind, TaskSpec, Timer};
+pub use timeline::{Event, EventKind};
+pub use workflow::{Workflow, WorkflowError};
+
+/// Wall-clock instants are UTC everywhere in herald.
+pub type Time = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,246 @@
+//! The operation state machine.
+//!
+//! [`apply`] takes an operation, its workflow, one [`Command`] and the time,
+//! changes the operation and returns a [`Transition`]: the timeline events
+//! and the tasks to persist with it, in one transaction. Commands that
+//! arrive late (a result for an attempt that was superseded, a timer for a
+//! step that already finished) change nothing and return an empty
+//! transition, so at-least-once delivery of commands is safe.
+//!
+//! One command per file, as the engine sees them:
+//! [`accept`], [`forward`] (start, results, callbacks), [`compensate`],
+//! [`timers`], [`cancel`]; [`outcome`] writes the final account.
+
+mod accept;
+mod cancel;
+mod compensate;
+mod forward;
+mod outcome;
+mod timers;
+
+use serde_json::Value;
+
+pub use accept::{accept, enqueue};
+
+use crate::{
+    OperationId, Time,
+    operation::{Operation, StepState},
+    task::{Phase, TaskKind, TaskSpec, Timer},
+    timeline::{Event, EventKind},
+    workflow::Workflow,
+};
+
+/// What happened to one call of a step's service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// 2xx: done, with the response body as the step's result.
+    Done(Value),
+    /// 202: the service will complete the step later by callback.
+    Accepted,
+    Failed {
+        error: String,
+        retryable: bool,
+        /// The request may have reached the service and done its work
+        /// (a timeout after sending, not a refused connection).
+        maybe_applied: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Start,
+    /// A retry's due time came: the attempt begins (shown on the timeline).
+    AttemptStarted {
+        step: String,
+        attempt: u32,
+        phase: Phase,
+    },
+    /// The answer to an invocation. `sample` is a uniform [0, 1) draw for jitter.
+    Result {
+        step: String,
+        attempt: u32,
+        phase: Phase,
+        outcome: Outcome,
+        sample: f64,
+    },
+    /// The service completed a step that answered 202.
+    Callback {
+        step: String,
+        outcome: Outcome,
+        sample: f64,
+    },
+    Timer(Timer),
+    Cancel {
+        reason: String,
+    },
+    Supersede {
+        by: OperationId,
+    },
+    /// Erase the workflow's `redact` fields from the input (its final
+    /// email is out, or could not be sent).
+    Redact,
+    /// Consume a task that no longer applies; changes nothing.
+    Discard,
+}
+
+/// A command that cannot apply, as the caller should be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the operation has already finished")]
+    Finished,
+    #[error("the operation is already being cancelled or undone")]
+    AlreadyEnding,
+    #[error("step `{0}` is not waiting for a callback")]
+    NotAwaiting(String),
+    #[error("the operation has no step `{0}`")]
+    UnknownStep(String),
+    #[error("workflow `{0}` is not known to this server")]
+    UnknownWorkflow(String),
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Transition {
+    pub events: Vec<Event>,
+    pub tasks: Vec<TaskSpec>,
+    /// The operation reached a final state in this transition.
+    pub finished: bool,
+    /// The subject's notification, rewritten, when these events call for it.
+    pub notice: Option<crate::notify::Notice>,
+    /// What to send beyond the inbox (webhook, email), each a payload.
+    pub deliveries: Vec<(crate::notify::Channel, serde_json::Value)>,
+}
+
+impl Transition {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.tasks.is_empty()
+    }
+}
+
+/// The transition under construction: the operation, and what to persist.
+pub(crate) struct Tx<'a> {
+    pub op: &'a mut Operation,
+    pub wf: &'a Workflow,
+    pub now: Time,
+    pub out: Transition,
+}
+
+impl Tx<'_> {
+    pub fn emit(&mut self, kind: EventKind) {
+        self.op.last_seq += 1;
+        self.op.updated_at = self.now;
+        let event = Event::new(self.op.last_seq, self.now, kind, self.op);
+        self.out.events.push(event);
+    }
+
+    pub fn schedule(&mut self, kind: TaskKind, due: Time) {
+        self.out.tasks.push(TaskSpec { kind, due });
+    }
+
+    /// The transition, with the notification its events call for.
+    pub fn finish(mut self) -> Transition {
+        use crate::notify::{self, Channel};
+        self.out.notice = notify::derive(self.op, &self.wf.notify, &self.out.events);
+        if let Some(notice) = &self.out.notice {
+            for channel in &notice.channels {
+                let payload = match channel {
+                    Channel::Inbox => None,
+                    Channel::Webhook => Some(notify::webhook_payload(self.op, notice, self.now)),
+                    Channel::Email => notify::email(self.op, &self.wf.notify, notice),
+                };
+                self.out.deliveries.extend(payload.map(|p| (*channel, p)));
+            }
+        }
+        self.out
+    }
+
+    pub fn invoke(&mut self, step: usize, attempt: u32, phase: Phase, due: Time) {
+        let step = self.op.steps[step].name.clone();
+        self.schedule(TaskKind::Invoke { step, attempt, phase }, due);
+    }
+}
+
+pub fn apply(op: &mut Operation, wf: &Workflow, cmd: Command, now: Time) -> Result<Transition, Rejection> {
+    let mut tx = Tx { op, wf, now, out: Transition::default() };
+    match cmd {
+        Command::Start => forward::start(&mut tx),
+        Command::AttemptStarted { step, attempt, phase } => {
+            let ix = step_index(tx.op, &step)?;
+            forward::attempt_started(&mut tx, ix, attempt, phase)
+        }
+        Command::Result { step, attempt, phase: Phase::Forward, outcome, sample } => {
+            let ix = step_index(tx.op, &step)?;
+            forward::result(&mut tx, ix, attempt, outcome, sample)
+        }
+        Command::Result { step, attempt, phase: Phase::Compensation, outcome, sample } => {
+            let ix = step_index(tx.op, &step)?;
+            compensate::result(&mut tx, ix, attempt, outcome, sample)
+        }
+        Command::Callback { step, outcome, sample } => {
+            let ix = step_index(tx.op, &step)?;
+            forward::callback(&mut tx, ix, outcome, sample)?
+        }
+        Command::Timer(t) => timers::fire(&mut tx, t),
+        Command::Cancel { reason } => cancel::cancel(&mut tx, reason)?,
+        Command::Supersede { by } => cancel::supersede(&mut tx, by),
+        Command::Redact => outcome::redact(&mut tx),
+        Command::Discard => {}
+    }
+    Ok(tx.finish())
+}
+
+fn step_index(op: &Operation, name: &str) -> Result<usize, Rejection> {
+    op.step(name).map(|(i, _)| i).ok_or_else(|| Rejection::UnknownStep(name.to_string()))
+}
+
+/// Whether an invocation task still applies, as the engine must know before
+/// it calls a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvokeCheck {
+    /// Call now: this attempt is the one the operation waits for.
+    Current,
+    /// A retry whose time has come: apply [`Command::AttemptStarted`], then call.
+    Begin,
+    /// Superseded or finished: consume the task with [`Command::Discard`].
+    Stale,
+}
+
+pub fn check_invoke(op: &Operation, step: &str, attempt: u32, phase: Phase) -> InvokeCheck {
+    let Some((_, s)) = op.step(step) else { return InvokeCheck::Stale };
+    match phase {
+        Phase::Forward => match s.status {
+            StepState::Running if s.attempts == attempt && !s.awaiting_callback => InvokeCheck::Current,
+            StepState::Retrying if s.attempts + 1 == attempt && op.status == crate::OpStatus::Running => {
+                InvokeCheck::Begin
+            }
+            _ => InvokeCheck::Stale,
+        },
+        Phase::Compensation => match (&s.status, &s.compensation) {
+            (StepState::Compensating, Some(c)) if c.next_attempt_at.is_none() && c.attempts == attempt => {
+                InvokeCheck::Current
+            }
+            (StepState::Compensating, Some(c)) if c.next_attempt_at.is_some() && c.attempts + 1 == attempt => {
+                InvokeCheck::Begin
+            }
+            _ => InvokeCheck::Stale,
+        },
+    }
+}
+
+/// The label shown while a step is being undone.
+pub fn comp_label(op: &Operation, step: &str) -> String {
+    match op.step(step) {
+        Some((_, s)) => s.undo.as_ref().map(|u| u.label.clone()).unwrap_or_else(|| format!("Undoing: {}", s.label)),
+        None => step.to_string(),
+    }
+}
+
+/// The label shown once a step has been undone.
+pub fn comp_done_label(op: &Operation, step: &str) -> String {
+    match op.step(step) {
+        Some((_, s)) => s.undo.as_ref().map(|u| u.done_label.clone()).unwrap_or_else(|| format!("Undone: {}", s.label)),
+        None => step.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! The state machine driven by hand (scenarios) and at random (properties).
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::*;
+use crate::{
+    OpStatus,
+    operation::StepState,
+    task::{Phase, TaskKind, TaskSpec, Timer},
+    timeline::EventKind,
+    workflow,
+};
+
+fn t0() -> Time {
+    "2026-01-01T00:00:00Z".parse().unwrap()
+}
+
+/// An operation and the tasks it has asked for, driven without IO.
+struct Sim {
+    wf: Workflow,
+    op: Operation,
+    tasks: Vec<TaskSpec>,
+    events: Vec<Event>,
+    now: Time,
+}
+
+impl Sim {
+    fn new(toml: &str) -> Sim {
+        let wf = workflow::from_toml(toml).unwrap();
+        let now = t0();
+        let (op, tr) = accept(&wf, OperationId::new(now), json!({}), None, None, now);
+        let mut sim = Sim { wf, op, tasks: vec![], events: vec![], now };
+        sim.record(tr);
+        sim
+    }
+
+    fn record(&mut self, tr: Transition) {
+        self.events.extend(tr.events);
+        self.tasks.extend(tr.tasks);
+    }
+
+    fn apply(&mut self, cmd: Command) -> Result<(), Rejection> {
+        let tr = apply(&mut self.op, &self.wf, cmd, self.now)?;
+        self.record(tr);
+        Ok(())
+    }
+
+    fn take(&mut self, pred: impl Fn(&TaskKind) -> bool) -> Option<TaskSpec> {
+        let i = self.tasks.iter().position(|t| pred(&t.kind))?;
+        Some(self.tasks.remove(i))
+    }
+
+    /// Without a concurrency policy an operation starts as it is accepted;
+    /// with one, its `Start` task starts it.
+    fn start(&mut self) {
+        if let Some(_task) = self.take(|k| *k == TaskKind::Start) {
+            self.apply(Command::Start).unwrap();
+        }
+        assert_eq!(self.op.status, OpStatus::Running);
+    }
+
+    /// Answers the pending invocation of `step` in `phase`, as the engine would.
+    fn answer(&mut self, step: &str, phase: Phase, outcome: Outcome) {
+        let task = self
+            .take(|k| matches!(k, TaskKind::Invoke { step: s, phase: p, .. } if s == step && *p == phase))
+            .unwrap_or_else(|| panic!("no invocation of {step} ({phase:?}) pending"));
+        let TaskKind::Invoke { attempt, .. } = task.kind else { unreachable!() };
+        self.now = self.now.max(task.due);
+        match check_invoke(&self.op, step, attempt, phase) {
+            InvokeCheck::Stale => return self.apply(Command::Discard).unwrap(),
+            InvokeCheck::Begin => self.apply(Command::AttemptStarted { step: step.into(), attempt, phase }).unwrap(),
+            InvokeCheck::Current => {}
+        }
+        self.apply(Command::Result { step: step.into(), attempt, phase, outcome, sample: 0.5 }).unwrap();
+    }
+
+    fn status(&self, step: &str) -> StepState {
+        self.op.step(step).unwrap().1.status
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|e| serde_json::to_value(&e.kind).unwrap()["type"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn done() -> Outcome {
+    Outcome::Done(json!({"ok": true}))
+}
+
+fn fail(retryable: bool) -> Outcome {
+    Outcome::Failed { error: "boom".into(), retryable, maybe_applied: false }
+}
+
+const ORDER: &str = r#"
+name = "place-order"
+label = "Your order"
+[[steps]]
+name = "reserve"
+call = { service = "inventory", path = "/reserve" }
+compensate = { service = "inventory", path = "/release" }
+[[steps]]
+name = "charge"
+call = { service = "payment", path = "/charge" }
+retry = { attempts = 3, initial = "100ms", max = "1s" }
+compensate = { service = "payment", path = "/refund" }
+[[steps]]
+parallel = ["email", "analytics"]
+[[steps]]
+name = "email"
+call = { service = "mail", path = "/send" }
+[[steps]]
+name = "analytics"
+call = { service = "analytics", path = "/record" }
+"#;
+
+#[test]
+fn a_happy_order_runs_stage_by_stage_and_succeeds() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, done());
+    assert_eq!(sim.status("charge"), StepState::Running);
+    sim.answer("charge", Phase::Forward, done());
+    assert_eq!(sim.status("email"), StepState::Running);
+    assert_eq!(sim.status("analytics"), StepState::Running);
+    sim.answer("analytics", Phase::Forward, done());
+    assert_eq!(sim.op.status, OpStatus::Running, "waits for the whole parallel group");
+    sim.answer("email", Phase::Forward, done());
+    assert_eq!(sim.op.status, OpStatus::Succeeded);
+    assert_eq!(sim.kinds().last().unwrap(), "succeeded");
+    assert!(sim.op.outcome.as_ref().unwrap().summary.contains("done"));
+}
+
+#[test]
+fn a_retryable_failure_retries_with_backoff_then_succeeds() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, done());
+    sim.answer("charge", Phase::Forward, fail(true));
+    let s = sim.op.step("charge").unwrap().1;
+    assert_eq!(s.status, StepState::Retrying);
+    let next = s.next_attempt_at.unwrap();
+    assert!(next > sim.now, "the retry waits");
+    sim.answer("charge", Phase::Forward, done());
+    assert_eq!(sim.op.step("charge").unwrap().1.attempts, 2);
+    assert!(sim.kinds().contains(&"step_retrying".to_string()));
+}
+
+#[test]
+fn a_declined_payment_releases_the_reservation_and_fails_honestly() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, done());
+    sim.answer("charge", Phase::Forward, fail(false));
+    assert_eq!(sim.op.status, OpStatus::Compensating);
+    assert_eq!(sim.status("email"), StepState::Skipped);
+    sim.answer("reserve", Phase::Compensation, done());
+    assert_eq!(sim.op.status, OpStatus::Failed);
+    assert_eq!(sim.status("reserve"), StepState::Compensated);
+    let outcome = sim.op.outcome.clone().unwrap();
+    assert_eq!(outcome.failed_step.as_deref(), Some("charge"));
+    assert_eq!(outcome.undone.len(), 1);
+    assert!(!sim.op.needs_attention);
+}
+
+#[test]
+fn exhausted_retries_fail_the_step() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, done());
+    for _ in 0..3 {
+        sim.answer("charge", Phase::Forward, fail(true));
+    }
+    assert_eq!(sim.status("charge"), StepState::Failed);
+    assert_eq!(sim.op.status, OpStatus::Compensating);
+}
+
+#[test]
+fn a_compensation_that_fails_for_good_needs_attention() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, done());
+    sim.answer("charge", Phase::Forward, fail(false));
+    sim.answer("reserve", Phase::Compensation, fail(false));
+    assert_eq!(sim.op.status, OpStatus::Failed);
+    assert!(sim.op.needs_attention);
+    assert_eq!(sim.status("reserve"), StepState::CompensationFailed);
+    assert!(sim.op.outcome.as_ref().unwrap().not_undone[0].needs_attention);
+}
+
+#[test]
+fn a_step_answering_202_completes_by_callback() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, Outcome::Accepted);
+    assert!(sim.op.step("reserve").unwrap().1.awaiting_callback);
+    sim.apply(Command::Callback { step: "reserve".into(), outcome: done(), sample: 0.0 }).unwrap();
+    assert_eq!(sim.status("reserve"), StepState::Succeeded);
+    assert_eq!(sim.status("charge"), StepState::Running);
+    let again = sim.apply(Command::Callback { step: "reserve".into(), outcome: done(), sample: 0.0 });
+    assert_eq!(again, Err(Rejection::NotAwaiting("reserve".into())), "a second callback is refused");
+}
+
+#[test]
+fn cancel_undoes_completed_steps_in_reverse_order() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, done());
+    sim.answer("charge", Phase::Forward, done());
+    sim.apply(Command::Cancel { reason: "changed my mind".into() }).unwrap();
+    assert_eq!(sim.op.status, OpStatus::Compensating, "waits for the calls in flight");
+    sim.answer("email", Phase::Forward, done());
+    sim.answer("analytics", Phase::Forward, done());
+    sim.answer("charge", Phase::Compensation, done());
+    sim.answer("reserve", Phase::Compensation, done());
+    assert_eq!(sim.op.status, OpStatus::Cancelled);
+    assert_eq!(sim.apply(Command::Cancel { reason: "again".into() }), Err(Rejection::Finished));
+}
+
+#[test]
+fn a_late_step_is_flagged_delayed_and_a_deadline_fails_it() {
+    let mut sim = Sim::new(
+        r#"
+name = "slow"
+[[steps]]
+name = "a"
+call = { service = "s", path = "/a" }
+expected_within = "1s"
+deadline = "5s"
+compensate = { service = "s", path = "/undo" }
+"#,
+    );
+    sim.start();
+    sim.take(|k| matches!(k, TaskKind::Timer { timer: Timer::StepExpected { .. } })).unwrap();
+    sim.apply(Command::Timer(Timer::StepExpected { step: "a".into() })).unwrap();
+    assert!(sim.op.delayed && sim.op.steps[0].delayed);
+    assert_eq!(sim.kinds().last().unwrap(), "step_delayed");
+    sim.apply(Command::Timer(Timer::StepDeadline { step: "a".into() })).unwrap();
+    assert_eq!(sim.status("a"), StepState::Compensating, "a call in flight at the deadline may have worked: undo it");
+    sim.answer("a", Phase::Forward, done()); // the late answer changes nothing
+    assert_eq!(sim.status("a"), StepState::Compensating);
+    sim.answer("a", Phase::Compensation, done());
+    assert_eq!(sim.op.status, OpStatus::Failed);
+}
+
+// ---- properties ----------------------------------------------------------
+
+fn workflow_toml(stages: &[Vec<(bool, u32)>]) -> String {
+    let mut s = String::from("name = \"p\"\n");
+    let mut n = 0;
+    for stage in stages {
+        let names: Vec<String> = stage
+            .iter()
+            .map(|_| {
+                n += 1;
+                format!("s{n}")
+            })
+            .collect();
+        if names.len() > 1 {
+            s.push_str(&format!("[[steps]]\nparallel = {names:?}\n"));
+        }
+        for (name, (undo, attempts)) in names.iter().zip(stage) {
+            s.push_str(&format!("[[steps]]\nname = \"{name}\"\ncall = {{ service = \"x\", path = \"/{name}\" }}\nretry = {{ attempts = {attempts} }}\n"));
+            if *undo {
+                s.push_str(&format!("compensate = {{ service = \"x\", path = \"/undo-{name}\" }}\n"));
+            }
+        }
+    }
+    s
+}
+
+#[derive(Debug, Clone)]
+enum Act {
+    /// Answer the n-th pending invocation with outcome kind k.
+    Answer(usize, u8),
+    Callback(usize, u8),
+    Timer(usize),
+    Cancel,
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        6 => (any::<usize>(), 0u8..4).prop_map(|(i, k)| Act::Answer(i, k)),
+        2 => (any::<usize>(), 0u8..3).prop_map(|(i, k)| Act::Callback(i, k)),
+        1 => any::<usize>().prop_map(Act::Timer),
+        1 => Just(Act::Cancel),
+    ]
+}
+
+fn outcome_of(k: u8) -> Outcome {
+    match k {
+        0 => done(),
+        1 => Outcome::Accepted,
+        2 => Outcome::Failed { error: "flaky".into(), retryable: true, maybe_applied: true },
+        _ => fail(false),
+    }
+}
+
+fn step_answer(sim: &mut Sim, i: usize, k: u8) {
+    let invokes: Vec<usize> = sim
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| matches!(t.kind, TaskKind::Invoke { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    if invokes.is_empty() {
+        return;
+    }
+    let task = sim.tasks.remove(invokes[i % invokes.len()]);
+    let TaskKind::Invoke { step, phase, .. } = task.kind.clone() else { unreachable!() };
+    sim.tasks.push(task);
+    sim.answer(&step, phase, outcome_of(k));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn any_run_ends_in_a_valid_final_state(
+        stages in prop::collection::vec(prop::collection::vec((any::<bool>(), 1u32..4), 1..4), 1..4),
+        acts in prop::collection::vec(act(), 0..60),
+    ) {
+        let mut sim = Sim::new(&workflow_toml(&stages));
+        sim.start();
+        for a in acts {
+            match a {
+                Act::Answer(i, k) => step_answer(&mut sim, i, k),
+                Act::Callback(i, k) => {
+                    let awaiting: Vec<String> = sim.op.steps.iter().filter(|s| s.awaiting_callback).map(|s| s.name.clone()).collect();
+                    if !awaiting.is_empty() {
+                        let step = awaiting[i % awaiting.len()].clone();
+                        let outcome = if k == 1 { fail(false) } else { done() };
+                        sim.apply(Command::Callback { step, outcome, sample: 0.3 }).unwrap();
+                    }
+                }
+                Act::Timer(i) => {
+                    let step = sim.op.steps[i % sim.op.steps.len()].name.clone();
+                    sim.apply(Command::Timer(Timer::StepExpected { step })).unwrap();
+                }
+                Act::Cancel => { let _ = sim.apply(Command::Cancel { reason: "test".into() }); }
+            }
+        }
+        // Drain: answer everything with success and complete every callback.
+        for _ in 0..500 {
+            if sim.op.is_final() { break; }
+            if let Some(s) = sim.op.steps.iter().find(|s| s.awaiting_callback) {
+                let step = s.name.clone();
+                sim.apply(Command::Callback { step, outcome: done(), sample: 0.0 }).unwrap();
+            } else {
+                step_answer(&mut sim, 0, 0);
+            }
+        }
+        let op = &sim.op;
+        prop_assert!(op.is_final(), "not final: {:?}", op.status);
+        // The timeline is gapless and ends with exactly one final event.
+        for (i, e) in sim.events.iter().enumerate() { prop_assert_eq!(e.seq, i as u64 + 1); }
+        prop_assert_eq!(sim.events.iter().filter(|e| e.kind.is_final()).count(), 1);
+        prop_assert!(sim.events.last().unwrap().kind.is_final());
+        for s in &op.steps {
+            prop_assert!(!matches!(s.status, StepState::Pending | StepState::Running | StepState::Retrying | StepState::Compensating), "{} left {:?}", s.name, s.status);
+            if op.status != OpStatus::Succeeded && s.undo.is_some() {
+                prop_assert!(s.status != StepState::Succeeded, "{} succeeded but was not undone", s.name);
+            }
+        }
+        if op.status == OpStatus::Succeeded {
+            prop_assert!(op.steps.iter().all(|s| s.status == StepState::Succeeded));
+        }
+        prop_assert_eq!(op.needs_attention, op.steps.iter().any(|s| s.status == StepState::CompensationFailed));
+        // Compensation runs in reverse order of completion.
+        let completed: Vec<String> = sim.events.iter().filter_map(|e| match &e.kind { EventKind::StepSucceeded { step, .. } => Some(step.clone()), _ => None }).collect();
+        let undone: Vec<String> = sim.events.iter().filter_map(|e| match &e.kind {
+            EventKind::CompensationStarted { step, attempt: 1 } if completed.contains(step) => Some(step.clone()), _ => None }).collect();
+        let mut expected: Vec<String> = completed.iter().rev().filter(|s| undone.contains(s)).cloned().collect();
+        expected.dedup();
+        prop_assert_eq!(undone, expected);
+    }
+}

@@ -1,0 +1,241 @@
+//! The operation: one run of a workflow, as stored and as shown to users.
+//! Its state is a pure function of its timeline; we keep it materialised so
+//! reads cost one row.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use chrono::{DateTime, Utc};
+
+use crate::{OperationId, workflow::Workflow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpStatus {
+    Accepted,
+    Running,
+    Compensating,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl OpStatus {
+    pub fn is_final(self) -> bool {
+        matches!(self, OpStatus::Succeeded | OpStatus::Failed | OpStatus::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Accepted => "accepted",
+            OpStatus::Running => "running",
+            OpStatus::Compensating => "compensating",
+            OpStatus::Succeeded => "succeeded",
+            OpStatus::Failed => "failed",
+            OpStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Accepted, Self::Running, Self::Compensating, Self::Succeeded, Self::Failed, Self::Cancelled]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Retrying,
+    Succeeded,
+    Failed,
+    Skipped,
+    Compensating,
+    Compensated,
+    CompensationFailed,
+}
+
+/// A compensation's progress, once it has begun.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CompensationRun {
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StepRun {
+    pub name: String,
+    /// What the user is told while it runs ("Charging your card").
+    pub label: String,
+    /// What the user is told when it is done ("Card charged").
+    pub done_label: String,
+    /// Steps with the same stage run in parallel.
+    pub stage: usize,
+    pub status: StepState,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub expected_by: Option<DateTime<Utc>>,
+    pub delayed: bool,
+    /// The service answered 202 and will complete the step by callback.
+    pub awaiting_callback: bool,
+    /// The step did not succeed, but its work may have happened (a timeout,
+    /// a cancelled wait), so it is compensated like a completed step.
+    pub maybe_applied: bool,
+    /// Labels of the step's compensation; `None` when it cannot be undone.
+    pub undo: Option<UndoLabels>,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub compensation: Option<CompensationRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UndoLabels {
+    pub label: String,
+    pub done_label: String,
+}
+
+/// Why an operation is being wound down.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ending {
+    Failed { step: Option<String>, reason: String },
+    Cancelled { reason: String },
+}
+
+/// The final, honest account of what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Outcome {
+    pub status: OpStatus,
+    /// One sentence for the user.
+    pub summary: String,
+    pub succeeded: Vec<String>,
+    pub undone: Vec<String>,
+    pub not_undone: Vec<NotUndone>,
+    pub failed_step: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NotUndone {
+    pub step: String,
+    pub label: String,
+    pub reason: String,
+    /// Undoing it was tried and failed: a person must look.
+    pub needs_attention: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Operation {
+    pub id: OperationId,
+    pub workflow: String,
+    pub version: u32,
+    /// What the user is told this is ("Your order").
+    pub label: String,
+    pub subject: Option<String>,
+    pub status: OpStatus,
+    /// Something is past its expected time: the user has been told.
+    pub delayed: bool,
+    /// Something could not be undone: a person must look.
+    pub needs_attention: bool,
+    pub input: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub expected_by: Option<DateTime<Utc>>,
+    pub deadline_at: Option<DateTime<Utc>>,
+    pub concurrency_key: Option<String>,
+    pub queued_behind: Option<OperationId>,
+    pub stage: usize,
+    pub steps: Vec<StepRun>,
+    pub ending: Option<Ending>,
+    pub outcome: Option<Outcome>,
+    /// Sequence number of the last timeline event; also the ETag.
+    pub last_seq: u64,
+    /// Input fields erased under the workflow's retention.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redacted: Vec<String>,
+    /// Step indexes in the order they succeeded; compensation runs in reverse.
+    #[serde(default)]
+    pub completion_order: Vec<usize>,
+}
+
+impl Operation {
+    /// A freshly accepted operation, before any event.
+    pub fn new(
+        wf: &Workflow,
+        id: OperationId,
+        input: Value,
+        subject: Option<String>,
+        concurrency_key: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let steps = wf
+            .steps
+            .iter()
+            .map(|s| StepRun {
+                name: s.name.clone(),
+                label: s.label.clone(),
+                done_label: s.done_label.clone(),
+                stage: s.stage,
+                status: StepState::Pending,
+                attempts: 0,
+                max_attempts: s.retry.attempts,
+                next_attempt_at: None,
+                started_at: None,
+                finished_at: None,
+                expected_by: None,
+                delayed: false,
+                awaiting_callback: false,
+                maybe_applied: false,
+                undo: s
+                    .compensate
+                    .as_ref()
+                    .map(|c| UndoLabels { label: c.label.clone(), done_label: c.done_label.clone() }),
+                result: None,
+                error: None,
+                compensation: None,
+            })
+            .collect();
+        Operation {
+            id,
+            workflow: wf.name.clone(),
+            version: wf.version,
+            label: wf.label.clone(),
+            subject,
+            status: OpStatus::Accepted,
+            delayed: false,
+            needs_attention: false,
+            input,
+            created_at: now,
+            updated_at: now,
+            started_at: None,
+            finished_at: None,
+            expected_by: wf.expected_within.map(|d| now + d.as_chrono()),
+            deadline_at: wf.deadline.map(|d| now + d.as_chrono()),
+            concurrency_key,
+            queued_behind: None,
+            stage: 0,
+            steps,
+            ending: None,
+            outcome: None,
+            last_seq: 0,
+            redacted: Vec::new(),
+            completion_order: Vec::new(),
+        }
+    }
+
+    pub fn step(&self, name: &str) -> Option<(usize, &StepRun)> {
+        self.steps.iter().enumerate().find(|(_, s)| s.name == name)
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.status.is_final()
+    }
+}

@@ -1,0 +1,158 @@
+//! The timeline: the append-only events of an operation. Each carries a
+//! user-facing message written when it happens, from the step labels.
+
+use serde::{Deserialize, Serialize};
+
+use chrono::{DateTime, Utc};
+
+use crate::{OperationId, operation::Operation};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Event {
+    /// 1, 2, 3… within the operation; the SSE event id.
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// What a person is told, in plain words.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Accepted,
+    Queued {
+        behind: OperationId,
+    },
+    Started,
+    StepStarted {
+        step: String,
+        attempt: u32,
+    },
+    StepAwaiting {
+        step: String,
+    },
+    StepSucceeded {
+        step: String,
+        attempt: u32,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    StepFailed {
+        step: String,
+        error: String,
+    },
+    StepSkipped {
+        step: String,
+    },
+    StepDelayed {
+        step: String,
+    },
+    Delayed,
+    CancelRequested {
+        reason: String,
+    },
+    Superseded {
+        by: OperationId,
+    },
+    Compensating {
+        reason: String,
+    },
+    CompensationStarted {
+        step: String,
+        attempt: u32,
+    },
+    CompensationRetrying {
+        step: String,
+        attempt: u32,
+        error: String,
+        next_attempt_at: DateTime<Utc>,
+    },
+    StepCompensated {
+        step: String,
+    },
+    CompensationFailed {
+        step: String,
+        error: String,
+    },
+    NeedsAttention {
+        step: String,
+    },
+    Succeeded,
+    Failed {
+        reason: String,
+    },
+    Cancelled {
+        reason: String,
+    },
+    /// Personal data was erased from the operation (retention `redact`).
+    Redacted {
+        fields: Vec<String>,
+    },
+}
+
+/// Text set inside parentheses in a sentence: no full stop of its own.
+pub fn clause(text: &str) -> &str {
+    text.trim().trim_end_matches('.')
+}
+
+impl EventKind {
+    /// Ends the timeline: nothing follows.
+    pub fn is_final(&self) -> bool {
+        matches!(self, EventKind::Succeeded | EventKind::Failed { .. } | EventKind::Cancelled { .. })
+    }
+
+    /// The sentence a person reads for this event, from the operation's labels.
+    pub fn message(&self, op: &Operation) -> String {
+        let label = |step: &str| op.step(step).map(|(_, s)| s.label.clone()).unwrap_or_else(|| step.to_string());
+        let done = |step: &str| op.step(step).map(|(_, s)| s.done_label.clone()).unwrap_or_else(|| step.to_string());
+        let outcome = || op.outcome.as_ref().map(|o| o.summary.clone()).unwrap_or_default();
+        match self {
+            EventKind::Accepted => "Request received".into(),
+            EventKind::Queued { .. } => "Waiting for an earlier request to finish first".into(),
+            EventKind::Started => "Started".into(),
+            EventKind::StepStarted { step, attempt: 1 } => label(step),
+            EventKind::StepStarted { step, attempt } => format!("{} (attempt {attempt})", label(step)),
+            EventKind::StepAwaiting { step } => format!("{}: in progress", label(step)),
+            EventKind::StepSucceeded { step, .. } => done(step),
+            EventKind::StepRetrying { step, attempt, error, .. } => {
+                format!("{}: attempt {attempt} did not work ({}); trying again", label(step), clause(error))
+            }
+            EventKind::StepFailed { step, error } => format!("{} failed: {error}", label(step)),
+            EventKind::StepSkipped { step } => format!("{}: not needed", label(step)),
+            EventKind::StepDelayed { step } => format!("{} is taking longer than usual", label(step)),
+            EventKind::Delayed => "This is taking longer than usual".into(),
+            EventKind::CancelRequested { .. } => "Cancellation requested".into(),
+            EventKind::Superseded { .. } => "Replaced by a newer request".into(),
+            EventKind::Compensating { reason } => format!("Undoing what was done ({})", clause(reason)),
+            EventKind::CompensationStarted { step, .. } => crate::machine::comp_label(op, step),
+            EventKind::CompensationRetrying { step, attempt, error, .. } => {
+                format!(
+                    "{}: attempt {attempt} did not work ({error}); trying again",
+                    crate::machine::comp_label(op, step)
+                )
+            }
+            EventKind::StepCompensated { step } => crate::machine::comp_done_label(op, step),
+            EventKind::CompensationFailed { step, error } => {
+                format!("{} failed: {error}", crate::machine::comp_label(op, step))
+            }
+            EventKind::NeedsAttention { step } => {
+                format!("{} could not be undone: a person will look at it", done(step))
+            }
+            EventKind::Succeeded | EventKind::Failed { .. } | EventKind::Cancelled { .. } => outcome(),
+            EventKind::Redacted { fields } => format!("Erased from our records: your {}", fields.join(", ")),
+        }
+    }
+}
+
+impl Event {
+    pub fn new(seq: u64, at: DateTime<Utc>, kind: EventKind, op: &Operation) -> Self {
+        let message = kind.message(op);
+        Event { seq, at, kind, message }
+    }
+}

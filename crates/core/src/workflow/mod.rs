@@ -1,0 +1,158 @@
+//! Workflow definitions: parsed once from TOML or JSON, then trusted.
+//!
+//! A workflow is a list of *stages* run one after another; a stage is one
+//! step or a `parallel` group of steps. A `[[steps]]` entry with `parallel =
+//! ["a", "b"]` places the named steps (declared anywhere in the file) at its
+//! own position, so files read top to bottom in the order things happen.
+
+mod parse;
+pub mod raw;
+
+use std::{fmt, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Span, retry::RetryPolicy};
+
+pub use parse::{from_json, from_toml, parse};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Workflow {
+    pub name: String,
+    pub version: u32,
+    pub label: String,
+    pub description: Option<String>,
+    pub expected_within: Option<Span>,
+    pub deadline: Option<Span>,
+    pub subject: Option<String>,
+    pub concurrency: Option<Concurrency>,
+    /// What tells the operation's subject, and how.
+    pub notify: crate::notify::NotifyPolicy,
+    /// Input fields erased once the operation has ended (and its final
+    /// email, if any, is out): personal data herald must not keep.
+    pub redact: Vec<String>,
+    /// How long the whole input is kept after the operation ends.
+    pub keep_input_for: Option<Span>,
+    pub steps: Vec<Step>,
+    /// Indexes into `steps`, one inner list per stage, in run order.
+    pub stages: Vec<Vec<usize>>,
+    /// The definition as written, so the API can show it back.
+    #[serde(skip)]
+    pub source: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub name: String,
+    pub label: String,
+    pub done_label: String,
+    pub call: Call,
+    pub retry: RetryPolicy,
+    pub timeout: Span,
+    pub expected_within: Option<Span>,
+    pub deadline: Option<Span>,
+    pub compensate: Option<Compensate>,
+    pub stage: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Call {
+    pub service: String,
+    pub method: Method,
+    /// Starts with `/`; appended to the chosen instance's base URL.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Compensate {
+    pub call: Call,
+    pub label: String,
+    pub done_label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Concurrency {
+    pub key: ConcurrencyKey,
+    pub on_conflict: OnConflict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConcurrencyKey {
+    Subject,
+    /// A JSON pointer into the operation's input.
+    Input(String),
+}
+
+/// What happens when an operation starts while another with the same
+/// concurrency key is still active (DESIGN.md invariant 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnConflict {
+    /// Run one after the other, in the order accepted.
+    Queue,
+    /// Refuse the newer one with 409 and the running operation's id.
+    Reject,
+    /// The newest intent wins: the older one is cancelled and compensated,
+    /// then the newer one runs.
+    Supersede,
+}
+
+/// A workflow file or body that does not hold together. Names the step and
+/// the field so the author can find it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct WorkflowError {
+    pub step: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.step, &self.field) {
+            (Some(s), Some(k)) => write!(f, "step `{s}`, field `{k}`: {}", self.message),
+            (Some(s), None) => write!(f, "step `{s}`: {}", self.message),
+            (None, Some(k)) => write!(f, "field `{k}`: {}", self.message),
+            (None, None) => f.write_str(&self.message),
+        }
+    }
+}
+
+impl Workflow {
+    pub fn step_index(&self, name: &str) -> Option<usize> {
+        self.steps.iter().position(|s| s.name == name)
+    }
+
+    /// Every service the workflow calls, for checking against the registry.
+    pub fn services(&self) -> impl Iterator<Item = (&Step, &str)> {
+        self.steps.iter().flat_map(|s| {
+            std::iter::once((s, s.call.service.as_str()))
+                .chain(s.compensate.as_ref().map(|c| (s, c.call.service.as_str())))
+        })
+    }
+}
+
+/// The time a step call may take when the file says nothing.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);

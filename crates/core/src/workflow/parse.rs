@@ -1,0 +1,265 @@
+//! Raw schema → [`Workflow`], with every rule checked once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    Call, Compensate, Concurrency, ConcurrencyKey, DEFAULT_STEP_TIMEOUT, Method, Step, Workflow, WorkflowError,
+    raw::{RawCall, RawStep, RawWorkflow},
+};
+use crate::retry::RetryPolicy;
+
+pub fn from_toml(text: &str) -> Result<Workflow, WorkflowError> {
+    let raw: RawWorkflow = toml::from_str(text).map_err(|e| WorkflowError {
+        step: None,
+        field: None,
+        message: e.to_string().trim().to_string(),
+    })?;
+    let source = serde_json::to_value(&raw).unwrap_or_default();
+    parse(raw, source)
+}
+
+pub fn from_json(text: &[u8]) -> Result<Workflow, WorkflowError> {
+    let raw: RawWorkflow =
+        serde_json::from_slice(text).map_err(|e| WorkflowError { step: None, field: None, message: e.to_string() })?;
+    let source = serde_json::to_value(&raw).unwrap_or_default();
+    parse(raw, source)
+}
+
+fn err(step: Option<&str>, field: &str, message: impl Into<String>) -> WorkflowError {
+    WorkflowError { step: step.map(str::to_string), field: Some(field.to_string()), message: message.into() }
+}
+
+fn check_name(step: Option<&str>, field: &str, name: &str) -> Result<(), WorkflowError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(err(
+            step,
+            field,
+            format!("`{name}` must be 1-64 letters, digits, `-` or `_`, starting with a letter or digit"),
+        ))
+    }
+}
+
+fn check_pointer(step: Option<&str>, field: &str, p: &str) -> Result<(), WorkflowError> {
+    if p.starts_with('/') {
+        Ok(())
+    } else {
+        Err(err(step, field, format!("`{p}` is not a JSON pointer (it must start with `/`)")))
+    }
+}
+
+fn parse_call(step: &str, field: &str, raw: &RawCall) -> Result<Call, WorkflowError> {
+    check_name(Some(step), &format!("{field}.service"), &raw.service)?;
+    if !raw.path.starts_with('/') || raw.path.contains("://") || raw.path.contains(char::is_whitespace) {
+        return Err(err(
+            Some(step),
+            &format!("{field}.path"),
+            format!("`{}` must be a path starting with `/`", raw.path),
+        ));
+    }
+    let method = match raw.method.as_deref().unwrap_or("POST").to_ascii_uppercase().as_str() {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "PATCH" => Method::Patch,
+        "DELETE" => Method::Delete,
+        other => {
+            return Err(err(
+                Some(step),
+                &format!("{field}.method"),
+                format!("`{other}` is not one of GET, POST, PUT, PATCH, DELETE"),
+            ));
+        }
+    };
+    Ok(Call { service: raw.service.clone(), method, path: raw.path.clone() })
+}
+
+fn step(raw: &RawStep, index: usize) -> Result<Step, WorkflowError> {
+    let name = raw.name.clone().ok_or_else(|| err(None, &format!("steps[{index}].name"), "every step needs a name"))?;
+    check_name(Some(&name), "name", &name)?;
+    let s = Some(name.as_str());
+    let raw_call = raw.call.as_ref().ok_or_else(|| err(s, "call", "a step needs `call = { service, path }`"))?;
+    let call = parse_call(&name, "call", raw_call)?;
+    let retry = RetryPolicy::from_raw(raw.retry.clone().unwrap_or_default())
+        .map_err(|(f, m)| err(s, &format!("retry.{f}"), m))?;
+    let timeout = raw.timeout.unwrap_or(crate::Span(DEFAULT_STEP_TIMEOUT));
+    if timeout.0.is_zero() {
+        return Err(err(s, "timeout", "must be more than zero"));
+    }
+    let label = raw.label.clone().unwrap_or_else(|| humanize(&name));
+    let done_label = raw.done_label.clone().unwrap_or_else(|| format!("{label}: done"));
+    let compensate = match &raw.compensate {
+        None => None,
+        Some(c) => {
+            let rc = RawCall { service: c.service.clone(), method: c.method.clone(), path: c.path.clone() };
+            Some(Compensate {
+                call: parse_call(&name, "compensate", &rc)?,
+                label: c.label.clone().unwrap_or_else(|| format!("Undoing: {label}")),
+                done_label: c.done_label.clone().unwrap_or_else(|| format!("Undone: {label}")),
+            })
+        }
+    };
+    for (f, v) in [("label", &label), ("done_label", &done_label)] {
+        if v.trim().is_empty() || v.len() > 200 {
+            return Err(err(s, f, "must be 1-200 characters"));
+        }
+    }
+    Ok(Step {
+        name,
+        label,
+        done_label,
+        call,
+        retry,
+        timeout,
+        expected_within: raw.expected_within,
+        deadline: raw.deadline,
+        compensate,
+        stage: 0,
+    })
+}
+
+/// "delete-audit-logs" → "Delete audit logs": a readable default label.
+fn humanize(name: &str) -> String {
+    let spaced = name.replace(['-', '_'], " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => spaced,
+    }
+}
+
+pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, WorkflowError> {
+    check_name(None, "name", &raw.name)?;
+    let version = raw.version.unwrap_or(1);
+    if version == 0 {
+        return Err(err(None, "version", "must be 1 or more"));
+    }
+    if let Some(p) = &raw.subject {
+        check_pointer(None, "subject", p)?;
+    }
+    if raw.steps.is_empty() {
+        return Err(err(None, "steps", "a workflow needs at least one step"));
+    }
+    if let (Some(e), Some(d)) = (raw.expected_within, raw.deadline)
+        && e > d
+    {
+        return Err(err(None, "expected_within", format!("{e} is after the deadline ({d})")));
+    }
+    let concurrency = match &raw.concurrency {
+        None => None,
+        Some(c) => {
+            let key = if c.key == "subject" {
+                if raw.subject.is_none() {
+                    return Err(err(None, "concurrency.key", "`subject` needs the workflow's `subject` pointer"));
+                }
+                ConcurrencyKey::Subject
+            } else {
+                check_pointer(None, "concurrency.key", &c.key)?;
+                ConcurrencyKey::Input(c.key.clone())
+            };
+            Some(Concurrency { key, on_conflict: c.on_conflict })
+        }
+    };
+
+    let notify = crate::notify::NotifyPolicy::from_raw(raw.notify.as_ref());
+    if notify.channels.contains(&crate::notify::Channel::Email) {
+        match &notify.email_to {
+            Some(p) => check_pointer(None, "notify.email_to", p)?,
+            None => {
+                return Err(err(
+                    None,
+                    "notify.email_to",
+                    "the email channel needs `email_to`, a pointer to the address in the input",
+                ));
+            }
+        }
+    }
+    if let Some(r) = &raw.retention
+        && let Some(bad) = r.redact.iter().find(|k| k.is_empty() || k.contains('/'))
+    {
+        return Err(err(None, "retention.redact", format!("`{bad}` must be a top-level field of the input")));
+    }
+    let mut steps = Vec::new();
+    let mut by_name = BTreeMap::new();
+    for (i, entry) in raw.steps.iter().enumerate() {
+        if entry.parallel.is_some() {
+            let only_parallel = entry.name.is_none() && entry.call.is_none() && entry.label.is_none();
+            if !only_parallel {
+                return Err(err(
+                    entry.name.as_deref(),
+                    &format!("steps[{i}].parallel"),
+                    "a `parallel` entry only names other steps",
+                ));
+            }
+            continue;
+        }
+        let s = step(entry, i)?;
+        if by_name.insert(s.name.clone(), steps.len()).is_some() {
+            return Err(err(Some(&s.name), "name", "two steps have this name"));
+        }
+        steps.push(s);
+    }
+
+    // Stages in file order; a group's members run at the group's position.
+    let mut grouped = BTreeSet::new();
+    for entry in &raw.steps {
+        for m in entry.parallel.iter().flatten() {
+            let Some(&ix) = by_name.get(m) else {
+                return Err(err(None, "parallel", format!("names `{m}`, which is not a step of this workflow")));
+            };
+            if !grouped.insert(ix) {
+                return Err(err(Some(m), "parallel", "this step is in more than one parallel group"));
+            }
+        }
+    }
+    let mut stages: Vec<Vec<usize>> = Vec::new();
+    for entry in &raw.steps {
+        match (&entry.parallel, &entry.name) {
+            (Some(members), _) => {
+                if members.is_empty() {
+                    return Err(err(None, "parallel", "a parallel group needs at least one step"));
+                }
+                stages.push(members.iter().map(|m| by_name[m]).collect());
+            }
+            (None, Some(n)) => {
+                let ix = by_name[n];
+                if !grouped.contains(&ix) {
+                    stages.push(vec![ix]);
+                }
+            }
+            (None, None) => unreachable!("a step without a name was refused above"),
+        }
+    }
+    for (stage, members) in stages.iter().enumerate() {
+        for &ix in members {
+            steps[ix].stage = stage;
+        }
+    }
+    // Steps listed in stage order make views read in the order things run.
+    let order: Vec<usize> = stages.iter().flatten().copied().collect();
+    let reordered: Vec<Step> = order.iter().map(|&ix| steps[ix].clone()).collect();
+    let remap: BTreeMap<usize, usize> = order.iter().enumerate().map(|(new, &old)| (old, new)).collect();
+    let stages = stages.into_iter().map(|st| st.into_iter().map(|ix| remap[&ix]).collect()).collect();
+
+    Ok(Workflow {
+        label: raw.label.clone().unwrap_or_else(|| humanize(&raw.name)),
+        description: raw.description.clone(),
+        name: raw.name,
+        version,
+        expected_within: raw.expected_within,
+        deadline: raw.deadline,
+        subject: raw.subject,
+        concurrency,
+        notify,
+        redact: raw.retention.as_ref().map(|r| r.redact.clone()).unwrap_or_default(),
+        keep_input_for: raw.retention.as_ref().and_then(|r| r.keep_input_for),
+        steps: reordered,
+        stages,
+        source,
+    })
+}

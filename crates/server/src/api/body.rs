@@ -1,0 +1,54 @@
+//! Request bodies: size-limited, JSON only, with each failure its own problem.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::{HeaderMap, header},
+};
+use serde::de::DeserializeOwned;
+
+use super::problem::ApiError;
+
+/// The raw body, under the configured size limit (413 past it).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(usize::MAX);
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")))
+            }
+            Err(e) => Err(ApiError::InvalidInput(format!("could not read the body: {e}"))),
+        }
+    }
+}
+
+/// The configured limit, made visible to [`RawBody`] for its message.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Parses a JSON body: 415 without a JSON content type, 400 for broken
+/// JSON, 422 for JSON of the wrong shape.
+pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" && !mime.ends_with("+json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::InvalidInput(e.to_string()),
+        _ => ApiError::InvalidJson(e.to_string()),
+    })
+}
+
+/// Like [`json`], but an empty body means the default value.
+pub fn json_or_default<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    json(headers, body)
+}

@@ -1,0 +1,129 @@
+//! `GET /v1/operations/{id}/events`: the timeline as Server-Sent Events.
+//!
+//! The backlog after `Last-Event-ID` comes from the store, then live events
+//! from the hub; an event is sent only if its `seq` is the next one, and a
+//! gap (a lagging watcher) is filled from the store, so a client sees every
+//! event once, in order, across reconnects. The stream ends after the final
+//! event; reconnecting after that answers 204, which tells `EventSource` to
+//! stop.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
+};
+use herald_core::{Event, OperationId};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+
+use super::{
+    AppState,
+    follow::{Follow, PAGE, Source},
+    operations::parse_id,
+    problem::{ApiError, ApiResult, Problem},
+};
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct EventsParams {
+    /// Resume after this event (same as the `Last-Event-ID` header).
+    after: Option<u64>,
+    /// The bearer token: `EventSource` cannot send an `Authorization` header.
+    #[allow(dead_code)]
+    access_token: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/operations/{id}/events", tag = "operations",
+    params(("id" = String, Path), ("Last-Event-ID" = Option<u64>, Header), EventsParams),
+    responses((status = 200, content_type = "text/event-stream", description = "`id: <seq>`, `data: <Event JSON>`"),
+              (status = 204, description = "nothing after Last-Event-ID: the operation has ended"), (status = 404, body = Problem)))]
+pub async fn stream(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let after = resume_point(headers.get("last-event-id").and_then(|v| v.to_str().ok()), q.after);
+    let Some(feed) = open(&app, &caller, id, after).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        let e = feed.next().await?;
+        // No `event:` name: every event reaches `EventSource.onmessage`; its type is in the data.
+        Some((Ok::<_, Infallible>(SseEvent::default().id(e.seq.to_string()).data(data(&e))), feed))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)).into_response())
+}
+
+/// How often an idle stream sends a comment, so proxies keep it open.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Where a reconnecting client resumes: `Last-Event-ID`, else `?after=`.
+pub fn resume_point(last_event_id: Option<&str>, after: Option<u64>) -> u64 {
+    last_event_id.and_then(|v| v.trim().parse::<u64>().ok()).or(after).unwrap_or(0)
+}
+
+/// The event as the SSE `data:` line carries it.
+pub fn data(e: &Event) -> String {
+    serde_json::to_string(e).unwrap_or_default()
+}
+
+/// A watcher's feed after `after`, or `None` when the operation has ended
+/// and nothing is left to send (answer 204).
+pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) -> ApiResult<Option<Feed>> {
+    if caller.own_subject().is_some() {
+        super::operations::visible(app, caller, &id).await?;
+    }
+    let live = app.engine.hub().subscribe(&id);
+    // The first page of the backlog comes with the answer; only when there is
+    // none must the operation itself say whether it exists and has ended.
+    let backlog = app.engine.store().events(&id, after, PAGE).await?;
+    if backlog.is_empty() {
+        let op = app.engine.store().get(&id).await?;
+        if op.as_ref().is_none_or(|op| op.is_final()) {
+            drop(live);
+            app.engine.hub().release(&id);
+            return match op {
+                None => Err(ApiError::NotFound(format!("no operation {id}"))),
+                Some(_) => Ok(None),
+            };
+        }
+    }
+    let source = Timeline { app: app.clone(), id };
+    Ok(Some(Follow::new(source, app.engine.stopping(), after, live, backlog)))
+}
+
+/// A watcher of one operation's timeline.
+pub type Feed = Follow<Timeline>;
+
+pub struct Timeline {
+    app: AppState,
+    id: OperationId,
+}
+
+impl Source for Timeline {
+    type Item = Event;
+
+    fn seq(e: &Event) -> u64 {
+        e.seq
+    }
+
+    fn ends(e: &Event) -> bool {
+        e.kind.is_final()
+    }
+
+    async fn page(&self, after: u64) -> Option<Vec<Event>> {
+        self.app.engine.store().events(&self.id, after, PAGE).await.ok()
+    }
+
+    fn release(&self) {
+        self.app.engine.hub().release(&self.id);
+    }
+}

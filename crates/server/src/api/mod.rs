@@ -1,0 +1,84 @@
+//! The HTTP surface (DESIGN.md "HTTP surface (v1)").
+//!
+//! - [`operations`] — start, get, list, cancel.
+//! - [`events`] — a timeline as Server-Sent Events; `follow` — following any numbered sequence live.
+//! - `inbox` — the end user's notifications, and their live stream.
+//! - [`steps`] — callbacks completing steps that answered 202.
+//! - [`workflows`] — the definitions this server runs; `admin` — dead letters.
+//! - [`problem`] — the one table of error answers; [`body`] — body parsing.
+//! - [`openapi`] — the OpenAPI document, generated from the handlers.
+
+mod admin;
+mod body;
+pub mod events;
+mod follow;
+mod inbox;
+pub mod openapi;
+mod operations;
+pub mod problem;
+mod steps;
+mod views;
+mod workflows;
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderValue, header},
+    response::{Html, IntoResponse, Response},
+    routing::{get, post},
+};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+
+use crate::{config::Limits, engine::Engine};
+pub(crate) use operations::parse_id;
+use problem::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub limits: Limits,
+    pub auth: std::sync::Arc<crate::auth::Auth>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/", get(ui))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/v1/workflows", get(workflows::list))
+        .route("/v1/workflows/{name}", get(workflows::get))
+        .route("/v1/workflows/{name}/operations", post(operations::start))
+        .route("/v1/operations", get(operations::list))
+        .route("/v1/me/operations", get(operations::mine))
+        .route("/v1/me/notifications", get(inbox::list))
+        .route("/v1/me/notifications:read-all", post(inbox::read_all))
+        .route("/v1/me/notifications/stream", get(inbox::stream))
+        .route("/v1/me/notifications/{id}", post(inbox::read_one))
+        .route("/v1/operations/{id}", get(operations::get).post(operations::action))
+        .route("/v1/operations/{id}/events", get(events::stream))
+        .route("/v1/operations/{id}/steps/{step}", post(steps::complete))
+        .route("/v1/dead-letters", get(admin::dead_letters))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::map_response(problem::ensure_problem))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::Extension(body::BodyLimit(limit)))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn ready(State(app): State<AppState>) -> Response {
+    if app.engine.stopping().is_cancelled() {
+        return ApiError::Unavailable.into_response();
+    }
+    "ready".into_response()
+}
+
+async fn ui() -> Response {
+    let mut r = Html(include_str!("../ui/index.html")).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}

@@ -1,0 +1,334 @@
+//! Starting, reading, listing and cancelling operations.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use herald_core::{
+    Command, OpStatus, Operation, OperationId, Rejection, machine,
+    workflow::{ConcurrencyKey, OnConflict},
+};
+use herald_store::{Accepted, IdempotencyKey, ListQuery, NewOperation, SupersedeFn, TransitionResult};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Caller, require_service};
+
+use super::{
+    AppState,
+    body::{RawBody, json, json_or_default},
+    problem::{ApiError, ApiResult, Problem},
+    views::{CancelRequest, OperationList, OperationView},
+};
+
+/// Start an operation of a workflow. The body is the operation's input.
+#[utoipa::path(post, path = "/v1/workflows/{name}/operations", tag = "operations",
+    params(("name" = String, Path, description = "workflow name"),
+           ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body return the same operation"),
+           ("Prefer" = Option<String>, Header, description = "`wait=N`: answer 200 with the finished operation if it ends within N seconds"),
+           ("Herald-Subject" = Option<String>, Header, description = "who the operation is about; overrides the workflow's `subject` pointer")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 202, body = OperationView, description = "accepted and durable"),
+              (status = 200, body = OperationView, description = "finished within `Prefer: wait`"),
+              (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn start(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    require_service(&caller)?;
+    let wf = app.engine.workflows().latest(&name).ok_or_else(|| ApiError::UnknownWorkflow(name.clone()))?;
+    let input: Value = json(&headers, &body)?;
+    if !input.is_object() {
+        return Err(ApiError::InvalidInput("the body must be a JSON object: the operation's input".into()));
+    }
+    let subject = match header_text(&headers, "herald-subject")? {
+        Some(s) => Some(s),
+        None => wf.subject.as_deref().map(|p| pointer_text(&input, p, "subject")).transpose()?,
+    };
+    let key = match &wf.concurrency {
+        None => None,
+        Some(c) => Some(match &c.key {
+            ConcurrencyKey::Subject => {
+                subject.clone().ok_or_else(|| ApiError::InvalidInput("the operation has no subject".into()))?
+            }
+            ConcurrencyKey::Input(p) => pointer_text(&input, p, "concurrency key")?,
+        }),
+    };
+    let idempotency = header_text(&headers, "idempotency-key")?.map(|key| IdempotencyKey {
+        key,
+        request_hash: hex::encode(
+            Sha256::new().chain_update(name.as_bytes()).chain_update([0]).chain_update(&body).finalize(),
+        ),
+    });
+    let now = Utc::now();
+    let id = OperationId::new(now);
+    let (op, transition) = machine::accept(&wf, id.clone(), input, subject, key, now);
+    let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
+    let supersede: Option<SupersedeFn> = (on_conflict == Some(OnConflict::Supersede)).then(|| {
+        let engine = app.engine.clone();
+        let by = id.clone();
+        Arc::new(move |older: &mut Operation| {
+            let Some(wf) = engine.workflows().version(&older.workflow, older.version) else {
+                return Default::default();
+            };
+            machine::apply(older, &wf, Command::Supersede { by: by.clone() }, now).unwrap_or_default()
+        }) as SupersedeFn
+    });
+    let wait = prefer_wait(&headers, app.limits.max_wait_seconds);
+    match app.engine.accept(NewOperation { op, transition, idempotency, on_conflict, supersede }).await? {
+        Accepted::Created(a) => respond(&app, (*a.op).clone(), Some(a.events), wait).await,
+        Accepted::Existing(op) => respond(&app, *op, None, wait).await,
+        Accepted::KeyReused(id) => Err(ApiError::IdempotencyKeyReused(id)),
+        Accepted::Conflict(id) => Err(ApiError::ConcurrencyConflict(id)),
+    }
+}
+
+/// 202 with `Location`, or 200 if the operation ended within `Prefer: wait`.
+async fn respond(
+    app: &AppState,
+    op: Operation,
+    events: Option<Vec<herald_core::Event>>,
+    wait: Option<u64>,
+) -> ApiResult<Response> {
+    let id = op.id.clone();
+    let (op, timeline, applied) = match wait {
+        Some(secs) if !op.is_final() => {
+            let op = wait_final(app, &id, Duration::from_secs(secs)).await?;
+            let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
+            (op, timeline, Some(secs))
+        }
+        _ => {
+            let timeline = match events {
+                Some(e) if e.first().is_some_and(|e| e.seq == 1) => e,
+                _ => app.engine.store().events(&id, 0, usize::MAX).await?,
+            };
+            (op, timeline, wait)
+        }
+    };
+    let status = if op.is_final() && applied.is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let mut resp = (status, Json(OperationView { operation: op, timeline })).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/operations/{id}")).expect("ids are ASCII"));
+    if let Some(secs) = applied {
+        h.insert("preference-applied", HeaderValue::from_str(&format!("wait={secs}")).expect("digits"));
+    }
+    Ok(resp)
+}
+
+/// Waits until the operation is final or the time is up; answers its state then.
+pub async fn wait_final(app: &AppState, id: &OperationId, limit: Duration) -> ApiResult<Operation> {
+    let hub = app.engine.hub();
+    let mut rx = hub.subscribe(id);
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let op = app.engine.store().get(id).await?.ok_or_else(|| ApiError::NotFound(format!("no operation {id}")))?;
+        if op.is_final() {
+            drop(rx);
+            hub.release(id);
+            return Ok(op);
+        }
+        // Any event (or a lag, or the channel closing) means: look again.
+        let stopping = app.engine.stopping();
+        // Time up, or the server stopping, ends the wait with what is known.
+        let woke = loop {
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
+                    Err(_) => break false,
+                    Ok(Ok(e)) if !e.kind.is_final() => continue,
+                    Ok(_) => break true,
+                },
+                _ = stopping.cancelled() => break false,
+            }
+        };
+        if !woke {
+            drop(rx);
+            hub.release(id);
+            return app.engine.store().get(id).await?.ok_or_else(|| ApiError::NotFound(format!("no operation {id}")));
+        }
+        rx = hub.subscribe(id);
+    }
+}
+
+/// `Prefer: wait=N` (RFC 7240), capped by the server's limit.
+fn prefer_wait(headers: &HeaderMap, max: u64) -> Option<u64> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .find_map(|p| {
+            let (k, v) = p.trim().split_once('=')?;
+            (k.trim().eq_ignore_ascii_case("wait")).then(|| v.trim().trim_matches('"').parse::<u64>().ok()).flatten()
+        })
+        .map(|n| n.min(max))
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get(name) else { return Ok(None) };
+    let s = v.to_str().map_err(|_| ApiError::InvalidInput(format!("`{name}` must be visible ASCII")))?.trim();
+    if s.is_empty() || s.len() > 255 {
+        return Err(ApiError::InvalidInput(format!("`{name}` must be 1-255 characters")));
+    }
+    Ok(Some(s.to_string()))
+}
+
+fn pointer_text(input: &Value, pointer: &str, what: &str) -> ApiResult<String> {
+    match input.pointer(pointer) {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(ApiError::InvalidInput(format!("the input needs a text value at `{pointer}` (the {what})"))),
+    }
+}
+
+pub fn parse_id(raw: &str) -> ApiResult<OperationId> {
+    raw.parse().map_err(|_| ApiError::NotFound(format!("no operation {raw}")))
+}
+
+/// An operation with its steps, final outcome and timeline.
+#[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
+    params(("id" = String, Path), ("If-None-Match" = Option<String>, Header)),
+    responses((status = 200, body = OperationView, headers(("ETag" = String))), (status = 304), (status = 404, body = Problem)))]
+pub async fn get(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = parse_id(&id)?;
+    let op = visible(&app, &caller, &id).await?;
+    let etag = format!("\"{}\"", op.last_seq);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if fresh {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
+    Ok(([(header::ETAG, etag)], Json(OperationView { operation: op, timeline })).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    subject: Option<String>,
+    workflow: Option<String>,
+    /// accepted, running, compensating, succeeded, failed or cancelled
+    status: Option<String>,
+    cursor: Option<String>,
+    /// 1-200, default 50
+    limit: Option<usize>,
+    /// The bearer token, for clients that cannot send headers.
+    #[serde(default)]
+    #[allow(dead_code)]
+    access_token: Option<String>,
+}
+
+/// Operations, newest first, with stable cursor pagination.
+#[utoipa::path(get, path = "/v1/operations", tag = "operations", params(ListParams),
+    responses((status = 200, body = OperationList), (status = 422, body = Problem)))]
+pub async fn list(
+    caller: Caller,
+    State(app): State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<OperationList>> {
+    let Query(mut p) = params.map_err(|e| ApiError::InvalidInput(e.body_text()))?;
+    // An end user lists their own operations, whatever they asked for.
+    if let Some(sub) = caller.own_subject() {
+        p.subject = Some(sub.to_string());
+    }
+    let status = p
+        .status
+        .as_deref()
+        .map(|s| OpStatus::parse(s).ok_or_else(|| ApiError::InvalidInput(format!("`{s}` is not an operation status"))))
+        .transpose()?;
+    let before = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<OperationId>().map_err(|_| ApiError::InvalidInput("`cursor` is not one this server gave".into()))
+        })
+        .transpose()?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::InvalidInput("`limit` must be between 1 and 200".into()));
+    }
+    let items = app
+        .engine
+        .store()
+        .list(ListQuery { subject: p.subject, workflow: p.workflow, status, before, limit: limit + 1 })
+        .await?;
+    let more = items.len() > limit;
+    let items: Vec<Operation> = items.into_iter().take(limit).collect();
+    let next_cursor = if more { items.last().map(|o| o.id.to_string()) } else { None };
+    Ok(Json(OperationList { items, next_cursor }))
+}
+
+/// The end user's own operations, newest first (the token's `sub`).
+#[utoipa::path(get, path = "/v1/me/operations", tag = "operations", params(ListParams),
+    responses((status = 200, body = OperationList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn mine(
+    caller: Caller,
+    state: State<AppState>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<OperationList>> {
+    if caller.own_subject().is_none() {
+        return Err(ApiError::Forbidden("`/v1/me` is for end users' tokens".into()));
+    }
+    list(caller, state, params).await
+}
+
+/// The operation, if this caller may see it; otherwise "not found", so
+/// nobody learns that someone else's operation exists.
+pub async fn visible(app: &AppState, caller: &Caller, id: &OperationId) -> ApiResult<Operation> {
+    match app.engine.store().get(id).await? {
+        Some(op) if caller.may_see(op.subject.as_deref()) => Ok(op),
+        _ => Err(ApiError::NotFound(format!("no operation {id}"))),
+    }
+}
+
+/// `POST /v1/operations/{id}:cancel`: cancel and undo what was done.
+#[utoipa::path(post, path = "/v1/operations/{id}:cancel", tag = "operations",
+    params(("id" = String, Path)), request_body(content = Option<CancelRequest>, content_type = "application/json"),
+    responses((status = 202, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn action(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    let Some((id, "cancel")) = target.split_once(':') else {
+        return Err(ApiError::NotFound(format!("no action at /v1/operations/{target}")));
+    };
+    let id = parse_id(id)?;
+    visible(&app, &caller, &id).await?;
+    let req: CancelRequest = json_or_default(&headers, &body)?;
+    let reason = req.reason.unwrap_or_else(|| "cancelled on request".into());
+    if reason.len() > 500 {
+        return Err(ApiError::InvalidInput("`reason` is longer than 500 characters".into()));
+    }
+    match app.engine.apply(&id, None, Command::Cancel { reason }).await? {
+        TransitionResult::Applied(a) => respond(&app, (*a.op).clone(), None, None).await,
+        TransitionResult::Missing => Err(ApiError::NotFound(format!("no operation {id}"))),
+        TransitionResult::Rejected(r) => Err(rejected(r)),
+    }
+}
+
+pub fn rejected(r: Rejection) -> ApiError {
+    match r {
+        Rejection::UnknownStep(_) => ApiError::NotFound(r.to_string()),
+        Rejection::UnknownWorkflow(_) => ApiError::Internal(r.to_string()),
+        _ => ApiError::Conflict(r.to_string()),
+    }
+}

@@ -1,0 +1,158 @@
+//! Every error answer is an RFC 9457 problem document with a stable `type`.
+//! This one table maps each error to its status, type and title; internals
+//! are logged, never sent.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use herald_core::OperationId;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("send `content-type: application/json`")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("there is no workflow named `{0}`")]
+    UnknownWorkflow(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("this Idempotency-Key was used before with a different request")]
+    IdempotencyKeyReused(OperationId),
+    #[error("another operation with the same concurrency key is running")]
+    ConcurrencyConflict(OperationId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the server is shutting down")]
+    Unavailable,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("this endpoint does not take that method")]
+    MethodNotAllowed,
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The problem document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable: match on this, not on `title` or `detail`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:herald:problem:invalid-json")]
+    pub kind: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// The operation concerned (an existing one, for conflicts and reused keys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<String>,
+}
+
+impl ApiError {
+    /// (status, type code, title): the table.
+    fn describe(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid-json", "The body is not valid JSON"),
+            UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported content type")
+            }
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The body is too large"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            UnknownWorkflow(_) => (StatusCode::NOT_FOUND, "unknown-workflow", "Unknown workflow"),
+            InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", "The request is not valid"),
+            IdempotencyKeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused with another request",
+            ),
+            ConcurrencyConflict(_) => (StatusCode::CONFLICT, "concurrency-conflict", "Already running"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict", "Not possible in the current state"),
+            Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Not authenticated"),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, code, title) = self.describe();
+        let operation_id = match self {
+            ApiError::IdempotencyKeyReused(id) | ApiError::ConcurrencyConflict(id) => Some(id.to_string()),
+            _ => None,
+        };
+        Problem {
+            kind: format!("urn:herald:problem:{code}"),
+            title,
+            status: status.as_u16(),
+            detail: self.to_string(),
+            operation_id,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let problem = self.problem();
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, axum::Json(problem)).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let ApiError::Unauthorized(_) = &self {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::ConcurrencyConflict(id) = &self
+            && let Ok(v) = HeaderValue::from_str(&format!("/v1/operations/{id}"))
+        {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        resp
+    }
+}
+
+/// Any error answer not already a problem document (the framework's own
+/// rejections: a path that is not UTF-8, a query of the wrong type) becomes
+/// one here, so every error a client sees has the same shape.
+pub async fn ensure_problem(resp: Response) -> Response {
+    let status = resp.status();
+    let is_problem =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&body).trim().to_string();
+    let error = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+        StatusCode::NOT_FOUND => ApiError::NotFound(if detail.is_empty() { "not found".into() } else { detail }),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("the body is too large".into()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        s if s.is_client_error() => ApiError::BadRequest(if detail.is_empty() { "bad request".into() } else { detail }),
+        _ => ApiError::Internal(detail),
+    };
+    let mut problem = error.into_response();
+    *problem.status_mut() = status;
+    problem
+}
+
+impl From<herald_store::Error> for ApiError {
+    fn from(e: herald_store::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

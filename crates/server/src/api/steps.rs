@@ -1,0 +1,66 @@
+//! `POST /v1/operations/{id}/steps/{step}:complete`: a service that
+//! answered 202 reports its result, with the token it was given.
+
+use axum::{
+    extract::{Path, State},
+    http::{HeaderMap, header},
+    response::Response,
+};
+use herald_core::{Command, machine::Outcome};
+use herald_store::TransitionResult;
+
+use super::{
+    AppState,
+    body::{RawBody, json},
+    operations::{parse_id, rejected},
+    problem::{ApiError, ApiResult, Problem},
+    views::{CompleteRequest, OperationView},
+};
+
+#[utoipa::path(post, path = "/v1/operations/{id}/steps/{step}:complete", tag = "steps",
+    params(("id" = String, Path), ("step" = String, Path),
+           ("Authorization" = String, Header, description = "`Bearer <token>` from the step call's `callback.token`")),
+    request_body = CompleteRequest,
+    responses((status = 200, body = OperationView), (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn complete(
+    State(app): State<AppState>,
+    Path((id, target)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    let Some((step, "complete")) = target.rsplit_once(':') else {
+        return Err(ApiError::NotFound(format!("no action at steps/{target}")));
+    };
+    let id = parse_id(&id)?;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("send the step's callback token as `Authorization: Bearer <token>`".into())
+        })?;
+    if !app.engine.tokens().verify(&id.to_string(), step, token.trim()) {
+        return Err(ApiError::Unauthorized("the token does not open this step".into()));
+    }
+    let req: CompleteRequest = json(&headers, &body)?;
+    let outcome = match (req.result, req.error) {
+        (_, Some(error)) if error.len() > 2000 => {
+            return Err(ApiError::InvalidInput("`error` is longer than 2000 characters".into()));
+        }
+        (None, Some(error)) => Outcome::Failed { error, retryable: req.retryable, maybe_applied: true },
+        (result, None) => Outcome::Done(result.unwrap_or(serde_json::Value::Null)),
+        (Some(_), Some(_)) => return Err(ApiError::InvalidInput("send `result` or `error`, not both".into())),
+    };
+    let cmd = Command::Callback { step: step.to_string(), outcome, sample: rand::random() };
+    match app.engine.apply(&id, None, cmd).await? {
+        TransitionResult::Applied(a) => {
+            let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
+            Ok(axum::response::IntoResponse::into_response(axum::Json(OperationView {
+                operation: (*a.op).clone(),
+                timeline,
+            })))
+        }
+        TransitionResult::Missing => Err(ApiError::NotFound(format!("no operation {id}"))),
+        TransitionResult::Rejected(r) => Err(rejected(r)),
+    }
+}

@@ -1,0 +1,139 @@
+//! Putting the parts together: storage, workflows, engine, HTTP.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use herald_core::Workflow;
+use herald_store::{
+    Store,
+    sqlite::{Node, SqliteStore},
+};
+use tokio::net::TcpListener;
+
+use crate::{
+    api::{self, AppState},
+    config::Config,
+    engine::{Engine, Parts, services::Services, tokens::Tokens},
+    workflows::{self, Workflows},
+};
+
+pub struct Application {
+    listener: TcpListener,
+    engine: Engine,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Opens storage, loads the workflows from `config.workflows`, and binds
+    /// the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let files = match &config.workflows {
+            Some(dir) => workflows::read_dir(dir, &config)?.into_iter().map(|(_, wf)| wf).collect(),
+            None => Vec::new(),
+        };
+        Self::build_with(config, files).await
+    }
+
+    /// As [`Application::build`], with workflow definitions given directly.
+    pub async fn build_with(mut config: Config, definitions: Vec<Workflow>) -> anyhow::Result<Self> {
+        install_crypto();
+        check_lease(&config, &definitions)?;
+        check_channels(&config, &definitions)?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        config.listen = listener.local_addr()?;
+        let node = Node { id: format!("node-{}", std::process::id()), lease: config.engine.lease.as_chrono() };
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir, node)?);
+        let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
+        let secret = store.secret(rand::random::<[u8; 32]>().to_vec()).await?;
+        let engine = Engine::new(Parts {
+            webhook: config.webhook.clone(),
+            email: config.email.clone(),
+            store,
+            workflows,
+            services: Services::new(&config.services),
+            tokens: Tokens::new(secret),
+            public_url: config.public_url(),
+            config: config.engine.clone(),
+        })?;
+        let auth = std::sync::Arc::new(crate::auth::Auth::new(&config.auth)?);
+        let state = AppState { engine: engine.clone(), limits: config.limits.clone(), auth };
+        let router = api::router(state.clone());
+        Ok(Application { listener, engine, router, state })
+    }
+
+    /// Adds routes beside herald's own (the demo's pages and helpers).
+    pub fn merge(mut self, routes: axum::Router) -> Self {
+        self.router = self.router.merge(routes);
+        self
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking requests and
+    /// work, lets calls in flight finish, and gives held tasks back.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let poller = self.engine.spawn_poller();
+        let engine = self.engine.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            // Ends live streams so the server can drain.
+            engine.stopping().cancel();
+        };
+        crate::serve::serve(self.listener, self.router, self.state, signal).await;
+        self.engine.shutdown().await;
+        poller.abort();
+        Ok(())
+    }
+}
+
+/// A call must end before its task's lease does, or another run of the
+/// poller would take the task and call the step a second time.
+fn check_lease(config: &Config, definitions: &[Workflow]) -> anyhow::Result<()> {
+    let lease = config.engine.lease.0;
+    let too_long = definitions.iter().flat_map(|wf| wf.steps.iter().map(move |s| (wf, s)));
+    if let Some((wf, s)) = too_long.into_iter().find(|(_, s)| s.timeout.0 + std::time::Duration::from_secs(10) > lease)
+    {
+        anyhow::bail!(
+            "workflow `{}`, step `{}`: timeout {} must be at least 10s shorter than engine.lease ({})",
+            wf.name,
+            s.name,
+            s.timeout,
+            config.engine.lease
+        );
+    }
+    Ok(())
+}
+
+/// A workflow that notifies by webhook needs a webhook to notify.
+fn check_channels(config: &Config, definitions: &[Workflow]) -> anyhow::Result<()> {
+    use herald_core::notify::Channel;
+    if let Some(wf) = definitions.iter().find(|wf| wf.notify.channels.contains(&Channel::Webhook)) {
+        anyhow::ensure!(
+            config.webhook.is_some(),
+            "workflow `{}` notifies by webhook, but [webhook] is not configured",
+            wf.name
+        );
+    }
+    if let Some(wf) = definitions.iter().find(|wf| wf.notify.channels.contains(&Channel::Email)) {
+        anyhow::ensure!(
+            config.email.is_some(),
+            "workflow `{}` notifies by email, but [email] is not configured",
+            wf.name
+        );
+    }
+    Ok(())
+}
+
+/// One TLS provider for the whole process (ring), chosen before any client exists.
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

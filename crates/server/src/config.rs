@@ -1,0 +1,315 @@
+//! The server's settings: defaults, then `herald.toml`, then `HERALD_…`
+//! environment variables (`HERALD_DATA_DIR`, `HERALD_SERVICES__AUDIT__INSTANCES`),
+//! then command-line flags, each layer overriding the one before.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+use herald_core::Span;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// A folder of workflow files (`*.toml`).
+    pub workflows: Option<PathBuf>,
+    /// How services reach this server for step callbacks; defaults to
+    /// `http://{listen}`.
+    pub public_url: Option<String>,
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub engine: EngineConfig,
+    pub limits: Limits,
+    pub auth: AuthConfig,
+    /// Where workflows with `channels = ["webhook"]` send their notifications.
+    pub webhook: Option<WebhookConfig>,
+    /// The SMTP server for `channels = ["email"]`.
+    pub email: Option<EmailConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:7070".parse().expect("a valid address"),
+            data_dir: PathBuf::from("./herald-data"),
+            workflows: None,
+            public_url: None,
+            services: BTreeMap::new(),
+            engine: EngineConfig::default(),
+            limits: Limits::default(),
+            auth: AuthConfig::default(),
+            webhook: None,
+            email: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Base URLs, as a list or one comma-separated string (handy in env vars).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub instances: Vec<String>,
+    /// Caps every call to this service; a step's own `timeout` may be shorter.
+    #[serde(default)]
+    pub timeout: Option<Span>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// How often to look for due work that nobody announced (timers of
+    /// other nodes, expired leases).
+    pub poll_interval: Span,
+    /// Step calls in flight at once, across all operations.
+    pub max_in_flight: usize,
+    /// How long a claimed task is this node's before another may take it.
+    pub lease: Span,
+    /// On shutdown, how long in-flight calls may take to finish.
+    pub shutdown_grace: Span,
+    /// Accept operations but run nothing (maintenance, or measuring the
+    /// accept path alone). Their tasks wait, durable, for an unpaused run.
+    pub paused: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            poll_interval: Span::from_millis(1000),
+            max_in_flight: 1024,
+            lease: Span(herald_store::sqlite::DEFAULT_LEASE),
+            shutdown_grace: Span::from_millis(10_000),
+            paused: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest `Prefer: wait=N` honoured, in seconds.
+    pub max_wait_seconds: u64,
+    /// Open connections at once; past it, new ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body_bytes: 1024 * 1024, max_wait_seconds: 60, max_connections: 16_384 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Signs every body (see `Herald-Signature` in the README).
+    pub secret: String,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// Defaults: 8 attempts from 1 s, doubling, up to 5 minutes apart.
+    #[serde(default)]
+    pub retry: Option<herald_core::workflow::raw::RawRetry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub host: String,
+    #[serde(default = "smtp_port")]
+    pub port: u16,
+    /// `none` (a local sink), `starttls` or `tls`.
+    #[serde(default)]
+    pub tls: EmailTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The sender, e.g. `"Shop <noreply@shop.example>"`.
+    pub from: String,
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// Defaults: 8 attempts from 1 s, doubling, up to 5 minutes apart.
+    #[serde(default)]
+    pub retry: Option<herald_core::workflow::raw::RawRetry>,
+}
+
+fn smtp_port() -> u16 {
+    25
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailTls {
+    #[default]
+    None,
+    Starttls,
+    Tls,
+}
+
+/// Who may call herald. With nothing configured every caller is an admin
+/// (a warning says so at start-up): fine on a laptop, never in production.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// How end users' bearer tokens (JWTs whose `sub` is their subject) are checked.
+    pub users: Option<UserTokens>,
+    /// Bearer tokens of services and admins.
+    pub tokens: Vec<StaticToken>,
+    /// What a caller with no token is. Unset: refused (once anything above
+    /// is configured). For local demos only.
+    pub anonymous: Option<StaticRole>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserTokens {
+    pub algorithm: JwtAlgorithm,
+    /// The shared secret, for HS256.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The issuer's public key (PEM), for EdDSA.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// When set, tokens must carry this `iss`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// When set, tokens must carry this `aud`.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    EdDSA,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticToken {
+    /// Who holds it, for logs.
+    pub name: String,
+    pub token: String,
+    pub role: StaticRole,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StaticRole {
+    /// Starts operations and reads any of them.
+    Service,
+    /// Everything.
+    Admin,
+}
+
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(v) => v,
+        Either::Csv(s) => s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Config {
+    /// Defaults ← the file (if any) ← `HERALD_…` variables from `env`.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.to_string() })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("HERALD_") else { continue };
+            // The config file's own path, and switches of herald's tests, are not settings.
+            if rest == "CONFIG" || rest.starts_with("TEST_") {
+                continue;
+            }
+            let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
+            overlay(&mut table, &keys, env_value(&value));
+        }
+        let origin = file.map(|p| p.display().to_string()).unwrap_or_else(|| "configuration".into());
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid { path: origin, message: e.to_string() })
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// An env value read as TOML when it parses (`1024`, `["a"]`), else as text.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn overlay(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                overlay(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_the_file_and_reads_lists_and_numbers() {
+        let env = [
+            ("HERALD_LISTEN".to_string(), "127.0.0.1:9".to_string()),
+            ("HERALD_SERVICES__AUDIT__INSTANCES".to_string(), "http://127.0.0.1:1,http://127.0.0.1:2".to_string()),
+            ("HERALD_ENGINE__MAX_IN_FLIGHT".to_string(), "7".to_string()),
+            ("PATH".to_string(), "/bin".to_string()),
+            ("HERALD_CONFIG".to_string(), "elsewhere.toml".to_string()),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.listen.port(), 9);
+        assert_eq!(c.services["audit"].instances.len(), 2);
+        assert_eq!(c.engine.max_in_flight, 7);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let env = [("HERALD_LISTNE".to_string(), "x".to_string())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(err.contains("listne"), "{err}");
+    }
+}

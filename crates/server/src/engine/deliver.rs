@@ -1,0 +1,192 @@
+//! Notifications to channels beyond the inbox: a signed POST to the
+//! configured webhook, or an email over SMTP; retried with backoff,
+//! dead-lettered when exhausted. An operation's final email is the last
+//! use of the address: once it is out (or given up), the workflow's
+//! `redact` fields are erased.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use herald_core::{Command, TaskKind, notify::Channel, retry::RetryPolicy, signature, workflow::raw::RawRetry};
+use herald_store::{DeadLetter, Task};
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
+    transport::smtp::authentication::Credentials,
+};
+use serde_json::Value;
+
+use super::Engine;
+use crate::config::{EmailConfig, EmailTls, WebhookConfig};
+
+/// 8 attempts from 1 s, doubling, at most 5 minutes apart.
+fn policy(raw: Option<RawRetry>, what: &str) -> anyhow::Result<RetryPolicy> {
+    let defaults = RawRetry {
+        attempts: Some(8),
+        initial: Some(herald_core::Span::from_millis(1000)),
+        max: Some(herald_core::Span::from_millis(300_000)),
+        ..Default::default()
+    };
+    RetryPolicy::from_raw(raw.unwrap_or(defaults)).map_err(|(f, m)| anyhow::anyhow!("{what}.retry.{f}: {m}"))
+}
+
+pub struct Webhook {
+    url: String,
+    secret: Vec<u8>,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl Webhook {
+    pub fn new(c: WebhookConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            c.url.starts_with("http://") || c.url.starts_with("https://"),
+            "webhook.url must be an http(s) URL"
+        );
+        anyhow::ensure!(c.secret.len() >= 16, "webhook.secret needs at least 16 characters");
+        let timeout = c.timeout.map_or(Duration::from_secs(10), |t| t.0);
+        Ok(Webhook { url: c.url, secret: c.secret.into_bytes(), timeout, retry: policy(c.retry, "webhook")? })
+    }
+}
+
+pub struct Email {
+    mailer: AsyncSmtpTransport<Tokio1Executor>,
+    from: lettre::message::Mailbox,
+    retry: RetryPolicy,
+}
+
+impl Email {
+    pub fn new(c: EmailConfig) -> anyhow::Result<Self> {
+        let builder = match c.tls {
+            EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
+            EmailTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)?,
+            EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)?,
+        };
+        let mut builder = builder.port(c.port).timeout(Some(c.timeout.map_or(Duration::from_secs(10), |t| t.0)));
+        if let (Some(user), Some(pass)) = (c.username, c.password) {
+            builder = builder.credentials(Credentials::new(user, pass));
+        }
+        let from = c.from.parse().map_err(|e| anyhow::anyhow!("email.from: {e}"))?;
+        Ok(Email { mailer: builder.build(), from, retry: policy(c.retry, "email")? })
+    }
+}
+
+/// Why a delivery did not land, and whether trying again could help.
+struct Failure {
+    error: String,
+    retryable: bool,
+}
+
+impl Engine {
+    pub(super) async fn deliver(
+        &self,
+        task: Task,
+        channel: Channel,
+        attempt: u32,
+        payload: Value,
+    ) -> herald_store::Result<()> {
+        let (outcome, retry) = match channel {
+            Channel::Webhook => match &self.0.webhook {
+                Some(hook) => (self.post(hook, task.id, &payload).await, hook.retry.clone()),
+                None => (
+                    Err(Failure { error: "no webhook is configured".into(), retryable: false }),
+                    RetryPolicy::default(),
+                ),
+            },
+            Channel::Email => match &self.0.email {
+                Some(email) => (send(email, &payload).await, email.retry.clone()),
+                None => (
+                    Err(Failure { error: "no email server is configured".into(), retryable: false }),
+                    RetryPolicy::default(),
+                ),
+            },
+            Channel::Inbox => (Ok(()), RetryPolicy::default()),
+        };
+        let last_use = payload["final"] == true;
+        let failure = match outcome {
+            Ok(()) => {
+                self.0.store.finish_task(task.id).await?;
+                return self.after_last_use(&task, last_use).await;
+            }
+            Err(f) => f,
+        };
+        if !failure.retryable || retry.exhausted(attempt) {
+            tracing::warn!(operation_id = %task.op, attempts = attempt, error = %failure.error, "a notification is dead-lettered");
+            let mut payload = payload;
+            if last_use && let Some(to) = payload.get_mut("to") {
+                *to = Value::String("(erased)".into());
+            }
+            let letter = DeadLetter {
+                id: 0,
+                kind: format!("{channel:?}").to_lowercase(),
+                operation_id: task.op.clone(),
+                attempts: attempt,
+                error: failure.error,
+                payload,
+                created_at: Utc::now(),
+            };
+            self.0.store.dead_letter(task.id, letter).await?;
+            return self.after_last_use(&task, last_use).await;
+        }
+        let due = Utc::now()
+            + chrono::Duration::from_std(retry.delay_before(attempt + 1, rand::random())).unwrap_or_default();
+        let kind = TaskKind::Deliver { channel, attempt: attempt + 1, payload };
+        if self.0.store.retry_task(task.id, kind.clone(), due).await? {
+            self.schedule(Task { id: task.id, op: task.op, kind, due, owned: false }, None);
+        }
+        Ok(())
+    }
+
+    /// The final email is out or given up: the address has had its last
+    /// use. An earlier email that lands after the erasure leaves its task's
+    /// copy of the address behind on disk, so that is cleaned too.
+    async fn after_last_use(&self, task: &Task, last_use: bool) -> herald_store::Result<()> {
+        if last_use {
+            self.apply(&task.op, None, Command::Redact).await?;
+        } else if self.0.store.get(&task.op).await?.is_some_and(|op| !op.redacted.is_empty()) {
+            self.0.store.erase_residue().await?;
+        }
+        Ok(())
+    }
+
+    async fn post(&self, hook: &Webhook, delivery: i64, payload: &Value) -> Result<(), Failure> {
+        let body = serde_json::to_vec(payload).map_err(|e| Failure { error: e.to_string(), retryable: false })?;
+        let signed = signature::sign(&hook.secret, Utc::now().timestamp(), &body);
+        let sent = self
+            .0
+            .http
+            .post(&hook.url)
+            .timeout(hook.timeout)
+            .header("content-type", "application/json")
+            .header(signature::HEADER, signed)
+            .header("herald-delivery", delivery.to_string())
+            .body(body)
+            .send()
+            .await;
+        let error = match sent {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => format!("the receiver answered {}", r.status()),
+            Err(e) if e.is_timeout() => "the receiver did not answer in time".into(),
+            Err(_) => "the receiver could not be reached".into(),
+        };
+        Err(Failure { error, retryable: true })
+    }
+}
+
+async fn send(email: &Email, payload: &Value) -> Result<(), Failure> {
+    let permanent = |error: String| Failure { error, retryable: false };
+    let to = payload["to"].as_str().unwrap_or_default();
+    let to = to.parse().map_err(|_| permanent(format!("`{to}` is not an email address")))?;
+    let message = Message::builder()
+        .from(email.from.clone())
+        .to(to)
+        .subject(payload["subject"].as_str().unwrap_or_default())
+        .header(ContentType::TEXT_PLAIN)
+        .body(payload["body"].as_str().unwrap_or_default().to_string())
+        .map_err(|e| permanent(e.to_string()))?;
+    email
+        .mailer
+        .send(message)
+        .await
+        .map(drop)
+        .map_err(|e| Failure { error: format!("the mail server did not take it: {e}"), retryable: !e.is_permanent() })
+}

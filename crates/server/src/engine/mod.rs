@@ -1,0 +1,347 @@
+//! The engine: runs due tasks (start, step calls, compensations, timers)
+//! and turns each answer into one state-machine transition in the store.
+//!
+//! Work created by a transition and due now is leased to this node in the
+//! same commit and started straight from memory; only future work (retry
+//! backoffs, timers) and work left by a crash is found by the poller. No
+//! lock is held across a service call: the store serialises transitions.
+//!
+//! - [`invoke`] — one HTTP call of a step's service.
+//! - [`services`] — service names to instances.
+//! - [`tokens`] — callback tokens.
+
+mod deliver;
+pub mod invoke;
+pub mod services;
+pub mod tokens;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::Utc;
+use herald_core::{
+    Command, Operation, OperationId, TaskKind,
+    machine::{self, InvokeCheck, Outcome, Rejection},
+    task::Phase,
+};
+use herald_store::{Accepted, Applied, NewOperation, Store, Task, TaskId, TransitionResult};
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{config::EngineConfig, hub::Hub, workflows::Workflows};
+use services::Services;
+use tokens::Tokens;
+
+/// Tasks claimed per poll.
+const CLAIM_BATCH: usize = 256;
+
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    workflows: Arc<Workflows>,
+    hub: Hub<OperationId, herald_core::Event>,
+    inbox: Hub<String, herald_core::notify::InboxChange>,
+    http: reqwest::Client,
+    services: Services,
+    tokens: Tokens,
+    public_url: String,
+    config: EngineConfig,
+    wake: Notify,
+    /// When the poller will next look on its own (ms since epoch).
+    sleeping_until: AtomicI64,
+    in_flight: Semaphore,
+    webhook: Option<deliver::Webhook>,
+    email: Option<deliver::Email>,
+    tracker: TaskTracker,
+    stopping: CancellationToken,
+}
+
+pub struct Parts {
+    pub webhook: Option<crate::config::WebhookConfig>,
+    pub email: Option<crate::config::EmailConfig>,
+    pub store: Arc<dyn Store>,
+    pub workflows: Arc<Workflows>,
+    pub services: Services,
+    pub tokens: Tokens,
+    pub public_url: String,
+    pub config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(p: Parts) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .expect("an HTTP client with default TLS settings");
+        let webhook = p.webhook.map(deliver::Webhook::new).transpose()?;
+        let email = p.email.map(deliver::Email::new).transpose()?;
+        Ok(Engine(Arc::new(Inner {
+            store: p.store,
+            workflows: p.workflows,
+            hub: Hub::default(),
+            inbox: Hub::default(),
+            http,
+            services: p.services,
+            tokens: p.tokens,
+            public_url: p.public_url.trim_end_matches('/').to_string(),
+            in_flight: Semaphore::new(p.config.max_in_flight.max(1)),
+            config: p.config,
+            wake: Notify::new(),
+            sleeping_until: AtomicI64::new(0),
+            tracker: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            webhook,
+            email,
+        })))
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+
+    /// Timeline events, by operation.
+    pub fn hub(&self) -> &Hub<OperationId, herald_core::Event> {
+        &self.0.hub
+    }
+
+    /// Inbox changes, by subject.
+    pub fn inbox(&self) -> &Hub<String, herald_core::notify::InboxChange> {
+        &self.0.inbox
+    }
+
+    pub fn workflows(&self) -> &Workflows {
+        &self.0.workflows
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.0.tokens
+    }
+
+    /// Cancelled when the server begins to shut down (ends live streams).
+    pub fn stopping(&self) -> CancellationToken {
+        self.0.stopping.clone()
+    }
+
+    pub async fn accept(&self, new: NewOperation) -> herald_store::Result<Accepted> {
+        let accepted = self.0.store.accept(new).await?;
+        if let Accepted::Created(applied) = &accepted {
+            self.after_commit(applied);
+        }
+        Ok(accepted)
+    }
+
+    /// One command, applied to the operation's current state in one transaction.
+    pub async fn apply(
+        &self,
+        id: &OperationId,
+        consume: Option<TaskId>,
+        cmd: Command,
+    ) -> herald_store::Result<TransitionResult> {
+        let workflows = self.0.workflows.clone();
+        let now = Utc::now();
+        let f = Box::new(move |op: &mut Operation| {
+            let wf = workflows
+                .version(&op.workflow, op.version)
+                .ok_or_else(|| Rejection::UnknownWorkflow(op.workflow.clone()))?;
+            machine::apply(op, &wf, cmd, now)
+        });
+        let result = self.0.store.transition(id, consume, f).await?;
+        if let TransitionResult::Applied(applied) = &result {
+            self.after_commit(applied);
+        }
+        Ok(result)
+    }
+
+    /// Tells watchers and starts the work a commit created.
+    fn after_commit(&self, applied: &Applied) {
+        if applied.events.iter().any(|e| matches!(e.kind, herald_core::EventKind::Redacted { .. })) {
+            let store = self.0.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.erase_residue().await {
+                    tracing::error!(error = %e, "erased data may linger on disk until the next checkpoint");
+                }
+            });
+        }
+        let ended = applied.events.iter().any(|e| e.kind.is_final());
+        self.0.hub.publish(&applied.op.id, applied.events.iter().cloned(), ended);
+        if let Some(inbox) = &applied.inbox {
+            let (subject, change) = &**inbox;
+            self.0.inbox.publish(subject, [change.clone()], false);
+        }
+        for task in &applied.tasks {
+            let snapshot = (task.op == applied.op.id).then(|| applied.op.clone());
+            self.schedule(task.clone(), snapshot);
+        }
+        for other in &applied.others {
+            self.after_commit(other);
+        }
+    }
+
+    fn schedule(&self, task: Task, snapshot: Option<Arc<Operation>>) {
+        if self.0.config.paused {
+            return; // held tasks are given back at shutdown
+        }
+        if !task.owned {
+            if task.due.timestamp_millis() < self.0.sleeping_until.load(Ordering::Relaxed) {
+                self.0.wake.notify_one();
+            }
+            return;
+        }
+        if self.0.stopping.is_cancelled() {
+            return; // released to the store at shutdown
+        }
+        let this = self.clone();
+        self.0.tracker.spawn(async move {
+            let id = task.id;
+            if let Err(e) = this.run(task, snapshot).await {
+                tracing::warn!(task = id, error = %e, "a task failed; it runs again when its lease ends");
+            }
+        });
+    }
+
+    async fn run(&self, task: Task, snapshot: Option<Arc<Operation>>) -> herald_store::Result<()> {
+        let cmd = match task.kind.clone() {
+            TaskKind::Start => Command::Start,
+            TaskKind::Timer { timer } => Command::Timer(timer),
+            TaskKind::Deliver { channel, attempt, payload } => {
+                return self.deliver(task, channel, attempt, payload).await;
+            }
+            TaskKind::Invoke { step, attempt, phase } => {
+                return self.invoke(task, step, attempt, phase, snapshot).await;
+            }
+        };
+        self.apply(&task.op, Some(task.id), cmd).await.map(drop)
+    }
+
+    #[tracing::instrument(skip_all, fields(operation_id = %task.op, step = %step, attempt, ?phase))]
+    async fn invoke(
+        &self,
+        task: Task,
+        step: String,
+        attempt: u32,
+        phase: Phase,
+        snapshot: Option<Arc<Operation>>,
+    ) -> herald_store::Result<()> {
+        let op = match snapshot {
+            Some(op) => op,
+            None => match self.0.store.get(&task.op).await? {
+                Some(op) => Arc::new(op),
+                None => return Ok(()),
+            },
+        };
+        let op = match machine::check_invoke(&op, &step, attempt, phase) {
+            InvokeCheck::Current => op,
+            InvokeCheck::Stale => return self.apply(&task.op, Some(task.id), Command::Discard).await.map(drop),
+            InvokeCheck::Begin => {
+                let begun =
+                    self.apply(&task.op, None, Command::AttemptStarted { step: step.clone(), attempt, phase }).await?;
+                match begun {
+                    TransitionResult::Applied(a)
+                        if machine::check_invoke(&a.op, &step, attempt, phase) == InvokeCheck::Current =>
+                    {
+                        a.op
+                    }
+                    _ => return self.apply(&task.op, Some(task.id), Command::Discard).await.map(drop),
+                }
+            }
+        };
+        let outcome = self.call(&op, &step, attempt, phase).await;
+        let sample = rand::random::<f64>();
+        self.apply(&task.op, Some(task.id), Command::Result { step, attempt, phase, outcome, sample }).await.map(drop)
+    }
+
+    async fn call(&self, op: &Operation, step: &str, attempt: u32, phase: Phase) -> Outcome {
+        let permanent = |error: String| Outcome::Failed { error, retryable: false, maybe_applied: false };
+        let Some(wf) = self.0.workflows.version(&op.workflow, op.version) else {
+            return permanent(format!("workflow {} version {} is not loaded", op.workflow, op.version));
+        };
+        let Some(def) = wf.step_index(step).map(|ix| &wf.steps[ix]) else {
+            return permanent(format!("the workflow has no step {step}"));
+        };
+        let call = match (phase, &def.compensate) {
+            (Phase::Forward, _) => &def.call,
+            (Phase::Compensation, Some(c)) => &c.call,
+            (Phase::Compensation, None) => return permanent("the step has no compensation".into()),
+        };
+        let Some((base, cap)) = self.0.services.pick(&call.service) else {
+            return permanent(format!("service {} has no instance", call.service));
+        };
+        let id = op.id.to_string();
+        let callback = (phase == Phase::Forward).then(|| invoke::Callback {
+            url: format!("{}/v1/operations/{id}/steps/{step}:complete", self.0.public_url),
+            token: self.0.tokens.issue(&id, step),
+        });
+        let body = serde_json::to_vec(&invoke::envelope(op, step, attempt, phase, callback)).unwrap_or_default();
+        let idempotency_key = match phase {
+            Phase::Forward => format!("{id}/{step}"),
+            Phase::Compensation => format!("{id}/{step}/compensate"),
+        };
+        let timeout = cap.map_or(def.timeout.0, |c| c.min(def.timeout.0));
+        let traceparent = format!("00-{}-{:016x}-01", &id[3..], rand::random::<u64>() | 1);
+        let _permit = self.0.in_flight.acquire().await;
+        invoke::call(&self.0.http, invoke::Request { base, call, timeout, idempotency_key, traceparent, body }).await
+    }
+
+    /// Finds due work nobody announced: timers, retries, a crashed run's tasks.
+    pub fn spawn_poller(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move { this.poll().await })
+    }
+
+    async fn poll(&self) {
+        if self.0.config.paused {
+            return;
+        }
+        let interval = self.0.config.poll_interval.as_chrono();
+        loop {
+            if self.0.stopping.is_cancelled() {
+                return;
+            }
+            match self.0.store.claim_due(CLAIM_BATCH).await {
+                Ok(tasks) => {
+                    let full = tasks.len() == CLAIM_BATCH;
+                    for t in tasks {
+                        self.schedule(t, None);
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "claiming due tasks failed"),
+            }
+            let cap = Utc::now() + interval;
+            let until = match self.0.store.next_due().await {
+                Ok(Some(due)) => due.min(cap),
+                _ => cap,
+            };
+            self.0.sleeping_until.store(until.timestamp_millis(), Ordering::Relaxed);
+            let wait = (until - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.0.wake.notified() => {}
+                _ = self.0.stopping.cancelled() => return,
+            }
+        }
+    }
+
+    /// Stops taking work, lets calls in flight finish (up to the grace
+    /// period), then hands every held task back to the store.
+    pub async fn shutdown(&self) {
+        self.0.stopping.cancel();
+        self.0.tracker.close();
+        if tokio::time::timeout(self.0.config.shutdown_grace.0, self.0.tracker.wait()).await.is_err() {
+            tracing::warn!("calls still in flight at shutdown; their tasks run again at next start");
+        }
+        if let Err(e) = self.0.store.release().await {
+            tracing::error!(error = %e, "could not release tasks at shutdown");
+        }
+    }
+}

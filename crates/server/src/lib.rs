@@ -1,0 +1,26 @@
+//! herald's server: the engine that runs operations, and the HTTP API that
+//! starts them and shows them to their users.
+//!
+//! # Layout
+//!
+//! - [`app`] — `Application::build(config)` → `port()`, `run_until_stopped(shutdown)`.
+//! - [`config`] — settings from defaults, `herald.toml`, `HERALD_…` env.
+//! - [`workflows`] — loading and checking workflow files.
+//! - [`engine`] — runs due tasks and applies their results.
+//! - [`hub`] — live fan-out of timeline events to watchers.
+//! - [`auth`] — who is calling: end users (JWT), services and admins.
+//! - [`api`] — the HTTP surface, its errors and its OpenAPI document.
+//! - `serve` — the listener loop: HTTP/1.1 through hyper, timeline streams
+//!   straight to the socket, and the graceful drain.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod hub;
+mod serve;
+pub mod workflows;
+
+pub use app::Application;
+pub use config::Config;

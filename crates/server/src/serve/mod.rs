@@ -1,0 +1,116 @@
+//! The listener loop.
+//!
+//! Written out (rather than `axum::serve`) to choose what each connection
+//! costs: herald holds thousands of idle or streaming connections (SSE
+//! watchers). The protocol-sniffing auto builder plus its buffers came to
+//! ~40 KiB per idle connection; hyper's HTTP/1.1 alone to ~16 KiB; a
+//! timeline stream served by [`sse`] to a few. Each connection's first
+//! request is read here: a timeline stream goes to [`sse`], anything else
+//! to hyper with those bytes handed back ([`rewind`]).
+//!
+//! - [`rewind`] — a socket whose first bytes were already read.
+//! - [`sse`] — timeline streams written straight to the socket.
+
+mod rewind;
+mod sse;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use bytes::BytesMut;
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::{GracefulShutdown, Watcher},
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::AsyncReadExt,
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+
+use crate::api::AppState;
+
+/// How long a client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head read before routing; hyper answers a larger one.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Serves `router` until `shutdown` resolves, then waits for open
+/// connections to finish (streams end when the engine stops).
+pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let open = Arc::new(Semaphore::new(app.limits.max_connections.max(1)));
+    loop {
+        // At the connection limit, stop accepting: clients wait in the backlog.
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let conn = connection(tcp, router.clone(), app.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+async fn connection(mut tcp: TcpStream, router: axum::Router, app: AppState, graceful: Watcher) {
+    // A client that connected but has not asked anything must not hold up a
+    // shutdown (its watcher is alive until this returns).
+    let stopping = app.engine.stopping();
+    let head = tokio::select! {
+        head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp)) => head,
+        _ = stopping.cancelled() => return,
+    };
+    let Ok(Ok((head, stream))) = head else {
+        return;
+    };
+    if let Some(req) = stream {
+        return sse::serve(tcp, app, req).await;
+    }
+    let io = TokioIo::new(rewind::Rewind::new(head.freeze(), tcp));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(io, TowerToHyperService::new(router));
+    let _ = graceful.watch(conn).await;
+}
+
+/// Reads until the first request head is complete (or too large, or
+/// broken: hyper then gives the answer). Answers the bytes read, and the
+/// request if it is a timeline stream.
+async fn read_head(tcp: &mut TcpStream) -> std::io::Result<(BytesMut, Option<sse::Request>)> {
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if tcp.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let stream = sse::recognise(&req);
+                return Ok((buf, stream));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
+            _ => return Ok((buf, None)),
+        }
+    }
+}

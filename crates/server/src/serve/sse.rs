@@ -1,0 +1,131 @@
+//! Server-Sent Events written straight to the socket, for connections
+//! whose first request is a timeline stream.
+//!
+//! Why not through hyper like everything else: a watcher is a connection
+//! held open for minutes, and hyper keeps an 8 KiB read and an 8 KiB write
+//! buffer per connection that cannot be made smaller. With thousands of
+//! watchers that is most of herald's memory. Here a watcher costs its
+//! socket and its place in the timeline. The answers (200 stream, 204, a
+//! problem document) are the same as the routed handler's, which serves a
+//! stream asked for on a connection already in use.
+
+use std::fmt::Write as _;
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::api::{
+    AppState,
+    events::{self, KEEP_ALIVE},
+    problem::ApiError,
+};
+
+/// The one request this path takes, as parsed from the first bytes.
+pub struct Request {
+    /// `/v1/operations/{id}/events`, with any query.
+    pub target: String,
+    pub last_event_id: Option<String>,
+    pub authorization: Option<String>,
+}
+
+/// `Some` if the parsed request is a timeline stream this path serves.
+pub fn recognise(req: &httparse::Request<'_, '_>) -> Option<Request> {
+    let target = req.path?;
+    let path = target.split('?').next().unwrap_or(target);
+    let is_stream = req.method == Some("GET")
+        && req.version == Some(1)
+        && path.starts_with("/v1/operations/")
+        && path.ends_with("/events")
+        && path.matches('/').count() == 4;
+    if !is_stream {
+        return None;
+    }
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_string)
+    };
+    Some(Request {
+        target: target.to_string(),
+        last_event_id: header("last-event-id"),
+        authorization: header("authorization"),
+    })
+}
+
+pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let raw_id = path.trim_start_matches("/v1/operations/").trim_end_matches("/events");
+    let after = match query.split('&').find_map(|kv| kv.strip_prefix("after=")) {
+        None => None,
+        Some(v) => match v.parse() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return problem(&mut tcp, ApiError::BadRequest(format!("`after` must be an event number, not `{v}`")))
+                    .await;
+            }
+        },
+    };
+    let after = events::resume_point(req.last_event_id.as_deref(), after);
+    let caller = match app.auth.identify(crate::auth::bearer(req.authorization.as_deref(), Some(query))) {
+        Ok(c) => c,
+        Err(e) => return problem(&mut tcp, e).await,
+    };
+    let opened = match crate::api::parse_id(raw_id) {
+        Ok(id) => events::open(&app, &caller, id, after).await,
+        Err(e) => Err(e),
+    };
+    let mut feed = match opened {
+        Ok(Some(feed)) => feed,
+        Ok(None) => return write_all(&mut tcp, b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await,
+        Err(e) => return problem(&mut tcp, e).await,
+    };
+    let head =
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+    if tcp.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    let (mut rd, mut wr) = tcp.split();
+    let mut probe = [0u8; 1];
+    let mut frame = String::new();
+    loop {
+        frame.clear();
+        tokio::select! {
+            e = feed.next() => match e {
+                Some(e) => {
+                    let _ = write!(frame, "id: {}\ndata: {}\n\n", e.seq, events::data(&e));
+                }
+                None => break,
+            },
+            _ = tokio::time::sleep(KEEP_ALIVE) => frame.push_str(":\n\n"),
+            // The client hung up (or broke the protocol): stop.
+            _ = rd.read(&mut probe) => break,
+        }
+        if wr.write_all(frame.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn problem(tcp: &mut TcpStream, e: ApiError) {
+    let p = e.problem();
+    let body = serde_json::to_string(&p).unwrap_or_default();
+    let status = axum::http::StatusCode::from_u16(p.status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let challenge = if status == axum::http::StatusCode::UNAUTHORIZED { "www-authenticate: Bearer\r\n" } else { "" };
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n{challenge}connection: close\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    write_all(tcp, format!("{head}{body}").as_bytes()).await;
+}
+
+async fn write_all(tcp: &mut TcpStream, bytes: &[u8]) {
+    let _ = tcp.write_all(bytes).await;
+    let _ = tcp.shutdown().await;
+}

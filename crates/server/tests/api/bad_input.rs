@@ -1,0 +1,80 @@
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn problem(resp: reqwest::Response, status: u16, kind: &str) {
+    assert_eq!(resp.status(), status);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["type"], format!("urn:herald:problem:{kind}"), "{body}");
+    assert_eq!(body["status"], status);
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_problems_and_store_nothing() {
+    let svc = StepService::start().await;
+    let app = spawn_app(&[&sequential("order", &["a"], "subject = \"/customer\"")], &svc).await;
+    let start = app.url("/v1/workflows/order/operations");
+    let post =
+        |body: &'static str, ct: &'static str| app.http.post(&start).header("content-type", ct).body(body).send();
+
+    problem(post("{not json", "application/json").await.unwrap(), 400, "invalid-json").await;
+    problem(post("[1, 2]", "application/json").await.unwrap(), 422, "invalid-input").await;
+    problem(post("{\"customer\": 42.5e400}", "application/json").await.unwrap(), 400, "invalid-json").await;
+    problem(post("{\"nobody\": 1}", "application/json").await.unwrap(), 422, "invalid-input").await;
+    problem(post("{}", "text/plain").await.unwrap(), 415, "unsupported-media-type").await;
+    let big = format!("{{\"customer\": \"{}\"}}", "x".repeat(100 * 1024));
+    problem(
+        app.http.post(&start).header("content-type", "application/json").body(big).send().await.unwrap(),
+        413,
+        "payload-too-large",
+    )
+    .await;
+    problem(app.start("nope", json!({})).await, 404, "unknown-workflow").await;
+    problem(app.http.get(app.url("/v1/operations/op_123")).send().await.unwrap(), 404, "not-found").await;
+    problem(app.http.get(app.url("/v1/operations?status=sleeping")).send().await.unwrap(), 422, "invalid-input").await;
+    problem(app.http.get(app.url("/v1/operations?limit=0")).send().await.unwrap(), 422, "invalid-input").await;
+    problem(app.http.get(app.url("/no/such/thing")).send().await.unwrap(), 404, "not-found").await;
+    // The framework's own rejections come as problems too.
+    problem(app.http.get(app.url("/v1/operations/%FF")).send().await.unwrap(), 400, "bad-request").await;
+    problem(app.http.delete(app.url("/v1/operations")).send().await.unwrap(), 405, "method-not-allowed").await;
+    let events = app.url("/v1/operations/op_0193aaaaaaaaaaaaaaaaaaaaaaaaaaaa/events?after=abc");
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    for http in [&app.http, &fresh] {
+        problem(http.get(&events).send().await.unwrap(), 400, "bad-request").await;
+    }
+
+    let list: Value = app.http.get(app.url("/v1/operations")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "nothing was stored");
+    assert!(svc.all_calls().is_empty(), "no step was called");
+}
+
+#[test]
+fn invalid_workflow_files_are_refused_naming_the_step_and_field() {
+    let config = {
+        let mut c = herald_server::Config::default();
+        c.services.insert(
+            "svc".into(),
+            herald_server::config::ServiceConfig { instances: vec!["http://127.0.0.1:1".into()], timeout: None },
+        );
+        c
+    };
+    let check =
+        |text: &str| herald_server::workflows::parse_checked("bad.toml", text, &config).unwrap_err().to_string();
+
+    let e = check(
+        "name = \"w\"\n[[steps]]\nname = \"a\"\ncall = { service = \"svc\", path = \"/a\" }\nretry = { attempts = 0 }\n",
+    );
+    assert!(e.contains("bad.toml") && e.contains("step `a`") && e.contains("retry.attempts"), "{e}");
+    let e = check("name = \"w\"\n[[steps]]\nname = \"a\"\ncall = { service = \"nowhere\", path = \"/a\" }\n");
+    assert!(e.contains("nowhere"), "{e}");
+    let e = check(
+        "name = \"w\"\n[[steps]]\nname = \"a\"\ncall = { service = \"svc\", path = \"/a\" }\ntimeout = \"soon\"\n",
+    );
+    assert!(e.contains("not a duration"), "{e}");
+    let e = check("name = \"w\"\n[[steps]]\nname = \"a\"\ncall = { service = \"svc\", path = \"/a\" }\ncolour = 1\n");
+    assert!(e.contains("colour"), "{e}");
+    let e = check("name = \"w\"\n[[steps]]\nparallel = [\"ghost\"]\n");
+    assert!(e.contains("ghost"), "{e}");
+}

@@ -1,0 +1,87 @@
+use std::time::Duration;
+
+use herald_demo::smtp::SmtpSink;
+use herald_server::config::{EmailConfig, EmailTls};
+use serde_json::json;
+
+use crate::helpers::*;
+
+const ADDRESS: &str = "alice.gdpr@example.com";
+
+async fn app_with_email(port: u16) -> TestApp {
+    let svc = StepService::start().await;
+    let extra = "subject = \"/user_id\"\nretention = { redact = [\"email\"] }\n[notify]\non = [\"accepted\", \"succeeded\"]\nchannels = [\"inbox\", \"email\"]\nemail_to = \"/email\"";
+    let wf = sequential("forget-me", &["erase"], extra);
+    spawn_app_with(tempfile::tempdir().unwrap(), &[&wf], &svc, |c| {
+        c.email = Some(EmailConfig {
+            host: "127.0.0.1".into(),
+            port,
+            tls: EmailTls::None,
+            username: None,
+            password: None,
+            from: "Herald <noreply@herald.test>".into(),
+            timeout: None,
+            retry: None,
+        })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_final_email_reaches_a_real_smtp_server_and_then_the_address_is_erased_from_disk() {
+    let sink = SmtpSink::start(0).await.unwrap();
+    let app = app_with_email(sink.port).await;
+    let id = app.start_id("forget-me", json!({"user_id": "u1", "email": ADDRESS})).await;
+    app.wait_final(&id).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sink.mails().len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the emails did not arrive: {:?}", sink.mails());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mails = sink.mails();
+    assert!(mails.iter().all(|m| m.to == vec![ADDRESS.to_string()] && m.from == "noreply@herald.test"));
+    let last = mails.iter().find(|m| m.data.contains("Subject: Test run: done")).expect("the final email");
+    assert!(last.data.contains("Test run: done."), "{}", last.data);
+
+    let op = app.wait_for(&id, Duration::from_secs(10), |op| op["redacted"] == json!(["email"])).await;
+    assert!(op["input"].get("email").is_none(), "the stored input no longer has it");
+    assert_eq!(op["input"]["user_id"], "u1", "the rest stays");
+    assert!(event_types(&op).contains(&"redacted".to_string()), "the timeline says so");
+
+    // The address is gone from every file of the store, log included.
+    let data = app.dir.path().join("data");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.windows(ADDRESS.len()).any(|w| w == ADDRESS.as_bytes()) {
+                found.push(path);
+            }
+        }
+        if found.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the address is still in {found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_whole_input_is_erased_once_keep_input_for_has_passed_after_the_end() {
+    let svc = StepService::start().await;
+    let wf = sequential("w", &["a"], "retention = { keep_input_for = \"1s\" }");
+    let app = spawn_app(&[&wf], &svc).await;
+    let id = app.start_id("w", json!({"name": "Alice", "phone": "+1 555 0100"})).await;
+
+    let ended = app.wait_final(&id).await;
+    assert_eq!(ended["input"]["name"], "Alice", "kept while the operation runs and just after");
+    let op = app.wait_for(&id, Duration::from_secs(10), |op| op["input"] == json!({})).await;
+
+    let mut erased: Vec<String> = serde_json::from_value(op["redacted"].clone()).unwrap();
+    erased.sort();
+    assert_eq!(erased, vec!["name", "phone"]);
+    assert!(event_types(&op).contains(&"redacted".to_string()));
+}

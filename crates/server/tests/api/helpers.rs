@@ -1,0 +1,248 @@
+//! A real herald on port 0 with its own SQLite directory, and real step
+//! services on loopback whose answers each test scripts.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+    response::IntoResponse,
+};
+use herald_server::{Application, Config, config::ServiceConfig, workflows};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, oneshot};
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// The token [`TestApp::get`] reads operations with, on a secured server.
+    pub token: Option<String>,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    pub handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts herald with these workflow files, every service pointing at `svc`.
+pub async fn spawn_app(workflow_files: &[&str], svc: &StepService) -> TestApp {
+    spawn_app_in(tempfile::tempdir().unwrap(), workflow_files, svc).await
+}
+
+pub async fn spawn_app_in(dir: tempfile::TempDir, workflow_files: &[&str], svc: &StepService) -> TestApp {
+    spawn_app_with(dir, workflow_files, svc, |_| {}).await
+}
+
+/// As [`spawn_app_in`], with the configuration adjusted by `tweak`.
+pub async fn spawn_app_with(
+    dir: tempfile::TempDir,
+    workflow_files: &[&str],
+    svc: &StepService,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let mut config =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
+    config.engine.poll_interval = herald_core::Span::from_millis(100);
+    config.engine.shutdown_grace = herald_core::Span::from_millis(2000);
+    config.limits.max_body_bytes = 64 * 1024;
+    for name in ["svc", "other"] {
+        config.services.insert(name.into(), ServiceConfig { instances: vec![svc.url.clone()], timeout: None });
+    }
+    tweak(&mut config);
+    let defs = workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config).unwrap().1).collect();
+    let app = Application::build_with(config, defs).await.expect("herald starts");
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { base, http: reqwest::Client::new(), token: None, dir, stop: Some(stop), handle: Some(handle) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn start(&self, workflow: &str, input: Value) -> reqwest::Response {
+        self.http.post(self.url(&format!("/v1/workflows/{workflow}/operations"))).json(&input).send().await.unwrap()
+    }
+
+    /// Starts an operation and answers its id.
+    pub async fn start_id(&self, workflow: &str, input: Value) -> String {
+        let resp = self.start(workflow, input).await;
+        assert_eq!(resp.status(), 202, "start answered {}", resp.status());
+        resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+    }
+
+    /// GET of any path, answered as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn get(&self, id: &str) -> Value {
+        let mut req = self.http.get(self.url(&format!("/v1/operations/{id}")));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    /// Polls the operation until `pred` holds, failing after `limit`.
+    pub async fn wait_for(&self, id: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let op = self.get(id).await;
+            if pred(&op) {
+                return op;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "condition not met within {limit:?}; operation: {op:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_final(&self, id: &str) -> Value {
+        self.wait_for(id, Duration::from_secs(20), |op| {
+            matches!(op["status"].as_str(), Some("succeeded" | "failed" | "cancelled"))
+        })
+        .await
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.take().unwrap().await.unwrap().unwrap();
+        self.dir
+    }
+}
+
+pub fn event_types(op: &Value) -> Vec<String> {
+    op["timeline"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+}
+
+pub fn step<'a>(op: &'a Value, name: &str) -> &'a Value {
+    op["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}"))
+}
+
+/// How a scripted service answers one call.
+#[derive(Clone)]
+pub enum Reply {
+    Json(Value),
+    Status(u16, &'static str),
+    Accept,
+    /// Waits for a permit, then answers the inner reply.
+    Gate(Arc<Semaphore>, Box<Reply>),
+    Sleep(Duration, Box<Reply>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub path: String,
+    pub key: String,
+    pub traceparent: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Script {
+    queued: HashMap<String, VecDeque<Reply>>,
+    fixed: HashMap<String, Reply>,
+    calls: Vec<Call>,
+}
+
+#[derive(Clone)]
+pub struct StepService {
+    pub url: String,
+    script: Arc<Mutex<Script>>,
+}
+
+impl StepService {
+    pub async fn start() -> Self {
+        let script = Arc::new(Mutex::new(Script::default()));
+        let app = Router::new().fallback(handle).with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        StepService { url, script }
+    }
+
+    /// Every call to `path` answers `reply` (after any queued replies).
+    pub fn on(&self, path: &str, reply: Reply) -> &Self {
+        self.script.lock().unwrap().fixed.insert(path.into(), reply);
+        self
+    }
+
+    /// The next calls to `path` answer these, in order.
+    pub fn then(&self, path: &str, replies: Vec<Reply>) -> &Self {
+        self.script.lock().unwrap().queued.entry(path.into()).or_default().extend(replies);
+        self
+    }
+
+    pub fn calls(&self, path: &str) -> Vec<Call> {
+        self.script.lock().unwrap().calls.iter().filter(|c| c.path == path).cloned().collect()
+    }
+
+    pub fn all_calls(&self) -> Vec<Call> {
+        self.script.lock().unwrap().calls.clone()
+    }
+}
+
+async fn handle(
+    State(script): State<Arc<Mutex<Script>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let path = uri.path().to_string();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let (key, traceparent) = (header("idempotency-key"), header("traceparent"));
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let reply = {
+        let mut s = script.lock().unwrap();
+        s.calls.push(Call { path: path.clone(), key, traceparent, body });
+        let queued = s.queued.get_mut(&path).and_then(VecDeque::pop_front);
+        queued.or_else(|| s.fixed.get(&path).cloned()).unwrap_or_else(|| Reply::Json(json!({ "done": path })))
+    };
+    answer(reply).await
+}
+
+fn answer(reply: Reply) -> futures::future::BoxFuture<'static, axum::response::Response> {
+    Box::pin(async move {
+        match reply {
+            Reply::Json(v) => axum::Json(v).into_response(),
+            Reply::Status(code, detail) => (
+                StatusCode::from_u16(code).unwrap(),
+                [("content-type", "application/problem+json")],
+                json!({ "title": "step failed", "detail": detail }).to_string(),
+            )
+                .into_response(),
+            Reply::Accept => StatusCode::ACCEPTED.into_response(),
+            Reply::Gate(gate, inner) => {
+                gate.acquire().await.unwrap().forget();
+                answer(*inner).await
+            }
+            Reply::Sleep(d, inner) => {
+                tokio::time::sleep(d).await;
+                answer(*inner).await
+            }
+        }
+    })
+}
+
+/// A workflow of named sequential steps on service `svc`, each at `/<name>`,
+/// with a compensation at `/<name>/undo`; `extra` is added to the top.
+pub fn sequential(name: &str, steps: &[&str], extra: &str) -> String {
+    let mut s = format!("name = \"{name}\"\nlabel = \"Test run\"\n{extra}\n");
+    for st in steps {
+        s.push_str(&format!(
+            "[[steps]]\nname = \"{st}\"\nlabel = \"Doing {st}\"\ndone_label = \"{st} done\"\ncall = {{ service = \"svc\", path = \"/{st}\" }}\nretry = {{ attempts = 3, initial = \"20ms\", max = \"100ms\" }}\ntimeout = \"5s\"\ncompensate = {{ service = \"svc\", path = \"/{st}/undo\" }}\n"
+        ));
+    }
+    s
+}

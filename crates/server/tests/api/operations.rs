@@ -1,0 +1,239 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_happy_operation_runs_every_step_once_and_says_so() {
+    let svc = StepService::start().await;
+    let mut wf = sequential("order", &["reserve", "charge"], "");
+    wf.push_str("[[steps]]\nparallel = [\"email\", \"analytics\"]\n");
+    wf.push_str("[[steps]]\nname = \"email\"\ncall = { service = \"svc\", path = \"/email\" }\n");
+    wf.push_str("[[steps]]\nname = \"analytics\"\ncall = { service = \"svc\", path = \"/analytics\" }\n");
+    svc.on("/reserve", Reply::Json(json!({"reservation": "r1"})));
+    let app = spawn_app(&[&wf], &svc).await;
+
+    let resp = app
+        .http
+        .post(app.url("/v1/workflows/order/operations"))
+        .header("prefer", "wait=10")
+        .json(&json!({"customer": "alice"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), 200, "finished within Prefer: wait");
+    assert_eq!(resp.headers()["preference-applied"], "wait=10");
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let op: serde_json::Value = resp.json().await.unwrap();
+    let id = op["id"].as_str().unwrap();
+    assert_eq!(location, format!("/v1/operations/{id}"));
+    assert_eq!(op["status"], "succeeded");
+    for s in ["reserve", "charge", "email", "analytics"] {
+        assert_eq!(step(&op, s)["status"], "succeeded", "{s}");
+        let calls = svc.calls(&format!("/{s}"));
+        assert_eq!(calls.len(), 1, "{s} called once");
+        assert_eq!(calls[0].key, format!("{id}/{s}"), "Idempotency-Key is <operation>/<step>");
+        let tp: Vec<&str> = calls[0].traceparent.split('-').collect();
+        assert_eq!(tp.len(), 4, "a W3C traceparent: {}", calls[0].traceparent);
+        assert_eq!((tp[0], tp[1], tp[2].len(), tp[3]), ("00", &id[3..], 16, "01"), "the trace is the operation");
+    }
+    let charge = &svc.calls("/charge")[0].body;
+    assert_eq!(charge["input"]["customer"], "alice");
+    assert_eq!(charge["results"]["reserve"]["reservation"], "r1", "earlier results travel in the envelope");
+    let types = event_types(&op);
+    assert_eq!(types.first().unwrap(), "accepted");
+    assert_eq!(types.last().unwrap(), "succeeded");
+    let seqs: Vec<u64> = op["timeline"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "a gapless timeline");
+    assert!(op["outcome"]["summary"].as_str().unwrap().contains("done"));
+}
+
+#[tokio::test]
+async fn prefer_wait_answers_202_when_the_work_takes_longer() {
+    let svc = StepService::start().await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    svc.on("/slow", Reply::Gate(gate.clone(), Box::new(Reply::Json(json!({})))));
+    let app = spawn_app(&[&sequential("order", &["slow"], "")], &svc).await;
+
+    let started = std::time::Instant::now();
+    let resp = app
+        .http
+        .post(app.url("/v1/workflows/order/operations"))
+        .header("prefer", "wait=1")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(resp.status(), 202, "not finished within the wait");
+    assert!(started.elapsed() >= Duration::from_millis(900), "it did wait");
+    let op: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(op["status"], "running");
+    gate.add_permits(1);
+    assert_eq!(app.wait_final(op["id"].as_str().unwrap()).await["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_step_that_fails_twice_is_retried_and_every_attempt_shows() {
+    let svc = StepService::start().await;
+    svc.then("/charge", vec![Reply::Status(503, "busy"), Reply::Status(503, "busy")]);
+    let app = spawn_app(&[&sequential("order", &["charge"], "")], &svc).await;
+
+    let id = app.start_id("order", json!({})).await;
+    let op = app.wait_final(&id).await;
+
+    assert_eq!(op["status"], "succeeded");
+    assert_eq!(step(&op, "charge")["attempts"], 3);
+    assert_eq!(event_types(&op).iter().filter(|t| *t == "step_retrying").count(), 2);
+    assert_eq!(svc.calls("/charge").len(), 3);
+    assert!(svc.calls("/charge").iter().all(|c| c.key == format!("{id}/charge")), "every attempt carries the same key");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_undoes_completed_steps_in_reverse_and_tells_the_truth() {
+    let svc = StepService::start().await;
+    svc.on("/charge", Reply::Status(402, "Your card was declined."));
+    let app = spawn_app(&[&sequential("order", &["reserve", "hold", "charge", "ship"], "")], &svc).await;
+
+    let id = app.start_id("order", json!({})).await;
+    let op = app.wait_final(&id).await;
+
+    assert_eq!(op["status"], "failed");
+    assert_eq!(svc.calls("/charge").len(), 1, "a 4xx is not retried");
+    assert_eq!(step(&op, "reserve")["status"], "compensated");
+    assert_eq!(step(&op, "hold")["status"], "compensated");
+    assert_eq!(step(&op, "charge")["status"], "failed");
+    assert_eq!(step(&op, "ship")["status"], "skipped");
+    assert!(svc.calls("/ship").is_empty());
+    let undo_order: Vec<String> =
+        svc.all_calls().into_iter().filter(|c| c.path.ends_with("/undo")).map(|c| c.path).collect();
+    assert_eq!(undo_order, vec!["/hold/undo", "/reserve/undo"], "reverse order of completion");
+    assert_eq!(svc.calls("/hold/undo")[0].key, format!("{id}/hold/compensate"));
+    assert_eq!(op["outcome"]["failed_step"], "charge");
+    assert!(
+        op["outcome"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("charge failed (Your card was declined). Undone: hold done, reserve done."),
+        "{}",
+        op["outcome"]["summary"]
+    );
+    assert_eq!(op["needs_attention"], false);
+}
+
+#[tokio::test]
+async fn a_compensation_that_keeps_failing_flags_the_operation_for_a_person() {
+    let svc = StepService::start().await;
+    svc.on("/charge", Reply::Status(400, "no"));
+    svc.on("/reserve/undo", Reply::Status(500, "inventory is down"));
+    let app = spawn_app(&[&sequential("order", &["reserve", "charge"], "")], &svc).await;
+
+    let id = app.start_id("order", json!({})).await;
+    let op = app.wait_final(&id).await;
+
+    assert_eq!(op["status"], "failed");
+    assert_eq!(op["needs_attention"], true);
+    assert_eq!(step(&op, "reserve")["status"], "compensation_failed");
+    assert_eq!(svc.calls("/reserve/undo").len(), 3, "compensation follows the retry policy");
+    assert!(event_types(&op).contains(&"needs_attention".to_string()));
+    assert_eq!(op["outcome"]["not_undone"][0]["needs_attention"], true);
+}
+
+#[tokio::test]
+async fn cancel_undoes_what_was_done_and_a_second_cancel_is_a_conflict() {
+    let svc = StepService::start().await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    svc.on("/ship", Reply::Gate(gate.clone(), Box::new(Reply::Json(json!({})))));
+    let app = spawn_app(&[&sequential("order", &["reserve", "ship"], "")], &svc).await;
+    let id = app.start_id("order", json!({})).await;
+    app.wait_for(&id, Duration::from_secs(10), |op| step(op, "ship")["status"] == "running").await;
+
+    let resp = app
+        .http
+        .post(app.url(&format!("/v1/operations/{id}:cancel")))
+        .json(&json!({"reason": "changed my mind"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    gate.add_permits(1);
+    let op = app.wait_final(&id).await;
+
+    assert_eq!(op["status"], "cancelled");
+    assert_eq!(step(&op, "reserve")["status"], "compensated");
+    assert_eq!(step(&op, "ship")["status"], "compensated", "the call in flight finished, then was undone");
+    let again = app.http.post(app.url(&format!("/v1/operations/{id}:cancel"))).send().await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(again.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test]
+async fn get_supports_etags_and_list_pages_with_a_stable_cursor() {
+    let svc = StepService::start().await;
+    let app = spawn_app(&[&sequential("order", &["a"], "subject = \"/customer\"")], &svc).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.start_id("order", json!({"customer": if i % 2 == 0 { "alice" } else { "bob" }})).await);
+    }
+    let op = app.wait_final(&ids[0]).await;
+
+    let etag = format!("\"{}\"", op["last_seq"]);
+    let resp = app
+        .http
+        .get(app.url(&format!("/v1/operations/{}", ids[0])))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 304);
+
+    let page1: serde_json::Value =
+        app.http.get(app.url("/v1/operations?limit=2")).send().await.unwrap().json().await.unwrap();
+    let got1: Vec<&str> = page1["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(got1, vec![ids[4].as_str(), ids[3].as_str()], "newest first");
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let page2 = app.get_json(&format!("/v1/operations?limit=2&cursor={cursor}")).await;
+    let got2: Vec<&str> = page2["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    assert_eq!(got2, vec![ids[2].as_str(), ids[1].as_str()]);
+
+    let alice: serde_json::Value =
+        app.http.get(app.url("/v1/operations?subject=alice")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(alice["items"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let svc = StepService::start().await;
+    let app = spawn_app(&[&sequential("order", &["a"], "")], &svc).await;
+    let doc = app.get_json("/v1/openapi.json").await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/v1/workflows/{name}/operations",
+        "/v1/operations/{id}",
+        "/v1/operations/{id}/events",
+        "/v1/operations/{id}:cancel",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_stop_lets_a_restarted_server_finish_the_work() {
+    let svc = StepService::start().await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    svc.then("/b", vec![Reply::Gate(gate.clone(), Box::new(Reply::Status(503, "stopping")))]);
+    let wf = sequential("order", &["a", "b"], "");
+    let app = spawn_app(&[&wf], &svc).await;
+    let id = app.start_id("order", json!({})).await;
+    app.wait_for(&id, Duration::from_secs(10), |op| step(op, "b")["status"] == "running").await;
+    gate.add_permits(1);
+    let dir = app.stop().await;
+
+    let app = spawn_app_in(dir, &[&wf], &svc).await;
+    let op = app.wait_final(&id).await;
+
+    assert_eq!(op["status"], "succeeded");
+    assert_eq!(svc.calls("/a").len(), 1, "a recorded result is never redone");
+}

@@ -1,0 +1,135 @@
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
+use herald_core::signature;
+use herald_server::config::WebhookConfig;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const SECRET: &str = "webhook-secret-0123456789";
+
+/// A receiver that records every delivery and answers the scripted statuses
+/// (then 200).
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(String, Bytes)>>>,
+    answers: Arc<Mutex<VecDeque<u16>>>,
+    always: Option<u16>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let sig = headers.get(signature::HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    r.got.lock().unwrap().push((sig, body));
+    let code = r.always.or_else(|| r.answers.lock().unwrap().pop_front()).unwrap_or(200);
+    StatusCode::from_u16(code).unwrap()
+}
+
+async fn receiver(r: Receiver) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, Router::new().route("/hook", post(receive)).with_state(r)).await.unwrap()
+    });
+    url
+}
+
+async fn app_with_webhook(url: String) -> TestApp {
+    let svc = StepService::start().await;
+    let wf = sequential(
+        "order",
+        &["a"],
+        "subject = \"/user\"\n[notify]\non = [\"succeeded\"]\nchannels = [\"inbox\", \"webhook\"]",
+    );
+    spawn_app_with(tempfile::tempdir().unwrap(), &[&wf], &svc, |c| {
+        c.webhook = Some(WebhookConfig {
+            url,
+            secret: SECRET.into(),
+            timeout: None,
+            retry: Some(herald_core::workflow::raw::RawRetry {
+                attempts: Some(3),
+                initial: Some(herald_core::Span::from_millis(30)),
+                max: Some(herald_core::Span::from_millis(60)),
+                ..Default::default()
+            }),
+        })
+    })
+    .await
+}
+
+async fn until(limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_is_signed_retried_until_it_lands_and_verifies_while_a_tampered_body_does_not() {
+    let r = Receiver::default();
+    r.answers.lock().unwrap().extend([500, 503]);
+    let app = app_with_webhook(receiver(r.clone()).await).await;
+    let id = app.start_id("order", json!({"user": "alice"})).await;
+    app.wait_final(&id).await;
+
+    until(Duration::from_secs(10), || r.got.lock().unwrap().len() >= 3).await;
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "two failures, then delivered; no more");
+    let (sig, body) = &got[2];
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(signature::verify(SECRET.as_bytes(), sig, body, now), Ok(()));
+    let mut tampered = body.to_vec();
+    tampered[10] ^= 1;
+    assert_eq!(signature::verify(SECRET.as_bytes(), sig, &tampered, now), Err(signature::VerifyError::Mismatch));
+    let payload: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(payload["operation_id"], id.as_str());
+    assert_eq!(payload["notification"]["status"], "succeeded");
+    assert!(payload["outcome"]["summary"].as_str().unwrap().contains("done"));
+    let letters: Value = app.get_json("/v1/dead-letters").await;
+    assert_eq!(letters.as_array().map(Vec::len), Some(0), "{letters}");
+}
+
+#[tokio::test]
+async fn a_webhook_that_keeps_failing_is_dead_lettered_with_its_last_error() {
+    let r = Receiver { always: Some(500), ..Default::default() };
+    let app = app_with_webhook(receiver(r.clone()).await).await;
+    let id = app.start_id("order", json!({"user": "alice"})).await;
+    app.wait_final(&id).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let letters: Value = app.get_json("/v1/dead-letters").await;
+        if !letters.as_array().unwrap().is_empty() {
+            break letters;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing was dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(letters[0]["kind"], "webhook");
+    assert_eq!(letters[0]["operation_id"], id.as_str());
+    assert_eq!(letters[0]["attempts"], 3);
+    assert!(letters[0]["error"].as_str().unwrap().contains("500"));
+    assert_eq!(r.got.lock().unwrap().len(), 3, "as many tries as the policy allows");
+}
+
+#[tokio::test]
+async fn a_workflow_that_notifies_by_webhook_needs_one_configured() {
+    let wf = sequential("order", &["a"], "subject = \"/user\"\n[notify]\nchannels = [\"webhook\"]");
+    let mut config = herald_server::Config { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    let dir = tempfile::tempdir().unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    config.services.insert(
+        "svc".into(),
+        herald_server::config::ServiceConfig { instances: vec!["http://127.0.0.1:9".into()], timeout: None },
+    );
+    let def = herald_server::workflows::parse_checked("w.toml", &wf, &config).unwrap().1;
+
+    let err = herald_server::Application::build_with(config, vec![def]).await.err().expect("refused");
+
+    assert!(err.to_string().contains("[webhook] is not configured"), "{err}");
+}

@@ -1,0 +1,116 @@
+//! herald's durable storage.
+//!
+//! # Layout
+//!
+//! - [`Store`] — the one trait the engine and API use; every state change is
+//!   one call and one transaction.
+//! - [`sqlite`] — the embedded backend: a single writer thread that commits
+//!   many callers' transactions with one fsync (group commit), and a pool of
+//!   read connections (WAL lets reads run beside the writer).
+//!
+//! The operation state machine lives in `herald-core`; the store runs the
+//! closure the engine gives it inside the transaction, so a read-modify-write
+//! of an operation can never interleave with another.
+
+pub mod sqlite;
+mod types;
+
+pub use types::*;
+
+use async_trait::async_trait;
+use herald_core::{
+    Event, Operation, OperationId,
+    notify::{InboxChange, Notification},
+};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("storage: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("storage is closed")]
+    Closed,
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Locked(String),
+    /// A transition the state machine refused; never leaves the store.
+    #[error("refused: {0}")]
+    Rejected(herald_core::Rejection),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Persists a new operation with its first events and tasks, honouring
+    /// its idempotency key and concurrency policy. Durable when it returns.
+    async fn accept(&self, new: NewOperation) -> Result<Accepted>;
+
+    /// Runs `f` on the operation inside one transaction and persists what it
+    /// returns. With `consume`, the task is deleted in the same transaction,
+    /// and nothing happens if this node no longer holds it.
+    async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult>;
+
+    /// Leases up to `limit` due tasks to this node.
+    async fn claim_due(&self, limit: usize) -> Result<Vec<Task>>;
+
+    /// Gives back every task this node holds (graceful shutdown).
+    async fn release(&self) -> Result<()>;
+
+    async fn get(&self, id: &OperationId) -> Result<Option<Operation>>;
+
+    /// Timeline events with `seq > after`, oldest first.
+    async fn events(&self, id: &OperationId, after: u64, limit: usize) -> Result<Vec<Event>>;
+
+    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>>;
+
+    /// Records a workflow definition; answers whether it was new or changed.
+    async fn put_workflow(&self, name: &str, version: u32, source: &str) -> Result<bool>;
+
+    /// Every stored workflow definition: (name, version, source JSON).
+    async fn workflows(&self) -> Result<Vec<(String, u32, String)>>;
+
+    /// The secret kept with the data (it signs callback tokens): the stored
+    /// one, or `candidate` if none was stored yet.
+    async fn secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>>;
+
+    /// The earliest due time of any task nobody holds, to know when to look again.
+    async fn next_due(&self) -> Result<Option<herald_core::Time>>;
+
+    /// A subject's notifications: newest change first (`before` a version,
+    /// for pages), or oldest first `after` a version (for a stream's resume).
+    async fn notifications(&self, subject: &str, page: InboxPage) -> Result<Vec<Notification>>;
+
+    async fn unread(&self, subject: &str) -> Result<u64>;
+
+    /// One of a subject's notifications.
+    async fn notification(&self, subject: &str, id: &str) -> Result<Option<Notification>>;
+
+    /// After personal data was erased: make sure no older copy of it is
+    /// left on disk (write-ahead log, freed pages).
+    async fn erase_residue(&self) -> Result<()>;
+
+    /// Deletes a task this node holds, its work done.
+    async fn finish_task(&self, id: TaskId) -> Result<bool>;
+
+    /// Gives a held task back, changed, to run again at `due`.
+    async fn retry_task(&self, id: TaskId, kind: herald_core::TaskKind, due: herald_core::Time) -> Result<bool>;
+
+    /// Moves a held task that ran out of attempts to the dead letters.
+    async fn dead_letter(&self, id: TaskId, letter: DeadLetter) -> Result<bool>;
+
+    /// Dead letters, newest first.
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+
+    /// Marks one notification (or, with `None`, all) of a subject read;
+    /// answers each change, for the live streams. Unknown id: empty.
+    async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>>;
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum InboxPage {
+    Before { version: Option<u64>, limit: usize },
+    After { version: u64, limit: usize },
+}

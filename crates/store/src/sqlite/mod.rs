@@ -1,0 +1,239 @@
+//! The embedded backend: one SQLite file in WAL mode, fsync'd on commit.
+//!
+//! - [`writer`] — the group-commit writer thread.
+//! - [`write`] — what each write does inside its transaction.
+//! - [`read`] — the read pool and queries.
+//! - [`schema`] — tables and migrations.
+//!
+//! One herald process owns a data directory (a lock file says so), so at
+//! start every task lease left by a crashed process is taken back at once.
+
+mod read;
+mod schema;
+mod write;
+mod writer;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use herald_core::{
+    Event, Operation, OperationId, Time,
+    notify::{InboxChange, Notification},
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    Accepted, DeadLetter, Error, InboxPage, ListQuery, NewOperation, Result, Store, Task, TaskId, TransitionFn,
+    TransitionResult,
+};
+pub use write::Node;
+use write::{ms, time};
+
+pub struct SqliteStore {
+    path: std::path::PathBuf,
+    writer: writer::Writer,
+    readers: Arc<read::Readers>,
+    node: Node,
+    _lock: std::fs::File,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/herald.db`. Fails if another herald
+    /// process holds the directory.
+    pub fn open(dir: &Path, node: Node) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let lock = std::fs::File::create(dir.join("herald.lock"))?;
+        lock.try_lock().map_err(|_| {
+            Error::Locked(format!("another herald process is using the data directory {}", dir.display()))
+        })?;
+        let path = dir.join("herald.db");
+        let mut conn = Connection::open(&path)?;
+        schema::configure(&conn)?;
+        schema::migrate(&mut conn)?;
+        // Nobody else can hold leases on this file: take back a crashed run's.
+        conn.execute("UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL", [])?;
+        let (writer, _thread) = writer::Writer::spawn(conn)?;
+        Ok(SqliteStore { writer, readers: Arc::new(read::Readers::new(path.clone())), path, node, _lock: lock })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn accept(&self, new: NewOperation) -> Result<Accepted> {
+        let node = self.node.clone();
+        self.writer.submit(move |conn| write::accept(conn, &node, new)).await
+    }
+
+    async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult> {
+        let node = self.node.clone();
+        let id = id.to_string();
+        match self.writer.submit(move |conn| write::transition(conn, &node, &id, consume, f)).await {
+            Err(Error::Rejected(r)) => Ok(TransitionResult::Rejected(r)),
+            other => other,
+        }
+    }
+
+    async fn claim_due(&self, limit: usize) -> Result<Vec<Task>> {
+        let node = self.node.clone();
+        self.writer
+            .submit(move |conn| {
+                let now = chrono::Utc::now();
+                let mut stmt = conn.prepare_cached(
+                    "UPDATE tasks SET owner = ?1, lease_until = ?2
+                     WHERE id IN (SELECT id FROM tasks WHERE owner IS NULL AND due_at <= ?3 ORDER BY due_at LIMIT ?4)
+                        OR id IN (SELECT id FROM tasks WHERE owner IS NOT NULL AND lease_until < ?3 LIMIT ?4)
+                     RETURNING id, op_id, kind, due_at",
+                )?;
+                let rows = stmt.query_map(params![node.id, ms(now + node.lease), ms(now), limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                })?;
+                let mut tasks = Vec::new();
+                for row in rows {
+                    let (id, op, kind, due) = row?;
+                    tasks.push(Task {
+                        id,
+                        op: op.parse().map_err(Error::Corrupt)?,
+                        kind: serde_json::from_str(&kind).map_err(|e| Error::Corrupt(e.to_string()))?,
+                        due: time(due),
+                        owned: true,
+                    });
+                }
+                Ok(tasks)
+            })
+            .await
+    }
+
+    async fn release(&self) -> Result<()> {
+        let node = self.node.id.clone();
+        self.writer
+            .submit(move |conn| {
+                conn.execute("UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner = ?1", [node])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get(&self, id: &OperationId) -> Result<Option<Operation>> {
+        let id = id.to_string();
+        self.readers.with(move |c| read::get(c, &id)).await
+    }
+
+    async fn events(&self, id: &OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let id = id.to_string();
+        self.readers.with(move |c| read::events(c, &id, after, limit)).await
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
+        self.readers.with(move |c| read::list(c, &query)).await
+    }
+
+    async fn put_workflow(&self, name: &str, version: u32, source: &str) -> Result<bool> {
+        let (name, source) = (name.to_string(), source.to_string());
+        self.writer
+            .submit(move |conn| {
+                let old: Option<String> = conn
+                    .query_row(
+                        "SELECT source FROM workflows WHERE name = ?1 AND version = ?2",
+                        params![name, version],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if old.as_deref() == Some(source.as_str()) {
+                    return Ok(false);
+                }
+                conn.execute(
+                    "INSERT INTO workflows (name, version, source) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name, version) DO UPDATE SET source = excluded.source",
+                    params![name, version, source],
+                )?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn workflows(&self) -> Result<Vec<(String, u32, String)>> {
+        self.readers
+            .with(|c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT name, version, source FROM workflows ORDER BY name, version")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+    }
+
+    async fn secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        self.writer
+            .submit(move |conn| {
+                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?1)", [&candidate])?;
+                Ok(conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0))?)
+            })
+            .await
+    }
+
+    async fn notifications(&self, subject: &str, page: InboxPage) -> Result<Vec<Notification>> {
+        let subject = subject.to_string();
+        self.readers.with(move |c| read::notifications(c, &subject, page)).await
+    }
+
+    async fn unread(&self, subject: &str) -> Result<u64> {
+        let subject = subject.to_string();
+        self.readers.with(move |c| write::unread(c, &subject)).await
+    }
+
+    async fn notification(&self, subject: &str, id: &str) -> Result<Option<Notification>> {
+        let (subject, id) = (subject.to_string(), id.to_string());
+        self.readers.with(move |c| read::notification(c, Some(&subject), &id)).await
+    }
+
+    async fn erase_residue(&self) -> Result<()> {
+        // The log still holds the pages as they were before the erasure;
+        // copying it into the database and truncating it removes them.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = Connection::open(&path)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Corrupt(e.to_string()))?
+    }
+
+    async fn finish_task(&self, id: TaskId) -> Result<bool> {
+        let node = self.node.clone();
+        self.writer.submit(move |c| write::finish_task(c, &node, id)).await
+    }
+
+    async fn retry_task(&self, id: TaskId, kind: herald_core::TaskKind, due: Time) -> Result<bool> {
+        let node = self.node.clone();
+        self.writer.submit(move |c| write::retry_task(c, &node, id, &kind, due)).await
+    }
+
+    async fn dead_letter(&self, id: TaskId, letter: DeadLetter) -> Result<bool> {
+        let node = self.node.clone();
+        self.writer.submit(move |c| write::dead_letter(c, &node, id, &letter)).await
+    }
+
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
+        self.readers.with(move |c| read::dead_letters(c, limit)).await
+    }
+
+    async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
+        let (subject, id) = (subject.to_string(), id.map(str::to_string));
+        self.writer.submit(move |c| write::mark_read(c, &subject, id.as_deref())).await
+    }
+
+    async fn next_due(&self) -> Result<Option<Time>> {
+        self.readers
+            .with(|c| {
+                let due: Option<i64> =
+                    c.query_row("SELECT MIN(due_at) FROM tasks WHERE owner IS NULL", [], |r| r.get(0))?;
+                Ok(due.map(time))
+            })
+            .await
+    }
+}
+
+/// How long a node's claim on a task lasts before another may take it.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);

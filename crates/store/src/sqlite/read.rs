@@ -1,0 +1,167 @@
+//! The read side: a small pool of read-only connections. WAL lets them read
+//! a consistent snapshot while the writer commits.
+
+use std::{path::PathBuf, sync::Mutex};
+
+use herald_core::{Event, Operation, notify::Notification};
+use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
+
+use super::write::load;
+use crate::{Error, InboxPage, ListQuery, Result};
+
+/// Reads at once. Each connection has its own page cache, and a read is
+/// CPU work: more than a few buys memory, not speed.
+const READERS: usize = 4;
+
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Self {
+        Readers { path, idle: Mutex::new(Vec::new()), permits: tokio::sync::Semaphore::new(READERS) }
+    }
+
+    /// Runs `f` on a read connection, off the async threads.
+    pub async fn with<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self.permits.acquire().await.map_err(|_| Error::Closed)?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match this.idle.lock().expect("reader pool").pop() {
+                Some(c) => c,
+                None => open(&this.path)?,
+            };
+            let out = f(&conn);
+            this.idle.lock().expect("reader pool").push(conn);
+            out
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("reader task: {e}")))?
+    }
+}
+
+fn open(path: &PathBuf) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Operation>> {
+    load(conn, id)
+}
+
+pub fn events(conn: &Connection, id: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT body FROM events WHERE op_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
+    let rows = stmt.query_map(rusqlite::params![id, after as i64, limit as i64], |r| r.get::<_, String>(0))?;
+    rows.map(|body| serde_json::from_str(&body?).map_err(|e| Error::Corrupt(format!("event of {id}: {e}")))).collect()
+}
+
+const NOTIFICATION: &str = "SELECT id, op_id, read, version, created_at, updated_at, notice FROM notifications";
+
+fn notification_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, bool, i64, i64, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+}
+
+fn to_notification(row: (String, String, bool, i64, i64, i64, String)) -> Result<Notification> {
+    let (id, op, read, version, created, updated, notice) = row;
+    Ok(Notification {
+        id,
+        operation_id: op.parse().map_err(Error::Corrupt)?,
+        notice: serde_json::from_str(&notice).map_err(|e| Error::Corrupt(e.to_string()))?,
+        read,
+        version: version as u64,
+        created_at: super::write::time(created),
+        updated_at: super::write::time(updated),
+    })
+}
+
+/// A notification by id, within `subject`'s inbox when one is given.
+pub fn notification(conn: &Connection, subject: Option<&str>, id: &str) -> Result<Option<Notification>> {
+    let row = conn
+        .prepare_cached(&format!("{NOTIFICATION} WHERE id = ?1 AND (?2 IS NULL OR subject = ?2)"))?
+        .query_row(rusqlite::params![id, subject], notification_row);
+    match row {
+        Ok(r) => to_notification(r).map(Some),
+        Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn notifications(conn: &Connection, subject: &str, page: InboxPage) -> Result<Vec<Notification>> {
+    let (sql, version, limit) = match page {
+        InboxPage::Before { version, limit } => (
+            format!("{NOTIFICATION} WHERE subject = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3"),
+            version.map_or(i64::MAX, |v| v as i64),
+            limit,
+        ),
+        InboxPage::After { version, limit } => (
+            format!("{NOTIFICATION} WHERE subject = ?1 AND version > ?2 ORDER BY version LIMIT ?3"),
+            version as i64,
+            limit,
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params![subject, version, limit.min(1000) as i64], notification_row)?;
+    rows.map(|r| to_notification(r?)).collect()
+}
+
+pub fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<crate::DeadLetter>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, op_id, attempts, error, payload, created_at FROM dead_letters ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit.min(1000) as i64], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get(1)?,
+            r.get::<_, String>(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get::<_, String>(5)?,
+            r.get(6)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, kind, op, attempts, error, payload, created) = row?;
+        Ok(crate::DeadLetter {
+            id,
+            kind,
+            operation_id: op.parse().map_err(Error::Corrupt)?,
+            attempts,
+            error,
+            payload: serde_json::from_str(&payload).map_err(|e| Error::Corrupt(e.to_string()))?,
+            created_at: super::write::time(created),
+        })
+    })
+    .collect()
+}
+
+pub fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<Operation>> {
+    let mut sql = String::from("SELECT state FROM operations WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut filter = |clause: &str, v: Value| {
+        args.push(v);
+        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+    };
+    if let Some(s) = &q.subject {
+        filter("subject =", Value::Text(s.clone()));
+    }
+    if let Some(w) = &q.workflow {
+        filter("workflow =", Value::Text(w.clone()));
+    }
+    if let Some(s) = q.status {
+        filter("status =", Value::Text(s.as_str().into()));
+    }
+    if let Some(b) = &q.before {
+        filter("id <", Value::Text(b.to_string()));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", q.limit.clamp(1, 1000)));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(0))?;
+    rows.map(|s| serde_json::from_str(&s?).map_err(|e| Error::Corrupt(e.to_string()))).collect()
+}

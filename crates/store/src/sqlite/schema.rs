@@ -1,0 +1,116 @@
+//! The SQLite schema and its migrations, applied in order by `user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema one version on; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE operations (
+    id              TEXT PRIMARY KEY,
+    workflow        TEXT NOT NULL,
+    subject         TEXT,
+    status          TEXT NOT NULL,
+    concurrency_key TEXT,
+    queued          INTEGER NOT NULL DEFAULT 0,
+    updated_at      INTEGER NOT NULL,
+    state           TEXT NOT NULL
+);
+CREATE INDEX operations_subject ON operations(subject, id);
+CREATE INDEX operations_workflow ON operations(workflow, id);
+CREATE INDEX operations_key ON operations(workflow, concurrency_key) WHERE concurrency_key IS NOT NULL;
+
+CREATE TABLE events (
+    op_id TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    body  TEXT NOT NULL,
+    PRIMARY KEY (op_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE tasks (
+    id          INTEGER PRIMARY KEY,
+    op_id       TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    due_at      INTEGER NOT NULL,
+    owner       TEXT,
+    lease_until INTEGER
+);
+CREATE INDEX tasks_free ON tasks(due_at) WHERE owner IS NULL;
+CREATE INDEX tasks_leased ON tasks(lease_until) WHERE owner IS NOT NULL;
+
+CREATE TABLE idempotency (
+    workflow     TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    op_id        TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (workflow, key)
+) WITHOUT ROWID;
+
+CREATE TABLE workflows (
+    name    TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    source  TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"#,
+    r#"
+-- One notification per operation, rewritten in place; `version` is the
+-- subject's change counter at its last change (the inbox stream's event id).
+CREATE TABLE notifications (
+    id         TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    op_id      TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    read       INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    notice     TEXT NOT NULL
+);
+CREATE INDEX notifications_by_subject ON notifications(subject, version);
+CREATE INDEX notifications_unread ON notifications(subject) WHERE read = 0;
+
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
+    r#"
+-- Work that ran out of attempts, kept with its last error for a person.
+CREATE TABLE dead_letters (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    op_id      TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    error      TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
+];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Durability first: WAL with a full fsync at every commit.
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Erased personal data must not linger in freed pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
