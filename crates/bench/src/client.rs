@@ -15,6 +15,8 @@ use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde::Deserialize;
 
+use crate::starter::Starter;
+
 /// One operation's times, in microseconds.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {
@@ -41,16 +43,16 @@ pub async fn run(
     let started = Instant::now();
     let clients = (0..c.max(1)).map(|_| {
         let (http, next, bar) = (http.clone(), next.clone(), bar.clone());
-        let start_url = format!("{url}/v1/workflows/{workflow}/operations");
-        let url = url.to_string();
+        let (url, workflow) = (url.to_string(), workflow.to_string());
         tokio::spawn(async move {
             let mut out = Vec::new();
+            let mut starter = Starter::connect(&url, &workflow).await?;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     return anyhow::Ok(out);
                 }
-                out.push(one(&http, &url, &start_url, i, follow).await?);
+                out.push(one(&http, &url, &mut starter, i, follow).await?);
                 bar.inc(1);
             }
         })
@@ -62,26 +64,22 @@ pub async fn run(
     Ok(Run { samples, wall: started.elapsed() })
 }
 
-#[derive(Deserialize)]
-struct Started {
-    id: String,
-}
-
-async fn one(http: &reqwest::Client, url: &str, start_url: &str, i: usize, follow: bool) -> anyhow::Result<Sample> {
+async fn one(
+    http: &reqwest::Client,
+    url: &str,
+    starter: &mut Starter,
+    i: usize,
+    follow: bool,
+) -> anyhow::Result<Sample> {
     let t0 = Instant::now();
-    let resp =
-        http.post(start_url).header("content-type", "application/json").body(format!("{{\"n\": {i}}}")).send().await?;
-    if resp.status() != 202 {
-        bail!("start answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
-    }
-    let op: Started = resp.json().await?;
+    let id = starter.start(format!("{{\"n\": {i}}}")).await?;
     let accept_us = t0.elapsed().as_micros() as u64;
     if !follow {
         return Ok(Sample { accept_us, e2e_us: None });
     }
-    let status = follow_to_end(http, url, &op.id, |_| {}).await?;
+    let status = follow_to_end(http, url, &id, |_| {}).await?;
     if status != "succeeded" {
-        bail!("operation {} ended {status}, expected succeeded", op.id);
+        bail!("operation {id} ended {status}, expected succeeded");
     }
     Ok(Sample { accept_us, e2e_us: Some(t0.elapsed().as_micros() as u64) })
 }

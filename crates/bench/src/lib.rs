@@ -6,13 +6,15 @@
 //!
 //! - [`procs`] — starting herald and the worker; their memory and CPU.
 //! - [`worker`] — the no-op step service (`herald bench-worker`).
-//! - [`client`] — the W0/W1 client: N operations, C in flight.
+//! - [`client`] — the W0/W1 client: N operations, C in flight; [`starter`] —
+//!   its lean connection for the start calls.
 //! - [`watchers`] — W2: many SSE watchers while W1 runs.
 //! - [`stats`] — percentiles and the report; [`chart`] — the SVG chart.
 
 pub mod chart;
 pub mod client;
 pub mod procs;
+pub mod starter;
 pub mod stats;
 pub mod watchers;
 pub mod worker;

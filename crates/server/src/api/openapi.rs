@@ -21,6 +21,7 @@ use utoipa::OpenApi;
         super::workflows::list,
         super::workflows::get,
     ),
+    components(schemas(super::views::OperationRef)),
     tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "admin"))
 )]
 struct Doc;

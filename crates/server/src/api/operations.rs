@@ -24,14 +24,14 @@ use super::{
     AppState,
     body::{RawBody, json, json_or_default},
     problem::{ApiError, ApiResult, Problem},
-    views::{CancelRequest, OperationList, OperationView},
+    views::{CancelRequest, OperationList, OperationRef, OperationView},
 };
 
 /// Start an operation of a workflow. The body is the operation's input.
 #[utoipa::path(post, path = "/v1/workflows/{name}/operations", tag = "operations",
     params(("name" = String, Path, description = "workflow name"),
            ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body return the same operation"),
-           ("Prefer" = Option<String>, Header, description = "`wait=N`: answer 200 with the finished operation if it ends within N seconds"),
+           ("Prefer" = Option<String>, Header, description = "`wait=N`: answer 200 with the finished operation if it ends within N seconds; `return=minimal`: answer with its id and status only (`OperationRef`)"),
            ("Herald-Subject" = Option<String>, Header, description = "who the operation is about; overrides the workflow's `subject` pointer")),
     request_body(content = Object, content_type = "application/json"),
     responses((status = 202, body = OperationView, description = "accepted and durable"),
@@ -84,43 +84,43 @@ pub async fn start(
             machine::apply(older, &wf, Command::Supersede { by: by.clone() }, now).unwrap_or_default()
         }) as SupersedeFn
     });
-    let wait = prefer_wait(&headers, app.limits.max_wait_seconds);
+    let prefer = Prefer::read(&headers, app.limits.max_wait_seconds);
     match app.engine.accept(NewOperation { op, transition, idempotency, on_conflict, supersede }).await? {
-        Accepted::Created(a) => respond(&app, (*a.op).clone(), Some(a.events), wait).await,
-        Accepted::Existing(op) => respond(&app, *op, None, wait).await,
+        Accepted::Created(a) => respond(&app, (*a.op).clone(), Some(a.events), prefer).await,
+        Accepted::Existing(op) => respond(&app, *op, None, prefer).await,
         Accepted::KeyReused(id) => Err(ApiError::IdempotencyKeyReused(id)),
         Accepted::Conflict(id) => Err(ApiError::ConcurrencyConflict(id)),
     }
 }
 
-/// 202 with `Location`, or 200 if the operation ended within `Prefer: wait`.
+/// 202 with `Location`, or 200 if the operation ended within `Prefer: wait`;
+/// the whole operation, or with `Prefer: return=minimal` its id and status.
 async fn respond(
     app: &AppState,
     op: Operation,
     events: Option<Vec<herald_core::Event>>,
-    wait: Option<u64>,
+    prefer: Prefer,
 ) -> ApiResult<Response> {
     let id = op.id.clone();
-    let (op, timeline, applied) = match wait {
-        Some(secs) if !op.is_final() => {
-            let op = wait_final(app, &id, Duration::from_secs(secs)).await?;
-            let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
-            (op, timeline, Some(secs))
-        }
-        _ => {
-            let timeline = match events {
-                Some(e) if e.first().is_some_and(|e| e.seq == 1) => e,
-                _ => app.engine.store().events(&id, 0, usize::MAX).await?,
-            };
-            (op, timeline, wait)
-        }
+    let op = match prefer.wait {
+        Some(secs) if !op.is_final() => wait_final(app, &id, Duration::from_secs(secs)).await?,
+        _ => op,
     };
-    let status = if op.is_final() && applied.is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
-    let mut resp = (status, Json(OperationView { operation: op, timeline })).into_response();
+    let status = if op.is_final() && prefer.wait.is_some() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let mut resp = if prefer.minimal {
+        let body = OperationRef { id: op.id, workflow: op.workflow, status: op.status };
+        (status, Json(body)).into_response()
+    } else {
+        let timeline = match events {
+            Some(e) if prefer.wait.is_none() && e.first().is_some_and(|e| e.seq == 1) => e,
+            _ => app.engine.store().events(&id, 0, usize::MAX).await?,
+        };
+        (status, Json(OperationView { operation: op, timeline })).into_response()
+    };
     let h = resp.headers_mut();
     h.insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/operations/{id}")).expect("ids are ASCII"));
-    if let Some(secs) = applied {
-        h.insert("preference-applied", HeaderValue::from_str(&format!("wait={secs}")).expect("digits"));
+    if let Some(applied) = prefer.applied() {
+        h.insert("preference-applied", HeaderValue::from_str(&applied).expect("ASCII"));
     }
     Ok(resp)
 }
@@ -159,18 +159,41 @@ pub async fn wait_final(app: &AppState, id: &OperationId, limit: Duration) -> Ap
     }
 }
 
-/// `Prefer: wait=N` (RFC 7240), capped by the server's limit.
-fn prefer_wait(headers: &HeaderMap, max: u64) -> Option<u64> {
-    headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .find_map(|p| {
-            let (k, v) = p.trim().split_once('=')?;
-            (k.trim().eq_ignore_ascii_case("wait")).then(|| v.trim().trim_matches('"').parse::<u64>().ok()).flatten()
-        })
-        .map(|n| n.min(max))
+/// The preferences (RFC 7240) a start honours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Prefer {
+    /// `wait=N`, capped by the server's limit.
+    wait: Option<u64>,
+    /// `return=minimal`.
+    minimal: bool,
+}
+
+impl Prefer {
+    fn read(headers: &HeaderMap, max_wait: u64) -> Self {
+        let mut prefer = Prefer::default();
+        let pairs =
+            headers.get_all("prefer").into_iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split([',', ';']));
+        for pair in pairs {
+            let Some((k, v)) = pair.trim().split_once('=') else { continue };
+            let (k, v) = (k.trim(), v.trim().trim_matches('"'));
+            if k.eq_ignore_ascii_case("wait") && prefer.wait.is_none() {
+                prefer.wait = v.parse::<u64>().ok().map(|n| n.min(max_wait));
+            } else if k.eq_ignore_ascii_case("return") {
+                prefer.minimal = v.eq_ignore_ascii_case("minimal");
+            }
+        }
+        prefer
+    }
+
+    /// The `Preference-Applied` value.
+    fn applied(self) -> Option<String> {
+        let parts: Vec<String> =
+            [self.wait.map(|s| format!("wait={s}")), self.minimal.then(|| "return=minimal".into())]
+                .into_iter()
+                .flatten()
+                .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> ApiResult<Option<String>> {
@@ -319,7 +342,7 @@ pub async fn action(
         return Err(ApiError::InvalidInput("`reason` is longer than 500 characters".into()));
     }
     match app.engine.apply(&id, None, Command::Cancel { reason }).await? {
-        TransitionResult::Applied(a) => respond(&app, (*a.op).clone(), None, None).await,
+        TransitionResult::Applied(a) => respond(&app, (*a.op).clone(), None, Prefer::default()).await,
         TransitionResult::Missing => Err(ApiError::NotFound(format!("no operation {id}"))),
         TransitionResult::Rejected(r) => Err(rejected(r)),
     }

@@ -11,6 +11,15 @@ pub struct OperationView {
     pub timeline: Vec<Event>,
 }
 
+/// The answer to a start with `Prefer: return=minimal`: what a caller
+/// needs to follow the operation, without its whole representation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OperationRef {
+    pub id: herald_core::OperationId,
+    pub workflow: String,
+    pub status: herald_core::OpStatus,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OperationList {
     /// Newest first, without their timelines.

@@ -76,6 +76,34 @@ async fn prefer_wait_answers_202_when_the_work_takes_longer() {
 }
 
 #[tokio::test]
+async fn prefer_return_minimal_answers_the_id_and_status_only() {
+    let svc = StepService::start().await;
+    let app = spawn_app(&[&sequential("order", &["reserve"], "")], &svc).await;
+    let start = |prefer: &'static str| {
+        app.http.post(app.url("/v1/workflows/order/operations")).header("prefer", prefer).json(&json!({})).send()
+    };
+
+    let resp = start("return=minimal").await.unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["preference-applied"], "return=minimal");
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(location, format!("/v1/operations/{id}"));
+    let mut keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(keys, ["id", "status", "workflow"], "nothing but what is needed to follow it");
+    assert_eq!(app.wait_final(&id).await["status"], "succeeded", "the operation itself is whole");
+
+    let resp = start("wait=5, return=minimal").await.unwrap();
+    assert_eq!(resp.status(), 200, "finished within the wait");
+    assert_eq!(resp.headers()["preference-applied"], "wait=5, return=minimal");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "succeeded");
+    assert!(body.get("steps").is_none() && body.get("timeline").is_none());
+}
+
+#[tokio::test]
 async fn a_step_that_fails_twice_is_retried_and_every_attempt_shows() {
     let svc = StepService::start().await;
     svc.then("/charge", vec![Reply::Status(503, "busy"), Reply::Status(503, "busy")]);

@@ -1,6 +1,7 @@
 //! The embedded backend: one SQLite file in WAL mode, fsync'd on commit.
 //!
-//! - [`writer`] — the group-commit writer thread.
+//! - [`writer`] — the group-commit writer thread; [`checkpoint`] — copying
+//!   the write-ahead log into the database, beside it.
 //! - [`write`] — what each write does inside its transaction.
 //! - [`read`] — the read pool and queries.
 //! - [`schema`] — tables and migrations.
@@ -8,6 +9,7 @@
 //! One herald process owns a data directory (a lock file says so), so at
 //! start every task lease left by a crashed process is taken back at once.
 
+mod checkpoint;
 mod read;
 mod schema;
 mod write;
@@ -50,9 +52,11 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn)?;
+        // Checkpoints run on a thread of their own (see `checkpoint`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // Nobody else can hold leases on this file: take back a crashed run's.
         conn.execute("UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL", [])?;
-        let (writer, _thread) = writer::Writer::spawn(conn)?;
+        let (writer, _thread) = writer::Writer::spawn(conn, checkpoint::Checkpointer::spawn(path.clone())?)?;
         Ok(SqliteStore { writer, readers: Arc::new(read::Readers::new(path.clone())), path, node, _lock: lock })
     }
 }

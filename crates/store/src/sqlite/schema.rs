@@ -111,6 +111,9 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Erased personal data must not linger in freed pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // Each job of a group commit runs in its own savepoint; its
+    // sub-journal stays in memory instead of a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }
