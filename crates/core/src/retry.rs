@@ -71,6 +71,14 @@ impl RetryPolicy {
     }
 }
 
+/// One failed attempt, as kept with a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AttemptError {
+    pub attempt: u32,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub error: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,8 @@
 //!   one call and one transaction.
 //! - [`sqlite`] — the embedded backend: a single writer thread that commits
 //!   many callers' transactions with one fsync (group commit), and a pool of
-//!   read connections (WAL lets reads run beside the writer).
+//!   read connections (WAL lets reads run beside the writer). It is also
+//!   the embedded [`herald_broker::Broker`]: topics on the same file.
 //!
 //! The operation state machine lives in `herald-core`; the store runs the
 //! closure the engine gives it inside the transaction, so a read-modify-write
@@ -102,7 +103,12 @@ pub trait Store: Send + Sync + 'static {
     async fn dead_letter(&self, id: TaskId, letter: DeadLetter) -> Result<bool>;
 
     /// Dead letters, newest first.
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+    async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>>;
+
+    async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>>;
+
+    /// Drops a dead letter (a person dealt with it, or it was redriven).
+    async fn delete_dead_letter(&self, id: i64) -> Result<bool>;
 
     /// Marks one notification (or, with `None`, all) of a subject read;
     /// answers each change, for the live streams. Unknown id: empty.

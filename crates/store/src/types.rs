@@ -72,18 +72,74 @@ pub enum TransitionResult {
     Rejected(Rejection),
 }
 
-/// Work that ran out of attempts.
+/// What a dead letter was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    /// A subscription's event that ran out of attempts.
+    Event,
+    /// A workflow step that failed for good and holds its operation (`on_failure = "hold"`).
+    Step,
+    /// A compensation that failed for good (the operation needs attention).
+    Compensation,
+    Webhook,
+    Email,
+}
+
+impl DeadLetterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterKind::Event => "event",
+            DeadLetterKind::Step => "step",
+            DeadLetterKind::Compensation => "compensation",
+            DeadLetterKind::Webhook => "webhook",
+            DeadLetterKind::Email => "email",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        use DeadLetterKind::*;
+        [Event, Step, Compensation, Webhook, Email].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Work that ran out of attempts, kept for a person to redrive or drop.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: i64,
-    /// What it was: `webhook`, …
-    pub kind: String,
-    pub operation_id: OperationId,
+    pub kind: DeadLetterKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation_id: Option<OperationId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
     pub attempts: u32,
+    /// The last attempt's error.
     pub error: String,
+    /// Every attempt's error, oldest first (as far as they were kept).
+    pub errors: Vec<herald_core::retry::AttemptError>,
+    /// What would be delivered again: the event, the notification, or the
+    /// step's coordinates.
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Which dead letters to list or redrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterFilter {
+    pub kind: Option<DeadLetterKind>,
+    pub subscription: Option<String>,
+    pub workflow: Option<String>,
+    pub operation: Option<OperationId>,
+    /// Only ids below this one (the previous page's last), newest first.
+    pub before: Option<i64>,
+    pub limit: usize,
 }
 
 #[derive(Debug, Clone, Default)]

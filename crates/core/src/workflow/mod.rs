@@ -154,5 +154,14 @@ impl Workflow {
     }
 }
 
+/// Workflow, step and service names: 1-64 letters, digits, `-` or `_`,
+/// starting with a letter or digit.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 /// The time a step call may take when the file says nothing.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30);

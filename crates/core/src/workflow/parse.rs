@@ -30,11 +30,7 @@ fn err(step: Option<&str>, field: &str, message: impl Into<String>) -> WorkflowE
 }
 
 fn check_name(step: Option<&str>, field: &str, name: &str) -> Result<(), WorkflowError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
+    if super::valid_name(name) {
         Ok(())
     } else {
         Err(err(

@@ -111,7 +111,7 @@ pub struct RawCompensate {
     pub done_label: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     #[serde(default)]

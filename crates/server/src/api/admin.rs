@@ -14,5 +14,6 @@ use crate::auth::{Caller, require_admin};
     responses((status = 200, body = Vec<DeadLetter>), (status = 403, body = Problem)))]
 pub async fn dead_letters(caller: Caller, State(app): State<AppState>) -> ApiResult<Json<Vec<DeadLetter>>> {
     require_admin(&caller)?;
-    Ok(Json(app.engine.store().dead_letters(200).await?))
+    let filter = herald_store::DeadLetterFilter { limit: 200, ..Default::default() };
+    Ok(Json(app.engine.store().dead_letters(filter).await?))
 }

@@ -7,8 +7,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use herald_core::{Command, TaskKind, notify::Channel, retry::RetryPolicy, signature, workflow::raw::RawRetry};
-use herald_store::{DeadLetter, Task};
+use herald_core::{
+    Command, TaskKind,
+    notify::Channel,
+    retry::{AttemptError, RetryPolicy},
+    signature,
+    workflow::raw::RawRetry,
+};
+use herald_store::{DeadLetter, DeadLetterKind, Task};
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
     transport::smtp::authentication::Credentials,
@@ -115,14 +121,20 @@ impl Engine {
             if last_use && let Some(to) = payload.get_mut("to") {
                 *to = Value::String("(erased)".into());
             }
+            let now = Utc::now();
             let letter = DeadLetter {
                 id: 0,
-                kind: format!("{channel:?}").to_lowercase(),
-                operation_id: task.op.clone(),
+                kind: if channel == Channel::Email { DeadLetterKind::Email } else { DeadLetterKind::Webhook },
+                subscription: None,
+                topic: None,
+                workflow: payload["workflow"].as_str().map(str::to_string),
+                operation_id: Some(task.op.clone()),
+                step: None,
                 attempts: attempt,
+                errors: vec![AttemptError { attempt, at: now, error: failure.error.clone() }],
                 error: failure.error,
                 payload,
-                created_at: Utc::now(),
+                created_at: now,
             };
             self.0.store.dead_letter(task.id, letter).await?;
             return self.after_last_use(&task, last_use).await;

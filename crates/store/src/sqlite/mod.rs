@@ -5,13 +5,20 @@
 //! - [`write`] — what each write does inside its transaction.
 //! - [`read`] — the read pool and queries.
 //! - [`schema`] — tables and migrations.
+//! - [`broker`] — the embedded broker: [`topics`] (publish, subscriptions)
+//!   and [`deliveries`] (what each subscription owes: lease, ack, retry).
+//! - [`dead`] — dead letters of every kind.
 //!
 //! One herald process owns a data directory (a lock file says so), so at
 //! start every task lease left by a crashed process is taken back at once.
 
+mod broker;
 mod checkpoint;
+mod dead;
+mod deliveries;
 mod read;
 mod schema;
+mod topics;
 mod write;
 mod writer;
 
@@ -25,8 +32,8 @@ use herald_core::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Accepted, DeadLetter, Error, InboxPage, ListQuery, NewOperation, Result, Store, Task, TaskId, TransitionFn,
-    TransitionResult,
+    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Result, Store, Task, TaskId,
+    TransitionFn, TransitionResult,
 };
 pub use write::Node;
 use write::{ms, time};
@@ -36,6 +43,9 @@ pub struct SqliteStore {
     writer: writer::Writer,
     readers: Arc<read::Readers>,
     node: Node,
+    broker: broker::State,
+    /// How long a published event's source and id are remembered.
+    dedupe_window: chrono::Duration,
     _lock: std::fs::File,
 }
 
@@ -56,8 +66,23 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // Nobody else can hold leases on this file: take back a crashed run's.
         conn.execute("UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL", [])?;
+        let broker = broker::State::new(topics::load(&conn)?);
         let (writer, _thread) = writer::Writer::spawn(conn, checkpoint::Checkpointer::spawn(path.clone())?)?;
-        Ok(SqliteStore { writer, readers: Arc::new(read::Readers::new(path.clone())), path, node, _lock: lock })
+        Ok(SqliteStore {
+            writer,
+            readers: Arc::new(read::Readers::new(path.clone())),
+            path,
+            node,
+            broker,
+            dedupe_window: DEFAULT_DEDUPE_WINDOW,
+            _lock: lock,
+        })
+    }
+
+    /// How long a re-publish of the same source and id is recognised.
+    pub fn with_dedupe_window(mut self, window: Duration) -> Self {
+        self.dedupe_window = chrono::Duration::from_std(window).unwrap_or(DEFAULT_DEDUPE_WINDOW);
+        self
     }
 }
 
@@ -219,8 +244,16 @@ impl Store for SqliteStore {
         self.writer.submit(move |c| write::dead_letter(c, &node, id, &letter)).await
     }
 
-    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
-        self.readers.with(move |c| read::dead_letters(c, limit)).await
+    async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>> {
+        self.readers.with(move |c| dead::list(c, &filter)).await
+    }
+
+    async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>> {
+        self.readers.with(move |c| dead::get(c, id)).await
+    }
+
+    async fn delete_dead_letter(&self, id: i64) -> Result<bool> {
+        self.writer.submit(move |c| dead::delete(c, id)).await
     }
 
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
@@ -238,6 +271,9 @@ impl Store for SqliteStore {
             .await
     }
 }
+
+/// How long a published event's source and id are remembered by default.
+pub const DEFAULT_DEDUPE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// How long a node's claim on a task lasts before another may take it.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);

@@ -111,36 +111,6 @@ pub fn notifications(conn: &Connection, subject: &str, page: InboxPage) -> Resul
     rows.map(|r| to_notification(r?)).collect()
 }
 
-pub fn dead_letters(conn: &Connection, limit: usize) -> Result<Vec<crate::DeadLetter>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, kind, op_id, attempts, error, payload, created_at FROM dead_letters ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit.min(1000) as i64], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get(1)?,
-            r.get::<_, String>(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get::<_, String>(5)?,
-            r.get(6)?,
-        ))
-    })?;
-    rows.map(|row| {
-        let (id, kind, op, attempts, error, payload, created) = row?;
-        Ok(crate::DeadLetter {
-            id,
-            kind,
-            operation_id: op.parse().map_err(Error::Corrupt)?,
-            attempts,
-            error,
-            payload: serde_json::from_str(&payload).map_err(|e| Error::Corrupt(e.to_string()))?,
-            created_at: super::write::time(created),
-        })
-    })
-    .collect()
-}
-
 pub fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<Operation>> {
     let mut sql = String::from("SELECT state FROM operations WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();

@@ -91,6 +91,80 @@ CREATE TABLE dead_letters (
     created_at INTEGER NOT NULL
 );
 "#,
+    r#"
+-- Topics: every event published, in publish order. A row stays while a
+-- subscription still owes it to a consumer.
+CREATE TABLE topic_events (
+    seq          INTEGER PRIMARY KEY,
+    topic        TEXT NOT NULL,
+    published_at INTEGER NOT NULL,
+    body         TEXT NOT NULL
+);
+
+-- Recent (topic, source, id) triples: a re-publish within the window is
+-- recognised and not stored again.
+CREATE TABLE event_ids (
+    topic      TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (topic, source, id)
+) WITHOUT ROWID;
+CREATE INDEX event_ids_expiry ON event_ids(expires_at);
+
+CREATE TABLE subscriptions (
+    name       TEXT PRIMARY KEY,
+    topic      TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- What each subscription still owes: one row per (subscription, event)
+-- until it is acknowledged or dead-lettered. `ready` marks the first row
+-- of its ordering key (keyless rows are always ready); `due_at` is when it
+-- may go out: now, after a backoff, or when its lease ends.
+CREATE TABLE deliveries (
+    id       INTEGER PRIMARY KEY,
+    sub      TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    key      TEXT,
+    ready    INTEGER NOT NULL,
+    due_at   INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease    INTEGER,
+    errors   TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX deliveries_due ON deliveries(sub, due_at) WHERE ready = 1;
+CREATE INDEX deliveries_key ON deliveries(sub, key, id) WHERE key IS NOT NULL;
+CREATE INDEX deliveries_seq ON deliveries(seq);
+
+-- Dead letters of every kind: subscription events, held or failed steps and
+-- compensations, webhooks and emails.
+CREATE TABLE dead_letters_v2 (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    subscription TEXT,
+    topic        TEXT,
+    workflow     TEXT,
+    op_id        TEXT,
+    step         TEXT,
+    attempts     INTEGER NOT NULL,
+    error        TEXT NOT NULL,
+    errors       TEXT NOT NULL DEFAULT '[]',
+    payload      TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+INSERT INTO dead_letters_v2 (id, kind, workflow, op_id, attempts, error, payload, created_at)
+    SELECT d.id, d.kind, (SELECT workflow FROM operations o WHERE o.id = d.op_id), d.op_id, d.attempts, d.error,
+           d.payload, d.created_at
+    FROM dead_letters d;
+DROP TABLE dead_letters;
+ALTER TABLE dead_letters_v2 RENAME TO dead_letters;
+CREATE INDEX dead_letters_by_subscription ON dead_letters(subscription, id) WHERE subscription IS NOT NULL;
+CREATE INDEX dead_letters_by_workflow ON dead_letters(workflow, id) WHERE workflow IS NOT NULL;
+CREATE INDEX dead_letters_by_operation ON dead_letters(op_id, step) WHERE op_id IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -27,7 +27,7 @@ pub fn time(ms: i64) -> Time {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+pub fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
@@ -341,17 +341,7 @@ pub fn dead_letter(conn: &Connection, node: &Node, id: TaskId, letter: &crate::D
     if !finish_task(conn, node, id)? {
         return Ok(false);
     }
-    conn.prepare_cached(
-        "INSERT INTO dead_letters (kind, op_id, attempts, error, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        letter.kind,
-        letter.operation_id.to_string(),
-        letter.attempts,
-        letter.error,
-        json(&letter.payload)?,
-        ms(letter.created_at)
-    ])?;
+    super::dead::insert(conn, letter)?;
     Ok(true)
 }
 

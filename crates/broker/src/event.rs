@@ -1,0 +1,290 @@
+//! CloudEvents 1.0, the one event format herald's topics carry: read from
+//! the JSON format (structured mode, one event or a batch) or from the HTTP
+//! binding's binary mode (`ce-*` headers, the data as the body), checked
+//! once here, and written back out in the JSON format.
+//!
+//! A small type of our own rather than the `cloudevents-sdk` crate, which
+//! pins old versions of the HTTP and NATS clients and no longer moves.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The attributes the spec defines; anything else is an extension.
+const KNOWN: [&str; 10] =
+    ["specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time", "data", "data_base64"];
+
+/// Longest `id`, `source`, `type` or `subject` accepted.
+const MAX_ATTRIBUTE: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CloudEvent {
+    /// Always `"1.0"`.
+    pub specversion: String,
+    /// With `source`, identifies the event: a re-publish is recognised by it.
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacontenttype: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataschema: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// RFC 3339, as the producer wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_base64: Option<String>,
+    /// Extension attributes: `partitionkey` orders delivery, `operationid`
+    /// correlates the event with an operation.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: BTreeMap<String, Value>,
+}
+
+/// What is wrong with an event, naming the attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct EventError {
+    pub attribute: Option<String>,
+    pub message: String,
+}
+
+fn invalid(attribute: &str, message: impl Into<String>) -> EventError {
+    EventError { attribute: Some(attribute.to_string()), message: message.into() }
+}
+
+impl CloudEvent {
+    /// An event in the JSON format, checked: the required attributes are
+    /// there and well formed, extension names are lowercase letters and
+    /// digits, and at most one of `data` and `data_base64` is given.
+    pub fn from_json(value: Value) -> Result<Self, EventError> {
+        let Value::Object(mut map) = value else {
+            return Err(EventError { attribute: None, message: "an event must be a JSON object".into() });
+        };
+        // `null` means absent in the JSON format.
+        map.retain(|_, v| !v.is_null());
+        let specversion = required(&mut map, "specversion")?;
+        let id = required(&mut map, "id")?;
+        let source = required(&mut map, "source")?;
+        let kind = required(&mut map, "type")?;
+        let datacontenttype = optional(&mut map, "datacontenttype")?;
+        let dataschema = optional(&mut map, "dataschema")?;
+        let subject = optional(&mut map, "subject")?;
+        let time = optional(&mut map, "time")?;
+        let data = map.remove("data");
+        let data_base64 = match map.remove("data_base64") {
+            None => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(invalid("data_base64", "`data_base64` must be a base64 string")),
+        };
+        let event = CloudEvent {
+            specversion,
+            id,
+            source,
+            kind,
+            datacontenttype,
+            dataschema,
+            subject,
+            time,
+            data,
+            data_base64,
+            extensions: map.into_iter().collect(),
+        };
+        event.check()?;
+        Ok(event)
+    }
+
+    /// An event in the HTTP binding's binary mode: attributes in `ce-*`
+    /// headers (percent-encoded), the data as the body, typed by
+    /// `content_type`. JSON data must parse; text stays text; anything else
+    /// is carried as `data_base64`.
+    pub fn from_binary<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, EventError> {
+        let mut map = Map::new();
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            let Some(attribute) = lower.strip_prefix("ce-") else { continue };
+            let text = percent_encoding::percent_decode(value)
+                .decode_utf8()
+                .map_err(|_| invalid(attribute, format!("the `{name}` header is not UTF-8 once percent-decoded")))?;
+            if KNOWN[8..].contains(&attribute) || attribute == "datacontenttype" {
+                return Err(invalid(attribute, format!("`{attribute}` is not sent as a header in binary mode")));
+            }
+            map.insert(attribute.to_string(), Value::String(text.into_owned()));
+        }
+        if let Some(ct) = content_type {
+            map.insert("datacontenttype".into(), Value::String(ct.to_string()));
+        }
+        if !body.is_empty() {
+            let (key, data) = binary_data(content_type, body)?;
+            map.insert(key.into(), data);
+        }
+        Self::from_json(Value::Object(map))
+    }
+
+    fn check(&self) -> Result<(), EventError> {
+        if self.specversion != "1.0" {
+            return Err(invalid("specversion", format!("`specversion` must be \"1.0\", not \"{}\"", self.specversion)));
+        }
+        if let Some(t) = &self.time {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|_| invalid("time", format!("`time` must be an RFC 3339 timestamp, not \"{t}\"")))?;
+        }
+        if self.data.is_some() && self.data_base64.is_some() {
+            return Err(invalid("data_base64", "give `data` or `data_base64`, not both"));
+        }
+        if let Some(b) = &self.data_base64 {
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|_| invalid("data_base64", "`data_base64` is not valid base64"))?;
+        }
+        for (name, value) in &self.extensions {
+            let well_named = !name.is_empty()
+                && name.len() <= 20
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !well_named {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "`{name}` is not a CloudEvents attribute, and extension names are 1-20 lowercase letters or digits"
+                    ),
+                ));
+            }
+            if !(value.is_string() || value.is_number() || value.is_boolean()) {
+                return Err(invalid(name, format!("the extension `{name}` must be a string, number or boolean")));
+            }
+        }
+        if let Some(k) = self.extensions.get("partitionkey")
+            && !k.as_str().is_some_and(|k| !k.is_empty() && k.len() <= MAX_ATTRIBUTE)
+        {
+            return Err(invalid("partitionkey", "`partitionkey` must be a non-empty string"));
+        }
+        Ok(())
+    }
+
+    /// Events with the same key are delivered in publish order, one at a
+    /// time per subscription: the `partitionkey` extension, else `subject`.
+    pub fn ordering_key(&self) -> Option<&str> {
+        self.extension("partitionkey").or(self.subject.as_deref())
+    }
+
+    /// A string extension attribute.
+    pub fn extension(&self, name: &str) -> Option<&str> {
+        self.extensions.get(name).and_then(Value::as_str)
+    }
+
+    /// The event in the JSON format.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// The size of the event in the JSON format, for limits.
+    pub fn encoded_len(&self) -> usize {
+        serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX)
+    }
+}
+
+fn required(map: &mut Map<String, Value>, name: &str) -> Result<String, EventError> {
+    match map.remove(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ATTRIBUTE => Ok(s),
+        Some(Value::String(_)) => Err(invalid(name, format!("`{name}` must be 1-{MAX_ATTRIBUTE} characters"))),
+        Some(_) => Err(invalid(name, format!("`{name}` must be a string"))),
+        None => Err(invalid(name, format!("the required attribute `{name}` is missing"))),
+    }
+}
+
+fn optional(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, EventError> {
+    match map.remove(name) {
+        None => Ok(None),
+        Some(Value::String(s)) if s.len() <= MAX_ATTRIBUTE => Ok(Some(s)),
+        Some(_) => Err(invalid(name, format!("`{name}` must be a string of at most {MAX_ATTRIBUTE} characters"))),
+    }
+}
+
+/// The body of a binary-mode request as the event's data.
+fn binary_data(content_type: Option<&str>, body: &[u8]) -> Result<(&'static str, Value), EventError> {
+    let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime == "application/json" || mime.ends_with("+json") {
+        let v = serde_json::from_slice(body)
+            .map_err(|e| invalid("data", format!("the body is declared JSON but does not parse: {e}")))?;
+        return Ok(("data", v));
+    }
+    if (mime.starts_with("text/") || mime.ends_with("/xml") || mime.ends_with("+xml"))
+        && let Ok(text) = std::str::from_utf8(body)
+    {
+        return Ok(("data", Value::String(text.to_string())));
+    }
+    Ok(("data_base64", Value::String(base64::engine::general_purpose::STANDARD.encode(body))))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn minimal() -> Value {
+        json!({"specversion": "1.0", "id": "e-1", "source": "/shop", "type": "OrderPlaced"})
+    }
+
+    #[test]
+    fn a_structured_event_keeps_its_extensions_and_data() {
+        let mut v = minimal();
+        v["partitionkey"] = json!("alice");
+        v["data"] = json!({"total": 12});
+        let e = CloudEvent::from_json(v.clone()).unwrap();
+        assert_eq!(e.ordering_key(), Some("alice"));
+        assert_eq!(e.to_json(), v, "written back as it came");
+    }
+
+    #[test]
+    fn each_missing_or_malformed_attribute_is_named() {
+        for (attr, mutate) in [
+            ("id", json!({"id": null})),
+            ("source", json!({"source": ""})),
+            ("type", json!({"type": 3})),
+            ("specversion", json!({"specversion": "0.3"})),
+            ("time", json!({"time": "yesterday"})),
+            ("Bad-Name", json!({"Bad-Name": "x"})),
+            ("nested", json!({"nested": {"a": 1}})),
+            ("data_base64", json!({"data": 1, "data_base64": "AA=="})),
+        ] {
+            let mut v = minimal();
+            for (k, val) in mutate.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            let err = CloudEvent::from_json(v).unwrap_err();
+            assert_eq!(err.attribute.as_deref(), Some(attr), "{err}");
+        }
+    }
+
+    #[test]
+    fn binary_mode_reads_headers_and_types_the_body() {
+        let headers = [
+            ("ce-specversion", &b"1.0"[..]),
+            ("CE-ID", b"e-2"),
+            ("ce-source", b"/shop"),
+            ("ce-type", b"OrderPlaced"),
+            ("ce-subject", b"caf%C3%A9"),
+            ("content-length", b"12"),
+        ];
+        let e = CloudEvent::from_binary(headers, Some("application/json"), br#"{"total": 1}"#).unwrap();
+        assert_eq!(e.id, "e-2");
+        assert_eq!(e.subject.as_deref(), Some("café"));
+        assert_eq!(e.data, Some(json!({"total": 1})));
+        let e = CloudEvent::from_binary(headers, Some("application/octet-stream"), &[0, 159, 146]).unwrap();
+        assert_eq!(e.data_base64.as_deref(), Some("AJ+S"));
+        let err = CloudEvent::from_binary(headers, Some("application/json"), b"{oops").unwrap_err();
+        assert_eq!(err.attribute.as_deref(), Some("data"));
+    }
+}
