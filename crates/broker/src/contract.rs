@@ -16,7 +16,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::{Broker, CloudEvent, Error, RawSubscription, Subscription};
+use crate::{Broker, CloudEvent, Error, RawSubscription, Redelivery, Subscription};
 
 pub trait Harness: Send + Sync + 'static {
     fn broker(&self) -> Arc<dyn Broker>;
@@ -34,6 +34,7 @@ macro_rules! contract_tests {
             an_unacknowledged_event_goes_out_again_when_its_lease_ends,
             a_nacked_event_comes_back_after_its_delay,
             after_its_last_attempt_an_event_is_a_dead_letter,
+            an_event_that_can_never_be_processed_is_a_dead_letter_at_once,
             a_redelivered_event_goes_out_again_as_a_first_attempt,
             deleting_a_subscription_drops_what_waits_for_it,
             stats_show_what_waits_and_what_is_out,
@@ -226,7 +227,8 @@ pub async fn a_nacked_event_comes_back_after_its_delay(b: Arc<dyn Broker>) {
     b.publish("t", vec![event("e1", "T", None)]).await.unwrap();
     let m = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
 
-    let nacked = b.nack("s", &[m[0].ack_id.clone()], Some(Duration::from_millis(300)), "busy").await.unwrap();
+    let nacked =
+        b.nack("s", &[m[0].ack_id.clone()], Redelivery::After(Duration::from_millis(300)), "busy").await.unwrap();
     let at_once = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
     let later = pull_within(&*b, "s", Duration::from_secs(30), Duration::from_secs(5)).await;
 
@@ -243,7 +245,10 @@ pub async fn after_its_last_attempt_an_event_is_a_dead_letter(b: Arc<dyn Broker>
     for attempt in 1..=3 {
         let m = pull_within(&*b, "s", Duration::from_secs(30), Duration::from_secs(5)).await;
         assert_eq!((m.len(), m[0].event.id.as_str(), m[0].attempt), (1, "e1", attempt));
-        last = b.nack("s", &[m[0].ack_id.clone()], Some(Duration::ZERO), &format!("failure {attempt}")).await.unwrap();
+        last = b
+            .nack("s", &[m[0].ack_id.clone()], Redelivery::After(Duration::ZERO), &format!("failure {attempt}"))
+            .await
+            .unwrap();
     }
 
     assert_eq!(last.dead_lettered, 1);
@@ -251,6 +256,18 @@ pub async fn after_its_last_attempt_an_event_is_a_dead_letter(b: Arc<dyn Broker>
     let next = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].event.id, "e2", "the key's next event is no longer held up");
+}
+
+pub async fn an_event_that_can_never_be_processed_is_a_dead_letter_at_once(b: Arc<dyn Broker>) {
+    put(&*b, "s", json!({"topic": "t", "retry": {"attempts": 5}})).await;
+    b.publish("t", vec![event("e1", "T", None)]).await.unwrap();
+    let m = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
+
+    let nacked = b.nack("s", &[m[0].ack_id.clone()], Redelivery::Never, "the consumer refused it").await.unwrap();
+
+    assert_eq!((nacked.retrying, nacked.dead_lettered), (0, 1));
+    assert!(b.next_due("s").await.unwrap().is_none(), "nothing waits");
+    assert_eq!(b.stats("s").await.unwrap().dead_letters, 1);
 }
 
 pub async fn a_redelivered_event_goes_out_again_as_a_first_attempt(b: Arc<dyn Broker>) {

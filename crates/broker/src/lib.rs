@@ -97,6 +97,16 @@ pub struct Stats {
     pub dead_letters: u64,
 }
 
+/// When an event given back by its consumer goes out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// After the subscription's backoff for the next attempt.
+    Backoff,
+    After(Duration),
+    /// Never: it cannot be processed, so it goes to the dead letters now.
+    Never,
+}
+
 /// Did a put create, change or leave a subscription as it was?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {
@@ -128,10 +138,10 @@ pub trait Broker: Send + Sync + 'static {
     /// Acknowledges; answers the ack ids that held no lease.
     async fn ack(&self, sub: &str, ack_ids: &[String]) -> Result<Vec<String>>;
 
-    /// Gives leased events back after `delay` (default: the subscription's
-    /// backoff for the next attempt), or to the dead letters when out of
-    /// attempts. `error` is kept with the attempt.
-    async fn nack(&self, sub: &str, ack_ids: &[String], delay: Option<Duration>, error: &str) -> Result<Nacked>;
+    /// Gives leased events back to go out again as `redelivery` says, or
+    /// to the dead letters when out of attempts. `error` is kept with the
+    /// attempt.
+    async fn nack(&self, sub: &str, ack_ids: &[String], redelivery: Redelivery, error: &str) -> Result<Nacked>;
 
     /// Queues an event again for one subscription (a dead letter redriven),
     /// as a first attempt.

@@ -113,10 +113,7 @@ pub struct SubscriptionError {
 /// Topic and subscription names: 1-128 letters, digits, `.`, `-` or `_`,
 /// starting with a letter or digit.
 pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    herald_core::workflow::valid_topic(name)
 }
 
 impl Subscription {

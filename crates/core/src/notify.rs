@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     OpStatus,
     operation::Operation,
-    timeline::{Event, EventKind},
+    timeline::{Event, EventKind, clause},
 };
 
 /// Timeline moments that may notify.
@@ -95,7 +95,9 @@ fn trigger_of(kind: &EventKind) -> Option<Trigger> {
         EventKind::Succeeded => Trigger::Succeeded,
         EventKind::Failed { .. } => Trigger::Failed,
         EventKind::Cancelled { .. } => Trigger::Cancelled,
-        EventKind::NeedsAttention { .. } => Trigger::NeedsAttention,
+        EventKind::NeedsAttention { .. } | EventKind::StepHeld { .. } | EventKind::StepRedriven { .. } => {
+            Trigger::NeedsAttention
+        }
         _ => return None,
     })
 }
@@ -125,6 +127,16 @@ pub fn derive(op: &Operation, policy: &NotifyPolicy, events: &[Event]) -> Option
                 Level::Error
             },
         ),
+        Trigger::NeedsAttention if matches!(event.kind, EventKind::StepHeld { .. }) => (
+            format!(
+                "{}. Our team has been told and will pick it up; you do not need to do anything.",
+                clause(&event.message)
+            ),
+            Level::Warning,
+        ),
+        Trigger::NeedsAttention if matches!(event.kind, EventKind::StepRedriven { .. }) => {
+            (format!("{}. We will tell you here when it is done.", clause(&event.message)), Level::Progress)
+        }
         Trigger::Failed | Trigger::Cancelled | Trigger::NeedsAttention => {
             ("Something could not be undone. Our team has been told and will follow up.".into(), Level::Error)
         }

@@ -49,6 +49,9 @@ pub enum StepState {
     Pending,
     Running,
     Retrying,
+    /// Failed for good with `on_failure = "hold"`: the operation waits for a
+    /// person to redrive the step (its dead letter) or to cancel.
+    Held,
     Succeeded,
     Failed,
     Skipped,
@@ -61,6 +64,9 @@ pub enum StepState {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompensationRun {
     pub attempts: u32,
+    /// Attempts made before the last redrive; the retry policy counts from here.
+    #[serde(default)]
+    pub base: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
 }
@@ -82,7 +88,8 @@ pub struct StepRun {
     pub finished_at: Option<DateTime<Utc>>,
     pub expected_by: Option<DateTime<Utc>>,
     pub delayed: bool,
-    /// The service answered 202 and will complete the step by callback.
+    /// The step waits on something outside: a callback (its service
+    /// answered 202) or, for an `await` step, an event.
     pub awaiting_callback: bool,
     /// The step did not succeed, but its work may have happened (a timeout,
     /// a cancelled wait), so it is compensated like a completed step.
@@ -92,6 +99,19 @@ pub struct StepRun {
     pub result: Option<Value>,
     pub error: Option<String>,
     pub compensation: Option<CompensationRun>,
+    /// Attempts made before the last redrive; the retry policy counts from here.
+    #[serde(default)]
+    pub retry_base: u32,
+    /// An event an `await` step matched before it began waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<Value>,
+}
+
+impl StepRun {
+    /// Attempts made since the step began, or since its last redrive.
+    pub fn attempts_this_round(&self) -> u32 {
+        self.attempts.saturating_sub(self.retry_base)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -201,6 +221,8 @@ impl Operation {
                 result: None,
                 error: None,
                 compensation: None,
+                retry_base: 0,
+                received: None,
             })
             .collect();
         Operation {
@@ -237,5 +259,10 @@ impl Operation {
 
     pub fn is_final(&self) -> bool {
         self.status.is_final()
+    }
+
+    /// A person must look: a step is held, or a compensation failed for good.
+    pub fn attention_needed(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s.status, StepState::Held | StepState::CompensationFailed))
     }
 }

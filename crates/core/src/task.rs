@@ -48,6 +48,10 @@ pub enum Timer {
     },
     /// The workflow's `keep_input_for` has passed since the operation ended.
     InputExpires,
+    /// An `await` step's `timeout` has passed.
+    AwaitTimeout {
+        step: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

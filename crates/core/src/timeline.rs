@@ -50,6 +50,16 @@ pub enum EventKind {
     StepSkipped {
         step: String,
     },
+    /// The step failed for good and holds the operation for a person.
+    StepHeld {
+        step: String,
+        error: String,
+    },
+    /// A person redrove the step (or its compensation): it is tried again.
+    StepRedriven {
+        step: String,
+        phase: crate::task::Phase,
+    },
     StepDelayed {
         step: String,
     },
@@ -125,6 +135,15 @@ impl EventKind {
             }
             EventKind::StepFailed { step, error } => format!("{} failed: {error}", label(step)),
             EventKind::StepSkipped { step } => format!("{}: not needed", label(step)),
+            EventKind::StepHeld { step, error } => {
+                format!("{} did not work ({}); paused until a person looks at it", label(step), clause(error))
+            }
+            EventKind::StepRedriven { step, phase: crate::task::Phase::Forward } => {
+                format!("Trying again: {}", label(step))
+            }
+            EventKind::StepRedriven { step, phase: crate::task::Phase::Compensation } => {
+                format!("Trying again: {}", crate::machine::comp_label(op, step))
+            }
             EventKind::StepDelayed { step } => format!("{} is taking longer than usual", label(step)),
             EventKind::Delayed => "This is taking longer than usual".into(),
             EventKind::CancelRequested { .. } => "Cancellation requested".into(),

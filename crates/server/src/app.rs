@@ -13,13 +13,16 @@ use tokio::net::TcpListener;
 use crate::{
     api::{self, AppState},
     config::Config,
+    dispatch::Dispatcher,
     engine::{Engine, Parts, services::Services, tokens::Tokens},
     workflows::{self, Workflows},
 };
+use herald_broker::Broker;
 
 pub struct Application {
     listener: TcpListener,
     engine: Engine,
+    dispatcher: Dispatcher,
     router: axum::Router,
     state: AppState,
 }
@@ -44,23 +47,39 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         config.listen = listener.local_addr()?;
         let node = Node { id: format!("node-{}", std::process::id()), lease: config.engine.lease.as_chrono() };
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir, node)?);
+        let sqlite =
+            Arc::new(SqliteStore::open(&config.data_dir, node)?.with_dedupe_window(config.broker.dedupe_window.0));
+        let store: Arc<dyn Store> = sqlite.clone();
+        let broker: Arc<dyn Broker> = sqlite;
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
+        let services = Services::new(&config.services);
+        crate::subscriptions::install(&config, &services, broker.as_ref(), &workflows).await?;
         let secret = store.secret(rand::random::<[u8; 32]>().to_vec()).await?;
         let engine = Engine::new(Parts {
             webhook: config.webhook.clone(),
             email: config.email.clone(),
             store,
+            broker: broker.clone(),
             workflows,
-            services: Services::new(&config.services),
+            services,
             tokens: Tokens::new(secret),
             public_url: config.public_url(),
             config: config.engine.clone(),
         })?;
+        let dispatcher = Dispatcher::new(engine.clone());
+        for sub in broker.subscriptions().await? {
+            dispatcher.sync(&sub);
+        }
         let auth = std::sync::Arc::new(crate::auth::Auth::new(&config.auth)?);
-        let state = AppState { engine: engine.clone(), limits: config.limits.clone(), auth };
+        let state = AppState {
+            engine: engine.clone(),
+            dispatcher: dispatcher.clone(),
+            limits: config.limits.clone(),
+            events: config.broker.clone(),
+            auth,
+        };
         let router = api::router(state.clone());
-        Ok(Application { listener, engine, router, state })
+        Ok(Application { listener, engine, dispatcher, router, state })
     }
 
     /// Adds routes beside herald's own (the demo's pages and helpers).
@@ -81,6 +100,7 @@ impl Application {
     /// work, lets calls in flight finish, and gives held tasks back.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let poller = self.engine.spawn_poller();
+        let housekeeping = spawn_housekeeping(self.engine.broker().clone());
         let engine = self.engine.clone();
         let signal = async move {
             shutdown.await;
@@ -89,10 +109,27 @@ impl Application {
             engine.stopping().cancel();
         };
         crate::serve::serve(self.listener, self.router, self.state, signal).await;
+        self.dispatcher.shutdown(self.engine.shutdown_grace()).await;
         self.engine.shutdown().await;
         poller.abort();
+        housekeeping.abort();
         Ok(())
     }
+}
+
+/// How often the broker forgets what nobody needs any more.
+const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn spawn_housekeeping(broker: Arc<dyn Broker>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(HOUSEKEEPING);
+        loop {
+            every.tick().await;
+            if let Err(e) = broker.maintain().await {
+                tracing::warn!(error = %e, "broker housekeeping failed; it runs again in a minute");
+            }
+        }
+    })
 }
 
 /// A call must end before its task's lease does, or another run of the

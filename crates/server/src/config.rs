@@ -25,6 +25,9 @@ pub struct Config {
     pub webhook: Option<WebhookConfig>,
     /// The SMTP server for `channels = ["email"]`.
     pub email: Option<EmailConfig>,
+    /// Subscriptions to topics, by name (more can be made at run time).
+    pub subscriptions: BTreeMap<String, herald_broker::RawSubscription>,
+    pub broker: BrokerConfig,
 }
 
 impl Default for Config {
@@ -40,7 +43,27 @@ impl Default for Config {
             auth: AuthConfig::default(),
             webhook: None,
             email: None,
+            subscriptions: BTreeMap::new(),
+            broker: BrokerConfig::default(),
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// How long a re-publish of the same `source` and `id` is recognised
+    /// and not stored again.
+    pub dedupe_window: Span,
+    /// Largest event accepted, in bytes of its JSON form.
+    pub max_event_bytes: usize,
+    /// Most events in one batch publish.
+    pub max_batch: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig { dedupe_window: Span::from_millis(600_000), max_event_bytes: 256 * 1024, max_batch: 1000 }
     }
 }
 

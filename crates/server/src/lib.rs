@@ -6,7 +6,9 @@
 //! - [`app`] — `Application::build(config)` → `port()`, `run_until_stopped(shutdown)`.
 //! - [`config`] — settings from defaults, `herald.toml`, `HERALD_…` env.
 //! - [`workflows`] — loading and checking workflow files.
+//! - [`subscriptions`] — the subscriptions herald starts with.
 //! - [`engine`] — runs due tasks and applies their results.
+//! - [`dispatch`] — delivers push subscriptions' events (and `await` steps').
 //! - [`hub`] — live fan-out of timeline events to watchers.
 //! - [`auth`] — who is calling: end users (JWT), services and admins.
 //! - [`api`] — the HTTP surface, its errors and its OpenAPI document.
@@ -17,9 +19,11 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod dispatch;
 pub mod engine;
 pub mod hub;
 mod serve;
+pub mod subscriptions;
 pub mod workflows;
 
 pub use app::Application;

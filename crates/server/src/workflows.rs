@@ -3,7 +3,7 @@
 //! the store so operations started under an older version finish under it.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
 };
@@ -107,5 +107,31 @@ impl Workflows {
 
     pub fn all_latest(&self) -> Vec<Arc<Workflow>> {
         self.latest.read().expect("workflows").values().cloned().collect()
+    }
+
+    /// Topics that `await` steps of any known version listen to, with the
+    /// event types they wait for.
+    pub fn awaited(&self) -> BTreeMap<String, BTreeSet<String>> {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for wf in self.versions.read().expect("workflows").values() {
+            for (_, a) in wf.awaits() {
+                out.entry(a.topic.clone()).or_default().insert(a.kind.clone());
+            }
+        }
+        out
+    }
+
+    /// The distinct ways `await` steps on `topic` for `kind` name their
+    /// operation.
+    pub fn await_rules(&self, topic: &str, kind: &str) -> Vec<workflow::Await> {
+        let mut rules: Vec<workflow::Await> = Vec::new();
+        for wf in self.versions.read().expect("workflows").values() {
+            for (_, a) in wf.awaits().filter(|(_, a)| a.topic == topic && a.kind == kind) {
+                if !rules.iter().any(|r| r.matches == a.matches) {
+                    rules.push(a.clone());
+                }
+            }
+        }
+        rules
     }
 }

@@ -110,6 +110,15 @@ pub trait Store: Send + Sync + 'static {
     /// Drops a dead letter (a person dealt with it, or it was redriven).
     async fn delete_dead_letter(&self, id: i64) -> Result<bool>;
 
+    /// Turns a notification's dead letter back into work: the letter goes
+    /// and the task comes, in one transaction. `None` if the letter is gone.
+    async fn redrive_task(
+        &self,
+        dead_letter: i64,
+        op: &OperationId,
+        kind: herald_core::TaskKind,
+    ) -> Result<Option<Task>>;
+
     /// Marks one notification (or, with `None`, all) of a subject read;
     /// answers each change, for the live streams. Unknown id: empty.
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>>;

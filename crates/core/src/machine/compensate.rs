@@ -1,7 +1,7 @@
 //! Winding down: completed steps are undone in reverse order of completion,
 //! one at a time, after any call still in flight has answered.
 
-use super::{Outcome, Tx, forward::fail_step, outcome::finish};
+use super::{Outcome, Rejection, StepLetter, Tx, forward::fail_step, outcome::finish};
 use crate::{
     OpStatus,
     operation::{CompensationRun, Ending, Operation, StepState},
@@ -25,6 +25,11 @@ pub(super) fn begin(tx: &mut Tx, ending: Ending) {
                 tx.emit(EventKind::StepSkipped { step });
             }
             StepState::Retrying => fail_step(tx, ix, "stopped: the operation is being undone".into()),
+            StepState::Held => {
+                let step = tx.op.steps[ix].name.clone();
+                tx.out.resolved.push((step, Phase::Forward));
+                fail_step(tx, ix, "given up: the operation is being undone".into());
+            }
             StepState::Running if s.awaiting_callback => {
                 fail_step(tx, ix, "stopped waiting: the operation is being undone".into())
             }
@@ -69,7 +74,8 @@ pub(super) fn undo_order(op: &Operation) -> Vec<usize> {
 fn start_attempt(tx: &mut Tx, ix: usize, attempt: u32) {
     let s = &mut tx.op.steps[ix];
     s.status = StepState::Compensating;
-    s.compensation = Some(CompensationRun { attempts: attempt, next_attempt_at: None, error: None });
+    let base = attempt - 1;
+    s.compensation = Some(CompensationRun { attempts: attempt, base, next_attempt_at: None, error: None });
     let step = s.name.clone();
     tx.emit(EventKind::CompensationStarted { step, attempt });
     tx.invoke(ix, attempt, Phase::Compensation, tx.now);
@@ -101,7 +107,7 @@ pub(super) fn result(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, sam
             tx.emit(EventKind::StepCompensated { step });
             proceed(tx);
         }
-        Outcome::Failed { error, retryable, .. } if retryable && !policy.exhausted(attempt) => {
+        Outcome::Failed { error, retryable, .. } if retryable && !policy.exhausted(attempt - c.base) => {
             let next =
                 tx.now + chrono::Duration::from_std(policy.delay_before(attempt + 1, sample)).unwrap_or_default();
             c.next_attempt_at = Some(next);
@@ -113,9 +119,35 @@ pub(super) fn result(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, sam
             s.status = StepState::CompensationFailed;
             c.error = Some(error.clone());
             tx.op.needs_attention = true;
+            tx.out.dead_letters.push(StepLetter {
+                step: step.clone(),
+                phase: Phase::Compensation,
+                attempts: attempt,
+                error: error.clone(),
+            });
             tx.emit(EventKind::CompensationFailed { step: step.clone(), error });
             tx.emit(EventKind::NeedsAttention { step });
             proceed(tx);
         }
     }
+}
+
+/// A person redrove a compensation that failed for good, once the
+/// operation had ended: it is undone again, and the outcome rewritten.
+pub(super) fn redrive(tx: &mut Tx, ix: usize) -> Result<(), Rejection> {
+    let name = tx.op.steps[ix].name.clone();
+    if tx.op.steps[ix].status != StepState::CompensationFailed {
+        return Err(Rejection::NotHeld(name));
+    }
+    if !tx.op.is_final() {
+        return Err(Rejection::AlreadyEnding);
+    }
+    tx.op.status = OpStatus::Compensating;
+    tx.op.finished_at = None;
+    tx.op.outcome = None;
+    tx.out.resolved.push((name.clone(), Phase::Compensation));
+    tx.emit(EventKind::StepRedriven { step: name, phase: Phase::Compensation });
+    let attempt = tx.op.steps[ix].compensation.as_ref().map_or(0, |c| c.attempts) + 1;
+    start_attempt(tx, ix, attempt);
+    Ok(())
 }

@@ -1,11 +1,14 @@
 //! Moving forward: starting, stage by stage, and what each step's answer does.
 
-use super::{Outcome, Rejection, Tx, compensate};
+use serde_json::Value;
+
+use super::{Outcome, Rejection, StepLetter, Tx, compensate};
 use crate::{
     OpStatus,
     operation::{Ending, StepState},
     task::{Phase, TaskKind, Timer},
     timeline::EventKind,
+    workflow::{Action, OnFailure},
 };
 
 pub(super) fn start(tx: &mut Tx) {
@@ -21,6 +24,7 @@ pub(super) fn start(tx: &mut Tx) {
 
 fn begin_stage(tx: &mut Tx, stage: usize) {
     tx.op.stage = stage;
+    let mut arrived = Vec::new();
     for ix in tx.wf.stages[stage].clone() {
         let def = &tx.wf.steps[ix];
         let (expected, deadline) = (def.expected_within, def.deadline);
@@ -36,13 +40,35 @@ fn begin_stage(tx: &mut Tx, stage: usize) {
             tx.schedule(TaskKind::Timer { timer: Timer::StepDeadline { step: name } }, now + d.as_chrono());
         }
         run_attempt(tx, ix, 1);
+        if let Some(event) = tx.op.steps[ix].received.take() {
+            arrived.push((ix, event));
+        }
+    }
+    // Events that came before their steps began complete them now, once
+    // the whole stage has started.
+    for (ix, event) in arrived {
+        if tx.op.status == OpStatus::Running && tx.op.steps[ix].awaiting_callback {
+            tx.op.steps[ix].awaiting_callback = false;
+            settle(tx, ix, Outcome::Done(event), 0.0);
+        }
     }
 }
 
-/// The first attempt: shown as started and invoked at once.
+/// An attempt shown as started: a call or publish is invoked at once; an
+/// `await` step starts waiting (until its timeout, if it has one).
 fn run_attempt(tx: &mut Tx, ix: usize, attempt: u32) {
     mark_running(tx, ix, attempt);
-    tx.invoke(ix, attempt, Phase::Forward, tx.now);
+    match &tx.wf.steps[ix].action {
+        Action::Await(a) => {
+            let timeout = a.timeout;
+            tx.op.steps[ix].awaiting_callback = true;
+            if let Some(t) = timeout {
+                let step = tx.op.steps[ix].name.clone();
+                tx.schedule(TaskKind::Timer { timer: Timer::AwaitTimeout { step } }, tx.now + t.as_chrono());
+            }
+        }
+        Action::Call(_) | Action::Publish(_) => tx.invoke(ix, attempt, Phase::Forward, tx.now),
+    }
 }
 
 fn mark_running(tx: &mut Tx, ix: usize, attempt: u32) {
@@ -126,7 +152,7 @@ fn settle(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) {
             if winding_down {
                 fail_step(tx, ix, error);
                 compensate::proceed(tx);
-            } else if retryable && !policy.exhausted(s.attempts) {
+            } else if retryable && !policy.exhausted(s.attempts_this_round()) {
                 let attempt = s.attempts;
                 let next =
                     tx.now + chrono::Duration::from_std(policy.delay_before(attempt + 1, sample)).unwrap_or_default();
@@ -136,10 +162,77 @@ fn settle(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) {
                 tx.emit(EventKind::StepRetrying { step, attempt, error, next_attempt_at: next });
                 tx.invoke(ix, attempt + 1, Phase::Forward, next);
             } else {
-                let step = s.name.clone();
-                fail_step(tx, ix, error.clone());
-                compensate::begin(tx, Ending::Failed { step: Some(step), reason: error });
+                give_up(tx, ix, error);
             }
+        }
+    }
+}
+
+/// The step failed for good: by its `on_failure`, the operation is held
+/// for a person, or what was done is undone.
+pub(super) fn give_up(tx: &mut Tx, ix: usize, error: String) {
+    if tx.wf.steps[ix].on_failure == OnFailure::Hold {
+        let s = &mut tx.op.steps[ix];
+        s.status = StepState::Held;
+        s.error = Some(error.clone());
+        s.next_attempt_at = None;
+        s.awaiting_callback = false;
+        let (step, attempts) = (s.name.clone(), s.attempts);
+        tx.op.needs_attention = true;
+        tx.emit(EventKind::StepHeld { step: step.clone(), error: error.clone() });
+        tx.out.dead_letters.push(StepLetter { step, phase: Phase::Forward, attempts, error });
+        return;
+    }
+    let step = tx.op.steps[ix].name.clone();
+    fail_step(tx, ix, error.clone());
+    compensate::begin(tx, Ending::Failed { step: Some(step), reason: error });
+}
+
+/// A person redrove a held step: a new round of attempts begins.
+pub(super) fn redrive(tx: &mut Tx, ix: usize) -> Result<(), Rejection> {
+    let s = &mut tx.op.steps[ix];
+    if s.status != StepState::Held || tx.op.status != OpStatus::Running {
+        return Err(Rejection::NotHeld(s.name.clone()));
+    }
+    s.retry_base = s.attempts;
+    s.error = None;
+    let (step, attempt) = (s.name.clone(), s.attempts + 1);
+    tx.out.resolved.push((step.clone(), Phase::Forward));
+    tx.emit(EventKind::StepRedriven { step, phase: Phase::Forward });
+    run_attempt(tx, ix, attempt);
+    tx.op.needs_attention = tx.op.attention_needed();
+    Ok(())
+}
+
+/// An event on a topic some `await` steps listen to: each of this
+/// operation's that it names is done with it, or keeps it if it has not
+/// begun waiting yet.
+pub(super) fn event_arrived(tx: &mut Tx, topic: &str, event: Value) {
+    if tx.op.is_final() {
+        return;
+    }
+    let id = tx.op.id.to_string();
+    let kind = event.get("type").and_then(Value::as_str).unwrap_or_default();
+    let extension = event.get("operationid").and_then(Value::as_str);
+    let named: Vec<usize> = tx
+        .wf
+        .awaits()
+        .filter(|(_, a)| a.topic == topic && a.kind == kind)
+        .filter(|(_, a)| a.correlation(extension, event.get("data")) == Some(id.as_str()))
+        .map(|(ix, _)| ix)
+        .collect();
+    for ix in named {
+        let s = &mut tx.op.steps[ix];
+        match s.status {
+            StepState::Running if s.awaiting_callback && tx.op.status == OpStatus::Running => {
+                s.awaiting_callback = false;
+                settle(tx, ix, Outcome::Done(event.clone()), 0.0);
+            }
+            StepState::Pending if s.received.is_none() => {
+                s.received = Some(event.clone());
+                tx.out.touched = true;
+            }
+            _ => {}
         }
     }
 }
@@ -158,10 +251,13 @@ pub(super) fn fail_step(tx: &mut Tx, ix: usize, error: String) {
     tx.emit(EventKind::StepFailed { step, error });
 }
 
-/// After a success: the next stage once every step of this one is done.
-fn advance(tx: &mut Tx) {
+/// After a success (or a skip): the next stage once every step of this
+/// one is done.
+pub(super) fn advance(tx: &mut Tx) {
     let stage = tx.op.stage;
-    let done = tx.wf.stages[stage].iter().all(|&ix| tx.op.steps[ix].status == StepState::Succeeded);
+    let done = tx.wf.stages[stage]
+        .iter()
+        .all(|&ix| matches!(tx.op.steps[ix].status, StepState::Succeeded | StepState::Skipped));
     if !done {
         return;
     }

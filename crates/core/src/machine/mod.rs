@@ -79,6 +79,17 @@ pub enum Command {
     /// Erase the workflow's `redact` fields from the input (its final
     /// email is out, or could not be sent).
     Redact,
+    /// An event arrived on a topic that `await` steps listen to; it
+    /// completes those of this operation's that it names.
+    EventArrived {
+        topic: String,
+        event: Value,
+    },
+    /// A person redrove a held step, or a compensation that failed for good.
+    Redrive {
+        step: String,
+        phase: Phase,
+    },
     /// Consume a task that no longer applies; changes nothing.
     Discard,
 }
@@ -96,6 +107,8 @@ pub enum Rejection {
     UnknownStep(String),
     #[error("workflow `{0}` is not known to this server")]
     UnknownWorkflow(String),
+    #[error("step `{0}` is not waiting for a person: there is nothing to redrive")]
+    NotHeld(String),
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -108,12 +121,27 @@ pub struct Transition {
     pub notice: Option<crate::notify::Notice>,
     /// What to send beyond the inbox (webhook, email), each a payload.
     pub deliveries: Vec<(crate::notify::Channel, serde_json::Value)>,
+    /// Steps (or compensations) given up on, for the dead letters.
+    pub dead_letters: Vec<StepLetter>,
+    /// Steps whose dead letters no longer apply (redriven, or the operation moved on).
+    pub resolved: Vec<(String, Phase)>,
+    /// The state changed without an event (an early event kept for later).
+    pub touched: bool,
 }
 
 impl Transition {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.tasks.is_empty()
+        self.events.is_empty() && self.tasks.is_empty() && !self.touched
     }
+}
+
+/// A step or compensation that failed for good and waits for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepLetter {
+    pub step: String,
+    pub phase: Phase,
+    pub attempts: u32,
+    pub error: String,
 }
 
 /// The transition under construction: the operation, and what to persist.
@@ -183,6 +211,15 @@ pub fn apply(op: &mut Operation, wf: &Workflow, cmd: Command, now: Time) -> Resu
         Command::Cancel { reason } => cancel::cancel(&mut tx, reason)?,
         Command::Supersede { by } => cancel::supersede(&mut tx, by),
         Command::Redact => outcome::redact(&mut tx),
+        Command::EventArrived { topic, event } => forward::event_arrived(&mut tx, &topic, event),
+        Command::Redrive { step, phase: Phase::Forward } => {
+            let ix = step_index(tx.op, &step)?;
+            forward::redrive(&mut tx, ix)?
+        }
+        Command::Redrive { step, phase: Phase::Compensation } => {
+            let ix = step_index(tx.op, &step)?;
+            compensate::redrive(&mut tx, ix)?
+        }
         Command::Discard => {}
     }
     Ok(tx.finish())

@@ -12,6 +12,8 @@ pub(super) fn finish(tx: &mut Tx, status: OpStatus) {
     let op = &mut *tx.op;
     op.status = status;
     op.finished_at = Some(tx.now);
+    // A redriven compensation may have cleared what needed a person.
+    op.needs_attention = op.attention_needed();
     let succeeded: Vec<String> =
         op.steps.iter().filter(|s| s.status == StepState::Succeeded).map(|s| s.done_label.clone()).collect();
     // The outcome speaks of steps ("Undone: Items reserved"); how each was

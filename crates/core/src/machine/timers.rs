@@ -1,6 +1,9 @@
 //! Timers: "taking longer than usual" at `expected_within`, failure at `deadline`.
 
-use super::{Tx, compensate, forward::fail_step};
+use super::{
+    Tx, compensate,
+    forward::{advance, fail_step, give_up},
+};
 use crate::{
     OpStatus,
     operation::{Ending, StepState},
@@ -26,7 +29,7 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
         }
         Timer::StepExpected { step } => {
             let Some((ix, s)) = tx.op.step(&step) else { return };
-            if matches!(s.status, StepState::Running | StepState::Retrying) && !s.delayed && active {
+            if matches!(s.status, StepState::Running | StepState::Retrying | StepState::Held) && !s.delayed && active {
                 tx.op.steps[ix].delayed = true;
                 tx.op.delayed = true;
                 tx.emit(EventKind::StepDelayed { step });
@@ -38,15 +41,39 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
         }
         Timer::StepDeadline { step } => {
             let Some((ix, s)) = tx.op.step(&step) else { return };
-            if matches!(s.status, StepState::Running | StepState::Retrying) && tx.op.status == OpStatus::Running {
+            let status = s.status;
+            let live = matches!(status, StepState::Running | StepState::Retrying | StepState::Held);
+            if live && tx.op.status == OpStatus::Running {
                 let within = tx.wf.steps[ix].deadline.map(|d| d.to_string()).unwrap_or_default();
                 let reason = format!("it did not finish within its deadline of {within}");
                 // A call may be in flight and may yet do its work: undo it too.
-                if s.status == StepState::Running {
+                if status == StepState::Running {
                     tx.op.steps[ix].maybe_applied = true;
+                }
+                if status == StepState::Held {
+                    tx.out.resolved.push((step.clone(), crate::task::Phase::Forward));
                 }
                 fail_step(tx, ix, reason.clone());
                 compensate::begin(tx, Ending::Failed { step: Some(step), reason });
+            }
+        }
+        Timer::AwaitTimeout { step } => {
+            let Some((ix, s)) = tx.op.step(&step) else { return };
+            let crate::workflow::Action::Await(a) = &tx.wf.steps[ix].action else { return };
+            if s.status != StepState::Running || !s.awaiting_callback || tx.op.status != OpStatus::Running {
+                return;
+            }
+            let within = a.timeout.map(|d| d.to_string()).unwrap_or_default();
+            tx.op.steps[ix].awaiting_callback = false;
+            match a.on_timeout {
+                crate::workflow::OnTimeout::Fail => give_up(tx, ix, format!("nothing arrived within {within}")),
+                crate::workflow::OnTimeout::Skip => {
+                    let s = &mut tx.op.steps[ix];
+                    s.status = StepState::Skipped;
+                    s.finished_at = Some(tx.now);
+                    tx.emit(EventKind::StepSkipped { step });
+                    advance(tx);
+                }
             }
         }
     }

@@ -46,13 +46,77 @@ pub struct Step {
     pub name: String,
     pub label: String,
     pub done_label: String,
-    pub call: Call,
+    pub action: Action,
     pub retry: RetryPolicy,
+    pub on_failure: OnFailure,
     pub timeout: Span,
     pub expected_within: Option<Span>,
     pub deadline: Option<Span>,
     pub compensate: Option<Compensate>,
     pub stage: usize,
+}
+
+/// What a step (or a compensation) does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Calls a service over HTTP.
+    Call(Call),
+    /// Publishes an event (durable before the step is done).
+    Publish(Publish),
+    /// Waits for an event naming the operation.
+    Await(Await),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Publish {
+    pub topic: String,
+    /// The event's `type`.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Await {
+    pub topic: String,
+    /// The event's `type`.
+    pub kind: String,
+    /// A JSON pointer into the event's data to the operation id; without
+    /// it, the event's `operationid` extension names the operation.
+    pub matches: Option<String>,
+    pub timeout: Option<Span>,
+    pub on_timeout: OnTimeout,
+}
+
+impl Await {
+    /// The operation an event names, by this step's rule.
+    pub fn correlation<'e>(&self, extension: Option<&'e str>, data: Option<&'e serde_json::Value>) -> Option<&'e str> {
+        match &self.matches {
+            None => extension,
+            Some(p) => data.and_then(|d| d.pointer(p)).and_then(serde_json::Value::as_str),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// The step fails and the workflow compensates.
+    #[default]
+    Fail,
+    /// The step is skipped and the workflow goes on.
+    Skip,
+}
+
+/// What happens when a step fails for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Undo the completed steps, in reverse order.
+    #[default]
+    Compensate,
+    /// Keep the operation open, flag it for a person and dead-letter the
+    /// step; redriving the dead letter tries the step again.
+    Hold,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,7 +129,8 @@ pub struct Call {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Compensate {
-    pub call: Call,
+    /// A call or a publish.
+    pub action: Action,
     pub label: String,
     pub done_label: String,
 }
@@ -147,9 +212,25 @@ impl Workflow {
 
     /// Every service the workflow calls, for checking against the registry.
     pub fn services(&self) -> impl Iterator<Item = (&Step, &str)> {
+        fn called(a: &Action) -> Option<&str> {
+            match a {
+                Action::Call(c) => Some(c.service.as_str()),
+                _ => None,
+            }
+        }
         self.steps.iter().flat_map(|s| {
-            std::iter::once((s, s.call.service.as_str()))
-                .chain(s.compensate.as_ref().map(|c| (s, c.call.service.as_str())))
+            called(&s.action)
+                .map(|svc| (s, svc))
+                .into_iter()
+                .chain(s.compensate.as_ref().and_then(|c| called(&c.action)).map(|svc| (s, svc)))
+        })
+    }
+
+    /// The `await` steps, with their indexes.
+    pub fn awaits(&self) -> impl Iterator<Item = (usize, &Await)> {
+        self.steps.iter().enumerate().filter_map(|(ix, s)| match &s.action {
+            Action::Await(a) => Some((ix, a)),
+            _ => None,
         })
     }
 }
@@ -161,6 +242,15 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Topic names: 1-128 letters, digits, `.`, `-` or `_`, starting with a
+/// letter or digit.
+pub fn valid_topic(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// The time a step call may take when the file says nothing.

@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Call, Compensate, Concurrency, ConcurrencyKey, DEFAULT_STEP_TIMEOUT, Method, Step, Workflow, WorkflowError,
-    raw::{RawCall, RawStep, RawWorkflow},
+    Action, Await, Call, Compensate, Concurrency, ConcurrencyKey, DEFAULT_STEP_TIMEOUT, Method, Publish, Step,
+    Workflow, WorkflowError,
+    raw::{RawAwait, RawCall, RawCompensate, RawPublish, RawStep, RawWorkflow},
 };
 use crate::retry::RetryPolicy;
 
@@ -75,12 +76,85 @@ fn parse_call(step: &str, field: &str, raw: &RawCall) -> Result<Call, WorkflowEr
     Ok(Call { service: raw.service.clone(), method, path: raw.path.clone() })
 }
 
+fn parse_publish(step: &str, field: &str, raw: &RawPublish) -> Result<Publish, WorkflowError> {
+    if !super::valid_topic(&raw.topic) {
+        return Err(err(
+            Some(step),
+            &format!("{field}.topic"),
+            format!("`{}` must be 1-128 letters, digits, `.`, `-` or `_`", raw.topic),
+        ));
+    }
+    if raw.kind.trim().is_empty() || raw.kind.len() > 1024 {
+        return Err(err(Some(step), &format!("{field}.type"), "the event type must be 1-1024 characters"));
+    }
+    Ok(Publish { topic: raw.topic.clone(), kind: raw.kind.clone() })
+}
+
+fn parse_await(step: &str, raw: &RawAwait) -> Result<Await, WorkflowError> {
+    let Publish { topic, kind } =
+        parse_publish(step, "await", &RawPublish { topic: raw.topic.clone(), kind: raw.kind.clone() })?;
+    if let Some(p) = &raw.matches {
+        check_pointer(Some(step), "await.match", p)?;
+    }
+    if raw.timeout.is_some_and(|t| t.0.is_zero()) {
+        return Err(err(Some(step), "await.timeout", "must be more than zero"));
+    }
+    Ok(Await {
+        topic,
+        kind,
+        matches: raw.matches.clone(),
+        timeout: raw.timeout,
+        on_timeout: raw.on_timeout.unwrap_or_default(),
+    })
+}
+
+/// Exactly one of `call`, `publish` and `await`.
+fn action(name: &str, raw: &RawStep) -> Result<Action, WorkflowError> {
+    let s = Some(name);
+    match (&raw.call, &raw.publish, &raw.wait) {
+        (Some(c), None, None) => parse_call(name, "call", c).map(Action::Call),
+        (None, Some(p), None) => parse_publish(name, "publish", p).map(Action::Publish),
+        (None, None, Some(a)) => parse_await(name, a).map(Action::Await),
+        (None, None, None) => Err(err(
+            s,
+            "call",
+            "a step needs `call = { service, path }`, `publish = { topic, type }` or `await = { topic, type }`",
+        )),
+        _ => Err(err(s, "call", "a step does one thing: give only one of `call`, `publish` and `await`")),
+    }
+}
+
+fn compensation(name: &str, label: &str, c: &RawCompensate) -> Result<Compensate, WorkflowError> {
+    let action = match (&c.service, &c.path, &c.topic, &c.kind) {
+        (Some(service), Some(path), None, None) => {
+            let rc = RawCall { service: service.clone(), method: c.method.clone(), path: path.clone() };
+            Action::Call(parse_call(name, "compensate", &rc)?)
+        }
+        (None, None, Some(topic), Some(kind)) if c.method.is_none() => Action::Publish(parse_publish(
+            name,
+            "compensate",
+            &RawPublish { topic: topic.clone(), kind: kind.clone() },
+        )?),
+        _ => {
+            return Err(err(
+                Some(name),
+                "compensate",
+                "a compensation calls a service (`service`, `path`) or publishes an event (`topic`, `type`)",
+            ));
+        }
+    };
+    Ok(Compensate {
+        action,
+        label: c.label.clone().unwrap_or_else(|| format!("Undoing: {label}")),
+        done_label: c.done_label.clone().unwrap_or_else(|| format!("Undone: {label}")),
+    })
+}
+
 fn step(raw: &RawStep, index: usize) -> Result<Step, WorkflowError> {
     let name = raw.name.clone().ok_or_else(|| err(None, &format!("steps[{index}].name"), "every step needs a name"))?;
     check_name(Some(&name), "name", &name)?;
     let s = Some(name.as_str());
-    let raw_call = raw.call.as_ref().ok_or_else(|| err(s, "call", "a step needs `call = { service, path }`"))?;
-    let call = parse_call(&name, "call", raw_call)?;
+    let action = action(&name, raw)?;
     let retry = RetryPolicy::from_raw(raw.retry.clone().unwrap_or_default())
         .map_err(|(f, m)| err(s, &format!("retry.{f}"), m))?;
     let timeout = raw.timeout.unwrap_or(crate::Span(DEFAULT_STEP_TIMEOUT));
@@ -89,17 +163,7 @@ fn step(raw: &RawStep, index: usize) -> Result<Step, WorkflowError> {
     }
     let label = raw.label.clone().unwrap_or_else(|| humanize(&name));
     let done_label = raw.done_label.clone().unwrap_or_else(|| format!("{label}: done"));
-    let compensate = match &raw.compensate {
-        None => None,
-        Some(c) => {
-            let rc = RawCall { service: c.service.clone(), method: c.method.clone(), path: c.path.clone() };
-            Some(Compensate {
-                call: parse_call(&name, "compensate", &rc)?,
-                label: c.label.clone().unwrap_or_else(|| format!("Undoing: {label}")),
-                done_label: c.done_label.clone().unwrap_or_else(|| format!("Undone: {label}")),
-            })
-        }
-    };
+    let compensate = raw.compensate.as_ref().map(|c| compensation(&name, &label, c)).transpose()?;
     for (f, v) in [("label", &label), ("done_label", &done_label)] {
         if v.trim().is_empty() || v.len() > 200 {
             return Err(err(s, f, "must be 1-200 characters"));
@@ -109,8 +173,9 @@ fn step(raw: &RawStep, index: usize) -> Result<Step, WorkflowError> {
         name,
         label,
         done_label,
-        call,
+        action,
         retry,
+        on_failure: raw.on_failure.unwrap_or_default(),
         timeout,
         expected_within: raw.expected_within,
         deadline: raw.deadline,
@@ -184,7 +249,11 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
     let mut by_name = BTreeMap::new();
     for (i, entry) in raw.steps.iter().enumerate() {
         if entry.parallel.is_some() {
-            let only_parallel = entry.name.is_none() && entry.call.is_none() && entry.label.is_none();
+            let only_parallel = entry.name.is_none()
+                && entry.call.is_none()
+                && entry.publish.is_none()
+                && entry.wait.is_none()
+                && entry.label.is_none();
             if !only_parallel {
                 return Err(err(
                     entry.name.as_deref(),

@@ -73,10 +73,20 @@ pub struct RawStep {
     pub label: Option<String>,
     #[serde(default)]
     pub done_label: Option<String>,
+    /// One of `call`, `publish` and `await` says what the step does.
     #[serde(default)]
     pub call: Option<RawCall>,
     #[serde(default)]
+    pub publish: Option<RawPublish>,
+    #[serde(default, rename = "await")]
+    pub wait: Option<RawAwait>,
+    #[serde(default)]
     pub retry: Option<RawRetry>,
+    /// When the step fails for good: `compensate` (the default) undoes what
+    /// was done; `hold` keeps the operation open and dead-letters the step
+    /// for a person to redrive.
+    #[serde(default)]
+    pub on_failure: Option<super::OnFailure>,
     #[serde(default)]
     pub timeout: Option<Span>,
     #[serde(default)]
@@ -98,13 +108,48 @@ pub struct RawCall {
     pub path: String,
 }
 
+/// Publishes an event to a topic: `{ topic = "orders", type = "OrderPlaced" }`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublish {
+    pub topic: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// Waits for an event of `type` on `topic` that names this operation: by its
+/// `operationid` extension, or by the value at `match`, a JSON pointer into
+/// the event's data.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAwait {
+    pub topic: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, rename = "match")]
+    pub matches: Option<String>,
+    /// How long to wait; none means as long as the operation lives.
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// `fail` (the default: the workflow compensates) or `skip` (go on without it).
+    #[serde(default)]
+    pub on_timeout: Option<super::OnTimeout>,
+}
+
+/// A compensation: a call (`service`, `path`) or an event (`topic`, `type`).
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCompensate {
-    pub service: String,
+    #[serde(default)]
+    pub service: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
-    pub path: String,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     #[serde(default)]
     pub label: Option<String>,
     #[serde(default)]

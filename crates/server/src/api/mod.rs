@@ -4,12 +4,14 @@
 //! - [`events`] — a timeline as Server-Sent Events; `follow` — following any numbered sequence live.
 //! - `inbox` — the end user's notifications, and their live stream.
 //! - [`steps`] — callbacks completing steps that answered 202.
-//! - [`workflows`] — the definitions this server runs; `admin` — dead letters.
+//! - [`workflows`] — the definitions this server runs.
+//! - `topics` — publishing; `subscriptions` — defining and consuming them.
+//! - `dead_letters` — what ran out of attempts, and redriving it.
 //! - [`problem`] — the one table of error answers; [`body`] — body parsing.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.
 
-mod admin;
 mod body;
+mod dead_letters;
 pub mod events;
 mod follow;
 mod inbox;
@@ -17,6 +19,8 @@ pub mod openapi;
 mod operations;
 pub mod problem;
 mod steps;
+mod subscriptions;
+mod topics;
 mod views;
 mod workflows;
 
@@ -36,7 +40,10 @@ use problem::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub dispatcher: crate::dispatch::Dispatcher,
     pub limits: Limits,
+    /// Limits on published events.
+    pub events: crate::config::BrokerConfig,
     pub auth: std::sync::Arc<crate::auth::Auth>,
 }
 
@@ -59,7 +66,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operations/{id}", get(operations::get).post(operations::action))
         .route("/v1/operations/{id}/events", get(events::stream))
         .route("/v1/operations/{id}/steps/{step}", post(steps::complete))
-        .route("/v1/dead-letters", get(admin::dead_letters))
+        .route("/v1/topics/{topic}/events", post(topics::publish))
+        .route("/v1/subscriptions", get(subscriptions::list))
+        .route(
+            "/v1/subscriptions/{name}",
+            get(subscriptions::get).put(subscriptions::put).delete(subscriptions::delete).post(subscriptions::action),
+        )
+        .route("/v1/dead-letters", get(dead_letters::list))
+        .route("/v1/dead-letters:redrive", post(dead_letters::bulk))
+        .route("/v1/dead-letters/{id}", get(dead_letters::get).delete(dead_letters::delete).post(dead_letters::action))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::map_response(problem::ensure_problem))

@@ -17,12 +17,28 @@ use utoipa::OpenApi;
         super::inbox::read_one,
         super::inbox::read_all,
         super::inbox::stream,
-        super::admin::dead_letters,
+        super::topics::publish,
+        super::subscriptions::put,
+        super::subscriptions::list,
+        super::subscriptions::get,
+        super::subscriptions::delete,
+        super::subscriptions::action,
+        super::dead_letters::list,
+        super::dead_letters::get,
+        super::dead_letters::delete,
+        super::dead_letters::action,
+        super::dead_letters::bulk,
         super::workflows::list,
         super::workflows::get,
     ),
-    components(schemas(super::views::OperationRef)),
-    tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "admin"))
+    components(schemas(
+        super::views::OperationRef,
+        super::subscriptions::AckRequest,
+        super::subscriptions::AckResponse,
+        super::subscriptions::NackRequest,
+        herald_broker::Nacked
+    )),
+    tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "topics"), (name = "admin"))
 )]
 struct Doc;
 

@@ -13,14 +13,20 @@ use serde::Serialize;
 pub enum ApiError {
     #[error("{0}")]
     InvalidJson(String),
-    #[error("send `content-type: application/json`")]
-    UnsupportedMediaType,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     NotFound(String),
     #[error("there is no workflow named `{0}`")]
     UnknownWorkflow(String),
+    #[error("there is no subscription named `{0}`")]
+    UnknownSubscription(String),
+    #[error("{0}")]
+    InvalidEvent(String),
+    #[error("{0}")]
+    InvalidSubscription(String),
     #[error("{0}")]
     InvalidInput(String),
     #[error("this Idempotency-Key was used before with a different request")]
@@ -64,12 +70,19 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid-json", "The body is not valid JSON"),
-            UnsupportedMediaType => {
+            UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported content type")
             }
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "The body is too large"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             UnknownWorkflow(_) => (StatusCode::NOT_FOUND, "unknown-workflow", "Unknown workflow"),
+            UnknownSubscription(_) => (StatusCode::NOT_FOUND, "unknown-subscription", "Unknown subscription"),
+            InvalidEvent(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-event", "The event is not a valid CloudEvent")
+            }
+            InvalidSubscription(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-subscription", "The subscription is not valid")
+            }
             InvalidInput(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", "The request is not valid"),
             IdempotencyKeyReused(_) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -140,13 +153,24 @@ pub async fn ensure_problem(resp: Response) -> Response {
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::NOT_FOUND => ApiError::NotFound(if detail.is_empty() { "not found".into() } else { detail }),
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("the body is too large".into()),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ApiError::UnsupportedMediaType(if detail.is_empty() { "unsupported content type".into() } else { detail })
+        }
         s if s.is_client_error() => ApiError::BadRequest(if detail.is_empty() { "bad request".into() } else { detail }),
         _ => ApiError::Internal(detail),
     };
     let mut problem = error.into_response();
     *problem.status_mut() = status;
     problem
+}
+
+impl From<herald_broker::Error> for ApiError {
+    fn from(e: herald_broker::Error) -> Self {
+        match e {
+            herald_broker::Error::UnknownSubscription(name) => ApiError::UnknownSubscription(name),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
 }
 
 impl From<herald_store::Error> for ApiError {

@@ -118,7 +118,7 @@ fn transport_failure(e: &reqwest::Error, timeout: Duration) -> Outcome {
 
 /// A short reason from a failed answer: a problem document's `detail` or
 /// `title`, an `error` field, or the status line.
-fn describe(status: reqwest::StatusCode, body: &[u8]) -> String {
+pub(crate) fn describe(status: reqwest::StatusCode, body: &[u8]) -> String {
     let reason = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
         ["detail", "title", "error", "message"]
             .iter()

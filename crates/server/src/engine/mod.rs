@@ -7,10 +7,12 @@
 //! lock is held across a service call: the store serialises transitions.
 //!
 //! - [`invoke`] — one HTTP call of a step's service.
+//! - `events` — `publish` steps' events, and events arriving for `await` steps.
 //! - [`services`] — service names to instances.
 //! - [`tokens`] — callback tokens.
 
 mod deliver;
+mod events;
 pub mod invoke;
 pub mod services;
 pub mod tokens;
@@ -28,6 +30,7 @@ use herald_core::{
     Command, Operation, OperationId, TaskKind,
     machine::{self, InvokeCheck, Outcome, Rejection},
     task::Phase,
+    workflow::Action,
 };
 use herald_store::{Accepted, Applied, NewOperation, Store, Task, TaskId, TransitionResult};
 use tokio::sync::{Notify, Semaphore};
@@ -45,6 +48,7 @@ pub struct Engine(Arc<Inner>);
 
 struct Inner {
     store: Arc<dyn Store>,
+    broker: Arc<dyn herald_broker::Broker>,
     workflows: Arc<Workflows>,
     hub: Hub<OperationId, herald_core::Event>,
     inbox: Hub<String, herald_core::notify::InboxChange>,
@@ -67,6 +71,7 @@ pub struct Parts {
     pub webhook: Option<crate::config::WebhookConfig>,
     pub email: Option<crate::config::EmailConfig>,
     pub store: Arc<dyn Store>,
+    pub broker: Arc<dyn herald_broker::Broker>,
     pub workflows: Arc<Workflows>,
     pub services: Services,
     pub tokens: Tokens,
@@ -85,6 +90,7 @@ impl Engine {
         let email = p.email.map(deliver::Email::new).transpose()?;
         Ok(Engine(Arc::new(Inner {
             store: p.store,
+            broker: p.broker,
             workflows: p.workflows,
             hub: Hub::default(),
             inbox: Hub::default(),
@@ -107,6 +113,19 @@ impl Engine {
         self.0.store.as_ref()
     }
 
+    pub fn broker(&self) -> &Arc<dyn herald_broker::Broker> {
+        &self.0.broker
+    }
+
+    /// The client every call herald makes goes through.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.0.http
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.0.services
+    }
+
     /// Timeline events, by operation.
     pub fn hub(&self) -> &Hub<OperationId, herald_core::Event> {
         &self.0.hub
@@ -123,6 +142,16 @@ impl Engine {
 
     pub fn tokens(&self) -> &Tokens {
         &self.0.tokens
+    }
+
+    /// How long calls in flight may finish at shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        self.0.config.shutdown_grace.0
+    }
+
+    /// Accepting operations but running nothing (see `engine.paused`).
+    pub fn is_paused(&self) -> bool {
+        self.0.config.paused
     }
 
     /// Cancelled when the server begins to shut down (ends live streams).
@@ -182,6 +211,24 @@ impl Engine {
         }
         for other in &applied.others {
             self.after_commit(other);
+        }
+    }
+
+    /// A notification's dead letter, sent again from its first attempt.
+    pub async fn redrive_delivery(
+        &self,
+        dead_letter: i64,
+        op: &OperationId,
+        channel: herald_core::notify::Channel,
+        payload: serde_json::Value,
+    ) -> herald_store::Result<bool> {
+        let kind = TaskKind::Deliver { channel, attempt: 1, payload };
+        match self.0.store.redrive_task(dead_letter, op, kind).await? {
+            Some(task) => {
+                self.schedule(task, None);
+                Ok(true)
+            }
+            None => Ok(false),
         }
     }
 
@@ -266,10 +313,15 @@ impl Engine {
         let Some(def) = wf.step_index(step).map(|ix| &wf.steps[ix]) else {
             return permanent(format!("the workflow has no step {step}"));
         };
-        let call = match (phase, &def.compensate) {
-            (Phase::Forward, _) => &def.call,
-            (Phase::Compensation, Some(c)) => &c.call,
+        let action = match (phase, &def.compensate) {
+            (Phase::Forward, _) => &def.action,
+            (Phase::Compensation, Some(c)) => &c.action,
             (Phase::Compensation, None) => return permanent("the step has no compensation".into()),
+        };
+        let call = match action {
+            Action::Call(call) => call,
+            Action::Publish(p) => return self.publish_step(op, step, attempt, phase, p).await,
+            Action::Await(_) => return permanent("an await step waits for its event; nothing is called".into()),
         };
         let Some((base, cap)) = self.0.services.pick(&call.service) else {
             return permanent(format!("service {} has no instance", call.service));

@@ -33,6 +33,10 @@ impl Services {
         Services { by_name }
     }
 
+    pub fn contains(&self, service: &str) -> bool {
+        self.by_name.contains_key(service)
+    }
+
     /// The base URL for the next call to `service`, and the service's cap on call time.
     pub fn pick(&self, service: &str) -> Option<(&str, Option<Duration>)> {
         let s = self.by_name.get(service)?;

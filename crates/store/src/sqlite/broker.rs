@@ -10,7 +10,7 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::Utc;
-use herald_broker::{Broker, CloudEvent, Message, Nacked, Published, Put, Stats, Subscription};
+use herald_broker::{Broker, CloudEvent, Message, Nacked, Published, Put, Redelivery, Stats, Subscription};
 use herald_core::Time;
 use tokio::sync::Notify;
 
@@ -125,13 +125,13 @@ impl Broker for SqliteStore {
         Ok(unknown)
     }
 
-    async fn nack(&self, sub: &str, ack_ids: &[String], delay: Option<Duration>, error: &str) -> BResult<Nacked> {
+    async fn nack(&self, sub: &str, ack_ids: &[String], redelivery: Redelivery, error: &str) -> BResult<Nacked> {
         let s = self.broker.sub(sub)?;
         let (name, ids, error) = (s.name.clone(), ack_ids.to_vec(), error.to_string());
         let sample = rand::random::<f64>();
         let nacked = self
             .writer
-            .submit(move |c| deliveries::nack(c, &s, &ids, delay, &error, Utc::now(), sample))
+            .submit(move |c| deliveries::nack(c, &s, &ids, redelivery, &error, Utc::now(), sample))
             .await
             .map_err(storage)?;
         // A dead letter lets its key's next event go; a retry may be due at once.

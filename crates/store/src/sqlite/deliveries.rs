@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use herald_broker::{CloudEvent, Message, Nacked, Stats, Subscription};
+use herald_broker::{CloudEvent, Message, Nacked, Redelivery, Stats, Subscription};
 use herald_core::{Time, retry::AttemptError};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -196,7 +196,7 @@ pub fn nack(
     conn: &Connection,
     sub: &Subscription,
     ack_ids: &[String],
-    delay: Option<Duration>,
+    redelivery: Redelivery,
     error: &str,
     now: Time,
     sample: f64,
@@ -208,12 +208,17 @@ pub fn nack(
             continue;
         };
         row.errors.push(AttemptError { attempt: row.attempts, at: now, error: error.to_string() });
-        if sub.retry.exhausted(row.attempts) {
+        let wait = match redelivery {
+            _ if sub.retry.exhausted(row.attempts) => None,
+            Redelivery::Never => None,
+            Redelivery::After(d) => Some(d),
+            Redelivery::Backoff => Some(sub.retry.delay_before(row.attempts + 1, sample)),
+        };
+        let Some(wait) = wait else {
             bury(conn, sub, row, now)?;
             out.dead_lettered += 1;
             continue;
-        }
-        let wait = delay.unwrap_or_else(|| sub.retry.delay_before(row.attempts + 1, sample));
+        };
         let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
         conn.prepare_cached("UPDATE deliveries SET lease = NULL, due_at = ?2, errors = ?3 WHERE id = ?1")?
             .execute(params![row.id, ms(due), json(&row.errors)?])?;

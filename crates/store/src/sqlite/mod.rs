@@ -256,6 +256,24 @@ impl Store for SqliteStore {
         self.writer.submit(move |c| dead::delete(c, id)).await
     }
 
+    async fn redrive_task(
+        &self,
+        dead_letter: i64,
+        op: &OperationId,
+        kind: herald_core::TaskKind,
+    ) -> Result<Option<Task>> {
+        let (node, op) = (self.node.clone(), op.clone());
+        self.writer
+            .submit(move |c| {
+                if !dead::delete(c, dead_letter)? {
+                    return Ok(None);
+                }
+                let spec = herald_core::TaskSpec { kind, due: chrono::Utc::now() };
+                Ok(write::insert_tasks(c, &node, &op, &[spec])?.pop())
+            })
+            .await
+    }
+
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
         let (subject, id) = (subject.to_string(), id.map(str::to_string));
         self.writer.submit(move |c| write::mark_read(c, &subject, id.as_deref())).await

@@ -150,7 +150,7 @@ fn insert_events(conn: &Connection, id: &str, events: &[Event]) -> Result<()> {
     Ok(())
 }
 
-fn insert_tasks(
+pub fn insert_tasks(
     conn: &Connection,
     node: &Node,
     op: &OperationId,
@@ -232,6 +232,7 @@ pub fn transition(
     }
     save(conn, &op)?;
     insert_events(conn, id, &tr.events)?;
+    write_dead_letters(conn, &op, &tr)?;
     let mut tasks = insert_tasks(conn, node, &op.id, &tr.tasks)?;
     if tr.finished
         && let Some(key) = &op.concurrency_key
@@ -241,6 +242,64 @@ pub fn transition(
     let inbox = write_inbox(conn, &op, tr.notice.as_ref())?;
     tasks.extend(write_deliveries(conn, node, &op, &tr.deliveries)?);
     Ok(TransitionResult::Applied(Applied { op: Arc::new(op), events: tr.events, tasks, others: vec![], inbox }))
+}
+
+/// Steps given up on become dead letters; steps redriven (or overtaken)
+/// take theirs away, in the transaction that says so.
+fn write_dead_letters(conn: &Connection, op: &Operation, tr: &Transition) -> Result<()> {
+    use herald_core::{EventKind, retry::AttemptError, task::Phase};
+    let kind = |phase: Phase| match phase {
+        Phase::Forward => crate::DeadLetterKind::Step,
+        Phase::Compensation => crate::DeadLetterKind::Compensation,
+    };
+    let id = op.id.to_string();
+    for (step, phase) in &tr.resolved {
+        conn.prepare_cached("DELETE FROM dead_letters WHERE op_id = ?1 AND step = ?2 AND kind = ?3")?
+            .execute(params![id, step, kind(*phase).as_str()])?;
+    }
+    if tr.dead_letters.is_empty() {
+        return Ok(());
+    }
+    let timeline = super::read::events(conn, &id, 0, usize::MAX)?;
+    for letter in &tr.dead_letters {
+        // Every failed attempt of this step (or its compensation), from the timeline.
+        let errors = timeline
+            .iter()
+            .filter_map(|e| match (&e.kind, letter.phase) {
+                (EventKind::StepRetrying { step, attempt, error, .. }, Phase::Forward)
+                | (EventKind::CompensationRetrying { step, attempt, error, .. }, Phase::Compensation)
+                    if *step == letter.step =>
+                {
+                    Some(AttemptError { attempt: *attempt, at: e.at, error: error.clone() })
+                }
+                (EventKind::StepHeld { step, error }, Phase::Forward)
+                | (EventKind::CompensationFailed { step, error }, Phase::Compensation)
+                    if *step == letter.step =>
+                {
+                    Some(AttemptError { attempt: letter.attempts, at: e.at, error: error.clone() })
+                }
+                _ => None,
+            })
+            .collect();
+        super::dead::insert(
+            conn,
+            &crate::DeadLetter {
+                id: 0,
+                kind: kind(letter.phase),
+                subscription: None,
+                topic: None,
+                workflow: Some(op.workflow.clone()),
+                operation_id: Some(op.id.clone()),
+                step: Some(letter.step.clone()),
+                attempts: letter.attempts,
+                error: letter.error.clone(),
+                errors,
+                payload: serde_json::json!({ "operation_id": id, "step": letter.step, "phase": letter.phase }),
+                created_at: Utc::now(),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// The subject's next change number.

@@ -248,7 +248,7 @@ compensate = { service = "s", path = "/undo" }
 
 // ---- properties ----------------------------------------------------------
 
-fn workflow_toml(stages: &[Vec<(bool, u32)>]) -> String {
+fn workflow_toml(stages: &[Vec<(bool, u32, bool)>]) -> String {
     let mut s = String::from("name = \"p\"\n");
     let mut n = 0;
     for stage in stages {
@@ -262,8 +262,11 @@ fn workflow_toml(stages: &[Vec<(bool, u32)>]) -> String {
         if names.len() > 1 {
             s.push_str(&format!("[[steps]]\nparallel = {names:?}\n"));
         }
-        for (name, (undo, attempts)) in names.iter().zip(stage) {
+        for (name, (undo, attempts, hold)) in names.iter().zip(stage) {
             s.push_str(&format!("[[steps]]\nname = \"{name}\"\ncall = {{ service = \"x\", path = \"/{name}\" }}\nretry = {{ attempts = {attempts} }}\n"));
+            if *hold {
+                s.push_str("on_failure = \"hold\"\n");
+            }
             if *undo {
                 s.push_str(&format!("compensate = {{ service = \"x\", path = \"/undo-{name}\" }}\n"));
             }
@@ -279,6 +282,8 @@ enum Act {
     Callback(usize, u8),
     Timer(usize),
     Cancel,
+    /// A person redrives the n-th held step or failed compensation.
+    Redrive(usize),
 }
 
 fn act() -> impl Strategy<Value = Act> {
@@ -287,6 +292,7 @@ fn act() -> impl Strategy<Value = Act> {
         2 => (any::<usize>(), 0u8..3).prop_map(|(i, k)| Act::Callback(i, k)),
         1 => any::<usize>().prop_map(Act::Timer),
         1 => Just(Act::Cancel),
+        1 => any::<usize>().prop_map(Act::Redrive),
     ]
 }
 
@@ -297,6 +303,26 @@ fn outcome_of(k: u8) -> Outcome {
         2 => Outcome::Failed { error: "flaky".into(), retryable: true, maybe_applied: true },
         _ => fail(false),
     }
+}
+
+/// Redrives the n-th step that waits for a person, if any; answers whether one did.
+fn redrive(sim: &mut Sim, i: usize) -> bool {
+    let waiting: Vec<(String, Phase)> = sim
+        .op
+        .steps
+        .iter()
+        .filter_map(|s| match s.status {
+            StepState::Held => Some((s.name.clone(), Phase::Forward)),
+            StepState::CompensationFailed if sim.op.is_final() => Some((s.name.clone(), Phase::Compensation)),
+            _ => None,
+        })
+        .collect();
+    if waiting.is_empty() {
+        return false;
+    }
+    let (step, phase) = waiting[i % waiting.len()].clone();
+    sim.apply(Command::Redrive { step, phase }).unwrap();
+    true
 }
 
 fn step_answer(sim: &mut Sim, i: usize, k: u8) {
@@ -321,7 +347,7 @@ proptest! {
 
     #[test]
     fn any_run_ends_in_a_valid_final_state(
-        stages in prop::collection::vec(prop::collection::vec((any::<bool>(), 1u32..4), 1..4), 1..4),
+        stages in prop::collection::vec(prop::collection::vec((any::<bool>(), 1u32..4, prop::bool::weighted(0.3)), 1..4), 1..4),
         acts in prop::collection::vec(act(), 0..60),
     ) {
         let mut sim = Sim::new(&workflow_toml(&stages));
@@ -342,6 +368,7 @@ proptest! {
                     sim.apply(Command::Timer(Timer::StepExpected { step })).unwrap();
                 }
                 Act::Cancel => { let _ = sim.apply(Command::Cancel { reason: "test".into() }); }
+                Act::Redrive(i) => { redrive(&mut sim, i); }
             }
         }
         // Drain: answer everything with success and complete every callback.
@@ -350,18 +377,20 @@ proptest! {
             if let Some(s) = sim.op.steps.iter().find(|s| s.awaiting_callback) {
                 let step = s.name.clone();
                 sim.apply(Command::Callback { step, outcome: done(), sample: 0.0 }).unwrap();
-            } else {
+            } else if !redrive(&mut sim, 0) {
                 step_answer(&mut sim, 0, 0);
             }
         }
         let op = &sim.op;
         prop_assert!(op.is_final(), "not final: {:?}", op.status);
-        // The timeline is gapless and ends with exactly one final event.
+        // The timeline is gapless and ends with a final event; only a
+        // redriven compensation reopens an ended operation.
         for (i, e) in sim.events.iter().enumerate() { prop_assert_eq!(e.seq, i as u64 + 1); }
-        prop_assert_eq!(sim.events.iter().filter(|e| e.kind.is_final()).count(), 1);
+        let reopened = sim.events.iter().filter(|e| matches!(e.kind, EventKind::StepRedriven { phase: Phase::Compensation, .. })).count();
+        prop_assert_eq!(sim.events.iter().filter(|e| e.kind.is_final()).count(), 1 + reopened);
         prop_assert!(sim.events.last().unwrap().kind.is_final());
         for s in &op.steps {
-            prop_assert!(!matches!(s.status, StepState::Pending | StepState::Running | StepState::Retrying | StepState::Compensating), "{} left {:?}", s.name, s.status);
+            prop_assert!(!matches!(s.status, StepState::Pending | StepState::Running | StepState::Retrying | StepState::Held | StepState::Compensating), "{} left {:?}", s.name, s.status);
             if op.status != OpStatus::Succeeded && s.undo.is_some() {
                 prop_assert!(s.status != StepState::Succeeded, "{} succeeded but was not undone", s.name);
             }
@@ -370,6 +399,7 @@ proptest! {
             prop_assert!(op.steps.iter().all(|s| s.status == StepState::Succeeded));
         }
         prop_assert_eq!(op.needs_attention, op.steps.iter().any(|s| s.status == StepState::CompensationFailed));
+        prop_assert!(op.outcome.as_ref().is_some_and(|o| o.status == op.status), "the outcome is the final one");
         // Compensation runs in reverse order of completion.
         let completed: Vec<String> = sim.events.iter().filter_map(|e| match &e.kind { EventKind::StepSucceeded { step, .. } => Some(step.clone()), _ => None }).collect();
         let undone: Vec<String> = sim.events.iter().filter_map(|e| match &e.kind {
@@ -379,3 +409,6 @@ proptest! {
         prop_assert_eq!(undone, expected);
     }
 }
+
+mod awaits;
+mod held;

@@ -1,0 +1,253 @@
+//! Subscriptions: defining them, seeing how they keep up, and consuming
+//! pull subscriptions (`:pull`, then `:ack` or `:nack`).
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use chrono::Utc;
+use herald_broker::{Delivery, Message, Nacked, RawSubscription, Redelivery, Stats, Subscription};
+use herald_core::Span;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AppState,
+    body::{RawBody, json, json_or_default},
+    problem::{ApiError, ApiResult, Problem},
+};
+use crate::auth::{Caller, require_service};
+
+/// The longest a pull may wait for events to come.
+const MAX_PULL_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubscriptionView {
+    pub name: String,
+    /// `push`, `pull`, or `internal` (herald's own, for `await` steps).
+    pub mode: &'static str,
+    #[serde(flatten)]
+    pub definition: RawSubscription,
+    pub stats: Stats,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SubscriptionList {
+    pub items: Vec<SubscriptionView>,
+}
+
+async fn view(app: &AppState, sub: Subscription) -> ApiResult<SubscriptionView> {
+    let stats = app.engine.broker().stats(&sub.name).await?;
+    let mode = match sub.delivery {
+        Delivery::Pull => "pull",
+        Delivery::Push { .. } => "push",
+        Delivery::Internal => "internal",
+    };
+    Ok(SubscriptionView { name: sub.name, mode, definition: sub.raw, stats })
+}
+
+async fn find(app: &AppState, name: &str) -> ApiResult<Subscription> {
+    app.engine.broker().subscription(name).await?.ok_or_else(|| ApiError::UnknownSubscription(name.to_string()))
+}
+
+/// Create or change a subscription.
+#[utoipa::path(put, path = "/v1/subscriptions/{name}", tag = "topics",
+    params(("name" = String, Path)), request_body = RawSubscription,
+    responses((status = 201, body = SubscriptionView, description = "created"), (status = 200, body = SubscriptionView),
+              (status = 400, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub async fn put(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    require_service(&caller)?;
+    let raw: RawSubscription = json(&headers, &body)?;
+    let sub = crate::subscriptions::parse(&name, raw, app.engine.services())
+        .map_err(|e| ApiError::InvalidSubscription(e.to_string()))?;
+    let put = app.engine.broker().put_subscription(&sub).await?;
+    app.dispatcher.sync(&sub);
+    let status = if put == herald_broker::Put::Created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(view(&app, sub).await?)).into_response())
+}
+
+/// Every subscription, with how it keeps up.
+#[utoipa::path(get, path = "/v1/subscriptions", tag = "topics", responses((status = 200, body = SubscriptionList)))]
+pub async fn list(caller: Caller, State(app): State<AppState>) -> ApiResult<Json<SubscriptionList>> {
+    require_service(&caller)?;
+    let mut items = Vec::new();
+    for sub in app.engine.broker().subscriptions().await? {
+        items.push(view(&app, sub).await?);
+    }
+    Ok(Json(SubscriptionList { items }))
+}
+
+/// One subscription: its definition, depth, events out, lag and dead letters.
+#[utoipa::path(get, path = "/v1/subscriptions/{name}", tag = "topics", params(("name" = String, Path)),
+    responses((status = 200, body = SubscriptionView), (status = 404, body = Problem)))]
+pub async fn get(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SubscriptionView>> {
+    require_service(&caller)?;
+    let sub = find(&app, &name).await?;
+    Ok(Json(view(&app, sub).await?))
+}
+
+/// Delete a subscription and every event still waiting for it.
+#[utoipa::path(delete, path = "/v1/subscriptions/{name}", tag = "topics", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn delete(caller: Caller, State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    require_service(&caller)?;
+    let sub = find(&app, &name).await?;
+    if sub.is_internal() {
+        return Err(ApiError::Conflict(format!("`{name}` is herald's own: it goes when no workflow awaits its topic")));
+    }
+    app.engine.broker().delete_subscription(&name).await?;
+    app.dispatcher.stop(&name);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// 1-1000, default 10.
+    pub max: Option<usize>,
+    /// How long the events are the caller's; default the subscription's lease.
+    #[schema(value_type = Option<String>, example = "30s")]
+    pub lease: Option<Span>,
+    /// Wait up to this long (at most 30 s) for events when none is due.
+    #[schema(value_type = Option<String>, example = "10s")]
+    pub wait: Option<Span>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PullResponse {
+    pub messages: Vec<Message>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub ack_ids: Vec<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AckResponse {
+    pub acked: usize,
+    /// Ack ids whose lease had ended (the event may go out again) or that were never given.
+    pub unknown: Vec<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NackRequest {
+    pub ack_ids: Vec<String>,
+    /// Go out again after this long; default the subscription's backoff.
+    #[schema(value_type = Option<String>, example = "5s")]
+    pub delay: Option<Span>,
+    /// `false`: the event can never be processed; it goes to the dead letters now.
+    #[serde(default = "yes")]
+    pub retry: bool,
+    /// Why, kept with the attempt (and the dead letter).
+    pub error: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `:pull`, `:ack` and `:nack` of a pull subscription.
+#[utoipa::path(post, path = "/v1/subscriptions/{name}:pull", tag = "topics", params(("name" = String, Path)),
+    request_body(content = Option<PullRequest>, content_type = "application/json"),
+    responses((status = 200, body = PullResponse), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn action(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    require_service(&caller)?;
+    let Some((name, verb)) = target.rsplit_once(':') else {
+        return Err(ApiError::MethodNotAllowed);
+    };
+    let sub = find(&app, name).await?;
+    if sub.delivery != Delivery::Pull {
+        return Err(ApiError::Conflict(format!("`{name}` is not a pull subscription: herald delivers its events")));
+    }
+    match verb {
+        "pull" => pull(&app, &sub, json_or_default(&headers, &body)?).await.map(|r| Json(r).into_response()),
+        "ack" => {
+            let req: AckRequest = json(&headers, &body)?;
+            check_ids(&req.ack_ids)?;
+            let unknown = app.engine.broker().ack(name, &req.ack_ids).await?;
+            Ok(Json(AckResponse { acked: req.ack_ids.len() - unknown.len(), unknown }).into_response())
+        }
+        "nack" => {
+            let req: NackRequest = json(&headers, &body)?;
+            check_ids(&req.ack_ids)?;
+            let error = req.error.unwrap_or_else(|| "given back by the consumer".into());
+            if error.len() > 2000 {
+                return Err(ApiError::InvalidInput("`error` is longer than 2000 characters".into()));
+            }
+            let redelivery = match (req.retry, req.delay) {
+                (false, _) => Redelivery::Never,
+                (true, Some(d)) => Redelivery::After(d.0),
+                (true, None) => Redelivery::Backoff,
+            };
+            let nacked: Nacked = app.engine.broker().nack(name, &req.ack_ids, redelivery, &error).await?;
+            Ok(Json(nacked).into_response())
+        }
+        other => Err(ApiError::NotFound(format!("no action `{other}` on subscriptions"))),
+    }
+}
+
+/// Pulls, waiting (up to `wait`) for something to come when nothing is due.
+async fn pull(app: &AppState, sub: &Subscription, req: PullRequest) -> ApiResult<PullResponse> {
+    let max = req.max.unwrap_or(10);
+    if !(1..=1000).contains(&max) {
+        return Err(ApiError::InvalidInput("`max` must be between 1 and 1000".into()));
+    }
+    let lease = req.lease.map_or(sub.lease, |l| l.0);
+    if lease < Duration::from_secs(1) || lease > Duration::from_secs(12 * 3600) {
+        return Err(ApiError::InvalidInput("`lease` must be between 1 second and 12 hours".into()));
+    }
+    let wait = req.wait.map_or(Duration::ZERO, |w| w.0);
+    if wait > MAX_PULL_WAIT {
+        return Err(ApiError::InvalidInput("`wait` may be at most 30 s".into()));
+    }
+    let broker = app.engine.broker();
+    let deadline = tokio::time::Instant::now() + wait;
+    let wake = broker.wakeup(&sub.name);
+    let stopping = app.engine.stopping();
+    loop {
+        let woken = wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let messages = broker.pull(&sub.name, max, lease).await?;
+        let now = tokio::time::Instant::now();
+        if !messages.is_empty() || now >= deadline {
+            return Ok(PullResponse { messages });
+        }
+        let due = broker.next_due(&sub.name).await?.and_then(|d| (d - Utc::now()).to_std().ok());
+        let until = due.map_or(deadline, |d| deadline.min(now + d));
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep_until(until) => {}
+            _ = stopping.cancelled() => return Ok(PullResponse { messages: vec![] }),
+        }
+    }
+}
+
+fn check_ids(ids: &[String]) -> ApiResult<()> {
+    if ids.is_empty() || ids.len() > 1000 {
+        return Err(ApiError::InvalidInput("`ack_ids` must hold 1-1000 ack ids".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `POST /v1/topics/{topic}/events`: publishing CloudEvents, one in the JSON
+//! format, a batch, or one in binary mode. Durable when it answers.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, header},
+};
+use herald_broker::{CloudEvent, Published};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{
+    AppState,
+    body::RawBody,
+    problem::{ApiError, ApiResult, Problem},
+};
+use crate::auth::{Caller, require_service};
+
+const STRUCTURED: &str = "application/cloudevents+json";
+const BATCH: &str = "application/cloudevents-batch+json";
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PublishResponse {
+    /// One entry per event sent, in order.
+    pub events: Vec<Published>,
+}
+
+/// Publish to a topic: `application/cloudevents+json` (one event),
+/// `application/cloudevents-batch+json` (an array), or binary mode (`ce-id`,
+/// `ce-source`, `ce-specversion`, `ce-type` headers, the data as the body).
+/// An event whose `source` and `id` were published within the dedupe window
+/// is not stored again (`duplicate: true`).
+#[utoipa::path(post, path = "/v1/topics/{topic}/events", tag = "topics",
+    params(("topic" = String, Path, description = "1-128 letters, digits, `.`, `-` or `_`")),
+    request_body(content = CloudEvent, content_type = "application/cloudevents+json"),
+    responses((status = 200, body = PublishResponse, description = "stored durably"),
+              (status = 400, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn publish(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<PublishResponse>> {
+    require_service(&caller)?;
+    if !herald_core::workflow::valid_topic(&topic) {
+        return Err(ApiError::InvalidInput(format!(
+            "`{topic}` is not a topic name: 1-128 letters, digits, `.`, `-` or `_`"
+        )));
+    }
+    let events = read_events(&headers, &body, app.events.max_batch)?;
+    let limit = app.events.max_event_bytes;
+    if let Some((i, size)) = events.iter().map(CloudEvent::encoded_len).enumerate().find(|(_, n)| *n > limit) {
+        return Err(ApiError::PayloadTooLarge(format!("event {i} is {size} bytes; events may be up to {limit}")));
+    }
+    let published = app.engine.broker().publish(&topic, events).await?;
+    Ok(Json(PublishResponse { events: published }))
+}
+
+fn read_events(headers: &HeaderMap, body: &[u8], max_batch: usize) -> Result<Vec<CloudEvent>, ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let invalid = |at: Option<usize>, e: herald_broker::EventError| {
+        ApiError::InvalidEvent(match at {
+            Some(i) => format!("event {i}: {e}"),
+            None => e.to_string(),
+        })
+    };
+    match mime.as_str() {
+        STRUCTURED => Ok(vec![CloudEvent::from_json(parse(body)?).map_err(|e| invalid(None, e))?]),
+        BATCH => {
+            let Value::Array(items) = parse(body)? else {
+                return Err(ApiError::InvalidEvent("a batch is a JSON array of events".into()));
+            };
+            if items.is_empty() {
+                return Err(ApiError::InvalidEvent("the batch is empty".into()));
+            }
+            if items.len() > max_batch {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "the batch has {} events; a batch may have up to {max_batch}",
+                    items.len()
+                )));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| CloudEvent::from_json(v).map_err(|e| invalid(Some(i), e)))
+                .collect()
+        }
+        _ if headers.keys().any(|k| k.as_str().starts_with("ce-")) => {
+            let ce = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
+            Ok(vec![CloudEvent::from_binary(ce, content_type, body).map_err(|e| invalid(None, e))?])
+        }
+        _ => Err(ApiError::UnsupportedMediaType(format!(
+            "send a CloudEvent: `content-type: {STRUCTURED}`, `{BATCH}`, or binary mode with `ce-*` headers"
+        ))),
+    }
+}
+
+fn parse(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
+}

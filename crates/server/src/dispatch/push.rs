@@ -1,0 +1,71 @@
+//! One event POSTed to a push subscription's service, in the CloudEvents
+//! JSON format. 2xx acknowledges; 408, 429, 5xx, a timeout or a refused
+//! connection are tried again (after `Retry-After`, when the service says);
+//! any other answer means the event cannot be processed there, and it goes
+//! to the dead letters at once.
+
+use std::time::Duration;
+
+use herald_broker::{Message, Redelivery, Subscription};
+
+use super::Failure;
+use crate::engine::invoke;
+
+/// The longest `Retry-After` honoured; a longer one waits the backoff.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+pub async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+    sub: &Subscription,
+    m: &Message,
+) -> Result<(), Failure> {
+    let body = serde_json::to_vec(&m.event).unwrap_or_default();
+    // The same event reaches one subscription's consumer with the same key,
+    // however often it is tried.
+    let key = format!("{}/{}/{}", sub.name, m.event.source, m.event.id);
+    let sent = http
+        .post(url)
+        .timeout(timeout)
+        .header("content-type", "application/cloudevents+json")
+        .header("idempotency-key", key)
+        .header("herald-subscription", &sub.name)
+        .header("herald-attempt", m.attempt.to_string())
+        .header("traceparent", format!("00-{:032x}-{:016x}-01", rand::random::<u128>() | 1, rand::random::<u64>() | 1))
+        .body(body)
+        .send()
+        .await;
+    let resp = match sent {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Err(Failure {
+                error: format!("no answer within {}", humantime::format_duration(timeout)),
+                redelivery: Redelivery::Backoff,
+            });
+        }
+        Err(_) => {
+            return Err(Failure { error: "the consumer could not be reached".into(), redelivery: Redelivery::Backoff });
+        }
+    };
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .filter(|d| *d <= MAX_RETRY_AFTER);
+    let body = resp.bytes().await.unwrap_or_default();
+    let error = invoke::describe(status, &body);
+    let code = status.as_u16();
+    let redelivery = if code == 408 || code == 429 || status.is_server_error() {
+        retry_after.map_or(Redelivery::Backoff, Redelivery::After)
+    } else {
+        Redelivery::Never
+    };
+    Err(Failure { error, redelivery })
+}

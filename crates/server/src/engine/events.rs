@@ -1,0 +1,94 @@
+//! Workflows meeting topics: a `publish` step's event, and an event
+//! arriving for `await` steps.
+
+use chrono::Utc;
+use herald_broker::CloudEvent;
+use herald_core::{Command, Operation, OperationId, machine::Outcome, task::Phase, workflow::Publish};
+use serde_json::json;
+
+use super::{Engine, invoke};
+
+impl Engine {
+    /// Publishes a `publish` step's event. Its id follows from the
+    /// operation and the step, so a retried publish (after a crash or a
+    /// storage error) is recognised by the topic and stored once.
+    pub(super) async fn publish_step(
+        &self,
+        op: &Operation,
+        step: &str,
+        attempt: u32,
+        phase: Phase,
+        p: &Publish,
+    ) -> Outcome {
+        let event = match step_event(op, step, attempt, phase, p) {
+            Ok(e) => e,
+            Err(e) => return Outcome::Failed { error: e.to_string(), retryable: false, maybe_applied: false },
+        };
+        match self.0.broker.publish(&p.topic, vec![event]).await {
+            Ok(published) => {
+                let first = published.into_iter().next();
+                Outcome::Done(json!({
+                    "topic": p.topic,
+                    "event_id": first.as_ref().map(|f| f.id.clone()),
+                    "seq": first.map(|f| f.seq),
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(operation_id = %op.id, step, error = %e, "publishing a step's event failed");
+                Outcome::Failed { error: "the event could not be stored".into(), retryable: true, maybe_applied: true }
+            }
+        }
+    }
+
+    /// An event on a topic `await` steps listen to: every operation it may
+    /// name (by the rules of the workflows that await it) is told; each
+    /// decides whether it is theirs.
+    pub async fn event_arrived(&self, topic: &str, event: &CloudEvent) -> herald_store::Result<()> {
+        let data = event.data.as_ref();
+        let mut named: Vec<OperationId> = self
+            .0
+            .workflows
+            .await_rules(topic, &event.kind)
+            .iter()
+            .filter_map(|rule| rule.correlation(event.extension("operationid"), data))
+            .filter_map(|id| id.parse().ok())
+            .collect();
+        named.sort();
+        named.dedup();
+        let body = event.to_json();
+        for id in named {
+            let cmd = Command::EventArrived { topic: topic.to_string(), event: body.clone() };
+            self.apply(&id, None, cmd).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The event a `publish` step (or a compensation that publishes) sends:
+/// the step envelope as its data, the operation named by `operationid`.
+fn step_event(
+    op: &Operation,
+    step: &str,
+    attempt: u32,
+    phase: Phase,
+    p: &Publish,
+) -> Result<CloudEvent, herald_broker::EventError> {
+    let id = match phase {
+        Phase::Forward => format!("{}/{step}", op.id),
+        Phase::Compensation => format!("{}/{step}/compensate", op.id),
+    };
+    let mut e = json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": format!("/herald/workflows/{}", op.workflow),
+        "type": p.kind,
+        "time": Utc::now().to_rfc3339(),
+        "datacontenttype": "application/json",
+        "operationid": op.id.to_string(),
+        "data": invoke::envelope(op, step, attempt, phase, None),
+    });
+    if let Some(subject) = &op.subject {
+        e["subject"] = json!(subject);
+    }
+    CloudEvent::from_json(e)
+}
