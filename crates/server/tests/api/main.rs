@@ -3,14 +3,19 @@
 
 mod auth;
 mod bad_input;
+mod broker_helpers;
 mod callbacks;
+mod choreography;
 mod concurrency;
 mod deadlines;
 mod email;
+mod held;
 mod helpers;
 mod idempotency;
 mod inbox;
 mod limits;
 mod operations;
+mod push;
 mod sse;
+mod topics;
 mod webhooks;

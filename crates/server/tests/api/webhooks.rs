@@ -133,3 +133,33 @@ async fn a_workflow_that_notifies_by_webhook_needs_one_configured() {
 
     assert!(err.to_string().contains("[webhook] is not configured"), "{err}");
 }
+
+#[tokio::test]
+async fn a_dead_lettered_webhook_is_sent_again_when_redriven() {
+    let r = Receiver::default();
+    r.answers.lock().unwrap().extend([500, 500, 500]);
+    let app = app_with_webhook(receiver(r.clone()).await).await;
+    let id = app.start_id("order", json!({"user": "alice"})).await;
+    app.wait_final(&id).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letter = loop {
+        let letters: Value = app.get_json("/v1/dead-letters?kind=webhook").await;
+        if let Some(l) = letters["items"].as_array().unwrap().first() {
+            break l.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing was dead-lettered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let redriven = app.http.post(app.url(&format!("/v1/dead-letters/{}:redrive", letter["id"]))).send().await.unwrap();
+    assert_eq!(redriven.status(), 204);
+    until(Duration::from_secs(10), || r.got.lock().unwrap().len() == 4).await;
+
+    let (sig, body) = r.got.lock().unwrap()[3].clone();
+    assert_eq!(
+        signature::verify(SECRET.as_bytes(), &sig, &body, chrono::Utc::now().timestamp()),
+        Ok(()),
+        "signed anew"
+    );
+    assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
+}
