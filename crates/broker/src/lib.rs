@@ -35,7 +35,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use event::{CloudEvent, EventError};
 pub use subscription::{Delivery, RawSubscription, Subscription, SubscriptionError};
@@ -51,7 +51,7 @@ pub enum Error {
 }
 
 /// What publishing one event did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Published {
     pub id: String,
     pub source: String,
@@ -63,7 +63,7 @@ pub struct Published {
 }
 
 /// An event handed to a consumer.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Message {
     /// Answers `:ack` or `:nack`; good for this lease only.
     pub ack_id: String,
@@ -75,7 +75,7 @@ pub struct Message {
 }
 
 /// What a `nack` did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Nacked {
     /// Will go out again.
     pub retrying: usize,
@@ -86,7 +86,7 @@ pub struct Nacked {
 }
 
 /// How a subscription is keeping up.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Events waiting to go out (first time or again).
     pub pending: u64,

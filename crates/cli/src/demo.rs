@@ -29,7 +29,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let demo = herald_demo::start(pace).await?;
     for (name, url) in demo.services() {
-        config.services.entry(name).or_insert(ServiceConfig { instances: vec![url], timeout: None });
+        config.services.entry(name).or_insert(ServiceConfig::new(vec![url]));
     }
     let sink = SmtpSink::start(0).await?;
     config.email.get_or_insert(EmailConfig {

@@ -42,6 +42,9 @@ impl Application {
     pub async fn build_with(mut config: Config, definitions: Vec<Workflow>) -> anyhow::Result<Self> {
         install_crypto();
         check_lease(&config, &definitions)?;
+        if let Some((name, _)) = config.services.iter().find(|(_, s)| s.secret.as_ref().is_some_and(|k| k.len() < 16)) {
+            anyhow::bail!("services.{name}.secret needs at least 16 characters");
+        }
         check_channels(&config, &definitions)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;

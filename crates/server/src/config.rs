@@ -76,6 +76,18 @@ pub struct ServiceConfig {
     /// Caps every call to this service; a step's own `timeout` may be shorter.
     #[serde(default)]
     pub timeout: Option<Span>,
+    /// When set, herald signs every request to the service (step calls and
+    /// pushed events) with `Herald-Signature`, so it can tell herald's
+    /// requests from anyone else's. At least 16 characters.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+impl ServiceConfig {
+    /// A service at these base URLs, with no cap or secret.
+    pub fn new(instances: Vec<String>) -> Self {
+        ServiceConfig { instances, timeout: None, secret: None }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -156,10 +156,7 @@ impl Dispatcher {
     async fn deliver(&self, sub: &Subscription, m: Message) {
         let outcome = match &sub.delivery {
             Delivery::Push { service, path, timeout, .. } => match self.0.engine.services().pick(service) {
-                Some((base, cap)) => {
-                    let timeout = cap.map_or(*timeout, |c| c.min(*timeout));
-                    push::post(self.0.engine.http(), &format!("{base}{path}"), timeout, sub, &m).await
-                }
+                Some(target) => push::post(self.0.engine.http(), &target, path, *timeout, sub, &m).await,
                 None => Err(Failure {
                     error: format!("service {service} has no instance"),
                     redelivery: Redelivery::Backoff,

@@ -9,14 +9,15 @@ use std::time::Duration;
 use herald_broker::{Message, Redelivery, Subscription};
 
 use super::Failure;
-use crate::engine::invoke;
+use crate::engine::{invoke, services::Target};
 
 /// The longest `Retry-After` honoured; a longer one waits the backoff.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 pub async fn post(
     http: &reqwest::Client,
-    url: &str,
+    target: &Target<'_>,
+    path: &str,
     timeout: Duration,
     sub: &Subscription,
     m: &Message,
@@ -25,8 +26,12 @@ pub async fn post(
     // The same event reaches one subscription's consumer with the same key,
     // however often it is tried.
     let key = format!("{}/{}/{}", sub.name, m.event.source, m.event.id);
-    let sent = http
-        .post(url)
+    let timeout = target.timeout.map_or(timeout, |cap| cap.min(timeout));
+    let mut request = http.post(format!("{}{path}", target.base));
+    if let Some(sig) = target.signature(&body) {
+        request = request.header(herald_core::signature::HEADER, sig);
+    }
+    let sent = request
         .timeout(timeout)
         .header("content-type", "application/cloudevents+json")
         .header("idempotency-key", key)

@@ -65,20 +65,23 @@ pub struct Request<'a> {
     pub timeout: Duration,
     pub idempotency_key: String,
     pub traceparent: String,
+    /// `Herald-Signature`, for services with a secret.
+    pub signature: Option<String>,
     pub body: Vec<u8>,
 }
 
 pub async fn call(http: &reqwest::Client, req: Request<'_>) -> Outcome {
     let method = reqwest::Method::from_bytes(req.call.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
-    let sent = http
+    let mut builder = http
         .request(method, format!("{}{}", req.base, req.call.path))
         .timeout(req.timeout)
         .header("content-type", "application/json")
         .header("idempotency-key", req.idempotency_key)
-        .header("traceparent", req.traceparent)
-        .body(req.body)
-        .send()
-        .await;
+        .header("traceparent", req.traceparent);
+    if let Some(sig) = req.signature {
+        builder = builder.header(herald_core::signature::HEADER, sig);
+    }
+    let sent = builder.body(req.body).send().await;
     let resp = match sent {
         Ok(r) => r,
         Err(e) => return transport_failure(&e, req.timeout),

@@ -323,7 +323,7 @@ impl Engine {
             Action::Publish(p) => return self.publish_step(op, step, attempt, phase, p).await,
             Action::Await(_) => return permanent("an await step waits for its event; nothing is called".into()),
         };
-        let Some((base, cap)) = self.0.services.pick(&call.service) else {
+        let Some(target) = self.0.services.pick(&call.service) else {
             return permanent(format!("service {} has no instance", call.service));
         };
         let id = op.id.to_string();
@@ -336,10 +336,16 @@ impl Engine {
             Phase::Forward => format!("{id}/{step}"),
             Phase::Compensation => format!("{id}/{step}/compensate"),
         };
-        let timeout = cap.map_or(def.timeout.0, |c| c.min(def.timeout.0));
+        let timeout = target.timeout.map_or(def.timeout.0, |c| c.min(def.timeout.0));
         let traceparent = format!("00-{}-{:016x}-01", &id[3..], rand::random::<u64>() | 1);
+        let signature = target.signature(&body);
         let _permit = self.0.in_flight.acquire().await;
-        invoke::call(&self.0.http, invoke::Request { base, call, timeout, idempotency_key, traceparent, body }).await
+        let base = target.base;
+        invoke::call(
+            &self.0.http,
+            invoke::Request { base, call, timeout, idempotency_key, traceparent, signature, body },
+        )
+        .await
     }
 
     /// Finds due work nobody announced: timers, retries, a crashed run's tasks.

@@ -54,10 +54,7 @@ async fn bad_requests_get_clear_problems_and_store_nothing() {
 fn invalid_workflow_files_are_refused_naming_the_step_and_field() {
     let config = {
         let mut c = herald_server::Config::default();
-        c.services.insert(
-            "svc".into(),
-            herald_server::config::ServiceConfig { instances: vec!["http://127.0.0.1:1".into()], timeout: None },
-        );
+        c.services.insert("svc".into(), herald_server::config::ServiceConfig::new(vec!["http://127.0.0.1:1".into()]));
         c
     };
     let check =

@@ -50,7 +50,7 @@ pub async fn spawn_app_with(
     config.engine.shutdown_grace = herald_core::Span::from_millis(2000);
     config.limits.max_body_bytes = 64 * 1024;
     for name in ["svc", "other"] {
-        config.services.insert(name.into(), ServiceConfig { instances: vec![svc.url.clone()], timeout: None });
+        config.services.insert(name.into(), ServiceConfig::new(vec![svc.url.clone()]));
     }
     tweak(&mut config);
     let defs = workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config).unwrap().1).collect();

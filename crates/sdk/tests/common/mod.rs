@@ -1,0 +1,69 @@
+//! A real herald on port 0 for the SDK's tests, and child processes of
+//! the test binary itself (for the tests that kill a service or a consumer).
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use herald_server::{Application, Config, config::ServiceConfig, workflows};
+
+pub struct Herald {
+    pub url: String,
+    _dir: tempfile::TempDir,
+    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts herald with these workflows; `services` are (name, url, secret).
+pub async fn herald(workflow_files: &[&str], services: &[(&str, &str, Option<&str>)]) -> Herald {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
+    config.engine.poll_interval = herald_core::Span::from_millis(100);
+    for (name, url, secret) in services {
+        let mut svc = ServiceConfig::new(vec![url.to_string()]);
+        svc.secret = secret.map(str::to_string);
+        config.services.insert(name.to_string(), svc);
+    }
+    let defs = workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config).unwrap().1).collect();
+    let app = Application::build_with(config, defs).await.expect("herald starts");
+    let url = format!("http://{}", app.local_addr());
+    let task = tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Herald { url, _dir: dir, _task: task }
+}
+
+/// Runs the test named `test` of this same test binary as a child process,
+/// with `env`; its stdout is piped.
+pub fn child(test: &str, env: &[(&str, &str)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Reads the child's stdout until a line holding `marker` (blocking);
+/// answers the line from the marker on (the test harness may print its
+/// own words first on the same line).
+pub fn wait_for_line(child: &mut Child, marker: &str) -> String {
+    let out = child.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the child ended before saying {marker:?}");
+        if let Some(at) = line.find(marker) {
+            return line[at..].trim().to_string();
+        }
+    }
+}
+
+pub fn event(id: &str, kind: &str) -> herald_sdk::CloudEvent {
+    herald_sdk::CloudEvent::from_json(serde_json::json!({
+        "specversion": "1.0", "id": id, "source": "/sdk-tests", "type": kind, "data": {"id": id}
+    }))
+    .unwrap()
+}
