@@ -2,7 +2,8 @@
 //! envelope and its `Idempotency-Key` (and checks `Herald-Signature` when
 //! the service has a secret), [`StepReply`] answers in the terms herald
 //! understands: done, accepted (finish later by callback), failed for good,
-//! or try again.
+//! or try again. [`PushedEvent`] does the same for events herald pushes to
+//! a subscriber.
 //!
 //! ```no_run
 //! use axum::{Router, routing::post};
@@ -29,7 +30,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{FromRequest, Request},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use herald_core::{signature, task::Phase};
@@ -92,29 +93,68 @@ pub struct StepCall {
     pub envelope: Envelope,
 }
 
+/// A request from herald: its headers and body, the signature checked
+/// when the service has a [`StepSecret`], the `Idempotency-Key` required.
+async fn from_herald<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderMap, String, Bytes), StepReply> {
+    let secret = req.extensions().get::<StepSecret>().cloned();
+    let headers = req.headers().clone();
+    let key = header_text(&headers, "idempotency-key")
+        .ok_or_else(|| StepReply::malformed("The request has no Idempotency-Key header."))?;
+    let body = Bytes::from_request(req, state)
+        .await
+        .map_err(|e| StepReply::malformed(format!("The request body could not be read ({e}).")))?;
+    if let Some(StepSecret(secret)) = secret {
+        let sig = header_text(&headers, signature::HEADER)
+            .ok_or_else(|| StepReply::unauthorized("The request is not signed."))?;
+        signature::verify(&secret, &sig, &body, chrono::Utc::now().timestamp())
+            .map_err(|e| StepReply::unauthorized(format!("The signature does not hold ({e}).")))?;
+    }
+    Ok((headers, key, body))
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
+}
+
 impl<S: Send + Sync> FromRequest<S> for StepCall {
     type Rejection = StepReply;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, StepReply> {
-        let secret = req.extensions().get::<StepSecret>().cloned();
-        let headers = req.headers().clone();
-        let text =
-            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
-        let key = text("idempotency-key")
-            .map(str::to_string)
-            .ok_or_else(|| StepReply::malformed("The request has no Idempotency-Key header."))?;
-        let sig = text(signature::HEADER).map(str::to_string);
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| StepReply::malformed(format!("The request body could not be read ({e}).")))?;
-        if let Some(StepSecret(secret)) = secret {
-            let sig = sig.ok_or_else(|| StepReply::unauthorized("The request is not signed."))?;
-            signature::verify(&secret, &sig, &body, chrono::Utc::now().timestamp())
-                .map_err(|e| StepReply::unauthorized(format!("The signature does not hold ({e}).")))?;
-        }
+        let (_, key, body) = from_herald(req, state).await?;
         let envelope = serde_json::from_slice(&body)
             .map_err(|e| StepReply::malformed(format!("The request body is not a step envelope ({e}).")))?;
         Ok(StepCall { key, envelope })
+    }
+}
+
+/// An event herald pushed to this service for a push subscription. Answer
+/// with a [`StepReply`]: done acknowledges it, `retry` has it sent again
+/// later, `failed` dead-letters it at once.
+#[derive(Debug, Clone)]
+pub struct PushedEvent {
+    /// `<subscription>/<source>/<id>`: the same on every delivery of the event.
+    pub key: String,
+    pub subscription: String,
+    /// 1 on the first delivery.
+    pub attempt: u32,
+    pub event: herald_broker::CloudEvent,
+}
+
+impl<S: Send + Sync> FromRequest<S> for PushedEvent {
+    type Rejection = StepReply;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, StepReply> {
+        let (headers, key, body) = from_herald(req, state).await?;
+        let value: Value = serde_json::from_slice(&body)
+            .map_err(|e| StepReply::malformed(format!("The request body is not JSON ({e}).")))?;
+        let event = herald_broker::CloudEvent::from_json(value)
+            .map_err(|e| StepReply::malformed(format!("The request body is not a CloudEvent ({e}).")))?;
+        Ok(PushedEvent {
+            key,
+            subscription: header_text(&headers, "herald-subscription").unwrap_or_default(),
+            attempt: header_text(&headers, "herald-attempt").and_then(|a| a.parse().ok()).unwrap_or(1),
+            event,
+        })
     }
 }
 

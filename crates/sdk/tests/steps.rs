@@ -220,3 +220,44 @@ async fn events_are_published_pulled_and_given_back() {
     assert_eq!(m2[0].attempt, 2);
     assert_eq!(unknown, [m[0].ack_id.clone()], "the first lease was over");
 }
+
+#[tokio::test]
+async fn a_pushed_event_arrives_signed_and_a_retry_reply_brings_it_again() {
+    use herald_sdk::step::PushedEvent;
+    let seen: Arc<Mutex<Vec<(String, u32, String)>>> = Arc::default();
+    let log = seen.clone();
+    let app = Router::new()
+        .route(
+            "/events",
+            post(move |pushed: PushedEvent| {
+                let log = log.clone();
+                async move {
+                    log.lock().await.push((pushed.key.clone(), pushed.attempt, pushed.event.id.clone()));
+                    if pushed.attempt == 1 { StepReply::retry("not ready yet") } else { StepReply::done(json!({})) }
+                }
+            }),
+        )
+        .layer(Extension(StepSecret::new(SECRET)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let h = common::herald(&[], &[("consumer", &url, Some(SECRET))]).await;
+    let put = reqwest::Client::new()
+        .put(format!("{}/v1/subscriptions/audit", h.url))
+        .json(&json!({"topic": "t", "push": {"service": "consumer", "path": "/events"}, "retry": {"initial": "20ms"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+
+    Client::new(&h.url).publish("t", &common::event("e1", "T")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().await.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the event did not come again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let seen = seen.lock().await.clone();
+    assert_eq!(seen[0], ("audit//sdk-tests/e1".to_string(), 1, "e1".to_string()));
+    assert_eq!(seen[1].1, 2);
+}
