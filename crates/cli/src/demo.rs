@@ -1,11 +1,16 @@
 //! `herald demo`: herald with embedded storage, the example shop and
-//! account services on loopback, a local SMTP sink for herald's emails, and
-//! the demo page. The demo plays the application that fronts herald: it
-//! hands the page a user token (`POST /demo/session`) so the notification
-//! centre works with no set-up, and shows the emails that never left the
-//! machine (`GET /demo/outbox`).
+//! account services on loopback (the shop's inventory in a database under
+//! the data directory, its events relayed to herald's topics), a local SMTP
+//! sink for herald's emails, and the demo page. The demo plays the
+//! application that fronts herald: it hands the page a user token
+//! (`POST /demo/session`) so the notification centre works with no set-up,
+//! and shows the emails that never left the machine (`GET /demo/outbox`).
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -27,10 +32,18 @@ pub async fn run(
     pace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let demo = herald_demo::start(pace).await?;
+    let demo = herald_demo::start(pace, &config.data_dir).await?;
     for (name, url) in demo.services() {
         config.services.entry(name).or_insert(ServiceConfig::new(vec![url]));
     }
+    // The shop's analytics hears of orders and stock movements by
+    // subscription, unless the configuration says otherwise.
+    for (name, definition) in herald_demo::subscriptions() {
+        if !config.subscriptions.contains_key(name) {
+            config.subscriptions.insert(name.to_string(), serde_json::from_value(definition)?);
+        }
+    }
+    let public_url = config.public_url.clone();
     let sink = SmtpSink::start(0).await?;
     config.email.get_or_insert(EmailConfig {
         host: "127.0.0.1".into(),
@@ -66,6 +79,8 @@ pub async fn run(
         .with_state(Demo { secret, sink });
     let app = Application::build_with(config, definitions).await?.merge(routes);
     let base = format!("http://{}", app.local_addr());
+    // The inventory's outbox can be published only now that herald is bound.
+    demo.start_relay(&relay_target(public_url, app.local_addr()));
     println!(
         r#"
 herald demo is running.
@@ -93,6 +108,15 @@ herald demo is running.
 "#
     );
     app.run_until_stopped(shutdown).await
+}
+
+/// Where the relay reaches herald: its public URL if set, else the bound
+/// address (loopback when bound to every interface).
+fn relay_target(public_url: Option<String>, bound: SocketAddr) -> String {
+    public_url.unwrap_or_else(|| {
+        let ip = if bound.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { bound.ip() };
+        format!("http://{}", SocketAddr::new(ip, bound.port()))
+    })
 }
 
 #[derive(Clone)]

@@ -8,15 +8,15 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, http::StatusCode};
+use axum::Router;
+use herald_sdk::step::{Envelope, StepReply};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
     lock,
-    mail::Outbox,
-    problem::Problem,
-    step::{App, Envelope, Steps, post_step},
+    mail::Mailbox,
+    step::{App, Steps, post_step},
 };
 
 /// How many times per operation the audit store is busy before it works.
@@ -58,7 +58,7 @@ struct Recipient {
 #[derive(Debug)]
 struct Accounts {
     steps: Arc<Steps>,
-    outbox: Arc<Outbox>,
+    mailbox: Arc<Mailbox>,
     /// Records left per (kind, user). Users are seeded on first sight, so
     /// any `user_id` has something to delete, and a second delete finds 0.
     records: Mutex<HashMap<(Records, String), u64>>,
@@ -75,7 +75,7 @@ impl App for Accounts {
 pub fn router(pace: Duration) -> Router {
     let accounts = Arc::new(Accounts {
         steps: Steps::new(pace),
-        outbox: Outbox::new(),
+        mailbox: Mailbox::new(),
         records: Mutex::default(),
         audit_attempts: Mutex::default(),
     });
@@ -88,11 +88,11 @@ pub fn router(pace: Duration) -> Router {
         .route("/mail/farewell", post_step(Accounts::farewell))
         .with_state(accounts.clone())
         .merge(accounts.steps.routes())
-        .merge(accounts.outbox.routes())
+        .merge(accounts.mailbox.routes())
 }
 
 impl Accounts {
-    fn delete(&self, env: &Envelope, kind: Records) -> Result<Value, Problem> {
+    fn delete(&self, env: &Envelope, kind: Records) -> Result<Value, StepReply> {
         let User { user_id } = env.input()?;
         let mut records = lock(&self.records);
         let left = records.entry((kind, user_id)).or_insert_with(|| kind.seeded());
@@ -100,7 +100,7 @@ impl Accounts {
         Ok(json!({ "deleted": deleted }))
     }
 
-    fn delete_audit(&self, env: &Envelope) -> Result<Value, Problem> {
+    fn delete_audit(&self, env: &Envelope) -> Result<Value, StepReply> {
         env.input::<User>()?;
         let attempt = {
             let mut attempts = lock(&self.audit_attempts);
@@ -109,17 +109,12 @@ impl Accounts {
             *n
         };
         if attempt <= AUDIT_BUSY_TIMES {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit-busy",
-                "Audit store busy",
-                "The audit store is busy.",
-            ));
+            return Err(StepReply::retry("The audit store is busy."));
         }
         self.delete(env, Records::Audit)
     }
 
-    fn farewell(&self, env: &Envelope) -> Result<Value, Problem> {
+    fn farewell(&self, env: &Envelope) -> Result<Value, StepReply> {
         let Recipient { email } = env.input()?;
         // Tell the user what was actually deleted, from the steps' own results.
         let deleted: Vec<String> = [
@@ -135,7 +130,7 @@ impl Accounts {
         let body = format!(
             "Hello,\n\nyour account has been deleted{with}.\n\nGoodbye, and thank you for having been with us."
         );
-        let message_id = self.outbox.send(&env.operation_id, &email, "Your account has been deleted", body);
+        let message_id = self.mailbox.send(&env.operation_id, &email, "Your account has been deleted", body);
         Ok(json!({ "message_id": message_id }))
     }
 }

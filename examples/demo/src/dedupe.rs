@@ -1,29 +1,22 @@
-//! The idempotency store shared by both apps: one slot per
-//! `Idempotency-Key` holding the final answer, plus how many times work was
-//! actually applied per key (served at `GET /applied` so tests can prove
-//! "exactly once").
+//! The in-memory idempotency store of the services without a database:
+//! one slot per `Idempotency-Key` holding the final reply, plus how many
+//! times work was actually applied per key (served at `GET /applied` so
+//! tests can prove "exactly once"). The inventory has a database and keeps
+//! its replies in the SDK's inbox instead.
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
 };
 
-use axum::http::StatusCode;
-use serde_json::Value;
+use herald_sdk::step::StepReply;
 
 use crate::lock;
 
-/// A final answer, replayed as-is for a repeated key.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
-}
-
 /// One key's slot. An async mutex, so a duplicate that arrives while the
-/// first call is still working waits and then gets the same answer instead
+/// first call is still working waits and then gets the same reply instead
 /// of doing the work a second time.
-pub type Slot = Arc<tokio::sync::Mutex<Option<Answer>>>;
+pub type Slot = Arc<tokio::sync::Mutex<Option<StepReply>>>;
 
 #[derive(Debug, Default)]
 pub struct Dedupe {

@@ -1,5 +1,5 @@
-//! An in-memory outbox standing in for an email provider: both apps "send"
-//! mail by filing it here, and `GET /outbox` shows what went out.
+//! An in-memory mailbox standing in for an email provider: both apps
+//! "send" mail by filing it here, and `GET /outbox` shows what went out.
 
 use std::sync::{Arc, Mutex};
 
@@ -20,9 +20,9 @@ pub struct Mail {
 }
 
 #[derive(Debug, Default)]
-pub struct Outbox(Mutex<Vec<Mail>>);
+pub struct Mailbox(Mutex<Vec<Mail>>);
 
-impl Outbox {
+impl Mailbox {
     pub fn new() -> Arc<Self> {
         Arc::default()
     }
@@ -48,10 +48,10 @@ impl Outbox {
 
     /// `GET /outbox`.
     pub fn routes(self: &Arc<Self>) -> Router {
-        Router::new().route("/outbox", get(outbox)).with_state(self.clone())
+        Router::new().route("/outbox", get(sent)).with_state(self.clone())
     }
 }
 
-async fn outbox(State(outbox): State<Arc<Outbox>>) -> Json<Vec<Mail>> {
-    Json(outbox.list())
+async fn sent(State(mailbox): State<Arc<Mailbox>>) -> Json<Vec<Mail>> {
+    Json(mailbox.list())
 }

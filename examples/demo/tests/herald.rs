@@ -1,0 +1,81 @@
+//! The demo apps with a real herald in the same process: the inventory's
+//! outbox reaching a topic, and `place-order` announcing the order to
+//! analytics by subscription rather than by a call.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{client, demo, eventually, get, herald, reserve};
+use herald_sdk::Client;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WITHIN: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn a_reserve_is_published_to_the_inventory_topic_through_the_outbox() {
+    let (started, http) = (demo().await, client());
+    let demo = &started.demo;
+    let (url, _herald) = herald(started.dir.path(), demo, &[("watch", json!({ "topic": "inventory" }))]).await;
+
+    // Committed before the relay runs: it waits in the outbox.
+    let input = json!({ "customer": "erin", "items": [{ "sku": "mug", "qty": 2 }], "card": "4242" });
+    let reserved = reserve(&http, demo, "op_out", input.clone()).await;
+    assert_eq!(reserved.status, StatusCode::OK);
+    demo.start_relay(&url);
+    // A repeat is answered from the inbox and announces nothing more.
+    assert_eq!(reserve(&http, demo, "op_out", input).await.body, reserved.body);
+
+    let herald = Client::new(&url);
+    let messages = eventually("the event reaches the topic", WITHIN, || async {
+        let got = herald.pull("watch", 10, Duration::from_millis(200)).await.expect("a pull");
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(messages.len(), 1, "one event for one reserve");
+    let event = &messages[0].event;
+    assert_eq!(event.kind, "ItemsReserved");
+    assert_eq!(event.id, "op_out/reserve-inventory", "named after the idempotency key");
+    assert_eq!(event.source, "/demo/inventory");
+    assert_eq!(event.subject.as_deref(), Some("erin"));
+    let data = event.data.as_ref().expect("data");
+    assert_eq!(data["operation_id"], "op_out");
+    assert_eq!(data["items"], json!([{ "sku": "mug", "qty": 2 }]));
+    assert_eq!(data["reservation"], reserved.body["reservation"]);
+    herald.ack("watch", &[messages[0].ack_id.clone()]).await.expect("an ack");
+    let more = herald.pull("watch", 10, Duration::from_millis(300)).await.expect("a pull");
+    assert!(more.is_empty(), "nothing else was published: {more:?}");
+}
+
+/// The whole choreography: herald runs `place-order`, publishes
+/// `OrderPlaced` to `orders`, the relay publishes `ItemsReserved` to
+/// `inventory`, and herald pushes both to analytics, which counts them.
+#[tokio::test]
+async fn a_placed_order_reaches_analytics_by_subscription() {
+    let (started, http) = (demo().await, client());
+    let demo = &started.demo;
+    let (url, _herald) = herald(started.dir.path(), demo, &herald_demo::subscriptions()).await;
+    demo.start_relay(&url);
+
+    let order = json!({ "customer": "frank", "items": [{ "sku": "tea", "qty": 2 }], "card": "4242424242424242" });
+    let resp = http
+        .post(format!("{url}/v1/workflows/place-order/operations"))
+        .header("prefer", "wait=20")
+        .json(&order)
+        .send()
+        .await
+        .expect("herald answers");
+    let op: Value = resp.json().await.expect("the operation");
+    assert_eq!(op["status"], "succeeded", "{op:#}");
+    let announced = op["steps"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "announce-order"));
+    assert_eq!(announced.map(|s| s["status"].clone()), Some(json!("succeeded")), "{op:#}");
+
+    let analytics = format!("{}/analytics", demo.shop_url);
+    let counts = eventually("analytics counts the order and the reserve", WITHIN, || async {
+        let counts = get(&http, analytics.clone()).await;
+        (counts["orders"] == 1 && counts["reservations"] == 1).then_some(counts)
+    })
+    .await;
+    assert_eq!(counts["releases"], 0);
+}
