@@ -9,11 +9,13 @@
 //! - [`client`] — the W0/W1 client: N operations, C in flight; [`starter`] —
 //!   its lean connection for the start calls.
 //! - [`watchers`] — W2: many SSE watchers while W1 runs.
+//! - [`pubsub`] — W3: events published, pushed or pulled, and their lag.
 //! - [`stats`] — percentiles and the report; [`chart`] — the SVG chart.
 
 pub mod chart;
 pub mod client;
 pub mod procs;
+pub mod pubsub;
 pub mod starter;
 pub mod stats;
 pub mod watchers;
@@ -34,6 +36,10 @@ pub enum Workload {
     W2,
     /// Accepts only: the engine is paused, nothing runs.
     Accept,
+    /// Pub/sub, pushed to the worker.
+    W3,
+    /// Pub/sub, pulled by this process.
+    W3Pull,
 }
 
 pub struct Options {
@@ -45,6 +51,12 @@ pub struct Options {
     pub chart: Option<PathBuf>,
     pub watchers: usize,
     pub warmup: usize,
+    /// W3: events per publish request.
+    pub batch: usize,
+    /// W3: events per second, paced.
+    pub rate: Option<f64>,
+    /// W3 push: events per delivery request.
+    pub push_batch: usize,
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -66,10 +78,14 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).tcp_nodelay(true).build()?;
     procs::wait_ready(&http, &procs.herald_url).await?;
     let url = procs.herald_url.clone();
+    if matches!(o.workload, Workload::W3 | Workload::W3Pull) {
+        return run_pubsub(&o, &http, &procs, pid).await;
+    }
     let (workflow, follow) = match o.workload {
         Workload::W0 => ("w0", true),
         Workload::Accept => ("order", false),
         Workload::W1 | Workload::W2 => ("order", true),
+        Workload::W3 | Workload::W3Pull => unreachable!("pub/sub runs on its own"),
     };
     if o.warmup > 0 {
         client::run(&http, &url, workflow, o.warmup, o.c.min(o.warmup), follow, ProgressBar::hidden()).await?;
@@ -135,6 +151,7 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
         herald_peak_rss_mb: usage.map(|u| u.0),
         herald_cpu_s: usage.map(|u| u.1),
         watchers,
+        events: None,
     };
     if let Some(path) = &o.chart {
         let mut curves = vec![("accept", stats::curve(&accept))];
@@ -142,6 +159,51 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
             curves.push(("end to end", stats::curve(h)));
         }
         let title = format!("herald {} N={} C={}: {:.0}/s", report.workload, o.n, o.c, report.completed_per_s);
+        chart::write(path, &title, &curves)?;
+    }
+    Ok(report)
+}
+
+async fn run_pubsub(
+    o: &Options,
+    http: &reqwest::Client,
+    procs: &procs::Procs,
+    pid: Option<u32>,
+) -> anyhow::Result<Report> {
+    let consumer = if o.workload == Workload::W3 { pubsub::Consumer::Push } else { pubsub::Consumer::Pull };
+    let plan = |n: usize| pubsub::Plan { consumer, n, c: o.c, batch: o.batch, rate: o.rate, push_batch: o.push_batch };
+    if o.warmup > 0 {
+        let warm = plan(o.warmup * o.batch.max(1));
+        pubsub::run(http, &procs.herald_url, &procs.worker_url, warm, ProgressBar::hidden()).await?;
+    }
+    let b = bar(o.n, "delivered");
+    let run = pubsub::run(http, &procs.herald_url, &procs.worker_url, plan(o.n), b.clone()).await?;
+    b.finish();
+    let publish = histogram(run.publish_us.iter().copied());
+    let lag = histogram(run.lag_us.iter().copied());
+    let usage = pid.and_then(procs::usage);
+    let report = Report {
+        workload: format!("{:?}", o.workload).to_lowercase(),
+        n: o.n,
+        c: o.c,
+        wall_s: run.wall.as_secs_f64(),
+        completed_per_s: o.n as f64 / run.wall.as_secs_f64(),
+        accept: latency(&publish),
+        e2e: Some(latency(&lag)),
+        herald_peak_rss_mb: usage.map(|u| u.0),
+        herald_cpu_s: usage.map(|u| u.1),
+        watchers: None,
+        events: Some(stats::Events {
+            batch: o.batch,
+            push_batch: (o.workload == Workload::W3).then_some(o.push_batch),
+            rate: o.rate,
+            duplicates: run.duplicates,
+        }),
+    };
+    if let Some(path) = &o.chart {
+        let curves = vec![("publish", stats::curve(&publish)), ("delivery", stats::curve(&lag))];
+        let title =
+            format!("herald {} N={} B={}: {:.0} events/s", report.workload, o.n, o.batch, report.completed_per_s);
         chart::write(path, &title, &curves)?;
     }
     Ok(report)

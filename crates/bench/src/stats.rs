@@ -42,6 +42,20 @@ pub struct Report {
     pub herald_peak_rss_mb: Option<f64>,
     pub herald_cpu_s: Option<f64>,
     pub watchers: Option<Watchers>,
+    /// W3: `accept` is each publish request, `e2e` each event's delivery lag.
+    pub events: Option<Events>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Events {
+    /// Events per publish request.
+    pub batch: usize,
+    /// Push: events per delivery request.
+    pub push_batch: Option<usize>,
+    /// The paced rate, if any (events/s).
+    pub rate: Option<f64>,
+    /// Events delivered more than once.
+    pub duplicates: usize,
 }
 
 #[derive(Serialize, Default)]
@@ -54,12 +68,21 @@ pub struct Watchers {
 
 impl Report {
     pub fn table(&self) -> String {
+        let (accept, e2e) = if self.events.is_some() { ("publish ", "delivery") } else { ("accept  ", "e2e     ") };
         let mut t = format!(
-            "workload {}  N={} C={}\n  completed        {:>9.1} /s   ({:.2} s)\n  accept   p50/p99 {:>8.2} / {:.2} ms\n",
+            "workload {}  N={} C={}\n  completed        {:>9.1} /s   ({:.2} s)\n  {accept} p50/p99 {:>8.2} / {:.2} ms\n",
             self.workload, self.n, self.c, self.completed_per_s, self.wall_s, self.accept.p50_ms, self.accept.p99_ms
         );
         if let Some(e) = &self.e2e {
-            t.push_str(&format!("  e2e      p50/p99 {:>8.2} / {:.2} ms\n", e.p50_ms, e.p99_ms));
+            t.push_str(&format!("  {e2e} p50/p99 {:>8.2} / {:.2} ms\n", e.p50_ms, e.p99_ms));
+        }
+        if let Some(ev) = &self.events {
+            let rate = ev.rate.map_or("as fast as it goes".to_string(), |r| format!("paced at {r:.0}/s"));
+            let pushed = ev.push_batch.map_or(String::new(), |b| format!(", pushed {b} a request"));
+            t.push_str(&format!(
+                "  events   published {} a request{pushed}, {rate}, {} delivered twice\n",
+                ev.batch, ev.duplicates
+            ));
         }
         if let (Some(rss), Some(cpu)) = (self.herald_peak_rss_mb, self.herald_cpu_s) {
             t.push_str(&format!("  herald   peak RSS {rss:.1} MB, CPU {cpu:.2} s\n"));

@@ -1,7 +1,8 @@
 //! The no-op step service of the workloads, run as its own process
 //! (`herald bench-worker`): every step answers a small JSON object at once.
 //! `/hold/...` answers 202 and keeps the callback, so W2 can hold
-//! operations open and complete them when it chooses.
+//! operations open and complete them when it chooses. `/events` is W3's
+//! push consumer: it acknowledges each event and keeps its lag.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,15 +24,20 @@ pub struct Held {
 }
 
 type Holds = Arc<Mutex<Vec<Held>>>;
+/// (event number, lag in µs) of each pushed event received.
+type Lags = Arc<Mutex<Vec<(u64, u64)>>>;
 
 /// Serves on `listen` and prints `listening http://…` on stdout once bound.
 pub async fn run(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let holds: Holds = Arc::default();
+    let lags: Lags = Arc::default();
+    let events = Router::new().route("/events", post(receive)).route("/events/lags", get(take_lags)).with_state(lags);
     let app = Router::new()
         .route("/step/{name}", post(|| async { Json(json!({"ok": true})) }))
         .route("/hold/{name}", post(hold))
         .route("/held", get(take_held))
-        .with_state(holds);
+        .with_state(holds)
+        .merge(events);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening http://{}", listener.local_addr()?);
     let listener = listener.tap_io(|tcp| {
@@ -53,4 +59,25 @@ async fn hold(State(holds): State<Holds>, body: Bytes) -> StatusCode {
 /// Hands over (and forgets) the callbacks held so far.
 async fn take_held(State(holds): State<Holds>) -> Json<Vec<Held>> {
     Json(std::mem::take(&mut *holds.lock().expect("holds")))
+}
+
+/// A pushed event, or a batch of them: acknowledged at once, lags kept.
+async fn receive(State(lags): State<Lags>, body: Bytes) -> StatusCode {
+    let events = match serde_json::from_slice::<Value>(&body).unwrap_or_default() {
+        Value::Array(events) => events,
+        one => vec![one],
+    };
+    let got: Option<Vec<(u64, u64)>> = events.iter().map(crate::pubsub::lag_of).collect();
+    match got {
+        Some(got) => {
+            lags.lock().expect("lags").extend(got);
+            StatusCode::OK
+        }
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// Hands over (and forgets) the lags kept so far.
+async fn take_lags(State(lags): State<Lags>) -> Json<Vec<(u64, u64)>> {
+    Json(std::mem::take(&mut *lags.lock().expect("lags")))
 }

@@ -30,8 +30,9 @@ pub struct Subscription {
 pub enum Delivery {
     /// Consumers ask: `:pull`, then `:ack` or `:nack`.
     Pull,
-    /// herald POSTs each event to a registered service; 2xx acknowledges.
-    Push { service: String, path: String, timeout: Duration, max_in_flight: usize },
+    /// herald POSTs each event (or up to `batch` at once) to a registered
+    /// service; 2xx acknowledges.
+    Push { service: String, path: String, timeout: Duration, max_in_flight: usize, batch: usize },
     /// herald consumes the events itself (events that `await` steps wait for).
     Internal,
 }
@@ -99,6 +100,10 @@ pub struct RawPush {
     /// Deliveries in flight at once; default 64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<usize>,
+    /// Up to this many events in one request, as a JSON array
+    /// (`application/cloudevents-batch+json`); default 1: one event a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
 }
 
 /// A definition that does not hold together, naming the field.
@@ -148,7 +153,11 @@ impl Subscription {
                 if !(1..=4096).contains(&max_in_flight) {
                     return Err(err("push.max_in_flight", "must be between 1 and 4096".into()));
                 }
-                Delivery::Push { service: p.service.clone(), path: p.path.clone(), timeout, max_in_flight }
+                let batch = p.batch.unwrap_or(1);
+                if !(1..=1000).contains(&batch) {
+                    return Err(err("push.batch", "must be between 1 and 1000".into()));
+                }
+                Delivery::Push { service: p.service.clone(), path: p.path.clone(), timeout, max_in_flight, batch }
             }
         };
         Self::build(name, raw, delivery).map_err(|(field, message)| err(&field, message))
@@ -239,7 +248,7 @@ mod tests {
             Subscription::parse("a", raw(json!({"topic": "t", "push": {"service": "svc", "path": "/in"}}))).unwrap();
         assert_eq!(s.retry.attempts, 8);
         assert_eq!(s.lease, Duration::from_secs(30));
-        assert!(matches!(s.delivery, Delivery::Push { max_in_flight: 64, .. }));
+        assert!(matches!(s.delivery, Delivery::Push { max_in_flight: 64, batch: 1, .. }));
         for (name, v, field) in [
             ("herald.mine", json!({"topic": "t"}), "name"),
             ("ok", json!({"topic": "no spaces"}), "topic"),

@@ -72,8 +72,9 @@ struct ServerArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// w0 (one step), w1 (the order saga), w2 (w1 with SSE watchers), accept (engine paused).
-    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w2", "accept"])]
+    /// w0 (one step), w1 (the order saga), w2 (w1 with SSE watchers), accept (engine paused),
+    /// w3 (pub/sub pushed to the worker), w3-pull (pub/sub pulled by the harness).
+    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w2", "accept", "w3", "w3-pull"])]
     workload: String,
     /// Operations to run (after the warm-up).
     #[arg(short, default_value_t = 2000)]
@@ -93,6 +94,15 @@ struct BenchArgs {
     /// Write a latency-percentile chart (SVG) here.
     #[arg(long)]
     chart: Option<PathBuf>,
+    /// w3: events per publish request (with -c requests in flight).
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// w3: publish at this many events a second instead of as fast as possible.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// w3: events herald pushes to the consumer in one request.
+    #[arg(long, default_value_t = 1)]
+    push_batch: usize,
 }
 
 fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
@@ -138,6 +148,8 @@ async fn main() -> anyhow::Result<()> {
                 "w0" => herald_bench::Workload::W0,
                 "w2" => herald_bench::Workload::W2,
                 "accept" => herald_bench::Workload::Accept,
+                "w3" => herald_bench::Workload::W3,
+                "w3-pull" => herald_bench::Workload::W3Pull,
                 _ => herald_bench::Workload::W1,
             };
             let report = herald_bench::run(herald_bench::Options {
@@ -148,6 +160,9 @@ async fn main() -> anyhow::Result<()> {
                 chart: b.chart,
                 watchers: b.watchers,
                 warmup: b.warmup,
+                batch: b.batch,
+                rate: b.rate,
+                push_batch: b.push_batch,
             })
             .await?;
             eprint!("{}", report.table());

@@ -32,4 +32,10 @@ fn each_workload_runs_and_reports_what_it_measured() {
     let w2 = bench(&["-w", "w2", "-n", "20", "-c", "4", "--watchers", "30"]);
     assert_eq!(w2["watchers"]["count"], 30);
     assert_eq!(w2["watchers"]["events_received"], 60, "each watcher saw its step and its outcome");
+
+    for workload in ["w3", "w3-pull"] {
+        let w3 = bench(&["-w", workload, "-n", "300", "-c", "4", "--batch", "20"]);
+        assert_eq!(w3["events"]["batch"], 20);
+        assert!(w3["e2e"]["p50_ms"].as_f64().unwrap() > 0.0, "{workload}: every event's lag was measured");
+    }
 }

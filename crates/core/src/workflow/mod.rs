@@ -73,6 +73,20 @@ pub struct Publish {
     pub topic: String,
     /// The event's `type`.
     pub kind: String,
+    /// The input fields the event carries; `None`: all of them.
+    pub fields: Option<Vec<String>>,
+}
+
+impl Publish {
+    /// The part of the input this event may carry.
+    pub fn input(&self, input: &serde_json::Value) -> serde_json::Value {
+        match (&self.fields, input.as_object()) {
+            (Some(fields), Some(all)) => serde_json::Value::Object(
+                all.iter().filter(|(k, _)| fields.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ),
+            _ => input.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -87,12 +87,19 @@ fn parse_publish(step: &str, field: &str, raw: &RawPublish) -> Result<Publish, W
     if raw.kind.trim().is_empty() || raw.kind.len() > 1024 {
         return Err(err(Some(step), &format!("{field}.type"), "the event type must be 1-1024 characters"));
     }
-    Ok(Publish { topic: raw.topic.clone(), kind: raw.kind.clone() })
+    if let Some(bad) = raw.fields.iter().flatten().find(|f| f.is_empty() || f.contains('/')) {
+        return Err(err(
+            Some(step),
+            &format!("{field}.fields"),
+            format!("`{bad}` must be a top-level field of the input"),
+        ));
+    }
+    Ok(Publish { topic: raw.topic.clone(), kind: raw.kind.clone(), fields: raw.fields.clone() })
 }
 
 fn parse_await(step: &str, raw: &RawAwait) -> Result<Await, WorkflowError> {
-    let Publish { topic, kind } =
-        parse_publish(step, "await", &RawPublish { topic: raw.topic.clone(), kind: raw.kind.clone() })?;
+    let Publish { topic, kind, .. } =
+        parse_publish(step, "await", &RawPublish { topic: raw.topic.clone(), kind: raw.kind.clone(), fields: None })?;
     if let Some(p) = &raw.matches {
         check_pointer(Some(step), "await.match", p)?;
     }
@@ -126,14 +133,14 @@ fn action(name: &str, raw: &RawStep) -> Result<Action, WorkflowError> {
 
 fn compensation(name: &str, label: &str, c: &RawCompensate) -> Result<Compensate, WorkflowError> {
     let action = match (&c.service, &c.path, &c.topic, &c.kind) {
-        (Some(service), Some(path), None, None) => {
+        (Some(service), Some(path), None, None) if c.fields.is_none() => {
             let rc = RawCall { service: service.clone(), method: c.method.clone(), path: path.clone() };
             Action::Call(parse_call(name, "compensate", &rc)?)
         }
         (None, None, Some(topic), Some(kind)) if c.method.is_none() => Action::Publish(parse_publish(
             name,
             "compensate",
-            &RawPublish { topic: topic.clone(), kind: kind.clone() },
+            &RawPublish { topic: topic.clone(), kind: kind.clone(), fields: c.fields.clone() },
         )?),
         _ => {
             return Err(err(

@@ -115,6 +115,10 @@ pub struct RawPublish {
     pub topic: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// The input fields the event carries (top-level names); without it,
+    /// the whole input. Keep what subscribers need, not a card number.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
 }
 
 /// Waits for an event of `type` on `topic` that names this operation: by its
@@ -150,6 +154,9 @@ pub struct RawCompensate {
     pub topic: Option<String>,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// With `topic`: the input fields the event carries.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
     #[serde(default)]
     pub label: Option<String>,
     #[serde(default)]

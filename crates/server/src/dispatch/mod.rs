@@ -44,6 +44,7 @@ struct Inner {
 }
 
 /// Why a delivery did not land, and when to try again.
+#[derive(Clone)]
 pub struct Failure {
     pub error: String,
     pub redelivery: Redelivery,
@@ -112,6 +113,10 @@ impl Dispatcher {
         let sub = Arc::new(sub);
         let permits = Arc::new(Semaphore::new(limit));
         let wake = self.broker().wakeup(&sub.name);
+        // Deliveries report here; their answers go to the broker together,
+        // many acknowledgements in one write.
+        let (answers, answered) = tokio::sync::mpsc::unbounded_channel();
+        self.0.tracker.spawn(self.clone().answer(sub.clone(), answered, wake.clone()));
         loop {
             let woken = wake.notified();
             tokio::pin!(woken);
@@ -121,14 +126,24 @@ impl Dispatcher {
             if free > 0 {
                 match self.broker().pull(&sub.name, free, lease).await {
                     Ok(messages) if !messages.is_empty() => {
-                        for m in messages {
-                            let permit =
-                                permits.clone().try_acquire_owned().expect("pulled no more than the free permits");
-                            let (this, sub, wake) = (self.clone(), sub.clone(), wake.clone());
+                        let per_request = match &sub.delivery {
+                            Delivery::Push { batch, .. } => *batch,
+                            _ => 1,
+                        };
+                        let mut messages = messages.into_iter().peekable();
+                        while messages.peek().is_some() {
+                            let chunk: Vec<Message> = messages.by_ref().take(per_request).collect();
+                            let permit = permits
+                                .clone()
+                                .try_acquire_many_owned(chunk.len() as u32)
+                                .expect("pulled no more than the free permits");
+                            let (this, sub, answers) = (self.clone(), sub.clone(), answers.clone());
                             self.0.tracker.spawn(async move {
-                                this.deliver(&sub, m).await;
+                                let outcome = this.deliver(&sub, &chunk).await;
                                 drop(permit);
-                                wake.notify_waiters();
+                                for m in chunk {
+                                    let _ = answers.send((m.ack_id, outcome.clone()));
+                                }
                             });
                         }
                         continue;
@@ -153,30 +168,56 @@ impl Dispatcher {
         }
     }
 
-    async fn deliver(&self, sub: &Subscription, m: Message) {
-        let outcome = match &sub.delivery {
+    /// Acknowledges what landed, many at a time, and gives back what did not.
+    async fn answer(
+        self,
+        sub: Arc<Subscription>,
+        mut answered: tokio::sync::mpsc::UnboundedReceiver<(String, Result<(), Failure>)>,
+        wake: Arc<tokio::sync::Notify>,
+    ) {
+        let mut batch = Vec::new();
+        while answered.recv_many(&mut batch, 1024).await > 0 {
+            let mut acks = Vec::new();
+            for (ack_id, outcome) in batch.drain(..) {
+                match outcome {
+                    Ok(()) => acks.push(ack_id),
+                    Err(f) => {
+                        if let Err(e) = self.broker().nack(&sub.name, &[ack_id], f.redelivery, &f.error).await {
+                            tracing::warn!(subscription = %sub.name, error = %e, "giving an event back failed; it goes out again after its lease");
+                        }
+                    }
+                }
+            }
+            if !acks.is_empty()
+                && let Err(e) = self.broker().ack(&sub.name, &acks).await
+            {
+                tracing::warn!(subscription = %sub.name, error = %e, "acknowledging failed; those events go out again after their leases");
+            }
+            // Room for more: the loop pulls again.
+            wake.notify_waiters();
+        }
+    }
+
+    /// Hands one event (or a push subscription's batch) to its consumer.
+    async fn deliver(&self, sub: &Subscription, chunk: &[Message]) -> Result<(), Failure> {
+        match &sub.delivery {
             Delivery::Push { service, path, timeout, .. } => match self.0.engine.services().pick(service) {
-                Some(target) => push::post(self.0.engine.http(), &target, path, *timeout, sub, &m).await,
+                Some(target) => push::post(self.0.engine.http(), &target, path, *timeout, sub, chunk).await,
                 None => Err(Failure {
                     error: format!("service {service} has no instance"),
                     redelivery: Redelivery::Backoff,
                 }),
             },
-            Delivery::Internal => self.0.engine.event_arrived(&sub.topic, &m.event).await.map_err(|e| Failure {
-                error: format!("matching the event to waiting operations failed: {e}"),
-                redelivery: Redelivery::Backoff,
-            }),
-            Delivery::Pull => return,
-        };
-        let answered = match outcome {
-            Ok(()) => self.broker().ack(&sub.name, std::slice::from_ref(&m.ack_id)).await.map(drop),
-            Err(f) => {
-                tracing::debug!(subscription = %sub.name, event = %m.event.id, attempt = m.attempt, error = %f.error, "delivery failed");
-                self.broker().nack(&sub.name, std::slice::from_ref(&m.ack_id), f.redelivery, &f.error).await.map(drop)
+            Delivery::Internal => {
+                for m in chunk {
+                    self.0.engine.event_arrived(&sub.topic, &m.event).await.map_err(|e| Failure {
+                        error: format!("matching the event to waiting operations failed: {e}"),
+                        redelivery: Redelivery::Backoff,
+                    })?;
+                }
+                Ok(())
             }
-        };
-        if let Err(e) = answered {
-            tracing::warn!(subscription = %sub.name, error = %e, "answering a delivery failed; the event goes out again after its lease");
+            Delivery::Pull => Ok(()),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! One event POSTed to a push subscription's service, in the CloudEvents
-//! JSON format. 2xx acknowledges; 408, 429, 5xx, a timeout or a refused
-//! connection are tried again (after `Retry-After`, when the service says);
-//! any other answer means the event cannot be processed there, and it goes
-//! to the dead letters at once.
+//! JSON format (or, with the subscription's `batch`, several as a JSON
+//! array, answered together). 2xx acknowledges; 408, 429, 5xx, a timeout
+//! or a refused connection are tried again (after `Retry-After`, when the
+//! service says); any other answer means the event cannot be processed
+//! there, and it goes to the dead letters at once.
 
 use std::time::Duration;
 
@@ -20,23 +21,34 @@ pub async fn post(
     path: &str,
     timeout: Duration,
     sub: &Subscription,
-    m: &Message,
+    chunk: &[Message],
 ) -> Result<(), Failure> {
-    let body = serde_json::to_vec(&m.event).unwrap_or_default();
-    // The same event reaches one subscription's consumer with the same key,
-    // however often it is tried.
-    let key = format!("{}/{}/{}", sub.name, m.event.source, m.event.id);
     let timeout = target.timeout.map_or(timeout, |cap| cap.min(timeout));
     let mut request = http.post(format!("{}{path}", target.base));
+    let body = match chunk {
+        [m] => {
+            // The same event reaches one subscription's consumer with the
+            // same key, however often it is tried.
+            let key = format!("{}/{}/{}", sub.name, m.event.source, m.event.id);
+            request = request
+                .header("content-type", "application/cloudevents+json")
+                .header("idempotency-key", key)
+                .header("herald-attempt", m.attempt.to_string());
+            serde_json::to_vec(&m.event).unwrap_or_default()
+        }
+        _ => {
+            // A batch: each event's `source` and `id` identify it.
+            let events: Vec<&herald_broker::CloudEvent> = chunk.iter().map(|m| &m.event).collect();
+            request = request.header("content-type", "application/cloudevents-batch+json");
+            serde_json::to_vec(&events).unwrap_or_default()
+        }
+    };
     if let Some(sig) = target.signature(&body) {
         request = request.header(herald_core::signature::HEADER, sig);
     }
     let sent = request
         .timeout(timeout)
-        .header("content-type", "application/cloudevents+json")
-        .header("idempotency-key", key)
         .header("herald-subscription", &sub.name)
-        .header("herald-attempt", m.attempt.to_string())
         .header("traceparent", format!("00-{:032x}-{:016x}-01", rand::random::<u128>() | 1, rand::random::<u64>() | 1))
         .body(body)
         .send()

@@ -87,6 +87,8 @@ fn step_event(
         "operationid": op.id.to_string(),
         "data": invoke::envelope(op, step, attempt, phase, None),
     });
+    // Only the input fields the step lets subscribers see.
+    e["data"]["input"] = p.input(&op.input);
     if let Some(subject) = &op.subject {
         e["subject"] = json!(subject);
     }

@@ -18,7 +18,7 @@ compensate = { service = "svc", path = "/release" }
 [[steps]]
 name = "announce"
 label = "Telling the warehouse"
-publish = { topic = "orders", type = "OrderPlaced" }
+publish = { topic = "orders", type = "OrderPlaced", fields = ["customer"] }
 [[steps]]
 name = "packed"
 label = "Waiting for the warehouse"
@@ -52,9 +52,10 @@ async fn pushed(svc: &StepService, path: &str) -> Vec<Call> {
 async fn a_published_event_reaches_its_subscriber_and_the_answering_events_complete_the_operation() {
     let svc = StepService::start().await;
     let app = app(&svc, ORDER).await;
-    let id = app.start_id("order", json!({"customer": "alice"})).await;
+    let id = app.start_id("order", json!({"customer": "alice", "card": "4242424242424242"})).await;
 
     let placed = pushed(&svc, "/warehouse").await[0].body.clone();
+    assert_eq!(placed["data"]["input"], json!({"customer": "alice"}), "only the fields the step lets out");
     assert_eq!(placed["type"], "OrderPlaced");
     assert_eq!(placed["operationid"], id.as_str(), "the event names its operation");
     assert_eq!(placed["source"], "/herald/workflows/order");

@@ -86,9 +86,12 @@ async fn an_event_the_consumer_refuses_is_dead_lettered_at_once_and_a_redrive_de
     assert_eq!(again.status(), 404);
 }
 
+/// (key, event id, began, ended) of each delivery.
+type Timings = Arc<Mutex<Vec<(String, String, Instant, Instant)>>>;
+
 /// A consumer that records when each event's delivery began and ended.
-async fn timing_consumer() -> (String, Arc<Mutex<Vec<(String, String, Instant, Instant)>>>) {
-    let seen: Arc<Mutex<Vec<(String, String, Instant, Instant)>>> = Arc::default();
+async fn timing_consumer() -> (String, Timings) {
+    let seen: Timings = Arc::default();
     let log = seen.clone();
     let app = axum::Router::new().route(
         "/events",

@@ -238,3 +238,45 @@ async fn a_pull_waits_for_events_and_a_nack_brings_one_back_or_gives_it_up() {
     assert_eq!(errors, ["busy", "cannot parse it"], "every attempt's error");
     assert_eq!(app.stats("s").await["dead_letters"], 1);
 }
+
+#[tokio::test]
+async fn dead_letters_are_paged_read_and_dropped() {
+    let app = app().await;
+    app.put_subscription("s", json!({"topic": "t"})).await;
+    for i in 0..3 {
+        app.publish("t", &event(&format!("e{i}"), "T", json!({}))).await;
+    }
+    let pulled: Value = app.consume("s", "pull", json!({"max": 10})).await.json().await.unwrap();
+    let ids: Vec<Value> = pulled["messages"].as_array().unwrap().iter().map(|m| m["ack_id"].clone()).collect();
+    app.consume("s", "nack", json!({"ack_ids": ids, "retry": false, "error": "unreadable"})).await;
+
+    let first = app.get_json("/v1/dead-letters?subscription=s&limit=2").await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let second = app.get_json(&format!("/v1/dead-letters?subscription=s&limit=2&cursor={cursor}")).await;
+    let one = first["items"][0].clone();
+    let id = one["id"].as_i64().unwrap();
+    let read = app.get_json(&format!("/v1/dead-letters/{id}")).await;
+    let dropped = app.http.delete(app.url(&format!("/v1/dead-letters/{id}"))).send().await.unwrap();
+    let gone = app.http.get(app.url(&format!("/v1/dead-letters/{id}"))).send().await.unwrap();
+    let bad_kind = app.http.get(app.url("/v1/dead-letters?kind=parcel")).send().await.unwrap();
+    let bad_cursor = app.http.get(app.url("/v1/dead-letters?cursor=later")).send().await.unwrap();
+
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null(), "the last page");
+    let mut all: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|d| d["payload"]["id"].as_str().unwrap())
+        .collect();
+    all.sort();
+    assert_eq!(all, ["e0", "e1", "e2"], "every dead letter once across the pages");
+    assert_eq!(read, one);
+    assert_eq!(dropped.status(), 204);
+    assert_eq!(problem(gone).await.0, 404);
+    assert_eq!(problem(bad_kind).await.0, 422);
+    assert_eq!(problem(bad_cursor).await.0, 422);
+    assert_eq!(app.stats("s").await["dead_letters"], 2);
+}

@@ -11,6 +11,11 @@ use rusqlite::Connection;
 /// Batches committed between two checkpoint requests.
 const BATCHES_PER_CHECKPOINT: u32 = 32;
 
+/// At most one checkpoint this often: each one ends with an fsync of the
+/// database file, which the writer's own fsyncs queue behind; fewer, larger
+/// checkpoints copy each hot page once and keep commit latency even.
+const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Checkpointer {
     wake: mpsc::SyncSender<()>,
     since: u32,
@@ -24,10 +29,15 @@ impl Checkpointer {
                 Ok(c) => c,
                 Err(e) => return tracing::error!(error = %e, "the checkpoint thread cannot open the database"),
             };
+            let mut last: Option<std::time::Instant> = None;
             while asked.recv().is_ok() {
+                if last.is_some_and(|l| l.elapsed() < MIN_INTERVAL) {
+                    continue; // the writer asks again after its next batches
+                }
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "a checkpoint failed; the next one catches up");
                 }
+                last = Some(std::time::Instant::now());
             }
         })?;
         Ok(Checkpointer { wake, since: 0 })

@@ -39,13 +39,17 @@ pub fn insert(conn: &Connection, sub: &str, seq: i64, key: Option<&str>, now: Ti
 /// A row leaves: the next one of its key, if any, becomes ready.
 fn remove(conn: &Connection, id: i64, sub: &str, key: Option<&str>) -> Result<()> {
     conn.prepare_cached("DELETE FROM deliveries WHERE id = ?1")?.execute([id])?;
-    if let Some(k) = key {
-        conn.prepare_cached(
-            "UPDATE deliveries SET ready = 1
-             WHERE id = (SELECT MIN(id) FROM deliveries WHERE sub = ?1 AND key = ?2)",
-        )?
-        .execute(params![sub, k])?;
+    match key {
+        Some(k) => next_of_key(conn, sub, k),
+        None => Ok(()),
     }
+}
+
+fn next_of_key(conn: &Connection, sub: &str, key: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET ready = 1 WHERE id = (SELECT MIN(id) FROM deliveries WHERE sub = ?1 AND key = ?2)",
+    )?
+    .execute(params![sub, key])?;
     Ok(())
 }
 
@@ -110,7 +114,8 @@ pub fn pull(
         let fetched = rows.len();
         let mut buried = false;
         for mut row in rows {
-            if row.lease.is_some() {
+            let lease_ended = row.lease.is_some();
+            if lease_ended {
                 row.errors.push(AttemptError { attempt: row.attempts, at: now, error: LEASE_ENDED.into() });
             }
             if sub.retry.exhausted(row.attempts) {
@@ -120,10 +125,14 @@ pub fn pull(
                 continue;
             }
             let token = rand::random::<u32>() as i64;
+            if lease_ended {
+                conn.prepare_cached("UPDATE deliveries SET errors = ?2 WHERE id = ?1")?
+                    .execute(params![row.id, json(&row.errors)?])?;
+            }
             conn.prepare_cached(
-                "UPDATE deliveries SET attempts = attempts + 1, lease = ?2, due_at = ?3, errors = ?4 WHERE id = ?1",
+                "UPDATE deliveries SET attempts = attempts + 1, lease = ?2, due_at = ?3 WHERE id = ?1",
             )?
-            .execute(params![row.id, token, ms(until), json(&row.errors)?])?;
+            .execute(params![row.id, token, ms(until)])?;
             messages.push(Message {
                 ack_id: format!("{}.{token:x}", row.id),
                 attempt: row.attempts + 1,
@@ -158,8 +167,7 @@ fn due_rows(conn: &Connection, sub: &str, limit: usize, now: Time) -> Result<Vec
 
 /// The leased row an ack id names, if its lease still stands.
 fn leased(conn: &Connection, sub: &str, ack_id: &str) -> Result<Option<Row>> {
-    let Some((id, token)) = ack_id.split_once('.') else { return Ok(None) };
-    let (Ok(id), Ok(token)) = (id.parse::<i64>(), i64::from_str_radix(token, 16)) else { return Ok(None) };
+    let Some((id, token)) = parse_ack_id(ack_id) else { return Ok(None) };
     let row = conn
         .prepare_cached(
             "SELECT d.id, d.seq, d.key, d.attempts, d.lease, d.errors, e.body, e.published_at
@@ -176,15 +184,29 @@ fn leased(conn: &Connection, sub: &str, ack_id: &str) -> Result<Option<Row>> {
     .transpose()
 }
 
+/// An ack id's parts: the delivery row and its lease token.
+fn parse_ack_id(ack_id: &str) -> Option<(i64, i64)> {
+    let (id, token) = ack_id.split_once('.')?;
+    Some((id.parse().ok()?, i64::from_str_radix(token, 16).ok()?))
+}
+
 /// Answers the ack ids that held no lease, and whether a key moved on.
 pub fn ack(conn: &Connection, sub: &str, ack_ids: &[String]) -> Result<(Vec<String>, bool)> {
     let mut unknown = Vec::new();
     let mut moved = false;
+    let mut delete =
+        conn.prepare_cached("DELETE FROM deliveries WHERE id = ?1 AND sub = ?2 AND lease = ?3 RETURNING key")?;
     for ack_id in ack_ids {
-        match leased(conn, sub, ack_id)? {
-            Some(row) => {
-                moved |= row.key.is_some();
-                remove(conn, row.id, sub, row.key.as_deref())?;
+        let gone: Option<Option<String>> = match parse_ack_id(ack_id) {
+            Some((id, token)) => delete.query_row(params![id, sub, token], |r| r.get(0)).optional()?,
+            None => None,
+        };
+        match gone {
+            Some(key) => {
+                if let Some(k) = key {
+                    moved = true;
+                    next_of_key(conn, sub, &k)?;
+                }
             }
             None => unknown.push(ack_id.clone()),
         }

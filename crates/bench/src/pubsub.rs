@@ -1,0 +1,234 @@
+//! W3, pub/sub: publishers send N events to a topic through herald's API (B
+//! events a request, C requests in flight, or at a fixed rate); a push
+//! subscription delivers each to the worker process, or pullers in this
+//! process take them in batches and acknowledge them. Every event carries
+//! the time it was sent, so the consumer measures publish-to-delivery lag;
+//! the run ends when every event has been received.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use indicatif::ProgressBar;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumer {
+    /// herald pushes each event to the worker process.
+    Push,
+    /// Pullers here take up to this many events a request.
+    Pull,
+}
+
+pub struct Plan {
+    pub consumer: Consumer,
+    pub n: usize,
+    /// Publish requests in flight at once.
+    pub c: usize,
+    /// Events per publish request.
+    pub batch: usize,
+    /// Events per second, paced; `None` publishes as fast as it goes.
+    pub rate: Option<f64>,
+    /// Push: events per delivery request.
+    pub push_batch: usize,
+}
+
+pub struct Run {
+    pub wall: Duration,
+    /// Each publish request's latency (durable when answered), µs.
+    pub publish_us: Vec<u64>,
+    /// Each event's lag from just before its publish to its receipt, µs.
+    pub lag_us: Vec<u64>,
+    /// Events received more than once (at-least-once redeliveries).
+    pub duplicates: usize,
+}
+
+/// Microseconds since the epoch: the publisher's and the consumer's clock
+/// are the same machine's.
+pub fn now_us() -> u64 {
+    chrono::Utc::now().timestamp_micros() as u64
+}
+
+/// The lag of an event whose data carries the time it was sent.
+pub fn lag_of(event: &Value) -> Option<(u64, u64)> {
+    let sent = event["data"]["t"].as_u64()?;
+    let i = event["data"]["i"].as_u64()?;
+    Some((i, now_us().saturating_sub(sent)))
+}
+
+pub async fn run(http: &reqwest::Client, url: &str, worker: &str, plan: Plan, bar: ProgressBar) -> anyhow::Result<Run> {
+    ensure!(plan.batch >= 1 && plan.c >= 1, "batch and c must be at least 1");
+    let topic = format!("w3-{:08x}", rand::random::<u32>());
+    let mut sub = json!({"topic": topic, "retry": {"attempts": 10, "initial": "100ms"}});
+    if plan.consumer == Consumer::Push {
+        sub["push"] = json!({"service": "worker", "path": "/events", "max_in_flight": 256, "batch": plan.push_batch});
+        // Start from an empty record of what the worker received.
+        http.get(format!("{worker}/events/lags")).send().await?;
+    }
+    let put = http.put(format!("{url}/v1/subscriptions/{topic}")).json(&sub).send().await?;
+    ensure!(put.status().is_success(), "creating the subscription answered {}", put.status());
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let started = Instant::now();
+    let pullers = match plan.consumer {
+        Consumer::Pull => (0..4)
+            .map(|_| tokio::spawn(pull(http.clone(), url.to_string(), topic.clone(), plan.n, seen.clone())))
+            .collect(),
+        Consumer::Push => Vec::new(),
+    };
+    let publish_us = publish(http, url, &topic, &plan, started, bar).await?;
+    match plan.consumer {
+        Consumer::Pull => {
+            for p in pullers {
+                p.await??;
+            }
+        }
+        Consumer::Push => collect_pushed(http, worker, plan.n, &seen).await?,
+    }
+    let wall = started.elapsed();
+    let seen =
+        Arc::try_unwrap(seen).map_err(|_| anyhow::anyhow!("a puller outlived the run"))?.into_inner().expect("seen");
+    ensure!(seen.ids.len() == plan.n, "{} of {} events were received", seen.ids.len(), plan.n);
+    let _ = http.delete(format!("{url}/v1/subscriptions/{topic}")).send().await;
+    Ok(Run { wall, publish_us, lag_us: seen.lags, duplicates: seen.duplicates })
+}
+
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<u64>,
+    lags: Vec<u64>,
+    duplicates: usize,
+}
+
+impl Seen {
+    fn record(&mut self, i: u64, lag: u64) {
+        if self.ids.insert(i) {
+            self.lags.push(lag);
+        } else {
+            self.duplicates += 1;
+        }
+    }
+}
+
+async fn publish(
+    http: &reqwest::Client,
+    url: &str,
+    topic: &str,
+    plan: &Plan,
+    started: Instant,
+    bar: ProgressBar,
+) -> anyhow::Result<Vec<u64>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let batches = plan.n.div_ceil(plan.batch);
+    let tasks = (0..plan.c).map(|_| {
+        let (http, next, bar) = (http.clone(), next.clone(), bar.clone());
+        let endpoint = format!("{url}/v1/topics/{topic}/events");
+        let (n, batch, rate) = (plan.n, plan.batch, plan.rate);
+        tokio::spawn(async move {
+            let mut took = Vec::new();
+            loop {
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches {
+                    return anyhow::Ok(took);
+                }
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64((b * batch) as f64 / rate);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let t = now_us();
+                let events: Vec<Value> = (b * batch..((b + 1) * batch).min(n))
+                    .map(|i| {
+                        json!({"specversion": "1.0", "id": format!("e{i}"), "source": "/bench", "type": "Tick",
+                               "data": {"i": i, "t": t}})
+                    })
+                    .collect();
+                let count = events.len();
+                let t0 = Instant::now();
+                let resp = http
+                    .post(&endpoint)
+                    .header("content-type", "application/cloudevents-batch+json")
+                    .body(serde_json::to_vec(&events)?)
+                    .send()
+                    .await?;
+                if !resp.status().is_success() {
+                    bail!("publish answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+                }
+                resp.bytes().await?;
+                took.push(t0.elapsed().as_micros() as u64);
+                bar.inc(count as u64);
+            }
+        })
+    });
+    let mut all = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        all.extend(t??);
+    }
+    Ok(all)
+}
+
+#[derive(Deserialize)]
+struct Pulled {
+    messages: Vec<PulledMessage>,
+}
+
+#[derive(Deserialize)]
+struct PulledMessage {
+    ack_id: String,
+    event: Value,
+}
+
+/// Pulls, records and acknowledges until all `n` events were seen.
+async fn pull(http: reqwest::Client, url: String, sub: String, n: usize, seen: Arc<Mutex<Seen>>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen.lock().expect("seen").ids.len() < n {
+        ensure!(Instant::now() < deadline, "the pullers stopped receiving events");
+        let resp = http
+            .post(format!("{url}/v1/subscriptions/{sub}:pull"))
+            .json(&json!({"max": 256, "wait": "1s"}))
+            .send()
+            .await?;
+        ensure!(resp.status().is_success(), "pull answered {}", resp.status());
+        let pulled: Pulled = resp.json().await?;
+        if pulled.messages.is_empty() {
+            continue;
+        }
+        {
+            let mut s = seen.lock().expect("seen");
+            for m in &pulled.messages {
+                let (i, lag) = lag_of(&m.event).context("an event without its send time")?;
+                s.record(i, lag);
+            }
+        }
+        let ids: Vec<&str> = pulled.messages.iter().map(|m| m.ack_id.as_str()).collect();
+        let resp = http.post(format!("{url}/v1/subscriptions/{sub}:ack")).json(&json!({"ack_ids": ids})).send().await?;
+        ensure!(resp.status().is_success(), "ack answered {}", resp.status());
+    }
+    Ok(())
+}
+
+/// Waits for the worker to have received all `n` pushed events, then takes its record.
+async fn collect_pushed(http: &reqwest::Client, worker: &str, n: usize, seen: &Arc<Mutex<Seen>>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let got: Vec<(u64, u64)> = http.get(format!("{worker}/events/lags")).send().await?.json().await?;
+        let all = {
+            let mut s = seen.lock().expect("seen");
+            for (i, lag) in got {
+                s.record(i, lag);
+            }
+            s.ids.len() >= n
+        };
+        if all {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "the pushed events stopped arriving");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
