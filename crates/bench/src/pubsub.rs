@@ -92,9 +92,10 @@ pub async fn run(http: &reqwest::Client, url: &str, worker: &str, plan: Plan, ba
         }
         Consumer::Push => collect_pushed(http, worker, plan.n, &seen).await?,
     }
-    let wall = started.elapsed();
     let seen =
         Arc::try_unwrap(seen).map_err(|_| anyhow::anyhow!("a puller outlived the run"))?.into_inner().expect("seen");
+    // Until the last event arrived, not until the pullers' last long poll ended.
+    let wall = seen.last.map_or_else(|| started.elapsed(), |last| last - started);
     ensure!(seen.ids.len() == plan.n, "{} of {} events were received", seen.ids.len(), plan.n);
     let _ = http.delete(format!("{url}/v1/subscriptions/{topic}")).send().await;
     Ok(Run { wall, publish_us, lag_us: seen.lags, duplicates: seen.duplicates })
@@ -105,12 +106,15 @@ struct Seen {
     ids: HashSet<u64>,
     lags: Vec<u64>,
     duplicates: usize,
+    /// When the latest new event was seen.
+    last: Option<Instant>,
 }
 
 impl Seen {
     fn record(&mut self, i: u64, lag: u64) {
         if self.ids.insert(i) {
             self.lags.push(lag);
+            self.last = Some(Instant::now());
         } else {
             self.duplicates += 1;
         }
