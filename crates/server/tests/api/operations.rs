@@ -242,6 +242,14 @@ async fn the_openapi_document_describes_the_api() {
         "/v1/operations/{id}",
         "/v1/operations/{id}/events",
         "/v1/operations/{id}:cancel",
+        "/v1/topics/{topic}/events",
+        "/v1/subscriptions",
+        "/v1/subscriptions/{name}",
+        "/v1/subscriptions/{name}:pull",
+        "/v1/dead-letters",
+        "/v1/dead-letters/{id}",
+        "/v1/dead-letters/{id}:redrive",
+        "/v1/dead-letters:redrive",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
