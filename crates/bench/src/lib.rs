@@ -139,20 +139,7 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
 
     let accept = histogram(run.samples.iter().map(|s| s.accept_us));
     let e2e = follow.then(|| histogram(run.samples.iter().filter_map(|s| s.e2e_us)));
-    let usage = pid.and_then(procs::usage);
-    let report = Report {
-        workload: format!("{:?}", o.workload).to_lowercase(),
-        n: o.n,
-        c: o.c,
-        wall_s: run.wall.as_secs_f64(),
-        completed_per_s: o.n as f64 / run.wall.as_secs_f64(),
-        accept: latency(&accept),
-        e2e: e2e.as_ref().map(latency),
-        herald_peak_rss_mb: usage.map(|u| u.0),
-        herald_cpu_s: usage.map(|u| u.1),
-        watchers,
-        events: None,
-    };
+    let report = Report { watchers, ..report(&o, run.wall, &accept, e2e.as_ref(), pid) };
     if let Some(path) = &o.chart {
         let mut curves = vec![("accept", stats::curve(&accept))];
         if let Some(h) = &e2e {
@@ -181,25 +168,13 @@ async fn run_pubsub(
     b.finish();
     let publish = histogram(run.publish_us.iter().copied());
     let lag = histogram(run.lag_us.iter().copied());
-    let usage = pid.and_then(procs::usage);
-    let report = Report {
-        workload: format!("{:?}", o.workload).to_lowercase(),
-        n: o.n,
-        c: o.c,
-        wall_s: run.wall.as_secs_f64(),
-        completed_per_s: o.n as f64 / run.wall.as_secs_f64(),
-        accept: latency(&publish),
-        e2e: Some(latency(&lag)),
-        herald_peak_rss_mb: usage.map(|u| u.0),
-        herald_cpu_s: usage.map(|u| u.1),
-        watchers: None,
-        events: Some(stats::Events {
-            batch: o.batch,
-            push_batch: (o.workload == Workload::W3).then_some(o.push_batch),
-            rate: o.rate,
-            duplicates: run.duplicates,
-        }),
+    let events = stats::Events {
+        batch: o.batch,
+        push_batch: (o.workload == Workload::W3).then_some(o.push_batch),
+        rate: o.rate,
+        duplicates: run.duplicates,
     };
+    let report = Report { events: Some(events), ..report(o, run.wall, &publish, Some(&lag), pid) };
     if let Some(path) = &o.chart {
         let curves = vec![("publish", stats::curve(&publish)), ("delivery", stats::curve(&lag))];
         let title =
@@ -207,4 +182,29 @@ async fn run_pubsub(
         chart::write(path, &title, &curves)?;
     }
     Ok(report)
+}
+
+/// The figures every workload reports: throughput, the two latencies, and
+/// herald's memory and CPU.
+fn report(
+    o: &Options,
+    wall: Duration,
+    accept: &hdrhistogram::Histogram<u64>,
+    e2e: Option<&hdrhistogram::Histogram<u64>>,
+    pid: Option<u32>,
+) -> Report {
+    let usage = pid.and_then(procs::usage);
+    Report {
+        workload: format!("{:?}", o.workload).to_lowercase(),
+        n: o.n,
+        c: o.c,
+        wall_s: wall.as_secs_f64(),
+        completed_per_s: o.n as f64 / wall.as_secs_f64(),
+        accept: latency(accept),
+        e2e: e2e.map(latency),
+        herald_peak_rss_mb: usage.map(|u| u.0),
+        herald_cpu_s: usage.map(|u| u.1),
+        watchers: None,
+        events: None,
+    }
 }
