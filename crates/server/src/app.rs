@@ -14,7 +14,8 @@ use crate::{
     api::{self, AppState},
     config::Config,
     dispatch::Dispatcher,
-    engine::{Engine, Parts, services::Services, tokens::Tokens},
+    engine::{Engine, Parts, tokens::Tokens},
+    registry::Registry,
     workflows::{self, Workflows},
 };
 use herald_broker::Broker;
@@ -42,9 +43,6 @@ impl Application {
     pub async fn build_with(mut config: Config, definitions: Vec<Workflow>) -> anyhow::Result<Self> {
         install_crypto();
         check_lease(&config, &definitions)?;
-        if let Some((name, _)) = config.services.iter().find(|(_, s)| s.secret.as_ref().is_some_and(|k| k.len() < 16)) {
-            anyhow::bail!("services.{name}.secret needs at least 16 characters");
-        }
         check_channels(&config, &definitions)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -55,7 +53,7 @@ impl Application {
         let store: Arc<dyn Store> = sqlite.clone();
         let broker: Arc<dyn Broker> = sqlite;
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
-        let services = Services::new(&config.services);
+        let services = Arc::new(Registry::from_config(&config.services)?);
         crate::subscriptions::install(&config, &services, broker.as_ref(), &workflows).await?;
         let secret = store.secret(rand::random::<[u8; 32]>().to_vec()).await?;
         let engine = Engine::new(Parts {
@@ -103,7 +101,8 @@ impl Application {
     /// work, lets calls in flight finish, and gives held tasks back.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let poller = self.engine.spawn_poller();
-        let housekeeping = spawn_housekeeping(self.engine.broker().clone());
+        let housekeeping = spawn_housekeeping(self.engine.broker().clone(), self.engine.services().clone());
+        let health = tokio::spawn(crate::registry::health::run(self.engine.services().clone(), self.engine.stopping()));
         let engine = self.engine.clone();
         let signal = async move {
             shutdown.await;
@@ -116,20 +115,28 @@ impl Application {
         self.engine.shutdown().await;
         poller.abort();
         housekeeping.abort();
+        health.abort();
         Ok(())
     }
 }
 
 /// How often the broker forgets what nobody needs any more.
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often instances whose TTL passed are dropped.
+const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn spawn_housekeeping(broker: Arc<dyn Broker>) -> tokio::task::JoinHandle<()> {
+fn spawn_housekeeping(broker: Arc<dyn Broker>, registry: Arc<Registry>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(HOUSEKEEPING);
+        let mut every = tokio::time::interval(SWEEP);
+        let mut last_broker = tokio::time::Instant::now();
         loop {
             every.tick().await;
-            if let Err(e) = broker.maintain().await {
-                tracing::warn!(error = %e, "broker housekeeping failed; it runs again in a minute");
+            registry.sweep(std::time::Instant::now());
+            if last_broker.elapsed() >= HOUSEKEEPING {
+                last_broker = tokio::time::Instant::now();
+                if let Err(e) = broker.maintain().await {
+                    tracing::warn!(error = %e, "broker housekeeping failed; it runs again in a minute");
+                }
             }
         }
     })

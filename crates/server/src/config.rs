@@ -7,6 +7,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 use herald_core::Span;
 use serde::Deserialize;
 
+pub use crate::registry::ServiceConfig;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -64,29 +66,6 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig { dedupe_window: Span::from_millis(600_000), max_event_bytes: 256 * 1024, max_batch: 1000 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceConfig {
-    /// Base URLs, as a list or one comma-separated string (handy in env vars).
-    #[serde(deserialize_with = "list_or_csv")]
-    pub instances: Vec<String>,
-    /// Caps every call to this service; a step's own `timeout` may be shorter.
-    #[serde(default)]
-    pub timeout: Option<Span>,
-    /// When set, herald signs every request to the service (step calls and
-    /// pushed events) with `Herald-Signature`, so it can tell herald's
-    /// requests from anyone else's. At least 16 characters.
-    #[serde(default)]
-    pub secret: Option<String>,
-}
-
-impl ServiceConfig {
-    /// A service at these base URLs, with no cap or secret.
-    pub fn new(instances: Vec<String>) -> Self {
-        ServiceConfig { instances, timeout: None, secret: None }
     }
 }
 
@@ -240,7 +219,7 @@ pub enum StaticRole {
     Admin,
 }
 
-fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {

@@ -6,11 +6,11 @@ use herald_broker::{
     Broker, Delivery, RawSubscription, Subscription, SubscriptionError, subscription::INTERNAL_PREFIX,
 };
 
-use crate::{config::Config, engine::services::Services, workflows::Workflows};
+use crate::{config::Config, registry::Registry, workflows::Workflows};
 
 /// A subscription as someone defined it, checked: its fields, and that a
 /// push subscription names a registered service (herald never calls a raw URL).
-pub fn parse(name: &str, raw: RawSubscription, services: &Services) -> Result<Subscription, SubscriptionError> {
+pub fn parse(name: &str, raw: RawSubscription, services: &Registry) -> Result<Subscription, SubscriptionError> {
     let sub = Subscription::parse(name, raw)?;
     if let Delivery::Push { service, .. } = &sub.delivery
         && !services.contains(service)
@@ -28,7 +28,7 @@ pub fn parse(name: &str, raw: RawSubscription, services: &Services) -> Result<Su
 /// and drops listeners no workflow needs any more.
 pub async fn install(
     config: &Config,
-    services: &Services,
+    services: &Registry,
     broker: &dyn Broker,
     workflows: &Workflows,
 ) -> anyhow::Result<()> {

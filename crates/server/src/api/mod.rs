@@ -7,6 +7,7 @@
 //! - [`workflows`] — the definitions this server runs.
 //! - `topics` — publishing; `subscriptions` — defining and consuming them.
 //! - `dead_letters` — what ran out of attempts, and redriving it.
+//! - `services` — the service registry: registration, heartbeats, health.
 //! - [`problem`] — the one table of error answers; [`body`] — body parsing.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.
 
@@ -18,6 +19,7 @@ mod inbox;
 pub mod openapi;
 mod operations;
 pub mod problem;
+mod services;
 mod steps;
 mod subscriptions;
 mod topics;
@@ -29,7 +31,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::{HeaderValue, header},
     response::{Html, IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
@@ -66,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/operations/{id}", get(operations::get).post(operations::action))
         .route("/v1/operations/{id}/events", get(events::stream))
         .route("/v1/operations/{id}/steps/{step}", post(steps::complete))
+        .route("/v1/services", get(services::list))
+        .route("/v1/services/{name}/instances/{id}", put(services::register).delete(services::deregister))
         .route("/v1/topics/{topic}/events", post(topics::publish))
         .route("/v1/subscriptions", get(subscriptions::list))
         .route(

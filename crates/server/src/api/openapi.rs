@@ -17,6 +17,9 @@ use utoipa::OpenApi;
         super::inbox::read_one,
         super::inbox::read_all,
         super::inbox::stream,
+        super::services::register,
+        super::services::deregister,
+        super::services::list,
         super::topics::publish,
         super::subscriptions::put,
         super::subscriptions::list,
@@ -38,7 +41,7 @@ use utoipa::OpenApi;
         super::subscriptions::NackRequest,
         herald_broker::Nacked
     )),
-    tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "topics"), (name = "admin"))
+    tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "topics"), (name = "services"), (name = "admin"))
 )]
 struct Doc;
 

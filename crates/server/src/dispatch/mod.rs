@@ -201,13 +201,20 @@ impl Dispatcher {
     /// Hands one event (or a push subscription's batch) to its consumer.
     async fn deliver(&self, sub: &Subscription, chunk: &[Message]) -> Result<(), Failure> {
         match &sub.delivery {
-            Delivery::Push { service, path, timeout, .. } => match self.0.engine.services().pick(service) {
-                Some(target) => push::post(self.0.engine.http(), &target, path, *timeout, sub, chunk).await,
-                None => Err(Failure {
-                    error: format!("service {service} has no instance"),
-                    redelivery: Redelivery::Backoff,
-                }),
-            },
+            Delivery::Push { service, path, timeout, .. } => {
+                let picked = self.0.engine.services().service(service).map(|s| s.pick(&[]));
+                match picked {
+                    Some(Ok(lease)) => push::post(lease, path, *timeout, sub, chunk).await,
+                    Some(Err(no)) => Err(Failure {
+                        error: format!("no instance of {service} can take events now"),
+                        redelivery: no.retry_after.map_or(Redelivery::Backoff, Redelivery::After),
+                    }),
+                    None => Err(Failure {
+                        error: format!("service {service} is not registered"),
+                        redelivery: Redelivery::Backoff,
+                    }),
+                }
+            }
             Delivery::Internal => {
                 for m in chunk {
                     self.0.engine.event_arrived(&sub.topic, &m.event).await.map_err(|e| Failure {

@@ -10,21 +10,21 @@ use std::time::Duration;
 use herald_broker::{Message, Redelivery, Subscription};
 
 use super::Failure;
-use crate::engine::{invoke, services::Target};
+use crate::{engine::invoke, registry::Lease};
 
 /// The longest `Retry-After` honoured; a longer one waits the backoff.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 pub async fn post(
-    http: &reqwest::Client,
-    target: &Target<'_>,
+    lease: Lease,
     path: &str,
     timeout: Duration,
     sub: &Subscription,
     chunk: &[Message],
 ) -> Result<(), Failure> {
-    let timeout = target.timeout.map_or(timeout, |cap| cap.min(timeout));
-    let mut request = http.post(format!("{}{path}", target.base));
+    let service = lease.service().clone();
+    let timeout = service.settings.timeout.map_or(timeout, |cap| cap.min(timeout));
+    let mut request = service.client().post(format!("{}{path}", lease.base()));
     let body = match chunk {
         [m] => {
             // The same event reaches one subscription's consumer with the
@@ -43,7 +43,7 @@ pub async fn post(
             serde_json::to_vec(&events).unwrap_or_default()
         }
     };
-    if let Some(sig) = target.signature(&body) {
+    if let Some(sig) = service.signature(&body) {
         request = request.header(herald_core::signature::HEADER, sig);
     }
     let sent = request
@@ -55,17 +55,18 @@ pub async fn post(
         .await;
     let resp = match sent {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => {
-            return Err(Failure {
-                error: format!("no answer within {}", humantime::format_duration(timeout)),
-                redelivery: Redelivery::Backoff,
-            });
-        }
-        Err(_) => {
-            return Err(Failure { error: "the consumer could not be reached".into(), redelivery: Redelivery::Backoff });
+        Err(e) => {
+            lease.finish(false);
+            let error = if e.is_timeout() {
+                format!("no answer within {}", humantime::format_duration(timeout))
+            } else {
+                "the consumer could not be reached".into()
+            };
+            return Err(Failure { error, redelivery: Redelivery::Backoff });
         }
     };
     let status = resp.status();
+    lease.finish(!status.is_server_error());
     if status.is_success() {
         return Ok(());
     }

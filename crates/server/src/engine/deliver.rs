@@ -36,21 +36,31 @@ fn policy(raw: Option<RawRetry>, what: &str) -> anyhow::Result<RetryPolicy> {
 }
 
 pub struct Webhook {
-    url: String,
+    /// The path on the webhook's origin, which the registry knows as the
+    /// service [`WEBHOOK_SERVICE`] (so deliveries get its circuit breaker).
+    path: String,
     secret: Vec<u8>,
     timeout: Duration,
     retry: RetryPolicy,
 }
 
+/// The registry's name for the webhook's origin.
+pub const WEBHOOK_SERVICE: &str = "herald.webhook";
+
 impl Webhook {
-    pub fn new(c: WebhookConfig) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            c.url.starts_with("http://") || c.url.starts_with("https://"),
-            "webhook.url must be an http(s) URL"
-        );
+    /// The webhook, and the origin (`scheme://host:port`) its calls go to.
+    pub fn new(c: WebhookConfig) -> anyhow::Result<(Self, String)> {
+        let rest = c.url.strip_prefix("http://").or_else(|| c.url.strip_prefix("https://"));
+        let Some(rest) = rest.filter(|r| !r.is_empty()) else {
+            anyhow::bail!("webhook.url must be an http(s) URL");
+        };
         anyhow::ensure!(c.secret.len() >= 16, "webhook.secret needs at least 16 characters");
+        let split = rest.find('/').unwrap_or(rest.len());
+        let origin = c.url[..c.url.len() - rest.len() + split].to_string();
+        let path = if split == rest.len() { "/".to_string() } else { rest[split..].to_string() };
         let timeout = c.timeout.map_or(Duration::from_secs(10), |t| t.0);
-        Ok(Webhook { url: c.url, secret: c.secret.into_bytes(), timeout, retry: policy(c.retry, "webhook")? })
+        let hook = Webhook { path, secret: c.secret.into_bytes(), timeout, retry: policy(c.retry, "webhook")? };
+        Ok((hook, origin))
     }
 }
 
@@ -163,10 +173,18 @@ impl Engine {
     async fn post(&self, hook: &Webhook, delivery: i64, payload: &Value) -> Result<(), Failure> {
         let body = serde_json::to_vec(payload).map_err(|e| Failure { error: e.to_string(), retryable: false })?;
         let signed = signature::sign(&hook.secret, Utc::now().timestamp(), &body);
-        let sent = self
+        let service = self
             .0
-            .http
-            .post(&hook.url)
+            .services
+            .service(WEBHOOK_SERVICE)
+            .ok_or_else(|| Failure { error: "the webhook is not registered".into(), retryable: false })?;
+        let lease = service.pick(&[]).map_err(|_| Failure {
+            error: "the receiver keeps failing; waiting before trying again".into(),
+            retryable: true,
+        })?;
+        let sent = service
+            .client()
+            .post(format!("{}{}", lease.base(), hook.path))
             .timeout(hook.timeout)
             .header("content-type", "application/json")
             .header(signature::HEADER, signed)
@@ -174,6 +192,7 @@ impl Engine {
             .body(body)
             .send()
             .await;
+        lease.finish(sent.as_ref().is_ok_and(|r| !r.status().is_server_error()));
         let error = match sent {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => format!("the receiver answered {}", r.status()),

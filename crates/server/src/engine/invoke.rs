@@ -70,7 +70,9 @@ pub struct Request<'a> {
     pub body: Vec<u8>,
 }
 
-pub async fn call(http: &reqwest::Client, req: Request<'_>) -> Outcome {
+/// The outcome, and whether the instance did its part (a 5xx, a timeout or
+/// a failed connection count against it; any other answer does not).
+pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, bool) {
     let method = reqwest::Method::from_bytes(req.call.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut builder = http
         .request(method, format!("{}{}", req.base, req.call.path))
@@ -84,12 +86,12 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> Outcome {
     let sent = builder.body(req.body).send().await;
     let resp = match sent {
         Ok(r) => r,
-        Err(e) => return transport_failure(&e, req.timeout),
+        Err(e) => return (transport_failure(&e, req.timeout), false),
     };
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
     if status == reqwest::StatusCode::ACCEPTED {
-        return Outcome::Accepted;
+        return (Outcome::Accepted, true);
     }
     if status.is_success() {
         let value = if body.is_empty() {
@@ -97,11 +99,12 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> Outcome {
         } else {
             serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(clip(&String::from_utf8_lossy(&body))))
         };
-        return Outcome::Done(value);
+        return (Outcome::Done(value), true);
     }
     let code = status.as_u16();
     let retryable = code == 408 || code == 429 || status.is_server_error();
-    Outcome::Failed { error: describe(status, &body), retryable, maybe_applied: status.is_server_error() }
+    let failed = Outcome::Failed { error: describe(status, &body), retryable, maybe_applied: status.is_server_error() };
+    (failed, !status.is_server_error())
 }
 
 fn transport_failure(e: &reqwest::Error, timeout: Duration) -> Outcome {

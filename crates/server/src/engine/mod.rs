@@ -8,13 +8,11 @@
 //!
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
-//! - [`services`] — service names to instances.
 //! - [`tokens`] — callback tokens.
 
 mod deliver;
 mod events;
 pub mod invoke;
-pub mod services;
 pub mod tokens;
 
 use std::{
@@ -37,7 +35,6 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{config::EngineConfig, hub::Hub, workflows::Workflows};
-use services::Services;
 use tokens::Tokens;
 
 /// Tasks claimed per poll.
@@ -52,8 +49,7 @@ struct Inner {
     workflows: Arc<Workflows>,
     hub: Hub<OperationId, herald_core::Event>,
     inbox: Hub<String, herald_core::notify::InboxChange>,
-    http: reqwest::Client,
-    services: Services,
+    services: Arc<crate::registry::Registry>,
     tokens: Tokens,
     public_url: String,
     config: EngineConfig,
@@ -73,7 +69,7 @@ pub struct Parts {
     pub store: Arc<dyn Store>,
     pub broker: Arc<dyn herald_broker::Broker>,
     pub workflows: Arc<Workflows>,
-    pub services: Services,
+    pub services: Arc<crate::registry::Registry>,
     pub tokens: Tokens,
     pub public_url: String,
     pub config: EngineConfig,
@@ -81,12 +77,13 @@ pub struct Parts {
 
 impl Engine {
     pub fn new(p: Parts) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
-            .tcp_nodelay(true)
-            .build()
-            .expect("an HTTP client with default TLS settings");
-        let webhook = p.webhook.map(deliver::Webhook::new).transpose()?;
+        let webhook = match p.webhook.map(deliver::Webhook::new).transpose()? {
+            Some((hook, origin)) => {
+                p.services.add(deliver::WEBHOOK_SERVICE, &crate::config::ServiceConfig::new(vec![origin]))?;
+                Some(hook)
+            }
+            None => None,
+        };
         let email = p.email.map(deliver::Email::new).transpose()?;
         Ok(Engine(Arc::new(Inner {
             store: p.store,
@@ -94,7 +91,6 @@ impl Engine {
             workflows: p.workflows,
             hub: Hub::default(),
             inbox: Hub::default(),
-            http,
             services: p.services,
             tokens: p.tokens,
             public_url: p.public_url.trim_end_matches('/').to_string(),
@@ -117,12 +113,7 @@ impl Engine {
         &self.0.broker
     }
 
-    /// The client every call herald makes goes through.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.0.http
-    }
-
-    pub fn services(&self) -> &Services {
+    pub fn services(&self) -> &Arc<crate::registry::Registry> {
         &self.0.services
     }
 
@@ -323,8 +314,15 @@ impl Engine {
             Action::Publish(p) => return self.publish_step(op, step, attempt, phase, p).await,
             Action::Await(_) => return permanent("an await step waits for its event; nothing is called".into()),
         };
-        let Some(target) = self.0.services.pick(&call.service) else {
-            return permanent(format!("service {} has no instance", call.service));
+        let Some(service) = self.0.services.service(&call.service) else {
+            return permanent(format!("service {} is not registered", call.service));
+        };
+        let lease = match service.pick(&[]) {
+            Ok(lease) => lease,
+            Err(_) => {
+                let error = format!("no instance of {} can take calls now", call.service);
+                return Outcome::Failed { error, retryable: true, maybe_applied: false };
+            }
         };
         let id = op.id.to_string();
         let callback = (phase == Phase::Forward).then(|| invoke::Callback {
@@ -336,16 +334,14 @@ impl Engine {
             Phase::Forward => format!("{id}/{step}"),
             Phase::Compensation => format!("{id}/{step}/compensate"),
         };
-        let timeout = target.timeout.map_or(def.timeout.0, |c| c.min(def.timeout.0));
+        let timeout = service.settings.timeout.map_or(def.timeout.0, |c| c.min(def.timeout.0));
         let traceparent = format!("00-{}-{:016x}-01", &id[3..], rand::random::<u64>() | 1);
-        let signature = target.signature(&body);
+        let signature = service.signature(&body);
         let _permit = self.0.in_flight.acquire().await;
-        let base = target.base;
-        invoke::call(
-            &self.0.http,
-            invoke::Request { base, call, timeout, idempotency_key, traceparent, signature, body },
-        )
-        .await
+        let req = invoke::Request { base: lease.base(), call, timeout, idempotency_key, traceparent, signature, body };
+        let (outcome, healthy) = invoke::call(service.client(), req).await;
+        lease.finish(healthy);
+        outcome
     }
 
     /// Finds due work nobody announced: timers, retries, a crashed run's tasks.

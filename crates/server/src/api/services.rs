@@ -1,0 +1,104 @@
+//! The service registry over HTTP: instances register and send heartbeats
+//! (`PUT`, within their TTL), leave (`DELETE`), and anyone with a service
+//! token sees every instance's health, circuit and recent latency.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use herald_core::Span;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    AppState,
+    body::{RawBody, json},
+    problem::{ApiError, ApiResult, Problem},
+};
+use crate::{
+    auth::{Caller, require_service},
+    registry::{Registered, ServiceView},
+};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The instance's base URL, e.g. `http://10.0.0.7:8080`.
+    pub url: String,
+    /// Gone unless renewed within this; default 30 s, 1 s to 1 h.
+    #[schema(value_type = Option<String>, example = "30s")]
+    pub ttl: Option<Span>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Value,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServiceList {
+    pub items: Vec<ServiceView>,
+}
+
+fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    if herald_core::workflow::valid_name(name) && !name.starts_with("herald.") {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidInput(format!("`{name}` is not a {what} name: 1-64 letters, digits, `-` or `_`")))
+    }
+}
+
+/// Register an instance, or renew its heartbeat.
+#[utoipa::path(put, path = "/v1/services/{name}/instances/{id}", tag = "services",
+    params(("name" = String, Path), ("id" = String, Path)), request_body = RegisterRequest,
+    responses((status = 201, description = "registered"), (status = 200, description = "renewed"),
+              (status = 422, body = Problem)))]
+pub async fn register(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Response> {
+    require_service(&caller)?;
+    check_name("service", &name)?;
+    check_name("instance", &id)?;
+    let req: RegisterRequest = json(&headers, &body)?;
+    let ttl = req.ttl.map_or(Duration::from_secs(30), |t| t.0);
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&ttl) {
+        return Err(ApiError::InvalidInput("`ttl` must be between 1 second and 1 hour".into()));
+    }
+    let registered = app
+        .engine
+        .services()
+        .register(&name, &id, &req.url, ttl, req.metadata)
+        .map_err(|e| ApiError::InvalidInput(e.to_string()))?;
+    let status = if registered == Registered::Created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(status.into_response())
+}
+
+/// Deregister an instance (one registered at run time).
+#[utoipa::path(delete, path = "/v1/services/{name}/instances/{id}", tag = "services",
+    params(("name" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn deregister(
+    caller: Caller,
+    State(app): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    require_service(&caller)?;
+    if app.engine.services().deregister(&name, &id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no registered instance {id} of service {name}")))
+    }
+}
+
+/// Every service, with each instance's health, circuit and recent latency.
+#[utoipa::path(get, path = "/v1/services", tag = "services", responses((status = 200, body = ServiceList)))]
+pub async fn list(caller: Caller, State(app): State<AppState>) -> ApiResult<Json<ServiceList>> {
+    require_service(&caller)?;
+    Ok(Json(ServiceList { items: app.engine.services().views() }))
+}

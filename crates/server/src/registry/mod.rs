@@ -1,0 +1,386 @@
+//! The service registry: every service herald calls, by name, and its
+//! instances — from the configuration, or registered at run time with a
+//! TTL heartbeat. Every call herald makes (step calls, pushed events,
+//! webhooks, the gateway) picks an instance here and reports how it went,
+//! so all of them get the same balancing, health checks and circuit
+//! breakers.
+//!
+//! - [`circuit`] — one instance's breaker, with outlier ejection.
+//! - [`health`] — active health checks.
+//! - [`settings`] — a service's settings, as configured.
+//! - `budget` — how many retries a service may take.
+
+mod budget;
+pub mod circuit;
+pub mod health;
+pub mod settings;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use circuit::Circuit;
+pub use settings::{Balance, Protocol, ServiceConfig};
+
+/// What the health checks last said of an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Not checked (yet): taken as up.
+    Unknown,
+    Up,
+    Down,
+}
+
+pub struct Instance {
+    pub id: String,
+    /// Base URL, no trailing slash.
+    pub base: String,
+    pub metadata: Value,
+    /// Registered at run time: gone when this passes without a heartbeat.
+    expires_at: Mutex<Option<Instant>>,
+    health: AtomicU8,
+    /// Consecutive check results in the current direction (for thresholds).
+    streak: Mutex<(bool, u32)>,
+    in_flight: AtomicUsize,
+    circuit: Mutex<Circuit>,
+    /// Moving average of answered calls' latency, µs.
+    latency_us: AtomicU64,
+    requests: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Instance {
+    fn new(id: String, base: String, metadata: Value, expires_at: Option<Instant>) -> Self {
+        Instance {
+            id,
+            base: base.trim_end_matches('/').to_string(),
+            metadata,
+            expires_at: Mutex::new(expires_at),
+            health: AtomicU8::new(0),
+            streak: Mutex::new((true, 0)),
+            in_flight: AtomicUsize::new(0),
+            circuit: Mutex::new(Circuit::new(Instant::now())),
+            latency_us: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        match self.health.load(Ordering::Relaxed) {
+            1 => Health::Up,
+            2 => Health::Down,
+            _ => Health::Unknown,
+        }
+    }
+
+    /// Counts a health check; the state flips after `threshold` in a row.
+    pub fn checked(&self, up: bool, healthy: u32, unhealthy: u32) {
+        let mut streak = self.streak.lock().expect("streak");
+        *streak = if streak.0 == up { (up, streak.1 + 1) } else { (up, 1) };
+        let threshold = if up { healthy } else { unhealthy };
+        let unknown = self.health() == Health::Unknown;
+        if streak.1 >= threshold.max(1) || unknown {
+            self.health.store(if up { 1 } else { 2 }, Ordering::Relaxed);
+        }
+    }
+}
+
+pub struct Service {
+    pub name: String,
+    pub settings: settings::Settings,
+    client: reqwest::Client,
+    instances: RwLock<Vec<Arc<Instance>>>,
+    next: AtomicUsize,
+    budget: Mutex<budget::Budget>,
+}
+
+/// No instance can take the call now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoInstance {
+    /// Every instance's circuit is open: the soonest one may take calls again after this.
+    pub retry_after: Option<Duration>,
+}
+
+impl Service {
+    fn new(name: &str, settings: settings::Settings) -> anyhow::Result<Self> {
+        let mut b = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(256);
+        if let Some(t) = settings.connect_timeout {
+            b = b.connect_timeout(t);
+        }
+        if settings.protocol == Protocol::H2c {
+            b = b.http2_prior_knowledge();
+        }
+        let instances = settings
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Arc::new(Instance::new(format!("config-{i}"), url.clone(), Value::Null, None)))
+            .collect();
+        Ok(Service {
+            name: name.to_string(),
+            client: b.build()?,
+            instances: RwLock::new(instances),
+            next: AtomicUsize::new(0),
+            budget: Mutex::new(budget::Budget::new(Instant::now())),
+            settings,
+        })
+    }
+
+    /// The HTTP client of this service's calls (its pool, timeouts, protocol).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// `Herald-Signature` for a body sent to this service, when it has a secret.
+    pub fn signature(&self, body: &[u8]) -> Option<String> {
+        let secret = self.settings.secret.as_deref()?;
+        Some(herald_core::signature::sign(secret.as_bytes(), chrono::Utc::now().timestamp(), body))
+    }
+
+    pub fn instances(&self) -> Vec<Arc<Instance>> {
+        self.instances.read().expect("instances").clone()
+    }
+
+    /// An instance for the next call: up (or not yet checked), its circuit
+    /// letting calls through, not among `tried`; chosen by the service's
+    /// balancing.
+    pub fn pick(self: &Arc<Self>, tried: &[String]) -> Result<Lease, NoInstance> {
+        let now = Instant::now();
+        let all = self.instances.read().expect("instances");
+        let c = &self.settings.circuit;
+        let eligible: Vec<&Arc<Instance>> = all
+            .iter()
+            .filter(|i| i.health() != Health::Down && !tried.contains(&i.id))
+            .filter(|i| i.circuit.lock().expect("circuit").available(now, c))
+            .collect();
+        let chosen = match (self.settings.balance, eligible.len()) {
+            (_, 0) => None,
+            (_, 1) => Some(eligible[0]),
+            (Balance::RoundRobin, n) => Some(eligible[self.next.fetch_add(1, Ordering::Relaxed) % n]),
+            (Balance::LeastLoaded, n) => {
+                // Power of two choices: the less busy of two at random.
+                let a = rand::random_range(0..n);
+                let b = (a + 1 + rand::random_range(0..n - 1)) % n;
+                let load = |i: &Instance| (i.in_flight.load(Ordering::Relaxed), i.latency_us.load(Ordering::Relaxed));
+                Some(if load(eligible[a]) <= load(eligible[b]) { eligible[a] } else { eligible[b] })
+            }
+        };
+        let Some(instance) = chosen.filter(|i| i.circuit.lock().expect("circuit").allow(now, c)) else {
+            let retry_after = all.iter().filter_map(|i| i.circuit.lock().expect("circuit").retry_after(now)).min();
+            return Err(NoInstance { retry_after });
+        };
+        instance.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.budget.lock().expect("budget").request(now);
+        Ok(Lease { service: self.clone(), instance: instance.clone(), started: now, answered: false })
+    }
+
+    /// May one more retry go out, within the retry budget?
+    pub fn allow_retry(&self) -> bool {
+        self.budget.lock().expect("budget").retry(Instant::now(), self.settings.retry_budget)
+    }
+}
+
+/// A call in progress on one instance. Report its answer with
+/// [`Lease::finish`]; dropped without one (the caller went away), it counts
+/// for nothing.
+pub struct Lease {
+    service: Arc<Service>,
+    instance: Arc<Instance>,
+    started: Instant,
+    answered: bool,
+}
+
+impl Lease {
+    pub fn base(&self) -> &str {
+        &self.instance.base
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance.id
+    }
+
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
+    }
+
+    /// The instance answered (`healthy`: it did its part, whatever the
+    /// answer) or failed (5xx, a timeout, a refused connection).
+    pub fn finish(mut self, healthy: bool) {
+        self.answered = true;
+        let i = &self.instance;
+        let took = self.started.elapsed().as_micros() as u64;
+        let old = i.latency_us.load(Ordering::Relaxed);
+        i.latency_us.store(if old == 0 { took } else { (old * 4 + took) / 5 }, Ordering::Relaxed);
+        i.requests.fetch_add(1, Ordering::Relaxed);
+        if !healthy {
+            i.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        i.circuit.lock().expect("circuit").record(healthy, Instant::now(), &self.service.settings.circuit);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.answered {
+            self.instance.circuit.lock().expect("circuit").release();
+        }
+    }
+}
+
+/// Every service herald knows.
+#[derive(Default)]
+pub struct Registry {
+    services: RwLock<HashMap<String, Arc<Service>>>,
+}
+
+/// An instance registered at run time: created, or its heartbeat renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Created,
+    Renewed,
+}
+
+impl Registry {
+    pub fn from_config<'a>(config: impl IntoIterator<Item = (&'a String, &'a ServiceConfig)>) -> anyhow::Result<Self> {
+        let r = Registry::default();
+        for (name, c) in config {
+            r.add(name, c)?;
+        }
+        Ok(r)
+    }
+
+    /// Adds (or replaces) a service from its configuration.
+    pub fn add(&self, name: &str, config: &ServiceConfig) -> anyhow::Result<()> {
+        let settings = settings::Settings::parse(name, config)?;
+        let service = Arc::new(Service::new(name, settings)?);
+        self.services.write().expect("services").insert(name.to_string(), service);
+        Ok(())
+    }
+
+    pub fn service(&self, name: &str) -> Option<Arc<Service>> {
+        self.services.read().expect("services").get(name).cloned()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.services.read().expect("services").contains_key(name)
+    }
+
+    pub fn all(&self) -> Vec<Arc<Service>> {
+        let mut v: Vec<_> = self.services.read().expect("services").values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Registers an instance (or renews its heartbeat) for `ttl`. A service
+    /// not in the configuration is created with the default settings.
+    pub fn register(
+        &self,
+        service: &str,
+        id: &str,
+        url: &str,
+        ttl: Duration,
+        metadata: Value,
+    ) -> anyhow::Result<Registered> {
+        settings::check_url(url).map_err(anyhow::Error::msg)?;
+        if !self.contains(service) {
+            self.add(service, &ServiceConfig::new(vec![]))?;
+        }
+        let svc = self.service(service).expect("just added");
+        let until = Instant::now() + ttl;
+        let mut instances = svc.instances.write().expect("instances");
+        if let Some(existing) = instances.iter().find(|i| i.id == id) {
+            if existing.base == url.trim_end_matches('/') && existing.metadata == metadata {
+                *existing.expires_at.lock().expect("ttl") = Some(until);
+                return Ok(Registered::Renewed);
+            }
+            instances.retain(|i| i.id != id);
+        }
+        instances.push(Arc::new(Instance::new(id.to_string(), url.to_string(), metadata, Some(until))));
+        Ok(Registered::Created)
+    }
+
+    /// Removes a registered instance; answers whether it was there.
+    pub fn deregister(&self, service: &str, id: &str) -> bool {
+        let Some(svc) = self.service(service) else { return false };
+        let mut instances = svc.instances.write().expect("instances");
+        let before = instances.len();
+        instances.retain(|i| i.id != id || i.expires_at.lock().expect("ttl").is_none());
+        instances.len() != before
+    }
+
+    /// Drops registered instances whose TTL passed without a heartbeat.
+    pub fn sweep(&self, now: Instant) {
+        for svc in self.all() {
+            let mut instances = svc.instances.write().expect("instances");
+            instances.retain(|i| i.expires_at.lock().expect("ttl").is_none_or(|t| t > now));
+        }
+    }
+
+    pub fn views(&self) -> Vec<ServiceView> {
+        let now = Instant::now();
+        self.all()
+            .into_iter()
+            .filter(|s| !s.name.starts_with("herald."))
+            .map(|s| ServiceView {
+                name: s.name.clone(),
+                balance: s.settings.balance,
+                instances: s
+                    .instances()
+                    .iter()
+                    .map(|i| InstanceView {
+                        id: i.id.clone(),
+                        url: i.base.clone(),
+                        health: i.health(),
+                        circuit: i.circuit.lock().expect("circuit").name(now),
+                        in_flight: i.in_flight.load(Ordering::Relaxed),
+                        latency_ms: i.latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
+                        requests: i.requests.load(Ordering::Relaxed),
+                        failures: i.failures.load(Ordering::Relaxed),
+                        expires_in_ms: i
+                            .expires_at
+                            .lock()
+                            .expect("ttl")
+                            .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+                        metadata: i.metadata.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServiceView {
+    pub name: String,
+    pub balance: Balance,
+    pub instances: Vec<InstanceView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InstanceView {
+    pub id: String,
+    pub url: String,
+    pub health: Health,
+    /// `closed`, `open` or `half_open`.
+    pub circuit: &'static str,
+    pub in_flight: usize,
+    /// Moving average of recent answers.
+    pub latency_ms: f64,
+    pub requests: u64,
+    pub failures: u64,
+    /// Registered at run time: how long until it goes without a heartbeat.
+    pub expires_in_ms: Option<u64>,
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+}
