@@ -72,8 +72,10 @@ impl Application {
             dispatcher.sync(&sub);
         }
         let auth = std::sync::Arc::new(crate::auth::Auth::new(&config.auth)?);
+        let gateway = Arc::new(crate::gateway::Gateway::new(config.gateway.clone())?);
         let state = AppState {
             engine: engine.clone(),
+            gateway: gateway.clone(),
             dispatcher: dispatcher.clone(),
             limits: config.limits.clone(),
             events: config.broker.clone(),
@@ -101,7 +103,11 @@ impl Application {
     /// work, lets calls in flight finish, and gives held tasks back.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let poller = self.engine.spawn_poller();
-        let housekeeping = spawn_housekeeping(self.engine.broker().clone(), self.engine.services().clone());
+        let housekeeping = spawn_housekeeping(
+            self.engine.broker().clone(),
+            self.engine.services().clone(),
+            self.state.gateway.clone(),
+        );
         let health = tokio::spawn(crate::registry::health::run(self.engine.services().clone(), self.engine.stopping()));
         let engine = self.engine.clone();
         let signal = async move {
@@ -125,7 +131,11 @@ const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often instances whose TTL passed are dropped.
 const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn spawn_housekeeping(broker: Arc<dyn Broker>, registry: Arc<Registry>) -> tokio::task::JoinHandle<()> {
+fn spawn_housekeeping(
+    broker: Arc<dyn Broker>,
+    registry: Arc<Registry>,
+    gateway: Arc<crate::gateway::Gateway>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SWEEP);
         let mut last_broker = tokio::time::Instant::now();
@@ -134,6 +144,7 @@ fn spawn_housekeeping(broker: Arc<dyn Broker>, registry: Arc<Registry>) -> tokio
             registry.sweep(std::time::Instant::now());
             if last_broker.elapsed() >= HOUSEKEEPING {
                 last_broker = tokio::time::Instant::now();
+                gateway.housekeep();
                 if let Err(e) = broker.maintain().await {
                     tracing::warn!(error = %e, "broker housekeeping failed; it runs again in a minute");
                 }

@@ -30,6 +30,8 @@ pub struct Config {
     /// Subscriptions to topics, by name (more can be made at run time).
     pub subscriptions: BTreeMap<String, herald_broker::RawSubscription>,
     pub broker: BrokerConfig,
+    /// The synchronous gateway, `ANY /gw/{service}/{path…}`.
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             email: None,
             subscriptions: BTreeMap::new(),
             broker: BrokerConfig::default(),
+            gateway: crate::gateway::GatewayConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`engine`] — runs due tasks and applies their results.
 //! - [`dispatch`] — delivers push subscriptions' events (and `await` steps').
 //! - [`registry`] — services, their instances, health and circuit breakers.
+//! - [`gateway`] — `ANY /gw/{service}/…`: the synchronous path.
 //! - [`hub`] — live fan-out of timeline events to watchers.
 //! - [`auth`] — who is calling: end users (JWT), services and admins.
 //! - [`api`] — the HTTP surface, its errors and its OpenAPI document.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod engine;
+pub mod gateway;
 pub mod hub;
 pub mod registry;
 mod serve;

@@ -31,7 +31,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::{HeaderValue, header},
     response::{Html, IntoResponse, Response},
-    routing::{get, post, put},
+    routing::{any, get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
@@ -42,6 +42,7 @@ use problem::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    pub gateway: std::sync::Arc<crate::gateway::Gateway>,
     pub dispatcher: crate::dispatch::Dispatcher,
     pub limits: Limits,
     /// Limits on published events.
@@ -86,7 +87,23 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(body::BodyLimit(limit)))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(TraceLayer::new_for_http())
+        // The gateway passes answers on as the services gave them: outside
+        // the layers that make every error a problem document.
+        .route("/gw/{service}", any(crate::gateway::handle))
+        .route("/gw/{service}/{*path}", any(crate::gateway::handle))
         .with_state(state)
+}
+
+/// Starts an operation as `POST /v1/workflows/{name}/operations` would (the
+/// gateway's `async` routes).
+pub async fn start_operation(
+    caller: crate::auth::Caller,
+    app: AppState,
+    workflow: String,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    operations::start(caller, State(app), axum::extract::Path(workflow), headers, body::RawBody(body)).await
 }
 
 async fn ready(State(app): State<AppState>) -> Response {

@@ -41,6 +41,16 @@ pub enum ApiError {
     Forbidden(String),
     #[error("the server is shutting down")]
     Unavailable,
+    #[error("too many requests: try again in {0} s")]
+    TooManyRequests(u64),
+    #[error("there is no service named `{0}`")]
+    UnknownService(String),
+    #[error("no instance of {service} can take requests now: try again in {retry_after} s")]
+    NoInstance { service: String, retry_after: u64 },
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("{0}")]
+    GatewayTimeout(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("this endpoint does not take that method")]
@@ -94,6 +104,13 @@ impl ApiError {
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Not authenticated"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
+            TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            UnknownService(_) => (StatusCode::NOT_FOUND, "unknown-service", "Unknown service"),
+            NoInstance { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no-instance", "No instance available"),
+            BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream-failed", "The service failed"),
+            GatewayTimeout(_) => {
+                (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout", "The service did not answer in time")
+            }
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
@@ -127,6 +144,11 @@ impl IntoResponse for ApiError {
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let ApiError::Unauthorized(_) = &self {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyRequests(secs) | ApiError::NoInstance { retry_after: secs, .. } = &self
+            && let Ok(v) = HeaderValue::from_str(&secs.max(&1).to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if let ApiError::ConcurrencyConflict(id) = &self
             && let Ok(v) = HeaderValue::from_str(&format!("/v1/operations/{id}"))

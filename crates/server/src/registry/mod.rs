@@ -216,6 +216,15 @@ impl Lease {
     /// The instance answered (`healthy`: it did its part, whatever the
     /// answer) or failed (5xx, a timeout, a refused connection).
     pub fn finish(mut self, healthy: bool) {
+        self.record(healthy);
+    }
+
+    /// As [`Lease::finish`], keeping the lease (it counts the call as in
+    /// flight until dropped: a streamed answer is still being sent).
+    pub fn record(&mut self, healthy: bool) {
+        if self.answered {
+            return;
+        }
         self.answered = true;
         let i = &self.instance;
         let took = self.started.elapsed().as_micros() as u64;

@@ -16,6 +16,7 @@ mod sse;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use axum::{Extension, extract::ConnectInfo};
 use bytes::BytesMut;
 use hyper::server::conn::http1;
 use hyper_util::{
@@ -28,6 +29,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
+use tower::Layer;
 
 use crate::api::AppState;
 
@@ -48,9 +50,9 @@ pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, s
             p = open.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = &mut shutdown => break,
         };
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -61,7 +63,7 @@ pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, s
             _ = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let conn = connection(tcp, router.clone(), app.clone(), graceful.watcher());
+        let conn = connection(tcp, peer, router.clone(), app.clone(), graceful.watcher());
         tokio::spawn(async move {
             conn.await;
             drop(permit);
@@ -71,7 +73,13 @@ pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, s
     graceful.shutdown().await;
 }
 
-async fn connection(mut tcp: TcpStream, router: axum::Router, app: AppState, graceful: Watcher) {
+async fn connection(
+    mut tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    router: axum::Router,
+    app: AppState,
+    graceful: Watcher,
+) {
     // A client that connected but has not asked anything must not hold up a
     // shutdown (its watcher is alive until this returns).
     let stopping = app.engine.stopping();
@@ -89,7 +97,8 @@ async fn connection(mut tcp: TcpStream, router: axum::Router, app: AppState, gra
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
-        .serve_connection(io, TowerToHyperService::new(router));
+        // The client's address, for the gateway's forwarding headers and rate limit.
+        .serve_connection(io, TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(router)));
     let _ = graceful.watch(conn).await;
 }
 

@@ -1,0 +1,139 @@
+//! The synchronous gateway: `ANY /gw/{service}/{path…}` goes to a healthy
+//! instance of a registered service (and nowhere else: no request can make
+//! herald call an arbitrary address), balanced, within the service's
+//! timeouts, retried on another instance only when that is safe and the
+//! retry budget allows, behind each instance's circuit breaker, and under a
+//! per-client rate limit. A route declared `async` turns the request into
+//! an operation instead (202 + `Location`), so one gateway serves both
+//! styles.
+//!
+//! - [`config`] — `[gateway]`.
+//! - [`forward`] — the headers passed on and added.
+//! - `proxy` — one request through to an instance, streamed both ways.
+
+pub mod config;
+pub mod forward;
+mod proxy;
+
+use std::{net::SocketAddr, num::NonZeroU32};
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts, Request, State},
+    http::HeaderName,
+    response::{IntoResponse, Response},
+};
+pub use config::GatewayConfig;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+
+use crate::api::{AppState, problem::ApiError};
+
+pub struct Gateway {
+    pub config: GatewayConfig,
+    correlation: HeaderName,
+    limiter: Option<(DefaultKeyedRateLimiter<String>, Key)>,
+}
+
+enum Key {
+    Ip,
+    Header(HeaderName),
+}
+
+impl Gateway {
+    pub fn new(config: GatewayConfig) -> anyhow::Result<Self> {
+        let correlation = HeaderName::from_bytes(config.correlation_header.as_bytes())
+            .map_err(|_| anyhow::anyhow!("gateway.correlation_header is not a header name"))?;
+        let limiter = match &config.rate_limit {
+            None => None,
+            Some(r) => {
+                let per_second = NonZeroU32::new(r.per_second)
+                    .ok_or_else(|| anyhow::anyhow!("gateway.rate_limit.per_second must be at least 1"))?;
+                let burst = NonZeroU32::new(r.burst.max(1)).expect("at least 1");
+                let key = match r.key.as_str() {
+                    "ip" => Key::Ip,
+                    k => match k.strip_prefix("header:").map(|h| HeaderName::from_bytes(h.trim().as_bytes())) {
+                        Some(Ok(h)) => Key::Header(h),
+                        _ => anyhow::bail!("gateway.rate_limit.key must be `ip` or `header:<name>`"),
+                    },
+                };
+                Some((RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)), key))
+            }
+        };
+        for r in &config.routes {
+            anyhow::ensure!(r.path.starts_with('/'), "gateway.routes: `{}` must start with `/`", r.path);
+        }
+        Ok(Gateway { config, correlation, limiter })
+    }
+
+    /// Forgets idle clients' buckets, so the limiter's memory stays small.
+    pub fn housekeep(&self) {
+        if let Some((l, _)) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// `Err(retry_after_secs)` when the client is over its rate.
+    fn admit(&self, req: &Request, peer: Option<SocketAddr>) -> Result<(), u64> {
+        let Some((limiter, key)) = &self.limiter else { return Ok(()) };
+        let key = match key {
+            Key::Ip => peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            Key::Header(h) => req.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+        };
+        limiter.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(limiter.clock().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}
+
+/// `ANY /gw/{service}/{path…}`.
+pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
+    match route(app, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn route(app: AppState, req: Request) -> Result<Response, ApiError> {
+    let gw = app.gateway.clone();
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if let Err(secs) = gw.admit(&req, peer) {
+        return Err(ApiError::TooManyRequests(secs));
+    }
+    let (service, rest) = split(req.uri().path());
+    let method = req.method().clone();
+    if let Some(r) = gw
+        .config
+        .routes
+        .iter()
+        .find(|r| r.service == service && r.path == rest && method.as_str().eq_ignore_ascii_case(&r.method))
+    {
+        return start_operation(app, r.workflow.clone(), req).await;
+    }
+    let svc = app
+        .engine
+        .services()
+        .service(service)
+        .filter(|s| !s.name.starts_with("herald."))
+        .ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
+    proxy::forward(&gw, svc, rest.to_string(), peer, req).await
+}
+
+/// `/gw/shop/orders/7` → (`shop`, `/orders/7`).
+fn split(path: &str) -> (&str, &str) {
+    let after = path.strip_prefix("/gw/").unwrap_or("");
+    match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, "/"),
+    }
+}
+
+/// An `async` route: the body becomes an operation's input.
+async fn start_operation(app: AppState, workflow: String, req: Request) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let caller = crate::auth::Caller::from_request_parts(&mut parts, &app).await?;
+    let bytes = axum::body::to_bytes(body, app.limits.max_body_bytes).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!("the body is larger than {} bytes", app.limits.max_body_bytes))
+    })?;
+    crate::api::start_operation(caller, app, workflow, parts.headers, bytes).await
+}

@@ -1,0 +1,171 @@
+//! One request through to an instance. The request body is streamed
+//! upstream and the answer streamed back; neither is ever held whole. A
+//! request may be tried again on another instance only when that is safe —
+//! an idempotent method, or an `Idempotency-Key` — and its body small
+//! enough to be kept while it is sent, and only while the service's retry
+//! budget lasts.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::Request,
+    http::{Method, header},
+    response::Response,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use super::{Gateway, forward};
+use crate::{
+    api::problem::ApiError,
+    registry::{Lease, Service},
+};
+
+/// How long an answer's headers may take when the service sets no `timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Outgoing {
+    /// Kept whole: can be sent again.
+    Kept(Bytes),
+    /// Streamed once; `too_large` turns true if it passed the limit.
+    Streamed(Option<Body>, Arc<AtomicBool>),
+}
+
+pub async fn forward(
+    gw: &Gateway,
+    svc: Arc<Service>,
+    path: String,
+    peer: Option<SocketAddr>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let limit = gw.config.max_body_bytes;
+    let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if length.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
+    }
+    let safe = is_idempotent(&parts.method) || parts.headers.contains_key("idempotency-key");
+    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let small = !chunked && length.unwrap_or(0) <= gw.config.retry_buffer_bytes;
+    let mut outgoing = if safe && small {
+        let bytes = axum::body::to_bytes(body, gw.config.retry_buffer_bytes as usize)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
+        Outgoing::Kept(bytes)
+    } else {
+        let too_large = Arc::new(AtomicBool::new(false));
+        Outgoing::Streamed(Some(capped(body, limit, too_large.clone())), too_large)
+    };
+    let headers = forward::upstream(&parts.headers, peer.map(|p| p.ip()), &gw.correlation);
+    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let timeout = svc.settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut tried: Vec<String> = Vec::new();
+    loop {
+        let mut lease = match svc.pick(&tried) {
+            Ok(l) => l,
+            Err(no) if tried.is_empty() => {
+                return Err(ApiError::NoInstance {
+                    service: svc.name.clone(),
+                    retry_after: no.retry_after.map_or(1, |d| d.as_secs() + 1),
+                });
+            }
+            // Tried every instance that could take it.
+            Err(_) => return Err(ApiError::BadGateway(format!("no instance of {} could answer", svc.name))),
+        };
+        let body = match &mut outgoing {
+            Outgoing::Kept(bytes) => reqwest::Body::from(bytes.clone()),
+            Outgoing::Streamed(body, _) => {
+                reqwest::Body::wrap_stream(body.take().expect("a streamed body is sent once").into_data_stream())
+            }
+        };
+        let url = format!("{}{path}{query}", lease.base());
+        let sent = svc.client().request(parts.method.clone(), url).headers(headers.clone()).body(body).send();
+        let answer = tokio::time::timeout(timeout, sent).await;
+        let retryable = matches!(outgoing, Outgoing::Kept(_));
+        let failure = match answer {
+            Ok(Ok(resp)) if !resp.status().is_server_error() || !retryable => {
+                lease.record(!resp.status().is_server_error());
+                return Ok(respond(resp, lease));
+            }
+            Ok(Ok(resp)) => {
+                // A 5xx from this instance: another may do better.
+                lease.record(false);
+                Failure::Answered(resp)
+            }
+            Ok(Err(e)) => {
+                lease.record(false);
+                if let Outgoing::Streamed(_, too_large) = &outgoing
+                    && too_large.load(Ordering::Relaxed)
+                {
+                    return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
+                }
+                Failure::Unreachable(e.to_string())
+            }
+            Err(_) => {
+                lease.record(false);
+                Failure::TimedOut
+            }
+        };
+        tried.push(lease.instance_id().to_string());
+        if !(retryable && svc.allow_retry()) {
+            return match failure {
+                Failure::Answered(resp) => Ok(respond(resp, lease)),
+                Failure::Unreachable(e) => {
+                    tracing::debug!(service = %svc.name, error = %e, "an instance could not be reached");
+                    Err(ApiError::BadGateway(format!("{} could not be reached", svc.name)))
+                }
+                Failure::TimedOut => Err(ApiError::GatewayTimeout(format!(
+                    "{} did not answer within {}",
+                    svc.name,
+                    humantime::format_duration(timeout)
+                ))),
+            };
+        }
+    }
+}
+
+enum Failure {
+    Answered(reqwest::Response),
+    Unreachable(String),
+    TimedOut,
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+/// The request body, failing once more than `limit` bytes went through.
+fn capped(body: Body, limit: u64, too_large: Arc<AtomicBool>) -> Body {
+    let mut seen = 0u64;
+    let stream = body.into_data_stream().map_err(std::io::Error::other).and_then(move |chunk| {
+        seen += chunk.len() as u64;
+        let over = seen > limit;
+        if over {
+            too_large.store(true, Ordering::Relaxed);
+        }
+        async move { if over { Err(std::io::Error::other("the body is too large")) } else { Ok(chunk) } }
+    });
+    Body::from_stream(stream)
+}
+
+/// The instance's answer, streamed back; the lease lives until it is sent.
+fn respond(resp: reqwest::Response, lease: Lease) -> Response {
+    let status = resp.status();
+    let mut headers = resp.headers().clone();
+    forward::strip_hop_by_hop(&mut headers);
+    let body = resp.bytes_stream().map(move |chunk| {
+        let _held = &lease;
+        chunk
+    });
+    let mut out = Response::new(Body::from_stream(body));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
+}
