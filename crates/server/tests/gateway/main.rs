@@ -1,0 +1,411 @@
+//! The gateway against real upstream processes on loopback: balancing,
+//! an instance killed mid-test, timeouts and circuit breakers, safe
+//! retries, TTL expiry, rate limits, streaming, and the headers it adds.
+
+mod upstream;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use herald_server::{Application, Config, config::ServiceConfig};
+use serde_json::{Value, json};
+use upstream::Upstream;
+
+/// The child process of [`Upstream`]: does nothing in a normal run.
+#[tokio::test]
+async fn upstream_process() {
+    upstream::serve_as_child().await;
+}
+
+struct Herald {
+    url: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+/// herald with the service `shop` on these upstreams, `tweak`ed.
+async fn herald(instances: &[&Upstream], tweak: impl FnOnce(&mut Config)) -> Herald {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
+    config.services.insert("shop".into(), ServiceConfig::new(instances.iter().map(|u| u.url.clone()).collect()));
+    tweak(&mut config);
+    let app = Application::build_with(config, vec![]).await.expect("herald starts");
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Herald { url, http: reqwest::Client::new(), _dir: dir }
+}
+
+impl Herald {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.url)).send().await.unwrap()
+    }
+
+    async fn instance_of(&self, path: &str) -> (u16, String) {
+        let r = self.get(path).await;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        (status, body["instance"].as_str().unwrap_or("").to_string())
+    }
+
+    async fn services(&self) -> Value {
+        self.http.get(format!("{}/v1/services", self.url)).send().await.unwrap().json().await.unwrap()
+    }
+}
+
+fn shop(config: &mut Config) -> &mut ServiceConfig {
+    config.services.get_mut("shop").unwrap()
+}
+
+#[tokio::test]
+async fn round_robin_spreads_requests_over_every_instance() {
+    let (a, b, c) = (Upstream::start("a"), Upstream::start("b"), Upstream::start("c"));
+    let h = herald(&[&a, &b, &c], |_| {}).await;
+
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for _ in 0..30 {
+        let (status, who) = h.instance_of("/gw/shop/who").await;
+        assert_eq!(status, 200);
+        *seen.entry(who).or_default() += 1;
+    }
+
+    assert_eq!(seen, BTreeMap::from([("a".into(), 10), ("b".into(), 10), ("c".into(), 10)]));
+}
+
+#[tokio::test]
+async fn an_instance_killed_mid_test_is_routed_around_without_a_failed_idempotent_request() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let mut c = Upstream::start("c");
+    let h = herald(&[&a, &b, &c], |_| {}).await;
+
+    // 300 GETs, five at a time; the third instance dies after the first 60.
+    let mut statuses = Vec::new();
+    for batch in 0..60 {
+        if batch == 12 {
+            c.kill(); // SIGKILL: its connections die, new ones are refused
+        }
+        let five = (0..5).map(|_| h.instance_of("/gw/shop/who"));
+        statuses.extend(futures::future::join_all(five).await);
+    }
+
+    let failed: Vec<&(u16, String)> = statuses.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "every GET answered: {failed:?}");
+    let late: Vec<&String> = statuses[100..].iter().map(|(_, who)| who).collect();
+    assert!(!late.iter().any(|w| *w == "c"), "the killed instance answers nothing after its death");
+    let services = h.services().await;
+    let circuit_c = services["items"][0]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["url"] == c.url.as_str())
+        .unwrap()["circuit"]
+        .clone();
+    assert_eq!(circuit_c, "open", "its circuit opened: {services}");
+}
+
+#[tokio::test]
+async fn a_slow_instance_trips_its_timeout_and_circuit_while_the_others_keep_serving() {
+    let (slow, fast) = (Upstream::start("slow"), Upstream::start("fast"));
+    slow.set("slow", true).await;
+    let h = herald(&[&slow, &fast], |c| {
+        shop(c).timeout = Some(herald_core::Span::from_millis(300));
+    })
+    .await;
+
+    // POSTs without an Idempotency-Key are never retried: those sent to the
+    // slow instance end in a 504 until its circuit opens.
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let r = h.http.post(format!("{}/gw/shop/order", h.url)).body("{}").send().await.unwrap();
+        answers.push(r.status().as_u16());
+    }
+    let timeouts = answers.iter().filter(|s| **s == 504).count();
+
+    assert_eq!(timeouts, 5, "five timeouts open the slow instance's circuit: {answers:?}");
+    assert!(answers[answers.len() - 8..].iter().all(|s| *s == 200), "then the fast one takes everything: {answers:?}");
+    let gets = futures::future::join_all((0..6).map(|_| h.instance_of("/gw/shop/who"))).await;
+    assert!(gets.iter().all(|(s, who)| *s == 200 && who == "fast"));
+}
+
+#[tokio::test]
+async fn an_open_circuit_lets_a_probe_through_and_closes_when_the_instance_recovers() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    a.set("fail", true).await;
+    let h = herald(&[&a, &b], |c| {
+        shop(c).circuit.open_for = herald_core::Span::from_millis(300);
+        shop(c).retry_budget = Some(0.0);
+    })
+    .await;
+    for _ in 0..10 {
+        h.http.post(format!("{}/gw/shop/order", h.url)).send().await.unwrap();
+    }
+    let opened = h.services().await;
+    assert_eq!(opened["items"][0]["instances"][0]["circuit"], "open");
+
+    a.set("fail", false).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let _ = h.instance_of("/gw/shop/who").await;
+        let now = h.services().await;
+        if now["items"][0]["instances"][0]["circuit"] == "closed" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the circuit never closed: {now}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let who: Vec<String> = futures::future::join_all((0..10).map(|_| h.instance_of("/gw/shop/who")))
+        .await
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect();
+    assert!(who.iter().any(|w| w == "a"), "the recovered instance takes requests again: {who:?}");
+}
+
+#[tokio::test]
+async fn a_post_is_retried_on_another_instance_only_with_an_idempotency_key() {
+    let (bad, good) = (Upstream::start("bad"), Upstream::start("good"));
+    bad.set("fail", true).await;
+    let h = herald(&[&bad, &good], |_| {}).await;
+
+    let mut plain = Vec::new();
+    let mut keyed = Vec::new();
+    for i in 0..4 {
+        let r = h.http.post(format!("{}/gw/shop/pay", h.url)).body("{}").send().await.unwrap();
+        plain.push(r.status().as_u16());
+        let r = h
+            .http
+            .post(format!("{}/gw/shop/pay-keyed", h.url))
+            .header("idempotency-key", format!("k{i}"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        keyed.push(r.status().as_u16());
+    }
+
+    assert!(plain.contains(&503), "a plain POST sent to the failing instance gets its answer: {plain:?}");
+    assert_eq!(keyed, [200, 200, 200, 200], "a keyed POST is retried on the other instance");
+    let (bad_calls, good_calls) = (bad.calls().await, good.calls().await);
+    let plain_total = bad_calls.get("/pay").copied().unwrap_or(0) + good_calls.get("/pay").copied().unwrap_or(0);
+    assert_eq!(plain_total, 4, "each plain POST reached one instance once");
+    assert_eq!(good_calls["/pay-keyed"], 4);
+}
+
+#[tokio::test]
+async fn a_registered_instance_serves_until_its_ttl_passes_without_a_heartbeat() {
+    let a = Upstream::start("a");
+    let h = herald(&[], |c| {
+        shop(c).instances.clear();
+    })
+    .await;
+    let put = h
+        .http
+        .put(format!("{}/v1/services/shop/instances/a-1", h.url))
+        .json(&json!({"url": a.url, "ttl": "1s", "metadata": {"zone": "eu"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    assert_eq!(h.instance_of("/gw/shop/who").await, (200, "a".to_string()));
+    let listed = h.services().await;
+    assert_eq!(listed["items"][0]["instances"][0]["metadata"]["zone"], "eu");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !h.services().await["items"][0]["instances"].as_array().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the instance outlived its TTL");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gone = h.get("/gw/shop/who").await;
+    assert_eq!(gone.status(), 503);
+    assert!(gone.headers().contains_key("retry-after"));
+    let bad = h
+        .http
+        .put(format!("{}/v1/services/shop/instances/x", h.url))
+        .json(&json!({"url": "ftp://x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+}
+
+#[tokio::test]
+async fn over_the_rate_a_client_gets_429_with_retry_after_and_unknown_services_are_unreachable() {
+    let a = Upstream::start("a");
+    let h = herald(&[&a], |c| {
+        c.gateway.rate_limit =
+            Some(herald_server::gateway::config::RateLimit { per_second: 2, burst: 3, key: "header:x-api-key".into() });
+    })
+    .await;
+    let send = |key: &'static str| h.http.get(format!("{}/gw/shop/who", h.url)).header("x-api-key", key).send();
+
+    let mut first = Vec::new();
+    for _ in 0..5 {
+        first.push(send("alice").await.unwrap());
+    }
+    let other = send("bob").await.unwrap();
+
+    let statuses: Vec<u16> = first.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert!(first[3].headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(other.status(), 200, "each client has its own bucket");
+    for path in ["/gw/nowhere/x", "/gw/herald.webhook/x"] {
+        let r = h.get(path).await;
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+}
+
+#[tokio::test]
+async fn headers_are_forwarded_and_hop_by_hop_ones_stay_behind() {
+    let a = Upstream::start("a");
+    let h = herald(&[&a], |_| {}).await;
+
+    let r = h
+        .http
+        .get(format!("{}/gw/shop/items?q=tea", h.url))
+        .header("connection", "x-private")
+        .header("x-private", "1")
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = r.json().await.unwrap();
+
+    let headers = &seen["headers"];
+    assert_eq!(seen["path"], "/items");
+    assert_eq!(seen["query"], "q=tea");
+    assert_eq!(headers["x-custom"], "kept");
+    assert!(headers.get("x-private").is_none(), "named in Connection: not passed on");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert!(headers["forwarded"].as_str().unwrap().starts_with("for=127.0.0.1;proto=http"));
+    assert_eq!(headers["traceparent"].as_str().unwrap().len(), 55);
+    assert_eq!(headers["x-correlation-id"].as_str().unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn an_h2c_service_is_reached_over_http2() {
+    let a = Upstream::start("a");
+    let h = herald(&[&a], |c| {
+        shop(c).protocol = herald_server::registry::Protocol::H2c;
+    })
+    .await;
+    let seen: Value = h.get("/gw/shop/v").await.json().await.unwrap();
+    assert_eq!(seen["version"], "HTTP/2.0");
+}
+
+#[tokio::test]
+async fn an_instance_that_fails_its_health_checks_gets_no_traffic() {
+    let (a, b) = (Upstream::start("a"), Upstream::start("b"));
+    let h = herald(&[&a, &b], |c| {
+        shop(c).health = Some(herald_server::registry::settings::HealthConfig {
+            interval: herald_core::Span::from_millis(50),
+            unhealthy: 2,
+            healthy: 1,
+            ..Default::default()
+        });
+    })
+    .await;
+    a.set("sick", true).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while h.services().await["items"][0]["instances"][0]["health"] != "down" {
+        assert!(tokio::time::Instant::now() < deadline, "the sick instance was never marked down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let who: Vec<String> = futures::future::join_all((0..10).map(|_| h.instance_of("/gw/shop/who")))
+        .await
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect();
+    assert!(who.iter().all(|w| w == "b"), "{who:?}");
+}
+
+#[tokio::test]
+async fn a_100_mb_body_streams_through_both_ways_in_flat_memory() {
+    let a = Upstream::start("a");
+    let h = herald(&[&a], |_| {}).await;
+    let rss = || procfs_rss_mb();
+    let before = rss();
+
+    let chunk = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
+    let upload = futures::stream::iter((0..100).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let counted: Value = h
+        .http
+        .post(format!("{}/gw/shop/count", h.url))
+        .body(reqwest::Body::wrap_stream(upload))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut download = h.get("/gw/shop/big?mb=100").await.bytes_stream();
+    let mut got = 0usize;
+    use futures::StreamExt;
+    while let Some(c) = download.next().await {
+        got += c.unwrap().len();
+    }
+    let grew = rss() - before;
+
+    assert_eq!(counted["bytes"], 100 * 1024 * 1024, "every byte arrived upstream");
+    assert_eq!(got, 100 * 1024 * 1024, "every byte came back");
+    assert!(grew < 40.0, "herald's memory stayed flat: grew {grew:.1} MB for 200 MB through it");
+}
+
+/// This process's resident memory, in MB.
+fn procfs_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb / 1024.0
+}
+
+#[tokio::test]
+async fn an_async_route_starts_an_operation_instead_of_calling_the_service() {
+    let a = Upstream::start("a");
+    let wf = format!(
+        "name = \"order\"\n[[steps]]\nname = \"record\"\ncall = {{ service = \"shop\", path = \"/record\" }}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
+    config.services.insert("shop".into(), ServiceConfig::new(vec![a.url.clone()]));
+    config.gateway.routes.push(herald_server::gateway::config::AsyncRoute {
+        service: "shop".into(),
+        method: "POST".into(),
+        path: "/orders".into(),
+        workflow: "order".into(),
+    });
+    let def = herald_server::workflows::parse_checked("w.toml", &wf, &config).unwrap().1;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = Application::build_with(config, vec![def]).await.unwrap();
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let http = reqwest::Client::new();
+
+    let started = http.post(format!("{url}/gw/shop/orders")).json(&json!({"sku": "tea"})).send().await.unwrap();
+    let location = started.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(started.status(), 202);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let op: Value = http.get(format!("{url}{location}")).send().await.unwrap().json().await.unwrap();
+        if op["status"] == "succeeded" {
+            assert_eq!(op["input"]["sku"], "tea", "the body became the input");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{op}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.calls().await.get("/orders"), None, "the service itself was not called on that path");
+    assert_eq!(a.calls().await["/record"], 1, "the workflow's step was");
+    let passed = http.get(format!("{url}/gw/shop/orders")).send().await.unwrap();
+    assert_eq!(passed.status(), 200, "another method on the same path is passed on");
+}
