@@ -10,10 +10,12 @@
 //!   its lean connection for the start calls.
 //! - [`watchers`] — W2: many SSE watchers while W1 runs.
 //! - [`pubsub`] — W3: events published, pushed or pulled, and their lag.
+//! - [`gateway`] — the gateway beside direct calls and nginx.
 //! - [`stats`] — percentiles and the report; [`chart`] — the SVG chart.
 
 pub mod chart;
 pub mod client;
+pub mod gateway;
 pub mod procs;
 pub mod pubsub;
 pub mod starter;
@@ -40,6 +42,8 @@ pub enum Workload {
     W3,
     /// Pub/sub, pulled by this process.
     W3Pull,
+    /// The synchronous gateway against direct calls and nginx.
+    Gateway,
 }
 
 pub struct Options {
@@ -57,6 +61,8 @@ pub struct Options {
     pub rate: Option<f64>,
     /// W3 push: events per delivery request.
     pub push_batch: usize,
+    /// Gateway: seconds per scenario.
+    pub seconds: u64,
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -81,11 +87,14 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
     if matches!(o.workload, Workload::W3 | Workload::W3Pull) {
         return run_pubsub(&o, &http, &procs, pid).await;
     }
+    if o.workload == Workload::Gateway {
+        return run_gateway(&o, &procs, pid).await;
+    }
     let (workflow, follow) = match o.workload {
         Workload::W0 => ("w0", true),
         Workload::Accept => ("order", false),
         Workload::W1 | Workload::W2 => ("order", true),
-        Workload::W3 | Workload::W3Pull => unreachable!("pub/sub runs on its own"),
+        Workload::W3 | Workload::W3Pull | Workload::Gateway => unreachable!("these run on their own"),
     };
     if o.warmup > 0 {
         client::run(&http, &url, workflow, o.warmup, o.c.min(o.warmup), follow, ProgressBar::hidden()).await?;
@@ -206,5 +215,60 @@ fn report(
         herald_cpu_s: usage.map(|u| u.1),
         watchers: None,
         events: None,
+        gateway: None,
     }
+}
+
+/// Direct, herald's gateway and nginx, scenario by scenario, each target in
+/// turn so they meet the same conditions.
+async fn run_gateway(o: &Options, procs: &procs::Procs, pid: Option<u32>) -> anyhow::Result<Report> {
+    let authority = |url: &str| url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let dir = tempfile::tempdir()?;
+    let nginx = gateway::nginx(dir.path(), &authority(&procs.worker_url))?;
+    let mut targets = vec![
+        gateway::Target { name: "direct".into(), authority: authority(&procs.worker_url), path: "/ok".into() },
+        gateway::Target {
+            name: "herald".into(),
+            authority: authority(&procs.herald_url),
+            path: "/gw/worker/ok".into(),
+        },
+    ];
+    if let Some(n) = &nginx {
+        targets.push(gateway::Target { name: "nginx".into(), authority: n.authority.clone(), path: "/ok".into() });
+    }
+    let mut reports: Vec<gateway::TargetReport> =
+        targets.iter().map(|t| gateway::TargetReport { name: t.name.clone(), ..Default::default() }).collect();
+    let secs = o.seconds;
+    let b = bar(targets.len() * 4, "scenarios");
+    for t in &targets {
+        gateway::flat_out(t, 1, o.c.max(1)).await?; // warm the pools
+    }
+    for rate in [1000u32, 5000] {
+        for (t, r) in targets.iter().zip(reports.iter_mut()) {
+            r.paced.push(gateway::paced(t, rate, secs, 16).await?);
+            b.inc(1);
+        }
+    }
+    for (t, r) in targets.iter().zip(reports.iter_mut()) {
+        r.max_per_s = gateway::flat_out(t, secs, o.c.max(1)).await?;
+        b.inc(1);
+    }
+    for (t, r) in targets.iter().zip(reports.iter_mut()) {
+        r.held_connections = o.watchers;
+        r.held_errors = gateway::hold(t, o.watchers, secs).await?;
+        b.inc(1);
+    }
+    b.finish();
+    if let Some(path) = &o.chart {
+        let curves: Vec<(&str, Vec<(f64, f64)>)> =
+            reports.iter().filter_map(|r| Some((r.name.as_str(), r.paced.last()?.curve.clone()))).collect();
+        chart::write(path, "gateway latency at 5,000 requests/s: direct, herald, nginx", &curves)?;
+    }
+    let herald = &reports[1];
+    let first = herald.paced.first().map(|p| p.latency).unwrap_or_default();
+    let mut report = report(o, Duration::from_secs(secs), &histogram(std::iter::empty()), None, pid);
+    report.accept = first;
+    report.completed_per_s = herald.max_per_s;
+    report.gateway = Some(reports);
+    Ok(report)
 }

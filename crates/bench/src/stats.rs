@@ -44,6 +44,8 @@ pub struct Report {
     pub watchers: Option<Watchers>,
     /// W3: `accept` is each publish request, `e2e` each event's delivery lag.
     pub events: Option<Events>,
+    /// The gateway workload, target by target.
+    pub gateway: Option<Vec<crate::gateway::TargetReport>>,
 }
 
 #[derive(Serialize, Default)]
@@ -68,6 +70,9 @@ pub struct Watchers {
 
 impl Report {
     pub fn table(&self) -> String {
+        if let Some(g) = &self.gateway {
+            return gateway_table(g);
+        }
         let (accept, e2e) = if self.events.is_some() { ("publish ", "delivery") } else { ("accept  ", "e2e     ") };
         let mut t = format!(
             "workload {}  N={} C={}\n  completed        {:>9.1} /s   ({:.2} s)\n  {accept} p50/p99 {:>8.2} / {:.2} ms\n",
@@ -95,4 +100,47 @@ impl Report {
         }
         t
     }
+}
+
+/// Each target's figures side by side, with what herald and nginx add to a
+/// direct call.
+fn gateway_table(targets: &[crate::gateway::TargetReport]) -> String {
+    let mut t = String::from("workload gateway (load: herald bench's own, HTTP/1.1, paced)\n");
+    t.push_str(&format!("  {:<22}", ""));
+    for r in targets {
+        t.push_str(&format!("{:>20}", r.name));
+    }
+    t.push('\n');
+    let direct = targets.first();
+    for (i, p) in targets.first().map(|d| d.paced.iter().enumerate().collect::<Vec<_>>()).unwrap_or_default() {
+        t.push_str(&format!("  {:<22}", format!("{}/s p50/p99 ms", p.rate)));
+        for r in targets {
+            let l = r.paced.get(i).map(|p| p.latency).unwrap_or_default();
+            t.push_str(&format!("{:>20}", format!("{:.2} / {:.2}", l.p50_ms, l.p99_ms)));
+        }
+        t.push_str(&format!("\n  {:<22}", "  added p50/p99 ms"));
+        for r in targets {
+            let (l, d) = (
+                r.paced.get(i).map(|p| p.latency).unwrap_or_default(),
+                direct.and_then(|d| d.paced.get(i)).map(|p| p.latency).unwrap_or_default(),
+            );
+            t.push_str(&format!("{:>20}", format!("{:+.2} / {:+.2}", l.p50_ms - d.p50_ms, l.p99_ms - d.p99_ms)));
+        }
+        t.push_str(&format!("\n  {:<22}", "  errors / late sends"));
+        for r in targets {
+            let (e, l) = r.paced.get(i).map_or((0, 0), |p| (p.errors, p.late));
+            t.push_str(&format!("{:>20}", format!("{e} / {l}")));
+        }
+        t.push('\n');
+    }
+    t.push_str(&format!("  {:<22}", "max req/s"));
+    for r in targets {
+        t.push_str(&format!("{:>20.0}", r.max_per_s));
+    }
+    t.push_str(&format!("\n  {:<22}", "held conns: errors"));
+    for r in targets {
+        t.push_str(&format!("{:>20}", format!("{}: {}", r.held_connections, r.held_errors)));
+    }
+    t.push('\n');
+    t
 }

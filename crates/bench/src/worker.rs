@@ -34,6 +34,8 @@ pub async fn run(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let events = Router::new().route("/events", post(receive)).route("/events/lags", get(take_lags)).with_state(lags);
     let app = Router::new()
         .route("/step/{name}", post(|| async { Json(json!({"ok": true})) }))
+        // The gateway workload's upstream.
+        .route("/ok", get(|| async { Json(json!({"ok": true})) }))
         .route("/hold/{name}", post(hold))
         .route("/held", get(take_held))
         .with_state(holds)

@@ -73,8 +73,9 @@ struct ServerArgs {
 #[derive(Args)]
 struct BenchArgs {
     /// w0 (one step), w1 (the order saga), w2 (w1 with SSE watchers), accept (engine paused),
-    /// w3 (pub/sub pushed to the worker), w3-pull (pub/sub pulled by the harness).
-    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w2", "accept", "w3", "w3-pull"])]
+    /// w3 (pub/sub pushed to the worker), w3-pull (pub/sub pulled by the harness),
+    /// gateway (direct vs herald's gateway vs nginx; -c connections flat out, --watchers held open).
+    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w2", "accept", "w3", "w3-pull", "gateway"])]
     workload: String,
     /// Operations to run (after the warm-up).
     #[arg(short, default_value_t = 2000)]
@@ -103,6 +104,9 @@ struct BenchArgs {
     /// w3: events herald pushes to the consumer in one request.
     #[arg(long, default_value_t = 1)]
     push_batch: usize,
+    /// gateway: seconds each scenario runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
 }
 
 fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
@@ -150,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
                 "accept" => herald_bench::Workload::Accept,
                 "w3" => herald_bench::Workload::W3,
                 "w3-pull" => herald_bench::Workload::W3Pull,
+                "gateway" => herald_bench::Workload::Gateway,
                 _ => herald_bench::Workload::W1,
             };
             let report = herald_bench::run(herald_bench::Options {
@@ -163,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
                 batch: b.batch,
                 rate: b.rate,
                 push_batch: b.push_batch,
+                seconds: b.seconds,
             })
             .await?;
             eprint!("{}", report.table());

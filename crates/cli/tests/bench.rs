@@ -33,6 +33,15 @@ fn each_workload_runs_and_reports_what_it_measured() {
     assert_eq!(w2["watchers"]["count"], 30);
     assert_eq!(w2["watchers"]["events_received"], 60, "each watcher saw its step and its outcome");
 
+    let gw = bench(&["-w", "gateway", "-c", "4", "--watchers", "20", "--seconds", "1"]);
+    let targets = gw["gateway"].as_array().unwrap();
+    assert_eq!(targets[1]["name"], "herald");
+    for t in targets {
+        assert!(t["max_per_s"].as_f64().unwrap() > 0.0, "{t}");
+        assert_eq!(t["held_errors"], 0, "{t}");
+        assert_eq!(t["paced"][0]["errors"], 0, "{t}");
+    }
+
     for workload in ["w3", "w3-pull"] {
         let w3 = bench(&["-w", workload, "-n", "300", "-c", "4", "--batch", "20"]);
         assert_eq!(w3["events"]["batch"], 20);

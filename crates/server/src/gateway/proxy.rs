@@ -20,7 +20,9 @@ use axum::{
     http::{Method, header},
     response::Response,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
 use super::{Gateway, forward};
 use crate::{
@@ -64,7 +66,10 @@ pub async fn forward(
         Outgoing::Streamed(Some(capped(body, limit, too_large.clone())), too_large)
     };
     let headers = forward::upstream(&parts.headers, peer.map(|p| p.ip()), &gw.correlation);
-    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let path_and_query = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
     let timeout = svc.settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let mut tried: Vec<String> = Vec::new();
     loop {
@@ -80,14 +85,16 @@ pub async fn forward(
             Err(_) => return Err(ApiError::BadGateway(format!("no instance of {} could answer", svc.name))),
         };
         let body = match &mut outgoing {
-            Outgoing::Kept(bytes) => reqwest::Body::from(bytes.clone()),
-            Outgoing::Streamed(body, _) => {
-                reqwest::Body::wrap_stream(body.take().expect("a streamed body is sent once").into_data_stream())
-            }
+            Outgoing::Kept(bytes) => Body::from(bytes.clone()),
+            Outgoing::Streamed(body, _) => body.take().expect("a streamed body is sent once"),
         };
-        let url = format!("{}{path}{query}", lease.base());
-        let sent = svc.client().request(parts.method.clone(), url).headers(headers.clone()).body(body).send();
-        let answer = tokio::time::timeout(timeout, sent).await;
+        let mut req = Request::new(body);
+        *req.method_mut() = parts.method.clone();
+        *req.headers_mut() = headers.clone();
+        *req.uri_mut() = format!("{}{path_and_query}", lease.base())
+            .parse()
+            .map_err(|_| ApiError::BadRequest("the path is not a valid URI".into()))?;
+        let answer = tokio::time::timeout(timeout, svc.proxy().request(req)).await;
         let retryable = matches!(outgoing, Outgoing::Kept(_));
         let failure = match answer {
             Ok(Ok(resp)) if !resp.status().is_server_error() || !retryable => {
@@ -132,7 +139,7 @@ pub async fn forward(
 }
 
 enum Failure {
-    Answered(reqwest::Response),
+    Answered(hyper::Response<Incoming>),
     Unreachable(String),
     TimedOut,
 }
@@ -144,7 +151,7 @@ fn is_idempotent(m: &Method) -> bool {
 /// The request body, failing once more than `limit` bytes went through.
 fn capped(body: Body, limit: u64, too_large: Arc<AtomicBool>) -> Body {
     let mut seen = 0u64;
-    let stream = body.into_data_stream().map_err(std::io::Error::other).and_then(move |chunk| {
+    let stream = TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other).and_then(move |chunk| {
         seen += chunk.len() as u64;
         let over = seen > limit;
         if over {
@@ -155,17 +162,14 @@ fn capped(body: Body, limit: u64, too_large: Arc<AtomicBool>) -> Body {
     Body::from_stream(stream)
 }
 
-/// The instance's answer, streamed back; the lease lives until it is sent.
-fn respond(resp: reqwest::Response, lease: Lease) -> Response {
-    let status = resp.status();
-    let mut headers = resp.headers().clone();
-    forward::strip_hop_by_hop(&mut headers);
-    let body = resp.bytes_stream().map(move |chunk| {
+/// The instance's answer, streamed back as it comes; the lease lives
+/// until the last of it is sent.
+fn respond(resp: hyper::Response<Incoming>, lease: Lease) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    forward::strip_hop_by_hop(&mut parts.headers);
+    let body = body.map_frame(move |frame| {
         let _held = &lease;
-        chunk
+        frame
     });
-    let mut out = Response::new(Body::from_stream(body));
-    *out.status_mut() = status;
-    *out.headers_mut() = headers;
-    out
+    Response::from_parts(parts, Body::new(body))
 }

@@ -95,10 +95,16 @@ impl Instance {
     }
 }
 
+/// The gateway's client: bare hyper, so a proxied request costs no more
+/// than it must (reqwest's conveniences serve the engine's JSON calls).
+pub type ProxyClient =
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, axum::body::Body>;
+
 pub struct Service {
     pub name: String,
     pub settings: settings::Settings,
     client: reqwest::Client,
+    proxy: ProxyClient,
     instances: RwLock<Vec<Arc<Instance>>>,
     next: AtomicUsize,
     budget: Mutex<budget::Budget>,
@@ -113,13 +119,24 @@ pub struct NoInstance {
 
 impl Service {
     fn new(name: &str, settings: settings::Settings) -> anyhow::Result<Self> {
-        let mut b = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(256);
+        // Redirects are the caller's business: herald passes a 3xx on as it came.
+        let mut b = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(256)
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(t) = settings.connect_timeout {
             b = b.connect_timeout(t);
         }
         if settings.protocol == Protocol::H2c {
             b = b.http2_prior_knowledge();
         }
+        let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(settings.connect_timeout);
+        let proxy = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(256)
+            .http2_only(settings.protocol == Protocol::H2c)
+            .build(connector);
         let instances = settings
             .instances
             .iter()
@@ -129,6 +146,7 @@ impl Service {
         Ok(Service {
             name: name.to_string(),
             client: b.build()?,
+            proxy,
             instances: RwLock::new(instances),
             next: AtomicUsize::new(0),
             budget: Mutex::new(budget::Budget::new(Instant::now())),
@@ -139,6 +157,11 @@ impl Service {
     /// The HTTP client of this service's calls (its pool, timeouts, protocol).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The same, for the gateway's streamed requests.
+    pub fn proxy(&self) -> &ProxyClient {
+        &self.proxy
     }
 
     /// `Herald-Signature` for a body sent to this service, when it has a secret.

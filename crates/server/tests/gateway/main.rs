@@ -409,3 +409,57 @@ async fn an_async_route_starts_an_operation_instead_of_calling_the_service() {
     let passed = http.get(format!("{url}/gw/shop/orders")).send().await.unwrap();
     assert_eq!(passed.status(), 200, "another method on the same path is passed on");
 }
+
+#[tokio::test]
+async fn least_loaded_balancing_sends_most_work_to_the_instance_that_keeps_up() {
+    let (slow, fast) = (Upstream::start("slow"), Upstream::start("fast"));
+    slow.set("slow", true).await;
+    let h = herald(&[&slow, &fast], |c| {
+        shop(c).balance = herald_server::registry::Balance::LeastLoaded;
+        shop(c).timeout = Some(herald_core::Span::from_millis(5000));
+    })
+    .await;
+
+    // Ten clients, each sending one request after another: the slow
+    // instance keeps what it gets for seconds, so it is rarely the less busy.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, u32>::new()));
+    let clients = (0..10).map(|_| {
+        let (h, seen) = (&h, seen.clone());
+        async move {
+            for _ in 0..10 {
+                let (status, who) = h.instance_of("/gw/shop/who").await;
+                assert_eq!(status, 200);
+                *seen.lock().unwrap().entry(who).or_default() += 1;
+            }
+        }
+    });
+    futures::future::join_all(clients).await;
+
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.get("fast").copied().unwrap_or(0) >= 85, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_gateway_limit_is_refused_before_it_is_sent() {
+    let a = Upstream::start("a");
+    let h = herald(&[&a], |c| {
+        c.gateway.max_body_bytes = 1000;
+    })
+    .await;
+
+    let declared = h.http.post(format!("{}/gw/shop/upload", h.url)).body(vec![0u8; 2000]).send().await.unwrap();
+    let chunk = bytes::Bytes::from(vec![1u8; 600]);
+    let streamed = futures::stream::iter((0..3).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let chunked = h
+        .http
+        .post(format!("{}/gw/shop/count", h.url))
+        .body(reqwest::Body::wrap_stream(streamed))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(declared.status(), 413);
+    assert_eq!(declared.headers()["content-type"], "application/problem+json");
+    assert_eq!(chunked.status(), 413, "a chunked body is cut off when it passes the limit");
+    assert_eq!(a.calls().await.get("/upload"), None, "the declared one never reached the service");
+}
