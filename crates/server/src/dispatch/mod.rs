@@ -121,8 +121,17 @@ impl Dispatcher {
             let woken = wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let free = permits.available_permits();
+            let mut free = permits.available_permits();
             let mut wait = IDLE;
+            // While no instance of a push subscription's service can take
+            // anything, its events wait in the broker: pulling them now would
+            // spend their attempts on calls that are never made.
+            if let Delivery::Push { service, .. } = &sub.delivery
+                && let Some(Err(no)) = self.0.engine.services().service(service).map(|s| s.available())
+            {
+                free = 0;
+                wait = no.retry_after.unwrap_or(Duration::from_secs(1)).min(IDLE);
+            }
             if free > 0 {
                 match self.broker().pull(&sub.name, free, lease).await {
                     Ok(messages) if !messages.is_empty() => {

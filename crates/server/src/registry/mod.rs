@@ -207,6 +207,20 @@ impl Service {
         Ok(Lease { service: self.clone(), instance: instance.clone(), started: now, answered: false })
     }
 
+    /// Could a call go out now? If not, when one might (every instance down
+    /// or open), without taking a probe slot.
+    pub fn available(&self) -> Result<(), NoInstance> {
+        let now = Instant::now();
+        let all = self.instances.read().expect("instances");
+        let c = &self.settings.circuit;
+        if all.iter().any(|i| i.health() != Health::Down && i.circuit.lock().expect("circuit").available(now, c)) {
+            return Ok(());
+        }
+        Err(NoInstance {
+            retry_after: all.iter().filter_map(|i| i.circuit.lock().expect("circuit").retry_after(now)).min(),
+        })
+    }
+
     /// May one more retry go out, within the retry budget?
     pub fn allow_retry(&self) -> bool {
         self.budget.lock().expect("budget").retry(Instant::now(), self.settings.retry_budget)

@@ -166,7 +166,14 @@ async fn events_of_one_key_go_to_a_push_consumer_in_order_one_at_a_time() {
 async fn a_consumer_that_keeps_failing_exhausts_the_attempts_and_a_bulk_redrive_tries_again() {
     let svc = StepService::start().await;
     svc.on("/events", Reply::Status(500, "down"));
-    let app = app(&svc).await;
+    // This test is about the subscription's attempts, not the instance's
+    // circuit (which would hold the events back while it is open).
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), &[], &svc, |c| {
+        let circuit = &mut c.services.get_mut("svc").unwrap().circuit;
+        circuit.consecutive_failures = 1000;
+        circuit.min_requests = 1000;
+    })
+    .await;
     app.put_subscription("analytics", push(3)).await;
     app.put_subscription("other", push(3)).await;
 
@@ -193,4 +200,28 @@ async fn a_consumer_that_keeps_failing_exhausts_the_attempts_and_a_bulk_redrive_
     let left = app.get_json("/v1/dead-letters").await["items"].as_array().unwrap().clone();
     assert_eq!(left.len(), 1, "only the filtered subscription's were redriven");
     assert_eq!(left[0]["subscription"], "other");
+}
+
+#[tokio::test]
+async fn while_the_consumers_circuit_is_open_its_events_wait_without_spending_attempts() {
+    let svc = StepService::start().await;
+    svc.then("/events", vec![Reply::Status(500, "down"), Reply::Status(500, "down")]);
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), &[], &svc, |c| {
+        let circuit = &mut c.services.get_mut("svc").unwrap().circuit;
+        circuit.consecutive_failures = 2;
+        circuit.open_for = herald_core::Span::from_millis(500);
+    })
+    .await;
+    let mut sub = push(3);
+    sub["retry"]["max"] = json!("20ms");
+    app.put_subscription("analytics", sub).await;
+
+    app.publish("orders", &event("e1", "T", json!({}))).await;
+    app.publish("orders", &event("e2", "T", json!({}))).await;
+    let got = calls(&svc, "/events", 4).await;
+
+    // Two failures opened the circuit; the events waited it out and then
+    // went through, well within their three attempts.
+    assert_eq!(got.len(), 4);
+    assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }
