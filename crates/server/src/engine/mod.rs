@@ -28,7 +28,7 @@ use herald_core::{
     Command, Operation, OperationId, TaskKind,
     machine::{self, InvokeCheck, Outcome, Rejection},
     task::Phase,
-    workflow::Action,
+    workflow::{Action, Workflow},
 };
 use herald_store::{Accepted, Applied, NewOperation, Store, Task, TaskId, TransitionResult};
 use tokio::sync::{Notify, Semaphore};
@@ -36,6 +36,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{config::EngineConfig, hub::Hub, workflows::Workflows};
 use tokens::Tokens;
+
+/// How often a step whose service has no instance at all looks again.
+const UNAVAILABLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Tasks claimed per poll.
 const CLAIM_BATCH: usize = 256;
@@ -275,7 +278,13 @@ impl Engine {
                 None => return Ok(()),
             },
         };
-        let op = match machine::check_invoke(&op, &step, attempt, phase) {
+        let check = machine::check_invoke(&op, &step, attempt, phase);
+        if check != InvokeCheck::Stale
+            && let Some(wait) = self.unavailable(&op, &step, phase)
+        {
+            return self.defer(task, wait).await;
+        }
+        let op = match check {
             InvokeCheck::Current => op,
             InvokeCheck::Stale => return self.apply(&task.op, Some(task.id), Command::Discard).await.map(drop),
             InvokeCheck::Begin => {
@@ -296,14 +305,49 @@ impl Engine {
         self.apply(&task.op, Some(task.id), Command::Result { step, attempt, phase, outcome, sample }).await.map(drop)
     }
 
+    /// The step's workflow and index, or why it cannot be called.
+    fn resolve(&self, op: &Operation, step: &str) -> Result<(Arc<Workflow>, usize), String> {
+        let Some(wf) = self.0.workflows.version(&op.workflow, op.version) else {
+            return Err(format!("workflow {} version {} is not loaded", op.workflow, op.version));
+        };
+        let Some(ix) = wf.step_index(step) else { return Err(format!("the workflow has no step {step}")) };
+        Ok((wf, ix))
+    }
+
+    /// When a call step's service has no instance that could take the call
+    /// (every circuit open or every instance down), how long to wait before
+    /// looking again. Waiting spends no attempt: a service that is down for
+    /// a minute does not use up a step's retries, as Temporal's activities
+    /// wait in their queue for a worker. The step's timers still run, so
+    /// the user hears it is late and a deadline still ends it.
+    fn unavailable(&self, op: &Operation, step: &str, phase: Phase) -> Option<Duration> {
+        let (wf, ix) = self.resolve(op, step).ok()?;
+        let def = &wf.steps[ix];
+        let action = match phase {
+            Phase::Forward => &def.action,
+            Phase::Compensation => &def.compensate.as_ref()?.action,
+        };
+        let Action::Call(call) = action else { return None };
+        let no = self.0.services.service(&call.service)?.available().err()?;
+        Some(no.retry_after.unwrap_or(UNAVAILABLE_RECHECK).clamp(Duration::from_millis(50), UNAVAILABLE_RECHECK))
+    }
+
+    async fn defer(&self, task: Task, wait: Duration) -> herald_store::Result<()> {
+        tracing::debug!(task = task.id, ?wait, "no instance can take the call; waiting without spending an attempt");
+        let due = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        if self.0.store.retry_task(task.id, task.kind.clone(), due).await? {
+            self.schedule(Task { due, owned: false, ..task }, None);
+        }
+        Ok(())
+    }
+
     async fn call(&self, op: &Operation, step: &str, attempt: u32, phase: Phase) -> Outcome {
         let permanent = |error: String| Outcome::Failed { error, retryable: false, maybe_applied: false };
-        let Some(wf) = self.0.workflows.version(&op.workflow, op.version) else {
-            return permanent(format!("workflow {} version {} is not loaded", op.workflow, op.version));
+        let (wf, ix) = match self.resolve(op, step) {
+            Ok(found) => found,
+            Err(error) => return permanent(error),
         };
-        let Some(def) = wf.step_index(step).map(|ix| &wf.steps[ix]) else {
-            return permanent(format!("the workflow has no step {step}"));
-        };
+        let def = &wf.steps[ix];
         let action = match (phase, &def.compensate) {
             (Phase::Forward, _) => &def.action,
             (Phase::Compensation, Some(c)) => &c.action,

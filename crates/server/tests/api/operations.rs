@@ -120,6 +120,27 @@ async fn a_step_that_fails_twice_is_retried_and_every_attempt_shows() {
 }
 
 #[tokio::test]
+async fn while_the_services_circuit_is_open_a_step_waits_without_spending_attempts() {
+    let svc = StepService::start().await;
+    svc.then("/charge", vec![Reply::Status(503, "busy"), Reply::Status(503, "busy")]);
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), &[&sequential("order", &["charge"], "")], &svc, |c| {
+        let circuit = &mut c.services.get_mut("svc").unwrap().circuit;
+        circuit.consecutive_failures = 2;
+        circuit.open_for = herald_core::Span::from_millis(500);
+    })
+    .await;
+
+    let id = app.start_id("order", json!({})).await;
+    let op = app.wait_final(&id).await;
+
+    // Two failures opened the circuit long before the 20 ms backoff ran
+    // out; the third attempt waited for it instead of failing on it.
+    assert_eq!(op["status"], "succeeded", "{op}");
+    assert_eq!(step(&op, "charge")["attempts"], 3);
+    assert_eq!(svc.calls("/charge").len(), 3);
+}
+
+#[tokio::test]
 async fn a_permanent_failure_undoes_completed_steps_in_reverse_and_tells_the_truth() {
     let svc = StepService::start().await;
     svc.on("/charge", Reply::Status(402, "Your card was declined."));
