@@ -31,7 +31,7 @@ use axum::{
     extract::{DefaultBodyLimit, State},
     http::{HeaderValue, header},
     response::{Html, IntoResponse, Response},
-    routing::{any, get, post, put},
+    routing::{get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
@@ -87,10 +87,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(body::BodyLimit(limit)))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(TraceLayer::new_for_http())
-        // The gateway passes answers on as the services gave them: outside
-        // the layers that make every error a problem document.
-        .route("/gw/{service}", any(crate::gateway::handle))
-        .route("/gw/{service}/{*path}", any(crate::gateway::handle))
         .with_state(state)
 }
 

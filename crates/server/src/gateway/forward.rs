@@ -7,6 +7,12 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
+// Names made once: a name given as text is parsed again at every use.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -20,59 +26,110 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, and any the `Connection` header names.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
+    let named = connection_named(h);
+    // Most answers carry none: looking costs less than removing each.
+    if named.is_empty() && !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         h.remove(name);
     }
 }
 
-/// The headers sent upstream for a request from `peer`.
-pub fn upstream(incoming: &HeaderMap, peer: Option<IpAddr>, correlation: &HeaderName) -> HeaderMap {
-    let mut h = incoming.clone();
-    strip_hop_by_hop(&mut h);
-    let host = h.remove(header::HOST);
-    let text = |v: &HeaderValue| v.to_str().unwrap_or("").to_string();
-    if let Some(ip) = peer {
-        let chain = match h.get("x-forwarded-for").map(text) {
-            Some(before) if !before.is_empty() => format!("{before}, {ip}"),
-            _ => ip.to_string(),
-        };
-        insert(&mut h, "x-forwarded-for", &chain);
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// The headers a `Connection` header names as hop-by-hop.
+fn connection_named(h: &HeaderMap) -> Vec<HeaderName> {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .filter(|n| !is_hop_by_hop(n))
+        .collect()
+}
+
+/// The client's address as forwarding headers write it, made once per
+/// client connection.
+#[derive(Clone)]
+pub struct Peer {
+    ip: String,
+    /// `Forwarded`'s node: IPv6 quoted in brackets (RFC 7239 §6).
+    node: String,
+}
+
+impl Peer {
+    pub fn new(ip: IpAddr) -> Peer {
         let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip.to_string() };
-        let mut element = format!("for={node};proto=http");
-        if let Some(host) = host.as_ref().map(text).filter(|h| !h.is_empty()) {
-            element.push_str(&format!(";host=\"{host}\""));
+        Peer { ip: ip.to_string(), node }
+    }
+}
+
+/// The headers sent upstream for a request from `peer`. Built by hand
+/// rather than with `format!`: this runs for every proxied request.
+pub fn upstream(incoming: &HeaderMap, peer: Option<&Peer>, correlation: &HeaderName) -> HeaderMap {
+    let named = connection_named(incoming);
+    let mut h = HeaderMap::with_capacity(incoming.len() + 6);
+    let mut host = None;
+    for (name, value) in incoming {
+        if name == header::HOST {
+            host = Some(value.clone());
+        } else if !is_hop_by_hop(name) && !named.contains(name) {
+            h.append(name.clone(), value.clone());
         }
-        let forwarded = match h.get(header::FORWARDED).map(text) {
-            Some(before) if !before.is_empty() => format!("{before}, {element}"),
-            _ => element,
+    }
+    let host_text = host.as_ref().and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty());
+    if let Some(peer) = peer {
+        let xff = join(h.get(&X_FORWARDED_FOR), &[&peer.ip]);
+        insert(&mut h, X_FORWARDED_FOR, &xff);
+        let forwarded = match host_text {
+            Some(host) => join(h.get(header::FORWARDED), &["for=", &peer.node, ";proto=http;host=\"", host, "\""]),
+            None => join(h.get(header::FORWARDED), &["for=", &peer.node, ";proto=http"]),
         };
-        insert(&mut h, "forwarded", &forwarded);
+        insert(&mut h, header::FORWARDED, &forwarded);
     }
-    insert(&mut h, "x-forwarded-proto", "http");
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if let Some(host) = host {
-        h.insert("x-forwarded-host", host);
+        h.insert(X_FORWARDED_HOST, host);
     }
-    if !h.get("traceparent").and_then(|v| v.to_str().ok()).is_some_and(valid_traceparent) {
-        let fresh = format!("00-{:032x}-{:016x}-01", rand::random::<u128>() | 1, rand::random::<u64>() | 1);
-        insert(&mut h, "traceparent", &fresh);
+    if !h.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).is_some_and(valid_traceparent) {
+        let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
+        hex(&mut tp[3..35], rand::random::<u128>() | 1);
+        hex(&mut tp[36..52], u128::from(rand::random::<u64>() | 1));
+        h.insert(TRACEPARENT, HeaderValue::from_bytes(&tp).expect("hex is a valid header value"));
     }
     if !h.contains_key(correlation) {
-        let id = format!("{:032x}", rand::random::<u128>());
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            h.insert(correlation.clone(), v);
-        }
+        let mut id = [0u8; 32];
+        hex(&mut id, rand::random::<u128>());
+        h.insert(correlation.clone(), HeaderValue::from_bytes(&id).expect("hex is a valid header value"));
     }
     h
 }
 
-fn insert(h: &mut HeaderMap, name: &'static str, value: &str) {
+/// `before, element` when a list came in, else `element`.
+fn join(before: Option<&HeaderValue>, element: &[&str]) -> String {
+    let before = before.and_then(|v| v.to_str().ok()).filter(|b| !b.is_empty());
+    let mut out =
+        String::with_capacity(before.map_or(0, |b| b.len() + 2) + element.iter().map(|e| e.len()).sum::<usize>());
+    if let Some(b) = before {
+        out.push_str(b);
+        out.push_str(", ");
+    }
+    element.iter().for_each(|e| out.push_str(e));
+    out
+}
+
+/// Writes the low `out.len()` hex digits of `v`, lower case.
+fn hex(out: &mut [u8], mut v: u128) {
+    for b in out.iter_mut().rev() {
+        *b = b"0123456789abcdef"[(v & 0xf) as usize];
+        v >>= 4;
+    }
+}
+
+fn insert(h: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         h.insert(name, v);
     }
@@ -80,11 +137,20 @@ fn insert(h: &mut HeaderMap, name: &'static str, value: &str) {
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, ids not all zero.
 fn valid_traceparent(v: &str) -> bool {
-    let parts: Vec<&str> = v.trim().split('-').collect();
+    let mut parts = v.trim().split('-');
+    let (Some(ver), Some(trace), Some(parent), Some(flags), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    matches!(parts.as_slice(), [ver, trace, parent, flags]
-        if hex(ver, 2) && *ver != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2)
-            && trace.bytes().any(|b| b != b'0') && parent.bytes().any(|b| b != b'0'))
+    hex(ver, 2)
+        && ver != "ff"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0')
 }
 
 #[cfg(test)]
@@ -109,7 +175,8 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("authorization", "Bearer t"),
         ]);
-        let out = upstream(&incoming, Some("192.0.2.7".parse().unwrap()), &HeaderName::from_static("x-correlation-id"));
+        let peer = Peer::new("192.0.2.7".parse().unwrap());
+        let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"));
         for gone in ["connection", "x-secret-hop", "transfer-encoding", "host"] {
             assert!(!out.contains_key(gone), "{gone} was passed on");
         }
@@ -131,5 +198,30 @@ mod tests {
         let broken = headers(&[("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01")]);
         let out = upstream(&broken, None, &HeaderName::from_static("x-correlation-id"));
         assert_ne!(out["traceparent"], broken["traceparent"], "an all-zero trace id is replaced");
+    }
+
+    #[test]
+    fn repeated_headers_pass_whole_and_an_ipv6_client_is_quoted() {
+        let incoming = headers(&[("accept", "text/plain"), ("accept", "application/json")]);
+        let peer = Peer::new("2001:db8::1".parse().unwrap());
+        let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"));
+        assert_eq!(out.get_all("accept").iter().count(), 2);
+        assert_eq!(out["x-forwarded-for"], "2001:db8::1");
+        assert_eq!(out["forwarded"], "for=\"[2001:db8::1]\";proto=http");
+    }
+
+    #[test]
+    fn answers_lose_only_their_hop_by_hop_headers() {
+        let mut h = headers(&[
+            ("content-type", "text/plain"),
+            ("connection", "x-hop"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["content-type"]);
+        let mut plain = headers(&[("content-type", "text/plain"), ("x-hop", "1")]);
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain.len(), 2, "a header not named by Connection stays");
     }
 }

@@ -7,10 +7,17 @@
 //! an operation instead (202 + `Location`), so one gateway serves both
 //! styles.
 //!
+//! Requests under `/gw/` are handed here by the listener loop straight
+//! from hyper, past the API's router and layers: the gateway passes answers
+//! on as the services gave them, and a proxied request costs no more than
+//! it must.
+//!
 //! - [`config`] — `[gateway]`.
 //! - [`forward`] — the headers passed on and added.
 //! - `proxy` — one request through to an instance, streamed both ways.
+//! - [`affinity`] — a client connection's own connections to instances.
 
+pub mod affinity;
 pub mod config;
 pub mod forward;
 mod proxy;
@@ -18,7 +25,7 @@ mod proxy;
 use std::{net::SocketAddr, num::NonZeroU32};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts, Request, State},
+    extract::{FromRequestParts, Request},
     http::HeaderName,
     response::{IntoResponse, Response},
 };
@@ -86,18 +93,36 @@ impl Gateway {
     }
 }
 
+/// The client connection a request came on.
+#[derive(Clone)]
+pub struct Client {
+    pub peer: Option<SocketAddr>,
+    forwarded: Option<forward::Peer>,
+    pub affinity: Option<std::sync::Arc<affinity::Affinity>>,
+}
+
+impl Client {
+    pub fn new(peer: Option<SocketAddr>, affinity: Option<std::sync::Arc<affinity::Affinity>>) -> Client {
+        Client { peer, forwarded: peer.map(|p| forward::Peer::new(p.ip())), affinity }
+    }
+}
+
+/// Is this request the gateway's?
+pub fn owns(path: &str) -> bool {
+    path.starts_with("/gw/")
+}
+
 /// `ANY /gw/{service}/{path…}`.
-pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
-    match route(app, req).await {
+pub async fn handle(app: AppState, client: Client, req: Request) -> Response {
+    match route(app, client, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(app: AppState, req: Request) -> Result<Response, ApiError> {
+async fn route(app: AppState, client: Client, req: Request) -> Result<Response, ApiError> {
     let gw = app.gateway.clone();
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    if let Err(secs) = gw.admit(&req, peer) {
+    if let Err(secs) = gw.admit(&req, client.peer) {
         return Err(ApiError::TooManyRequests(secs));
     }
     let (service, rest) = split(req.uri().path());
@@ -116,7 +141,7 @@ async fn route(app: AppState, req: Request) -> Result<Response, ApiError> {
         .service(service)
         .filter(|s| !s.name.starts_with("herald."))
         .ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
-    proxy::forward(&gw, svc, rest.to_string(), peer, req).await
+    proxy::forward(&gw, svc, rest.to_string(), &client, req).await
 }
 
 /// `/gw/shop/orders/7` → (`shop`, `/orders/7`).

@@ -6,7 +6,6 @@
 //! budget lasts.
 
 use std::{
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -17,17 +16,20 @@ use std::{
 use axum::{
     body::{Body, Bytes},
     extract::Request,
-    http::{Method, header},
+    http::{
+        Method, Uri, header,
+        uri::{self, PathAndQuery},
+    },
     response::Response,
 };
 use futures::TryStreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::{Gateway, forward};
+use super::{Client, Gateway, affinity, forward};
 use crate::{
     api::problem::ApiError,
-    registry::{Lease, Service},
+    registry::{Lease, Service, settings::Protocol},
 };
 
 /// How long an answer's headers may take when the service sets no `timeout`.
@@ -44,7 +46,7 @@ pub async fn forward(
     gw: &Gateway,
     svc: Arc<Service>,
     path: String,
-    peer: Option<SocketAddr>,
+    client: &Client,
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
@@ -65,10 +67,13 @@ pub async fn forward(
         let too_large = Arc::new(AtomicBool::new(false));
         Outgoing::Streamed(Some(capped(body, limit, too_large.clone())), too_large)
     };
-    let headers = forward::upstream(&parts.headers, peer.map(|p| p.ip()), &gw.correlation);
+    let headers = forward::upstream(&parts.headers, client.forwarded.as_ref(), &gw.correlation);
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
+    };
+    let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
+        return Err(ApiError::BadRequest("the path is not a valid URI".into()));
     };
     let timeout = svc.settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let mut tried: Vec<String> = Vec::new();
@@ -91,10 +96,7 @@ pub async fn forward(
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         *req.headers_mut() = headers.clone();
-        *req.uri_mut() = format!("{}{path_and_query}", lease.base())
-            .parse()
-            .map_err(|_| ApiError::BadRequest("the path is not a valid URI".into()))?;
-        let answer = tokio::time::timeout(timeout, svc.proxy().request(req)).await;
+        let answer = tokio::time::timeout(timeout, send(&svc, &lease, client, req, &path_and_query)).await;
         let retryable = matches!(outgoing, Outgoing::Kept(_));
         let failure = match answer {
             Ok(Ok(resp)) if !resp.status().is_server_error() || !retryable => {
@@ -136,6 +138,35 @@ pub async fn forward(
             };
         }
     }
+}
+
+/// One attempt: over the client connection's own connection to the
+/// instance when it may have one, else through the shared pool.
+async fn send(
+    svc: &Arc<Service>,
+    lease: &Lease,
+    client: &Client,
+    mut req: Request,
+    path_and_query: &PathAndQuery,
+) -> Result<hyper::Response<Incoming>, affinity::Error> {
+    let instance = lease.instance();
+    if let (Some(affinity), Some(origin), Protocol::Http1) = (&client.affinity, &instance.origin, svc.settings.protocol)
+    {
+        *req.uri_mut() = if origin.prefix.is_empty() {
+            let mut parts = uri::Parts::default();
+            parts.path_and_query = Some(path_and_query.clone());
+            Uri::from_parts(parts)?
+        } else {
+            format!("{}{path_and_query}", origin.prefix).parse()?
+        };
+        req.headers_mut().insert(header::HOST, origin.host.clone());
+        match affinity.send(svc, instance, req).await {
+            Ok(answer) => return answer,
+            Err(back) => req = back,
+        }
+    }
+    *req.uri_mut() = format!("{}{path_and_query}", lease.base()).parse()?;
+    Ok(svc.proxy().request(req).await?)
 }
 
 enum Failure {

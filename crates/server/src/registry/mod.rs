@@ -44,6 +44,9 @@ pub struct Instance {
     pub id: String,
     /// Base URL, no trailing slash.
     pub base: String,
+    /// `host:port` and path prefix of a plain-HTTP base, for connections
+    /// the gateway opens itself.
+    pub origin: Option<Origin>,
     pub metadata: Value,
     /// Registered at run time: gone when this passes without a heartbeat.
     expires_at: Mutex<Option<Instant>>,
@@ -58,11 +61,40 @@ pub struct Instance {
     failures: AtomicU64,
 }
 
+/// Where a plain-HTTP instance is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `host:port`, to connect to.
+    pub authority: String,
+    /// The `Host` header requests carry.
+    pub host: axum::http::HeaderValue,
+    /// The base URL's path, no trailing slash (often empty).
+    pub prefix: String,
+}
+
+impl Origin {
+    fn of(base: &str) -> Option<Origin> {
+        let uri: axum::http::Uri = base.parse().ok()?;
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let authority = uri.authority()?;
+        let port = authority.port_u16().unwrap_or(80);
+        Some(Origin {
+            authority: format!("{}:{port}", authority.host()),
+            host: authority.as_str().parse().ok()?,
+            prefix: uri.path().trim_end_matches('/').into(),
+        })
+    }
+}
+
 impl Instance {
     fn new(id: String, base: String, metadata: Value, expires_at: Option<Instant>) -> Self {
+        let base = base.trim_end_matches('/').to_string();
         Instance {
             id,
-            base: base.trim_end_matches('/').to_string(),
+            origin: Origin::of(&base),
+            base,
             metadata,
             expires_at: Mutex::new(expires_at),
             health: AtomicU8::new(0),
@@ -108,6 +140,9 @@ pub struct Service {
     instances: RwLock<Vec<Arc<Instance>>>,
     next: AtomicUsize,
     budget: Mutex<budget::Budget>,
+    /// Connections the gateway's client connections hold of their own
+    /// (`gateway::affinity`).
+    pub affine: AtomicUsize,
 }
 
 /// No instance can take the call now.
@@ -150,6 +185,7 @@ impl Service {
             instances: RwLock::new(instances),
             next: AtomicUsize::new(0),
             budget: Mutex::new(budget::Budget::new(Instant::now())),
+            affine: AtomicUsize::new(0),
             settings,
         })
     }
@@ -244,6 +280,10 @@ impl Lease {
 
     pub fn instance_id(&self) -> &str {
         &self.instance.id
+    }
+
+    pub fn instance(&self) -> &Arc<Instance> {
+        &self.instance
     }
 
     pub fn service(&self) -> &Arc<Service> {

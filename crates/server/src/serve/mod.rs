@@ -14,24 +14,30 @@
 mod rewind;
 mod sse;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
-use axum::{Extension, extract::ConnectInfo};
+use axum::{body::Body, extract::ConnectInfo};
 use bytes::BytesMut;
-use hyper::server::conn::http1;
+use futures::{FutureExt, future::Either};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::{GracefulShutdown, Watcher},
-    service::TowerToHyperService,
 };
 use tokio::{
     io::AsyncReadExt,
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
-use tower::Layer;
+use tower::ServiceExt;
 
-use crate::api::AppState;
+use crate::{
+    api::AppState,
+    gateway::{
+        self,
+        affinity::{Affinity, Driven},
+    },
+};
 
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,12 +100,21 @@ async fn connection(
         return sse::serve(tcp, app, req).await;
     }
     let io = TokioIo::new(rewind::Rewind::new(head.freeze(), tcp));
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
-        // The client's address, for the gateway's forwarding headers and rate limit.
-        .serve_connection(io, TowerToHyperService::new(Extension(ConnectInfo(peer)).layer(router)));
-    let _ = graceful.watch(conn).await;
+    let affinity = Arc::new(Affinity::default());
+    let client = gateway::Client::new(Some(peer), Some(affinity.clone()));
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        if gateway::owns(req.uri().path()) {
+            Either::Left(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>))
+        } else {
+            // The client's address, for handlers that log or limit by it.
+            req.extensions_mut().insert(ConnectInfo(peer));
+            Either::Right(router.clone().oneshot(req))
+        }
+    });
+    let conn =
+        http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).serve_connection(io, service);
+    let _ = Driven::new(graceful.watch(conn), affinity).await;
 }
 
 /// Reads until the first request head is complete (or too large, or

@@ -1,6 +1,7 @@
 //! The gateway against real upstream processes on loopback: balancing,
 //! an instance killed mid-test, timeouts and circuit breakers, safe
-//! retries, TTL expiry, rate limits, streaming, and the headers it adds.
+//! retries, TTL expiry, rate limits, streaming, the headers it adds, and
+//! the connections it keeps to instances.
 
 mod upstream;
 
@@ -462,4 +463,43 @@ async fn a_body_over_the_gateway_limit_is_refused_before_it_is_sent() {
     assert_eq!(declared.headers()["content-type"], "application/problem+json");
     assert_eq!(chunked.status(), 413, "a chunked body is cut off when it passes the limit");
     assert_eq!(a.calls().await.get("/upload"), None, "the declared one never reached the service");
+}
+
+/// The port the instance saw `client`'s request come from: one per
+/// connection herald holds to it.
+async fn upstream_port(h: &Herald, client: &reqwest::Client) -> u64 {
+    let r = client.get(format!("{}/gw/shop/who", h.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["peer_port"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_client_connection_keeps_its_own_connection_to_the_instance_and_outlives_its_closing() {
+    let a = Upstream::start("a");
+    let h = herald(&[&a], |_| {}).await;
+
+    // One client connection (requests one after another reuse it): its
+    // requests share one connection to the instance.
+    let one = reqwest::Client::new();
+    let mut ports = Vec::new();
+    for _ in 0..10 {
+        ports.push(upstream_port(&h, &one).await);
+    }
+    assert!(ports.iter().all(|p| *p == ports[0]), "one upstream connection: {ports:?}");
+    // Another client connection gets another.
+    let other = upstream_port(&h, &reqwest::Client::new()).await;
+    assert_ne!(other, ports[0], "a second client connection has its own");
+
+    // The instance now closes every connection after answering: each
+    // request goes out on a fresh one, and none fails.
+    a.set("close", true).await;
+    let mut fresh = Vec::new();
+    for _ in 0..10 {
+        fresh.push(upstream_port(&h, &one).await);
+    }
+    fresh.sort();
+    fresh.dedup();
+    assert_eq!(fresh.len(), 10, "a new connection each time: {fresh:?}");
+    a.set("close", false).await;
+    assert_eq!(upstream_port(&h, &one).await, upstream_port(&h, &one).await, "kept again once it stops closing");
 }

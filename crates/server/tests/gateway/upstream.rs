@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
+    net::SocketAddr,
     process::{Child, Command, Stdio},
     sync::{
         Arc, Mutex,
@@ -15,8 +16,9 @@ use std::{
 use axum::{
     Json, Router,
     body::{Body, Bytes},
-    extract::{Query, State},
-    http::{HeaderMap, StatusCode, Version},
+    extract::{ConnectInfo, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode, Version, header},
+    response::{IntoResponse, Response},
     routing::{any, get, post},
 };
 use futures::StreamExt;
@@ -55,7 +57,8 @@ impl Upstream {
         let _ = self.child.wait();
     }
 
-    /// Switches a behaviour of the upstream (`fail`, `slow`, `sick`) on or off.
+    /// Switches a behaviour of the upstream (`fail`, `slow`, `sick`,
+    /// `close`: each connection closed after its answer) on or off.
     pub async fn set(&self, mode: &str, on: bool) {
         let url = format!("{}/_mode/{mode}?on={on}", self.url);
         assert!(reqwest::Client::new().post(url).send().await.unwrap().status().is_success());
@@ -77,6 +80,7 @@ impl Drop for Upstream {
 struct State_ {
     name: String,
     fail: Arc<AtomicBool>,
+    close: Arc<AtomicBool>,
     slow: Arc<AtomicBool>,
     sick: Arc<AtomicBool>,
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
@@ -96,22 +100,24 @@ pub async fn serve_as_child() {
         .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("listening http://{}", listener.local_addr().unwrap());
-    axum::serve(listener, app).await.unwrap();
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
 }
 
 fn counted(s: &State_, path: &str) {
     *s.calls.lock().unwrap().entry(path.to_string()).or_default() += 1;
 }
 
-/// Answers who it is and what it saw; fails or dawdles when told to.
+/// Answers who it is, what it saw and the port the request came from;
+/// fails, dawdles or closes the connection when told to.
 async fn echo(
     State(s): State<State_>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: axum::http::Method,
     uri: axum::http::Uri,
     version: Version,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, Json<Value>) {
+) -> Response {
     counted(&s, uri.path());
     if s.slow.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -121,9 +127,14 @@ async fn echo(
     let answer = json!({
         "instance": s.name, "method": method.as_str(), "path": uri.path(), "query": uri.query(),
         "version": format!("{version:?}"), "headers": seen, "body_bytes": body.len(),
+        "peer_port": peer.port(),
     });
     let status = if s.fail.load(Ordering::Relaxed) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(answer))
+    let mut resp = (status, Json(answer)).into_response();
+    if s.close.load(Ordering::Relaxed) {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 async fn healthz(State(s): State<State_>) -> StatusCode {
@@ -159,6 +170,7 @@ async fn mode(
         "fail" => &s.fail,
         "slow" => &s.slow,
         "sick" => &s.sick,
+        "close" => &s.close,
         _ => return StatusCode::NOT_FOUND,
     };
     flag.store(on, Ordering::Relaxed);
