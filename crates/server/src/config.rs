@@ -129,6 +129,10 @@ pub struct WebhookConfig {
     /// Defaults: 8 attempts from 1 s, doubling, up to 5 minutes apart.
     #[serde(default)]
     pub retry: Option<herald_core::workflow::raw::RawRetry>,
+    /// The receiver's circuit breaker (as a service's `circuit`). While it
+    /// is open, deliveries wait without spending attempts.
+    #[serde(default)]
+    pub circuit: Option<crate::registry::circuit::CircuitConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

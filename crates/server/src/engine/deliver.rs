@@ -22,7 +22,7 @@ use lettre::{
 use serde_json::Value;
 
 use super::Engine;
-use crate::config::{EmailConfig, EmailTls, WebhookConfig};
+use crate::config::{EmailConfig, EmailTls, ServiceConfig, WebhookConfig};
 
 /// 8 attempts from 1 s, doubling, at most 5 minutes apart.
 fn policy(raw: Option<RawRetry>, what: &str) -> anyhow::Result<RetryPolicy> {
@@ -48,8 +48,9 @@ pub struct Webhook {
 pub const WEBHOOK_SERVICE: &str = "herald.webhook";
 
 impl Webhook {
-    /// The webhook, and the origin (`scheme://host:port`) its calls go to.
-    pub fn new(c: WebhookConfig) -> anyhow::Result<(Self, String)> {
+    /// The webhook, and the service its calls go to: the URL's origin
+    /// (`scheme://host:port`) with the webhook's circuit breaker.
+    pub fn new(c: WebhookConfig) -> anyhow::Result<(Self, ServiceConfig)> {
         let rest = c.url.strip_prefix("http://").or_else(|| c.url.strip_prefix("https://"));
         let Some(rest) = rest.filter(|r| !r.is_empty()) else {
             anyhow::bail!("webhook.url must be an http(s) URL");
@@ -60,7 +61,11 @@ impl Webhook {
         let path = if split == rest.len() { "/".to_string() } else { rest[split..].to_string() };
         let timeout = c.timeout.map_or(Duration::from_secs(10), |t| t.0);
         let hook = Webhook { path, secret: c.secret.into_bytes(), timeout, retry: policy(c.retry, "webhook")? };
-        Ok((hook, origin))
+        let mut service = ServiceConfig::new(vec![origin]);
+        if let Some(circuit) = c.circuit {
+            service.circuit = circuit;
+        }
+        Ok((hook, service))
     }
 }
 
@@ -100,6 +105,14 @@ impl Engine {
         attempt: u32,
         payload: Value,
     ) -> herald_store::Result<()> {
+        // A receiver whose circuit is open is waited for without spending
+        // an attempt, as a step waits for its service.
+        if channel == Channel::Webhook
+            && self.0.webhook.is_some()
+            && let Some(wait) = self.service_unavailable(WEBHOOK_SERVICE)
+        {
+            return self.defer(task, wait).await;
+        }
         let (outcome, retry) = match channel {
             Channel::Webhook => match &self.0.webhook {
                 Some(hook) => (self.post(hook, task.id, &payload).await, hook.retry.clone()),

@@ -82,7 +82,7 @@ impl Engine {
     pub fn new(p: Parts) -> anyhow::Result<Self> {
         let webhook = match p.webhook.map(deliver::Webhook::new).transpose()? {
             Some((hook, origin)) => {
-                p.services.add(deliver::WEBHOOK_SERVICE, &crate::config::ServiceConfig::new(vec![origin]))?;
+                p.services.add(deliver::WEBHOOK_SERVICE, &origin)?;
                 Some(hook)
             }
             None => None,
@@ -328,7 +328,13 @@ impl Engine {
             Phase::Compensation => &def.compensate.as_ref()?.action,
         };
         let Action::Call(call) = action else { return None };
-        let no = self.0.services.service(&call.service)?.available().err()?;
+        self.service_unavailable(&call.service)
+    }
+
+    /// How long to wait before looking again when `service` has no
+    /// instance that could take a call now.
+    fn service_unavailable(&self, service: &str) -> Option<Duration> {
+        let no = self.0.services.service(service)?.available().err()?;
         Some(no.retry_after.unwrap_or(UNAVAILABLE_RECHECK).clamp(Duration::from_millis(50), UNAVAILABLE_RECHECK))
     }
 

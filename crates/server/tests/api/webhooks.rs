@@ -6,7 +6,7 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use herald_core::signature;
-use herald_server::config::WebhookConfig;
+use herald_server::{config::WebhookConfig, registry::circuit::CircuitConfig};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -39,6 +39,10 @@ async fn receiver(r: Receiver) -> String {
 }
 
 async fn app_with_webhook(url: String) -> TestApp {
+    app_with_webhook_circuit(url, None).await
+}
+
+async fn app_with_webhook_circuit(url: String, circuit: Option<CircuitConfig>) -> TestApp {
     let svc = StepService::start().await;
     let wf = sequential(
         "order",
@@ -56,6 +60,7 @@ async fn app_with_webhook(url: String) -> TestApp {
                 max: Some(herald_core::Span::from_millis(60)),
                 ..Default::default()
             }),
+            circuit,
         })
     })
     .await
@@ -158,5 +163,22 @@ async fn a_dead_lettered_webhook_is_sent_again_when_redriven() {
         Ok(()),
         "signed anew"
     );
+    assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
+}
+
+#[tokio::test]
+async fn while_the_receivers_circuit_is_open_a_webhook_waits_without_spending_attempts() {
+    let r = Receiver::default();
+    r.answers.lock().unwrap().extend([500, 500]);
+    let circuit =
+        CircuitConfig { consecutive_failures: 2, open_for: herald_core::Span::from_millis(500), ..Default::default() };
+    let app = app_with_webhook_circuit(receiver(r.clone()).await, Some(circuit)).await;
+    let id = app.start_id("order", json!({"user": "alice"})).await;
+    app.wait_final(&id).await;
+
+    // Two failures opened the circuit long before the 60 ms backoff ran
+    // out; the third and last attempt waited for it instead of failing on it.
+    until(Duration::from_secs(10), || r.got.lock().unwrap().len() >= 3).await;
+    assert_eq!(r.got.lock().unwrap().len(), 3, "delivered on the third attempt");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }
