@@ -108,7 +108,6 @@ impl Engine {
         // A receiver whose circuit is open is waited for without spending
         // an attempt, as a step waits for its service.
         if channel == Channel::Webhook
-            && self.0.webhook.is_some()
             && let Some(wait) = self.service_unavailable(WEBHOOK_SERVICE)
         {
             return self.defer(task, wait).await;

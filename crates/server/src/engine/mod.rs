@@ -37,7 +37,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{config::EngineConfig, hub::Hub, workflows::Workflows};
 use tokens::Tokens;
 
-/// How often a step whose service has no instance at all looks again.
+/// How often a call whose service has no instance at all looks again.
 const UNAVAILABLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Tasks claimed per poll.
@@ -81,8 +81,8 @@ pub struct Parts {
 impl Engine {
     pub fn new(p: Parts) -> anyhow::Result<Self> {
         let webhook = match p.webhook.map(deliver::Webhook::new).transpose()? {
-            Some((hook, origin)) => {
-                p.services.add(deliver::WEBHOOK_SERVICE, &origin)?;
+            Some((hook, service)) => {
+                p.services.add(deliver::WEBHOOK_SERVICE, &service)?;
                 Some(hook)
             }
             None => None,

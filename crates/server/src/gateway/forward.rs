@@ -65,6 +65,10 @@ impl Peer {
         let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip.to_string() };
         Peer { ip: ip.to_string(), node }
     }
+
+    pub fn ip(&self) -> &str {
+        &self.ip
+    }
 }
 
 /// The headers sent upstream for a request from `peer`. Built by hand

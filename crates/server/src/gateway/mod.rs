@@ -22,7 +22,7 @@ pub mod config;
 pub mod forward;
 mod proxy;
 
-use std::{net::SocketAddr, num::NonZeroU32};
+use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
 
 use axum::{
     extract::{FromRequestParts, Request},
@@ -80,10 +80,10 @@ impl Gateway {
     }
 
     /// `Err(retry_after_secs)` when the client is over its rate.
-    fn admit(&self, req: &Request, peer: Option<SocketAddr>) -> Result<(), u64> {
+    fn admit(&self, req: &Request, peer: &forward::Peer) -> Result<(), u64> {
         let Some((limiter, key)) = &self.limiter else { return Ok(()) };
         let key = match key {
-            Key::Ip => peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            Key::Ip => peer.ip().to_string(),
             Key::Header(h) => req.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
         };
         limiter.check_key(&key).map_err(|not_until| {
@@ -94,16 +94,16 @@ impl Gateway {
 }
 
 /// The client connection a request came on.
-#[derive(Clone)]
 pub struct Client {
-    pub peer: Option<SocketAddr>,
-    forwarded: Option<forward::Peer>,
-    pub affinity: Option<std::sync::Arc<affinity::Affinity>>,
+    /// Its address, written out once for the forwarding headers and the
+    /// rate limit's key.
+    peer: forward::Peer,
+    affinity: Arc<affinity::Affinity>,
 }
 
 impl Client {
-    pub fn new(peer: Option<SocketAddr>, affinity: Option<std::sync::Arc<affinity::Affinity>>) -> Client {
-        Client { peer, forwarded: peer.map(|p| forward::Peer::new(p.ip())), affinity }
+    pub fn new(peer: SocketAddr, affinity: Arc<affinity::Affinity>) -> Client {
+        Client { peer: forward::Peer::new(peer.ip()), affinity }
     }
 }
 
@@ -113,16 +113,16 @@ pub fn owns(path: &str) -> bool {
 }
 
 /// `ANY /gw/{service}/{path…}`.
-pub async fn handle(app: AppState, client: Client, req: Request) -> Response {
+pub async fn handle(app: AppState, client: Arc<Client>, req: Request) -> Response {
     match route(app, client, req).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn route(app: AppState, client: Client, req: Request) -> Result<Response, ApiError> {
+async fn route(app: AppState, client: Arc<Client>, req: Request) -> Result<Response, ApiError> {
     let gw = app.gateway.clone();
-    if let Err(secs) = gw.admit(&req, client.peer) {
+    if let Err(secs) = gw.admit(&req, &client.peer) {
         return Err(ApiError::TooManyRequests(secs));
     }
     let (service, rest) = split(req.uri().path());

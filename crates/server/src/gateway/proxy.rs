@@ -67,7 +67,7 @@ pub async fn forward(
         let too_large = Arc::new(AtomicBool::new(false));
         Outgoing::Streamed(Some(capped(body, limit, too_large.clone())), too_large)
     };
-    let headers = forward::upstream(&parts.headers, client.forwarded.as_ref(), &gw.correlation);
+    let mut headers = forward::upstream(&parts.headers, Some(&client.peer), &gw.correlation);
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,
@@ -93,11 +93,12 @@ pub async fn forward(
             Outgoing::Kept(bytes) => Body::from(bytes.clone()),
             Outgoing::Streamed(body, _) => body.take().expect("a streamed body is sent once"),
         };
+        let retryable = matches!(outgoing, Outgoing::Kept(_));
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
-        *req.headers_mut() = headers.clone();
+        // Kept for another attempt only when there can be one.
+        *req.headers_mut() = if retryable { headers.clone() } else { std::mem::take(&mut headers) };
         let answer = tokio::time::timeout(timeout, send(&svc, &lease, client, req, &path_and_query)).await;
-        let retryable = matches!(outgoing, Outgoing::Kept(_));
         let failure = match answer {
             Ok(Ok(resp)) if !resp.status().is_server_error() || !retryable => {
                 lease.record(!resp.status().is_server_error());
@@ -150,8 +151,7 @@ async fn send(
     path_and_query: &PathAndQuery,
 ) -> Result<hyper::Response<Incoming>, affinity::Error> {
     let instance = lease.instance();
-    if let (Some(affinity), Some(origin), Protocol::Http1) = (&client.affinity, &instance.origin, svc.settings.protocol)
-    {
+    if let (Some(origin), Protocol::Http1) = (&instance.origin, svc.settings.protocol) {
         *req.uri_mut() = if origin.prefix.is_empty() {
             let mut parts = uri::Parts::default();
             parts.path_and_query = Some(path_and_query.clone());
@@ -160,7 +160,7 @@ async fn send(
             format!("{}{path_and_query}", origin.prefix).parse()?
         };
         req.headers_mut().insert(header::HOST, origin.host.clone());
-        match affinity.send(svc, instance, req).await {
+        match client.affinity.send(svc, instance, req).await {
             Ok(answer) => return answer,
             Err(back) => req = back,
         }

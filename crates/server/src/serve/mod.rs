@@ -16,7 +16,7 @@ mod sse;
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
-use axum::{body::Body, extract::ConnectInfo};
+use axum::body::Body;
 use bytes::BytesMut;
 use futures::{FutureExt, future::Either};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
@@ -101,14 +101,12 @@ async fn connection(
     }
     let io = TokioIo::new(rewind::Rewind::new(head.freeze(), tcp));
     let affinity = Arc::new(Affinity::default());
-    let client = gateway::Client::new(Some(peer), Some(affinity.clone()));
+    let client = Arc::new(gateway::Client::new(peer, affinity.clone()));
     let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let mut req = req.map(Body::new);
+        let req = req.map(Body::new);
         if gateway::owns(req.uri().path()) {
             Either::Left(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>))
         } else {
-            // The client's address, for handlers that log or limit by it.
-            req.extensions_mut().insert(ConnectInfo(peer));
             Either::Right(router.clone().oneshot(req))
         }
     });

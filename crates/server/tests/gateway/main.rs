@@ -49,6 +49,12 @@ impl Herald {
         (status, body["instance"].as_str().unwrap_or("").to_string())
     }
 
+    /// Which instance answered each of `n` GETs sent at once.
+    async fn who_answers(&self, n: usize) -> Vec<String> {
+        let gets = futures::future::join_all((0..n).map(|_| self.instance_of("/gw/shop/who"))).await;
+        gets.into_iter().map(|(_, w)| w).collect()
+    }
+
     async fn services(&self) -> Value {
         self.http.get(format!("{}/v1/services", self.url)).send().await.unwrap().json().await.unwrap()
     }
@@ -154,11 +160,7 @@ async fn an_open_circuit_lets_a_probe_through_and_closes_when_the_instance_recov
         assert!(tokio::time::Instant::now() < deadline, "the circuit never closed: {now}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let who: Vec<String> = futures::future::join_all((0..10).map(|_| h.instance_of("/gw/shop/who")))
-        .await
-        .into_iter()
-        .map(|(_, w)| w)
-        .collect();
+    let who = h.who_answers(10).await;
     assert!(who.iter().any(|w| w == "a"), "the recovered instance takes requests again: {who:?}");
 }
 
@@ -314,11 +316,7 @@ async fn an_instance_that_fails_its_health_checks_gets_no_traffic() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let who: Vec<String> = futures::future::join_all((0..10).map(|_| h.instance_of("/gw/shop/who")))
-        .await
-        .into_iter()
-        .map(|(_, w)| w)
-        .collect();
+    let who = h.who_answers(10).await;
     assert!(who.iter().all(|w| w == "b"), "{who:?}");
 }
 
