@@ -25,12 +25,12 @@ use futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use hyper::{Request, Response, body::Incoming, client::conn::http1};
 use hyper_util::rt::TokioIo;
 
-use crate::registry::{Instance, Service};
+use crate::registry::{Instance, Origin, Service};
 
 /// Affine upstream connections per service, across all client connections.
 const MAX_PER_SERVICE: usize = 1024;
 /// Instances one client connection keeps a connection to.
-const PER_CLIENT: usize = 4;
+pub const PER_CLIENT: usize = 4;
 /// Connect timeout when the service sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -71,18 +71,11 @@ impl Affinity {
             }
         }
         let Some(origin) = &instance.origin else { return Err(req) };
-        if svc.affine.fetch_add(1, Ordering::Relaxed) >= MAX_PER_SERVICE {
-            svc.affine.fetch_sub(1, Ordering::Relaxed);
-            return Err(req);
-        }
-        let slot = Slot(svc.clone());
-        let connect = tokio::net::TcpStream::connect(origin.authority.as_str());
-        let tcp = match tokio::time::timeout(svc.settings.connect_timeout.unwrap_or(CONNECT_TIMEOUT), connect).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Ok(Err(e.into())),
-            Err(_) => return Ok(Err("connecting timed out".into())),
+        let Some(slot) = Slot::take(svc) else { return Err(req) };
+        let tcp = match connect(svc, origin).await {
+            Ok(tcp) => tcp,
+            Err(e) => return Ok(Err(e.into())),
         };
-        let _ = tcp.set_nodelay(true);
         let (mut sender, conn) = match http1::handshake(TokioIo::new(tcp)).await {
             Ok(pair) => pair,
             Err(e) => return Ok(Err(e.into())),
@@ -114,8 +107,29 @@ impl Affinity {
     }
 }
 
+/// A new connection to an instance, within the service's connect timeout.
+pub async fn connect(svc: &Service, origin: &Origin) -> std::io::Result<tokio::net::TcpStream> {
+    let connect = tokio::net::TcpStream::connect(origin.authority.as_str());
+    let tcp = tokio::time::timeout(svc.settings.connect_timeout.unwrap_or(CONNECT_TIMEOUT), connect)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connecting timed out"))??;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 /// One of a service's affine connections; given back when it closes.
-struct Slot(Arc<Service>);
+pub struct Slot(Arc<Service>);
+
+impl Slot {
+    /// `None` when the service has all it may.
+    pub fn take(svc: &Arc<Service>) -> Option<Slot> {
+        if svc.affine.fetch_add(1, Ordering::Relaxed) >= MAX_PER_SERVICE {
+            svc.affine.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Slot(svc.clone()))
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {

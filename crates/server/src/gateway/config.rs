@@ -16,6 +16,10 @@ pub struct GatewayConfig {
     pub rate_limit: Option<RateLimit>,
     /// Requests that start an operation instead of being passed on.
     pub routes: Vec<AsyncRoute>,
+    /// Carry plain HTTP/1.1 requests on herald's own express lane (`false`:
+    /// every request goes through hyper; for comparison, or should the
+    /// lane misbehave).
+    pub express: bool,
 }
 
 impl Default for GatewayConfig {
@@ -26,6 +30,7 @@ impl Default for GatewayConfig {
             correlation_header: "x-correlation-id".into(),
             rate_limit: None,
             routes: Vec::new(),
+            express: true,
         }
     }
 }

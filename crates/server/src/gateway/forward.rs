@@ -8,10 +8,11 @@ use std::net::IpAddr;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 // Names made once: a name given as text is parsed again at every use.
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -38,6 +39,13 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
+}
+
+/// As sent on the wire (any case): is `name` hop-by-hop, or named so by
+/// one of the `connection` header values?
+pub fn is_hop_by_hop_raw<'a>(name: &[u8], mut connection: impl Iterator<Item = &'a [u8]>) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+        || connection.any(|v| v.split(|&b| b == b',').any(|n| n.trim_ascii().eq_ignore_ascii_case(name)))
 }
 
 /// The headers a `Connection` header names as hop-by-hop.
@@ -76,45 +84,111 @@ impl Peer {
 pub fn upstream(incoming: &HeaderMap, peer: Option<&Peer>, correlation: &HeaderName) -> HeaderMap {
     let named = connection_named(incoming);
     let mut h = HeaderMap::with_capacity(incoming.len() + 6);
-    let mut host = None;
     for (name, value) in incoming {
-        if name == header::HOST {
-            host = Some(value.clone());
-        } else if !is_hop_by_hop(name) && !named.contains(name) {
+        if name != header::HOST && !is_hop_by_hop(name) && !named.contains(name) {
             h.append(name.clone(), value.clone());
         }
     }
-    let host_text = host.as_ref().and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty());
-    if let Some(peer) = peer {
-        let xff = join(h.get(&X_FORWARDED_FOR), &[&peer.ip]);
-        insert(&mut h, X_FORWARDED_FOR, &xff);
-        let forwarded = match host_text {
-            Some(host) => join(h.get(header::FORWARDED), &["for=", &peer.node, ";proto=http;host=\"", host, "\""]),
-            None => join(h.get(header::FORWARDED), &["for=", &peer.node, ";proto=http"]),
-        };
-        insert(&mut h, header::FORWARDED, &forwarded);
-    }
-    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    if let Some(host) = host {
-        h.insert(X_FORWARDED_HOST, host);
-    }
-    if !h.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).is_some_and(valid_traceparent) {
-        let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
-        hex(&mut tp[3..35], rand::random::<u128>() | 1);
-        hex(&mut tp[36..52], u128::from(rand::random::<u64>() | 1));
-        h.insert(TRACEPARENT, HeaderValue::from_bytes(&tp).expect("hex is a valid header value"));
-    }
-    if !h.contains_key(correlation) {
-        let mut id = [0u8; 32];
-        hex(&mut id, rand::random::<u128>());
-        h.insert(correlation.clone(), HeaderValue::from_bytes(&id).expect("hex is a valid header value"));
-    }
+    let get = |name: &HeaderName| incoming.get(name).map(HeaderValue::as_bytes);
+    let seen = Seen {
+        xff: get(&X_FORWARDED_FOR),
+        forwarded: get(&header::FORWARDED),
+        host: get(&header::HOST),
+        traceparent: get(&TRACEPARENT),
+        correlation: incoming.contains_key(correlation),
+    };
+    seen.added(peer).each(correlation, |name, value| {
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            h.insert(name.clone(), v);
+        }
+    });
     h
 }
 
+/// The incoming headers the added ones depend on.
+pub struct Seen<'a> {
+    pub xff: Option<&'a [u8]>,
+    pub forwarded: Option<&'a [u8]>,
+    pub host: Option<&'a [u8]>,
+    pub traceparent: Option<&'a [u8]>,
+    /// The correlation header came in.
+    pub correlation: bool,
+}
+
+/// What the gateway adds to a request, replacing any it had of these.
+pub struct Added<'a> {
+    xff: Option<String>,
+    forwarded: Option<String>,
+    host: Option<&'a [u8]>,
+    traceparent: Option<[u8; 55]>,
+    correlation: Option<[u8; 32]>,
+}
+
+impl<'a> Seen<'a> {
+    pub fn added(self, peer: Option<&Peer>) -> Added<'a> {
+        let host = self.host.filter(|h| !h.is_empty());
+        let host_text = host.and_then(|h| std::str::from_utf8(h).ok());
+        let (xff, forwarded) = match peer {
+            Some(peer) => {
+                let forwarded = match host_text {
+                    Some(host) => join(self.forwarded, &["for=", &peer.node, ";proto=http;host=\"", host, "\""]),
+                    None => join(self.forwarded, &["for=", &peer.node, ";proto=http"]),
+                };
+                (Some(join(self.xff, &[&peer.ip])), Some(forwarded))
+            }
+            None => (None, None),
+        };
+        let valid = self.traceparent.and_then(|v| std::str::from_utf8(v).ok()).is_some_and(valid_traceparent);
+        let traceparent = (!valid).then(|| {
+            let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
+            hex(&mut tp[3..35], rand::random::<u128>() | 1);
+            hex(&mut tp[36..52], u128::from(rand::random::<u64>() | 1));
+            tp
+        });
+        let correlation = (!self.correlation).then(|| {
+            let mut id = [0u8; 32];
+            hex(&mut id, rand::random::<u128>());
+            id
+        });
+        Added { xff, forwarded, host, traceparent, correlation }
+    }
+}
+
+impl Added<'_> {
+    /// Each added header, in order.
+    pub fn each(&self, correlation: &HeaderName, mut put: impl FnMut(&HeaderName, &[u8])) {
+        if let Some(v) = &self.xff {
+            put(&X_FORWARDED_FOR, v.as_bytes());
+        }
+        if let Some(v) = &self.forwarded {
+            put(&header::FORWARDED, v.as_bytes());
+        }
+        put(&X_FORWARDED_PROTO, b"http");
+        if let Some(v) = self.host {
+            put(&X_FORWARDED_HOST, v);
+        }
+        if let Some(v) = &self.traceparent {
+            put(&TRACEPARENT, v);
+        }
+        if let Some(v) = &self.correlation {
+            put(correlation, v);
+        }
+    }
+
+    /// Does an added header take the place of the incoming `name`?
+    pub fn replaces(&self, name: &[u8]) -> bool {
+        let is = |h: &HeaderName| name.eq_ignore_ascii_case(h.as_str().as_bytes());
+        (self.xff.is_some() && is(&X_FORWARDED_FOR))
+            || (self.forwarded.is_some() && is(&header::FORWARDED))
+            || is(&X_FORWARDED_PROTO)
+            || (self.host.is_some() && is(&X_FORWARDED_HOST))
+            || (self.traceparent.is_some() && is(&TRACEPARENT))
+    }
+}
+
 /// `before, element` when a list came in, else `element`.
-fn join(before: Option<&HeaderValue>, element: &[&str]) -> String {
-    let before = before.and_then(|v| v.to_str().ok()).filter(|b| !b.is_empty());
+fn join(before: Option<&[u8]>, element: &[&str]) -> String {
+    let before = before.and_then(|v| std::str::from_utf8(v).ok()).filter(|b| !b.is_empty());
     let mut out =
         String::with_capacity(before.map_or(0, |b| b.len() + 2) + element.iter().map(|e| e.len()).sum::<usize>());
     if let Some(b) = before {
@@ -130,12 +204,6 @@ fn hex(out: &mut [u8], mut v: u128) {
     for b in out.iter_mut().rev() {
         *b = b"0123456789abcdef"[(v & 0xf) as usize];
         v >>= 4;
-    }
-}
-
-fn insert(h: &mut HeaderMap, name: HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
     }
 }
 

@@ -18,7 +18,9 @@
 //! - [`affinity`] — a client connection's own connections to instances.
 
 pub mod affinity;
+mod attempts;
 pub mod config;
+pub mod express;
 pub mod forward;
 mod proxy;
 
@@ -71,6 +73,14 @@ impl Gateway {
         Ok(Gateway { config, correlation, limiter })
     }
 
+    /// The `async` route a request takes, if any.
+    fn async_route(&self, service: &str, path: &str, method: &str) -> Option<&config::AsyncRoute> {
+        self.config
+            .routes
+            .iter()
+            .find(|r| r.service == service && r.path == path && method.eq_ignore_ascii_case(&r.method))
+    }
+
     /// Forgets idle clients' buckets, so the limiter's memory stays small.
     pub fn housekeep(&self) {
         if let Some((l, _)) = &self.limiter {
@@ -80,11 +90,11 @@ impl Gateway {
     }
 
     /// `Err(retry_after_secs)` when the client is over its rate.
-    fn admit(&self, req: &Request, peer: &forward::Peer) -> Result<(), u64> {
+    fn admit<'a>(&self, header: impl Fn(&HeaderName) -> Option<&'a [u8]>, peer: &forward::Peer) -> Result<(), u64> {
         let Some((limiter, key)) = &self.limiter else { return Ok(()) };
         let key = match key {
             Key::Ip => peer.ip().to_string(),
-            Key::Header(h) => req.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+            Key::Header(h) => header(h).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("").to_string(),
         };
         limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(limiter.clock().now());
@@ -122,26 +132,20 @@ pub async fn handle(app: AppState, client: Arc<Client>, req: Request) -> Respons
 
 async fn route(app: AppState, client: Arc<Client>, req: Request) -> Result<Response, ApiError> {
     let gw = app.gateway.clone();
-    if let Err(secs) = gw.admit(&req, &client.peer) {
+    if let Err(secs) = gw.admit(|h| req.headers().get(h).map(|v| v.as_bytes()), &client.peer) {
         return Err(ApiError::TooManyRequests(secs));
     }
     let (service, rest) = split(req.uri().path());
-    let method = req.method().clone();
-    if let Some(r) = gw
-        .config
-        .routes
-        .iter()
-        .find(|r| r.service == service && r.path == rest && method.as_str().eq_ignore_ascii_case(&r.method))
-    {
+    if let Some(r) = gw.async_route(service, rest, req.method().as_str()) {
         return start_operation(app, r.workflow.clone(), req).await;
     }
-    let svc = app
-        .engine
-        .services()
-        .service(service)
-        .filter(|s| !s.name.starts_with("herald."))
-        .ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
+    let svc = reachable(&app, service).ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
     proxy::forward(&gw, svc, rest.to_string(), &client, req).await
+}
+
+/// A service the gateway may call: registered, and not one of herald's own.
+fn reachable(app: &AppState, service: &str) -> Option<Arc<crate::registry::Service>> {
+    app.engine.services().service(service).filter(|s| !s.name.starts_with("herald."))
 }
 
 /// `/gw/shop/orders/7` → (`shop`, `/orders/7`).

@@ -5,12 +5,9 @@
 //! enough to be kept while it is sent, and only while the service's retry
 //! budget lasts.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use axum::{
@@ -26,14 +23,11 @@ use futures::TryStreamExt;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::{Client, Gateway, affinity, forward};
+use super::{Client, Gateway, affinity, attempts::Attempts, forward};
 use crate::{
     api::problem::ApiError,
     registry::{Lease, Service, settings::Protocol},
 };
-
-/// How long an answer's headers may take when the service sets no `timeout`.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Outgoing {
     /// Kept whole: can be sent again.
@@ -55,7 +49,7 @@ pub async fn forward(
     if length.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
     }
-    let safe = is_idempotent(&parts.method) || parts.headers.contains_key("idempotency-key");
+    let safe = is_idempotent(&parts.method) || parts.headers.contains_key(forward::IDEMPOTENCY_KEY);
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     let small = !chunked && length.unwrap_or(0) <= gw.config.retry_buffer_bytes;
     let mut outgoing = if safe && small {
@@ -75,68 +69,27 @@ pub async fn forward(
     let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
         return Err(ApiError::BadRequest("the path is not a valid URI".into()));
     };
-    let timeout = svc.settings.timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let mut tried: Vec<String> = Vec::new();
+    let mut attempts = Attempts::new(svc.clone(), matches!(outgoing, Outgoing::Kept(_)));
     loop {
-        let mut lease = match svc.pick(&tried) {
-            Ok(l) => l,
-            Err(no) if tried.is_empty() => {
-                return Err(ApiError::NoInstance {
-                    service: svc.name.clone(),
-                    retry_after: no.retry_after.map_or(1, |d| d.as_secs() + 1),
-                });
-            }
-            // Tried every instance that could take it.
-            Err(_) => return Err(ApiError::BadGateway(format!("no instance of {} could answer", svc.name))),
-        };
+        let lease = attempts.next()?;
         let body = match &mut outgoing {
             Outgoing::Kept(bytes) => Body::from(bytes.clone()),
             Outgoing::Streamed(body, _) => body.take().expect("a streamed body is sent once"),
         };
-        let retryable = matches!(outgoing, Outgoing::Kept(_));
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         // Kept for another attempt only when there can be one.
-        *req.headers_mut() = if retryable { headers.clone() } else { std::mem::take(&mut headers) };
-        let answer = tokio::time::timeout(timeout, send(&svc, &lease, client, req, &path_and_query)).await;
-        let failure = match answer {
-            Ok(Ok(resp)) if !resp.status().is_server_error() || !retryable => {
-                lease.record(!resp.status().is_server_error());
-                return Ok(respond(resp, lease));
-            }
-            Ok(Ok(resp)) => {
-                // A 5xx from this instance: another may do better.
-                lease.record(false);
-                Failure::Answered(resp)
-            }
-            Ok(Err(e)) => {
-                lease.record(false);
-                if let Outgoing::Streamed(_, too_large) = &outgoing
-                    && too_large.load(Ordering::Relaxed)
-                {
-                    return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
-                }
-                Failure::Unreachable(e.to_string())
-            }
-            Err(_) => {
-                lease.record(false);
-                Failure::TimedOut
-            }
-        };
-        tried.push(lease.instance_id().to_string());
-        if !(retryable && svc.allow_retry()) {
-            return match failure {
-                Failure::Answered(resp) => Ok(respond(resp, lease)),
-                Failure::Unreachable(e) => {
-                    tracing::debug!(service = %svc.name, error = %e, "an instance could not be reached");
-                    Err(ApiError::BadGateway(format!("{} could not be reached", svc.name)))
-                }
-                Failure::TimedOut => Err(ApiError::GatewayTimeout(format!(
-                    "{} did not answer within {}",
-                    svc.name,
-                    humantime::format_duration(timeout)
-                ))),
-            };
+        *req.headers_mut() =
+            if matches!(outgoing, Outgoing::Kept(_)) { headers.clone() } else { std::mem::take(&mut headers) };
+        let outcome = tokio::time::timeout(attempts.timeout(), send(&svc, &lease, client, req, &path_and_query)).await;
+        if let (Ok(Err(_)), Outgoing::Streamed(_, too_large)) = (&outcome, &outgoing)
+            && too_large.load(Ordering::Relaxed)
+        {
+            lease.finish(false);
+            return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
+        }
+        if let Some((resp, lease)) = attempts.judge(lease, outcome)? {
+            return Ok(respond(resp, lease));
         }
     }
 }
@@ -169,13 +122,7 @@ async fn send(
     Ok(svc.proxy().request(req).await?)
 }
 
-enum Failure {
-    Answered(hyper::Response<Incoming>),
-    Unreachable(String),
-    TimedOut,
-}
-
-fn is_idempotent(m: &Method) -> bool {
+pub(super) fn is_idempotent(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 

@@ -6,7 +6,9 @@
 //! ~40 KiB per idle connection; hyper's HTTP/1.1 alone to ~16 KiB; a
 //! timeline stream served by [`sse`] to a few. Each connection's first
 //! request is read here: a timeline stream goes to [`sse`], anything else
-//! to hyper with those bytes handed back ([`rewind`]).
+//! to the gateway's express lane while it takes the requests
+//! ([`gateway::express`]), then to hyper with the bytes not yet used
+//! handed back ([`rewind`]).
 //!
 //! - [`rewind`] — a socket whose first bytes were already read.
 //! - [`sse`] — timeline streams written straight to the socket.
@@ -40,9 +42,9 @@ use crate::{
 };
 
 /// How long a client may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head read before routing; hyper answers a larger one.
-const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 
 /// Serves `router` until `shutdown` resolves, then waits for open
 /// connections to finish (streams end when the engine stops).
@@ -99,9 +101,15 @@ async fn connection(
     if let Some(req) = stream {
         return sse::serve(tcp, app, req).await;
     }
-    let io = TokioIo::new(rewind::Rewind::new(head.freeze(), tcp));
     let affinity = Arc::new(Affinity::default());
     let client = Arc::new(gateway::Client::new(peer, affinity.clone()));
+    let mut head = head;
+    if app.gateway.config.express
+        && let gateway::express::End::Closed = gateway::express::serve(&app, &client, &mut tcp, &mut head).await
+    {
+        return;
+    }
+    let io = TokioIo::new(rewind::Rewind::new(head.freeze(), tcp));
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let req = req.map(Body::new);
         if gateway::owns(req.uri().path()) {

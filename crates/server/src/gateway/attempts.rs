@@ -1,0 +1,101 @@
+//! The attempts at one request, whichever way it is carried: an instance
+//! for each, what each outcome tells the instance's circuit, and whether
+//! another may follow — only on an instance not yet tried, only when the
+//! request may safely be sent again, only while the service's retry budget
+//! lasts.
+
+use std::{fmt::Display, sync::Arc, time::Duration};
+
+use tokio::time::error::Elapsed;
+
+use crate::{
+    api::problem::ApiError,
+    registry::{Lease, Service},
+};
+
+/// How long an answer's headers may take when the service sets no `timeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An instance's answer, as far as judging it goes.
+pub trait Answer {
+    fn status(&self) -> u16;
+}
+
+impl<B> Answer for hyper::Response<B> {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+pub struct Attempts {
+    svc: Arc<Service>,
+    retryable: bool,
+    tried: Vec<String>,
+}
+
+impl Attempts {
+    /// `retryable`: the request may be sent again (safe, and kept whole).
+    pub fn new(svc: Arc<Service>, retryable: bool) -> Self {
+        Attempts { svc, retryable, tried: Vec::new() }
+    }
+
+    /// How long each attempt may take to bring an answer's headers.
+    pub fn timeout(&self) -> Duration {
+        self.svc.settings.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
+    /// The instance for the next attempt.
+    pub fn next(&self) -> Result<Lease, ApiError> {
+        match self.svc.pick(&self.tried) {
+            Ok(lease) => Ok(lease),
+            Err(no) if self.tried.is_empty() => Err(ApiError::NoInstance {
+                service: self.svc.name.clone(),
+                retry_after: no.retry_after.map_or(1, |d| d.as_secs() + 1),
+            }),
+            // Tried every instance that could take it.
+            Err(_) => Err(ApiError::BadGateway(format!("no instance of {} could answer", self.svc.name))),
+        }
+    }
+
+    /// Records an attempt's outcome. `Some` is the answer to give (the
+    /// lease lives as long as it is being sent); `None`, try again.
+    pub fn judge<A: Answer, E: Display>(
+        &mut self,
+        mut lease: Lease,
+        outcome: Result<Result<A, E>, Elapsed>,
+    ) -> Result<Option<(A, Lease)>, ApiError> {
+        let failure = match outcome {
+            Ok(Ok(answer)) if answer.status() < 500 || !self.retryable => {
+                lease.record(answer.status() < 500);
+                return Ok(Some((answer, lease)));
+            }
+            // A 5xx from this instance: another may do better.
+            Ok(Ok(answer)) => Failure::Answered(answer),
+            Ok(Err(e)) => Failure::Unreachable(e.to_string()),
+            Err(_) => Failure::TimedOut,
+        };
+        lease.record(false);
+        self.tried.push(lease.instance_id().to_string());
+        if self.retryable && self.svc.allow_retry() {
+            return Ok(None);
+        }
+        let svc = &self.svc.name;
+        match failure {
+            Failure::Answered(answer) => Ok(Some((answer, lease))),
+            Failure::Unreachable(e) => {
+                tracing::debug!(service = %svc, error = %e, "an instance could not be reached");
+                Err(ApiError::BadGateway(format!("{svc} could not be reached")))
+            }
+            Failure::TimedOut => Err(ApiError::GatewayTimeout(format!(
+                "{svc} did not answer within {}",
+                humantime::format_duration(self.timeout())
+            ))),
+        }
+    }
+}
+
+enum Failure<A> {
+    Answered(A),
+    Unreachable(String),
+    TimedOut,
+}
