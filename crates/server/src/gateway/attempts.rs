@@ -6,8 +6,6 @@
 
 use std::{fmt::Display, sync::Arc, time::Duration};
 
-use tokio::time::error::Elapsed;
-
 use crate::{
     api::problem::ApiError,
     registry::{Lease, Service},
@@ -57,22 +55,23 @@ impl Attempts {
         }
     }
 
-    /// Records an attempt's outcome. `Some` is the answer to give (the
-    /// lease lives as long as it is being sent); `None`, try again.
+    /// Records an attempt's outcome (`None`: it timed out). `Some` is the
+    /// answer to give (the lease lives as long as it is being sent); `None`,
+    /// try again.
     pub fn judge<A: Answer, E: Display>(
         &mut self,
         mut lease: Lease,
-        outcome: Result<Result<A, E>, Elapsed>,
+        outcome: Option<Result<A, E>>,
     ) -> Result<Option<(A, Lease)>, ApiError> {
         let failure = match outcome {
-            Ok(Ok(answer)) if answer.status() < 500 || !self.retryable => {
+            Some(Ok(answer)) if answer.status() < 500 || !self.retryable => {
                 lease.record(answer.status() < 500);
                 return Ok(Some((answer, lease)));
             }
             // A 5xx from this instance: another may do better.
-            Ok(Ok(answer)) => Failure::Answered(answer),
-            Ok(Err(e)) => Failure::Unreachable(e.to_string()),
-            Err(_) => Failure::TimedOut,
+            Some(Ok(answer)) => Failure::Answered(answer),
+            Some(Err(e)) => Failure::Unreachable(e.to_string()),
+            None => Failure::TimedOut,
         };
         lease.record(false);
         self.tried.push(lease.instance_id().to_string());

@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+use rand::Rng;
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 
 // Names made once: a name given as text is parsed again at every use.
@@ -98,7 +100,7 @@ pub fn upstream(incoming: &HeaderMap, peer: Option<&Peer>, correlation: &HeaderN
         correlation: incoming.contains_key(correlation),
     };
     seen.added(peer).each(correlation, |name, value| {
-        if let Ok(v) = HeaderValue::from_bytes(value) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value.concat())) {
             h.insert(name.clone(), v);
         }
     });
@@ -117,86 +119,76 @@ pub struct Seen<'a> {
 
 /// What the gateway adds to a request, replacing any it had of these.
 pub struct Added<'a> {
-    xff: Option<String>,
-    forwarded: Option<String>,
+    peer: Option<&'a Peer>,
+    /// The lists a client's `X-Forwarded-For` and `Forwarded` came with.
+    xff: Option<&'a [u8]>,
+    forwarded: Option<&'a [u8]>,
     host: Option<&'a [u8]>,
     traceparent: Option<[u8; 55]>,
     correlation: Option<[u8; 32]>,
 }
 
 impl<'a> Seen<'a> {
-    pub fn added(self, peer: Option<&Peer>) -> Added<'a> {
-        let host = self.host.filter(|h| !h.is_empty());
-        let host_text = host.and_then(|h| std::str::from_utf8(h).ok());
-        let (xff, forwarded) = match peer {
-            Some(peer) => {
-                let forwarded = match host_text {
-                    Some(host) => join(self.forwarded, &["for=", &peer.node, ";proto=http;host=\"", host, "\""]),
-                    None => join(self.forwarded, &["for=", &peer.node, ";proto=http"]),
-                };
-                (Some(join(self.xff, &[&peer.ip])), Some(forwarded))
-            }
-            None => (None, None),
-        };
+    pub fn added(self, peer: Option<&'a Peer>) -> Added<'a> {
+        // A list passed on must be text; else it starts anew.
+        let list = |v: Option<&'a [u8]>| v.filter(|v| !v.is_empty() && std::str::from_utf8(v).is_ok());
         let valid = self.traceparent.and_then(|v| std::str::from_utf8(v).ok()).is_some_and(valid_traceparent);
+        let mut rng = rand::rng();
         let traceparent = (!valid).then(|| {
             let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
-            hex(&mut tp[3..35], rand::random::<u128>() | 1);
-            hex(&mut tp[36..52], u128::from(rand::random::<u64>() | 1));
+            hex(&mut tp[3..35], rng.random::<u128>() | 1);
+            hex(&mut tp[36..52], u128::from(rng.random::<u64>() | 1));
             tp
         });
         let correlation = (!self.correlation).then(|| {
             let mut id = [0u8; 32];
-            hex(&mut id, rand::random::<u128>());
+            hex(&mut id, rng.random::<u128>());
             id
         });
-        Added { xff, forwarded, host, traceparent, correlation }
+        Added {
+            peer,
+            xff: list(self.xff),
+            forwarded: list(self.forwarded),
+            host: self.host.filter(|h| !h.is_empty()),
+            traceparent,
+            correlation,
+        }
     }
 }
 
 impl Added<'_> {
-    /// Each added header, in order.
-    pub fn each(&self, correlation: &HeaderName, mut put: impl FnMut(&HeaderName, &[u8])) {
-        if let Some(v) = &self.xff {
-            put(&X_FORWARDED_FOR, v.as_bytes());
+    /// Each added header, in order, its value in pieces to be joined (so
+    /// none is put together twice).
+    pub fn each(&self, correlation: &HeaderName, mut put: impl FnMut(&HeaderName, &[&[u8]])) {
+        if let Some(peer) = self.peer {
+            // Empty pieces where a part is missing.
+            let [before, comma]: [&[u8]; 2] = self.xff.map_or([b"", b""], |b| [b, b", "]);
+            put(&X_FORWARDED_FOR, &[before, comma, peer.ip.as_bytes()]);
+            let [before, comma]: [&[u8]; 2] = self.forwarded.map_or([b"", b""], |b| [b, b", "]);
+            let host = self.host.filter(|h| std::str::from_utf8(h).is_ok());
+            let [open, host, close]: [&[u8]; 3] = host.map_or([b"", b"", b""], |h| [b";host=\"", h, b"\""]);
+            put(&header::FORWARDED, &[before, comma, b"for=", peer.node.as_bytes(), b";proto=http", open, host, close]);
         }
-        if let Some(v) = &self.forwarded {
-            put(&header::FORWARDED, v.as_bytes());
-        }
-        put(&X_FORWARDED_PROTO, b"http");
+        put(&X_FORWARDED_PROTO, &[b"http"]);
         if let Some(v) = self.host {
-            put(&X_FORWARDED_HOST, v);
+            put(&X_FORWARDED_HOST, &[v]);
         }
         if let Some(v) = &self.traceparent {
-            put(&TRACEPARENT, v);
+            put(&TRACEPARENT, &[v]);
         }
         if let Some(v) = &self.correlation {
-            put(correlation, v);
+            put(correlation, &[v]);
         }
     }
 
     /// Does an added header take the place of the incoming `name`?
     pub fn replaces(&self, name: &[u8]) -> bool {
         let is = |h: &HeaderName| name.eq_ignore_ascii_case(h.as_str().as_bytes());
-        (self.xff.is_some() && is(&X_FORWARDED_FOR))
-            || (self.forwarded.is_some() && is(&header::FORWARDED))
+        (self.peer.is_some() && (is(&X_FORWARDED_FOR) || is(&header::FORWARDED)))
             || is(&X_FORWARDED_PROTO)
             || (self.host.is_some() && is(&X_FORWARDED_HOST))
             || (self.traceparent.is_some() && is(&TRACEPARENT))
     }
-}
-
-/// `before, element` when a list came in, else `element`.
-fn join(before: Option<&[u8]>, element: &[&str]) -> String {
-    let before = before.and_then(|v| std::str::from_utf8(v).ok()).filter(|b| !b.is_empty());
-    let mut out =
-        String::with_capacity(before.map_or(0, |b| b.len() + 2) + element.iter().map(|e| e.len()).sum::<usize>());
-    if let Some(b) = before {
-        out.push_str(b);
-        out.push_str(", ");
-    }
-    element.iter().for_each(|e| out.push_str(e));
-    out
 }
 
 /// Writes the low `out.len()` hex digits of `v`, lower case.

@@ -81,8 +81,9 @@ pub async fn forward(
         // Kept for another attempt only when there can be one.
         *req.headers_mut() =
             if matches!(outgoing, Outgoing::Kept(_)) { headers.clone() } else { std::mem::take(&mut headers) };
-        let outcome = tokio::time::timeout(attempts.timeout(), send(&svc, &lease, client, req, &path_and_query)).await;
-        if let (Ok(Err(_)), Outgoing::Streamed(_, too_large)) = (&outcome, &outgoing)
+        let outcome =
+            tokio::time::timeout(attempts.timeout(), send(&svc, &lease, client, req, &path_and_query)).await.ok();
+        if let (Some(Err(_)), Outgoing::Streamed(_, too_large)) = (&outcome, &outgoing)
             && too_large.load(Ordering::Relaxed)
         {
             lease.finish(false);

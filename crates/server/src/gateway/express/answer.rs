@@ -198,9 +198,17 @@ fn head(
         out.clear();
         status_line(out, status, resp.reason.unwrap_or(""));
         for h in headers {
-            // The body is relayed as framed, so its coding is told as it came.
-            if is(&h, "transfer-encoding") || !forward::is_hop_by_hop_raw(h.name.as_bytes(), connection()) {
-                line(out, h.name.as_bytes(), h.value);
+            // The body is relayed as framed, so its coding is told as it
+            // came; a length beside a coding is not (RFC 9112 §6.3).
+            let pass = if is(&h, "transfer-encoding") {
+                true
+            } else if is(&h, "content-length") {
+                coding.is_none()
+            } else {
+                !forward::is_hop_by_hop_raw(h.name.as_bytes(), connection())
+            };
+            if pass {
+                line(out, h.name.as_bytes(), &[h.value]);
             }
         }
         if close || framing == Framing::Close {
@@ -269,4 +277,62 @@ pub async fn relay(answer: Answer, out: &mut Vec<u8>, client: &mut TcpStream) ->
     }
     // Bytes past the answer's end: the instance is not to be trusted with another.
     Ok((reusable && up.buf.is_empty()).then_some(up))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The head as the client gets it, its framing and whether the
+    /// instance's connection may be used again; `rest` is what follows.
+    fn read(answer: &str, head_only: bool) -> (String, Framing, bool, String) {
+        let mut buf = BytesMut::from(answer);
+        let mut out = Vec::new();
+        let (_, framing, reusable) = head(&mut buf, head_only, false, &mut out).unwrap().unwrap();
+        (String::from_utf8(out).unwrap(), framing, reusable, String::from_utf8(buf.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn interim_answers_pass_over_and_hop_by_hop_headers_stay_behind() {
+        let (out, framing, reusable, rest) = read(
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nConnection: x-hop\r\nX-Hop: 1\r\n\
+             Keep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nhi",
+            false,
+        );
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!((framing, reusable, rest.as_str()), (Framing::Length(2), true, "hi"));
+    }
+
+    #[test]
+    fn a_coding_wins_over_a_length_and_the_length_is_not_passed_on() {
+        let (out, framing, ..) =
+            read("HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n", false);
+        assert_eq!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(framing, Framing::Chunked);
+        let (out, framing, reusable, _) = read("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false);
+        assert!(out.ends_with("Connection: close\r\n\r\n"), "read to the close, so the client is told: {out}");
+        assert_eq!((framing, reusable), (Framing::Close, false));
+    }
+
+    #[test]
+    fn bodiless_answers_and_old_instances_are_framed_as_they_must_be() {
+        assert_eq!(read("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).1, Framing::Empty, "HEAD");
+        assert_eq!(read("HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n", false).1, Framing::Empty);
+        let (_, framing, reusable, _) = read("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false);
+        assert_eq!((framing, reusable), (Framing::Length(1), false), "HTTP/1.0 closes unless kept alive");
+        let (_, _, reusable, _) = read("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n", false);
+        assert!(reusable);
+    }
+
+    #[test]
+    fn broken_heads_are_refused() {
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "NOT HTTP\r\n\r\n",
+        ] {
+            assert!(head(&mut BytesMut::from(bad), false, false, &mut Vec::new()).is_err(), "{bad}");
+        }
+    }
 }

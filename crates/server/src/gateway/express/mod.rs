@@ -22,14 +22,19 @@ mod answer;
 mod chunked;
 mod request;
 
-use std::io::{self, Write};
+use std::{
+    future::Future,
+    io::{self, Write},
+    pin::Pin,
+    time::Duration,
+};
 
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use tokio::{
     io::{AsyncWriteExt, Interest},
     net::TcpStream,
-    time::Instant,
+    time::{Instant, Sleep},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -146,6 +151,33 @@ struct Lane {
     request: Vec<u8>,
     /// What is written to the client next.
     out: Vec<u8>,
+    timer: Timer,
+}
+
+/// One timer for all of a connection's attempts, moved on for each: a
+/// later deadline only updates the entry (tokio's fast path), where a
+/// timer per attempt would be put into and taken out of the runtime's
+/// timer wheel every time.
+#[derive(Default)]
+struct Timer(Option<Pin<Box<Sleep>>>);
+
+impl Timer {
+    /// `fut`'s output, or `None` if it takes longer than `limit`.
+    async fn within<F: Future>(&mut self, limit: Duration, fut: F) -> Option<F::Output> {
+        let deadline = Instant::now() + limit;
+        let sleep = match &mut self.0 {
+            Some(s) => {
+                s.as_mut().reset(deadline);
+                s
+            }
+            none => none.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        tokio::select! {
+            biased;
+            out = fut => Some(out),
+            _ = sleep => None,
+        }
+    }
 }
 
 impl Lane {
@@ -166,7 +198,7 @@ impl Lane {
             };
             self.compose(req, buf, origin);
             let sent = answer::send(&req.svc, up, &self.request, req.head, req.close, &mut self.out);
-            let outcome = tokio::time::timeout(attempts.timeout(), sent).await;
+            let outcome = self.timer.within(attempts.timeout(), sent).await;
             let (answer, lease) = match attempts.judge(lease, outcome) {
                 Ok(Some(given)) => given,
                 Ok(None) => continue,
@@ -199,7 +231,7 @@ impl Lane {
         }
         r.extend_from_slice(&buf[req.target.clone()]);
         r.extend_from_slice(b" HTTP/1.1\r\n");
-        request::line(r, b"Host", origin.host.as_bytes());
+        request::line(r, b"Host", &[origin.host.as_bytes()]);
         r.extend_from_slice(&self.headers);
         r.extend_from_slice(b"\r\n");
         r.extend_from_slice(&buf[req.body.clone()]);
@@ -213,7 +245,7 @@ impl Lane {
         out.clear();
         answer::status_line(out, parts.status.as_u16(), parts.status.canonical_reason().unwrap_or(""));
         for (name, value) in parts.headers.iter().filter(|(n, _)| *n != axum::http::header::CONTENT_LENGTH) {
-            request::line(out, name.as_str().as_bytes(), value.as_bytes());
+            request::line(out, name.as_str().as_bytes(), &[value.as_bytes()]);
         }
         let _ = write!(out, "Content-Length: {}\r\n", body.len());
         if close {

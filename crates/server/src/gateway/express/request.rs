@@ -107,7 +107,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
                 || forward::is_hop_by_hop_raw(h.name.as_bytes(), connection.iter().copied())
                 || added.replaces(h.name.as_bytes()))
             {
-                line(headers, h.name.as_bytes(), h.value);
+                line(headers, h.name.as_bytes(), &[h.value]);
             }
         }
         added.each(&gw.correlation, |name, value| line(headers, name.as_str().as_bytes(), value));
@@ -129,11 +129,11 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     })
 }
 
-/// `name: value\r\n`.
-pub fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+/// `name: value\r\n`, the value given in pieces.
+pub fn line(out: &mut Vec<u8>, name: &[u8], value: &[&[u8]]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
+    value.iter().for_each(|v| out.extend_from_slice(v));
     out.extend_from_slice(b"\r\n");
 }
 
