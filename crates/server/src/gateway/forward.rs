@@ -16,7 +16,8 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
-const HOP_BY_HOP: [HeaderName; 8] = [
+// A static, not a const: a const array of names is made (and dropped) at every use.
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -45,9 +46,14 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// As sent on the wire (any case): is `name` hop-by-hop, or named so by
 /// one of the `connection` header values?
-pub fn is_hop_by_hop_raw<'a>(name: &[u8], mut connection: impl Iterator<Item = &'a [u8]>) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
-        || connection.any(|v| v.split(|&b| b == b',').any(|n| n.trim_ascii().eq_ignore_ascii_case(name)))
+pub fn is_hop_by_hop_raw<'a>(name: &[u8], connection: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes())) || names(connection, name)
+}
+
+/// Do these comma-separated list values (`Connection`'s, say) name
+/// `token`, in any case?
+pub fn names<'a>(values: impl IntoIterator<Item = &'a [u8]>, token: &[u8]) -> bool {
+    values.into_iter().any(|v| v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token)))
 }
 
 /// The headers a `Connection` header names as hop-by-hop.

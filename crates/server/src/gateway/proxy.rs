@@ -69,7 +69,8 @@ pub async fn forward(
     let Ok(path_and_query) = PathAndQuery::try_from(path_and_query) else {
         return Err(ApiError::BadRequest("the path is not a valid URI".into()));
     };
-    let mut attempts = Attempts::new(svc.clone(), matches!(outgoing, Outgoing::Kept(_)));
+    let retryable = matches!(outgoing, Outgoing::Kept(_));
+    let mut attempts = Attempts::new(svc.clone(), retryable);
     loop {
         let lease = attempts.next()?;
         let body = match &mut outgoing {
@@ -79,8 +80,7 @@ pub async fn forward(
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         // Kept for another attempt only when there can be one.
-        *req.headers_mut() =
-            if matches!(outgoing, Outgoing::Kept(_)) { headers.clone() } else { std::mem::take(&mut headers) };
+        *req.headers_mut() = if retryable { headers.clone() } else { std::mem::take(&mut headers) };
         let outcome =
             tokio::time::timeout(attempts.timeout(), send(&svc, &lease, client, req, &path_and_query)).await.ok();
         if let (Some(Err(_)), Outgoing::Streamed(_, too_large)) = (&outcome, &outgoing)

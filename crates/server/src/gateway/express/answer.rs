@@ -172,9 +172,7 @@ fn head(
         let headers = &*resp.headers;
         let is = |h: &&httparse::Header, n: &str| h.name.eq_ignore_ascii_case(n);
         let connection = || headers.iter().filter(|h| is(h, "connection")).map(|h| h.value);
-        let token = |t: &str| {
-            connection().any(|v| v.split(|&b| b == b',').any(|x| x.trim_ascii().eq_ignore_ascii_case(t.as_bytes())))
-        };
+        let token = |t: &str| forward::names(connection(), t.as_bytes());
         let mut length = None;
         for h in headers.iter().filter(|h| is(h, "content-length")) {
             match (length, request::digits(h.value)) {

@@ -89,8 +89,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     if body_len > gw.config.retry_buffer_bytes.min(gw.config.max_body_bytes) {
         return Read::Hyper; // streamed by hyper, and never tried twice
     }
-    let close =
-        connection.iter().any(|v| v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")));
+    let close = forward::names(connection.iter().copied(), b"close");
     let refused = gw.admit(get, peer).err();
     headers.clear();
     if refused.is_none() {
