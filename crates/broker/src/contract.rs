@@ -33,6 +33,7 @@ macro_rules! contract_tests {
             competing_consumers_never_hold_the_same_event_at_once,
             an_unacknowledged_event_goes_out_again_when_its_lease_ends,
             a_nacked_event_comes_back_after_its_delay,
+            an_event_given_back_unsent_keeps_its_attempt,
             after_its_last_attempt_an_event_is_a_dead_letter,
             an_event_that_can_never_be_processed_is_a_dead_letter_at_once,
             a_redelivered_event_goes_out_again_as_a_first_attempt,
@@ -236,6 +237,28 @@ pub async fn a_nacked_event_comes_back_after_its_delay(b: Arc<dyn Broker>) {
     assert!(at_once.is_empty(), "not before its delay");
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].attempt, 2);
+}
+
+pub async fn an_event_given_back_unsent_keeps_its_attempt(b: Arc<dyn Broker>) {
+    put(&*b, "s", json!({"topic": "t", "retry": {"attempts": 2}})).await;
+    b.publish("t", vec![event("e1", "T", Some("k")), event("e2", "T", Some("k"))]).await.unwrap();
+    let first = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((first.len(), first[0].attempt), (1, 1));
+    // Far more times than its attempts: none of them counts.
+    for _ in 0..5 {
+        let m = pull_within(&*b, "s", Duration::from_secs(30), Duration::from_secs(5)).await;
+        let m = if m.is_empty() { first.clone() } else { m };
+        let back = b.nack("s", &[m[0].ack_id.clone()], Redelivery::Unsent(Duration::ZERO), "held back").await.unwrap();
+        assert_eq!((back.retrying, back.dead_lettered), (1, 0));
+    }
+    let m = pull_within(&*b, "s", Duration::from_secs(30), Duration::from_secs(5)).await;
+
+    assert_eq!(
+        (m.len(), m[0].event.id.as_str(), m[0].attempt),
+        (1, "e1", 1),
+        "still its first attempt, still first in its key"
+    );
+    assert_eq!(b.stats("s").await.unwrap().dead_letters, 0);
 }
 
 pub async fn after_its_last_attempt_an_event_is_a_dead_letter(b: Arc<dyn Broker>) {

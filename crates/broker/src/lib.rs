@@ -22,7 +22,9 @@
 //! - A pulled event is the puller's for its lease; unacknowledged, it goes
 //!   out again when the lease ends. A `nack` brings it back after a delay
 //!   (the subscription's backoff, or the one given). After the last attempt
-//!   it becomes a dead letter, with every attempt's error.
+//!   it becomes a dead letter, with every attempt's error. An event given
+//!   back as `Unsent` never reached its consumer: its attempt is not
+//!   counted.
 //! - No two pullers hold the same event at the same time.
 
 pub mod event;
@@ -105,6 +107,10 @@ pub enum Redelivery {
     After(Duration),
     /// Never: it cannot be processed, so it goes to the dead letters now.
     Never,
+    /// It never reached the consumer (herald held it back, or could not
+    /// connect): after this long it goes out again as the same attempt,
+    /// which is not counted, whatever the attempts left.
+    Unsent(Duration),
 }
 
 /// Did a put create, change or leave a subscription as it was?

@@ -175,3 +175,99 @@ async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
     let status = herald.wait().unwrap();
     assert!(status.success(), "SIGTERM stops herald cleanly (exit {status:?})");
 }
+
+/// herald on the demo's account service (run here, so it outlives herald's
+/// kill), its emails to a local sink.
+fn write_demo_config(dir: &Path, port: u16, demo: &herald_demo::Demo, smtp: u16) -> std::path::PathBuf {
+    let wf_dir = dir.join("workflows");
+    std::fs::create_dir_all(&wf_dir).unwrap();
+    for (file, text) in herald_demo::workflows() {
+        std::fs::write(wf_dir.join(file), text).unwrap();
+    }
+    let mut toml = format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworkflows = \"{}\"\n[engine]\npoll_interval = \"100ms\"\n\
+         [email]\nhost = \"127.0.0.1\"\nport = {smtp}\nfrom = \"herald <noreply@herald.test>\"\n",
+        dir.join("data").display(),
+        wf_dir.display()
+    );
+    for (name, url) in demo.services() {
+        toml.push_str(&format!("[services.{name}]\ninstances = [\"{url}\"]\n"));
+    }
+    let config = dir.join("herald.toml");
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
+/// The demo's own scenario: the audit store is busy twice per deletion.
+/// No refusal of herald's may spend an attempt, so none is held for a
+/// person however the kill falls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied_once() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = herald_demo::start(Duration::from_millis(100), &dir.path().join("demo")).await.unwrap();
+    let sink = herald_demo::smtp::SmtpSink::start(0).await.unwrap();
+    let port = free_port();
+    let config = write_demo_config(dir.path(), port, &demo, sink.port);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut herald = spawn_herald(&config);
+    wait_ready(&http, &base).await;
+
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let user = json!({ "user_id": format!("u{i}"), "email": format!("u{i}@example.com") });
+        let r = http.post(format!("{base}/v1/workflows/delete-account/operations")).json(&user).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+        ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    // Killed once the deletions are well under way: the audit store has
+    // been busy for some of them.
+    let applied = format!("{}/applied", demo.account_url);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let done: Value = http.get(&applied).send().await.unwrap().json().await.unwrap();
+        let audit_busy: Value =
+            http.get(format!("{}/audit/load", demo.account_url)).send().await.unwrap().json().await.unwrap();
+        if done.as_object().unwrap().len() >= 60 && audit_busy["calls"].as_u64().unwrap() >= 10 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the deletions did not get going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    herald.kill().unwrap(); // SIGKILL
+    herald.wait().unwrap();
+
+    let mut herald = spawn_herald(&config);
+    wait_ready(&http, &base).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let list: Value = http
+            .get(format!("{base}/v1/operations?workflow=delete-account&status=succeeded&limit=200"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["items"].as_array().unwrap().len() == 60 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not every deletion finished after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let letters: Value = http.get(format!("{base}/v1/dead-letters")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(letters["items"].as_array().unwrap().len(), 0, "nothing was held for a person: {letters}");
+    let done: Value = http.get(&applied).send().await.unwrap().json().await.unwrap();
+    for id in &ids {
+        let op: Value = http.get(format!("{base}/v1/operations/{id}")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(op["needs_attention"], false, "{op}");
+        for step in ["delete-transactions", "delete-logs", "delete-audit-logs", "delete-domain-data", "delete-account"]
+        {
+            assert_eq!(done[format!("{id}/{step}")], 1, "{id}/{step} applied once: {done}");
+        }
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(herald.id().to_string()).status();
+    assert!(herald.wait().unwrap().success());
+}

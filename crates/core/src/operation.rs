@@ -49,6 +49,10 @@ pub enum StepState {
     Pending,
     Running,
     Retrying,
+    /// Its next attempt waits for its service to take calls (no instance,
+    /// an open circuit, herald's concurrency limit): no attempt is spent
+    /// while it waits (`waiting_for` names the service).
+    Waiting,
     /// Failed for good with `on_failure = "hold"`: the operation waits for a
     /// person to redrive the step (its dead letter) or to cancel.
     Held,
@@ -105,6 +109,10 @@ pub struct StepRun {
     /// An event an `await` step matched before it began waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received: Option<Value>,
+    /// The service whose turn the step's next call (or compensation call)
+    /// waits for; `None` when it is not waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<String>,
 }
 
 impl StepRun {
@@ -223,6 +231,7 @@ impl Operation {
                 compensation: None,
                 retry_base: 0,
                 received: None,
+                waiting_for: None,
             })
             .collect();
         Operation {

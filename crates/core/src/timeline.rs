@@ -63,6 +63,13 @@ pub enum EventKind {
     StepDelayed {
         step: String,
     },
+    /// The step's call (or its compensation's) waits for its service to
+    /// take calls; told once, when the wait begins.
+    StepWaiting {
+        step: String,
+        phase: crate::task::Phase,
+        service: String,
+    },
     Delayed,
     CancelRequested {
         reason: String,
@@ -145,6 +152,13 @@ impl EventKind {
                 format!("Trying again: {}", crate::machine::comp_label(op, step))
             }
             EventKind::StepDelayed { step } => format!("{} is taking longer than usual", label(step)),
+            EventKind::StepWaiting { step, phase, service } => {
+                let doing = match phase {
+                    crate::task::Phase::Forward => label(step),
+                    crate::task::Phase::Compensation => crate::machine::comp_label(op, step),
+                };
+                format!("{doing}: waiting for the {service} service")
+            }
             EventKind::Delayed => "This is taking longer than usual".into(),
             EventKind::CancelRequested { .. } => "Cancellation requested".into(),
             EventKind::Superseded { .. } => "Replaced by a newer request".into(),

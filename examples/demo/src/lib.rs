@@ -15,6 +15,7 @@
 //! reach herald through the outbox's relay once [`Demo::start_relay`] is
 //! called. Everything else is in memory and shown for inspection:
 //! `GET /applied` (how many times each idempotency key's work was applied),
+//! `GET /audit/load` (the audit store's calls in flight, and their peak),
 //! `GET /outbox` (mail sent, newest first), `GET /analytics` (counts).
 //!
 //! # Layout

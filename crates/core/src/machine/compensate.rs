@@ -24,7 +24,9 @@ pub(super) fn begin(tx: &mut Tx, ending: Ending) {
                 let step = tx.op.steps[ix].name.clone();
                 tx.emit(EventKind::StepSkipped { step });
             }
-            StepState::Retrying => fail_step(tx, ix, "stopped: the operation is being undone".into()),
+            StepState::Retrying | StepState::Waiting => {
+                fail_step(tx, ix, "stopped: the operation is being undone".into())
+            }
             StepState::Held => {
                 let step = tx.op.steps[ix].name.clone();
                 tx.out.resolved.push((step, Phase::Forward));
@@ -83,6 +85,7 @@ fn start_attempt(tx: &mut Tx, ix: usize, attempt: u32) {
 
 pub(super) fn attempt_started(tx: &mut Tx, ix: usize, attempt: u32) {
     let s = &mut tx.op.steps[ix];
+    s.waiting_for = None;
     if let Some(c) = s.compensation.as_mut() {
         c.attempts = attempt;
         c.next_attempt_at = None;
@@ -107,9 +110,9 @@ pub(super) fn result(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, sam
             tx.emit(EventKind::StepCompensated { step });
             proceed(tx);
         }
-        Outcome::Failed { error, retryable, .. } if retryable && !policy.exhausted(attempt - c.base) => {
-            let next =
-                tx.now + chrono::Duration::from_std(policy.delay_before(attempt + 1, sample)).unwrap_or_default();
+        Outcome::Failed { error, retryable, retry_after, .. } if retryable && !policy.exhausted(attempt - c.base) => {
+            let next = super::next_attempt_at(tx, policy, attempt + 1, sample, retry_after);
+            let Some(c) = tx.op.steps[ix].compensation.as_mut() else { return };
             c.next_attempt_at = Some(next);
             c.error = Some(error.clone());
             tx.emit(EventKind::CompensationRetrying { step, attempt, error, next_attempt_at: next });

@@ -76,6 +76,7 @@ fn mark_running(tx: &mut Tx, ix: usize, attempt: u32) {
     s.status = StepState::Running;
     s.attempts = attempt;
     s.next_attempt_at = None;
+    s.waiting_for = None;
     let step = s.name.clone();
     tx.emit(EventKind::StepStarted { step, attempt });
 }
@@ -144,7 +145,7 @@ fn settle(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) {
                 compensate::proceed(tx);
             }
         }
-        Outcome::Failed { error, retryable, maybe_applied } => {
+        Outcome::Failed { error, retryable, maybe_applied, retry_after } => {
             let policy = &tx.wf.steps[ix].retry;
             let s = &mut tx.op.steps[ix];
             s.maybe_applied |= maybe_applied;
@@ -154,8 +155,8 @@ fn settle(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) {
                 compensate::proceed(tx);
             } else if retryable && !policy.exhausted(s.attempts_this_round()) {
                 let attempt = s.attempts;
-                let next =
-                    tx.now + chrono::Duration::from_std(policy.delay_before(attempt + 1, sample)).unwrap_or_default();
+                let next = super::next_attempt_at(tx, policy, attempt + 1, sample, retry_after);
+                let s = &mut tx.op.steps[ix];
                 s.status = StepState::Retrying;
                 s.next_attempt_at = Some(next);
                 let step = s.name.clone();
@@ -242,6 +243,7 @@ pub(super) fn fail_step(tx: &mut Tx, ix: usize, error: String) {
     s.status = StepState::Failed;
     s.error = Some(error.clone());
     s.next_attempt_at = None;
+    s.waiting_for = None;
     s.finished_at = Some(tx.now);
     if s.awaiting_callback {
         s.awaiting_callback = false;

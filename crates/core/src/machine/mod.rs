@@ -9,7 +9,7 @@
 //!
 //! One command per file, as the engine sees them:
 //! [`accept`], [`forward`] (start, results, callbacks), [`compensate`],
-//! [`timers`], [`cancel`]; [`outcome`] writes the final account.
+//! [`timers`], [`cancel`], [`wait`]; [`outcome`] writes the final account.
 
 mod accept;
 mod cancel;
@@ -17,6 +17,7 @@ mod compensate;
 mod forward;
 mod outcome;
 mod timers;
+mod wait;
 
 use serde_json::Value;
 
@@ -43,6 +44,9 @@ pub enum Outcome {
         /// The request may have reached the service and done its work
         /// (a timeout after sending, not a refused connection).
         maybe_applied: bool,
+        /// The service asked for this long before the next try
+        /// (`Retry-After`); the retry policy's delay applies when longer.
+        retry_after: Option<std::time::Duration>,
     },
 }
 
@@ -89,6 +93,15 @@ pub enum Command {
     Redrive {
         step: String,
         phase: Phase,
+    },
+    /// The attempt could not be sent: herald refused it itself, or no
+    /// connection to `service` could be made. It is not spent; the step
+    /// waits for the service.
+    Wait {
+        step: String,
+        attempt: u32,
+        phase: Phase,
+        service: String,
     },
     /// Consume a task that no longer applies; changes nothing.
     Discard,
@@ -220,6 +233,10 @@ pub fn apply(op: &mut Operation, wf: &Workflow, cmd: Command, now: Time) -> Resu
             let ix = step_index(tx.op, &step)?;
             compensate::redrive(&mut tx, ix)?
         }
+        Command::Wait { step, attempt, phase, service } => {
+            let ix = step_index(tx.op, &step)?;
+            wait::wait(&mut tx, ix, attempt, phase, service)
+        }
         Command::Discard => {}
     }
     Ok(tx.finish())
@@ -227,6 +244,23 @@ pub fn apply(op: &mut Operation, wf: &Workflow, cmd: Command, now: Time) -> Resu
 
 fn step_index(op: &Operation, name: &str) -> Result<usize, Rejection> {
     op.step(name).map(|(i, _)| i).ok_or_else(|| Rejection::UnknownStep(name.to_string()))
+}
+
+/// The longest `Retry-After` honoured: a service cannot park a step for
+/// longer than this per attempt.
+pub const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// When the next attempt goes: the policy's delay, or the service's
+/// `Retry-After` when that is longer.
+pub(crate) fn next_attempt_at(
+    tx: &Tx,
+    policy: &crate::retry::RetryPolicy,
+    next: u32,
+    sample: f64,
+    retry_after: Option<std::time::Duration>,
+) -> Time {
+    let delay = policy.delay_before(next, sample).max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
+    tx.now + chrono::Duration::from_std(delay).unwrap_or_default()
 }
 
 /// Whether an invocation task still applies, as the engine must know before
@@ -246,7 +280,9 @@ pub fn check_invoke(op: &Operation, step: &str, attempt: u32, phase: Phase) -> I
     match phase {
         Phase::Forward => match s.status {
             StepState::Running if s.attempts == attempt && !s.awaiting_callback => InvokeCheck::Current,
-            StepState::Retrying if s.attempts + 1 == attempt && op.status == crate::OpStatus::Running => {
+            StepState::Retrying | StepState::Waiting
+                if s.attempts + 1 == attempt && op.status == crate::OpStatus::Running =>
+            {
                 InvokeCheck::Begin
             }
             _ => InvokeCheck::Stale,

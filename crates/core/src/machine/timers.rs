@@ -29,7 +29,9 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
         }
         Timer::StepExpected { step } => {
             let Some((ix, s)) = tx.op.step(&step) else { return };
-            if matches!(s.status, StepState::Running | StepState::Retrying | StepState::Held) && !s.delayed && active {
+            let live =
+                matches!(s.status, StepState::Running | StepState::Retrying | StepState::Waiting | StepState::Held);
+            if live && !s.delayed && active {
                 tx.op.steps[ix].delayed = true;
                 tx.op.delayed = true;
                 tx.emit(EventKind::StepDelayed { step });
@@ -42,7 +44,8 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
         Timer::StepDeadline { step } => {
             let Some((ix, s)) = tx.op.step(&step) else { return };
             let status = s.status;
-            let live = matches!(status, StepState::Running | StepState::Retrying | StepState::Held);
+            let live =
+                matches!(status, StepState::Running | StepState::Retrying | StepState::Waiting | StepState::Held);
             if live && tx.op.status == OpStatus::Running {
                 let within = tx.wf.steps[ix].deadline.map(|d| d.to_string()).unwrap_or_default();
                 let reason = format!("it did not finish within its deadline of {within}");

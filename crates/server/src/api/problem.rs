@@ -45,8 +45,10 @@ pub enum ApiError {
     TooManyRequests(u64),
     #[error("there is no service named `{0}`")]
     UnknownService(String),
-    #[error("no instance of {service} can take requests now: try again in {retry_after} s")]
-    NoInstance { service: String, retry_after: u64 },
+    /// herald holds the request back: no instance, an open circuit, or
+    /// the service's concurrency limit (`detail` says which).
+    #[error("{detail}: try again in {retry_after} s")]
+    NoInstance { detail: String, retry_after: u64 },
     #[error("{0}")]
     BadGateway(String),
     #[error("{0}")]
@@ -106,7 +108,9 @@ impl ApiError {
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
             TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             UnknownService(_) => (StatusCode::NOT_FOUND, "unknown-service", "Unknown service"),
-            NoInstance { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no-instance", "No instance available"),
+            NoInstance { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "no-instance", "The service cannot take requests now")
+            }
             BadGateway(_) => (StatusCode::BAD_GATEWAY, "upstream-failed", "The service failed"),
             GatewayTimeout(_) => {
                 (StatusCode::GATEWAY_TIMEOUT, "upstream-timeout", "The service did not answer in time")

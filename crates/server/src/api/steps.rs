@@ -47,7 +47,9 @@ pub async fn complete(
         (_, Some(error)) if error.len() > 2000 => {
             return Err(ApiError::InvalidInput("`error` is longer than 2000 characters".into()));
         }
-        (None, Some(error)) => Outcome::Failed { error, retryable: req.retryable, maybe_applied: true },
+        (None, Some(error)) => {
+            Outcome::Failed { error, retryable: req.retryable, maybe_applied: true, retry_after: None }
+        }
         (result, None) => Outcome::Done(result.unwrap_or(serde_json::Value::Null)),
         (Some(_), Some(_)) => return Err(ApiError::InvalidInput("send `result` or `error`, not both".into())),
     };

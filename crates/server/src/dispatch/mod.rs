@@ -20,7 +20,7 @@ use herald_broker::{Broker, Delivery, Message, Redelivery, Subscription};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::engine::Engine;
+use crate::{engine::Engine, registry::Lease};
 
 /// How long a loop sleeps when nothing is due and nothing wakes it: only
 /// a safety net, since publishes and answers wake it.
@@ -117,28 +117,33 @@ impl Dispatcher {
         // many acknowledgements in one write.
         let (answers, answered) = tokio::sync::mpsc::unbounded_channel();
         self.0.tracker.spawn(self.clone().answer(sub.clone(), answered, wake.clone()));
+        let per_request = match &sub.delivery {
+            Delivery::Push { batch, .. } => *batch,
+            _ => 1,
+        };
         loop {
             let woken = wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let mut free = permits.available_permits();
-            let mut wait = IDLE;
-            // While no instance of a push subscription's service can take
-            // anything, its events wait in the broker: pulling them now would
-            // spend their attempts on calls that are never made.
-            if let Delivery::Push { service, .. } = &sub.delivery
-                && let Some(Err(no)) = self.0.engine.services().service(service).map(|s| s.available())
-            {
-                free = 0;
-                wait = no.retry_after.unwrap_or(Duration::from_secs(1)).min(IDLE);
-            }
+            // Room at the service too: an event pulled is an attempt, so
+            // no more are pulled than the service would take now.
+            let service = match &sub.delivery {
+                Delivery::Push { service, .. } => self.0.engine.services().service(service),
+                _ => None,
+            };
+            let turn = async {
+                match &service {
+                    Some(s) => s.turn().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(turn);
+            let room = service.as_ref().map_or(usize::MAX, |s| s.room().saturating_mul(per_request));
+            let free = permits.available_permits().min(room);
+            let mut wait = if room == 0 { Duration::from_secs(1) } else { IDLE };
             if free > 0 {
                 match self.broker().pull(&sub.name, free, lease).await {
                     Ok(messages) if !messages.is_empty() => {
-                        let per_request = match &sub.delivery {
-                            Delivery::Push { batch, .. } => *batch,
-                            _ => 1,
-                        };
                         let mut messages = messages.into_iter().peekable();
                         while messages.peek().is_some() {
                             let chunk: Vec<Message> = messages.by_ref().take(per_request).collect();
@@ -146,9 +151,19 @@ impl Dispatcher {
                                 .clone()
                                 .try_acquire_many_owned(chunk.len() as u32)
                                 .expect("pulled no more than the free permits");
+                            // The act is the check: a chunk the service does
+                            // not admit after all goes back unsent.
+                            let admitted = service.as_ref().map(|s| s.try_admit(&[]));
                             let (this, sub, answers) = (self.clone(), sub.clone(), answers.clone());
                             self.0.tracker.spawn(async move {
-                                let outcome = this.deliver(&sub, &chunk).await;
+                                let outcome = match admitted {
+                                    Some(Ok(lease)) => this.deliver(&sub, &chunk, Some(lease)).await,
+                                    Some(Err(no)) => Err(Failure {
+                                        error: no.describe(&sub.name),
+                                        redelivery: Redelivery::Unsent(no.retry_after()),
+                                    }),
+                                    None => this.deliver(&sub, &chunk, None).await,
+                                };
                                 drop(permit);
                                 for m in chunk {
                                     let _ = answers.send((m.ack_id, outcome.clone()));
@@ -171,6 +186,7 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = woken => {}
+                _ = &mut turn, if room == 0 => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.cancelled() => return,
             }
@@ -208,23 +224,14 @@ impl Dispatcher {
     }
 
     /// Hands one event (or a push subscription's batch) to its consumer.
-    async fn deliver(&self, sub: &Subscription, chunk: &[Message]) -> Result<(), Failure> {
-        match &sub.delivery {
-            Delivery::Push { service, path, timeout, .. } => {
-                let picked = self.0.engine.services().service(service).map(|s| s.pick(&[]));
-                match picked {
-                    Some(Ok(lease)) => push::post(lease, path, *timeout, sub, chunk).await,
-                    Some(Err(no)) => Err(Failure {
-                        error: format!("no instance of {service} can take events now"),
-                        redelivery: no.retry_after.map_or(Redelivery::Backoff, Redelivery::After),
-                    }),
-                    None => Err(Failure {
-                        error: format!("service {service} is not registered"),
-                        redelivery: Redelivery::Backoff,
-                    }),
-                }
-            }
-            Delivery::Internal => {
+    async fn deliver(&self, sub: &Subscription, chunk: &[Message], lease: Option<Lease>) -> Result<(), Failure> {
+        match (&sub.delivery, lease) {
+            (Delivery::Push { path, timeout, .. }, Some(lease)) => push::post(lease, path, *timeout, sub, chunk).await,
+            (Delivery::Push { service, .. }, None) => Err(Failure {
+                error: format!("service {service} is not registered"),
+                redelivery: Redelivery::Unsent(Duration::from_secs(1)),
+            }),
+            (Delivery::Internal, _) => {
                 for m in chunk {
                     self.0.engine.event_arrived(&sub.topic, &m.event).await.map_err(|e| Failure {
                         error: format!("matching the event to waiting operations failed: {e}"),
@@ -233,7 +240,7 @@ impl Dispatcher {
                 }
                 Ok(())
             }
-            Delivery::Pull => Ok(()),
+            (Delivery::Pull, _) => Ok(()),
         }
     }
 }

@@ -3,17 +3,25 @@
 //! array, answered together). 2xx acknowledges; 408, 429, 5xx, a timeout
 //! or a refused connection are tried again (after `Retry-After`, when the
 //! service says); any other answer means the event cannot be processed
-//! there, and it goes to the dead letters at once.
+//! there, and it goes to the dead letters at once. An event that could not
+//! be sent at all (no connection) goes back unsent: no attempt is spent.
 
 use std::time::Duration;
 
 use herald_broker::{Message, Redelivery, Subscription};
 
 use super::Failure;
-use crate::{engine::invoke, registry::Lease};
+use crate::{
+    engine::invoke,
+    registry::{Lease, Verdict},
+};
 
 /// The longest `Retry-After` honoured; a longer one waits the backoff.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+const MAX_RETRY_AFTER: Duration = herald_core::machine::MAX_RETRY_AFTER;
+
+/// How soon an event whose consumer could not be reached goes again
+/// (unsent: its attempt is not spent).
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(1);
 
 pub async fn post(
     lease: Lease,
@@ -55,28 +63,28 @@ pub async fn post(
         .await;
     let resp = match sent {
         Ok(r) => r,
+        Err(e) if e.is_connect() => {
+            lease.finish(Verdict::Unreachable);
+            let error = "the consumer could not be reached".to_string();
+            return Err(Failure { error, redelivery: Redelivery::Unsent(UNREACHABLE_RETRY) });
+        }
         Err(e) => {
-            lease.finish(false);
-            let error = if e.is_timeout() {
+            let timed_out = e.is_timeout();
+            lease.finish(if timed_out { Verdict::TimedOut } else { Verdict::Failed });
+            let error = if timed_out {
                 format!("no answer within {}", humantime::format_duration(timeout))
             } else {
-                "the consumer could not be reached".into()
+                "the connection to the consumer failed".into()
             };
             return Err(Failure { error, redelivery: Redelivery::Backoff });
         }
     };
     let status = resp.status();
-    lease.finish(!status.is_server_error());
+    lease.finish(Verdict::of_status(status.as_u16()));
     if status.is_success() {
         return Ok(());
     }
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .filter(|d| *d <= MAX_RETRY_AFTER);
+    let retry_after = invoke::retry_after(resp.headers()).filter(|d| *d <= MAX_RETRY_AFTER);
     let body = resp.bytes().await.unwrap_or_default();
     let error = invoke::describe(status, &body);
     let code = status.as_u16();

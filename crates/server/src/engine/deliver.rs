@@ -1,6 +1,9 @@
 //! Notifications to channels beyond the inbox: a signed POST to the
 //! configured webhook, or an email over SMTP; retried with backoff,
-//! dead-lettered when exhausted. An operation's final email is the last
+//! dead-lettered when exhausted. Both receivers are services of the
+//! registry (`herald.webhook`, `herald.email`), so a delivery is admitted
+//! like any call: it waits, spending no attempt, while herald holds the
+//! receiver back or cannot connect to it. An operation's final email is the last
 //! use of the address: once it is out (or given up), the workflow's
 //! `redact` fields are erased.
 
@@ -21,8 +24,11 @@ use lettre::{
 };
 use serde_json::Value;
 
-use super::Engine;
-use crate::config::{EmailConfig, EmailTls, ServiceConfig, WebhookConfig};
+use super::{Engine, turn};
+use crate::{
+    config::{EmailConfig, EmailTls, ServiceConfig, WebhookConfig},
+    registry::{Lease, Verdict},
+};
 
 /// 8 attempts from 1 s, doubling, at most 5 minutes apart.
 fn policy(raw: Option<RawRetry>, what: &str) -> anyhow::Result<RetryPolicy> {
@@ -46,6 +52,9 @@ pub struct Webhook {
 
 /// The registry's name for the webhook's origin.
 pub const WEBHOOK_SERVICE: &str = "herald.webhook";
+
+/// The registry's name for the SMTP server.
+pub const EMAIL_SERVICE: &str = "herald.email";
 
 impl Webhook {
     /// The webhook, and the service its calls go to: the URL's origin
@@ -76,7 +85,10 @@ pub struct Email {
 }
 
 impl Email {
-    pub fn new(c: EmailConfig) -> anyhow::Result<Self> {
+    /// The mailer, and the service its sends go through (the SMTP server's
+    /// address, with the default breaker and limit).
+    pub fn new(c: EmailConfig) -> anyhow::Result<(Self, ServiceConfig)> {
+        let service = ServiceConfig::new(vec![format!("smtp://{}:{}", c.host, c.port)]);
         let builder = match c.tls {
             EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
             EmailTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)?,
@@ -87,7 +99,7 @@ impl Email {
             builder = builder.credentials(Credentials::new(user, pass));
         }
         let from = c.from.parse().map_err(|e| anyhow::anyhow!("email.from: {e}"))?;
-        Ok(Email { mailer: builder.build(), from, retry: policy(c.retry, "email")? })
+        Ok((Email { mailer: builder.build(), from, retry: policy(c.retry, "email")? }, service))
     }
 }
 
@@ -95,6 +107,12 @@ impl Email {
 struct Failure {
     error: String,
     retryable: bool,
+}
+
+impl Failure {
+    fn permanent(error: impl Into<String>) -> Self {
+        Failure { error: error.into(), retryable: false }
+    }
 }
 
 impl Engine {
@@ -105,37 +123,42 @@ impl Engine {
         attempt: u32,
         payload: Value,
     ) -> herald_store::Result<()> {
-        // A receiver whose circuit is open is waited for without spending
-        // an attempt, as a step waits for its service.
-        if channel == Channel::Webhook
-            && let Some(wait) = self.service_unavailable(WEBHOOK_SERVICE)
-        {
-            return self.defer(task, wait).await;
-        }
-        let (outcome, retry) = match channel {
-            Channel::Webhook => match &self.0.webhook {
-                Some(hook) => (self.post(hook, task.id, &payload).await, hook.retry.clone()),
-                None => (
-                    Err(Failure { error: "no webhook is configured".into(), retryable: false }),
-                    RetryPolicy::default(),
-                ),
+        let service = match channel {
+            Channel::Webhook => self.0.services.service(WEBHOOK_SERVICE),
+            Channel::Email => self.0.services.service(EMAIL_SERVICE),
+            Channel::Inbox => None,
+        };
+        let lease = match &service {
+            Some(svc) => match self.turn(svc, &task, None).await? {
+                turn::Turn::Go { lease, .. } => Some(lease),
+                turn::Turn::Later => return Ok(()),
             },
-            Channel::Email => match &self.0.email {
-                Some(email) => (send(email, &payload).await, email.retry.clone()),
-                None => (
-                    Err(Failure { error: "no email server is configured".into(), retryable: false }),
-                    RetryPolicy::default(),
-                ),
+            None => None,
+        };
+        let (outcome, retry) = match (channel, lease) {
+            (Channel::Webhook, Some(lease)) => match &self.0.webhook {
+                Some(hook) => (post(hook, task.id, &payload, lease).await, hook.retry.clone()),
+                None => (Sent::Failed(Failure::permanent("no webhook is configured")), RetryPolicy::default()),
             },
-            Channel::Inbox => (Ok(()), RetryPolicy::default()),
+            (Channel::Email, Some(lease)) => match &self.0.email {
+                Some(email) => (send(email, &payload, lease).await, email.retry.clone()),
+                None => (Sent::Failed(Failure::permanent("no email server is configured")), RetryPolicy::default()),
+            },
+            (Channel::Inbox, _) => (Sent::Done, RetryPolicy::default()),
+            (_, None) => (
+                Sent::Failed(Failure::permanent(format!("no {channel:?} receiver is configured"))),
+                RetryPolicy::default(),
+            ),
         };
         let last_use = payload["final"] == true;
         let failure = match outcome {
-            Ok(()) => {
+            Sent::Done => {
                 self.0.store.finish_task(task.id).await?;
                 return self.after_last_use(&task, last_use).await;
             }
-            Err(f) => f,
+            // Nothing reached the receiver: the same attempt goes again.
+            Sent::Not => return self.defer(task, turn::UNREACHABLE_RECHECK).await,
+            Sent::Failed(f) => f,
         };
         if !failure.retryable || retry.exhausted(attempt) {
             tracing::warn!(operation_id = %task.op, attempts = attempt, error = %failure.error, "a notification is dead-lettered");
@@ -181,55 +204,95 @@ impl Engine {
         }
         Ok(())
     }
+}
 
-    async fn post(&self, hook: &Webhook, delivery: i64, payload: &Value) -> Result<(), Failure> {
-        let body = serde_json::to_vec(payload).map_err(|e| Failure { error: e.to_string(), retryable: false })?;
-        let signed = signature::sign(&hook.secret, Utc::now().timestamp(), &body);
-        let service = self
-            .0
-            .services
-            .service(WEBHOOK_SERVICE)
-            .ok_or_else(|| Failure { error: "the webhook is not registered".into(), retryable: false })?;
-        let lease = service.pick(&[]).map_err(|_| Failure {
-            error: "the receiver keeps failing; waiting before trying again".into(),
-            retryable: true,
-        })?;
-        let sent = service
-            .client()
-            .post(format!("{}{}", lease.base(), hook.path))
-            .timeout(hook.timeout)
-            .header("content-type", "application/json")
-            .header(signature::HEADER, signed)
-            .header("herald-delivery", delivery.to_string())
-            .body(body)
-            .send()
-            .await;
-        lease.finish(sent.as_ref().is_ok_and(|r| !r.status().is_server_error()));
-        let error = match sent {
-            Ok(r) if r.status().is_success() => return Ok(()),
-            Ok(r) => format!("the receiver answered {}", r.status()),
-            Err(e) if e.is_timeout() => "the receiver did not answer in time".into(),
-            Err(_) => "the receiver could not be reached".into(),
-        };
-        Err(Failure { error, retryable: true })
+/// What one delivery came to.
+enum Sent {
+    Done,
+    /// No connection could be made: nothing was sent, no attempt spent.
+    Not,
+    Failed(Failure),
+}
+
+async fn post(hook: &Webhook, delivery: i64, payload: &Value, lease: Lease) -> Sent {
+    let body = match serde_json::to_vec(payload) {
+        Ok(b) => b,
+        Err(e) => return Sent::Failed(Failure::permanent(e.to_string())),
+    };
+    let signed = signature::sign(&hook.secret, Utc::now().timestamp(), &body);
+    let sent = lease
+        .service()
+        .client()
+        .post(format!("{}{}", lease.base(), hook.path))
+        .timeout(hook.timeout)
+        .header("content-type", "application/json")
+        .header(signature::HEADER, signed)
+        .header("herald-delivery", delivery.to_string())
+        .body(body)
+        .send()
+        .await;
+    let (verdict, error) = match &sent {
+        Ok(r) if r.status().is_success() => (Verdict::of_status(r.status().as_u16()), None),
+        Ok(r) => (Verdict::of_status(r.status().as_u16()), Some(format!("the receiver answered {}", r.status()))),
+        Err(e) if e.is_connect() => (Verdict::Unreachable, None),
+        Err(e) if e.is_timeout() => (Verdict::TimedOut, Some("the receiver did not answer in time".into())),
+        Err(_) => (Verdict::Failed, Some("the connection to the receiver failed".into())),
+    };
+    lease.finish(verdict);
+    match (verdict, error) {
+        (Verdict::Unreachable, _) => Sent::Not,
+        (_, None) => Sent::Done,
+        (_, Some(error)) => Sent::Failed(Failure { error, retryable: true }),
     }
 }
 
-async fn send(email: &Email, payload: &Value) -> Result<(), Failure> {
-    let permanent = |error: String| Failure { error, retryable: false };
+async fn send(email: &Email, payload: &Value, lease: Lease) -> Sent {
     let to = payload["to"].as_str().unwrap_or_default();
-    let to = to.parse().map_err(|_| permanent(format!("`{to}` is not an email address")))?;
+    let Ok(to) = to.parse() else {
+        return Sent::Failed(Failure::permanent(format!("`{to}` is not an email address")));
+    };
     let message = Message::builder()
         .from(email.from.clone())
         .to(to)
         .subject(payload["subject"].as_str().unwrap_or_default())
         .header(ContentType::TEXT_PLAIN)
-        .body(payload["body"].as_str().unwrap_or_default().to_string())
-        .map_err(|e| permanent(e.to_string()))?;
-    email
-        .mailer
-        .send(message)
-        .await
-        .map(drop)
-        .map_err(|e| Failure { error: format!("the mail server did not take it: {e}"), retryable: !e.is_permanent() })
+        .body(payload["body"].as_str().unwrap_or_default().to_string());
+    let message = match message {
+        Ok(m) => m,
+        Err(e) => return Sent::Failed(Failure::permanent(e.to_string())),
+    };
+    let e = match email.mailer.send(message).await {
+        Ok(_) => {
+            lease.finish(Verdict::Answered);
+            return Sent::Done;
+        }
+        Err(e) => e,
+    };
+    // SMTP's 4xx is the server shedding load; 5xx refuses this message only.
+    let verdict = match () {
+        _ if never_connected(&e) => Verdict::Unreachable,
+        _ if e.is_transient() => Verdict::Busy,
+        _ if e.is_permanent() => Verdict::Answered,
+        _ if e.is_timeout() => Verdict::TimedOut,
+        _ => Verdict::Failed,
+    };
+    lease.finish(verdict);
+    if verdict == Verdict::Unreachable {
+        return Sent::Not;
+    }
+    Sent::Failed(Failure { error: format!("the mail server did not take it: {e}"), retryable: !e.is_permanent() })
+}
+
+/// The connection to the mail server was never made (lettre tells the
+/// kind only in its source chain).
+fn never_connected(e: &lettre::transport::smtp::Error) -> bool {
+    use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable};
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable);
+        }
+        source = s.source();
+    }
+    false
 }

@@ -22,7 +22,14 @@ impl Engine {
     ) -> Outcome {
         let event = match step_event(op, step, attempt, phase, p) {
             Ok(e) => e,
-            Err(e) => return Outcome::Failed { error: e.to_string(), retryable: false, maybe_applied: false },
+            Err(e) => {
+                return Outcome::Failed {
+                    error: e.to_string(),
+                    retryable: false,
+                    maybe_applied: false,
+                    retry_after: None,
+                };
+            }
         };
         match self.0.broker.publish(&p.topic, vec![event]).await {
             Ok(published) => {
@@ -35,7 +42,12 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(operation_id = %op.id, step, error = %e, "publishing a step's event failed");
-                Outcome::Failed { error: "the event could not be stored".into(), retryable: true, maybe_applied: true }
+                Outcome::Failed {
+                    error: "the event could not be stored".into(),
+                    retryable: true,
+                    maybe_applied: true,
+                    retry_after: None,
+                }
             }
         }
     }

@@ -8,6 +8,8 @@ use herald_core::{Operation, StepState, machine::Outcome, task::Phase, workflow:
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::registry::Verdict;
+
 /// Longest piece of a service's error text kept on the timeline.
 const ERROR_TEXT: usize = 200;
 
@@ -60,7 +62,6 @@ pub fn envelope<'a>(
 }
 
 pub struct Request<'a> {
-    pub base: &'a str,
     pub call: &'a Call,
     pub timeout: Duration,
     pub idempotency_key: String,
@@ -70,12 +71,12 @@ pub struct Request<'a> {
     pub body: Vec<u8>,
 }
 
-/// The outcome, and whether the instance did its part (a 5xx, a timeout or
-/// a failed connection count against it; any other answer does not).
-pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, bool) {
+/// The outcome, and what it says about the service (`Unreachable`:
+/// nothing was sent, and the outcome is not to be recorded).
+pub async fn call(http: &reqwest::Client, base: &str, req: Request<'_>) -> (Outcome, Verdict) {
     let method = reqwest::Method::from_bytes(req.call.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut builder = http
-        .request(method, format!("{}{}", req.base, req.call.path))
+        .request(method, format!("{base}{}", req.call.path))
         .timeout(req.timeout)
         .header("content-type", "application/json")
         .header("idempotency-key", req.idempotency_key)
@@ -86,12 +87,14 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, bool) {
     let sent = builder.body(req.body).send().await;
     let resp = match sent {
         Ok(r) => r,
-        Err(e) => return (transport_failure(&e, req.timeout), false),
+        Err(e) => return transport_failure(&e, req.timeout),
     };
     let status = resp.status();
+    let verdict = Verdict::of_status(status.as_u16());
+    let retry_after = retry_after(resp.headers());
     let body = resp.bytes().await.unwrap_or_default();
     if status == reqwest::StatusCode::ACCEPTED {
-        return (Outcome::Accepted, true);
+        return (Outcome::Accepted, verdict);
     }
     if status.is_success() {
         let value = if body.is_empty() {
@@ -99,27 +102,35 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, bool) {
         } else {
             serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(clip(&String::from_utf8_lossy(&body))))
         };
-        return (Outcome::Done(value), true);
+        return (Outcome::Done(value), verdict);
     }
     let code = status.as_u16();
     let retryable = code == 408 || code == 429 || status.is_server_error();
-    let failed = Outcome::Failed { error: describe(status, &body), retryable, maybe_applied: status.is_server_error() };
-    (failed, !status.is_server_error())
+    // A service shedding load did not take the work on.
+    let maybe_applied = status.is_server_error() && verdict != Verdict::Busy;
+    let retry_after = if verdict == Verdict::Busy { retry_after } else { None };
+    (Outcome::Failed { error: describe(status, &body), retryable, maybe_applied, retry_after }, verdict)
 }
 
-fn transport_failure(e: &reqwest::Error, timeout: Duration) -> Outcome {
+/// `Retry-After` in seconds (the HTTP-date form is rare between services).
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let secs = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
+fn transport_failure(e: &reqwest::Error, timeout: Duration) -> (Outcome, Verdict) {
+    let failed =
+        |error: String, maybe_applied| Outcome::Failed { error, retryable: true, maybe_applied, retry_after: None };
+    // First: a connection that was never made carried nothing, even when
+    // making it is what ran out of time.
+    if e.is_connect() {
+        return (failed("the service could not be reached".into(), false), Verdict::Unreachable);
+    }
     if e.is_timeout() {
         let error = format!("no answer within {}", humantime::format_duration(timeout));
-        return Outcome::Failed { error, retryable: true, maybe_applied: true };
+        return (failed(error, true), Verdict::TimedOut);
     }
-    if e.is_connect() {
-        return Outcome::Failed {
-            error: "the service could not be reached".into(),
-            retryable: true,
-            maybe_applied: false,
-        };
-    }
-    Outcome::Failed { error: "the connection to the service failed".into(), retryable: true, maybe_applied: true }
+    (failed("the connection to the service failed".into(), true), Verdict::Failed)
 }
 
 /// A short reason from a failed answer: a problem document's `detail` or

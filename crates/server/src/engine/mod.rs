@@ -9,11 +9,13 @@
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
 //! - [`tokens`] — callback tokens.
+//! - `turn` — waiting for a service to take a call, without spending attempts.
 
 mod deliver;
 mod events;
 pub mod invoke;
 pub mod tokens;
+mod turn;
 
 use std::{
     sync::{
@@ -34,14 +36,16 @@ use herald_store::{Accepted, Applied, NewOperation, Store, Task, TaskId, Transit
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{config::EngineConfig, hub::Hub, workflows::Workflows};
+use crate::{config::EngineConfig, hub::Hub, registry::Verdict, workflows::Workflows};
 use tokens::Tokens;
-
-/// How often a call whose service has no instance at all looks again.
-const UNAVAILABLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Tasks claimed per poll.
 const CLAIM_BATCH: usize = 256;
+
+/// A failure no retry can mend.
+fn permanent(error: String) -> Outcome {
+    Outcome::Failed { error, retryable: false, maybe_applied: false, retry_after: None }
+}
 
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
@@ -87,7 +91,13 @@ impl Engine {
             }
             None => None,
         };
-        let email = p.email.map(deliver::Email::new).transpose()?;
+        let email = match p.email.map(deliver::Email::new).transpose()? {
+            Some((email, service)) => {
+                p.services.add(deliver::EMAIL_SERVICE, &service)?;
+                Some(email)
+            }
+            None => None,
+        };
         Ok(Engine(Arc::new(Inner {
             store: p.store,
             broker: p.broker,
@@ -278,29 +288,114 @@ impl Engine {
                 None => return Ok(()),
             },
         };
-        let check = machine::check_invoke(&op, &step, attempt, phase);
-        if check != InvokeCheck::Stale
-            && let Some(wait) = self.unavailable(&op, &step, phase)
-        {
-            return self.defer(task, wait).await;
+        let mut check = machine::check_invoke(&op, &step, attempt, phase);
+        if check == InvokeCheck::Stale {
+            return self.apply(&task.op, Some(task.id), Command::Discard).await.map(drop);
         }
-        let op = match check {
-            InvokeCheck::Current => op,
-            InvokeCheck::Stale => return self.apply(&task.op, Some(task.id), Command::Discard).await.map(drop),
-            InvokeCheck::Begin => {
-                let begun =
-                    self.apply(&task.op, None, Command::AttemptStarted { step: step.clone(), attempt, phase }).await?;
-                match begun {
-                    TransitionResult::Applied(a)
-                        if machine::check_invoke(&a.op, &step, attempt, phase) == InvokeCheck::Current =>
-                    {
-                        a.op
-                    }
-                    _ => return self.apply(&task.op, Some(task.id), Command::Discard).await.map(drop),
-                }
+        let (wf, ix) = match self.resolve(&op, &step) {
+            Ok(found) => found,
+            Err(error) => return self.fail(&task, &step, attempt, phase, op, check, error).await,
+        };
+        let def = &wf.steps[ix];
+        let action = match (phase, &def.compensate) {
+            (Phase::Forward, _) => &def.action,
+            (Phase::Compensation, Some(c)) => &c.action,
+            (Phase::Compensation, None) => {
+                let error = "the step has no compensation".into();
+                return self.fail(&task, &step, attempt, phase, op, check, error).await;
             }
         };
-        let outcome = self.call(&op, &step, attempt, phase).await;
+        let call = match action {
+            Action::Call(call) => call,
+            Action::Publish(p) => {
+                let Some(op) = self.begin(&task, &step, attempt, phase, op, check).await? else { return Ok(()) };
+                let outcome = self.publish_step(&op, &step, attempt, phase, p).await;
+                return self.record(&task, step, attempt, phase, outcome).await;
+            }
+            Action::Await(_) => {
+                let error = "an await step waits for its event; nothing is called".into();
+                return self.fail(&task, &step, attempt, phase, op, check, error).await;
+            }
+        };
+        let Some(service) = self.0.services.service(&call.service) else {
+            let error = format!("service {} is not registered", call.service);
+            return self.fail(&task, &step, attempt, phase, op, check, error).await;
+        };
+        let lease = match self.turn(&service, &task, Some(turn::Attempt { step: &step, attempt, phase })).await? {
+            turn::Turn::Go { lease, told } => {
+                if told {
+                    check = InvokeCheck::Begin; // shown waiting: the attempt begins anew
+                }
+                lease
+            }
+            turn::Turn::Later => return Ok(()),
+        };
+        let Some(op) = self.begin(&task, &step, attempt, phase, op, check).await? else { return Ok(()) };
+        let req = self.request(&op, &step, attempt, phase, def, call, &service);
+        let _permit = self.0.in_flight.acquire().await;
+        let (outcome, verdict) = invoke::call(service.client(), lease.base(), req).await;
+        lease.finish(verdict);
+        if verdict == Verdict::Unreachable {
+            // Nothing was sent: the attempt is not spent; the step waits.
+            self.wait_for(&task, turn::Attempt { step: &step, attempt, phase }, &service.name).await?;
+            return self.defer(task, turn::UNREACHABLE_RECHECK).await;
+        }
+        self.record(&task, step, attempt, phase, outcome).await
+    }
+
+    /// The operation with this attempt begun: a retry (or a step that
+    /// waited) is shown started first. `None` when it no longer applies
+    /// (its task is consumed).
+    async fn begin(
+        &self,
+        task: &Task,
+        step: &str,
+        attempt: u32,
+        phase: Phase,
+        op: Arc<Operation>,
+        check: InvokeCheck,
+    ) -> herald_store::Result<Option<Arc<Operation>>> {
+        if check == InvokeCheck::Current {
+            return Ok(Some(op));
+        }
+        let cmd = Command::AttemptStarted { step: step.to_string(), attempt, phase };
+        match self.apply(&task.op, None, cmd).await? {
+            TransitionResult::Applied(a)
+                if machine::check_invoke(&a.op, step, attempt, phase) == InvokeCheck::Current =>
+            {
+                Ok(Some(a.op))
+            }
+            _ => self.apply(&task.op, Some(task.id), Command::Discard).await.map(|_| None),
+        }
+    }
+
+    /// Begins the attempt and fails it for good: nothing can be called.
+    #[allow(clippy::too_many_arguments)]
+    async fn fail(
+        &self,
+        task: &Task,
+        step: &str,
+        attempt: u32,
+        phase: Phase,
+        op: Arc<Operation>,
+        check: InvokeCheck,
+        error: String,
+    ) -> herald_store::Result<()> {
+        if self.begin(task, step, attempt, phase, op, check).await?.is_none() {
+            return Ok(());
+        }
+        self.record(task, step.to_string(), attempt, phase, permanent(error)).await
+    }
+
+    /// Records an attempt's outcome, consuming its task.
+    async fn record(
+        &self,
+        task: &Task,
+        step: String,
+        attempt: u32,
+        phase: Phase,
+        outcome: Outcome,
+    ) -> herald_store::Result<()> {
         let sample = rand::random::<f64>();
         self.apply(&task.op, Some(task.id), Command::Result { step, attempt, phase, outcome, sample }).await.map(drop)
     }
@@ -314,66 +409,18 @@ impl Engine {
         Ok((wf, ix))
     }
 
-    /// When a call step's service has no instance that could take the call
-    /// (every circuit open or every instance down), how long to wait before
-    /// looking again. Waiting spends no attempt: a service that is down for
-    /// a minute does not use up a step's retries, as Temporal's activities
-    /// wait in their queue for a worker. The step's timers still run, so
-    /// the user hears it is late and a deadline still ends it.
-    fn unavailable(&self, op: &Operation, step: &str, phase: Phase) -> Option<Duration> {
-        let (wf, ix) = self.resolve(op, step).ok()?;
-        let def = &wf.steps[ix];
-        let action = match phase {
-            Phase::Forward => &def.action,
-            Phase::Compensation => &def.compensate.as_ref()?.action,
-        };
-        let Action::Call(call) = action else { return None };
-        self.service_unavailable(&call.service)
-    }
-
-    /// How long to wait before looking again when `service` has no
-    /// instance that could take a call now.
-    fn service_unavailable(&self, service: &str) -> Option<Duration> {
-        let no = self.0.services.service(service)?.available().err()?;
-        Some(no.retry_after.unwrap_or(UNAVAILABLE_RECHECK).clamp(Duration::from_millis(50), UNAVAILABLE_RECHECK))
-    }
-
-    async fn defer(&self, task: Task, wait: Duration) -> herald_store::Result<()> {
-        tracing::debug!(task = task.id, ?wait, "no instance can take the call; waiting without spending an attempt");
-        let due = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-        if self.0.store.retry_task(task.id, task.kind.clone(), due).await? {
-            self.schedule(Task { due, owned: false, ..task }, None);
-        }
-        Ok(())
-    }
-
-    async fn call(&self, op: &Operation, step: &str, attempt: u32, phase: Phase) -> Outcome {
-        let permanent = |error: String| Outcome::Failed { error, retryable: false, maybe_applied: false };
-        let (wf, ix) = match self.resolve(op, step) {
-            Ok(found) => found,
-            Err(error) => return permanent(error),
-        };
-        let def = &wf.steps[ix];
-        let action = match (phase, &def.compensate) {
-            (Phase::Forward, _) => &def.action,
-            (Phase::Compensation, Some(c)) => &c.action,
-            (Phase::Compensation, None) => return permanent("the step has no compensation".into()),
-        };
-        let call = match action {
-            Action::Call(call) => call,
-            Action::Publish(p) => return self.publish_step(op, step, attempt, phase, p).await,
-            Action::Await(_) => return permanent("an await step waits for its event; nothing is called".into()),
-        };
-        let Some(service) = self.0.services.service(&call.service) else {
-            return permanent(format!("service {} is not registered", call.service));
-        };
-        let lease = match service.pick(&[]) {
-            Ok(lease) => lease,
-            Err(_) => {
-                let error = format!("no instance of {} can take calls now", call.service);
-                return Outcome::Failed { error, retryable: true, maybe_applied: false };
-            }
-        };
+    /// The request of one call of a step's service.
+    #[allow(clippy::too_many_arguments)]
+    fn request<'a>(
+        &self,
+        op: &Operation,
+        step: &str,
+        attempt: u32,
+        phase: Phase,
+        def: &herald_core::workflow::Step,
+        call: &'a herald_core::workflow::Call,
+        service: &crate::registry::Service,
+    ) -> invoke::Request<'a> {
         let id = op.id.to_string();
         let callback = (phase == Phase::Forward).then(|| invoke::Callback {
             url: format!("{}/v1/operations/{id}/steps/{step}:complete", self.0.public_url),
@@ -387,11 +434,7 @@ impl Engine {
         let timeout = service.settings.timeout.map_or(def.timeout.0, |c| c.min(def.timeout.0));
         let traceparent = format!("00-{}-{:016x}-01", &id[3..], rand::random::<u64>() | 1);
         let signature = service.signature(&body);
-        let _permit = self.0.in_flight.acquire().await;
-        let req = invoke::Request { base: lease.base(), call, timeout, idempotency_key, traceparent, signature, body };
-        let (outcome, healthy) = invoke::call(service.client(), req).await;
-        lease.finish(healthy);
-        outcome
+        invoke::Request { call, timeout, idempotency_key, traceparent, signature, body }
     }
 
     /// Finds due work nobody announced: timers, retries, a crashed run's tasks.

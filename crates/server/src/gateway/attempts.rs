@@ -8,7 +8,7 @@ use std::{fmt::Display, sync::Arc, time::Duration};
 
 use crate::{
     api::problem::ApiError,
-    registry::{Lease, Service},
+    registry::{Lease, Service, Verdict},
 };
 
 /// How long an answer's headers may take when the service sets no `timeout`.
@@ -42,13 +42,14 @@ impl Attempts {
         self.svc.settings.timeout.unwrap_or(DEFAULT_TIMEOUT)
     }
 
-    /// The instance for the next attempt.
+    /// The instance for the next attempt. herald's own refusal is a 503
+    /// with `Retry-After`: the client's request was not sent anywhere.
     pub fn next(&self) -> Result<Lease, ApiError> {
-        match self.svc.pick(&self.tried) {
+        match self.svc.try_admit(&self.tried) {
             Ok(lease) => Ok(lease),
             Err(no) if self.tried.is_empty() => Err(ApiError::NoInstance {
-                service: self.svc.name.clone(),
-                retry_after: no.retry_after.map_or(1, |d| d.as_secs() + 1),
+                detail: no.describe(&self.svc.name),
+                retry_after: no.retry_after().as_secs_f64().ceil().max(1.0) as u64,
             }),
             // Tried every instance that could take it.
             Err(_) => Err(ApiError::BadGateway(format!("no instance of {} could answer", self.svc.name))),
@@ -63,19 +64,24 @@ impl Attempts {
         mut lease: Lease,
         outcome: Option<Result<A, E>>,
     ) -> Result<Option<(A, Lease)>, ApiError> {
-        let failure = match outcome {
+        let (failure, verdict) = match outcome {
             Some(Ok(answer)) if answer.status() < 500 || !self.retryable => {
-                lease.record(answer.status() < 500);
+                lease.record(Verdict::of_status(answer.status()));
                 return Ok(Some((answer, lease)));
             }
             // A 5xx from this instance: another may do better.
-            Some(Ok(answer)) => Failure::Answered(answer),
-            Some(Err(e)) => Failure::Unreachable(e.to_string()),
-            None => Failure::TimedOut,
+            Some(Ok(answer)) => {
+                let verdict = Verdict::of_status(answer.status());
+                (Failure::Answered(answer), verdict)
+            }
+            Some(Err(e)) => (Failure::Unreachable(e.to_string()), Verdict::Failed),
+            None => (Failure::TimedOut, Verdict::TimedOut),
         };
-        lease.record(false);
+        lease.record(verdict);
         self.tried.push(lease.instance_id().to_string());
-        if self.retryable && self.svc.allow_retry() {
+        // Another attempt only where another instance could take it: with
+        // none left, the client gets this instance's own answer.
+        if self.retryable && self.svc.untried(&self.tried) && self.svc.allow_retry() {
             return Ok(None);
         }
         let svc = &self.svc.name;

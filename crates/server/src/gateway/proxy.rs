@@ -86,7 +86,8 @@ pub async fn forward(
         if let (Some(Err(_)), Outgoing::Streamed(_, too_large)) = (&outcome, &outgoing)
             && too_large.load(Ordering::Relaxed)
         {
-            lease.finish(false);
+            // The client's fault, not the instance's.
+            drop(lease);
             return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
         }
         if let Some((resp, lease)) = attempts.judge(lease, outcome)? {

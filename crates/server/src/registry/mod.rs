@@ -5,15 +5,25 @@
 //! so all of them get the same balancing, health checks and circuit
 //! breakers.
 //!
-//! - [`circuit`] — one instance's breaker, with outlier ejection.
+//! - [`admit`] — the one way to a call: the service's breaker, its
+//!   concurrency limit and an instance, taken together or refused with
+//!   when to ask again; and the [`Lease`] that reports the answer.
+//! - [`circuit`] — the service's circuit breaker.
+//! - [`limit`] — its adaptive concurrency limit (and bulkhead).
+//! - [`outlier`] — ejection of failing instances, never all of them.
 //! - [`health`] — active health checks.
 //! - [`settings`] — a service's settings, as configured.
+//! - `view` — what `GET /v1/services` shows.
 //! - `budget` — how many retries a service may take.
 
+pub mod admit;
 mod budget;
 pub mod circuit;
 pub mod health;
+pub mod limit;
+pub mod outlier;
 pub mod settings;
+mod view;
 
 use std::{
     collections::HashMap,
@@ -27,8 +37,12 @@ use std::{
 use serde::Serialize;
 use serde_json::Value;
 
+pub use admit::{Lease, Refusal, Verdict};
 use circuit::Circuit;
+use limit::Limit;
+use outlier::Outlier;
 pub use settings::{Balance, Protocol, ServiceConfig};
+pub use view::{CircuitView, InstanceView, ServiceView};
 
 /// What the health checks last said of an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -54,7 +68,7 @@ pub struct Instance {
     /// Consecutive check results in the current direction (for thresholds).
     streak: Mutex<(bool, u32)>,
     in_flight: AtomicUsize,
-    circuit: Mutex<Circuit>,
+    outlier: Mutex<Outlier>,
     /// Moving average of answered calls' latency, µs.
     latency_us: AtomicU64,
     requests: AtomicU64,
@@ -100,7 +114,7 @@ impl Instance {
             health: AtomicU8::new(0),
             streak: Mutex::new((true, 0)),
             in_flight: AtomicUsize::new(0),
-            circuit: Mutex::new(Circuit::new(Instant::now())),
+            outlier: Mutex::new(Outlier::default()),
             latency_us: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -140,16 +154,22 @@ pub struct Service {
     instances: RwLock<Vec<Arc<Instance>>>,
     next: AtomicUsize,
     budget: Mutex<budget::Budget>,
+    /// The breaker and the concurrency limit, under one lock: a call is
+    /// admitted by both at once or by neither.
+    gate: Mutex<Gate>,
+    /// Woken when a call ends or the service may take calls again, for
+    /// the work waiting its turn.
+    turn: tokio::sync::Notify,
+    /// Tasks waiting their turn now.
+    waiting: AtomicUsize,
     /// Connections the gateway's client connections hold of their own
     /// (`gateway::affinity`).
     pub affine: AtomicUsize,
 }
 
-/// No instance can take the call now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoInstance {
-    /// Every instance's circuit is open: the soonest one may take calls again after this.
-    pub retry_after: Option<Duration>,
+struct Gate {
+    circuit: Circuit,
+    limit: Limit,
 }
 
 impl Service {
@@ -178,13 +198,17 @@ impl Service {
             .enumerate()
             .map(|(i, url)| Arc::new(Instance::new(format!("config-{i}"), url.clone(), Value::Null, None)))
             .collect();
+        let now = Instant::now();
         Ok(Service {
             name: name.to_string(),
             client: b.build()?,
             proxy,
             instances: RwLock::new(instances),
             next: AtomicUsize::new(0),
-            budget: Mutex::new(budget::Budget::new(Instant::now())),
+            budget: Mutex::new(budget::Budget::new(now)),
+            gate: Mutex::new(Gate { circuit: Circuit::new(now), limit: Limit::new(settings.max_in_flight) }),
+            turn: tokio::sync::Notify::new(),
+            waiting: AtomicUsize::new(0),
             affine: AtomicUsize::new(0),
             settings,
         })
@@ -210,117 +234,9 @@ impl Service {
         self.instances.read().expect("instances").clone()
     }
 
-    /// An instance for the next call: up (or not yet checked), its circuit
-    /// letting calls through, not among `tried`; chosen by the service's
-    /// balancing.
-    pub fn pick(self: &Arc<Self>, tried: &[String]) -> Result<Lease, NoInstance> {
-        let now = Instant::now();
-        let all = self.instances.read().expect("instances");
-        let c = &self.settings.circuit;
-        let eligible: Vec<&Arc<Instance>> = all
-            .iter()
-            .filter(|i| i.health() != Health::Down && !tried.contains(&i.id))
-            .filter(|i| i.circuit.lock().expect("circuit").available(now, c))
-            .collect();
-        let chosen = match (self.settings.balance, eligible.len()) {
-            (_, 0) => None,
-            (_, 1) => Some(eligible[0]),
-            (Balance::RoundRobin, n) => Some(eligible[self.next.fetch_add(1, Ordering::Relaxed) % n]),
-            (Balance::LeastLoaded, n) => {
-                // Power of two choices: the less busy of two at random.
-                let a = rand::random_range(0..n);
-                let b = (a + 1 + rand::random_range(0..n - 1)) % n;
-                let load = |i: &Instance| (i.in_flight.load(Ordering::Relaxed), i.latency_us.load(Ordering::Relaxed));
-                Some(if load(eligible[a]) <= load(eligible[b]) { eligible[a] } else { eligible[b] })
-            }
-        };
-        let Some(instance) = chosen.filter(|i| i.circuit.lock().expect("circuit").allow(now, c)) else {
-            let retry_after = all.iter().filter_map(|i| i.circuit.lock().expect("circuit").retry_after(now)).min();
-            return Err(NoInstance { retry_after });
-        };
-        instance.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.budget.lock().expect("budget").request(now);
-        Ok(Lease { service: self.clone(), instance: instance.clone(), started: now, answered: false })
-    }
-
-    /// Could a call go out now? If not, when one might (every instance down
-    /// or open), without taking a probe slot.
-    pub fn available(&self) -> Result<(), NoInstance> {
-        let now = Instant::now();
-        let all = self.instances.read().expect("instances");
-        let c = &self.settings.circuit;
-        if all.iter().any(|i| i.health() != Health::Down && i.circuit.lock().expect("circuit").available(now, c)) {
-            return Ok(());
-        }
-        Err(NoInstance {
-            retry_after: all.iter().filter_map(|i| i.circuit.lock().expect("circuit").retry_after(now)).min(),
-        })
-    }
-
     /// May one more retry go out, within the retry budget?
     pub fn allow_retry(&self) -> bool {
         self.budget.lock().expect("budget").retry(Instant::now(), self.settings.retry_budget)
-    }
-}
-
-/// A call in progress on one instance. Report its answer with
-/// [`Lease::finish`]; dropped without one (the caller went away), it counts
-/// for nothing.
-pub struct Lease {
-    service: Arc<Service>,
-    instance: Arc<Instance>,
-    started: Instant,
-    answered: bool,
-}
-
-impl Lease {
-    pub fn base(&self) -> &str {
-        &self.instance.base
-    }
-
-    pub fn instance_id(&self) -> &str {
-        &self.instance.id
-    }
-
-    pub fn instance(&self) -> &Arc<Instance> {
-        &self.instance
-    }
-
-    pub fn service(&self) -> &Arc<Service> {
-        &self.service
-    }
-
-    /// The instance answered (`healthy`: it did its part, whatever the
-    /// answer) or failed (5xx, a timeout, a refused connection).
-    pub fn finish(mut self, healthy: bool) {
-        self.record(healthy);
-    }
-
-    /// As [`Lease::finish`], keeping the lease (it counts the call as in
-    /// flight until dropped: a streamed answer is still being sent).
-    pub fn record(&mut self, healthy: bool) {
-        if self.answered {
-            return;
-        }
-        self.answered = true;
-        let i = &self.instance;
-        let took = self.started.elapsed().as_micros() as u64;
-        let old = i.latency_us.load(Ordering::Relaxed);
-        i.latency_us.store(if old == 0 { took } else { (old * 4 + took) / 5 }, Ordering::Relaxed);
-        i.requests.fetch_add(1, Ordering::Relaxed);
-        if !healthy {
-            i.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        i.circuit.lock().expect("circuit").record(healthy, Instant::now(), &self.service.settings.circuit);
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.instance.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if !self.answered {
-            self.instance.circuit.lock().expect("circuit").release();
-        }
     }
 }
 
@@ -393,6 +309,9 @@ impl Registry {
             instances.retain(|i| i.id != id);
         }
         instances.push(Arc::new(Instance::new(id.to_string(), url.to_string(), metadata, Some(until))));
+        drop(instances);
+        // Work waiting for an instance may go now.
+        svc.turn.notify_waiters();
         Ok(Registered::Created)
     }
 
@@ -412,61 +331,4 @@ impl Registry {
             instances.retain(|i| i.expires_at.lock().expect("ttl").is_none_or(|t| t > now));
         }
     }
-
-    pub fn views(&self) -> Vec<ServiceView> {
-        let now = Instant::now();
-        self.all()
-            .into_iter()
-            .filter(|s| !s.name.starts_with("herald."))
-            .map(|s| ServiceView {
-                name: s.name.clone(),
-                balance: s.settings.balance,
-                instances: s
-                    .instances()
-                    .iter()
-                    .map(|i| InstanceView {
-                        id: i.id.clone(),
-                        url: i.base.clone(),
-                        health: i.health(),
-                        circuit: i.circuit.lock().expect("circuit").name(now),
-                        in_flight: i.in_flight.load(Ordering::Relaxed),
-                        latency_ms: i.latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
-                        requests: i.requests.load(Ordering::Relaxed),
-                        failures: i.failures.load(Ordering::Relaxed),
-                        expires_in_ms: i
-                            .expires_at
-                            .lock()
-                            .expect("ttl")
-                            .map(|t| t.saturating_duration_since(now).as_millis() as u64),
-                        metadata: i.metadata.clone(),
-                    })
-                    .collect(),
-            })
-            .collect()
-    }
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ServiceView {
-    pub name: String,
-    pub balance: Balance,
-    pub instances: Vec<InstanceView>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct InstanceView {
-    pub id: String,
-    pub url: String,
-    pub health: Health,
-    /// `closed`, `open` or `half_open`.
-    pub circuit: &'static str,
-    pub in_flight: usize,
-    /// Moving average of recent answers.
-    pub latency_ms: f64,
-    pub requests: u64,
-    pub failures: u64,
-    /// Registered at run time: how long until it goes without a heartbeat.
-    pub expires_in_ms: Option<u64>,
-    #[schema(value_type = Object)]
-    pub metadata: Value,
 }

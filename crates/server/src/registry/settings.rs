@@ -5,7 +5,12 @@ use std::time::Duration;
 use herald_core::Span;
 use serde::{Deserialize, Serialize};
 
-use super::circuit::CircuitConfig;
+use super::{circuit::CircuitConfig, outlier::OutlierConfig};
+
+/// Calls in flight to one service at most, unless it says otherwise: a
+/// quarter of the engine's default pool, so one slow or hanging service
+/// cannot take it all.
+pub const MAX_IN_FLIGHT: u32 = 256;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,8 +35,16 @@ pub struct ServiceConfig {
     /// Active health checks; without them every instance counts as up.
     #[serde(default)]
     pub health: Option<HealthConfig>,
+    /// The service's circuit breaker.
     #[serde(default)]
     pub circuit: CircuitConfig,
+    /// Ejection of instances that keep failing.
+    #[serde(default)]
+    pub outlier: OutlierConfig,
+    /// Calls in flight at once at most (the bulkhead); herald's adaptive
+    /// limit stays at or under it.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
     /// Retries may add at most this share of the service's requests.
     #[serde(default)]
     pub retry_budget: Option<f64>,
@@ -53,6 +66,8 @@ impl ServiceConfig {
             protocol: Protocol::default(),
             health: None,
             circuit: CircuitConfig::default(),
+            outlier: OutlierConfig::default(),
+            max_in_flight: None,
             retry_budget: None,
             secret: None,
         }
@@ -110,6 +125,8 @@ pub struct Settings {
     pub protocol: Protocol,
     pub health: Option<HealthConfig>,
     pub circuit: CircuitConfig,
+    pub outlier: OutlierConfig,
+    pub max_in_flight: u32,
     pub retry_budget: f64,
     pub secret: Option<String>,
 }
@@ -117,7 +134,8 @@ pub struct Settings {
 impl Settings {
     pub fn parse(name: &str, c: &ServiceConfig) -> anyhow::Result<Self> {
         let field = |f: &str, m: String| anyhow::anyhow!("services.{name}.{f}: {m}");
-        for url in &c.instances {
+        // herald's own receivers (`herald.email`) may be reached by other means.
+        for url in c.instances.iter().filter(|_| !name.starts_with("herald.")) {
             check_url(url).map_err(|m| field("instances", m))?;
         }
         if let Some(s) = &c.secret
@@ -137,11 +155,23 @@ impl Settings {
                 "needs a path starting with `/`, and an interval and timeout over zero".into(),
             ));
         }
-        if !(0.0..=1.0).contains(&c.circuit.failure_rate) || c.circuit.consecutive_failures == 0 {
+        let k = &c.circuit;
+        if !(0.0..=1.0).contains(&k.failure_rate) || k.consecutive_failures == 0 || k.half_open_probes == 0 {
             return Err(field(
                 "circuit",
-                "failure_rate must be between 0 and 1, consecutive_failures at least 1".into(),
+                "failure_rate must be between 0 and 1, consecutive_failures and half_open_probes at least 1".into(),
             ));
+        }
+        let o = &c.outlier;
+        if o.consecutive_failures == 0 || o.max_ejection_percent > 100 || o.panic_threshold > 100 {
+            return Err(field(
+                "outlier",
+                "consecutive_failures must be at least 1, the percentages at most 100".into(),
+            ));
+        }
+        let max_in_flight = c.max_in_flight.unwrap_or(MAX_IN_FLIGHT);
+        if max_in_flight == 0 {
+            return Err(field("max_in_flight", "must be at least 1".into()));
         }
         Ok(Settings {
             instances: c.instances.clone(),
@@ -151,6 +181,8 @@ impl Settings {
             protocol: c.protocol,
             health: c.health.clone(),
             circuit: c.circuit.clone(),
+            outlier: c.outlier.clone(),
+            max_in_flight,
             retry_budget,
             secret: c.secret.clone(),
         })

@@ -164,9 +164,14 @@ pub struct StepService {
 
 impl StepService {
     pub async fn start() -> Self {
+        Self::start_on(0).await
+    }
+
+    /// As [`StepService::start`], on a given port.
+    pub async fn start_on(port: u16) -> Self {
         let script = Arc::new(Mutex::new(Script::default()));
         let app = Router::new().fallback(handle).with_state(script.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         StepService { url, script }

@@ -32,6 +32,8 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(name: &str) -> Self {
+        // reqwest (in `set`, `calls`) needs a crypto provider even for http.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["upstream_process", "--exact", "--nocapture", "--test-threads=1"])
             .env("HERALD_UPSTREAM", name)
@@ -57,8 +59,9 @@ impl Upstream {
         let _ = self.child.wait();
     }
 
-    /// Switches a behaviour of the upstream (`fail`, `slow`, `sick`,
-    /// `close`: each connection closed after its answer) on or off.
+    /// Switches a behaviour of the upstream (`fail`: 500, `busy`: 503 with
+    /// `Retry-After`, `slow`, `sick`, `close`: each connection closed after
+    /// its answer) on or off.
     pub async fn set(&self, mode: &str, on: bool) {
         let url = format!("{}/_mode/{mode}?on={on}", self.url);
         assert!(reqwest::Client::new().post(url).send().await.unwrap().status().is_success());
@@ -80,6 +83,7 @@ impl Drop for Upstream {
 struct State_ {
     name: String,
     fail: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
     close: Arc<AtomicBool>,
     slow: Arc<AtomicBool>,
     sick: Arc<AtomicBool>,
@@ -129,8 +133,15 @@ async fn echo(
         "version": format!("{version:?}"), "headers": seen, "body_bytes": body.len(),
         "peer_port": peer.port(),
     });
-    let status = if s.fail.load(Ordering::Relaxed) { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = match (s.fail.load(Ordering::Relaxed), s.busy.load(Ordering::Relaxed)) {
+        (true, _) => StatusCode::INTERNAL_SERVER_ERROR,
+        (_, true) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
     let mut resp = (status, Json(answer)).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if s.close.load(Ordering::Relaxed) {
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -168,6 +179,7 @@ async fn mode(
     let on = q.get("on").copied().unwrap_or(true);
     let flag = match mode.as_str() {
         "fail" => &s.fail,
+        "busy" => &s.busy,
         "slow" => &s.slow,
         "sick" => &s.sick,
         "close" => &s.close,

@@ -229,11 +229,21 @@ pub fn nack(
             out.unknown.push(ack_id.clone());
             continue;
         };
+        if let Redelivery::Unsent(wait) = redelivery {
+            // Never reached the consumer: its attempt does not count.
+            let due = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            conn.prepare_cached(
+                "UPDATE deliveries SET lease = NULL, due_at = ?2, attempts = attempts - 1 WHERE id = ?1",
+            )?
+            .execute(params![row.id, ms(due)])?;
+            out.retrying += 1;
+            continue;
+        }
         row.errors.push(AttemptError { attempt: row.attempts, at: now, error: error.to_string() });
         let wait = match redelivery {
             _ if sub.retry.exhausted(row.attempts) => None,
             Redelivery::Never => None,
-            Redelivery::After(d) => Some(d),
+            Redelivery::After(d) | Redelivery::Unsent(d) => Some(d),
             Redelivery::Backoff => Some(sub.retry.delay_before(row.attempts + 1, sample)),
         };
         let Some(wait) = wait else {

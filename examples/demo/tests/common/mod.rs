@@ -116,6 +116,22 @@ pub async fn herald(
     demo: &herald_demo::Demo,
     subscriptions: &[(&str, Value)],
 ) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    herald_with(dir, demo, |config| {
+        for (name, definition) in subscriptions {
+            let sub = serde_json::from_value(definition.clone()).expect("a subscription");
+            config.subscriptions.insert(name.to_string(), sub);
+        }
+    })
+    .await
+}
+
+/// As [`herald`], `tweak`ed; with an email server configured, it runs
+/// `delete-account` too.
+pub async fn herald_with(
+    dir: &Path,
+    demo: &herald_demo::Demo,
+    tweak: impl FnOnce(&mut Config),
+) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("an address"),
         data_dir: dir.join("herald"),
@@ -124,16 +140,28 @@ pub async fn herald(
     for (name, url) in demo.services() {
         config.services.insert(name, ServiceConfig::new(vec![url]));
     }
-    for (name, definition) in subscriptions {
-        let sub = serde_json::from_value(definition.clone()).expect("a subscription");
-        config.subscriptions.insert(name.to_string(), sub);
-    }
+    tweak(&mut config);
+    let email = config.email.is_some();
     let definitions = herald_demo::workflows()
         .into_iter()
-        .filter(|(file, _)| file.starts_with(ORDER))
+        .filter(|(file, _)| email || file.starts_with(ORDER))
         .map(|(file, text)| workflows::parse_checked(file, text, &config).expect("a valid workflow").1)
         .collect();
     let app = Application::build_with(config, definitions).await.expect("herald starts");
     let url = format!("http://{}", app.local_addr());
     (url, tokio::spawn(app.run_until_stopped(std::future::pending())))
+}
+
+/// herald's emails go to this local sink.
+pub fn email_to(config: &mut Config, sink: &herald_demo::smtp::SmtpSink) {
+    config.email = Some(herald_server::config::EmailConfig {
+        host: "127.0.0.1".into(),
+        port: sink.port,
+        tls: herald_server::config::EmailTls::None,
+        username: None,
+        password: None,
+        from: "herald test <noreply@herald.test>".into(),
+        timeout: None,
+        retry: None,
+    });
 }
