@@ -34,6 +34,9 @@ pub enum Workload {
     W0,
     /// The three-step order saga.
     W1,
+    /// W1 clean, then W1 on a worker shedding a share of first attempts
+    /// (503), in one run.
+    W1Shed,
     /// W1 with many SSE watchers alongside.
     W2,
     /// Accepts only: the engine is paused, nothing runs.
@@ -90,10 +93,13 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
     if o.workload == Workload::Gateway {
         return run_gateway(&o, &procs, pid).await;
     }
+    if o.workload == Workload::W1Shed {
+        return run_shed(&o, &http, &procs, pid).await;
+    }
     let (workflow, follow) = match o.workload {
         Workload::W0 => ("w0", true),
         Workload::Accept => ("order", false),
-        Workload::W1 | Workload::W2 => ("order", true),
+        Workload::W1 | Workload::W2 | Workload::W1Shed => ("order", true),
         Workload::W3 | Workload::W3Pull | Workload::Gateway => unreachable!("these run on their own"),
     };
     if o.warmup > 0 {
@@ -160,6 +166,49 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// W1 clean, then W1 with the worker shedding: the same herald, the same
+/// worker, one after the other.
+async fn run_shed(
+    o: &Options,
+    http: &reqwest::Client,
+    procs: &procs::Procs,
+    pid: Option<u32>,
+) -> anyhow::Result<Report> {
+    let url = &procs.herald_url;
+    let load = format!("{}/load", procs.worker_url);
+    let mut runs = Vec::new();
+    for workflow in ["order", "order-shed"] {
+        if o.warmup > 0 {
+            client::run(http, url, workflow, o.warmup, o.c.min(o.warmup), true, ProgressBar::hidden()).await?;
+        }
+        http.get(&load).send().await?; // resets the worker's counts
+        let b = bar(o.n, workflow);
+        let run = client::run(http, url, workflow, o.n, o.c, true, b.clone()).await?;
+        b.finish();
+        let seen: worker::LoadSeen = http.get(&load).send().await?.json().await?;
+        let e2e = histogram(run.samples.iter().filter_map(|s| s.e2e_us));
+        let accept = histogram(run.samples.iter().map(|s| s.accept_us));
+        runs.push((run.wall, accept, e2e, seen));
+    }
+    let (clean, shedding) = (&runs[0], &runs[1]);
+    let mut report = report(o, shedding.0, &shedding.1, Some(&shedding.2), pid);
+    report.shed = Some(stats::Shed {
+        percent: procs::SHED_PERCENT,
+        clean_per_s: o.n as f64 / clean.0.as_secs_f64(),
+        clean_e2e: latency(&clean.2),
+        clean_peak_in_flight: clean.3.peak_in_flight,
+        peak_in_flight: shedding.3.peak_in_flight,
+        calls: shedding.3.calls,
+        shed: shedding.3.shed,
+    });
+    if let Some(path) = &o.chart {
+        let curves = vec![("clean W1", stats::curve(&clean.2)), ("shedding W1", stats::curve(&shedding.2))];
+        let title = format!("herald W1 N={} C={}, {}% of first attempts shed", o.n, o.c, procs::SHED_PERCENT);
+        chart::write(path, &title, &curves)?;
+    }
+    Ok(report)
+}
+
 async fn run_pubsub(
     o: &Options,
     http: &reqwest::Client,
@@ -216,6 +265,7 @@ fn report(
         watchers: None,
         events: None,
         gateway: None,
+        shed: None,
     }
 }
 

@@ -28,6 +28,9 @@ impl Drop for Procs {
     }
 }
 
+/// The share of first attempts the worker sheds in `w1-shed`, in percent.
+pub const SHED_PERCENT: u32 = 20;
+
 /// The workflows of BENCH.md, on the worker at `worker`.
 fn workflows(dir: &Path) -> anyhow::Result<()> {
     let step = |name: &str, route: &str| {
@@ -40,6 +43,14 @@ fn workflows(dir: &Path) -> anyhow::Result<()> {
         ["reserve_inventory", "charge_payment", "send_confirmation"].iter().map(|s| step(s, "step")).collect();
     std::fs::write(dir.join("order.toml"), format!("name = \"order\"\n{order}"))?;
     std::fs::write(dir.join("watched.toml"), format!("name = \"watched\"\n{}", step("wait", "hold")))?;
+    // W1 on a worker shedding a share of first attempts; retried soon, so
+    // the figure is herald's, not the retry policy's.
+    let retry = "retry = { attempts = 5, initial = \"10ms\", max = \"100ms\" }\n";
+    let shed: String = ["reserve_inventory", "charge_payment", "send_confirmation"]
+        .iter()
+        .map(|s| format!("{}{retry}", step(s, &format!("shed/{SHED_PERCENT}"))))
+        .collect();
+    std::fs::write(dir.join("order-shed.toml"), format!("name = \"order-shed\"\n{shed}"))?;
     Ok(())
 }
 

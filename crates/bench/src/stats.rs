@@ -46,6 +46,22 @@ pub struct Report {
     pub events: Option<Events>,
     /// The gateway workload, target by target.
     pub gateway: Option<Vec<crate::gateway::TargetReport>>,
+    /// `w1-shed`: the figures above are the shedding run's; these, the
+    /// clean run's beside them, and what the worker saw.
+    pub shed: Option<Shed>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Shed {
+    /// Share of first attempts answered 503, in percent.
+    pub percent: u32,
+    pub clean_per_s: f64,
+    pub clean_e2e: Latency,
+    pub clean_peak_in_flight: u64,
+    /// Step calls the shedding worker had in flight at most.
+    pub peak_in_flight: u64,
+    pub calls: u64,
+    pub shed: u64,
 }
 
 #[derive(Serialize, Default)]
@@ -91,6 +107,12 @@ impl Report {
         }
         if let (Some(rss), Some(cpu)) = (self.herald_peak_rss_mb, self.herald_cpu_s) {
             t.push_str(&format!("  herald   peak RSS {rss:.1} MB, CPU {cpu:.2} s\n"));
+        }
+        if let Some(s) = &self.shed {
+            t.push_str(&format!(
+                "  clean    {:>9.1} /s   e2e p50/p99 {:.2} / {:.2} ms   worker in flight at most {}\n  shedding {}% of first attempts: {} of {} calls shed, worker in flight at most {}\n",
+                s.clean_per_s, s.clean_e2e.p50_ms, s.clean_e2e.p99_ms, s.clean_peak_in_flight, s.percent, s.shed, s.calls, s.peak_in_flight
+            ));
         }
         if let Some(w) = &self.watchers {
             t.push_str(&format!(

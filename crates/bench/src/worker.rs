@@ -3,8 +3,14 @@
 //! `/hold/...` answers 202 and keeps the callback, so W2 can hold
 //! operations open and complete them when it chooses. `/events` is W3's
 //! push consumer: it acknowledges each event and keeps its lag.
+//! `/shed/{percent}/...` answers 503 to that share of first attempts, as a
+//! service shedding load would; `/load` tells the step calls it had in
+//! flight at most, and how many it shed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicU64, Ordering},
+};
 
 use axum::{
     Json, Router,
@@ -32,14 +38,21 @@ pub async fn run(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let holds: Holds = Arc::default();
     let lags: Lags = Arc::default();
     let events = Router::new().route("/events", post(receive)).route("/events/lags", get(take_lags)).with_state(lags);
-    let app = Router::new()
+    let load: Arc<Load> = Arc::default();
+    let steps = Router::new()
         .route("/step/{name}", post(|| async { Json(json!({"ok": true})) }))
+        .route("/shed/{percent}/{name}", post(shed))
+        .route_layer(axum::middleware::from_fn_with_state(load.clone(), count))
+        .route("/load", get(take_load))
+        .with_state(load);
+    let app = Router::new()
         // The gateway workload's upstream.
         .route("/ok", get(|| async { Json(json!({"ok": true})) }))
         .route("/hold/{name}", post(hold))
         .route("/held", get(take_held))
         .with_state(holds)
-        .merge(events);
+        .merge(events)
+        .merge(steps);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     println!("listening http://{}", listener.local_addr()?);
     let listener = listener.tap_io(|tcp| {
@@ -47,6 +60,55 @@ pub async fn run(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     });
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// Step calls in flight, their peak, and the answers shed.
+#[derive(Default)]
+struct Load {
+    in_flight: AtomicU64,
+    peak: AtomicU64,
+    calls: AtomicU64,
+    shed: AtomicU64,
+}
+
+/// What `/load` tells (and resets).
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+pub struct LoadSeen {
+    pub peak_in_flight: u64,
+    pub calls: u64,
+    pub shed: u64,
+}
+
+async fn count(
+    State(load): State<Arc<Load>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    load.calls.fetch_add(1, Ordering::Relaxed);
+    let now = load.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+    load.peak.fetch_max(now, Ordering::Relaxed);
+    let resp = next.run(req).await;
+    load.in_flight.fetch_sub(1, Ordering::Relaxed);
+    resp
+}
+
+/// 503 to `percent` of first attempts (the envelope's `attempt`), 200 else.
+async fn shed(
+    State(load): State<Arc<Load>>,
+    axum::extract::Path((percent, _name)): axum::extract::Path<(u32, String)>,
+    body: Bytes,
+) -> (StatusCode, Json<Value>) {
+    let envelope: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if envelope["attempt"] == 1 && rand::random_range(0..100) < percent {
+        load.shed.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"detail": "busy"})));
+    }
+    (StatusCode::OK, Json(json!({"ok": true})))
+}
+
+async fn take_load(State(load): State<Arc<Load>>) -> Json<LoadSeen> {
+    let take = |n: &AtomicU64| n.swap(0, Ordering::Relaxed);
+    Json(LoadSeen { peak_in_flight: take(&load.peak), calls: take(&load.calls), shed: take(&load.shed) })
 }
 
 async fn hold(State(holds): State<Holds>, body: Bytes) -> StatusCode {

@@ -72,10 +72,11 @@ struct ServerArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// w0 (one step), w1 (the order saga), w2 (w1 with SSE watchers), accept (engine paused),
+    /// w0 (one step), w1 (the order saga), w1-shed (w1 clean, then on a worker answering 503 to
+    /// a fifth of first attempts), w2 (w1 with SSE watchers), accept (engine paused),
     /// w3 (pub/sub pushed to the worker), w3-pull (pub/sub pulled by the harness),
     /// gateway (direct vs herald's gateway vs nginx; -c connections flat out, --watchers held open).
-    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w2", "accept", "w3", "w3-pull", "gateway"])]
+    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w1-shed", "w2", "accept", "w3", "w3-pull", "gateway"])]
     workload: String,
     /// Operations to run (after the warm-up).
     #[arg(short, default_value_t = 2000)]
@@ -150,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Bench(b) => {
             let workload = match b.workload.as_str() {
                 "w0" => herald_bench::Workload::W0,
+                "w1-shed" => herald_bench::Workload::W1Shed,
                 "w2" => herald_bench::Workload::W2,
                 "accept" => herald_bench::Workload::Accept,
                 "w3" => herald_bench::Workload::W3,

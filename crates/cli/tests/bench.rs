@@ -26,6 +26,11 @@ fn each_workload_runs_and_reports_what_it_measured() {
     assert!(w1["e2e"]["p99_ms"].as_f64().unwrap() >= w1["e2e"]["p50_ms"].as_f64().unwrap());
     assert!(w1["herald_peak_rss_mb"].as_f64().unwrap() > 0.0);
 
+    let shed = bench(&["-w", "w1-shed", "-n", "60", "-c", "8"]);
+    assert!(shed["shed"]["shed"].as_u64().unwrap() > 0, "the worker shed some first attempts: {shed}");
+    assert_eq!(shed["shed"]["calls"], 180 + shed["shed"]["shed"].as_u64().unwrap(), "one retry per call shed");
+    assert!(shed["shed"]["clean_per_s"].as_f64().unwrap() > 0.0);
+
     let accept = bench(&["-w", "accept", "-n", "40", "-c", "8"]);
     assert!(accept["e2e"].is_null(), "nothing runs when only accepting");
 

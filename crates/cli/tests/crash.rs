@@ -89,6 +89,20 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     }
 }
 
+/// Waits until `n` operations of `workflow` have succeeded.
+async fn wait_succeeded(http: &reqwest::Client, base: &str, workflow: &str, n: usize, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    let list = format!("{base}/v1/operations?workflow={workflow}&status=succeeded&limit=200");
+    loop {
+        let got: Value = http.get(&list).send().await.unwrap().json().await.unwrap();
+        if got["items"].as_array().unwrap().len() == n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not every {workflow} finished after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
@@ -128,22 +142,7 @@ async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
 
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let list: Value = http
-            .get(format!("{base}/v1/operations?status=succeeded&limit=200"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if list["items"].as_array().unwrap().len() == 200 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not every operation finished after the restart");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_succeeded(&http, &base, "order", 200, Duration::from_secs(90)).await;
     // At-least-once calls: a step reached before the kill may be called
     // once more after it (its answer may have died with the process),
     // always with the same key; any other step is called exactly once.
@@ -240,22 +239,7 @@ async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied
 
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let list: Value = http
-            .get(format!("{base}/v1/operations?workflow=delete-account&status=succeeded&limit=200"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if list["items"].as_array().unwrap().len() == 60 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not every deletion finished after the restart");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_succeeded(&http, &base, "delete-account", 60, Duration::from_secs(120)).await;
 
     let letters: Value = http.get(format!("{base}/v1/dead-letters")).send().await.unwrap().json().await.unwrap();
     assert_eq!(letters["items"].as_array().unwrap().len(), 0, "nothing was held for a person: {letters}");

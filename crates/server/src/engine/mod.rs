@@ -292,9 +292,10 @@ impl Engine {
         if check == InvokeCheck::Stale {
             return self.apply(&task.op, Some(task.id), Command::Discard).await.map(drop);
         }
+        let at = turn::Attempt { task: &task, step: &step, attempt, phase };
         let (wf, ix) = match self.resolve(&op, &step) {
             Ok(found) => found,
-            Err(error) => return self.fail(&task, &step, attempt, phase, op, check, error).await,
+            Err(error) => return self.fail(at, op, check, error).await,
         };
         let def = &wf.steps[ix];
         let action = match (phase, &def.compensate) {
@@ -302,26 +303,26 @@ impl Engine {
             (Phase::Compensation, Some(c)) => &c.action,
             (Phase::Compensation, None) => {
                 let error = "the step has no compensation".into();
-                return self.fail(&task, &step, attempt, phase, op, check, error).await;
+                return self.fail(at, op, check, error).await;
             }
         };
         let call = match action {
             Action::Call(call) => call,
             Action::Publish(p) => {
-                let Some(op) = self.begin(&task, &step, attempt, phase, op, check).await? else { return Ok(()) };
+                let Some(op) = self.begin(at, op, check).await? else { return Ok(()) };
                 let outcome = self.publish_step(&op, &step, attempt, phase, p).await;
-                return self.record(&task, step, attempt, phase, outcome).await;
+                return self.record(at, outcome).await;
             }
             Action::Await(_) => {
                 let error = "an await step waits for its event; nothing is called".into();
-                return self.fail(&task, &step, attempt, phase, op, check, error).await;
+                return self.fail(at, op, check, error).await;
             }
         };
         let Some(service) = self.0.services.service(&call.service) else {
             let error = format!("service {} is not registered", call.service);
-            return self.fail(&task, &step, attempt, phase, op, check, error).await;
+            return self.fail(at, op, check, error).await;
         };
-        let lease = match self.turn(&service, &task, Some(turn::Attempt { step: &step, attempt, phase })).await? {
+        let lease = match self.turn(&service, &task, Some(at)).await? {
             turn::Turn::Go { lease, told } => {
                 if told {
                     check = InvokeCheck::Begin; // shown waiting: the attempt begins anew
@@ -330,17 +331,17 @@ impl Engine {
             }
             turn::Turn::Later => return Ok(()),
         };
-        let Some(op) = self.begin(&task, &step, attempt, phase, op, check).await? else { return Ok(()) };
-        let req = self.request(&op, &step, attempt, phase, def, call, &service);
+        let Some(op) = self.begin(at, op, check).await? else { return Ok(()) };
+        let req = self.request(&op, at, def, call, &service);
         let _permit = self.0.in_flight.acquire().await;
         let (outcome, verdict) = invoke::call(service.client(), lease.base(), req).await;
         lease.finish(verdict);
         if verdict == Verdict::Unreachable {
             // Nothing was sent: the attempt is not spent; the step waits.
-            self.wait_for(&task, turn::Attempt { step: &step, attempt, phase }, &service.name).await?;
+            self.wait_for(at, &service.name).await?;
             return self.defer(task, turn::UNREACHABLE_RECHECK).await;
         }
-        self.record(&task, step, attempt, phase, outcome).await
+        self.record(at, outcome).await
     }
 
     /// The operation with this attempt begun: a retry (or a step that
@@ -348,56 +349,43 @@ impl Engine {
     /// (its task is consumed).
     async fn begin(
         &self,
-        task: &Task,
-        step: &str,
-        attempt: u32,
-        phase: Phase,
+        at: turn::Attempt<'_>,
         op: Arc<Operation>,
         check: InvokeCheck,
     ) -> herald_store::Result<Option<Arc<Operation>>> {
         if check == InvokeCheck::Current {
             return Ok(Some(op));
         }
-        let cmd = Command::AttemptStarted { step: step.to_string(), attempt, phase };
-        match self.apply(&task.op, None, cmd).await? {
+        let cmd = Command::AttemptStarted { step: at.step.to_string(), attempt: at.attempt, phase: at.phase };
+        match self.apply(&at.task.op, None, cmd).await? {
             TransitionResult::Applied(a)
-                if machine::check_invoke(&a.op, step, attempt, phase) == InvokeCheck::Current =>
+                if machine::check_invoke(&a.op, at.step, at.attempt, at.phase) == InvokeCheck::Current =>
             {
                 Ok(Some(a.op))
             }
-            _ => self.apply(&task.op, Some(task.id), Command::Discard).await.map(|_| None),
+            _ => self.apply(&at.task.op, Some(at.task.id), Command::Discard).await.map(|_| None),
         }
     }
 
     /// Begins the attempt and fails it for good: nothing can be called.
-    #[allow(clippy::too_many_arguments)]
     async fn fail(
         &self,
-        task: &Task,
-        step: &str,
-        attempt: u32,
-        phase: Phase,
+        at: turn::Attempt<'_>,
         op: Arc<Operation>,
         check: InvokeCheck,
         error: String,
     ) -> herald_store::Result<()> {
-        if self.begin(task, step, attempt, phase, op, check).await?.is_none() {
+        if self.begin(at, op, check).await?.is_none() {
             return Ok(());
         }
-        self.record(task, step.to_string(), attempt, phase, permanent(error)).await
+        self.record(at, permanent(error)).await
     }
 
     /// Records an attempt's outcome, consuming its task.
-    async fn record(
-        &self,
-        task: &Task,
-        step: String,
-        attempt: u32,
-        phase: Phase,
-        outcome: Outcome,
-    ) -> herald_store::Result<()> {
-        let sample = rand::random::<f64>();
-        self.apply(&task.op, Some(task.id), Command::Result { step, attempt, phase, outcome, sample }).await.map(drop)
+    async fn record(&self, at: turn::Attempt<'_>, outcome: Outcome) -> herald_store::Result<()> {
+        let (step, attempt, phase, sample) = (at.step.to_string(), at.attempt, at.phase, rand::random::<f64>());
+        let cmd = Command::Result { step, attempt, phase, outcome, sample };
+        self.apply(&at.task.op, Some(at.task.id), cmd).await.map(drop)
     }
 
     /// The step's workflow and index, or why it cannot be called.
@@ -410,17 +398,15 @@ impl Engine {
     }
 
     /// The request of one call of a step's service.
-    #[allow(clippy::too_many_arguments)]
     fn request<'a>(
         &self,
         op: &Operation,
-        step: &str,
-        attempt: u32,
-        phase: Phase,
+        at: turn::Attempt<'_>,
         def: &herald_core::workflow::Step,
         call: &'a herald_core::workflow::Call,
         service: &crate::registry::Service,
     ) -> invoke::Request<'a> {
+        let (step, attempt, phase) = (at.step, at.attempt, at.phase);
         let id = op.id.to_string();
         let callback = (phase == Phase::Forward).then(|| invoke::Callback {
             url: format!("{}/v1/operations/{id}/steps/{step}:complete", self.0.public_url),

@@ -25,8 +25,10 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// How long to wait before trying again a call that could not connect.
 pub(super) const UNREACHABLE_RECHECK: Duration = Duration::from_secs(1);
 
-/// The step attempt a task carries, to be shown waiting.
+/// The step attempt a task carries (shown waiting, begun, recorded).
+#[derive(Clone, Copy)]
 pub(super) struct Attempt<'a> {
+    pub task: &'a Task,
     pub step: &'a str,
     pub attempt: u32,
     pub phase: Phase,
@@ -61,7 +63,7 @@ impl Engine {
         tracing::debug!(task = task.id, reason = %refusal.describe(&svc.name), "waiting for the service's turn");
         let told = match attempt {
             Some(a) => {
-                self.wait_for(task, a, &svc.name).await?;
+                self.wait_for(a, &svc.name).await?;
                 true
             }
             None => false,
@@ -81,10 +83,10 @@ impl Engine {
 
     /// Shows the step waiting for `service` (once: a step already waiting
     /// is left as it is).
-    pub(super) async fn wait_for(&self, task: &Task, a: Attempt<'_>, service: &str) -> herald_store::Result<()> {
+    pub(super) async fn wait_for(&self, a: Attempt<'_>, service: &str) -> herald_store::Result<()> {
         let cmd =
             Command::Wait { step: a.step.to_string(), attempt: a.attempt, phase: a.phase, service: service.into() };
-        self.apply(&task.op, None, cmd).await.map(drop)
+        self.apply(&a.task.op, None, cmd).await.map(drop)
     }
 
     /// Gives the task back to the store, to run again after `wait`, as it is.

@@ -14,7 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Balance, Health, Instance, Service, circuit, limit::Signal};
+use super::{
+    Balance, Health, Instance, Service, circuit,
+    limit::{self, Signal},
+};
 
 /// How long work refused for want of an instance waits before asking again.
 const NO_INSTANCE_RETRY: Duration = Duration::from_secs(1);
@@ -45,6 +48,12 @@ impl Refusal {
             Refusal::Probing => circuit::Refused::Probing.retry_after(),
             Refusal::AtLimit { .. } => AT_LIMIT_RETRY,
         }
+    }
+
+    /// Nothing will change before `retry_after` (an open circuit's time);
+    /// other refusals may end sooner, as calls end or instances register.
+    pub fn firm(&self) -> bool {
+        matches!(self, Refusal::CircuitOpen { .. })
     }
 
     /// Why, for a log line or an operator.
@@ -107,40 +116,48 @@ impl Service {
         if all.iter().all(|i| tried.contains(&i.id)) {
             return Err(Refusal::NoInstance);
         }
-        let ticket = {
+        let (ticket, round) = {
             let mut gate = self.gate.lock().expect("gate");
             let ticket = gate.circuit.admit(now, &self.settings.circuit).map_err(|r| match r {
                 circuit::Refused::Open { retry_after } => Refusal::CircuitOpen { retry_after },
                 circuit::Refused::Probing => Refusal::Probing,
             })?;
-            if !gate.limit.acquire() {
+            let Some(round) = gate.limit.acquire() else {
                 gate.circuit.release(ticket);
                 return Err(Refusal::AtLimit { limit: gate.limit.limit() });
-            }
-            ticket
+            };
+            (ticket, round)
         };
         let instance = self.choose(&all, tried, now).clone();
         instance.in_flight.fetch_add(1, Ordering::Relaxed);
         self.budget.lock().expect("budget").request(now);
-        Ok(Lease { service: self.clone(), instance, started: now, ticket, answered: false })
+        Ok(Lease { service: self.clone(), instance, started: now, ticket, round, answered: false })
     }
 
     /// Admits one call, waiting up to `patience` for a turn: woken when a
     /// call ends, or when the refusal said to ask again. Answers the last
-    /// refusal when its wait would outlast the patience.
+    /// refusal once the patience is out, or at once when the circuit stays
+    /// open past it.
     pub async fn admit(self: &Arc<Self>, patience: Duration) -> Result<Lease, Refusal> {
         let until = tokio::time::Instant::now() + patience;
         loop {
-            let turn = self.turn.notified();
-            tokio::pin!(turn);
-            turn.as_mut().enable();
             let refusal = match self.try_admit(&[]) {
                 Ok(lease) => return Ok(lease),
                 Err(r) => r,
             };
-            let wake = tokio::time::Instant::now() + refusal.retry_after();
-            if wake > until {
+            let now = tokio::time::Instant::now();
+            let wake = now + refusal.retry_after();
+            // Past the patience, or a circuit that will not open before it.
+            if now >= until || (refusal.firm() && wake > until) {
                 return Err(refusal);
+            }
+            let wake = wake.min(until);
+            let turn = self.turn.notified();
+            tokio::pin!(turn);
+            turn.as_mut().enable();
+            // A call may have ended between the refusal and the enabling.
+            if let Ok(lease) = self.try_admit(&[]) {
+                return Ok(lease);
             }
             let _waiting = Waiting::new(&self.waiting);
             tokio::select! {
@@ -194,6 +211,9 @@ impl Service {
     /// How many more calls it would admit now (a hint, for sizing work to
     /// fetch: the admission itself decides).
     pub fn room(&self) -> usize {
+        if self.instances.read().expect("instances").is_empty() {
+            return 0;
+        }
         let gate = self.gate.lock().expect("gate");
         if gate.circuit.retry_after(Instant::now()).is_some() {
             return 0;
@@ -231,6 +251,7 @@ pub struct Lease {
     instance: Arc<Instance>,
     started: Instant,
     ticket: circuit::Ticket,
+    round: limit::Round,
     answered: bool,
 }
 
@@ -278,7 +299,7 @@ impl Lease {
             let mut gate = svc.gate.lock().expect("gate");
             let was = gate.circuit.state();
             gate.circuit.record(self.ticket, failed, now, &svc.settings.circuit);
-            gate.limit.answered(verdict.signal());
+            gate.limit.answered(verdict.signal(), self.round);
             was != circuit::State::Closed && gate.circuit.state() == circuit::State::Closed
         };
         if closed {

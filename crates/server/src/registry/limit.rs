@@ -1,11 +1,17 @@
 //! A service's adaptive concurrency limit (AIMD, as Netflix's
-//! concurrency-limits `AIMDLimit`): herald keeps at most `limit` calls in
-//! flight to the service. Each answer that says "slow down" (429, 503) or
-//! a timeout multiplies the limit by [`BACKOFF`]; each success while the
-//! limit is in use (half of it or more in flight) adds one, up to the
-//! service's `max_in_flight`, the bulkhead that also keeps one slow service
-//! from taking the engine's whole pool of calls. It starts at the bulkhead:
-//! herald trusts a service until it says it is busy.
+//! concurrency-limits `AIMDLimit`, with TCP's rule of one decrease per
+//! round): herald keeps at most `limit` calls in flight to the service. An
+//! answer that says "slow down" (429, 503) or a timeout multiplies the
+//! limit by [`BACKOFF`] — once per round: only a call admitted since the
+//! last decrease can cause the next, so one burst of busy answers lowers
+//! the limit once, not once per answer. Each success while the limit is
+//! in use (half of it or more in flight) adds one, up to the service's
+//! `max_in_flight`, the bulkhead that also keeps one slow service from
+//! taking the engine's whole pool of calls. The limit settles where busy
+//! answers are rare: a service answering busy to most calls is brought
+//! down to a few in flight, one that sheds a fifth at random to some tens
+//! (docs/BENCH.md). It starts at the bulkhead: herald trusts a service
+//! until it says it is busy.
 //!
 //! A page of arithmetic of our own: the limiter crates are built around
 //! their own call wrappers and clocks, and this must share a lock with the
@@ -22,35 +28,45 @@ pub enum Signal {
     Ignored,
 }
 
-/// The factor a dropped call applies to the limit.
+/// The factor a round's dropped call applies to the limit.
 pub const BACKOFF: f64 = 0.9;
+
+/// Which round a call was admitted in.
+pub type Round = u64;
 
 #[derive(Debug, Clone)]
 pub struct Limit {
     limit: f64,
     max: u32,
     in_flight: u32,
+    /// Moves on at each decrease.
+    round: Round,
 }
 
 impl Limit {
     pub fn new(max: u32) -> Self {
         let max = max.max(1);
-        Limit { limit: f64::from(max), max, in_flight: 0 }
+        Limit { limit: f64::from(max), max, in_flight: 0, round: 0 }
     }
 
-    /// Takes a place for one call, if the limit leaves one.
-    pub fn acquire(&mut self) -> bool {
+    /// Takes a place for one call, if the limit leaves one; answers the
+    /// round it was admitted in.
+    pub fn acquire(&mut self) -> Option<Round> {
         if self.in_flight >= self.limit() {
-            return false;
+            return None;
         }
         self.in_flight += 1;
-        true
+        Some(self.round)
     }
 
-    /// A call's answer moves the limit (the call is still counted in flight).
-    pub fn answered(&mut self, signal: Signal) {
+    /// The answer of a call admitted in `round` moves the limit (the call
+    /// is still counted in flight).
+    pub fn answered(&mut self, signal: Signal, round: Round) {
         match signal {
-            Signal::Dropped => self.limit = (self.limit * BACKOFF).max(1.0),
+            Signal::Dropped if round == self.round => {
+                self.limit = (self.limit * BACKOFF).max(1.0);
+                self.round += 1;
+            }
             Signal::Success if f64::from(self.in_flight) * 2.0 >= self.limit => {
                 self.limit = (self.limit + 1.0).min(f64::from(self.max));
             }
@@ -86,52 +102,57 @@ mod tests {
     #[test]
     fn it_starts_at_the_bulkhead_and_refuses_past_it() {
         let mut l = Limit::new(3);
-        assert!(l.acquire() && l.acquire() && l.acquire());
-        assert!(!l.acquire(), "the bulkhead holds");
+        assert!(l.acquire().is_some() && l.acquire().is_some() && l.acquire().is_some());
+        assert_eq!(l.acquire(), None, "the bulkhead holds");
         l.release();
-        assert!(l.acquire());
+        assert!(l.acquire().is_some());
     }
 
     #[test]
-    fn busy_answers_lower_it_and_successes_in_use_raise_it_back() {
+    fn a_burst_of_busy_answers_lowers_it_once_and_each_round_of_them_again() {
         let mut l = Limit::new(100);
-        for _ in 0..50 {
-            assert!(l.acquire());
-        }
-        for _ in 0..10 {
-            l.answered(Signal::Dropped);
+        let rounds: Vec<Round> = (0..50).map(|_| l.acquire().unwrap()).collect();
+        for r in rounds {
+            l.answered(Signal::Dropped, r);
             l.release();
         }
-        assert_eq!(l.limit(), 34, "100 × 0.9^10");
-        // 40 still out: at least half the limit in use, so each success adds one.
-        for _ in 0..40 {
-            l.answered(Signal::Success);
-            l.release();
-        }
-        assert!(l.limit() > 34, "it grows back: {}", l.limit());
+        assert_eq!(l.limit(), 90, "fifty busy answers of one round: lowered once");
+        let next: Vec<Round> = (0..10).map(|_| l.acquire().unwrap()).collect();
+        l.answered(Signal::Dropped, next[0]);
+        assert_eq!(l.limit(), 81, "a call of the next round lowers it again");
     }
 
     #[test]
-    fn successes_with_the_limit_unused_do_not_raise_it() {
+    fn successes_in_use_raise_it_back_and_unused_ones_do_not() {
         let mut l = Limit::new(100);
         l.limit = 40.0;
         for _ in 0..100 {
-            assert!(l.acquire());
-            l.answered(Signal::Success);
+            let r = l.acquire().unwrap();
+            l.answered(Signal::Success, r);
             l.release();
         }
         assert_eq!(l.limit(), 40, "one call at a time never uses half of 40");
+        let out: Vec<Round> = (0..30).map(|_| l.acquire().unwrap()).collect();
+        for r in out {
+            l.answered(Signal::Success, r);
+            l.release();
+        }
+        assert!(l.limit() > 40, "with most of it in use, it grows: {}", l.limit());
     }
 
     #[derive(Debug, Clone)]
     enum Step {
         Acquire,
-        Answer(u8),
-        Release,
+        Answer(usize, u8),
+        Release(usize),
     }
 
     fn step() -> impl Strategy<Value = Step> {
-        prop_oneof![3 => Just(Step::Acquire), 2 => (0u8..3).prop_map(Step::Answer), 2 => Just(Step::Release)]
+        prop_oneof![
+            3 => Just(Step::Acquire),
+            2 => (any::<usize>(), 0u8..3).prop_map(|(i, k)| Step::Answer(i, k)),
+            2 => any::<usize>().prop_map(Step::Release),
+        ]
     }
 
     proptest! {
@@ -143,30 +164,37 @@ mod tests {
             steps in prop::collection::vec(step(), 0..400),
         ) {
             let mut l = Limit::new(max);
-            let mut out = 0u32;
+            let mut out: Vec<Round> = Vec::new();
             for s in steps {
                 match s {
                     Step::Acquire => {
                         let before = (l.in_flight(), l.limit());
-                        if l.acquire() {
-                            prop_assert!(before.0 < before.1, "admitted at {} of {}", before.0, before.1);
-                            out += 1;
-                        } else {
-                            prop_assert!(before.0 >= before.1);
+                        match l.acquire() {
+                            Some(r) => {
+                                prop_assert!(before.0 < before.1, "admitted at {} of {}", before.0, before.1);
+                                out.push(r);
+                            }
+                            None => prop_assert!(before.0 >= before.1),
                         }
                     }
-                    Step::Answer(k) if out > 0 => {
-                        l.answered([Signal::Success, Signal::Dropped, Signal::Ignored][k as usize]);
+                    Step::Answer(i, k) if !out.is_empty() => {
+                        let r = out.remove(i % out.len());
+                        let before = l.limit();
+                        let signal = [Signal::Success, Signal::Dropped, Signal::Ignored][k as usize];
+                        let current = r == l.round;
+                        l.answered(signal, r);
+                        if signal == Signal::Dropped && !current {
+                            prop_assert_eq!(l.limit(), before, "a call of an earlier round lowered it again");
+                        }
                         l.release();
-                        out -= 1;
                     }
-                    Step::Release if out > 0 => {
+                    Step::Release(i) if !out.is_empty() => {
+                        out.remove(i % out.len());
                         l.release();
-                        out -= 1;
                     }
                     _ => {}
                 }
-                prop_assert_eq!(l.in_flight(), out);
+                prop_assert_eq!(l.in_flight() as usize, out.len());
                 prop_assert!((1..=max).contains(&l.limit()));
             }
         }
@@ -178,21 +206,23 @@ mod tests {
         ) {
             let mut l = Limit::new(max);
             for busy in history {
-                if l.acquire() {
-                    l.answered(if busy { Signal::Dropped } else { Signal::Success });
+                if let Some(r) = l.acquire() {
+                    l.answered(if busy { Signal::Dropped } else { Signal::Success }, r);
                     l.release();
                 }
             }
+            // Overload: every call of every round answers busy.
             let mut busy = l.clone();
-            for _ in 0..100 {
-                busy.answered(Signal::Dropped);
+            for _ in 0..60 {
+                let r = busy.acquire().unwrap();
+                busy.answered(Signal::Dropped, r);
+                busy.release();
             }
             prop_assert_eq!(busy.limit(), 1);
             // Recovery: calls fill the limit and succeed.
             for _ in 0..(2 * max) {
-                let mut taken = 0;
-                while busy.acquire() { taken += 1; }
-                for _ in 0..taken { busy.answered(Signal::Success); busy.release(); }
+                let taken: Vec<Round> = std::iter::from_fn(|| busy.acquire()).collect();
+                for r in taken { busy.answered(Signal::Success, r); busy.release(); }
             }
             prop_assert_eq!(busy.limit(), max);
         }
