@@ -12,6 +12,8 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
+use herald_sdk::load::Load;
+
 use axum::{
     Json, Router,
     body::Bytes,
@@ -38,11 +40,11 @@ pub async fn run(listen: std::net::SocketAddr) -> anyhow::Result<()> {
     let holds: Holds = Arc::default();
     let lags: Lags = Arc::default();
     let events = Router::new().route("/events", post(receive)).route("/events/lags", get(take_lags)).with_state(lags);
-    let load: Arc<Load> = Arc::default();
+    let load = Shedding::default();
     let steps = Router::new()
         .route("/step/{name}", post(|| async { Json(json!({"ok": true})) }))
         .route("/shed/{percent}/{name}", post(shed))
-        .route_layer(axum::middleware::from_fn_with_state(load.clone(), count))
+        .route_layer(axum::middleware::from_fn_with_state(load.load.clone(), Load::count))
         .route("/load", get(take_load))
         .with_state(load);
     let app = Router::new()
@@ -63,12 +65,10 @@ pub async fn run(listen: std::net::SocketAddr) -> anyhow::Result<()> {
 }
 
 /// Step calls in flight, their peak, and the answers shed.
-#[derive(Default)]
-struct Load {
-    in_flight: AtomicU64,
-    peak: AtomicU64,
-    calls: AtomicU64,
-    shed: AtomicU64,
+#[derive(Clone, Default)]
+struct Shedding {
+    load: Arc<Load>,
+    shed: Arc<AtomicU64>,
 }
 
 /// What `/load` tells (and resets).
@@ -79,22 +79,9 @@ pub struct LoadSeen {
     pub shed: u64,
 }
 
-async fn count(
-    State(load): State<Arc<Load>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    load.calls.fetch_add(1, Ordering::Relaxed);
-    let now = load.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-    load.peak.fetch_max(now, Ordering::Relaxed);
-    let resp = next.run(req).await;
-    load.in_flight.fetch_sub(1, Ordering::Relaxed);
-    resp
-}
-
 /// 503 to `percent` of first attempts (the envelope's `attempt`), 200 else.
 async fn shed(
-    State(load): State<Arc<Load>>,
+    State(load): State<Shedding>,
     axum::extract::Path((percent, _name)): axum::extract::Path<(u32, String)>,
     body: Bytes,
 ) -> (StatusCode, Json<Value>) {
@@ -106,9 +93,9 @@ async fn shed(
     (StatusCode::OK, Json(json!({"ok": true})))
 }
 
-async fn take_load(State(load): State<Arc<Load>>) -> Json<LoadSeen> {
-    let take = |n: &AtomicU64| n.swap(0, Ordering::Relaxed);
-    Json(LoadSeen { peak_in_flight: take(&load.peak), calls: take(&load.calls), shed: take(&load.shed) })
+async fn take_load(State(load): State<Shedding>) -> Json<LoadSeen> {
+    let seen = load.load.take();
+    Json(LoadSeen { peak_in_flight: seen.peak, calls: seen.calls, shed: load.shed.swap(0, Ordering::Relaxed) })
 }
 
 async fn hold(State(holds): State<Holds>, body: Bytes) -> StatusCode {

@@ -113,6 +113,10 @@ pub struct StepRun {
     /// waits for; `None` when it is not waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
+    /// The attempt now going out followed a wait: if it cannot be sent
+    /// either, the step waits again without telling the user twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waited: bool,
 }
 
 impl StepRun {
@@ -232,6 +236,7 @@ impl Operation {
                 retry_base: 0,
                 received: None,
                 waiting_for: None,
+                waited: false,
             })
             .collect();
         Operation {

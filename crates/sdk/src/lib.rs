@@ -5,7 +5,8 @@
 //! - [`Client`] — start, read, cancel and [watch](Client::watch) operations;
 //!   publish events; pull, ack and nack subscriptions; complete steps.
 //! - [`step`] (feature `step`) — step handlers for axum services: the
-//!   envelope, herald's signature, the replies.
+//!   envelope, herald's signature, the replies; [`load`], how hard herald
+//!   presses the service.
 //! - [`Outbox`], [`Relay`] and [`Inbox`] (feature `outbox`) — the
 //!   transactional outbox and the inbox on the service's own SQLite or
 //!   PostgreSQL database (sqlx).
@@ -19,6 +20,8 @@ mod watch;
 mod db;
 #[cfg(feature = "outbox")]
 mod inbox;
+#[cfg(feature = "step")]
+pub mod load;
 #[cfg(feature = "outbox")]
 mod outbox;
 #[cfg(feature = "step")]

@@ -4,20 +4,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
-use axum::{
-    Json, Router,
-    extract::{Request, State},
-    middleware::{self, Next},
-    response::Response,
-    routing::get,
-};
+use axum::{Json, Router, extract::State, middleware, routing::get};
+use herald_sdk::load::{Load, Seen};
 use herald_sdk::step::{Envelope, StepReply};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -73,16 +65,8 @@ struct Accounts {
     records: Mutex<HashMap<(Records, String), u64>>,
     /// Audit attempts per operation id, for the busy-then-fine behaviour.
     audit_attempts: Mutex<HashMap<String, u32>>,
-    audit_load: Load,
-}
-
-/// Calls the audit store has in flight, and the most it ever had: how
-/// hard herald presses it (`GET /audit/load`).
-#[derive(Debug, Default)]
-struct Load {
-    in_flight: AtomicU32,
-    peak: AtomicU32,
-    calls: AtomicU32,
+    /// How hard herald presses the audit store (`GET /audit/load`).
+    audit_load: Arc<Load>,
 }
 
 impl App for Accounts {
@@ -97,11 +81,11 @@ pub fn router(pace: Duration) -> Router {
         mailbox: Mailbox::new(),
         records: Mutex::default(),
         audit_attempts: Mutex::default(),
-        audit_load: Load::default(),
+        audit_load: Arc::default(),
     });
     let audit = Router::new()
         .route("/audit/delete", post_step(Accounts::delete_audit))
-        .route_layer(middleware::from_fn_with_state(accounts.clone(), count_load));
+        .route_layer(middleware::from_fn_with_state(accounts.audit_load.clone(), Load::count));
     Router::new()
         .route("/transactions/delete", post_step(|a: &Accounts, env| a.delete(env, Records::Transactions)))
         .route("/logs/delete", post_step(|a: &Accounts, env| a.delete(env, Records::Logs)))
@@ -115,22 +99,9 @@ pub fn router(pace: Duration) -> Router {
         .merge(accounts.mailbox.routes())
 }
 
-/// Counts the audit store's calls in flight around each one.
-async fn count_load(State(a): State<Arc<Accounts>>, req: Request, next: Next) -> Response {
-    let load = &a.audit_load;
-    load.calls.fetch_add(1, Ordering::Relaxed);
-    let now = load.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-    load.peak.fetch_max(now, Ordering::Relaxed);
-    let resp = next.run(req).await;
-    load.in_flight.fetch_sub(1, Ordering::Relaxed);
-    resp
-}
-
 /// `GET /audit/load`: `{ "in_flight", "peak", "calls" }` of the audit store.
-async fn load(State(a): State<Arc<Accounts>>) -> Json<Value> {
-    let l = &a.audit_load;
-    let read = |n: &AtomicU32| n.load(Ordering::Relaxed);
-    Json(json!({ "in_flight": read(&l.in_flight), "peak": read(&l.peak), "calls": read(&l.calls) }))
+async fn load(State(a): State<Arc<Accounts>>) -> Json<Seen> {
+    Json(a.audit_load.seen())
 }
 
 impl Accounts {

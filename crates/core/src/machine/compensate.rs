@@ -101,6 +101,7 @@ pub(super) fn result(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, sam
     if s.status != StepState::Compensating || c.attempts != attempt || c.next_attempt_at.is_some() {
         return; // late
     }
+    s.waited = false;
     let step = s.name.clone();
     match outcome {
         // A compensation has no callback: 202 means the service took it on.

@@ -117,6 +117,7 @@ pub(super) fn callback(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) ->
 /// A step's answer, from its call or its callback.
 fn settle(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) {
     let winding_down = tx.op.status == OpStatus::Compensating;
+    tx.op.steps[ix].waited = false; // an answer: a later wait is news again
     match outcome {
         Outcome::Done(value) => {
             let s = &mut tx.op.steps[ix];
@@ -244,6 +245,7 @@ pub(super) fn fail_step(tx: &mut Tx, ix: usize, error: String) {
     s.error = Some(error.clone());
     s.next_attempt_at = None;
     s.waiting_for = None;
+    s.waited = false;
     s.finished_at = Some(tx.now);
     if s.awaiting_callback {
         s.awaiting_callback = false;

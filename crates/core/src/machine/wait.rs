@@ -36,6 +36,10 @@ fn forward(tx: &mut Tx, ix: usize, attempt: u32, service: String) {
     s.attempts = attempt - 1;
     s.next_attempt_at = None;
     s.waiting_for = Some(service.clone());
+    if std::mem::replace(&mut s.waited, true) {
+        tx.out.touched = true; // back to waiting after a try that could not connect: told already
+        return;
+    }
     let step = s.name.clone();
     tx.emit(EventKind::StepWaiting { step, phase: Phase::Forward, service });
 }
@@ -57,6 +61,10 @@ fn compensation(tx: &mut Tx, ix: usize, attempt: u32, service: String) {
         c.next_attempt_at = Some(now);
     }
     s.waiting_for = Some(service.clone());
+    if std::mem::replace(&mut s.waited, true) {
+        tx.out.touched = true;
+        return;
+    }
     let step = s.name.clone();
     tx.emit(EventKind::StepWaiting { step, phase: Phase::Compensation, service });
 }

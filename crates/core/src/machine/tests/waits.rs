@@ -169,3 +169,24 @@ fn a_retry_after_longer_than_the_backoff_sets_the_next_attempt() {
     let next = sim.op.step("erase-audit").unwrap().1.next_attempt_at.unwrap();
     assert_eq!(next - asked, chrono::Duration::seconds(30), "the policy alone would wait 100 ms");
 }
+
+#[test]
+fn a_try_out_of_a_wait_that_cannot_connect_waits_again_without_telling_twice() {
+    let mut sim = Sim::new(AUDIT);
+    sim.answer("erase-logs", Phase::Forward, done());
+    refuse(&mut sim, "erase-audit", Phase::Forward);
+    for _ in 0..3 {
+        // Its turn comes (a probe of a circuit, say), the attempt begins,
+        // and no connection can be made.
+        let task = sim.tasks.iter().find(|t| matches!(&t.kind, TaskKind::Invoke { step, .. } if step == "erase-audit"));
+        let TaskKind::Invoke { attempt, .. } = task.unwrap().kind.clone() else { unreachable!() };
+        assert_eq!(check_invoke(&sim.op, "erase-audit", attempt, Phase::Forward), InvokeCheck::Begin);
+        sim.apply(Command::AttemptStarted { step: "erase-audit".into(), attempt, phase: Phase::Forward }).unwrap();
+        refuse(&mut sim, "erase-audit", Phase::Forward);
+        assert_eq!(sim.status("erase-audit"), StepState::Waiting);
+    }
+    assert_eq!(waits_told(&sim), 1, "told once for the whole wait");
+    sim.answer("erase-audit", Phase::Forward, fail(true));
+    refuse(&mut sim, "erase-audit", Phase::Forward);
+    assert_eq!(waits_told(&sim), 2, "after a real answer, a new wait is news again");
+}
