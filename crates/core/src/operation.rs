@@ -110,13 +110,11 @@ pub struct StepRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received: Option<Value>,
     /// The service whose turn the step's next call (or compensation call)
-    /// waits for; `None` when it is not waiting.
+    /// waits for; `None` when it is not waiting. Still set while the
+    /// attempt that ends the wait is out: that attempt is told with its
+    /// answer, so a try that cannot connect is not news.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<String>,
-    /// The attempt now going out followed a wait: if it cannot be sent
-    /// either, the step waits again without telling the user twice.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub waited: bool,
 }
 
 impl StepRun {
@@ -236,7 +234,6 @@ impl Operation {
                 retry_base: 0,
                 received: None,
                 waiting_for: None,
-                waited: false,
             })
             .collect();
         Operation {

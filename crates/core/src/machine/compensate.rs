@@ -101,7 +101,9 @@ pub(super) fn result(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, sam
     if s.status != StepState::Compensating || c.attempts != attempt || c.next_attempt_at.is_some() {
         return; // late
     }
-    s.waited = false;
+    super::wait::told_started(tx, ix, Phase::Compensation);
+    let s = &mut tx.op.steps[ix];
+    let Some(c) = s.compensation.as_mut() else { return };
     let step = s.name.clone();
     match outcome {
         // A compensation has no callback: 202 means the service took it on.

@@ -87,6 +87,9 @@ pub(super) fn attempt_started(tx: &mut Tx, ix: usize, attempt: u32, phase: Phase
         return;
     }
     // A retry's task already exists: only the state and the timeline change.
+    if super::wait::resume(tx, ix, attempt, phase) {
+        return;
+    }
     match phase {
         Phase::Forward => mark_running(tx, ix, attempt),
         Phase::Compensation => compensate::attempt_started(tx, ix, attempt),
@@ -117,7 +120,7 @@ pub(super) fn callback(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) ->
 /// A step's answer, from its call or its callback.
 fn settle(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) {
     let winding_down = tx.op.status == OpStatus::Compensating;
-    tx.op.steps[ix].waited = false; // an answer: a later wait is news again
+    super::wait::told_started(tx, ix, Phase::Forward);
     match outcome {
         Outcome::Done(value) => {
             let s = &mut tx.op.steps[ix];
@@ -245,7 +248,6 @@ pub(super) fn fail_step(tx: &mut Tx, ix: usize, error: String) {
     s.error = Some(error.clone());
     s.next_attempt_at = None;
     s.waiting_for = None;
-    s.waited = false;
     s.finished_at = Some(tx.now);
     if s.awaiting_callback {
         s.awaiting_callback = false;

@@ -31,13 +31,16 @@ fn forward(tx: &mut Tx, ix: usize, attempt: u32, service: String) {
     if !unsent && !due {
         return; // already waiting, or no longer this attempt's turn
     }
+    // An attempt out of a wait that could not be sent either: back to
+    // waiting, told already.
+    let told = unsent && s.waiting_for.is_some();
     let s = &mut tx.op.steps[ix];
     s.status = StepState::Waiting;
     s.attempts = attempt - 1;
     s.next_attempt_at = None;
     s.waiting_for = Some(service.clone());
-    if std::mem::replace(&mut s.waited, true) {
-        tx.out.touched = true; // back to waiting after a try that could not connect: told already
+    if told {
+        tx.out.touched = true;
         return;
     }
     let step = s.name.clone();
@@ -48,23 +51,65 @@ fn compensation(tx: &mut Tx, ix: usize, attempt: u32, service: String) {
     let now = tx.now;
     let s = &mut tx.op.steps[ix];
     let Some(c) = s.compensation.as_mut() else { return };
-    if s.status != StepState::Compensating || s.waiting_for.is_some() {
+    if s.status != StepState::Compensating {
         return;
     }
     let unsent = c.next_attempt_at.is_none() && c.attempts == attempt;
     let due = c.next_attempt_at.is_some() && c.attempts + 1 == attempt;
-    if !unsent && !due {
-        return;
+    let told = s.waiting_for.is_some();
+    if !unsent && (!due || told) {
+        return; // already waiting, or no longer this attempt's turn
     }
     if unsent {
         c.attempts = attempt - 1;
         c.next_attempt_at = Some(now);
     }
     s.waiting_for = Some(service.clone());
-    if std::mem::replace(&mut s.waited, true) {
+    if told {
         tx.out.touched = true;
         return;
     }
     let step = s.name.clone();
     tx.emit(EventKind::StepWaiting { step, phase: Phase::Compensation, service });
+}
+
+/// The first attempt after a wait begins without a word: it is told with
+/// its answer (see [`told_started`]), so tries that cannot connect to a
+/// service that is still down add nothing to the timeline.
+pub(super) fn resume(tx: &mut Tx, ix: usize, attempt: u32, phase: Phase) -> bool {
+    let s = &mut tx.op.steps[ix];
+    if s.waiting_for.is_none() {
+        return false;
+    }
+    match phase {
+        Phase::Forward => {
+            s.status = StepState::Running;
+            s.attempts = attempt;
+            s.next_attempt_at = None;
+        }
+        Phase::Compensation => {
+            let Some(c) = s.compensation.as_mut() else { return false };
+            c.attempts = attempt;
+            c.next_attempt_at = None;
+        }
+    }
+    tx.out.touched = true;
+    true
+}
+
+/// An answer came to an attempt begun out of a wait: the attempt is told
+/// now, before its answer.
+pub(super) fn told_started(tx: &mut Tx, ix: usize, phase: Phase) {
+    let s = &mut tx.op.steps[ix];
+    if s.waiting_for.take().is_none() {
+        return;
+    }
+    let (step, attempt) = (s.name.clone(), s.attempts);
+    match phase {
+        Phase::Forward => tx.emit(EventKind::StepStarted { step, attempt }),
+        Phase::Compensation => {
+            let attempt = s.compensation.as_ref().map_or(attempt, |c| c.attempts);
+            tx.emit(EventKind::CompensationStarted { step, attempt })
+        }
+    }
 }

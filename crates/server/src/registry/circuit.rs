@@ -154,7 +154,7 @@ impl Circuit {
                 }
                 let (ok, bad, n) = (*succeeded, *probes_failed, c.half_open_probes.max(1));
                 if f64::from(bad) >= c.failure_rate * f64::from(n) && bad > 0 {
-                    self.open(now, c, format!("{bad} of {n} probes failed"));
+                    self.open(now, c, format!("{bad} of {} probes failed", ok + bad));
                 } else if ok + bad >= n {
                     self.close(now);
                 }

@@ -186,7 +186,15 @@ fn a_try_out_of_a_wait_that_cannot_connect_waits_again_without_telling_twice() {
         assert_eq!(sim.status("erase-audit"), StepState::Waiting);
     }
     assert_eq!(waits_told(&sim), 1, "told once for the whole wait");
+    let started = |sim: &Sim| {
+        sim.events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::StepStarted { step, .. } if step == "erase-audit"))
+            .count()
+    };
+    assert_eq!(started(&sim), 1, "tries that could not connect are not news");
     sim.answer("erase-audit", Phase::Forward, fail(true));
+    assert_eq!(started(&sim), 2, "the try that got an answer is told, with it");
     refuse(&mut sim, "erase-audit", Phase::Forward);
     assert_eq!(waits_told(&sim), 2, "after a real answer, a new wait is news again");
 }

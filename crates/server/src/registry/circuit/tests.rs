@@ -54,7 +54,7 @@ fn failed_probes_open_it_for_twice_as_long_up_to_the_cap() {
         assert_eq!(b.name(now), "half_open", "one failed probe of three is under the rate");
         b.record(probes[1], true, now, &c);
         assert_eq!(b.retry_after(now), Some(Duration::from_secs(expected)));
-        assert_eq!(b.reason(), Some("2 of 3 probes failed"));
+        assert_eq!(b.reason(), Some("2 of 2 probes failed"));
         b.record(probes[2], false, now, &c); // an answer from before it reopened
         assert_eq!(b.name(now), "open");
     }
