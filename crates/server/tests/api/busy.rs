@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald_server::config::ServiceConfig;
 use serde_json::json;
 
-use crate::helpers::{Reply, StepService, event_types, spawn_app_with, step};
+use crate::helpers::{Reply, StepService, event_types, free_port, spawn_app_with, step};
 
 const ERASE: &str = r#"
 name = "erase"
@@ -24,10 +24,6 @@ call = { service = "audit", path = "/erase" }
 retry = { attempts = 2, initial = "50ms", max = "100ms" }
 on_failure = "hold"
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_refusing_connections_for_30_s_spends_no_attempt_and_every_operation_finishes_after() {

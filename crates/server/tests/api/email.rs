@@ -9,6 +9,10 @@ use crate::helpers::*;
 const ADDRESS: &str = "alice.gdpr@example.com";
 
 async fn app_with_email(port: u16) -> TestApp {
+    app_with_email_retry(port, None).await
+}
+
+async fn app_with_email_retry(port: u16, retry: Option<herald_core::workflow::raw::RawRetry>) -> TestApp {
     let svc = StepService::start().await;
     let extra = "subject = \"/user_id\"\nretention = { redact = [\"email\"] }\n[notify]\non = [\"accepted\", \"succeeded\"]\nchannels = [\"inbox\", \"email\"]\nemail_to = \"/email\"";
     let wf = sequential("forget-me", &["erase"], extra);
@@ -21,7 +25,7 @@ async fn app_with_email(port: u16) -> TestApp {
             password: None,
             from: "Herald <noreply@herald.test>".into(),
             timeout: None,
-            retry: None,
+            retry,
         })
     })
     .await
@@ -84,4 +88,33 @@ async fn the_whole_input_is_erased_once_keep_input_for_has_passed_after_the_end(
     erased.sort();
     assert_eq!(erased, vec!["name", "phone"]);
     assert!(event_types(&op).contains(&"redacted".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_to_a_mail_server_that_refuses_connections_wait_and_spend_no_attempt() {
+    let port = free_port(); // refused until the mail server starts
+    let retry = herald_core::workflow::raw::RawRetry {
+        attempts: Some(2),
+        initial: Some(herald_core::Span::from_millis(30)),
+        max: Some(herald_core::Span::from_millis(60)),
+        ..Default::default()
+    };
+    let app = app_with_email_retry(port, Some(retry)).await;
+    for i in 0..5 {
+        let id = app.start_id("forget-me", json!({"user_id": format!("u{i}"), "email": ADDRESS})).await;
+        app.wait_final(&id).await;
+    }
+
+    // Down for three seconds, far past two attempts 30 ms apart.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]), "nothing buried while it was down");
+    let sink = SmtpSink::start(port).await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while sink.mails().len() < 10 {
+        assert!(tokio::time::Instant::now() < deadline, "{} of 10 emails arrived", sink.mails().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sink.mails().len(), 10, "accepted and done, for each of the five");
+    assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }

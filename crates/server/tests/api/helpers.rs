@@ -130,6 +130,11 @@ pub fn step<'a>(op: &'a Value, name: &str) -> &'a Value {
     op["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}"))
 }
 
+/// A port nothing listens on (yet): connections to it are refused.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// How a scripted service answers one call.
 #[derive(Clone)]
 pub enum Reply {
@@ -146,6 +151,8 @@ pub struct Call {
     pub path: String,
     pub key: String,
     pub traceparent: String,
+    /// `Herald-Attempt`, on pushed events.
+    pub attempt: String,
     pub body: Value,
 }
 
@@ -206,11 +213,11 @@ async fn handle(
 ) -> axum::response::Response {
     let path = uri.path().to_string();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let (key, traceparent) = (header("idempotency-key"), header("traceparent"));
+    let (key, traceparent, attempt) = (header("idempotency-key"), header("traceparent"), header("herald-attempt"));
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let reply = {
         let mut s = script.lock().unwrap();
-        s.calls.push(Call { path: path.clone(), key, traceparent, body });
+        s.calls.push(Call { path: path.clone(), key, traceparent, attempt, body });
         let queued = s.queued.get_mut(&path).and_then(VecDeque::pop_front);
         queued.or_else(|| s.fixed.get(&path).cloned()).unwrap_or_else(|| Reply::Json(json!({ "done": path })))
     };

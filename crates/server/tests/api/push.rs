@@ -225,3 +225,40 @@ async fn while_the_consumers_circuit_is_open_its_events_wait_without_spending_at
     assert_eq!(got.len(), 4);
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_for_a_consumer_that_refuses_connections_wait_and_spend_no_attempt() {
+    let svc = StepService::start().await;
+    let port = free_port(); // connections refused until the consumer starts
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), &[], &svc, |c| {
+        let down = herald_server::config::ServiceConfig::new(vec![format!("http://127.0.0.1:{port}")]);
+        c.services.insert("down".into(), down);
+    })
+    .await;
+    // Two attempts each: an attempt spent on a refused connection would bury it.
+    let sub = json!({"topic": "orders", "push": {"service": "down", "path": "/events", "max_in_flight": 8},
+                     "retry": {"attempts": 2, "initial": "20ms", "max": "100ms"}});
+    assert_eq!(app.put_subscription("audit-log", sub).await.status(), 201);
+    for i in 0..30 {
+        app.publish("orders", &event(&format!("e{i}"), "OrderPlaced", json!({}))).await;
+    }
+
+    // Down for three seconds (the outage, not a wait for a condition).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(app.stats("audit-log").await["dead_letters"], 0, "nothing buried while it was down");
+    let consumer = StepService::start_on(port).await;
+
+    let got = calls(&consumer, "/events", 30).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.stats("audit-log").await["pending"] != 0 || app.stats("audit-log").await["in_flight"] != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "not every event was acknowledged");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(consumer.calls("/events").len(), 30, "each event delivered once");
+    assert!(
+        got.iter().all(|c| c.attempt == "1"),
+        "each on its first attempt: {:?}",
+        got.iter().map(|c| &c.attempt).collect::<Vec<_>>()
+    );
+    assert_eq!(app.stats("audit-log").await["dead_letters"], 0);
+}

@@ -30,7 +30,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 }
 
 async fn receiver(r: Receiver) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    receiver_on(r, 0).await
+}
+
+async fn receiver_on(r: Receiver, port: u16) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move {
         axum::serve(listener, Router::new().route("/hook", post(receive)).with_state(r)).await.unwrap()
@@ -180,5 +184,29 @@ async fn while_the_receivers_circuit_is_open_a_webhook_waits_without_spending_at
     // out; the third and last attempt waited for it instead of failing on it.
     until(Duration::from_secs(10), || r.got.lock().unwrap().len() >= 3).await;
     assert_eq!(r.got.lock().unwrap().len(), 3, "delivered on the third attempt");
+    assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_to_a_receiver_that_refuses_connections_wait_and_spend_no_attempt() {
+    let port = free_port(); // refused until the receiver starts
+    let app = app_with_webhook(format!("http://127.0.0.1:{port}/hook")).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(app.start_id("order", json!({"user": format!("u{i}")})).await);
+    }
+    for id in &ids {
+        app.wait_final(id).await;
+    }
+
+    // Down for three seconds, far past three attempts 30–60 ms apart.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]), "nothing buried while it was down");
+    let r = Receiver::default();
+    receiver_on(r.clone(), port).await;
+
+    until(Duration::from_secs(15), || r.got.lock().unwrap().len() >= 10).await;
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 10, "each notification delivered once, on the attempt that reached it");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }
