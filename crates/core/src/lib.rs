@@ -10,6 +10,7 @@
 //! - [`timeline`] — the append-only events every status is derived from.
 //! - [`task`] — the durable work items (invoke, compensate, timers) the engine runs.
 //! - [`retry`] — backoff arithmetic.
+//! - [`nesting`] — how deep JSON may nest and still be read back.
 //! - [`signature`] — signing and verifying webhook bodies.
 //! - [`notify`] — which events tell the user, and the inbox notification they make.
 //! - [`machine`] — the state machine: `apply(op, workflow, command, now)` returns
@@ -21,6 +22,7 @@
 pub mod duration;
 pub mod ids;
 pub mod machine;
+pub mod nesting;
 pub mod notify;
 pub mod operation;
 pub mod retry;

@@ -32,13 +32,14 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 pub struct BodyLimit(pub usize);
 
 /// Parses a JSON body: 415 without a JSON content type, 400 for broken
-/// JSON, 422 for JSON of the wrong shape.
+/// JSON, 422 for JSON of the wrong shape or nested too deep to be read back.
 pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime != "application/json" && !mime.ends_with("+json") {
         return Err(ApiError::UnsupportedMediaType("send `content-type: application/json`".into()));
     }
+    herald_core::nesting::check(body).map_err(ApiError::InvalidInput)?;
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::InvalidInput(e.to_string()),
         _ => ApiError::InvalidJson(e.to_string()),

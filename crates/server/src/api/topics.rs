@@ -90,6 +90,7 @@ fn read_events(headers: &HeaderMap, body: &[u8], max_batch: usize) -> Result<Vec
                 .collect()
         }
         _ if headers.keys().any(|k| k.as_str().starts_with("ce-")) => {
+            herald_core::nesting::check(body).map_err(ApiError::InvalidEvent)?;
             let ce = headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
             Ok(vec![CloudEvent::from_binary(ce, content_type, body).map_err(|e| invalid(None, e))?])
         }
@@ -100,5 +101,6 @@ fn read_events(headers: &HeaderMap, body: &[u8], max_batch: usize) -> Result<Vec
 }
 
 fn parse(body: &[u8]) -> Result<Value, ApiError> {
+    herald_core::nesting::check(body).map_err(ApiError::InvalidEvent)?;
     serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }

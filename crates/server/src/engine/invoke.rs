@@ -97,6 +97,11 @@ pub async fn call(http: &reqwest::Client, base: &str, req: Request<'_>) -> (Outc
         return (Outcome::Accepted, verdict);
     }
     if status.is_success() {
+        if let Err(e) = herald_core::nesting::check(&body) {
+            // Kept, it could not be read back: the step fails for good.
+            let error = format!("the service's answer cannot be kept: {e}");
+            return (Outcome::Failed { error, retryable: false, maybe_applied: true, retry_after: None }, verdict);
+        }
         let value = if body.is_empty() {
             Value::Null
         } else {

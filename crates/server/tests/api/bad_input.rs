@@ -24,6 +24,20 @@ async fn bad_requests_get_clear_problems_and_store_nothing() {
     problem(post("{\"customer\": 42.5e400}", "application/json").await.unwrap(), 400, "invalid-json").await;
     problem(post("{\"nobody\": 1}", "application/json").await.unwrap(), 422, "invalid-input").await;
     problem(post("{}", "text/plain").await.unwrap(), 415, "unsupported-media-type").await;
+    // Nested deeper than herald could read back once stored (126 levels
+    // was accepted, then broke every list): refused, at the edge.
+    let deep = |levels: usize| format!("{{\"customer\": \"c\", \"x\": {}1{}}}", "[".repeat(levels), "]".repeat(levels));
+    let send = |body: String| app.http.post(&start).header("content-type", "application/json").body(body).send();
+    problem(send(deep(126)).await.unwrap(), 422, "invalid-input").await;
+    problem(send(deep(64)).await.unwrap(), 422, "invalid-input").await;
+    let deep_event = format!(
+        "{{\"specversion\": \"1.0\", \"id\": \"e\", \"source\": \"/s\", \"type\": \"T\", \"data\": {}1{}}}",
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let publish =
+        app.http.post(app.url("/v1/topics/orders/events")).header("content-type", "application/cloudevents+json");
+    problem(publish.body(deep_event).send().await.unwrap(), 422, "invalid-event").await;
     let big = format!("{{\"customer\": \"{}\"}}", "x".repeat(100 * 1024));
     problem(
         app.http.post(&start).header("content-type", "application/json").body(big).send().await.unwrap(),
@@ -74,4 +88,23 @@ fn invalid_workflow_files_are_refused_naming_the_step_and_field() {
     assert!(e.contains("colour"), "{e}");
     let e = check("name = \"w\"\n[[steps]]\nparallel = [\"ghost\"]\n");
     assert!(e.contains("ghost"), "{e}");
+}
+
+#[tokio::test]
+async fn a_step_answer_nested_too_deep_to_read_back_fails_the_step_and_breaks_no_list() {
+    let svc = StepService::start().await;
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!([deep]);
+    }
+    svc.on("/a", Reply::Json(deep));
+    let app = spawn_app(&[&sequential("order", &["a"], "")], &svc).await;
+
+    let id = app.start_id("order", json!({})).await;
+    let op = app.wait_final(&id).await;
+
+    assert_eq!(op["status"], "failed", "{op:#}");
+    assert!(step(&op, "a")["error"].as_str().unwrap().contains("cannot be kept"), "{op:#}");
+    let list = app.http.get(app.url("/v1/operations")).send().await.unwrap();
+    assert_eq!(list.status(), 200, "every operation can still be read");
 }
