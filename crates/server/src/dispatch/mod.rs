@@ -138,7 +138,11 @@ impl Dispatcher {
                 }
             };
             tokio::pin!(turn);
-            let room = service.as_ref().map_or(usize::MAX, |s| s.room().saturating_mul(per_request));
+            let room = match (&sub.delivery, &service) {
+                (_, Some(s)) => s.room().saturating_mul(per_request),
+                (Delivery::Push { .. }, None) => 0, // not registered (yet): nothing can go
+                _ => usize::MAX,
+            };
             let free = permits.available_permits().min(room);
             let mut wait = if room == 0 { Duration::from_secs(1) } else { IDLE };
             if free > 0 {
@@ -153,15 +157,17 @@ impl Dispatcher {
                                 .expect("pulled no more than the free permits");
                             // The act is the check: a chunk the service does
                             // not admit after all goes back unsent.
-                            let admitted = service.as_ref().map(|s| s.try_admit(&[]));
+                            let admitted = service.as_ref().map(|s| {
+                                s.try_admit(&[]).map_err(|no| Failure {
+                                    error: no.describe(&s.name),
+                                    redelivery: Redelivery::Unsent(no.retry_after()),
+                                })
+                            });
                             let (this, sub, answers) = (self.clone(), sub.clone(), answers.clone());
                             self.0.tracker.spawn(async move {
                                 let outcome = match admitted {
                                     Some(Ok(lease)) => this.deliver(&sub, &chunk, Some(lease)).await,
-                                    Some(Err(no)) => Err(Failure {
-                                        error: no.describe(&sub.name),
-                                        redelivery: Redelivery::Unsent(no.retry_after()),
-                                    }),
+                                    Some(Err(refused)) => Err(refused),
                                     None => this.deliver(&sub, &chunk, None).await,
                                 };
                                 drop(permit);

@@ -3,9 +3,9 @@
 //! dead-lettered when exhausted. Both receivers are services of the
 //! registry (`herald.webhook`, `herald.email`), so a delivery is admitted
 //! like any call: it waits, spending no attempt, while herald holds the
-//! receiver back or cannot connect to it. An operation's final email is the last
-//! use of the address: once it is out (or given up), the workflow's
-//! `redact` fields are erased.
+//! receiver back or cannot connect to it. An operation's final email is
+//! the last use of the address: once it is out (or given up), the
+//! workflow's `redact` fields are erased.
 
 use std::time::Duration;
 
@@ -136,19 +136,19 @@ impl Engine {
             None => None,
         };
         let (outcome, retry) = match (channel, lease) {
-            (Channel::Webhook, Some(lease)) => match &self.0.webhook {
-                Some(hook) => (post(hook, task.id, &payload, lease).await, hook.retry.clone()),
-                None => (Sent::Failed(Failure::permanent("no webhook is configured")), RetryPolicy::default()),
-            },
-            (Channel::Email, Some(lease)) => match &self.0.email {
-                Some(email) => (send(email, &payload, lease).await, email.retry.clone()),
-                None => (Sent::Failed(Failure::permanent("no email server is configured")), RetryPolicy::default()),
-            },
+            (Channel::Webhook, Some(lease)) if let Some(hook) = &self.0.webhook => {
+                (post(hook, task.id, &payload, lease).await, hook.retry.clone())
+            }
+            (Channel::Email, Some(lease)) if let Some(email) = &self.0.email => {
+                (send(email, &payload, lease).await, email.retry.clone())
+            }
             (Channel::Inbox, _) => (Sent::Done, RetryPolicy::default()),
-            (_, None) => (
-                Sent::Failed(Failure::permanent(format!("no {channel:?} receiver is configured"))),
-                RetryPolicy::default(),
-            ),
+            (Channel::Webhook, _) => {
+                (Sent::Failed(Failure::permanent("no webhook is configured")), RetryPolicy::default())
+            }
+            (Channel::Email, _) => {
+                (Sent::Failed(Failure::permanent("no email server is configured")), RetryPolicy::default())
+            }
         };
         let last_use = payload["final"] == true;
         let failure = match outcome {

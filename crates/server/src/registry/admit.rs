@@ -147,7 +147,7 @@ impl Service {
             };
             let now = tokio::time::Instant::now();
             let wake = now + refusal.retry_after();
-            // Past the patience, or a circuit that will not open before it.
+            // Past the patience, or an open circuit that stays open past it.
             if now >= until || (refusal.firm() && wake > until) {
                 return Err(refusal);
             }
