@@ -10,7 +10,8 @@ use sha2::Sha256;
 /// The header that carries the signature.
 pub const HEADER: &str = "herald-signature";
 
-/// How old a signed request may be before [`verify`] calls it a replay.
+/// How far from now, either way, a signed request may be dated before
+/// [`verify`] refuses it (a replay, or one made to be replayed later).
 pub const TOLERANCE_SECS: i64 = 300;
 
 fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
@@ -34,6 +35,8 @@ pub enum VerifyError {
     Mismatch,
     #[error("the request is older than the tolerance: a replay")]
     TooOld,
+    #[error("the request is dated further ahead than the tolerance")]
+    FromTheFuture,
 }
 
 /// Checks a received `Herald-Signature` against the body, at time `now`
@@ -56,8 +59,10 @@ pub fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), 
     if !ok {
         return Err(VerifyError::Mismatch);
     }
-    if now - timestamp > TOLERANCE_SECS {
-        return Err(VerifyError::TooOld);
+    // Either way: a signature dated ahead could be replayed until then.
+    // (`abs_diff`: a timestamp near i64's ends must not overflow.)
+    if now.abs_diff(timestamp) > TOLERANCE_SECS.unsigned_abs() {
+        return Err(if timestamp < now { VerifyError::TooOld } else { VerifyError::FromTheFuture });
     }
     Ok(())
 }
@@ -80,5 +85,17 @@ mod tests {
         assert_eq!(verify(b"s3cret", &header, b"x", 1_000 + TOLERANCE_SECS + 1), Err(VerifyError::TooOld));
         assert_eq!(verify(b"s3cret", "v1=zz", b"x", 1_000), Err(VerifyError::Malformed));
         assert_eq!(verify(b"s3cret", "t=1000", b"x", 1_000), Err(VerifyError::Malformed));
+    }
+
+    #[test]
+    fn a_signature_dated_ahead_of_the_tolerance_is_refused_and_extreme_times_do_not_overflow() {
+        let ahead = sign(b"s3cret", 1_000 + TOLERANCE_SECS + 1, b"x");
+        assert_eq!(verify(b"s3cret", &ahead, b"x", 1_000), Err(VerifyError::FromTheFuture));
+        let skewed = sign(b"s3cret", 1_000 + 30, b"x");
+        assert_eq!(verify(b"s3cret", &skewed, b"x", 1_000), Ok(()), "a little clock skew is fine");
+        for t in [i64::MIN, i64::MAX] {
+            let header = sign(b"s3cret", t, b"x");
+            assert!(verify(b"s3cret", &header, b"x", 1_000).is_err());
+        }
     }
 }

@@ -11,7 +11,8 @@
 //!   transactional outbox and the inbox on the service's own SQLite or
 //!   PostgreSQL database (sqlx).
 //! - [`verify`] — checks a `Herald-Signature` (webhooks, step calls, pushed
-//!   events) and refuses replays older than five minutes.
+//!   events) and refuses one dated more than five minutes from now, either
+//!   way (a replay, or one made to be replayed later).
 
 mod client;
 mod watch;
