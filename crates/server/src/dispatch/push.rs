@@ -19,6 +19,9 @@ use crate::{
 /// The longest `Retry-After` honoured; a longer one waits the backoff.
 const MAX_RETRY_AFTER: Duration = herald_core::machine::MAX_RETRY_AFTER;
 
+/// How much of a refusal's body is read, for the reason it gives.
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
 /// How soon an event whose consumer could not be reached goes again
 /// (unsent: its attempt is not spent).
 const UNREACHABLE_RETRY: Duration = Duration::from_secs(1);
@@ -85,7 +88,8 @@ pub async fn post(
         return Ok(());
     }
     let retry_after = invoke::retry_after(resp.headers()).filter(|d| *d <= MAX_RETRY_AFTER);
-    let body = resp.bytes().await.unwrap_or_default();
+    // Read only for the error it names.
+    let (body, _) = invoke::read_capped(resp, ERROR_BODY_BYTES).await;
     let error = invoke::describe(status, &body);
     let code = status.as_u16();
     let redelivery = if code == 408 || code == 429 || status.is_server_error() {

@@ -13,6 +13,10 @@ use crate::registry::Verdict;
 /// Longest piece of a service's error text kept on the timeline.
 const ERROR_TEXT: usize = 200;
 
+/// The largest answer a step's result may be: it is kept in the
+/// operation, read with it and sent to every later step.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
 /// The JSON body every step call carries.
 #[derive(Serialize)]
 pub struct Envelope<'a> {
@@ -92,12 +96,17 @@ pub async fn call(http: &reqwest::Client, base: &str, req: Request<'_>) -> (Outc
     let status = resp.status();
     let verdict = Verdict::of_status(status.as_u16());
     let retry_after = retry_after(resp.headers());
-    let body = resp.bytes().await.unwrap_or_default();
+    let (body, whole) = read_capped(resp, MAX_ANSWER_BYTES).await;
     if status == reqwest::StatusCode::ACCEPTED {
         return (Outcome::Accepted, verdict);
     }
     if status.is_success() {
-        if let Err(e) = herald_core::nesting::check(&body) {
+        let kept = if whole {
+            herald_core::nesting::check(&body)
+        } else {
+            Err(format!("it is larger than {} KiB", MAX_ANSWER_BYTES / 1024))
+        };
+        if let Err(e) = kept {
             // Kept, it could not be read back: the step fails for good.
             let error = format!("the service's answer cannot be kept: {e}");
             return (Outcome::Failed { error, retryable: false, maybe_applied: true, retry_after: None }, verdict);
@@ -115,6 +124,21 @@ pub async fn call(http: &reqwest::Client, base: &str, req: Request<'_>) -> (Outc
     let maybe_applied = status.is_server_error() && verdict != Verdict::Busy;
     let retry_after = if verdict == Verdict::Busy { retry_after } else { None };
     (Outcome::Failed { error: describe(status, &body), retryable, maybe_applied, retry_after }, verdict)
+}
+
+/// An answer's body, read up to `cap` bytes; `false` when there was more
+/// (the rest is not read). A body cut off by a broken connection is what
+/// came.
+pub(crate) async fn read_capped(mut resp: reqwest::Response, cap: usize) -> (bytes::Bytes, bool) {
+    let mut body = bytes::BytesMut::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        if body.len() + chunk.len() > cap {
+            body.extend_from_slice(&chunk[..cap - body.len()]);
+            return (body.freeze(), false);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    (body.freeze(), true)
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare between services).

@@ -108,3 +108,18 @@ async fn a_step_answer_nested_too_deep_to_read_back_fails_the_step_and_breaks_no
     let list = app.http.get(app.url("/v1/operations")).send().await.unwrap();
     assert_eq!(list.status(), 200, "every operation can still be read");
 }
+
+#[tokio::test]
+async fn a_step_answer_larger_than_a_mebibyte_fails_the_step_and_is_not_kept() {
+    let svc = StepService::start().await;
+    svc.on("/a", Reply::Json(json!({ "blob": "x".repeat(2 * 1024 * 1024) })));
+    let app = spawn_app(&[&sequential("order", &["a"], "")], &svc).await;
+
+    let id = app.start_id("order", json!({})).await;
+    let op = app.wait_final(&id).await;
+
+    assert_eq!(op["status"], "failed", "{op:#}");
+    let a = step(&op, "a");
+    assert!(a["error"].as_str().unwrap().contains("larger than 1024 KiB"), "{a}");
+    assert!(a["result"].is_null(), "nothing of it kept");
+}
