@@ -1,6 +1,8 @@
 //! One call of a step's service: the envelope, the headers, and what the
 //! answer means (DESIGN.md: 2xx done, 202 later by callback, 4xx but
-//! 408/429 permanent, 5xx, timeouts and connection errors retried).
+//! 408/429 permanent, 5xx and timeouts retried; a connection that could
+//! not be made sent nothing, and the step waits without spending the
+//! attempt).
 
 use std::{collections::BTreeMap, time::Duration};
 
