@@ -272,6 +272,29 @@ impl Operation {
         self.status.is_final()
     }
 
+    /// What the operation's end user is shown: labels, states, times and the
+    /// outcome; of the input only the `visible` fields (none unless the
+    /// workflow lists them); no step's raw result or error, which are the
+    /// services' words to each other (the timeline tells the user's side);
+    /// nothing that ties it to others' operations.
+    pub fn for_end_user(mut self, visible: &[String]) -> Operation {
+        self.input = match self.input {
+            Value::Object(fields) => Value::Object(fields.into_iter().filter(|(k, _)| visible.contains(k)).collect()),
+            _ => Value::Object(Default::default()),
+        };
+        self.concurrency_key = None;
+        self.queued_behind = None;
+        for s in &mut self.steps {
+            s.result = None;
+            s.error = None;
+            s.received = None;
+            if let Some(c) = &mut s.compensation {
+                c.error = None;
+            }
+        }
+        self
+    }
+
     /// A person must look: a step is held, or a compensation failed for good.
     pub fn attention_needed(&self) -> bool {
         self.steps.iter().any(|s| matches!(s.status, StepState::Held | StepState::CompensationFailed))

@@ -53,7 +53,7 @@ impl Application {
         let store: Arc<dyn Store> = sqlite.clone();
         let broker: Arc<dyn Broker> = sqlite;
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
-        let services = Arc::new(Registry::from_config(&config.services)?);
+        let services = Arc::new(Registry::from_config(&config.services, &config.registry)?);
         crate::subscriptions::install(&config, &services, broker.as_ref(), &workflows).await?;
         let secret = store.secret(rand::random::<[u8; 32]>().to_vec()).await?;
         let engine = Engine::new(Parts {
@@ -72,7 +72,8 @@ impl Application {
             dispatcher.sync(&sub);
         }
         let auth = std::sync::Arc::new(crate::auth::Auth::new(&config.auth)?);
-        let gateway = Arc::new(crate::gateway::Gateway::new(config.gateway.clone())?);
+        let gateway =
+            Arc::new(crate::gateway::Gateway::new(config.gateway.clone(), engine.workflows().called_paths())?);
         let state = AppState {
             engine: engine.clone(),
             gateway: gateway.clone(),

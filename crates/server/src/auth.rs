@@ -1,9 +1,15 @@
 //! Who is calling: an end user (a JWT whose `sub` is their subject), a
 //! service or an admin (static bearer tokens from the configuration).
 //! DESIGN.md invariant 9: end users see only their own operations; for
-//! anything else the answer is 404, never a hint that it exists.
+//! anything else the answer is 404, never a hint that it exists. A
+//! service's token speaks for the services it names, and for no other.
+//!
+//! Tokens come in the `Authorization` header only, except on the two event
+//! streams, which browsers open without headers: there `?access_token=`
+//! may carry an end user's token (never a static one, which would end up
+//! in logs and browser history).
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -18,7 +24,7 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin(String),
-    Service(String),
+    Service(Speaker),
     /// An end user; the string is their subject.
     User(String),
 }
@@ -41,14 +47,27 @@ impl Caller {
     }
 }
 
+/// A service's token: who holds it, and the services it speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Speaker {
+    pub name: String,
+    pub services: Arc<[String]>,
+}
+
+impl Speaker {
+    pub fn speaks_for(&self, service: &str) -> bool {
+        self.services.iter().any(|s| s == service)
+    }
+}
+
 /// The checks built once from the configuration.
 pub struct Auth {
     open: bool,
     anonymous: Option<StaticRole>,
     users: Option<(DecodingKey, Validation)>,
-    /// (sha256 of the token, holder, role): compared by digest, so the
-    /// comparison's time says nothing about the token.
-    tokens: Vec<([u8; 32], String, StaticRole)>,
+    /// (sha256 of the token, who it stands for): compared by digest, so
+    /// the comparison's time says nothing about the token.
+    tokens: Vec<([u8; 32], Caller)>,
 }
 
 #[derive(Deserialize)]
@@ -79,12 +98,19 @@ impl Auth {
                 let mut v = Validation::new(alg);
                 v.set_required_spec_claims(&["exp", "sub"]);
                 v.leeway = 30;
+                v.validate_nbf = true;
                 if let Some(iss) = &u.issuer {
                     v.set_issuer(&[iss]);
                 }
                 match &u.audience {
                     Some(aud) => v.set_audience(&[aud]),
-                    None => v.validate_aud = false,
+                    None => {
+                        tracing::warn!(
+                            "auth.users.audience is unset: a token your issuer made for another application is \
+                             accepted here too"
+                        );
+                        v.validate_aud = false
+                    }
                 }
                 Some((key, v))
             }
@@ -94,7 +120,17 @@ impl Auth {
         for t in &config.tokens {
             anyhow::ensure!(t.token.len() >= 16, "auth.tokens `{}`: a token needs at least 16 characters", t.name);
             anyhow::ensure!(seen.insert(t.token.clone()), "auth.tokens `{}`: this token is given twice", t.name);
-            tokens.push((digest(&t.token), t.name.clone(), t.role));
+            let caller = match (t.role, &t.services) {
+                (StaticRole::Admin, None) => Caller::Admin(t.name.clone()),
+                (StaticRole::Admin, Some(_)) => {
+                    anyhow::bail!("auth.tokens `{}`: an admin speaks for every service; drop `services`", t.name)
+                }
+                (StaticRole::Service, services) => {
+                    let services = services.clone().unwrap_or_else(|| vec![t.name.clone()]);
+                    Caller::Service(Speaker { name: t.name.clone(), services: services.into() })
+                }
+            };
+            tokens.push((digest(&t.token), caller));
         }
         let open = users.is_none() && tokens.is_empty();
         if open {
@@ -110,17 +146,21 @@ impl Auth {
         let Some(token) = bearer.map(str::trim).filter(|t| !t.is_empty()) else {
             return match (self.open, self.anonymous) {
                 (true, _) | (_, Some(StaticRole::Admin)) => Ok(Caller::Admin("anonymous".into())),
-                (false, Some(StaticRole::Service)) => Ok(Caller::Service("anonymous".into())),
+                (false, Some(StaticRole::Service)) => {
+                    Ok(Caller::Service(Speaker { name: "anonymous".into(), services: Arc::new([]) }))
+                }
                 (false, None) => Err(ApiError::Unauthorized("send `Authorization: Bearer <token>`".into())),
             };
         };
         let d = digest(token);
-        if let Some((_, name, role)) = self.tokens.iter().find(|(t, _, _)| *t == d) {
-            return Ok(match role {
-                StaticRole::Admin => Caller::Admin(name.clone()),
-                StaticRole::Service => Caller::Service(name.clone()),
-            });
+        if let Some((_, caller)) = self.tokens.iter().find(|(t, _)| *t == d) {
+            return Ok(caller.clone());
         }
+        self.user(token)
+    }
+
+    /// The end user a JWT stands for.
+    fn user(&self, token: &str) -> Result<Caller, ApiError> {
         match &self.users {
             Some((key, validation)) => match jsonwebtoken::decode::<Claims>(token, key, validation) {
                 Ok(data) if !data.claims.sub.is_empty() => Ok(Caller::User(data.claims.sub)),
@@ -152,12 +192,34 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// The bearer token of a request: `Authorization: Bearer …`, or (for event
-/// streams, which browsers open without headers) `?access_token=…`.
-pub fn bearer<'a>(authorization: Option<&'a str>, query: Option<&'a str>) -> Option<&'a str> {
-    authorization
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| query?.split('&').find_map(|kv| kv.strip_prefix("access_token=")))
+/// The bearer token of an `Authorization` header.
+pub fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization?.strip_prefix("Bearer ")
+}
+
+impl Auth {
+    /// The caller of an event stream: as any request's, or (browsers'
+    /// `EventSource` sends no headers) an end user's token in
+    /// `?access_token=`.
+    pub fn identify_stream(&self, authorization: Option<&str>, query: Option<&str>) -> Result<Caller, ApiError> {
+        let in_query = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
+        match (bearer(authorization), in_query) {
+            (None, Some(token)) if !token.is_empty() => self.user(token).map_err(|_| {
+                ApiError::Unauthorized(
+                    "`access_token` takes an end user's valid token, and only on event streams".into(),
+                )
+            }),
+            (header, _) => self.identify(header),
+        }
+    }
+}
+
+/// The two routes browsers open as `EventSource`s.
+pub fn is_stream(path: &str) -> bool {
+    path == "/v1/me/notifications/stream"
+        || path
+            .strip_prefix("/v1/operations/")
+            .is_some_and(|rest| rest.ends_with("/events") && rest.matches('/').count() == 1)
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -165,7 +227,11 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        app.auth.identify(bearer(authorization, parts.uri.query()))
+        if is_stream(parts.uri.path()) {
+            app.auth.identify_stream(authorization, parts.uri.query())
+        } else {
+            app.auth.identify(bearer(authorization))
+        }
     }
 }
 
@@ -174,6 +240,19 @@ pub fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     match caller {
         Caller::Admin(_) => Ok(()),
         _ => Err(ApiError::Forbidden("this needs an admin token".into())),
+    }
+}
+
+/// A service's token may act for the services it names; an admin's for any.
+pub fn require_speaks_for(caller: &Caller, service: &str) -> Result<(), ApiError> {
+    match caller {
+        Caller::Admin(_) => Ok(()),
+        Caller::Service(s) if s.speaks_for(service) => Ok(()),
+        Caller::Service(s) => Err(ApiError::Forbidden(format!(
+            "the token `{}` does not speak for the service `{service}` (see `services` of auth.tokens)",
+            s.name
+        ))),
+        Caller::User(_) => Err(ApiError::Forbidden("this needs a service's token".into())),
     }
 }
 

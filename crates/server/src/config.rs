@@ -20,6 +20,8 @@ pub struct Config {
     /// `http://{listen}`.
     pub public_url: Option<String>,
     pub services: BTreeMap<String, ServiceConfig>,
+    /// Where instances registered at run time may be.
+    pub registry: crate::registry::allow::RegistryConfig,
     pub engine: EngineConfig,
     pub limits: Limits,
     pub auth: AuthConfig,
@@ -42,6 +44,7 @@ impl Default for Config {
             workflows: None,
             public_url: None,
             services: BTreeMap::new(),
+            registry: Default::default(),
             engine: EngineConfig::default(),
             limits: Limits::default(),
             auth: AuthConfig::default(),
@@ -197,7 +200,9 @@ pub struct UserTokens {
     /// When set, tokens must carry this `iss`.
     #[serde(default)]
     pub issuer: Option<String>,
-    /// When set, tokens must carry this `aud`.
+    /// When set, tokens must carry this `aud`. Set it: unset, a token your
+    /// issuer made for another application works here too (a warning
+    /// says so at start).
     #[serde(default)]
     pub audience: Option<String>,
 }
@@ -215,6 +220,11 @@ pub struct StaticToken {
     pub name: String,
     pub token: String,
     pub role: StaticRole,
+    /// The services a service's token speaks for: it may register their
+    /// instances and subscriptions that push to them. Unset: the one
+    /// named `name`.
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

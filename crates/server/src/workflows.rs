@@ -121,6 +121,19 @@ impl Workflows {
         out
     }
 
+    /// The paths each service is called at by steps and compensations of
+    /// any known version: the gateway keeps them from its clients.
+    pub fn called_paths(&self) -> HashMap<String, BTreeSet<String>> {
+        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for wf in self.versions.read().expect("workflows").values() {
+            for (_, c) in wf.calls() {
+                let path = c.path.split('?').next().unwrap_or(&c.path);
+                out.entry(c.service.clone()).or_default().insert(path.to_string());
+            }
+        }
+        out
+    }
+
     /// The distinct ways `await` steps on `topic` for `kind` name their
     /// operation.
     pub fn await_rules(&self, topic: &str, kind: &str) -> Vec<workflow::Await> {

@@ -33,6 +33,8 @@ pub struct Workflow {
     pub redact: Vec<String>,
     /// How long the whole input is kept after the operation ends.
     pub keep_input_for: Option<Span>,
+    /// The input fields an end user is shown of their operation.
+    pub visible_input: Vec<String>,
     pub steps: Vec<Step>,
     /// Indexes into `steps`, one inner list per stage, in run order.
     pub stages: Vec<Vec<usize>>,
@@ -226,17 +228,22 @@ impl Workflow {
 
     /// Every service the workflow calls, for checking against the registry.
     pub fn services(&self) -> impl Iterator<Item = (&Step, &str)> {
-        fn called(a: &Action) -> Option<&str> {
+        self.calls().map(|(s, c)| (s, c.service.as_str()))
+    }
+
+    /// Every call the workflow makes, of its steps and their compensations.
+    pub fn calls(&self) -> impl Iterator<Item = (&Step, &Call)> {
+        fn call(a: &Action) -> Option<&Call> {
             match a {
-                Action::Call(c) => Some(c.service.as_str()),
+                Action::Call(c) => Some(c),
                 _ => None,
             }
         }
         self.steps.iter().flat_map(|s| {
-            called(&s.action)
-                .map(|svc| (s, svc))
+            call(&s.action)
+                .map(|c| (s, c))
                 .into_iter()
-                .chain(s.compensate.as_ref().and_then(|c| called(&c.action)).map(|svc| (s, svc)))
+                .chain(s.compensate.as_ref().and_then(|c| call(&c.action)).map(|c| (s, c)))
         })
     }
 

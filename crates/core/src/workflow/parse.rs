@@ -252,6 +252,9 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
     {
         return Err(err(None, "retention.redact", format!("`{bad}` must be a top-level field of the input")));
     }
+    if let Some(bad) = raw.visible_input.iter().find(|k| k.is_empty() || k.contains('/')) {
+        return Err(err(None, "visible_input", format!("`{bad}` must be a top-level field of the input")));
+    }
     let mut steps = Vec::new();
     let mut by_name = BTreeMap::new();
     for (i, entry) in raw.steps.iter().enumerate() {
@@ -330,6 +333,7 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
         notify,
         redact: raw.retention.as_ref().map(|r| r.redact.clone()).unwrap_or_default(),
         keep_input_for: raw.retention.as_ref().and_then(|r| r.keep_input_for),
+        visible_input: raw.visible_input,
         steps: reordered,
         stages,
         source,

@@ -30,6 +30,10 @@ pub struct RawWorkflow {
     pub notify: Option<RawNotify>,
     #[serde(default)]
     pub retention: Option<RawRetention>,
+    /// Top-level input fields the operation's subject is shown (`["items"]`);
+    /// none unless listed.
+    #[serde(default)]
+    pub visible_input: Vec<String>,
     #[serde(default)]
     pub steps: Vec<RawStep>,
 }

@@ -47,9 +47,6 @@ pub struct InboxParams {
     cursor: Option<u64>,
     /// 1-200, default 50
     limit: Option<usize>,
-    /// The bearer token, for clients that cannot send headers.
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/me/notifications", tag = "inbox", params(InboxParams),

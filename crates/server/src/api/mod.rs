@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(body::BodyLimit(limit)))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(span))
         .with_state(state)
 }
 
@@ -100,6 +100,12 @@ pub async fn start_operation(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     operations::start(caller, State(app), axum::extract::Path(workflow), headers, body::RawBody(body)).await
+}
+
+/// A request's span: its method and path, never its query string, which
+/// may carry a token (`?access_token=` on event streams) or personal data.
+fn span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), version = ?req.version())
 }
 
 async fn ready(State(app): State<AppState>) -> Response {

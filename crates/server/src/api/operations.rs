@@ -238,7 +238,20 @@ pub async fn get(
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
     let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
-    Ok(([(header::ETAG, etag)], Json(OperationView { operation: op, timeline })).into_response())
+    let operation = shown(&app, &caller, op);
+    Ok(([(header::ETAG, etag)], Json(OperationView { operation, timeline })).into_response())
+}
+
+/// The operation as `caller` is shown it: whole to services and admins,
+/// its end user's projection to an end user.
+pub fn shown(app: &AppState, caller: &Caller, op: Operation) -> Operation {
+    match caller {
+        Caller::User(_) => {
+            let visible = app.engine.workflows().version(&op.workflow, op.version).map(|wf| wf.visible_input.clone());
+            op.for_end_user(&visible.unwrap_or_default())
+        }
+        _ => op,
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -251,10 +264,6 @@ pub struct ListParams {
     cursor: Option<String>,
     /// 1-200, default 50
     limit: Option<usize>,
-    /// The bearer token, for clients that cannot send headers.
-    #[serde(default)]
-    #[allow(dead_code)]
-    access_token: Option<String>,
 }
 
 /// Operations, newest first, with stable cursor pagination.
@@ -292,7 +301,7 @@ pub async fn list(
         .list(ListQuery { subject: p.subject, workflow: p.workflow, status, before, limit: limit + 1 })
         .await?;
     let more = items.len() > limit;
-    let items: Vec<Operation> = items.into_iter().take(limit).collect();
+    let items: Vec<Operation> = items.into_iter().take(limit).map(|op| shown(&app, &caller, op)).collect();
     let next_cursor = if more { items.last().map(|o| o.id.to_string()) } else { None };
     Ok(Json(OperationList { items, next_cursor }))
 }
@@ -342,7 +351,9 @@ pub async fn action(
         return Err(ApiError::InvalidInput("`reason` is longer than 500 characters".into()));
     }
     match app.engine.apply(&id, None, Command::Cancel { reason }).await? {
-        TransitionResult::Applied(a) => respond(&app, (*a.op).clone(), None, Prefer::default()).await,
+        TransitionResult::Applied(a) => {
+            respond(&app, shown(&app, &caller, (*a.op).clone()), None, Prefer::default()).await
+        }
         TransitionResult::Missing => Err(ApiError::NotFound(format!("no operation {id}"))),
         TransitionResult::Rejected(r) => Err(rejected(r)),
     }

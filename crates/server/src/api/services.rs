@@ -1,6 +1,8 @@
 //! The service registry over HTTP: instances register and send heartbeats
 //! (`PUT`, within their TTL), leave (`DELETE`), and anyone with a service
-//! token sees every instance's health, circuit and recent latency.
+//! token sees every instance's health, circuit and recent latency. Only a
+//! token that speaks for a service registers its instances, and only at
+//! the addresses `[registry] allow` lists.
 
 use std::time::Duration;
 
@@ -20,7 +22,7 @@ use super::{
     problem::{ApiError, ApiResult, Problem},
 };
 use crate::{
-    auth::{Caller, require_service},
+    auth::{Caller, require_service, require_speaks_for},
     registry::{Registered, ServiceView},
 };
 
@@ -54,7 +56,7 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
 #[utoipa::path(put, path = "/v1/services/{name}/instances/{id}", tag = "services",
     params(("name" = String, Path), ("id" = String, Path)), request_body = RegisterRequest,
     responses((status = 201, description = "registered"), (status = 200, description = "renewed"),
-              (status = 422, body = Problem)))]
+              (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn register(
     caller: Caller,
     State(app): State<AppState>,
@@ -62,9 +64,9 @@ pub async fn register(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    require_service(&caller)?;
     check_name("service", &name)?;
     check_name("instance", &id)?;
+    require_speaks_for(&caller, &name)?;
     let req: RegisterRequest = json(&headers, &body)?;
     let ttl = req.ttl.map_or(Duration::from_secs(30), |t| t.0);
     if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&ttl) {
@@ -82,13 +84,13 @@ pub async fn register(
 /// Deregister an instance (one registered at run time).
 #[utoipa::path(delete, path = "/v1/services/{name}/instances/{id}", tag = "services",
     params(("name" = String, Path), ("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn deregister(
     caller: Caller,
     State(app): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    require_service(&caller)?;
+    require_speaks_for(&caller, &name)?;
     if app.engine.services().deregister(&name, &id) {
         Ok(StatusCode::NO_CONTENT)
     } else {

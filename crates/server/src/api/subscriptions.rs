@@ -19,7 +19,7 @@ use super::{
     body::{RawBody, json, json_or_default},
     problem::{ApiError, ApiResult, Problem},
 };
-use crate::auth::{Caller, require_service};
+use crate::auth::{Caller, require_service, require_speaks_for};
 
 /// The longest a pull may wait for events to come.
 const MAX_PULL_WAIT: Duration = Duration::from_secs(30);
@@ -49,6 +49,15 @@ async fn view(app: &AppState, sub: Subscription) -> ApiResult<SubscriptionView> 
     Ok(SubscriptionView { name: sub.name, mode, definition: sub.raw, stats })
 }
 
+/// A push subscription is changed only by a token that speaks for the
+/// service it pushes to.
+fn pushes_for(caller: &Caller, sub: &Subscription) -> ApiResult<()> {
+    match &sub.delivery {
+        Delivery::Push { service, .. } => require_speaks_for(caller, service),
+        _ => Ok(()),
+    }
+}
+
 async fn find(app: &AppState, name: &str) -> ApiResult<Subscription> {
     app.engine.broker().subscription(name).await?.ok_or_else(|| ApiError::UnknownSubscription(name.to_string()))
 }
@@ -57,7 +66,8 @@ async fn find(app: &AppState, name: &str) -> ApiResult<Subscription> {
 #[utoipa::path(put, path = "/v1/subscriptions/{name}", tag = "topics",
     params(("name" = String, Path)), request_body = RawSubscription,
     responses((status = 201, body = SubscriptionView, description = "created"), (status = 200, body = SubscriptionView),
-              (status = 400, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+              (status = 400, body = Problem), (status = 403, body = Problem), (status = 415, body = Problem),
+              (status = 422, body = Problem)))]
 pub async fn put(
     caller: Caller,
     State(app): State<AppState>,
@@ -69,6 +79,12 @@ pub async fn put(
     let raw: RawSubscription = json(&headers, &body)?;
     let sub = crate::subscriptions::parse(&name, raw, app.engine.services())
         .map_err(|e| ApiError::InvalidSubscription(e.to_string()))?;
+    // herald signs what it pushes with the target's secret: only the
+    // target's own token chooses what it is sent, and where.
+    pushes_for(&caller, &sub)?;
+    if let Some(old) = app.engine.broker().subscription(&name).await? {
+        pushes_for(&caller, &old)?;
+    }
     let put = app.engine.broker().put_subscription(&sub).await?;
     app.dispatcher.sync(&sub);
     let status = if put == herald_broker::Put::Created { StatusCode::CREATED } else { StatusCode::OK };
@@ -101,10 +117,12 @@ pub async fn get(
 
 /// Delete a subscription and every event still waiting for it.
 #[utoipa::path(delete, path = "/v1/subscriptions/{name}", tag = "topics", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 409, body = Problem)))]
 pub async fn delete(caller: Caller, State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     require_service(&caller)?;
     let sub = find(&app, &name).await?;
+    pushes_for(&caller, &sub)?;
     if sub.is_internal() {
         return Err(ApiError::Conflict(format!("`{name}` is herald's own: it goes when no workflow awaits its topic")));
     }

@@ -2,6 +2,9 @@
 //! behind (RFC 9110 §7.6.1), the client's address and protocol travel in
 //! `X-Forwarded-*` and `Forwarded` (RFC 7239), and every request carries a
 //! W3C `traceparent` and a correlation id, forwarded when valid, made when not.
+//! A client's `Herald-*` headers never pass (instances trust them as
+//! herald's own), nor the `Authorization` herald itself checked: the
+//! instance learns who called from `Herald-Caller` instead.
 
 use std::net::IpAddr;
 
@@ -15,6 +18,14 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub const HERALD_CALLER: HeaderName = HeaderName::from_static("herald-caller");
+
+/// Does a client's header stay behind: one of herald's own names, or the
+/// `Authorization` herald checked (`checked`)?
+pub fn withheld(name: &[u8], checked: bool) -> bool {
+    name.get(..7).is_some_and(|p| p.eq_ignore_ascii_case(b"herald-"))
+        || (checked && name.eq_ignore_ascii_case(b"authorization"))
+}
 
 // A static, not a const: a const array of names is made (and dropped) at every use.
 static HOP_BY_HOP: [HeaderName; 8] = [
@@ -87,15 +98,28 @@ impl Peer {
     }
 }
 
-/// The headers sent upstream for a request from `peer`. Built by hand
+/// The headers sent upstream for a request from `peer`, by `caller` (the
+/// `Herald-Caller` value, when herald checked who it is). Built by hand
 /// rather than with `format!`: this runs for every proxied request.
-pub fn upstream(incoming: &HeaderMap, peer: Option<&Peer>, correlation: &HeaderName) -> HeaderMap {
+pub fn upstream(
+    incoming: &HeaderMap,
+    peer: Option<&Peer>,
+    correlation: &HeaderName,
+    caller: Option<&str>,
+) -> HeaderMap {
     let named = connection_named(incoming);
-    let mut h = HeaderMap::with_capacity(incoming.len() + 6);
+    let mut h = HeaderMap::with_capacity(incoming.len() + 7);
     for (name, value) in incoming {
-        if name != header::HOST && !is_hop_by_hop(name) && !named.contains(name) {
+        if name != header::HOST
+            && !is_hop_by_hop(name)
+            && !named.contains(name)
+            && !withheld(name.as_str().as_bytes(), caller.is_some())
+        {
             h.append(name.clone(), value.clone());
         }
+    }
+    if let Some(v) = caller.and_then(|c| HeaderValue::from_str(c).ok()) {
+        h.insert(HERALD_CALLER, v);
     }
     let get = |name: &HeaderName| incoming.get(name).map(HeaderValue::as_bytes);
     let seen = Seen {
@@ -246,7 +270,7 @@ mod tests {
             ("authorization", "Bearer t"),
         ]);
         let peer = Peer::new("192.0.2.7".parse().unwrap());
-        let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"));
+        let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"), None);
         for gone in ["connection", "x-secret-hop", "transfer-encoding", "host"] {
             assert!(!out.contains_key(gone), "{gone} was passed on");
         }
@@ -262,11 +286,11 @@ mod tests {
     fn a_valid_trace_context_and_correlation_id_are_kept() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let incoming = headers(&[("traceparent", tp), ("x-correlation-id", "abc")]);
-        let out = upstream(&incoming, None, &HeaderName::from_static("x-correlation-id"));
+        let out = upstream(&incoming, None, &HeaderName::from_static("x-correlation-id"), None);
         assert_eq!(out["traceparent"], tp);
         assert_eq!(out["x-correlation-id"], "abc");
         let broken = headers(&[("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01")]);
-        let out = upstream(&broken, None, &HeaderName::from_static("x-correlation-id"));
+        let out = upstream(&broken, None, &HeaderName::from_static("x-correlation-id"), None);
         assert_ne!(out["traceparent"], broken["traceparent"], "an all-zero trace id is replaced");
     }
 
@@ -274,7 +298,7 @@ mod tests {
     fn repeated_headers_pass_whole_and_an_ipv6_client_is_quoted() {
         let incoming = headers(&[("accept", "text/plain"), ("accept", "application/json")]);
         let peer = Peer::new("2001:db8::1".parse().unwrap());
-        let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"));
+        let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"), None);
         assert_eq!(out.get_all("accept").iter().count(), 2);
         assert_eq!(out["x-forwarded-for"], "2001:db8::1");
         assert_eq!(out["forwarded"], "for=\"[2001:db8::1]\";proto=http");

@@ -7,16 +7,23 @@
 //! an operation instead (202 + `Location`), so one gateway serves both
 //! styles.
 //!
+//! Nothing is public unless said: each service, and path prefixes within
+//! it, names who may call it ([`access`]); herald's own step paths stay out
+//! of reach; the caller's token is taken by herald and the instance learns
+//! who called from `Herald-Caller`.
+//!
 //! Requests under `/gw/` are handed here by the listener loop straight
 //! from hyper, past the API's router and layers: the gateway passes answers
 //! on as the services gave them, and a proxied request costs no more than
 //! it must.
 //!
+//! - [`access`] — who may call which service and path.
 //! - [`config`] — `[gateway]`.
 //! - [`forward`] — the headers passed on and added.
 //! - `proxy` — one request through to an instance, streamed both ways.
 //! - [`affinity`] — a client connection's own connections to instances.
 
+pub mod access;
 pub mod affinity;
 mod attempts;
 pub mod config;
@@ -24,7 +31,12 @@ pub mod express;
 pub mod forward;
 mod proxy;
 
-use std::{net::SocketAddr, num::NonZeroU32, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::SocketAddr,
+    num::NonZeroU32,
+    sync::Arc,
+};
 
 use axum::{
     extract::{FromRequestParts, Request},
@@ -34,12 +46,18 @@ use axum::{
 pub use config::GatewayConfig;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-use crate::api::{AppState, problem::ApiError};
+use crate::{
+    api::{AppState, problem::ApiError},
+    auth::{Auth, Caller},
+    registry::Service,
+};
 
 pub struct Gateway {
     pub config: GatewayConfig,
     correlation: HeaderName,
     limiter: Option<(DefaultKeyedRateLimiter<String>, Key)>,
+    /// The paths steps and compensations call, by service: not for clients.
+    called: HashMap<String, BTreeSet<String>>,
 }
 
 enum Key {
@@ -48,7 +66,7 @@ enum Key {
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig) -> anyhow::Result<Self> {
+    pub fn new(config: GatewayConfig, called: HashMap<String, BTreeSet<String>>) -> anyhow::Result<Self> {
         let correlation = HeaderName::from_bytes(config.correlation_header.as_bytes())
             .map_err(|_| anyhow::anyhow!("gateway.correlation_header is not a header name"))?;
         let limiter = match &config.rate_limit {
@@ -70,7 +88,27 @@ impl Gateway {
         for r in &config.routes {
             anyhow::ensure!(r.path.starts_with('/'), "gateway.routes: `{}` must start with `/`", r.path);
         }
-        Ok(Gateway { config, correlation, limiter })
+        Ok(Gateway { config, correlation, limiter, called })
+    }
+
+    /// May the bearer of `authorization` call `path` of `svc`? Answers who
+    /// they are, or `None` on a public path (where the token, if any, is
+    /// the instance's business and passes on).
+    pub fn authorize(
+        &self,
+        auth: &Auth,
+        svc: &Service,
+        path: &str,
+        authorization: Option<&[u8]>,
+    ) -> Result<Option<Caller>, ApiError> {
+        let access = access::decide(&svc.settings.gateway, self.called.get(&svc.name).into_iter().flatten(), path)?;
+        if access == access::Access::Public {
+            return Ok(None);
+        }
+        let header = authorization.and_then(|v| std::str::from_utf8(v).ok());
+        let caller = auth.identify(crate::auth::bearer(header))?;
+        access::allows(access, &caller)?;
+        Ok(Some(caller))
     }
 
     /// The `async` route a request takes, if any.
@@ -135,12 +173,15 @@ async fn route(app: AppState, client: Arc<Client>, req: Request) -> Result<Respo
     if let Err(secs) = gw.admit(|h| req.headers().get(h).map(|v| v.as_bytes()), &client.peer) {
         return Err(ApiError::TooManyRequests(secs));
     }
+    access::checked(req.uri().path())?;
     let (service, rest) = split(req.uri().path());
     if let Some(r) = gw.async_route(service, rest, req.method().as_str()) {
         return start_operation(app, r.workflow.clone(), req).await;
     }
     let svc = reachable(&app, service).ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
-    proxy::forward(&gw, svc, rest.to_string(), &client, req).await
+    let authorization = req.headers().get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    let caller = gw.authorize(&app.auth, &svc, rest, authorization)?;
+    proxy::forward(&gw, svc, rest.to_string(), &client, req, caller.as_ref()).await
 }
 
 /// A service the gateway may call: registered, and not one of herald's own.

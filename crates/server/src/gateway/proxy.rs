@@ -42,6 +42,7 @@ pub async fn forward(
     path: String,
     client: &Client,
     req: Request,
+    caller: Option<&crate::auth::Caller>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let limit = gw.config.max_body_bytes;
@@ -61,7 +62,8 @@ pub async fn forward(
         let too_large = Arc::new(AtomicBool::new(false));
         Outgoing::Streamed(Some(capped(body, limit, too_large.clone())), too_large)
     };
-    let mut headers = forward::upstream(&parts.headers, Some(&client.peer), &gw.correlation);
+    let caller = caller.map(super::access::caller_header);
+    let mut headers = forward::upstream(&parts.headers, Some(&client.peer), &gw.correlation, caller.as_deref());
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,

@@ -5,6 +5,7 @@
 //! so all of them get the same balancing, health checks and circuit
 //! breakers.
 //!
+//! - [`allow`] — where instances registered at run time may be.
 //! - [`admit`] — the one way to a call: the service's breaker, its
 //!   concurrency limit and an instance, taken together or refused with
 //!   when to ask again; and the [`Lease`] that reports the answer.
@@ -17,6 +18,7 @@
 //! - `budget` — how many retries a service may take.
 
 pub mod admit;
+pub mod allow;
 mod budget;
 pub mod circuit;
 pub mod health;
@@ -244,6 +246,7 @@ impl Service {
 #[derive(Default)]
 pub struct Registry {
     services: RwLock<HashMap<String, Arc<Service>>>,
+    allow: allow::Allow,
 }
 
 /// An instance registered at run time: created, or its heartbeat renewed.
@@ -254,8 +257,11 @@ pub enum Registered {
 }
 
 impl Registry {
-    pub fn from_config<'a>(config: impl IntoIterator<Item = (&'a String, &'a ServiceConfig)>) -> anyhow::Result<Self> {
-        let r = Registry::default();
+    pub fn from_config<'a>(
+        config: impl IntoIterator<Item = (&'a String, &'a ServiceConfig)>,
+        registry: &allow::RegistryConfig,
+    ) -> anyhow::Result<Self> {
+        let r = Registry { allow: allow::Allow::parse(registry)?, ..Registry::default() };
         for (name, c) in config {
             r.add(name, c)?;
         }
@@ -284,8 +290,9 @@ impl Registry {
         v
     }
 
-    /// Registers an instance (or renews its heartbeat) for `ttl`. A service
-    /// not in the configuration is created with the default settings.
+    /// Registers an instance (or renews its heartbeat) for `ttl`, if its URL
+    /// is where `[registry] allow` lets instances be. A service not in the
+    /// configuration is created with the default settings.
     pub fn register(
         &self,
         service: &str,
@@ -295,6 +302,7 @@ impl Registry {
         metadata: Value,
     ) -> anyhow::Result<Registered> {
         settings::check_url(url).map_err(anyhow::Error::msg)?;
+        self.allow.check(url).map_err(anyhow::Error::msg)?;
         if !self.contains(service) {
             self.add(service, &ServiceConfig::new(vec![]))?;
         }

@@ -1,11 +1,12 @@
 //! A service's settings as configured (`[services.<name>]`), checked once.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use herald_core::Span;
 use serde::{Deserialize, Serialize};
 
 use super::{circuit::CircuitConfig, outlier::OutlierConfig};
+use crate::gateway::access::{Access, Rules};
 
 /// Calls in flight to one service at most, unless it says otherwise: a
 /// quarter of the engine's default pool, so one slow or hanging service
@@ -53,6 +54,13 @@ pub struct ServiceConfig {
     /// requests from anyone else's. At least 16 characters.
     #[serde(default)]
     pub secret: Option<String>,
+    /// Who may call it through the gateway: `off`, `public`, `user`,
+    /// `service` (the default) or `admin`.
+    #[serde(default)]
+    pub gateway: Access,
+    /// Path prefixes that say otherwise, e.g. `"/catalog" = "public"`.
+    #[serde(default)]
+    pub gateway_paths: BTreeMap<String, Access>,
 }
 
 impl ServiceConfig {
@@ -70,6 +78,8 @@ impl ServiceConfig {
             max_in_flight: None,
             retry_budget: None,
             secret: None,
+            gateway: Access::default(),
+            gateway_paths: BTreeMap::new(),
         }
     }
 }
@@ -129,6 +139,7 @@ pub struct Settings {
     pub max_in_flight: u32,
     pub retry_budget: f64,
     pub secret: Option<String>,
+    pub gateway: Rules,
 }
 
 impl Settings {
@@ -173,7 +184,9 @@ impl Settings {
         if max_in_flight == 0 {
             return Err(field("max_in_flight", "must be at least 1".into()));
         }
+        let gateway = Rules::parse(c.gateway, &c.gateway_paths).map_err(|m| field("gateway_paths", m))?;
         Ok(Settings {
+            gateway,
             instances: c.instances.clone(),
             timeout: c.timeout.map(|t| t.0),
             connect_timeout: c.connect_timeout.map(|t| t.0),

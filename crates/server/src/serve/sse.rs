@@ -70,7 +70,7 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
         },
     };
     let after = events::resume_point(req.last_event_id.as_deref(), after);
-    let caller = match app.auth.identify(crate::auth::bearer(req.authorization.as_deref(), Some(query))) {
+    let caller = match app.auth.identify_stream(req.authorization.as_deref(), Some(query)) {
         Ok(c) => c,
         Err(e) => return problem(&mut tcp, e).await,
     };

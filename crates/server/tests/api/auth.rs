@@ -32,7 +32,8 @@ pub async fn secured(algorithm: herald_server::config::JwtAlgorithm) -> (TestApp
             issuer: None,
             audience: None,
         });
-        c.auth.tokens = vec![StaticToken { name: "shop".into(), token: SERVICE.into(), role: StaticRole::Service }];
+        c.auth.tokens =
+            vec![StaticToken { name: "shop".into(), token: SERVICE.into(), role: StaticRole::Service, services: None }];
     })
     .await;
     app.token = Some(SERVICE.into());

@@ -13,6 +13,7 @@ mod email;
 mod held;
 mod helpers;
 mod idempotency;
+mod identity;
 mod inbox;
 mod limits;
 mod operations;

@@ -16,7 +16,7 @@ type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 /// Sends `requests` (raw HTTP/1.1, all written at once) on one connection
 /// to `addr`, and reads their answers: (status, headers, body) each.
 /// `methods` names the requests' methods, in order.
-async fn exchange(addr: &str, requests: &[u8], methods: &[&str]) -> Vec<Answer> {
+pub async fn exchange(addr: &str, requests: &[u8], methods: &[&str]) -> Vec<Answer> {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(requests).await.unwrap();
     let mut buf = Vec::new();

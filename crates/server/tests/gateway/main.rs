@@ -3,6 +3,7 @@
 //! retries, TTL expiry, rate limits, streaming, the headers it adds, and
 //! the connections it keeps to instances.
 
+mod access;
 mod backpressure;
 mod express;
 mod upstream;
@@ -200,6 +201,7 @@ async fn a_registered_instance_serves_until_its_ttl_passes_without_a_heartbeat()
     let a = Upstream::start("a");
     let h = herald(&[], |c| {
         shop(c).instances.clear();
+        c.registry.allow = vec!["127.0.0.1".into()];
     })
     .await;
     let put = h

@@ -2,7 +2,8 @@
 //! the express lane takes it, and what is sent upstream.
 //!
 //! The lane takes only the plain case: HTTP/1.1, a registered HTTP/1.1
-//! service, no `Transfer-Encoding`, `Upgrade` or `Expect`, a body small
+//! service the caller may call at that path, no `Transfer-Encoding`,
+//! `Upgrade` or `Expect`, a body small
 //! enough to be kept whole (so an attempt can be made again). Anything
 //! else — and anything malformed — goes to hyper, which answers it as the
 //! API does.
@@ -60,6 +61,9 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else { return Read::Hyper };
     let Some(after) = path.strip_prefix("/gw/") else { return Read::Hyper };
+    if super::super::access::checked(path).is_err() {
+        return Read::Hyper;
+    }
     let (service, rest) = split(path.split('?').next().unwrap_or(path));
     let gw: &Gateway = &app.gateway;
     if gw.async_route(service, rest, method).is_some() {
@@ -90,6 +94,10 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
         return Read::Hyper; // streamed by hyper, and never tried twice
     }
     let close = forward::names(connection.iter().copied(), b"close");
+    // A refusal is hyper's to answer, as the API answers it.
+    let Ok(caller) = gw.authorize(&app.auth, &svc, rest, get(&axum::http::header::AUTHORIZATION)) else {
+        return Read::Hyper;
+    };
     let refused = gw.admit(get, peer).err();
     headers.clear();
     if refused.is_none() {
@@ -104,10 +112,18 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
         for h in headers_in {
             if !(h.name.eq_ignore_ascii_case("host")
                 || forward::is_hop_by_hop_raw(h.name.as_bytes(), connection.iter().copied())
+                || forward::withheld(h.name.as_bytes(), caller.is_some())
                 || added.replaces(h.name.as_bytes()))
             {
                 line(headers, h.name.as_bytes(), &[h.value]);
             }
+        }
+        if let Some(c) = &caller {
+            line(
+                headers,
+                forward::HERALD_CALLER.as_str().as_bytes(),
+                &[super::super::access::caller_header(c).as_bytes()],
+            );
         }
         added.each(&gw.correlation, |name, value| line(headers, name.as_str().as_bytes(), value));
     }
