@@ -39,6 +39,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{config::EngineConfig, hub::Hub, registry::Verdict, workflows::Workflows};
 use tokens::Tokens;
 
+/// How long a task whose operation cannot be read is set aside.
+const UNREADABLE_AGAIN: chrono::Duration = chrono::Duration::hours(1);
+
 /// Tasks claimed per poll.
 const CLAIM_BATCH: usize = 256;
 
@@ -251,11 +254,23 @@ impl Engine {
         }
         let this = self.clone();
         self.0.tracker.spawn(async move {
-            let id = task.id;
-            if let Err(e) = this.run(task, snapshot).await {
-                tracing::warn!(task = id, error = %e, "a task failed; it runs again when its lease ends");
+            let (id, kind) = (task.id, task.kind.clone());
+            match this.run(task, snapshot).await {
+                Ok(()) => {}
+                Err(herald_store::Error::Corrupt(e)) => this.set_aside(id, kind, e).await,
+                Err(e) => tracing::warn!(task = id, error = %e, "a task failed; it runs again when its lease ends"),
             }
         });
+    }
+
+    /// A task whose operation cannot be read would fail at every lease:
+    /// it is reported and set aside for an hour (time to mend the row)
+    /// instead, so it costs nothing meanwhile.
+    async fn set_aside(&self, id: TaskId, kind: TaskKind, error: String) {
+        tracing::error!(task = id, %error, "a task's stored data cannot be read; it is set aside for an hour");
+        if let Err(e) = self.0.store.retry_task(id, kind, Utc::now() + UNREADABLE_AGAIN).await {
+            tracing::warn!(task = id, error = %e, "setting the task aside failed; it runs again when its lease ends");
+        }
     }
 
     async fn run(&self, task: Task, snapshot: Option<Arc<Operation>>) -> herald_store::Result<()> {

@@ -149,6 +149,11 @@ impl<F: Future> Driven<F> {
     pub fn new(conn: F, affinity: Arc<Affinity>) -> Self {
         Driven { conn: Box::pin(conn), affinity, upstream: FuturesUnordered::new() }
     }
+
+    /// The client connection itself (to shut it down gracefully).
+    pub fn inner(&mut self) -> Pin<&mut F> {
+        self.conn.as_mut()
+    }
 }
 
 impl<F: Future> Future for Driven<F> {

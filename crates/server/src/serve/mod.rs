@@ -10,28 +10,36 @@
 //! ([`gateway::express`]), then to hyper with the bytes not yet used
 //! handed back ([`rewind`]).
 //!
+//! Every path closes what would otherwise hold a place forever: idle
+//! connections ([`idle`]), heads that come too slowly, bodies that stop,
+//! and clients that stop reading. Heads are capped at [`MAX_HEAD`], and
+//! the `Host` rules hold ([`host`]).
+//!
+//! - [`idle`] — idle connections, and giving places back when full.
+//! - [`host`] — the `Host` rules of RFC 9112.
 //! - [`rewind`] — a socket whose first bytes were already read.
 //! - [`sse`] — timeline streams written straight to the socket.
 
+pub mod host;
+pub mod idle;
 mod rewind;
 mod sse;
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
-use axum::body::Body;
+use axum::{body::Body, http::Version, response::IntoResponse};
 use bytes::BytesMut;
 use futures::{FutureExt, future::Either};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::{GracefulShutdown, Watcher},
-};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use idle::Idle;
 use tokio::{
     io::AsyncReadExt,
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
 use tower::ServiceExt;
+use tower_http::timeout::TimeoutBody;
 
 use crate::{
     api::AppState,
@@ -41,23 +49,23 @@ use crate::{
     },
 };
 
-/// How long a client may take to send its request head.
+/// How long a client may take to send its request head, once begun.
 pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest request head read before routing; hyper answers a larger one.
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
+/// Longest pause in a request body before the request is given up.
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a write may wait on a client that reads nothing.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head; a larger one is answered 431.
+pub(crate) const MAX_HEAD: usize = 32 * 1024;
 
 /// Serves `router` until `shutdown` resolves, then waits for open
 /// connections to finish (streams end when the engine stops).
 pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
+    let places = app.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let open = Arc::new(Semaphore::new(places));
+    let idle = Idle::default();
     let mut shutdown = std::pin::pin!(shutdown);
-    let open = Arc::new(Semaphore::new(app.limits.max_connections.max(1)));
     loop {
-        // At the connection limit, stop accepting: clients wait in the backlog.
-        let permit = tokio::select! {
-            p = open.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
-        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -70,29 +78,42 @@ pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, s
             },
             _ = &mut shutdown => break,
         };
+        // At the connection limit, idle connections make room for this
+        // client; until they have, the next ones wait in the backlog.
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                idle.full();
+                let p = tokio::select! {
+                    p = open.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    _ = &mut shutdown => break,
+                };
+                idle.room();
+                p
+            }
+        };
         let _ = tcp.set_nodelay(true);
-        let conn = connection(tcp, peer, router.clone(), app.clone(), graceful.watcher());
+        let conn = connection(tcp, peer, router.clone(), app.clone(), idle.clone());
         tokio::spawn(async move {
             conn.await;
             drop(permit);
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    // Every connection holds a place until it ends.
+    let _ = open.acquire_many(places as u32).await;
 }
 
-async fn connection(
-    mut tcp: TcpStream,
-    peer: std::net::SocketAddr,
-    router: axum::Router,
-    app: AppState,
-    graceful: Watcher,
-) {
-    // A client that connected but has not asked anything must not hold up a
-    // shutdown (its watcher is alive until this returns).
+async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum::Router, app: AppState, idle: Idle) {
     let stopping = app.engine.stopping();
+    // A client that connected but has not asked anything holds its place
+    // only while idle connections may.
+    let mut buf = BytesMut::with_capacity(1024);
+    if !matches!(idle.wait(&stopping, tcp.read_buf(&mut buf)).await, Some(Ok(n)) if n > 0) {
+        return;
+    }
     let head = tokio::select! {
-        head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp)) => head,
+        head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, buf)) => head,
         _ = stopping.cancelled() => return,
     };
     let Ok(Ok((head, stream))) = head else {
@@ -105,42 +126,63 @@ async fn connection(
     let client = Arc::new(gateway::Client::new(peer, affinity.clone()));
     let mut head = head;
     if app.gateway.config.express
-        && let gateway::express::End::Closed = gateway::express::serve(&app, &client, &mut tcp, &mut head).await
+        && let gateway::express::End::Closed = gateway::express::serve(&app, &client, &idle, &mut tcp, &mut head).await
     {
         return;
     }
-    let io = TokioIo::new(rewind::Rewind::new(head.freeze(), tcp));
+    let mut io = tokio_io_timeout::TimeoutStream::new(tcp);
+    io.set_write_timeout(Some(WRITE_TIMEOUT));
+    let io = TokioIo::new(rewind::Rewind::new(head.freeze(), Box::pin(io)));
     let service = service_fn(move |req: hyper::Request<Incoming>| {
-        let req = req.map(Body::new);
+        let req = req.map(|body| Body::new(TimeoutBody::new(BODY_TIMEOUT, body)));
+        if let Err(e) = host::check(req.version(), req.headers()) {
+            return Either::Left(Either::Right(std::future::ready(Ok::<_, Infallible>(e.into_response()))));
+        }
         if gateway::owns(req.uri().path()) {
-            Either::Left(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>))
+            Either::Left(Either::Left(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>)))
         } else {
             Either::Right(router.clone().oneshot(req))
         }
     });
-    let conn =
-        http1::Builder::new().timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).serve_connection(io, service);
-    let _ = Driven::new(graceful.watch(conn), affinity).await;
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(io, service);
+    let mut conn = Driven::new(conn, affinity);
+    // Ends when the connection does; when herald stops or the server is
+    // full, it ends once the request in progress (if any) is answered.
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            _ = &mut conn => return,
+            _ = stopping.cancelled(), if !closing => closing = true,
+            _ = idle.pressed(), if !closing => closing = true,
+        }
+        conn.inner().graceful_shutdown();
+    }
 }
 
-/// Reads until the first request head is complete (or too large, or
-/// broken: hyper then gives the answer). Answers the bytes read, and the
+/// Reads until the first request head, begun in `buf`, is complete (or too
+/// large, or broken: hyper then gives the answer). Answers the bytes read, and the
 /// request if it is a timeline stream.
-async fn read_head(tcp: &mut TcpStream) -> std::io::Result<(BytesMut, Option<sse::Request>)> {
-    let mut buf = BytesMut::with_capacity(1024);
+async fn read_head(tcp: &mut TcpStream, mut buf: BytesMut) -> std::io::Result<(BytesMut, Option<sse::Request>)> {
     loop {
-        if tcp.read_buf(&mut buf).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
             Ok(httparse::Status::Complete(_)) => {
-                let stream = sse::recognise(&req);
+                // A request that breaks the `Host` rules is hyper's to refuse.
+                let hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).map(|h| h.value);
+                let version = if req.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
+                let stream = if host::valid(version, hosts) { sse::recognise(&req) } else { None };
                 return Ok((buf, stream));
             }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
             _ => return Ok((buf, None)),
+        }
+        if tcp.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
     }
 }

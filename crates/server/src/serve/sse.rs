@@ -104,7 +104,9 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
             // The client hung up (or broke the protocol): stop.
             _ = rd.read(&mut probe) => break,
         }
-        if wr.write_all(frame.as_bytes()).await.is_err() {
+        // A client that reads nothing is let go.
+        let written = tokio::time::timeout(super::WRITE_TIMEOUT, wr.write_all(frame.as_bytes())).await;
+        if !matches!(written, Ok(Ok(()))) {
             break;
         }
     }

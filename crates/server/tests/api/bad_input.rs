@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -122,4 +124,55 @@ async fn a_step_answer_larger_than_a_mebibyte_fails_the_step_and_is_not_kept() {
     let a = step(&op, "a");
     assert!(a["error"].as_str().unwrap().contains("larger than 1024 KiB"), "{a}");
     assert!(a["result"].is_null(), "nothing of it kept");
+}
+
+#[tokio::test]
+async fn an_operation_whose_stored_row_cannot_be_read_is_left_out_and_its_task_set_aside() {
+    let svc = StepService::start().await;
+    svc.on("/a", Reply::Status(500, "down"));
+    svc.on("/b", Reply::Json(json!({})));
+    let wf = |name: &str, step: &str| {
+        format!(
+            "name = \"{name}\"\n[[steps]]\nname = \"{step}\"\ncall = {{ service = \"svc\", path = \"/{step}\" }}\n\
+             retry = {{ attempts = 50, initial = \"300ms\", max = \"300ms\" }}\n"
+        )
+    };
+    let app = spawn_app(&[&wf("broken", "a"), &wf("fine", "b")], &svc).await;
+    let broken = app.start_id("broken", json!({})).await;
+    let fine = app.start_id("fine", json!({})).await;
+    app.wait_final(&fine).await;
+    app.wait_for(&broken, Duration::from_secs(10), |op| op["steps"][0]["attempts"].as_u64() >= Some(1)).await;
+
+    // A row no version of herald could have written, as a broken disk might.
+    let db = rusqlite::Connection::open(app.dir.path().join("data/herald.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute("UPDATE operations SET state = '{\"id\": ' WHERE id = ?1", [&broken]).unwrap();
+
+    let list = app.http.get(app.url("/v1/operations")).send().await.unwrap();
+    assert_eq!(list.status(), 200, "one unreadable row does not break the list");
+    let ids: Vec<String> = list.json::<Value>().await.unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec![fine]);
+    let one = app.http.get(app.url(&format!("/v1/operations/{broken}"))).send().await.unwrap();
+    assert_eq!(one.status(), 500);
+    assert_eq!(one.headers()["content-type"], "application/problem+json");
+
+    // Its task is set aside for an hour instead of failing at every turn.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let due: i64 = db.query_row("SELECT MIN(due_at) FROM tasks WHERE op_id = ?1", [&broken], |r| r.get(0)).unwrap();
+        if due > chrono::Utc::now().timestamp_millis() + 30 * 60 * 1000 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the task was not set aside");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = svc.calls("/a").len();
+    let still = app.start_id("fine", json!({})).await;
+    app.wait_final(&still).await;
+    assert!(svc.calls("/a").len() <= calls + 1, "the broken operation's step is not called again");
 }

@@ -3,16 +3,23 @@ use std::time::Duration;
 use crate::helpers::*;
 
 #[tokio::test]
-async fn past_the_connection_limit_new_connections_wait_until_one_closes() {
+async fn past_the_connection_limit_new_connections_wait_until_a_busy_one_closes() {
+    use tokio::io::AsyncWriteExt;
     let svc = StepService::start().await;
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app_with(dir, &[&sequential("order", &["a"], "")], &svc, |c| c.limits.max_connections = 2).await;
     let addr = app.base.trim_start_matches("http://").to_string();
-    let held: Vec<_> = futures::future::join_all((0..2).map(|_| tokio::net::TcpStream::connect(addr.clone()))).await;
+    // Busy, not idle: each is in the middle of sending a request.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut tcp = tokio::net::TcpStream::connect(addr.clone()).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: h\r\n").await.unwrap();
+        held.push(tcp);
+    }
     let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
 
     let blocked = http.get(app.url("/healthz")).timeout(Duration::from_millis(500)).send().await;
-    assert!(blocked.is_err_and(|e| e.is_timeout()), "a third connection is not served while two are open");
+    assert!(blocked.is_err_and(|e| e.is_timeout()), "a third connection is not served while two are busy");
 
     drop(held);
     let served = http.get(app.url("/healthz")).timeout(Duration::from_secs(5)).send().await.unwrap();

@@ -16,6 +16,7 @@ mod idempotency;
 mod identity;
 mod inbox;
 mod limits;
+mod matrix;
 mod operations;
 mod push;
 mod sse;

@@ -5,6 +5,7 @@
 
 mod access;
 mod backpressure;
+mod connections;
 mod express;
 mod upstream;
 

@@ -59,7 +59,23 @@ pub fn events(conn: &Connection, id: &str, after: u64, limit: usize) -> Result<V
     let mut stmt =
         conn.prepare_cached("SELECT body FROM events WHERE op_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
     let rows = stmt.query_map(rusqlite::params![id, after as i64, limit as i64], |r| r.get::<_, String>(0))?;
-    rows.map(|body| serde_json::from_str(&body?).map_err(|e| Error::Corrupt(format!("event of {id}: {e}")))).collect()
+    readable(
+        rows.map(|body| serde_json::from_str(&body?).map_err(|e| Error::Corrupt(format!("an event of {id}: {e}")))),
+    )
+}
+
+/// The rows that can be read; each that cannot is reported and skipped,
+/// so one broken row never breaks a whole list for everyone.
+fn readable<T>(rows: impl Iterator<Item = Result<T>>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for row in rows {
+        match row {
+            Ok(v) => out.push(v),
+            Err(Error::Corrupt(e)) => tracing::error!(error = %e, "a stored row cannot be read; it is left out"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 const NOTIFICATION: &str = "SELECT id, op_id, read, version, created_at, updated_at, notice FROM notifications";
@@ -108,11 +124,11 @@ pub fn notifications(conn: &Connection, subject: &str, page: InboxPage) -> Resul
     };
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params![subject, version, limit.min(1000) as i64], notification_row)?;
-    rows.map(|r| to_notification(r?)).collect()
+    readable(rows.map(|r| to_notification(r?)))
 }
 
 pub fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<Operation>> {
-    let mut sql = String::from("SELECT state FROM operations WHERE 1 = 1");
+    let mut sql = String::from("SELECT id, state FROM operations WHERE 1 = 1");
     let mut args: Vec<Value> = Vec::new();
     let mut filter = |clause: &str, v: Value| {
         args.push(v);
@@ -132,6 +148,9 @@ pub fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<Operation>> {
     }
     sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", q.limit.clamp(1, 1000)));
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |r| r.get::<_, String>(0))?;
-    rows.map(|s| serde_json::from_str(&s?).map_err(|e| Error::Corrupt(e.to_string()))).collect()
+    let rows = stmt.query_map(params_from_iter(args), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    readable(rows.map(|row| {
+        let (id, state) = row?;
+        serde_json::from_str(&state).map_err(|e| Error::Corrupt(format!("operation {id}: {e}")))
+    }))
 }

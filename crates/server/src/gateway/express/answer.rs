@@ -259,7 +259,7 @@ pub async fn relay(answer: Answer, out: &mut Vec<u8>, client: &mut TcpStream) ->
         out.extend_from_slice(&up.buf[..take]);
         up.buf.advance(take);
         if !out.is_empty() {
-            client.write_all(out).await?;
+            super::write(client, out).await?;
             out.clear();
         }
         if left == 0 {

@@ -39,7 +39,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{Client, attempts::Attempts};
-use crate::{api::AppState, api::problem::ApiError, registry::Origin};
+use crate::{api::AppState, api::problem::ApiError, registry::Origin, serve::idle::Idle};
 use request::{Read, Request};
 
 /// How a client connection left the lane.
@@ -58,7 +58,7 @@ enum Flow {
 
 /// Serves the client connection's requests while the lane takes them.
 /// `buf` holds what was read of it so far.
-pub async fn serve(app: &AppState, client: &Client, tcp: &mut TcpStream, buf: &mut BytesMut) -> End {
+pub async fn serve(app: &AppState, client: &Client, idle: &Idle, tcp: &mut TcpStream, buf: &mut BytesMut) -> End {
     let mut lane = Lane::default();
     let stopping = app.engine.stopping();
     loop {
@@ -67,13 +67,14 @@ pub async fn serve(app: &AppState, client: &Client, tcp: &mut TcpStream, buf: &m
             match request::read(buf, app, &client.peer, &mut lane.headers) {
                 Read::Take(r) => break r,
                 Read::Hyper => return End::Hyper,
-                Read::Partial if fill(&stopping, tcp, buf, &mut deadline).await => {}
+                Read::Partial if fill(&stopping, idle, tcp, buf, &mut deadline).await => {}
                 Read::Partial => return End::Closed,
             }
         };
         while buf.len() < req.len {
             buf.reserve(req.len - buf.len());
-            if !matches!(read(tcp, buf).await, Ok(n) if n > 0) {
+            let got = tokio::time::timeout(crate::serve::BODY_TIMEOUT, read(tcp, buf)).await;
+            if !matches!(got, Ok(Ok(n)) if n > 0) {
                 return End::Closed;
             }
         }
@@ -89,19 +90,20 @@ pub async fn serve(app: &AppState, client: &Client, tcp: &mut TcpStream, buf: &m
 }
 
 /// Reads more of a request head: `false` when the connection is done.
-/// An idle connection waits until herald stops; a head once begun must be
+/// An idle connection waits as [`Idle`] lets it; a head once begun must be
 /// complete within the head timeout.
 async fn fill(
     stopping: &CancellationToken,
+    idle: &Idle,
     tcp: &TcpStream,
     buf: &mut BytesMut,
     deadline: &mut Option<Instant>,
 ) -> bool {
     buf.reserve(4096);
     let read = if buf.is_empty() {
-        tokio::select! {
-            n = read(tcp, buf) => n,
-            _ = stopping.cancelled() => return false,
+        match idle.wait(stopping, read(tcp, buf)).await {
+            Some(n) => n,
+            None => return false,
         }
     } else {
         let at = *deadline.get_or_insert_with(|| Instant::now() + crate::serve::HEAD_TIMEOUT);
@@ -111,6 +113,15 @@ async fn fill(
         }
     };
     matches!(read, Ok(n) if n > 0)
+}
+
+/// Writes all of `bytes` to the client, unless it reads nothing for
+/// [`crate::serve::WRITE_TIMEOUT`].
+async fn write(client: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    match tokio::time::timeout(crate::serve::WRITE_TIMEOUT, client.write_all(bytes)).await {
+        Ok(written) => written,
+        Err(_) => Err(io::ErrorKind::TimedOut.into()),
+    }
 }
 
 /// Reads what the socket holds into `buf`'s spare room. A read that does
@@ -253,7 +264,7 @@ impl Lane {
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&body);
-        match client.write_all(out).await {
+        match write(client, out).await {
             Ok(()) if !close => Flow::Keep,
             _ => Flow::Close,
         }

@@ -73,6 +73,10 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
         return Read::Hyper;
     };
     let headers_in = &*req.headers;
+    let hosts = headers_in.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).map(|h| h.value);
+    if !crate::serve::host::valid(axum::http::Version::HTTP_11, hosts) {
+        return Read::Hyper; // refused there, as the API refuses it
+    }
     let is = |h: &httparse::Header, name: &HeaderName| h.name.eq_ignore_ascii_case(name.as_str());
     let get = |name: &HeaderName| headers_in.iter().find(|h| is(h, name)).map(|h| h.value);
     let mut length = None;
