@@ -332,9 +332,9 @@ impl Engine {
             turn::Turn::Later => return Ok(()),
         };
         let Some(op) = self.begin(at, op, check).await? else { return Ok(()) };
-        let req = self.request(&op, at, def, call, &service);
+        let req = self.request(&op, at, def, call, &service, lease.base());
         let _permit = self.0.in_flight.acquire().await;
-        let (outcome, verdict) = invoke::call(service.client(), lease.base(), req).await;
+        let (outcome, verdict) = invoke::call(service.client(), req).await;
         lease.finish(verdict);
         if verdict == Verdict::Unreachable {
             // Nothing was sent: the attempt is not spent; the step waits.
@@ -405,6 +405,7 @@ impl Engine {
         def: &herald_core::workflow::Step,
         call: &'a herald_core::workflow::Call,
         service: &crate::registry::Service,
+        base: &str,
     ) -> invoke::Request<'a> {
         let (step, attempt, phase) = (at.step, at.attempt, at.phase);
         let id = op.id.to_string();
@@ -419,8 +420,9 @@ impl Engine {
         };
         let timeout = service.settings.timeout.map_or(def.timeout.0, |c| c.min(def.timeout.0));
         let traceparent = format!("00-{}-{:016x}-01", &id[3..], rand::random::<u64>() | 1);
-        let signature = service.signature(&body);
-        invoke::Request { call, timeout, idempotency_key, traceparent, signature, body }
+        let url = format!("{base}{}", call.path);
+        let signature = service.signature(call.method.as_str(), &url, &body);
+        invoke::Request { call, url, timeout, idempotency_key, traceparent, signature, body }
     }
 
     /// Finds due work nobody announced: timers, retries, a crashed run's tasks.

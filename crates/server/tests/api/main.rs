@@ -17,6 +17,7 @@ mod inbox;
 mod limits;
 mod operations;
 mod push;
+mod signing;
 mod sse;
 mod topics;
 mod webhooks;
