@@ -8,7 +8,7 @@
 //!
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
-//! - [`tokens`] — callback tokens.
+//! - [`tokens`] — callback tokens: per attempt, with an expiry.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
 
 mod deliver;
@@ -411,7 +411,7 @@ impl Engine {
         let id = op.id.to_string();
         let callback = (phase == Phase::Forward).then(|| invoke::Callback {
             url: format!("{}/v1/operations/{id}/steps/{step}:complete", self.0.public_url),
-            token: self.0.tokens.issue(&id, step),
+            token: self.0.tokens.issue(&id, step, attempt, tokens::expiry(op, step, def.deadline, Utc::now())),
         });
         let body = serde_json::to_vec(&invoke::envelope(op, step, attempt, phase, callback)).unwrap_or_default();
         let idempotency_key = match phase {
