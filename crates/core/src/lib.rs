@@ -11,7 +11,7 @@
 //! - [`task`] — the durable work items (invoke, compensate, timers) the engine runs.
 //! - [`retry`] — backoff arithmetic.
 //! - [`nesting`] — how deep JSON may nest and still be read back.
-//! - [`signature`] — signing and verifying webhook bodies.
+//! - [`signature`] — signing and verifying the requests herald sends (method, path, body).
 //! - [`notify`] — which events tell the user, and the inbox notification they make.
 //! - [`machine`] — the state machine: `apply(op, workflow, command, now)` returns
 //!   the events and tasks the engine must persist, in one transaction.

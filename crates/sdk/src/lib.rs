@@ -11,8 +11,9 @@
 //!   transactional outbox and the inbox on the service's own SQLite or
 //!   PostgreSQL database (sqlx).
 //! - [`verify`] — checks a `Herald-Signature` (webhooks, step calls, pushed
-//!   events) and refuses one dated more than five minutes from now, either
-//!   way (a replay, or one made to be replayed later).
+//!   events) against the method, path and body it came with, and refuses
+//!   one dated more than five minutes from now, either way (a replay, or
+//!   one made to be replayed later).
 
 mod client;
 mod watch;

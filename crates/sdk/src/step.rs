@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use axum::{
     Json,
     body::Bytes,
-    extract::{FromRequest, Request},
+    extract::{FromRequest, OriginalUri, Request},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -74,7 +74,8 @@ impl Envelope {
 
 /// The secret herald signs this service's requests with (`secret` under
 /// the service in herald's config). Add it as an axum `Extension` and every
-/// [`StepCall`] must carry a valid, fresh signature.
+/// [`StepCall`] must carry a valid, fresh signature for its method, path
+/// and body. A proxy in front of the service must not rewrite the path.
 #[derive(Clone)]
 pub struct StepSecret(Vec<u8>);
 
@@ -98,6 +99,10 @@ pub struct StepCall {
 async fn from_herald<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderMap, String, Bytes), StepReply> {
     let secret = req.extensions().get::<StepSecret>().cloned();
     let headers = req.headers().clone();
+    let method = req.method().clone();
+    // The path herald sent, before a `Router::nest` took its prefix off.
+    let uri = req.extensions().get::<OriginalUri>().map_or(req.uri(), |o| &o.0);
+    let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let key = header_text(&headers, "idempotency-key")
         .ok_or_else(|| StepReply::malformed("The request has no Idempotency-Key header."))?;
     let body = Bytes::from_request(req, state)
@@ -106,7 +111,7 @@ async fn from_herald<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderM
     if let Some(StepSecret(secret)) = secret {
         let sig = header_text(&headers, signature::HEADER)
             .ok_or_else(|| StepReply::unauthorized("The request is not signed."))?;
-        signature::verify(&secret, &sig, &body, chrono::Utc::now().timestamp())
+        signature::verify(&secret, &sig, method.as_str(), &target, &body, chrono::Utc::now().timestamp())
             .map_err(|e| StepReply::unauthorized(format!("The signature does not hold ({e}).")))?;
     }
     Ok((headers, key, body))

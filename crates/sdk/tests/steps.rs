@@ -144,33 +144,69 @@ async fn a_watched_operation_runs_signed_steps_once_and_finishes_by_callback() {
 }
 
 #[tokio::test]
-async fn a_repeated_call_gets_the_kept_answer_and_an_unsigned_one_is_refused() {
+async fn a_repeated_call_gets_the_kept_answer_and_an_unsigned_or_misdirected_one_is_refused() {
     let (url, shop, _dir) = shop().await;
     let envelope = json!({"operation_id": "op_1", "workflow": "order", "step": "charge", "attempt": 1,
                           "phase": "forward", "input": {"card": "4000000000000002"}, "results": {}});
     let body = envelope.to_string();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
-    let send = |signed: bool| {
+    // Signed as herald would sign it for `POST <signed_for>`, sent to /charge.
+    let send = |signed_for: Option<&str>| {
         let mut req = http.post(format!("{url}/charge")).header("idempotency-key", "op_1/charge").body(body.clone());
-        if signed {
-            let sig = herald_core::signature::sign(SECRET.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+        if let Some(target) = signed_for {
+            let now = chrono::Utc::now().timestamp();
+            let sig = herald_core::signature::sign(SECRET.as_bytes(), now, "POST", target, body.as_bytes());
             req = req.header(herald_sdk::SIGNATURE_HEADER, sig);
         }
         req.send()
     };
 
-    let first = send(true).await.unwrap();
+    let first = send(Some("/charge")).await.unwrap();
     let (status, first_body) = (first.status(), first.text().await.unwrap());
-    let again = send(true).await.unwrap();
+    let again = send(Some("/charge")).await.unwrap();
     let (again_status, again_body) = (again.status(), again.text().await.unwrap());
-    let unsigned = send(false).await.unwrap();
+    let unsigned = send(None).await.unwrap();
+    let for_another_route = send(Some("/reserve")).await.unwrap();
 
     assert_eq!(status, 422, "a declined card fails for good");
     assert!(first_body.contains("Your card was declined."));
     assert_eq!((again_status, again_body), (status, first_body), "the same answer, kept");
     assert_eq!(work_done(&shop, "op_1/charge").await, 1, "the work was done once");
     assert_eq!(unsigned.status(), 401);
+    assert_eq!(for_another_route.status(), 401, "a body signed for /reserve is no good at /charge");
+}
+
+#[tokio::test]
+async fn a_handler_under_a_nested_router_verifies_the_path_and_query_herald_sent() {
+    async fn charge(call: StepCall) -> StepReply {
+        StepReply::done(json!({"key": call.key}))
+    }
+    let app = Router::new()
+        .nest("/shop", Router::new().route("/charge", post(charge)))
+        .layer(Extension(StepSecret::new(SECRET)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/shop/charge?region=eu", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let body = json!({"operation_id": "op_1", "workflow": "order", "step": "charge", "attempt": 1,
+                      "phase": "forward", "input": {}, "results": {}})
+    .to_string();
+    let send = |target: &str| {
+        let now = chrono::Utc::now().timestamp();
+        let sig = herald_core::signature::sign(SECRET.as_bytes(), now, "POST", target, body.as_bytes());
+        let req = http.post(&url).header("idempotency-key", "op_1/charge").header(herald_sdk::SIGNATURE_HEADER, sig);
+        req.body(body.clone()).send()
+    };
+
+    let as_sent = send("/shop/charge?region=eu").await.unwrap();
+    let without_prefix = send("/charge?region=eu").await.unwrap();
+    let without_query = send("/shop/charge").await.unwrap();
+
+    assert_eq!(as_sent.status(), 200);
+    assert_eq!(without_prefix.status(), 401);
+    assert_eq!(without_query.status(), 401);
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! environment variables (`HERALD_DATA_DIR`, `HERALD_SERVICES__AUDIT__INSTANCES`),
 //! then command-line flags, each layer overriding the one before.
 
+mod load;
+
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
 
 use herald_core::Span;
@@ -253,8 +255,10 @@ pub(crate) fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    /// `origin` is the file with the line and column, or the variable;
+    /// `message` never holds a value of the configuration.
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
 }
 
 impl Config {
@@ -263,58 +267,11 @@ impl Config {
         file: Option<&std::path::Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut table = match file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                toml::from_str::<toml::Table>(&text)
-                    .map_err(|e| ConfigError::Invalid { path: path.display().to_string(), message: e.to_string() })?
-            }
-            None => toml::Table::new(),
-        };
-        for (name, value) in env {
-            let Some(rest) = name.strip_prefix("HERALD_") else { continue };
-            // The config file's own path, and switches of herald's tests, are not settings.
-            if rest == "CONFIG" || rest.starts_with("TEST_") {
-                continue;
-            }
-            let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
-            overlay(&mut table, &keys, env_value(&value));
-        }
-        let origin = file.map(|p| p.display().to_string()).unwrap_or_else(|| "configuration".into());
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid { path: origin, message: e.to_string() })
+        load::load(file, env)
     }
 
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
-    }
-}
-
-/// An env value read as TOML when it parses (`1024`, `["a"]`), else as text.
-fn env_value(raw: &str) -> toml::Value {
-    toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
-}
-
-fn overlay(table: &mut toml::Table, keys: &[String], value: toml::Value) {
-    match keys {
-        [] => {}
-        [last] => {
-            table.insert(last.clone(), value);
-        }
-        [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !entry.is_table() {
-                *entry = toml::Value::Table(toml::Table::new());
-            }
-            if let toml::Value::Table(t) = entry {
-                overlay(t, rest, value);
-            }
-        }
     }
 }
 

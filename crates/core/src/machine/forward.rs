@@ -104,10 +104,15 @@ pub(super) fn result(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, sam
     settle(tx, ix, outcome, sample);
 }
 
-pub(super) fn callback(tx: &mut Tx, ix: usize, outcome: Outcome, sample: f64) -> Result<(), Rejection> {
+pub(super) fn callback(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, sample: f64) -> Result<(), Rejection> {
     let s = &tx.op.steps[ix];
     if tx.op.status.is_final() {
         return Err(Rejection::Finished);
+    }
+    // A retrying (or waiting) step's next attempt is due: the last one is
+    // over too, and a late answer to it must change nothing.
+    if s.attempts != attempt || matches!(s.status, StepState::Retrying | StepState::Waiting) {
+        return Err(Rejection::AttemptOver(s.name.clone(), attempt));
     }
     if s.status != StepState::Running || !s.awaiting_callback || outcome == Outcome::Accepted {
         return Err(Rejection::NotAwaiting(s.name.clone()));

@@ -67,9 +67,11 @@ pub enum Command {
         outcome: Outcome,
         sample: f64,
     },
-    /// The service completed a step that answered 202.
+    /// The service completed a step that answered 202, for the attempt
+    /// its callback token names.
     Callback {
         step: String,
+        attempt: u32,
         outcome: Outcome,
         sample: f64,
     },
@@ -116,6 +118,8 @@ pub enum Rejection {
     AlreadyEnding,
     #[error("step `{0}` is not waiting for a callback")]
     NotAwaiting(String),
+    #[error("attempt {1} of step `{0}` is over: a later attempt was made or is due")]
+    AttemptOver(String, u32),
     #[error("the operation has no step `{0}`")]
     UnknownStep(String),
     #[error("workflow `{0}` is not known to this server")]
@@ -216,9 +220,9 @@ pub fn apply(op: &mut Operation, wf: &Workflow, cmd: Command, now: Time) -> Resu
             let ix = step_index(tx.op, &step)?;
             compensate::result(&mut tx, ix, attempt, outcome, sample)
         }
-        Command::Callback { step, outcome, sample } => {
+        Command::Callback { step, attempt, outcome, sample } => {
             let ix = step_index(tx.op, &step)?;
-            forward::callback(&mut tx, ix, outcome, sample)?
+            forward::callback(&mut tx, ix, attempt, outcome, sample)?
         }
         Command::Timer(t) => timers::fire(&mut tx, t),
         Command::Cancel { reason } => cancel::cancel(&mut tx, reason)?,

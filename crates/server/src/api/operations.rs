@@ -363,6 +363,7 @@ pub fn rejected(r: Rejection) -> ApiError {
     match r {
         Rejection::UnknownStep(_) => ApiError::NotFound(r.to_string()),
         Rejection::UnknownWorkflow(_) => ApiError::Internal(r.to_string()),
+        Rejection::AttemptOver(..) => ApiError::StaleCallback(format!("{r}; this token no longer opens it")),
         _ => ApiError::Conflict(r.to_string()),
     }
 }

@@ -37,6 +37,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// A step's callback token that was good once: expired, or for an
+    /// attempt that is over. Nothing was changed.
+    #[error("{0}")]
+    StaleCallback(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("the server is shutting down")]
@@ -104,6 +108,9 @@ impl ApiError {
             ConcurrencyConflict(_) => (StatusCode::CONFLICT, "concurrency-conflict", "Already running"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Not possible in the current state"),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Not authenticated"),
+            StaleCallback(_) => {
+                (StatusCode::UNAUTHORIZED, "stale-callback-token", "The callback token no longer applies")
+            }
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
             TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
@@ -146,7 +153,7 @@ impl IntoResponse for ApiError {
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut resp = (status, axum::Json(problem)).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let ApiError::Unauthorized(_) = &self {
+        if let ApiError::Unauthorized(_) | ApiError::StaleCallback(_) = &self {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::TooManyRequests(secs) | ApiError::NoInstance { retry_after: secs, .. } = &self

@@ -1,5 +1,7 @@
 //! `POST /v1/operations/{id}/steps/{step}:complete`: a service that
-//! answered 202 reports its result, with the token it was given.
+//! answered 202 reports its result, with the token it was given. The
+//! token names its attempt: once a later attempt was made (or is due),
+//! or the token expired, it is refused and changes nothing.
 
 use axum::{
     extract::{Path, State},
@@ -8,6 +10,8 @@ use axum::{
 };
 use herald_core::{Command, machine::Outcome};
 use herald_store::TransitionResult;
+
+use crate::engine::tokens::Refused;
 
 use super::{
     AppState,
@@ -39,9 +43,11 @@ pub async fn complete(
         .ok_or_else(|| {
             ApiError::Unauthorized("send the step's callback token as `Authorization: Bearer <token>`".into())
         })?;
-    if !app.engine.tokens().verify(&id.to_string(), step, token.trim()) {
-        return Err(ApiError::Unauthorized("the token does not open this step".into()));
-    }
+    let attempt = match app.engine.tokens().verify(&id.to_string(), step, token.trim()) {
+        Ok(attempt) => attempt,
+        Err(Refused::Invalid) => return Err(ApiError::Unauthorized("the token does not open this step".into())),
+        Err(Refused::Expired) => return Err(ApiError::StaleCallback("the token has expired".into())),
+    };
     let req: CompleteRequest = json(&headers, &body)?;
     let outcome = match (req.result, req.error) {
         (_, Some(error)) if error.len() > 2000 => {
@@ -53,7 +59,7 @@ pub async fn complete(
         (result, None) => Outcome::Done(result.unwrap_or(serde_json::Value::Null)),
         (Some(_), Some(_)) => return Err(ApiError::InvalidInput("send `result` or `error`, not both".into())),
     };
-    let cmd = Command::Callback { step: step.to_string(), outcome, sample: rand::random() };
+    let cmd = Command::Callback { step: step.to_string(), attempt, outcome, sample: rand::random() };
     match app.engine.apply(&id, None, cmd).await? {
         TransitionResult::Applied(a) => {
             let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;

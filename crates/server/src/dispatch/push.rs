@@ -35,7 +35,8 @@ pub async fn post(
 ) -> Result<(), Failure> {
     let service = lease.service().clone();
     let timeout = service.settings.timeout.map_or(timeout, |cap| cap.min(timeout));
-    let mut request = service.client().post(format!("{}{path}", lease.base()));
+    let url = format!("{}{path}", lease.base());
+    let mut request = service.client().post(&url);
     let body = match chunk {
         [m] => {
             // The same event reaches one subscription's consumer with the
@@ -54,7 +55,7 @@ pub async fn post(
             serde_json::to_vec(&events).unwrap_or_default()
         }
     };
-    if let Some(sig) = service.signature(&body) {
+    if let Some(sig) = service.signature("POST", &url, &body) {
         request = request.header(herald_core::signature::HEADER, sig);
     }
     let sent = request

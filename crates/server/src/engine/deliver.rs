@@ -219,14 +219,14 @@ async fn post(hook: &Webhook, delivery: i64, payload: &Value, lease: Lease) -> S
         Ok(b) => b,
         Err(e) => return Sent::Failed(Failure::permanent(e.to_string())),
     };
-    let signed = signature::sign(&hook.secret, Utc::now().timestamp(), &body);
-    let sent = lease
-        .service()
-        .client()
-        .post(format!("{}{}", lease.base(), hook.path))
+    let url = format!("{}{}", lease.base(), hook.path);
+    let mut request = lease.service().client().post(&url);
+    if let Some(signed) = crate::registry::sign(&hook.secret, "POST", &url, &body) {
+        request = request.header(signature::HEADER, signed);
+    }
+    let sent = request
         .timeout(hook.timeout)
         .header("content-type", "application/json")
-        .header(signature::HEADER, signed)
         .header("herald-delivery", delivery.to_string())
         .body(body)
         .send()

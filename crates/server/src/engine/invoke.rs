@@ -69,6 +69,8 @@ pub fn envelope<'a>(
 
 pub struct Request<'a> {
     pub call: &'a Call,
+    /// The instance's base URL and the call's path.
+    pub url: String,
     pub timeout: Duration,
     pub idempotency_key: String,
     pub traceparent: String,
@@ -79,10 +81,10 @@ pub struct Request<'a> {
 
 /// The outcome, and what it says about the service (`Unreachable`:
 /// nothing was sent, and the outcome is not to be recorded).
-pub async fn call(http: &reqwest::Client, base: &str, req: Request<'_>) -> (Outcome, Verdict) {
+pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict) {
     let method = reqwest::Method::from_bytes(req.call.method.as_str().as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut builder = http
-        .request(method, format!("{base}{}", req.call.path))
+        .request(method, req.url)
         .timeout(req.timeout)
         .header("content-type", "application/json")
         .header("idempotency-key", req.idempotency_key)

@@ -8,7 +8,7 @@
 //!
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
-//! - [`tokens`] — callback tokens.
+//! - [`tokens`] — callback tokens: per attempt, with an expiry.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
 
 mod deliver;
@@ -347,9 +347,9 @@ impl Engine {
             turn::Turn::Later => return Ok(()),
         };
         let Some(op) = self.begin(at, op, check).await? else { return Ok(()) };
-        let req = self.request(&op, at, def, call, &service);
+        let req = self.request(&op, at, def, call, &service, lease.base());
         let _permit = self.0.in_flight.acquire().await;
-        let (outcome, verdict) = invoke::call(service.client(), lease.base(), req).await;
+        let (outcome, verdict) = invoke::call(service.client(), req).await;
         lease.finish(verdict);
         if verdict == Verdict::Unreachable {
             // Nothing was sent: the attempt is not spent; the step waits.
@@ -420,12 +420,13 @@ impl Engine {
         def: &herald_core::workflow::Step,
         call: &'a herald_core::workflow::Call,
         service: &crate::registry::Service,
+        base: &str,
     ) -> invoke::Request<'a> {
         let (step, attempt, phase) = (at.step, at.attempt, at.phase);
         let id = op.id.to_string();
         let callback = (phase == Phase::Forward).then(|| invoke::Callback {
             url: format!("{}/v1/operations/{id}/steps/{step}:complete", self.0.public_url),
-            token: self.0.tokens.issue(&id, step),
+            token: self.0.tokens.issue(&id, step, attempt, tokens::expiry(op, step, def.deadline, Utc::now())),
         });
         let body = serde_json::to_vec(&invoke::envelope(op, step, attempt, phase, callback)).unwrap_or_default();
         let idempotency_key = match phase {
@@ -434,8 +435,9 @@ impl Engine {
         };
         let timeout = service.settings.timeout.map_or(def.timeout.0, |c| c.min(def.timeout.0));
         let traceparent = format!("00-{}-{:016x}-01", &id[3..], rand::random::<u64>() | 1);
-        let signature = service.signature(&body);
-        invoke::Request { call, timeout, idempotency_key, traceparent, signature, body }
+        let url = format!("{base}{}", call.path);
+        let signature = service.signature(call.method.as_str(), &url, &body);
+        invoke::Request { call, url, timeout, idempotency_key, traceparent, signature, body }
     }
 
     /// Finds due work nobody announced: timers, retries, a crashed run's tasks.

@@ -226,10 +226,10 @@ impl Service {
         &self.proxy
     }
 
-    /// `Herald-Signature` for a body sent to this service, when it has a secret.
-    pub fn signature(&self, body: &[u8]) -> Option<String> {
+    /// `Herald-Signature` for a request to this service, when it has a secret.
+    pub fn signature(&self, method: &str, url: &str, body: &[u8]) -> Option<String> {
         let secret = self.settings.secret.as_deref()?;
-        Some(herald_core::signature::sign(secret.as_bytes(), chrono::Utc::now().timestamp(), body))
+        sign(secret.as_bytes(), method, url, body)
     }
 
     pub fn instances(&self) -> Vec<Arc<Instance>> {
@@ -339,4 +339,17 @@ impl Registry {
             instances.retain(|i| i.expires_at.lock().expect("ttl").is_none_or(|t| t > now));
         }
     }
+}
+
+/// `Herald-Signature` for `method url` with `body`, signed now. It covers
+/// the path and query as they go on the request line: those of the URL as
+/// reqwest parses and sends it. `None` for a URL that does not parse (its
+/// request fails before anything is sent).
+pub fn sign(secret: &[u8], method: &str, url: &str, body: &[u8]) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let target = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    };
+    Some(herald_core::signature::sign(secret, chrono::Utc::now().timestamp(), method, &target, body))
 }

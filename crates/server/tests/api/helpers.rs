@@ -11,7 +11,7 @@ use axum::{
     Router,
     body::Bytes,
     extract::State,
-    http::{HeaderMap, StatusCode, Uri},
+    http::{HeaderMap, Method, StatusCode, Uri},
     response::IntoResponse,
 };
 use herald_server::{Application, Config, config::ServiceConfig, workflows};
@@ -148,7 +148,14 @@ pub enum Reply {
 
 #[derive(Clone, Debug)]
 pub struct Call {
+    pub method: String,
     pub path: String,
+    /// The path and query, as on the request line.
+    pub target: String,
+    /// `Herald-Signature`, when the service has a secret.
+    pub signature: String,
+    /// The body as it came, for checking its signature.
+    pub raw: Bytes,
     pub key: String,
     pub traceparent: String,
     /// `Herald-Attempt`, on pushed events.
@@ -207,17 +214,21 @@ impl StepService {
 
 async fn handle(
     State(script): State<Arc<Mutex<Script>>>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    raw: Bytes,
 ) -> axum::response::Response {
     let path = uri.path().to_string();
+    let target = uri.path_and_query().map_or(path.clone(), |p| p.to_string());
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (key, traceparent, attempt) = (header("idempotency-key"), header("traceparent"), header("herald-attempt"));
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let signature = header(herald_core::signature::HEADER);
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let reply = {
         let mut s = script.lock().unwrap();
-        s.calls.push(Call { path: path.clone(), key, traceparent, attempt, body });
+        let method = method.to_string();
+        s.calls.push(Call { method, path: path.clone(), target, signature, raw, key, traceparent, attempt, body });
         let queued = s.queued.get_mut(&path).and_then(VecDeque::pop_front);
         queued.or_else(|| s.fixed.get(&path).cloned()).unwrap_or_else(|| Reply::Json(json!({ "done": path })))
     };

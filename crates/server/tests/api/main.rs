@@ -19,6 +19,7 @@ mod limits;
 mod matrix;
 mod operations;
 mod push;
+mod signing;
 mod sse;
 mod topics;
 mod webhooks;

@@ -79,7 +79,7 @@ async fn until(limit: Duration, mut done: impl FnMut() -> bool) {
 }
 
 #[tokio::test]
-async fn a_webhook_is_signed_retried_until_it_lands_and_verifies_while_a_tampered_body_does_not() {
+async fn a_webhook_is_signed_retried_until_it_lands_and_verifies_only_as_sent() {
     let r = Receiver::default();
     r.answers.lock().unwrap().extend([500, 503]);
     let app = app_with_webhook(receiver(r.clone()).await).await;
@@ -91,10 +91,13 @@ async fn a_webhook_is_signed_retried_until_it_lands_and_verifies_while_a_tampere
     assert_eq!(got.len(), 3, "two failures, then delivered; no more");
     let (sig, body) = &got[2];
     let now = chrono::Utc::now().timestamp();
-    assert_eq!(signature::verify(SECRET.as_bytes(), sig, body, now), Ok(()));
+    assert_eq!(signature::verify(SECRET.as_bytes(), sig, "POST", "/hook", body, now), Ok(()));
     let mut tampered = body.to_vec();
     tampered[10] ^= 1;
-    assert_eq!(signature::verify(SECRET.as_bytes(), sig, &tampered, now), Err(signature::VerifyError::Mismatch));
+    let verify_at = |method, path, body: &[u8]| signature::verify(SECRET.as_bytes(), sig, method, path, body, now);
+    assert_eq!(verify_at("POST", "/hook", &tampered), Err(signature::VerifyError::Mismatch));
+    assert_eq!(verify_at("POST", "/other-hook", body), Err(signature::VerifyError::Mismatch), "signed for its path");
+    assert_eq!(verify_at("PUT", "/hook", body), Err(signature::VerifyError::Mismatch), "and its method");
     let payload: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(payload["operation_id"], id.as_str());
     assert_eq!(payload["notification"]["status"], "succeeded");
@@ -163,7 +166,7 @@ async fn a_dead_lettered_webhook_is_sent_again_when_redriven() {
 
     let (sig, body) = r.got.lock().unwrap()[3].clone();
     assert_eq!(
-        signature::verify(SECRET.as_bytes(), &sig, &body, chrono::Utc::now().timestamp()),
+        signature::verify(SECRET.as_bytes(), &sig, "POST", "/hook", &body, chrono::Utc::now().timestamp()),
         Ok(()),
         "signed anew"
     );

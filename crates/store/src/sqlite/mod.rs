@@ -8,6 +8,7 @@
 //! - [`broker`] — the embedded broker: [`topics`] (publish, subscriptions)
 //!   and [`deliveries`] (what each subscription owes: lease, ack, retry).
 //! - [`dead`] — dead letters of every kind.
+//! - [`files`] — the data directory and its files, private to herald's user.
 //!
 //! One herald process owns a data directory (a lock file says so), so at
 //! start every task lease left by a crashed process is taken back at once.
@@ -16,6 +17,7 @@ mod broker;
 mod checkpoint;
 mod dead;
 mod deliveries;
+mod files;
 mod read;
 mod schema;
 mod topics;
@@ -53,14 +55,17 @@ impl SqliteStore {
     /// Opens (creating if needed) `dir/herald.db`. Fails if another herald
     /// process holds the directory.
     pub fn open(dir: &Path, node: Node) -> Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let lock = std::fs::File::create(dir.join("herald.lock"))?;
+        files::prepare_dir(dir)?;
+        let lock = files::open_private(&dir.join("herald.lock"))?;
         lock.try_lock().map_err(|_| {
             Error::Locked(format!("another herald process is using the data directory {}", dir.display()))
         })?;
         let path = dir.join("herald.db");
+        // Made 0600 before SQLite opens it: its -wal and -shm take its mode.
+        drop(files::open_private(&path)?);
         let mut conn = Connection::open(&path)?;
         schema::configure(&conn)?;
+        files::tighten_files(dir)?;
         schema::migrate(&mut conn)?;
         // Checkpoints run on a thread of their own (see `checkpoint`).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;

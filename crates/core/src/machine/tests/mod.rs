@@ -197,11 +197,31 @@ fn a_step_answering_202_completes_by_callback() {
     sim.start();
     sim.answer("reserve", Phase::Forward, Outcome::Accepted);
     assert!(sim.op.step("reserve").unwrap().1.awaiting_callback);
-    sim.apply(Command::Callback { step: "reserve".into(), outcome: done(), sample: 0.0 }).unwrap();
+    sim.apply(Command::Callback { step: "reserve".into(), attempt: 1, outcome: done(), sample: 0.0 }).unwrap();
     assert_eq!(sim.status("reserve"), StepState::Succeeded);
     assert_eq!(sim.status("charge"), StepState::Running);
-    let again = sim.apply(Command::Callback { step: "reserve".into(), outcome: done(), sample: 0.0 });
+    let again = sim.apply(Command::Callback { step: "reserve".into(), attempt: 1, outcome: done(), sample: 0.0 });
     assert_eq!(again, Err(Rejection::NotAwaiting("reserve".into())), "a second callback is refused");
+}
+
+#[test]
+fn a_callback_for_an_attempt_that_is_over_changes_nothing() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    sim.answer("reserve", Phase::Forward, done());
+    sim.answer("charge", Phase::Forward, Outcome::Accepted);
+    let retry = fail(true);
+    sim.apply(Command::Callback { step: "charge".into(), attempt: 1, outcome: retry, sample: 0.0 }).unwrap();
+    assert_eq!(sim.status("charge"), StepState::Retrying);
+    let late = Command::Callback { step: "charge".into(), attempt: 1, outcome: done(), sample: 0.0 };
+    assert_eq!(sim.apply(late.clone()), Err(Rejection::AttemptOver("charge".into(), 1)), "its retry is due");
+
+    sim.answer("charge", Phase::Forward, Outcome::Accepted);
+    let before = sim.op.clone();
+    assert_eq!(sim.apply(late), Err(Rejection::AttemptOver("charge".into(), 1)), "attempt 2 runs");
+    assert_eq!(sim.op, before);
+    sim.apply(Command::Callback { step: "charge".into(), attempt: 2, outcome: done(), sample: 0.0 }).unwrap();
+    assert_eq!(sim.status("charge"), StepState::Succeeded);
 }
 
 #[test]
@@ -359,11 +379,11 @@ proptest! {
             match a {
                 Act::Answer(i, k) => step_answer(&mut sim, i, k),
                 Act::Callback(i, k) => {
-                    let awaiting: Vec<String> = sim.op.steps.iter().filter(|s| s.awaiting_callback).map(|s| s.name.clone()).collect();
+                    let awaiting: Vec<(String, u32)> = sim.op.steps.iter().filter(|s| s.awaiting_callback).map(|s| (s.name.clone(), s.attempts)).collect();
                     if !awaiting.is_empty() {
-                        let step = awaiting[i % awaiting.len()].clone();
+                        let (step, attempt) = awaiting[i % awaiting.len()].clone();
                         let outcome = if k == 1 { fail(false) } else { done() };
-                        sim.apply(Command::Callback { step, outcome, sample: 0.3 }).unwrap();
+                        sim.apply(Command::Callback { step, attempt, outcome, sample: 0.3 }).unwrap();
                     }
                 }
                 Act::Timer(i) => {
@@ -379,8 +399,8 @@ proptest! {
         for _ in 0..500 {
             if sim.op.is_final() { break; }
             if let Some(s) = sim.op.steps.iter().find(|s| s.awaiting_callback) {
-                let step = s.name.clone();
-                sim.apply(Command::Callback { step, outcome: done(), sample: 0.0 }).unwrap();
+                let (step, attempt) = (s.name.clone(), s.attempts);
+                sim.apply(Command::Callback { step, attempt, outcome: done(), sample: 0.0 }).unwrap();
             } else if !redrive(&mut sim, 0) {
                 step_answer(&mut sim, 0, 0);
             }
