@@ -116,7 +116,7 @@ impl Application {
             // Ends live streams so the server can drain.
             engine.stopping().cancel();
         };
-        crate::serve::serve(self.listener, self.router, self.state, signal).await;
+        crate::serve::serve(self.listener, api::harden(self.router), self.state, signal).await;
         self.dispatcher.shutdown(self.engine.shutdown_grace()).await;
         self.engine.shutdown().await;
         poller.abort();

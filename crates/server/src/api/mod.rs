@@ -9,15 +9,19 @@
 //! - `dead_letters` — what ran out of attempts, and redriving it.
 //! - `services` — the service registry: registration, heartbeats, health.
 //! - [`problem`] — the one table of error answers; [`body`] — body parsing.
+//! - [`hardening`] — the headers every answer carries for browsers; `page` —
+//!   the demo page and its files.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.
 
 mod body;
 mod dead_letters;
 pub mod events;
 mod follow;
+pub mod hardening;
 mod inbox;
 pub mod openapi;
 mod operations;
+mod page;
 pub mod problem;
 mod services;
 mod steps;
@@ -29,8 +33,7 @@ mod workflows;
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderValue, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::{get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -53,7 +56,9 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let limit = state.limits.max_body_bytes;
     Router::new()
-        .route("/", get(ui))
+        .route("/", get(page::index))
+        .route("/ui/app.js", get(page::script))
+        .route("/ui/app.css", get(page::styles))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -109,8 +114,8 @@ async fn ready(State(app): State<AppState>) -> Response {
     "ready".into_response()
 }
 
-async fn ui() -> Response {
-    let mut r = Html(include_str!("../ui/index.html")).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+/// The last layer, over herald's routes and any merged beside them: the
+/// headers every answer carries for browsers.
+pub fn harden(router: Router) -> Router {
+    router.layer(axum::middleware::map_response(hardening::headers))
 }

@@ -44,6 +44,17 @@ pub async fn spawn_app_with(
     svc: &StepService,
     tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
+    spawn_app_merged(dir, workflow_files, svc, tweak, Router::new()).await
+}
+
+/// As [`spawn_app_with`], with `routes` served beside herald's own (as the demo's are).
+pub async fn spawn_app_merged(
+    dir: tempfile::TempDir,
+    workflow_files: &[&str],
+    svc: &StepService,
+    tweak: impl FnOnce(&mut Config),
+    routes: Router,
+) -> TestApp {
     let mut config =
         Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
     config.engine.poll_interval = herald_core::Span::from_millis(100);
@@ -54,7 +65,7 @@ pub async fn spawn_app_with(
     }
     tweak(&mut config);
     let defs = workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config).unwrap().1).collect();
-    let app = Application::build_with(config, defs).await.expect("herald starts");
+    let app = Application::build_with(config, defs).await.expect("herald starts").merge(routes);
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod broker_helpers;
+mod browser;
 mod busy;
 mod callbacks;
 mod choreography;
