@@ -8,7 +8,8 @@
 //! - `topics` — publishing; `subscriptions` — defining and consuming them.
 //! - `dead_letters` — what ran out of attempts, and redriving it.
 //! - `services` — the service registry: registration, heartbeats, health.
-//! - [`problem`] — the one table of error answers; [`body`] — body parsing.
+//! - [`problem`] — the one table of error answers; [`body`] — body parsing,
+//!   and POST/PUT taken as JSON only.
 //! - [`hardening`] — the headers every answer carries for browsers; `page` —
 //!   the demo page and its files.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.
@@ -87,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/dead-letters/{id}", get(dead_letters::get).delete(dead_letters::delete).post(dead_letters::action))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(body::json_only))
         .layer(axum::middleware::map_response(problem::ensure_problem))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(body::BodyLimit(limit)))

@@ -164,7 +164,9 @@ $('#alert-close').addEventListener('click', hideAlert);
 async function api(method, path, body, headers = {}) {
   let r;
   try {
-    r = await fetch(path, { method, headers: { accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
+    // herald takes every POST as JSON, even one with no body.
+    const json = body || method === 'POST' ? { 'content-type': 'application/json' } : {};
+    r = await fetch(path, { method, headers: { accept: 'application/json', ...json, ...headers },
       body: body ? JSON.stringify(body) : undefined });
   } catch (_) {
     throw Object.assign(new Error('Could not reach herald. Is it still running?'), { problem: null });

@@ -83,8 +83,14 @@ async fn an_end_user_sees_only_their_own_operations_on_every_endpoint() {
     }
     let own_events = fresh_client().get(app.url(&format!("/v1/operations/{mine}/events?access_token={alice}"))).send();
     assert_eq!(own_events.await.unwrap().status(), 200, "her own stream, with the token in the query");
-    let cancel =
-        app.http.post(app.url(&format!("/v1/operations/{theirs}:cancel"))).bearer_auth(&alice).send().await.unwrap();
+    let cancel = app
+        .http
+        .post(app.url(&format!("/v1/operations/{theirs}:cancel")))
+        .bearer_auth(&alice)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status_and_type(cancel).await, not_found);
 
     for path in ["/v1/operations", "/v1/me/operations", "/v1/operations?subject=bob", "/v1/me/operations?subject=bob"] {

@@ -1,10 +1,11 @@
 //! What a browser is told: the page's Content-Security-Policy and framing
-//! rule, and `nosniff` on every answer.
+//! rule, `nosniff` on every answer, and POSTs taken only as JSON, so a form
+//! on another site cannot act through a visitor's browser.
 
 use std::sync::Arc;
 
 use axum::{Router, response::Html, routing::get};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 use crate::helpers::*;
@@ -95,4 +96,58 @@ async fn routes_merged_beside_herald_carry_the_same_headers() {
     let resp = app.http.get(app.url("/demo/page")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_hardened("GET /demo/page", of(&resp));
+}
+
+#[tokio::test]
+async fn a_post_that_is_not_json_is_refused_even_with_no_body_and_changes_nothing() {
+    let svc = StepService::start().await;
+    let gate = Arc::new(Semaphore::new(0));
+    svc.on("/a", Reply::Gate(gate.clone(), Box::new(Reply::Json(json!({})))));
+    let app = spawn_app(&[&sequential("order", &["a"], "")], &svc).await;
+    let id = app.start_id("order", json!({})).await;
+    let cancel = app.url(&format!("/v1/operations/{id}:cancel"));
+
+    // What an HTML form on another site can send: no type, a form, plain text.
+    let forms = [
+        app.http.post(&cancel).send().await.unwrap(),
+        app.http
+            .post(&cancel)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("reason=x")
+            .send()
+            .await
+            .unwrap(),
+        app.http.post(&cancel).header("content-type", "text/plain").send().await.unwrap(),
+        app.http
+            .post(&cancel)
+            .header("content-type", "multipart/form-data; boundary=x")
+            .body("--x--")
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for resp in forms {
+        let (status, body) = (resp.status(), resp.json::<Value>().await.unwrap());
+        assert_eq!((status.as_u16(), body["type"].as_str()), (415, Some("urn:herald:problem:unsupported-media-type")));
+    }
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/me/notifications:read-all".to_string()),
+        (reqwest::Method::POST, "/v1/me/notifications/nt_1:read".to_string()),
+        (reqwest::Method::POST, "/v1/dead-letters:redrive".to_string()),
+        (reqwest::Method::POST, "/v1/subscriptions/s:pull".to_string()),
+        (reqwest::Method::PUT, "/v1/subscriptions/s".to_string()),
+        (reqwest::Method::PUT, "/v1/services/svc/instances/i-1".to_string()),
+        (reqwest::Method::POST, format!("/v1/operations/{id}/steps/a:complete")),
+    ] {
+        let resp = app.http.request(method.clone(), app.url(&path)).send().await.unwrap();
+        assert_eq!(resp.status(), 415, "{method} {path}");
+    }
+    assert_eq!(app.get(&id).await["status"], "running", "nothing was cancelled");
+
+    // JSON with no body (and a charset) is a cancel with no reason.
+    let resp = app.http.post(&cancel).header("content-type", "application/json; charset=utf-8").send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    gate.add_permits(1);
+    let op = app.wait_final(&id).await;
+    assert_eq!(op["status"], "cancelled");
 }
