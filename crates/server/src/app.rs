@@ -72,6 +72,7 @@ impl Application {
             dispatcher.sync(&sub);
         }
         let auth = std::sync::Arc::new(crate::auth::Auth::new(&config.auth)?);
+        let guard = crate::guard::Guard::new(auth.lets_in_without_token(), config.listen, config.public_url.as_deref());
         let gateway = Arc::new(crate::gateway::Gateway::new(config.gateway.clone())?);
         let state = AppState {
             engine: engine.clone(),
@@ -80,6 +81,7 @@ impl Application {
             limits: config.limits.clone(),
             events: config.broker.clone(),
             auth,
+            guard: Arc::new(guard),
         };
         let router = api::router(state.clone());
         Ok(Application { listener, engine, dispatcher, router, state })

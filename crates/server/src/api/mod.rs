@@ -52,6 +52,8 @@ pub struct AppState {
     /// Limits on published events.
     pub events: crate::config::BrokerConfig,
     pub auth: std::sync::Arc<crate::auth::Auth>,
+    /// Without credentials: which hosts and origins are answered.
+    pub guard: std::sync::Arc<crate::guard::Guard>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -39,6 +39,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A request a web page may have sent from another site, refused while
+    /// herald trusts callers without a token (no `[auth]`, or `auth.anonymous`).
+    #[error("{0}")]
+    OriginNotAllowed(String),
     #[error("the server is shutting down")]
     Unavailable,
     #[error("too many requests: try again in {0} s")]
@@ -105,6 +109,7 @@ impl ApiError {
             Conflict(_) => (StatusCode::CONFLICT, "conflict", "Not possible in the current state"),
             Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Not authenticated"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin-not-allowed", "Not allowed from this site"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
             TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             UnknownService(_) => (StatusCode::NOT_FOUND, "unknown-service", "Unknown service"),

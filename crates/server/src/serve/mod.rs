@@ -8,7 +8,8 @@
 //! request is read here: a timeline stream goes to [`sse`], anything else
 //! to the gateway's express lane while it takes the requests
 //! ([`gateway::express`]), then to hyper with the bytes not yet used
-//! handed back ([`rewind`]).
+//! handed back ([`rewind`]). Where herald lets callers in without a token,
+//! each of these paths first puts the request to the [`crate::guard`].
 //!
 //! - [`rewind`] — a socket whose first bytes were already read.
 //! - [`sse`] — timeline streams written straight to the socket.
@@ -18,7 +19,7 @@ mod sse;
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
-use axum::body::Body;
+use axum::{body::Body, response::IntoResponse};
 use bytes::BytesMut;
 use futures::{FutureExt, future::Either};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
@@ -34,11 +35,12 @@ use tokio::{
 use tower::ServiceExt;
 
 use crate::{
-    api::AppState,
+    api::{self, AppState},
     gateway::{
         self,
         affinity::{Affinity, Driven},
     },
+    guard::Seen,
 };
 
 /// How long a client may take to send its request head.
@@ -112,8 +114,15 @@ async fn connection(
     let io = TokioIo::new(rewind::Rewind::new(head.freeze(), tcp));
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let req = req.map(Body::new);
+        // Before anything else, for every path: the gateway's and the API's.
+        if app.guard.active()
+            && let Err(e) = app.guard.admit(Seen::of(req.method(), req.headers()))
+        {
+            let refused = api::hardening::headers(e.into_response());
+            return Either::Left(Either::Left(refused.map(Ok::<_, Infallible>)));
+        }
         if gateway::owns(req.uri().path()) {
-            Either::Left(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>))
+            Either::Left(Either::Right(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>)))
         } else {
             Either::Right(router.clone().oneshot(req))
         }

@@ -28,6 +28,7 @@ pub struct Request {
     pub target: String,
     pub last_event_id: Option<String>,
     pub authorization: Option<String>,
+    pub host: Option<String>,
 }
 
 /// `Some` if the parsed request is a timeline stream this path serves.
@@ -53,10 +54,15 @@ pub fn recognise(req: &httparse::Request<'_, '_>) -> Option<Request> {
         target: target.to_string(),
         last_event_id: header("last-event-id"),
         authorization: header("authorization"),
+        host: header("host"),
     })
 }
 
 pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
+    // A stream changes nothing: only the name it was asked under matters.
+    if let Err(e) = app.guard.admit_host(req.host.as_deref().map(str::as_bytes)) {
+        return problem(&mut tcp, e).await;
+    }
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
     let raw_id = path.trim_start_matches("/v1/operations/").trim_end_matches("/events");
     let after = match query.split('&').find_map(|kv| kv.strip_prefix("after=")) {

@@ -9,6 +9,7 @@ mod busy;
 mod callbacks;
 mod choreography;
 mod concurrency;
+mod cross_site;
 mod deadlines;
 mod email;
 mod held;

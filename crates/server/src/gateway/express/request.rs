@@ -3,7 +3,8 @@
 //!
 //! The lane takes only the plain case: HTTP/1.1, a registered HTTP/1.1
 //! service, no `Transfer-Encoding`, `Upgrade` or `Expect`, a body small
-//! enough to be kept whole (so an attempt can be made again). Anything
+//! enough to be kept whole (so an attempt can be made again), and nothing
+//! the [`crate::guard`] refuses. Anything
 //! else — and anything malformed — goes to hyper, which answers it as the
 //! API does.
 
@@ -14,6 +15,7 @@ use axum::http::HeaderName;
 use super::super::{Gateway, forward, proxy::is_idempotent, reachable, split};
 use crate::{
     api::AppState,
+    guard::Seen,
     registry::{Protocol, Service},
 };
 
@@ -69,6 +71,15 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
         return Read::Hyper;
     };
     let headers_in = &*req.headers;
+    // Without credentials, a request the guard refuses goes to hyper, which
+    // answers the refusal as for every path; with them, this is one branch.
+    if app.guard.active() {
+        let raw = |name: &str| headers_in.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+        let seen = Seen { method, host: raw("host"), origin: raw("origin"), fetch_site: raw("sec-fetch-site") };
+        if app.guard.admit(seen).is_err() {
+            return Read::Hyper;
+        }
+    }
     let is = |h: &httparse::Header, name: &HeaderName| h.name.eq_ignore_ascii_case(name.as_str());
     let get = |name: &HeaderName| headers_in.iter().find(|h| is(h, name)).map(|h| h.value);
     let mut length = None;
