@@ -82,6 +82,7 @@ impl Application {
             events: config.broker.clone(),
             auth,
             guard: Arc::new(guard),
+            streams: Arc::new(api::streams::Streams::new(config.limits.max_streams_per_user)),
         };
         let router = api::router(state.clone());
         Ok(Application { listener, engine, dispatcher, router, state })

@@ -12,6 +12,7 @@
 //!   and POST/PUT taken as JSON only.
 //! - [`hardening`] — the headers every answer carries for browsers; `page` —
 //!   the demo page and its files.
+//! - [`streams`] — how many event streams each end user holds open.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.
 
 mod body;
@@ -26,6 +27,7 @@ mod page;
 pub mod problem;
 mod services;
 mod steps;
+pub mod streams;
 mod subscriptions;
 mod topics;
 mod views;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub auth: std::sync::Arc<crate::auth::Auth>,
     /// Without credentials: which hosts and origins are answered.
     pub guard: std::sync::Arc<crate::guard::Guard>,
+    /// End users' open event streams.
+    pub streams: std::sync::Arc<streams::Streams>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -21,6 +21,14 @@ pub fn fresh_client() -> reqwest::Client {
 }
 
 pub async fn secured(algorithm: herald_server::config::JwtAlgorithm) -> (TestApp, StepService) {
+    secured_with(algorithm, |_| {}).await
+}
+
+/// As [`secured`], with the configuration adjusted by `tweak` afterwards.
+pub async fn secured_with(
+    algorithm: herald_server::config::JwtAlgorithm,
+    tweak: impl FnOnce(&mut herald_server::Config),
+) -> (TestApp, StepService) {
     use herald_server::config::{StaticRole, StaticToken, UserTokens};
     let svc = StepService::start().await;
     let wf = sequential("order", &["a"], "subject = \"/user\"");
@@ -33,6 +41,7 @@ pub async fn secured(algorithm: herald_server::config::JwtAlgorithm) -> (TestApp
             audience: None,
         });
         c.auth.tokens = vec![StaticToken { name: "shop".into(), token: SERVICE.into(), role: StaticRole::Service }];
+        tweak(c);
     })
     .await;
     app.token = Some(SERVICE.into());

@@ -20,5 +20,6 @@ mod limits;
 mod operations;
 mod push;
 mod sse;
+mod stream_caps;
 mod topics;
 mod webhooks;
