@@ -72,6 +72,7 @@ impl Application {
             dispatcher.sync(&sub);
         }
         let auth = std::sync::Arc::new(crate::auth::Auth::new(&config.auth)?);
+        let guard = crate::guard::Guard::new(auth.lets_in_without_token(), config.listen, config.public_url.as_deref());
         let gateway =
             Arc::new(crate::gateway::Gateway::new(config.gateway.clone(), engine.workflows().called_paths())?);
         let state = AppState {
@@ -81,6 +82,8 @@ impl Application {
             limits: config.limits.clone(),
             events: config.broker.clone(),
             auth,
+            guard: Arc::new(guard),
+            streams: Arc::new(api::streams::Streams::new(config.limits.max_streams_per_user)),
         };
         let router = api::router(state.clone());
         Ok(Application { listener, engine, dispatcher, router, state })
@@ -117,7 +120,7 @@ impl Application {
             // Ends live streams so the server can drain.
             engine.stopping().cancel();
         };
-        crate::serve::serve(self.listener, self.router, self.state, signal).await;
+        crate::serve::serve(self.listener, api::harden(self.router), self.state, signal).await;
         self.dispatcher.shutdown(self.engine.shutdown_grace()).await;
         self.engine.shutdown().await;
         poller.abort();

@@ -141,6 +141,11 @@ impl Auth {
         Ok(Auth { open, anonymous: config.anonymous, users, tokens })
     }
 
+    /// Does a request without a token get in? (No `[auth]`, or `auth.anonymous`.)
+    pub fn lets_in_without_token(&self) -> bool {
+        self.open || self.anonymous.is_some()
+    }
+
     /// The caller a bearer token (or its absence) stands for.
     pub fn identify(&self, bearer: Option<&str>) -> Result<Caller, ApiError> {
         let Some(token) = bearer.map(str::trim).filter(|t| !t.is_empty()) else {

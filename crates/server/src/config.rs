@@ -115,11 +115,14 @@ pub struct Limits {
     pub max_wait_seconds: u64,
     /// Open connections at once; past it, new ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Event streams (timelines and the inbox) one end user may hold open
+    /// at once; past it, 429. Services and admins are not counted.
+    pub max_streams_per_user: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_body_bytes: 1024 * 1024, max_wait_seconds: 60, max_connections: 16_384 }
+        Limits { max_body_bytes: 1024 * 1024, max_wait_seconds: 60, max_connections: 16_384, max_streams_per_user: 8 }
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`gateway`] — `ANY /gw/{service}/…`: the synchronous path.
 //! - [`hub`] — live fan-out of timeline events to watchers.
 //! - [`auth`] — who is calling: end users (JWT), services and admins.
+//! - [`guard`] — without credentials, requests from other sites' pages are refused.
 //! - [`api`] — the HTTP surface, its errors and its OpenAPI document.
 //! - `serve` — the listener loop: HTTP/1.1 through hyper, timeline streams
 //!   straight to the socket, and the graceful drain.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod dispatch;
 pub mod engine;
 pub mod gateway;
+pub mod guard;
 pub mod hub;
 pub mod registry;
 mod serve;

@@ -3,7 +3,9 @@
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request},
-    http::{HeaderMap, header},
+    http::{HeaderMap, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
 
@@ -34,11 +36,7 @@ pub struct BodyLimit(pub usize);
 /// Parses a JSON body: 415 without a JSON content type, 400 for broken
 /// JSON, 422 for JSON of the wrong shape or nested too deep to be read back.
 pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if mime != "application/json" && !mime.ends_with("+json") {
-        return Err(ApiError::UnsupportedMediaType("send `content-type: application/json`".into()));
-    }
+    require_json(headers)?;
     herald_core::nesting::check(body).map_err(ApiError::InvalidInput)?;
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::InvalidInput(e.to_string()),
@@ -46,10 +44,46 @@ pub fn json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, 
     })
 }
 
-/// Like [`json`], but an empty body means the default value.
+/// Like [`json`], but an empty body means the default value (its content
+/// type is still JSON: [`json_only`] saw to that).
 pub fn json_or_default<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     json(headers, body)
+}
+
+/// 415 unless the content type is JSON (`application/json`, or a `+json` type).
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if mime != "application/json" && !mime.ends_with("+json") {
+        return Err(ApiError::UnsupportedMediaType("send `content-type: application/json`".into()));
+    }
+    Ok(())
+}
+
+/// Every POST and PUT under `/v1/` must say it is JSON, even with no body
+/// (`:cancel`, `:read`): an HTML form on another site can send a POST but
+/// not that content type, so it cannot act here through a visitor's
+/// browser. Publishing keeps its own rules: CloudEvents JSON types, or
+/// binary mode's `ce-` headers, which a form cannot send either.
+pub async fn json_only(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let changes = matches!(*req.method(), Method::POST | Method::PUT);
+    if changes
+        && path.starts_with("/v1/")
+        && !is_publish(path)
+        && let Err(e) = require_json(req.headers())
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+/// `/v1/topics/{topic}/events`.
+fn is_publish(path: &str) -> bool {
+    path.strip_prefix("/v1/topics/")
+        .and_then(|rest| rest.strip_suffix("/events"))
+        .is_some_and(|topic| !topic.is_empty() && !topic.contains('/'))
 }

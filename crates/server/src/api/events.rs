@@ -41,7 +41,8 @@ pub struct EventsParams {
 #[utoipa::path(get, path = "/v1/operations/{id}/events", tag = "operations",
     params(("id" = String, Path), ("Last-Event-ID" = Option<u64>, Header), EventsParams),
     responses((status = 200, content_type = "text/event-stream", description = "`id: <seq>`, `data: <Event JSON>`"),
-              (status = 204, description = "nothing after Last-Event-ID: the operation has ended"), (status = 404, body = Problem)))]
+              (status = 204, description = "nothing after Last-Event-ID: the operation has ended"), (status = 404, body = Problem),
+              (status = 429, body = Problem, description = "the end user has `limits.max_streams_per_user` streams open")))]
 pub async fn stream(
     caller: Caller,
     State(app): State<AppState>,
@@ -76,8 +77,10 @@ pub fn data(e: &Event) -> String {
 }
 
 /// A watcher's feed after `after`, or `None` when the operation has ended
-/// and nothing is left to send (answer 204).
+/// and nothing is left to send (answer 204). An end user's feed holds one
+/// of their stream slots while it lives (429 when none is free).
 pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) -> ApiResult<Option<Feed>> {
+    let slot = app.streams.take(caller)?;
     if caller.own_subject().is_some() {
         super::operations::visible(app, caller, &id).await?;
     }
@@ -97,7 +100,7 @@ pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) 
         }
     }
     let source = Timeline { app: app.clone(), id };
-    Ok(Some(Follow::new(source, app.engine.stopping(), after, live, backlog)))
+    Ok(Some(Follow::new(source, app.engine.stopping(), after, live, backlog, slot)))
 }
 
 /// A watcher of one operation's timeline.

@@ -12,6 +12,8 @@ use std::{collections::VecDeque, future::Future, sync::Arc};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
+use super::streams::Slot;
+
 /// Items read from the store per round trip.
 pub const PAGE: usize = 500;
 
@@ -38,21 +40,24 @@ pub struct Follow<S: Source> {
     /// Nothing newer is in the store than what was sent or queued.
     caught_up: bool,
     done: bool,
+    /// The end user's place among their open streams, freed with the follower.
+    _slot: Option<Slot>,
 }
 
 impl<S: Source> Follow<S> {
     /// `live` must be subscribed before `first_page` was read, so nothing
-    /// committed in between is missed.
+    /// committed in between is missed. `slot` is held as long as the follower.
     pub fn new(
         source: S,
         stopping: CancellationToken,
         after: u64,
         live: broadcast::Receiver<Arc<S::Item>>,
         first_page: Vec<S::Item>,
+        slot: Option<Slot>,
     ) -> Self {
         let caught_up = first_page.len() < PAGE;
         let backlog = first_page.into_iter().map(Arc::new).collect();
-        Follow { source, stopping, last: after, live: Some(live), backlog, caught_up, done: false }
+        Follow { source, stopping, last: after, live: Some(live), backlog, caught_up, done: false, _slot: slot }
     }
 
     /// The next item, or `None` once the last one went out, the store

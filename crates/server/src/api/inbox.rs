@@ -125,7 +125,8 @@ pub struct StreamParams {
 #[utoipa::path(get, path = "/v1/me/notifications/stream", tag = "inbox",
     params(("Last-Event-ID" = Option<u64>, Header), StreamParams),
     responses((status = 200, content_type = "text/event-stream", description = "`id: <version>`, `data: <InboxChange JSON>`"),
-              (status = 401, body = Problem), (status = 403, body = Problem)))]
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 429, body = Problem, description = "the end user has `limits.max_streams_per_user` streams open")))]
 pub async fn stream(
     caller: Caller,
     State(app): State<AppState>,
@@ -133,11 +134,12 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let subject = subject(&caller)?;
+    let slot = app.streams.take(&caller)?;
     let after = resume_point(headers.get("last-event-id").and_then(|v| v.to_str().ok()), q.after);
     let live = app.engine.inbox().subscribe(&subject);
     let source = Changes { app: app.clone(), subject };
     let first = source.page(after).await.ok_or_else(|| ApiError::Internal("reading the inbox failed".into()))?;
-    let follow = Follow::new(source, app.engine.stopping(), after, live, first);
+    let follow = Follow::new(source, app.engine.stopping(), after, live, first, slot);
     let stream = futures::stream::unfold(follow, |mut follow| async move {
         let change = follow.next().await?;
         let data = serde_json::to_string(&*change).unwrap_or_default();

@@ -8,19 +8,26 @@
 //! - `topics` — publishing; `subscriptions` — defining and consuming them.
 //! - `dead_letters` — what ran out of attempts, and redriving it.
 //! - `services` — the service registry: registration, heartbeats, health.
-//! - [`problem`] — the one table of error answers; [`body`] — body parsing.
+//! - [`problem`] — the one table of error answers; [`body`] — body parsing,
+//!   and POST/PUT taken as JSON only.
+//! - [`hardening`] — the headers every answer carries for browsers; `page` —
+//!   the demo page and its files.
+//! - [`streams`] — how many event streams each end user holds open.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.
 
 mod body;
 mod dead_letters;
 pub mod events;
 mod follow;
+pub mod hardening;
 mod inbox;
 pub mod openapi;
 mod operations;
+mod page;
 pub mod problem;
 mod services;
 mod steps;
+pub mod streams;
 mod subscriptions;
 mod topics;
 mod views;
@@ -29,8 +36,7 @@ mod workflows;
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, State},
-    http::{HeaderValue, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::{get, post, put},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -48,12 +54,18 @@ pub struct AppState {
     /// Limits on published events.
     pub events: crate::config::BrokerConfig,
     pub auth: std::sync::Arc<crate::auth::Auth>,
+    /// Without credentials: which hosts and origins are answered.
+    pub guard: std::sync::Arc<crate::guard::Guard>,
+    /// End users' open event streams.
+    pub streams: std::sync::Arc<streams::Streams>,
 }
 
 pub fn router(state: AppState) -> Router {
     let limit = state.limits.max_body_bytes;
     Router::new()
-        .route("/", get(ui))
+        .route("/", get(page::index))
+        .route("/ui/app.js", get(page::script))
+        .route("/ui/app.css", get(page::styles))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -82,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/dead-letters/{id}", get(dead_letters::get).delete(dead_letters::delete).post(dead_letters::action))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(body::json_only))
         .layer(axum::middleware::map_response(problem::ensure_problem))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(body::BodyLimit(limit)))
@@ -115,8 +128,8 @@ async fn ready(State(app): State<AppState>) -> Response {
     "ready".into_response()
 }
 
-async fn ui() -> Response {
-    let mut r = Html(include_str!("../ui/index.html")).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+/// The last layer, over herald's routes and any merged beside them: the
+/// headers every answer carries for browsers.
+pub fn harden(router: Router) -> Router {
+    router.layer(axum::middleware::map_response(hardening::headers))
 }

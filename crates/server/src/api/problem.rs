@@ -9,6 +9,9 @@ use axum::{
 use herald_core::OperationId;
 use serde::Serialize;
 
+/// `Retry-After` of a refused event stream, in seconds.
+const STREAMS_RETRY_AFTER: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -43,10 +46,16 @@ pub enum ApiError {
     StaleCallback(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A request a web page may have sent from another site, refused while
+    /// herald trusts callers without a token (no `[auth]`, or `auth.anonymous`).
+    #[error("{0}")]
+    OriginNotAllowed(String),
     #[error("the server is shutting down")]
     Unavailable,
     #[error("too many requests: try again in {0} s")]
     TooManyRequests(u64),
+    #[error("you have {0} event streams open already, the most one user may have: close one first")]
+    TooManyStreams(usize),
     #[error("there is no service named `{0}`")]
     UnknownService(String),
     /// herald holds the request back: no instance, an open circuit, or
@@ -112,8 +121,10 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, "stale-callback-token", "The callback token no longer applies")
             }
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
+            OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin-not-allowed", "Not allowed from this site"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
             TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-streams", "Too many open streams"),
             UnknownService(_) => (StatusCode::NOT_FOUND, "unknown-service", "Unknown service"),
             NoInstance { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "no-instance", "The service cannot take requests now")
@@ -125,6 +136,17 @@ impl ApiError {
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    /// Seconds for `Retry-After`, on the answers that say when to try again.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests(secs) | ApiError::NoInstance { retry_after: secs, .. } => Some(*secs),
+            // Nothing says when one of the user's streams ends; a few seconds
+            // keeps a reconnecting client from spinning.
+            ApiError::TooManyStreams(_) => Some(STREAMS_RETRY_AFTER),
+            _ => None,
         }
     }
 
@@ -156,8 +178,8 @@ impl IntoResponse for ApiError {
         if let ApiError::Unauthorized(_) | ApiError::StaleCallback(_) = &self {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if let ApiError::TooManyRequests(secs) | ApiError::NoInstance { retry_after: secs, .. } = &self
-            && let Ok(v) = HeaderValue::from_str(&secs.max(&1).to_string())
+        if let Some(secs) = self.retry_after()
+            && let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }

@@ -8,7 +8,8 @@
 //! request is read here: a timeline stream goes to [`sse`], anything else
 //! to the gateway's express lane while it takes the requests
 //! ([`gateway::express`]), then to hyper with the bytes not yet used
-//! handed back ([`rewind`]).
+//! handed back ([`rewind`]). Where herald lets callers in without a token,
+//! each of these paths first puts the request to the [`crate::guard`].
 //!
 //! Every path closes what would otherwise hold a place forever: idle
 //! connections ([`idle`]), heads that come too slowly, bodies that stop,
@@ -42,11 +43,12 @@ use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
 use crate::{
-    api::AppState,
+    api::{self, AppState},
     gateway::{
         self,
         affinity::{Affinity, Driven},
     },
+    guard::Seen,
 };
 
 /// How long a client may take to send its request head, once begun.
@@ -135,11 +137,17 @@ async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum
     let io = TokioIo::new(rewind::Rewind::new(head.freeze(), Box::pin(io)));
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let req = req.map(|body| Body::new(TimeoutBody::new(BODY_TIMEOUT, body)));
-        if let Err(e) = host::check(req.version(), req.headers()) {
-            return Either::Left(Either::Right(std::future::ready(Ok::<_, Infallible>(e.into_response()))));
+        // Before anything else, for every path: the Host rules, and without
+        // credentials the guard.
+        let refused = host::check(req.version(), req.headers()).err().or_else(|| {
+            app.guard.active().then(|| app.guard.admit(Seen::of(req.method(), req.headers())).err()).flatten()
+        });
+        if let Some(e) = refused {
+            let refused = api::hardening::headers(e.into_response());
+            return Either::Left(Either::Left(refused.map(Ok::<_, Infallible>)));
         }
         if gateway::owns(req.uri().path()) {
-            Either::Left(Either::Left(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>)))
+            Either::Left(Either::Right(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>)))
         } else {
             Either::Right(router.clone().oneshot(req))
         }

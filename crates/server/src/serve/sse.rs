@@ -28,6 +28,7 @@ pub struct Request {
     pub target: String,
     pub last_event_id: Option<String>,
     pub authorization: Option<String>,
+    pub host: Option<String>,
 }
 
 /// `Some` if the parsed request is a timeline stream this path serves.
@@ -53,10 +54,15 @@ pub fn recognise(req: &httparse::Request<'_, '_>) -> Option<Request> {
         target: target.to_string(),
         last_event_id: header("last-event-id"),
         authorization: header("authorization"),
+        host: header("host"),
     })
 }
 
 pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
+    // A stream changes nothing: only the name it was asked under matters.
+    if let Err(e) = app.guard.admit_host(req.host.as_deref().map(str::as_bytes)) {
+        return problem(&mut tcp, e).await;
+    }
     let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
     let raw_id = path.trim_start_matches("/v1/operations/").trim_end_matches("/events");
     let after = match query.split('&').find_map(|kv| kv.strip_prefix("after=")) {
@@ -80,11 +86,16 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
     };
     let mut feed = match opened {
         Ok(Some(feed)) => feed,
-        Ok(None) => return write_all(&mut tcp, b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await,
+        Ok(None) => {
+            let head = format!("HTTP/1.1 204 No Content\r\n{}connection: close\r\n\r\n", hardening());
+            return write_all(&mut tcp, head.as_bytes()).await;
+        }
         Err(e) => return problem(&mut tcp, e).await,
     };
-    let head =
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n{}connection: close\r\n\r\n",
+        hardening()
+    );
     if tcp.write_all(head.as_bytes()).await.is_err() {
         return;
     }
@@ -113,18 +124,32 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
     let _ = wr.shutdown().await;
 }
 
+/// The error as the routed handler answers it: its status, its headers
+/// (`WWW-Authenticate`, `Retry-After`) and its problem document.
 async fn problem(tcp: &mut TcpStream, e: ApiError) {
-    let p = e.problem();
-    let body = serde_json::to_string(&p).unwrap_or_default();
-    let status = axum::http::StatusCode::from_u16(p.status).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-    let challenge = if status == axum::http::StatusCode::UNAUTHORIZED { "www-authenticate: Bearer\r\n" } else { "" };
-    let head = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\n{challenge}connection: close\r\n\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or(""),
-        body.len()
-    );
-    write_all(tcp, format!("{head}{body}").as_bytes()).await;
+    use axum::response::IntoResponse;
+    let (parts, body) = e.into_response().into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut head = format!("HTTP/1.1 {} {}\r\n", parts.status.as_u16(), parts.status.canonical_reason().unwrap_or(""));
+    for (name, value) in parts.headers.iter().filter(|(n, _)| *n != axum::http::header::CONTENT_LENGTH) {
+        let _ = write!(head, "{}: {}\r\n", name.as_str(), String::from_utf8_lossy(value.as_bytes()));
+    }
+    let _ = write!(head, "content-length: {}\r\n{}connection: close\r\n\r\n", body.len(), hardening());
+    let mut out = head.into_bytes();
+    out.extend_from_slice(&body);
+    write_all(tcp, &out).await;
+}
+
+/// The headers every answer carries for browsers, as head lines (written
+/// out once).
+fn hardening() -> &'static str {
+    static LINES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        crate::api::hardening::HEADERS.iter().fold(String::new(), |mut out, (name, value)| {
+            let _ = write!(out, "{}: {value}\r\n", name.as_str());
+            out
+        })
+    });
+    &LINES
 }
 
 async fn write_all(tcp: &mut TcpStream, bytes: &[u8]) {

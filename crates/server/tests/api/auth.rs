@@ -21,6 +21,14 @@ pub fn fresh_client() -> reqwest::Client {
 }
 
 pub async fn secured(algorithm: herald_server::config::JwtAlgorithm) -> (TestApp, StepService) {
+    secured_with(algorithm, |_| {}).await
+}
+
+/// As [`secured`], with the configuration adjusted by `tweak` afterwards.
+pub async fn secured_with(
+    algorithm: herald_server::config::JwtAlgorithm,
+    tweak: impl FnOnce(&mut herald_server::Config),
+) -> (TestApp, StepService) {
     use herald_server::config::{StaticRole, StaticToken, UserTokens};
     let svc = StepService::start().await;
     let wf = sequential("order", &["a"], "subject = \"/user\"");
@@ -34,6 +42,7 @@ pub async fn secured(algorithm: herald_server::config::JwtAlgorithm) -> (TestApp
         });
         c.auth.tokens =
             vec![StaticToken { name: "shop".into(), token: SERVICE.into(), role: StaticRole::Service, services: None }];
+        tweak(c);
     })
     .await;
     app.token = Some(SERVICE.into());
@@ -84,8 +93,14 @@ async fn an_end_user_sees_only_their_own_operations_on_every_endpoint() {
     }
     let own_events = fresh_client().get(app.url(&format!("/v1/operations/{mine}/events?access_token={alice}"))).send();
     assert_eq!(own_events.await.unwrap().status(), 200, "her own stream, with the token in the query");
-    let cancel =
-        app.http.post(app.url(&format!("/v1/operations/{theirs}:cancel"))).bearer_auth(&alice).send().await.unwrap();
+    let cancel = app
+        .http
+        .post(app.url(&format!("/v1/operations/{theirs}:cancel")))
+        .bearer_auth(&alice)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status_and_type(cancel).await, not_found);
 
     for path in ["/v1/operations", "/v1/me/operations", "/v1/operations?subject=bob", "/v1/me/operations?subject=bob"] {

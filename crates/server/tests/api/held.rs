@@ -64,9 +64,11 @@ async fn a_step_that_fails_for_good_holds_its_operation_until_a_person_redrives_
         .await
         .unwrap();
     svc.on("/b", Reply::Json(json!({"erased": 3})));
-    let redriven =
-        app.http.post(app.url(&format!("/v1/dead-letters/{}:redrive", letters[0]["id"]))).send().await.unwrap();
-    assert_eq!(redriven.status(), 204);
+    let redrive = || {
+        let url = app.url(&format!("/v1/dead-letters/{}:redrive", letters[0]["id"]));
+        app.http.post(url).header("content-type", "application/json").send()
+    };
+    assert_eq!(redrive().await.unwrap().status(), 204);
     let seen = follow(stream, "succeeded").await;
     let op = app.wait_final(&id).await;
 
@@ -75,8 +77,7 @@ async fn a_step_that_fails_for_good_holds_its_operation_until_a_person_redrives_
     assert_eq!(op["needs_attention"], false);
     assert_eq!(step(&op, "b")["attempts"], 3, "a new round after the two before");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]), "the dead letter went with the redrive");
-    let again = app.http.post(app.url(&format!("/v1/dead-letters/{}:redrive", letters[0]["id"]))).send().await.unwrap();
-    assert_eq!(again.status(), 404);
+    assert_eq!(redrive().await.unwrap().status(), 404, "redriven once");
 }
 
 #[tokio::test]
@@ -125,8 +126,13 @@ async fn redriving_a_failed_compensation_reopens_the_operation_and_rewrites_its_
         .await
         .unwrap();
     assert_eq!(refused.status(), 422, "a step is tried again as it is");
-    let redriven =
-        app.http.post(app.url(&format!("/v1/dead-letters/{}:redrive", letters[0]["id"]))).send().await.unwrap();
+    let redriven = app
+        .http
+        .post(app.url(&format!("/v1/dead-letters/{}:redrive", letters[0]["id"])))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(redriven.status(), 204);
     let op = app
         .wait_for(&id, Duration::from_secs(10), |op| op["status"] == "failed" && op["needs_attention"] == false)

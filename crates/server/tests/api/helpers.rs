@@ -44,6 +44,17 @@ pub async fn spawn_app_with(
     svc: &StepService,
     tweak: impl FnOnce(&mut Config),
 ) -> TestApp {
+    spawn_app_merged(dir, workflow_files, svc, tweak, Router::new()).await
+}
+
+/// As [`spawn_app_with`], with `routes` served beside herald's own (as the demo's are).
+pub async fn spawn_app_merged(
+    dir: tempfile::TempDir,
+    workflow_files: &[&str],
+    svc: &StepService,
+    tweak: impl FnOnce(&mut Config),
+    routes: Router,
+) -> TestApp {
     let mut config =
         Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
     config.engine.poll_interval = herald_core::Span::from_millis(100);
@@ -54,7 +65,7 @@ pub async fn spawn_app_with(
     }
     tweak(&mut config);
     let defs = workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config).unwrap().1).collect();
-    let app = Application::build_with(config, defs).await.expect("herald starts");
+    let app = Application::build_with(config, defs).await.expect("herald starts").merge(routes);
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
@@ -268,4 +279,49 @@ pub fn sequential(name: &str, steps: &[&str], extra: &str) -> String {
         ));
     }
     s
+}
+
+/// An answer read off a connection of its own.
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The problem document's `type`, if the body is one.
+    pub fn problem_type(&self) -> String {
+        let body: Value = serde_json::from_slice(&self.body).unwrap_or_default();
+        body["type"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// Sends `request` (raw HTTP/1.1 with `Connection: close`, so any header,
+/// `Host` included, is as written) on a new connection to herald, and reads
+/// the answer until herald closes it (within 10 s).
+pub async fn raw(app: &TestApp, request: &str) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut buf))
+        .await
+        .expect("herald closes the connection after its answer")
+        .unwrap();
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut slots);
+    let httparse::Status::Complete(head) = resp.parse(&buf).unwrap() else { panic!("a partial answer: {buf:?}") };
+    RawAnswer {
+        status: resp.code.unwrap(),
+        headers: resp
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+            .collect(),
+        body: buf[head..].to_vec(),
+    }
 }

@@ -13,6 +13,12 @@ async fn inbox(app: &TestApp, token: &str) -> Value {
     app.http.get(app.url("/v1/me/notifications")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
 }
 
+/// `POST` of a marking action, as JSON with no body.
+async fn mark(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    let req = app.http.post(app.url(path)).bearer_auth(token).header("content-type", "application/json");
+    req.send().await.unwrap()
+}
+
 #[tokio::test]
 async fn the_inbox_keeps_one_notification_per_operation_rewritten_as_it_moves() {
     let (app, _svc) = secured(JwtAlgorithm::HS256).await;
@@ -35,21 +41,18 @@ async fn the_inbox_keeps_one_notification_per_operation_rewritten_as_it_moves() 
     assert_eq!(inbox(&app, &alice).await["unread"], 2);
 
     let nid = items[0]["id"].as_str().unwrap().to_string();
-    let read =
-        app.http.post(app.url(&format!("/v1/me/notifications/{nid}:read"))).bearer_auth(&alice).send().await.unwrap();
+    let read = mark(&app, &format!("/v1/me/notifications/{nid}:read"), &alice).await;
     assert_eq!(read.status(), 200);
     assert_eq!(read.json::<Value>().await.unwrap()["unread"], 1);
-    let again =
-        app.http.post(app.url(&format!("/v1/me/notifications/{nid}:read"))).bearer_auth(&alice).send().await.unwrap();
+    let again = mark(&app, &format!("/v1/me/notifications/{nid}:read"), &alice).await;
     assert_eq!(again.status(), 200, "reading twice is harmless");
 
     let bob = user("bob");
     assert_eq!(inbox(&app, &bob).await["items"].as_array().unwrap().len(), 0, "bob's inbox is his own");
-    let theirs =
-        app.http.post(app.url(&format!("/v1/me/notifications/{nid}:read"))).bearer_auth(&bob).send().await.unwrap();
+    let theirs = mark(&app, &format!("/v1/me/notifications/{nid}:read"), &bob).await;
     assert_eq!(theirs.status(), 404, "another's notification does not exist for him");
 
-    let all = app.http.post(app.url("/v1/me/notifications:read-all")).bearer_auth(&alice).send().await.unwrap();
+    let all = mark(&app, "/v1/me/notifications:read-all", &alice).await;
     assert_eq!(all.json::<Value>().await.unwrap()["marked"], 1);
     assert_eq!(inbox(&app, &alice).await["unread"], 0);
     let service = app.http.get(app.url("/v1/me/notifications")).bearer_auth(SERVICE).send().await.unwrap();
@@ -122,7 +125,7 @@ async fn the_inbox_stream_is_live_and_resumes_after_a_disconnect_without_gaps() 
     let backlog = other_tab.next(1).await;
     assert_eq!(backlog[0]["notification"]["read"], false);
     let nid = rest[0]["notification"]["id"].as_str().unwrap().to_string();
-    app.http.post(app.url(&format!("/v1/me/notifications/{nid}:read"))).bearer_auth(&alice).send().await.unwrap();
+    mark(&app, &format!("/v1/me/notifications/{nid}:read"), &alice).await;
     let got = other_tab.next(1).await;
     assert_eq!(got[0]["notification"]["read"], true, "marking read reaches open streams");
     assert_eq!(got[0]["unread"], 0);

@@ -213,7 +213,13 @@ async fn cancel_undoes_what_was_done_and_a_second_cancel_is_a_conflict() {
     assert_eq!(op["status"], "cancelled");
     assert_eq!(step(&op, "reserve")["status"], "compensated");
     assert_eq!(step(&op, "ship")["status"], "compensated", "the call in flight finished, then was undone");
-    let again = app.http.post(app.url(&format!("/v1/operations/{id}:cancel"))).send().await.unwrap();
+    let again = app
+        .http
+        .post(app.url(&format!("/v1/operations/{id}:cancel")))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409);
     assert_eq!(again.headers()["content-type"], "application/problem+json");
 }

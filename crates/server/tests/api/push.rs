@@ -82,7 +82,13 @@ async fn an_event_the_consumer_refuses_is_dead_lettered_at_once_and_a_redrive_de
     let got = calls(&svc, "/events", 2).await;
     assert_eq!(got[1].body["data"]["items"][0]["sku"], "tea", "the edited event went out");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]), "redriven: gone");
-    let again = app.http.post(app.url(&format!("/v1/dead-letters/{id}:redrive"))).send().await.unwrap();
+    let again = app
+        .http
+        .post(app.url(&format!("/v1/dead-letters/{id}:redrive")))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 404);
 }
 

@@ -160,7 +160,13 @@ async fn a_dead_lettered_webhook_is_sent_again_when_redriven() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
 
-    let redriven = app.http.post(app.url(&format!("/v1/dead-letters/{}:redrive", letter["id"]))).send().await.unwrap();
+    let redriven = app
+        .http
+        .post(app.url(&format!("/v1/dead-letters/{}:redrive", letter["id"])))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(redriven.status(), 204);
     until(Duration::from_secs(10), || r.got.lock().unwrap().len() == 4).await;
 

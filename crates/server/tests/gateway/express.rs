@@ -86,13 +86,13 @@ async fn both_lanes_pass_a_request_on_the_same_way() {
     let hyper = herald(&[&a], |c| c.gateway.express = false).await;
 
     let requests: [&[u8]; 3] = [
-        b"GET /gw/shop/items?q=tea HTTP/1.1\r\nHost: shop.example\r\nConnection: keep-alive, X-Private\r\n\
+        b"GET /gw/shop/items?q=tea HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, X-Private\r\n\
           X-Private: 1\r\nX-Custom: Kept\r\nX-Forwarded-For: 10.0.0.1\r\nForwarded: for=10.0.0.1\r\n\
           Keep-Alive: timeout=5\r\nTraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\
           X-Correlation-Id: c-1\r\nAccept: text/plain\r\n\r\n",
-        b"POST /gw/shop?x=1 HTTP/1.1\r\nHost: h\r\nIdempotency-Key: k\r\nContent-Length: 5\r\n\
+        b"POST /gw/shop?x=1 HTTP/1.1\r\nHost: localhost\r\nIdempotency-Key: k\r\nContent-Length: 5\r\n\
           X-Correlation-Id: c-2\r\nTraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\nhello",
-        b"DELETE /gw/shop/items/7 HTTP/1.1\r\nHost: h\r\nX-Correlation-Id: c-3\r\n\
+        b"DELETE /gw/shop/items/7 HTTP/1.1\r\nHost: localhost\r\nX-Correlation-Id: c-3\r\n\
           Traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
     ];
     for request in requests {
@@ -127,10 +127,10 @@ async fn a_connection_moves_to_hyper_at_the_first_request_the_lane_leaves() {
 
     // Pipelined on one connection: a GET the lane takes, a chunked POST it
     // leaves to hyper, a GET hyper now keeps, and a broken request.
-    let requests = b"GET /gw/shop/one HTTP/1.1\r\nHost: h\r\n\r\n\
-        POST /gw/shop/two HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
-        GET /gw/shop/three HTTP/1.1\r\nHost: h\r\n\r\n\
-        GET /gw/shop/four HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n";
+    let requests = b"GET /gw/shop/one HTTP/1.1\r\nHost: localhost\r\n\r\n\
+        POST /gw/shop/two HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+        GET /gw/shop/three HTTP/1.1\r\nHost: localhost\r\n\r\n\
+        GET /gw/shop/four HTTP/1.1\r\nHost: localhost\r\nContent-Length: x\r\n\r\n";
     let answers = exchange(h.url.trim_start_matches("http://"), requests, &["GET", "POST", "GET", "GET"]).await;
 
     let seen: Vec<Value> = answers[..3].iter().map(|(s, _, b)| (assert_eq!(*s, 200), json(b)).1).collect();
@@ -150,9 +150,9 @@ async fn answers_of_every_framing_pass_whole_on_one_connection() {
 
     // HEAD (no body, whatever the headers say), a chunked megabyte, a
     // sized JSON answer, then the same again: each must end where it ends.
-    let round = b"HEAD /gw/shop/big?mb=1 HTTP/1.1\r\nHost: h\r\n\r\n\
-        GET /gw/shop/big?mb=1 HTTP/1.1\r\nHost: h\r\n\r\n\
-        GET /gw/shop/who HTTP/1.1\r\nHost: h\r\n\r\n";
+    let round = b"HEAD /gw/shop/big?mb=1 HTTP/1.1\r\nHost: localhost\r\n\r\n\
+        GET /gw/shop/big?mb=1 HTTP/1.1\r\nHost: localhost\r\n\r\n\
+        GET /gw/shop/who HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let methods = ["HEAD", "GET", "GET", "HEAD", "GET", "GET"];
     let answers = exchange(h.url.trim_start_matches("http://"), &round.repeat(2), &methods).await;
 

@@ -1,4 +1,4 @@
-// Browser check of the demo page (crates/server/src/ui/index.html).
+// Browser check of the demo page (crates/server/src/ui/: index.html, app.js, app.css).
 //
 // A standalone Node script, run by `cargo test -p herald --test ui`
 // (crates/cli/tests/ui.rs), which starts `herald demo --pace 300ms` on a free
@@ -17,7 +17,9 @@
 //     "Demo emails";
 //  4. axe-core at 1280 px and 320 px wide, with an operation selected, with
 //     the bell panel closed and open: no "serious" or "critical" violation;
-//  5. screenshots of each key moment in target/ui-test-output/ (*.png).
+//  5. screenshots of each key moment in target/ui-test-output/ (*.png);
+//  6. the Content-Security-Policy: all of the above ran under it with no
+//     violation reported, and it does refuse an inline script.
 //
 // Every wait is a condition with a deadline; the brief states (a step
 // running, the retry, the lateness) are caught by a MutationObserver in the
@@ -38,7 +40,7 @@
 // "N passed, N failed".
 
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -134,10 +136,12 @@ async function checkAllDone(page, what, count) {
     && steps.every((s) => s.done && /^Done/.test(s.said) && s.check && !s.spin), JSON.stringify(steps));
 }
 
-// axe-core on the page as it is: no serious or critical violation.
+// axe-core on the page as it is: no serious or critical violation. Evaluated
+// by the browser's tooling rather than added as a <script>, which the page's
+// policy would (rightly) refuse.
 async function checkAxe(page, what) {
   try {
-    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.addScriptTag({ path: axePath });
+    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(readFileSync(axePath, 'utf8'));
     const r = await page.evaluate(() => axe.run());
     const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
     for (const v of bad) console.log(`     axe ${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(' | ')}`);
@@ -157,6 +161,12 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  // Everything the page's Content-Security-Policy refused, on every load of it.
+  const refusals = [];
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) refusals.push(m.text()); });
+  await page.exposeFunction('__cspRefused', (what) => refusals.push(what));
+  await page.addInitScript(() => document.addEventListener('securitypolicyviolation',
+    (e) => window.__cspRefused(`${e.violatedDirective} refused ${e.blockedURI || 'inline'}`)));
   await page.goto(base + '/');
   check('the page loads with its two forms', await page.locator('#order-form').isVisible() && await page.locator('#account-form').isVisible());
   check('no alert is shown at first', !(await page.locator('#alert').isVisible()));
@@ -340,6 +350,28 @@ try {
   check('watchOperation with another user\'s token finds nothing', watched.other.state === 'not-found', JSON.stringify(watched.other));
 
   check('no script errors', errors.length === 0, errors.join('; '));
+
+  // 6. The page ran under its Content-Security-Policy without tripping it,
+  //    and the policy is real: an inline script is refused.
+  const head = (await fetch(base + '/')).headers;
+  const csp = head.get('content-security-policy') || '';
+  check('the page is served with a Content-Security-Policy', /default-src 'self'/.test(csp)
+    && /frame-ancestors 'none'/.test(csp) && !/unsafe-inline/.test(csp), csp);
+  check('the page may not be framed', head.get('x-frame-options') === 'DENY');
+  const demoHead = (await fetch(base + '/demo/outbox')).headers;
+  check("the demo's own routes carry the same headers", demoHead.get('content-security-policy') === csp
+    && demoHead.get('x-content-type-options') === 'nosniff');
+  check('no Content-Security-Policy violation', refusals.length === 0, refusals.join('; '));
+  const ran = await page.evaluate(() => {
+    const s = document.createElement('script');
+    s.textContent = 'window.__inlineRan = true;';
+    document.body.appendChild(s);
+    return window.__inlineRan === true;
+  });
+  // The report comes from the page, shortly after: wait for it, up to 5 s.
+  const deadline = Date.now() + 5000;
+  while (!refusals.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  check('an inline script is refused, and the refusal reported', !ran && refusals.length > 0, refusals.join('; '));
 } catch (e) {
   check('the run finished', false, e.stack || String(e));
 } finally {

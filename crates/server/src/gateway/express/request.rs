@@ -3,8 +3,9 @@
 //!
 //! The lane takes only the plain case: HTTP/1.1, a registered HTTP/1.1
 //! service the caller may call at that path, no `Transfer-Encoding`,
-//! `Upgrade` or `Expect`, a body small
-//! enough to be kept whole (so an attempt can be made again). Anything
+//! `Upgrade` or `Expect`, a body small enough to be kept whole (so an
+//! attempt can be made again), and nothing the [`crate::guard`] refuses.
+//! Anything
 //! else — and anything malformed — goes to hyper, which answers it as the
 //! API does.
 
@@ -15,6 +16,7 @@ use axum::http::HeaderName;
 use super::super::{Gateway, forward, proxy::is_idempotent, reachable, split};
 use crate::{
     api::AppState,
+    guard::Seen,
     registry::{Protocol, Service},
 };
 
@@ -76,6 +78,15 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     let hosts = headers_in.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).map(|h| h.value);
     if !crate::serve::host::valid(axum::http::Version::HTTP_11, hosts) {
         return Read::Hyper; // refused there, as the API refuses it
+    }
+    // Without credentials, a request the guard refuses goes to hyper, which
+    // answers the refusal as for every path; with them, this is one branch.
+    if app.guard.active() {
+        let raw = |name: &str| headers_in.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+        let seen = Seen { method, host: raw("host"), origin: raw("origin"), fetch_site: raw("sec-fetch-site") };
+        if app.guard.admit(seen).is_err() {
+            return Read::Hyper;
+        }
     }
     let is = |h: &httparse::Header, name: &HeaderName| h.name.eq_ignore_ascii_case(name.as_str());
     let get = |name: &HeaderName| headers_in.iter().find(|h| is(h, name)).map(|h| h.value);
