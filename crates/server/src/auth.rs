@@ -141,6 +141,11 @@ impl Auth {
         Ok(Auth { open, anonymous: config.anonymous, users, tokens })
     }
 
+    /// Is nothing configured, so every caller is an admin and no token is checked?
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
     /// Does a request without a token get in? (No `[auth]`, or `auth.anonymous`.)
     pub fn lets_in_without_token(&self) -> bool {
         self.open || self.anonymous.is_some()

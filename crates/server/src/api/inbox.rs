@@ -138,7 +138,10 @@ pub async fn stream(
     let after = resume_point(headers.get("last-event-id").and_then(|v| v.to_str().ok()), q.after);
     let live = app.engine.inbox().subscribe(&subject);
     let source = Changes { app: app.clone(), subject };
-    let first = source.page(after).await.ok_or_else(|| ApiError::Internal("reading the inbox failed".into()))?;
+    let Some(first) = source.page(after).await else {
+        source.release(); // the hub's subscription goes with the stream that will not be
+        return Err(ApiError::Internal("reading the inbox failed".into()));
+    };
     let follow = Follow::new(source, app.engine.stopping(), after, live, first, slot);
     let stream = futures::stream::unfold(follow, |mut follow| async move {
         let change = follow.next().await?;

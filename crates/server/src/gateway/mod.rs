@@ -92,8 +92,9 @@ impl Gateway {
     }
 
     /// May the bearer of `authorization` call `path` of `svc`? Answers who
-    /// they are, or `None` on a public path (where the token, if any, is
-    /// the instance's business and passes on).
+    /// they are, or `None` when herald checked no token (a public path, or
+    /// no `[auth]`): the token, if any, is then the instance's business and
+    /// passes on.
     pub fn authorize(
         &self,
         auth: &Auth,
@@ -102,7 +103,8 @@ impl Gateway {
         authorization: Option<&[u8]>,
     ) -> Result<Option<Caller>, ApiError> {
         let access = access::decide(&svc.settings.gateway, self.called.get(&svc.name).into_iter().flatten(), path)?;
-        if access == access::Access::Public {
+        // With no `[auth]` every caller is an admin and no token is checked.
+        if access == access::Access::Public || auth.is_open() {
             return Ok(None);
         }
         let header = authorization.and_then(|v| std::str::from_utf8(v).ok());
