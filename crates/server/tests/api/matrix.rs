@@ -91,6 +91,8 @@ enum Rule {
     EndUsers,
     /// Alice (its subject), services and admins; to Bob it does not exist.
     AlicesOperation,
+    /// Alice's inbox: to Bob it does not exist, services have no inbox.
+    AlicesNotification,
     /// A token that speaks for `payment`, and admins.
     SpeaksForPayment,
     Admins,
@@ -113,6 +115,11 @@ impl Rule {
             Rule::Services => refused_token.unwrap_or(if who.user() { 403 } else { 2 }),
             Rule::EndUsers => refused_token.unwrap_or(if who.user() { 2 } else { 403 }),
             Rule::AlicesOperation => refused_token.unwrap_or(if who == Who::Bob { 404 } else { 2 }),
+            Rule::AlicesNotification => refused_token.unwrap_or(match who {
+                Who::Alice => 2,
+                Who::Bob => 404,
+                _ => 403,
+            }),
             Rule::SpeaksForPayment => {
                 refused_token.unwrap_or(if matches!(who, Who::Payments | Who::Admin) { 2 } else { 403 })
             }
@@ -183,6 +190,9 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
     for id in [&alices, &to_cancel] {
         app.wait_for(id, std::time::Duration::from_secs(10), |op| op["steps"][0]["awaiting_callback"] == true).await;
     }
+    let pulls = app.http.put(app.url("/v1/subscriptions/pulls")).bearer_auth(SHOP).json(&json!({"topic": "orders"}));
+    assert_eq!(pulls.send().await.unwrap().status(), 201);
+    let notification = format!("nt_{}", &alices[3..]);
 
     let event = json!({"specversion": "1.0", "id": "e1", "source": "/matrix", "type": "Placed", "data": {}});
     let push = json!({"topic": "payments", "push": {"service": "payment", "path": "/in"}});
@@ -195,6 +205,8 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
         row("GET", "/readyz", None, Rule::Open),
         row("GET", "/v1/openapi.json", None, Rule::Open),
         row("GET", "/", None, Rule::Open),
+        row("GET", "/ui/app.js", None, Rule::Open),
+        row("GET", "/ui/app.css", None, Rule::Open),
         row("GET", "/v1/workflows", None, Rule::Anyone),
         row("GET", "/v1/workflows/order", None, Rule::Anyone),
         row("POST", "/v1/workflows/order/operations", Some(json!({"user": "carol"})), Rule::Services),
@@ -211,6 +223,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
         ),
         row("GET", "/v1/me/notifications", None, Rule::EndUsers),
         row("GET", "/v1/me/notifications/stream", None, Rule::EndUsers),
+        row("POST", format!("/v1/me/notifications/{notification}:read"), Some(json!({})), Rule::AlicesNotification),
         row("POST", "/v1/me/notifications:read-all", Some(json!({})), Rule::EndUsers),
         row("GET", "/v1/services", None, Rule::Services),
         row(
@@ -224,10 +237,13 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
         row("GET", "/v1/subscriptions", None, Rule::Services),
         row("PUT", "/v1/subscriptions/pay-out", Some(push), Rule::SpeaksForPayment),
         row("GET", "/v1/subscriptions/pay-out", None, Rule::Services),
+        row("POST", "/v1/subscriptions/pulls:pull", Some(json!({"max": 1})), Rule::Services),
         gone(row("DELETE", "/v1/subscriptions/pay-out", None, Rule::SpeaksForPayment), 404),
         row("GET", "/v1/dead-letters", None, Rule::Admins),
         row("POST", "/v1/dead-letters:redrive", Some(json!({"workflow": "none"})), Rule::Admins),
         gone(row("GET", "/v1/dead-letters/1", None, Rule::Admins), 404),
+        gone(row("POST", "/v1/dead-letters/1:redrive", Some(json!({})), Rule::Admins), 404),
+        gone(row("DELETE", "/v1/dead-letters/1", None, Rule::Admins), 404),
         row("GET", "/gw/shop/catalog/tea", None, Rule::Open),
         row("GET", "/gw/shop/account/orders", None, Rule::Anyone),
         row("GET", "/gw/shop/orders", None, Rule::Services),
