@@ -8,11 +8,13 @@ use std::{fmt::Display, sync::Arc, time::Duration};
 
 use crate::{
     api::problem::ApiError,
-    registry::{Lease, Service, Verdict},
+    registry::{Lease, Refusal, Service, Verdict},
 };
 
 /// How long an answer's headers may take when the service sets no `timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request may wait for a turn at a service's concurrency limit.
+const QUEUE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// An instance's answer, as far as judging it goes.
 pub trait Answer {
@@ -44,16 +46,26 @@ impl Attempts {
 
     /// The instance for the next attempt. herald's own refusal is a 503
     /// with `Retry-After`: the client's request was not sent anywhere.
-    pub fn next(&self) -> Result<Lease, ApiError> {
-        match self.svc.try_admit(&self.tried) {
-            Ok(lease) => Ok(lease),
-            Err(no) if self.tried.is_empty() => Err(ApiError::NoInstance {
-                detail: no.describe(&self.svc.name),
-                retry_after: no.retry_after().as_secs_f64().ceil().max(1.0) as u64,
-            }),
+    /// A first attempt that finds the service at its concurrency limit
+    /// waits its turn up to [`QUEUE_PATIENCE`] (as requests wait in
+    /// Envoy's pending queue): a burst is smoothed, not refused.
+    pub async fn next(&self) -> Result<Lease, ApiError> {
+        let refusal = match self.svc.try_admit(&self.tried) {
+            Ok(lease) => return Ok(lease),
             // Tried every instance that could take it.
-            Err(_) => Err(ApiError::BadGateway(format!("no instance of {} could answer", self.svc.name))),
-        }
+            Err(_) if !self.tried.is_empty() => {
+                return Err(ApiError::BadGateway(format!("no instance of {} could answer", self.svc.name)));
+            }
+            Err(Refusal::AtLimit { .. }) => match self.svc.admit(QUEUE_PATIENCE.min(self.timeout())).await {
+                Ok(lease) => return Ok(lease),
+                Err(refusal) => refusal,
+            },
+            Err(refusal) => refusal,
+        };
+        Err(ApiError::NoInstance {
+            detail: refusal.describe(&self.svc.name),
+            retry_after: refusal.retry_after().as_secs_f64().ceil().max(1.0) as u64,
+        })
     }
 
     /// Records an attempt's outcome (`None`: it timed out). `Some` is the

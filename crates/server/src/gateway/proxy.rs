@@ -74,7 +74,7 @@ pub async fn forward(
     let retryable = matches!(outgoing, Outgoing::Kept(_));
     let mut attempts = Attempts::new(svc.clone(), retryable);
     loop {
-        let lease = attempts.next()?;
+        let lease = attempts.next().await?;
         let body = match &mut outgoing {
             Outgoing::Kept(bytes) => Body::from(bytes.clone()),
             Outgoing::Streamed(body, _) => body.take().expect("a streamed body is sent once"),

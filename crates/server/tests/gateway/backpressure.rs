@@ -73,3 +73,14 @@ async fn past_its_bulkhead_a_service_gets_no_more_requests_at_once() {
     assert_eq!(statuses, [200, 200, 503, 503, 503], "two went through, three were held back");
     assert_eq!(a.calls().await["/who"], 2);
 }
+
+#[tokio::test]
+async fn a_burst_past_the_bulkhead_waits_its_turn_instead_of_being_refused() {
+    let a = Upstream::start("a");
+    let h = herald(&[&a], |c| shop(c).max_in_flight = Some(1)).await;
+
+    let burst = futures::future::join_all((0..8).map(|_| h.instance_of("/gw/shop/who"))).await;
+
+    assert!(burst.iter().all(|(s, _)| *s == 200), "each took its turn: {burst:?}");
+    assert_eq!(a.calls().await["/who"], 8);
+}

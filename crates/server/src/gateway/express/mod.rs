@@ -199,7 +199,7 @@ impl Lane {
         }
         let mut attempts = Attempts::new(req.svc.clone(), req.retryable);
         loop {
-            let lease = match attempts.next() {
+            let lease = match attempts.next().await {
                 Ok(l) => l,
                 Err(e) => return self.problem(e, req.close, client).await,
             };
