@@ -1,4 +1,4 @@
-//! The `herald` command: `serve`, `demo`, `check`.
+//! The `herald` command: `serve`, `demo`, `check`, `bench` and `bench-worker` (the benchmarks' step service).
 //!
 //! Messages and progress go to stderr; data (what `check` found) to stdout.
 

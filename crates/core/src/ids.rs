@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 pub struct OperationId(uuid::Uuid);
 
 impl OperationId {
-    /// A new id for an operation accepted now. The caller supplies the time
-    /// so ids stay reproducible in tests.
-    pub fn new(now: crate::Time) -> Self {
-        let ts = uuid::Timestamp::from_unix(uuid::NoContext, now.timestamp() as u64, now.timestamp_subsec_nanos());
-        OperationId(uuid::Uuid::new_v7(ts))
+    /// A new id for an operation accepted at `now`; `random` fills the rest
+    /// of the UUIDv7. The caller supplies both, so core reads no clock and
+    /// no random source, and a test can make the same id twice.
+    pub fn new(now: crate::Time, random: [u8; 10]) -> Self {
+        let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+        OperationId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
     }
 }
 
@@ -56,8 +57,17 @@ mod tests {
 
     #[test]
     fn ids_round_trip_through_text() {
-        let id = OperationId::new(chrono::Utc::now());
+        let id = OperationId::new(chrono::Utc::now(), [7; 10]);
         assert_eq!(id.to_string().parse::<OperationId>().unwrap(), id);
+    }
+
+    #[test]
+    fn ids_follow_from_time_and_randomness_alone_and_sort_by_time() {
+        let t = chrono::DateTime::from_timestamp_millis(1_760_000_000_000).unwrap();
+        assert_eq!(OperationId::new(t, [1; 10]), OperationId::new(t, [1; 10]), "no hidden source");
+        assert_ne!(OperationId::new(t, [1; 10]), OperationId::new(t, [2; 10]));
+        let later = t + chrono::Duration::milliseconds(1);
+        assert!(OperationId::new(t, [255; 10]) < OperationId::new(later, [0; 10]), "a later id sorts after");
     }
 
     #[test]

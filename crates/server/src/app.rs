@@ -4,10 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use herald_core::Workflow;
-use herald_store::{
-    Store,
-    sqlite::{Node, SqliteStore},
-};
+use herald_store::{Node, Store, sqlite::SqliteStore};
 use tokio::net::TcpListener;
 
 use crate::{

@@ -99,7 +99,7 @@ impl Default for EngineConfig {
         EngineConfig {
             poll_interval: Span::from_millis(1000),
             max_in_flight: 1024,
-            lease: Span(herald_store::sqlite::DEFAULT_LEASE),
+            lease: Span(herald_store::DEFAULT_LEASE),
             shutdown_grace: Span::from_millis(10_000),
             paused: false,
         }

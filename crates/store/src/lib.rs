@@ -26,12 +26,29 @@ use herald_core::{
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Who this node is and how long its claims on tasks last: any backend's.
+#[derive(Clone)]
+pub struct Node {
+    pub id: String,
+    pub lease: chrono::Duration,
+}
+
+/// How long a node's claim on a task lasts before another may take it.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The backend failed (a full disk, a lost connection); what it said.
     #[error("storage: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Backend(String),
+    /// Stored data that cannot be read back: reported, and the row skipped
+    /// where a list or a loop can go on without it.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// herald's own fault: a storage thread that failed, or a call the
+    /// store cannot honour.
+    #[error("storage: {0}")]
+    Internal(String),
     #[error("storage is closed")]
     Closed,
     #[error("storage: {0}")]

@@ -8,7 +8,7 @@ use herald_broker::{
     Broker,
     contract::{self, Harness},
 };
-use herald_store::sqlite::{Node, SqliteStore};
+use herald_store::{Node, sqlite::SqliteStore};
 use serde_json::json;
 
 struct Embedded {

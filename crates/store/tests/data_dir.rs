@@ -5,10 +5,7 @@
 
 use std::{fs, os::unix::fs::PermissionsExt, path::Path};
 
-use herald_store::{
-    Store,
-    sqlite::{Node, SqliteStore},
-};
+use herald_store::{Node, Store, sqlite::SqliteStore};
 
 fn node() -> Node {
     Node { id: "test".into(), lease: chrono::Duration::seconds(60) }

@@ -71,7 +71,7 @@ pub async fn start(
         ),
     });
     let now = Utc::now();
-    let id = OperationId::new(now);
+    let id = OperationId::new(now, rand::random());
     let (op, transition) = machine::accept(&wf, id.clone(), input, subject, key, now);
     let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
     let supersede: Option<SupersedeFn> = (on_conflict == Some(OnConflict::Supersede)).then(|| {

@@ -117,7 +117,14 @@ mod tests {
 
     fn op(toml: &str, now: Time) -> Operation {
         let wf = herald_core::workflow::from_toml(toml).unwrap();
-        let mut op = Operation::new(&wf, herald_core::OperationId::new(now), serde_json::json!({}), None, None, now);
+        let mut op = Operation::new(
+            &wf,
+            herald_core::OperationId::new(now, rand::random()),
+            serde_json::json!({}),
+            None,
+            None,
+            now,
+        );
         op.steps[0].started_at = Some(now);
         op
     }

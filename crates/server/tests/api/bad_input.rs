@@ -176,3 +176,40 @@ async fn an_operation_whose_stored_row_cannot_be_read_is_left_out_and_its_task_s
     app.wait_final(&still).await;
     assert!(svc.calls("/a").len() <= calls + 1, "the broken operation's step is not called again");
 }
+
+#[tokio::test]
+async fn a_stored_task_that_cannot_be_read_does_not_stop_the_others() {
+    let svc = StepService::start().await;
+    svc.on("/a", Reply::Status(500, "down"));
+    svc.then("/b", vec![Reply::Status(500, "once")]);
+    svc.on("/b", Reply::Json(json!({})));
+    let wf = |name: &str, step: &str| {
+        format!(
+            "name = \"{name}\"\n[[steps]]\nname = \"{step}\"\ncall = {{ service = \"svc\", path = \"/{step}\" }}\n\
+             retry = {{ attempts = 50, initial = \"1s\", max = \"1s\" }}\n"
+        )
+    };
+    let (broken_wf, fine_wf) = (wf("broken", "a"), wf("fine", "b"));
+    let app = spawn_app(&[&broken_wf, &fine_wf], &svc).await;
+    let broken = app.start_id("broken", json!({})).await;
+    let fine = app.start_id("fine", json!({})).await;
+    for id in [&broken, &fine] {
+        app.wait_for(id, Duration::from_secs(10), |op| op["steps"][0]["status"] == "retrying").await;
+    }
+    let dir = app.stop().await;
+    let db = rusqlite::Connection::open(dir.path().join("data/herald.db")).unwrap();
+    let changed = db.execute("UPDATE tasks SET kind = 'not a task' WHERE op_id = ?1", [&broken]).unwrap();
+    assert_eq!(changed, 1, "the broken operation's retry is one stored task");
+    // Both retries due by the restart, so they are claimed together.
+    let due: i64 = db.query_row("SELECT MAX(due_at) FROM tasks", [], |r| r.get(0)).unwrap();
+    while chrono::Utc::now().timestamp_millis() <= due {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(db);
+
+    let app = spawn_app_in(dir, &[&broken_wf, &fine_wf], &svc).await;
+    let op = app.wait_final(&fine).await;
+
+    assert_eq!(op["status"], "succeeded");
+    assert_eq!(svc.calls("/b").len(), 2);
+}

@@ -123,7 +123,7 @@ async fn an_expired_callback_token_is_refused_and_a_current_one_still_works() {
     // The same server secret signs a token for the same attempt that expired a second ago.
     let expired = {
         use herald_store::{Store, sqlite::SqliteStore};
-        let node = herald_store::sqlite::Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
+        let node = herald_store::Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
         let store = SqliteStore::open(&dir.path().join("data"), node).unwrap();
         let secret = store.secret(vec![]).await.unwrap();
         let tokens = herald_server::engine::tokens::Tokens::new(secret);

@@ -84,7 +84,7 @@ impl Raw {
             error: self.error,
             errors: serde_json::from_str(&self.errors).map_err(corrupt)?,
             payload: serde_json::from_str(&self.payload).map_err(corrupt)?,
-            created_at: time(self.created),
+            created_at: time(self.created)?,
         })
     }
 }

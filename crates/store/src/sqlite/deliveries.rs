@@ -137,7 +137,7 @@ pub fn pull(
                 ack_id: format!("{}.{token:x}", row.id),
                 attempt: row.attempts + 1,
                 seq: row.seq as u64,
-                published_at: time(row.published_at),
+                published_at: time(row.published_at)?,
                 event: event_of(&row.body)?,
             });
         }
@@ -287,5 +287,5 @@ pub fn next_due(conn: &Connection, sub: &str) -> Result<Option<Time>> {
     let due: Option<i64> = conn
         .prepare_cached("SELECT MIN(due_at) FROM deliveries WHERE sub = ?1 AND ready = 1")?
         .query_row([sub], |r| r.get(0))?;
-    Ok(due.map(time))
+    due.map(time).transpose()
 }

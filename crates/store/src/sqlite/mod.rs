@@ -34,11 +34,18 @@ use herald_core::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Result, Store, Task, TaskId,
-    TransitionFn, TransitionResult,
+    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store, Task,
+    TaskId, TransitionFn, TransitionResult,
 };
-pub use write::Node;
 use write::{ms, time};
+
+/// SQLite's errors reach callers as the store's own, so no caller
+/// depends on this backend's types.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Backend(e.to_string())
+    }
+}
 
 pub struct SqliteStore {
     path: std::path::PathBuf,
@@ -124,13 +131,23 @@ impl Store for SqliteStore {
                 let mut tasks = Vec::new();
                 for row in rows {
                     let (id, op, kind, due) = row?;
-                    tasks.push(Task {
-                        id,
-                        op: op.parse().map_err(Error::Corrupt)?,
-                        kind: serde_json::from_str(&kind).map_err(|e| Error::Corrupt(e.to_string()))?,
-                        due: time(due),
-                        owned: true,
-                    });
+                    let task = || -> Result<Task> {
+                        Ok(Task {
+                            id,
+                            op: op.parse().map_err(Error::Corrupt)?,
+                            kind: serde_json::from_str(&kind).map_err(|e| Error::Corrupt(e.to_string()))?,
+                            due: time(due)?,
+                            owned: true,
+                        })
+                    };
+                    // One unreadable task must not stop every other: it is
+                    // reported, and left to its lease.
+                    match task() {
+                        Ok(t) => tasks.push(t),
+                        Err(e) => {
+                            tracing::error!(task = id, error = %e, "a stored task cannot be read; it is left out")
+                        }
+                    }
                 }
                 Ok(tasks)
             })
@@ -289,7 +306,7 @@ impl Store for SqliteStore {
             .with(|c| {
                 let due: Option<i64> =
                     c.query_row("SELECT MIN(due_at) FROM tasks WHERE owner IS NULL", [], |r| r.get(0))?;
-                Ok(due.map(time))
+                due.map(time).transpose()
             })
             .await
     }
@@ -297,6 +314,3 @@ impl Store for SqliteStore {
 
 /// How long a published event's source and id are remembered by default.
 pub const DEFAULT_DEDUPE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
-
-/// How long a node's claim on a task lasts before another may take it.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);

@@ -41,7 +41,7 @@ impl Readers {
             out
         })
         .await
-        .map_err(|e| Error::Corrupt(format!("reader task: {e}")))?
+        .map_err(|e| Error::Internal(format!("a storage thread failed: {e}")))?
     }
 }
 
@@ -92,8 +92,8 @@ fn to_notification(row: (String, String, bool, i64, i64, i64, String)) -> Result
         notice: serde_json::from_str(&notice).map_err(|e| Error::Corrupt(e.to_string()))?,
         read,
         version: version as u64,
-        created_at: super::write::time(created),
-        updated_at: super::write::time(updated),
+        created_at: super::write::time(created)?,
+        updated_at: super::write::time(updated)?,
     })
 }
 

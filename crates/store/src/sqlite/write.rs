@@ -10,25 +10,19 @@ use herald_core::{
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Accepted, Applied, Error, NewOperation, Result, Task, TaskId, TransitionFn, TransitionResult};
-
-/// Who this node is and how long its claims last.
-#[derive(Clone)]
-pub struct Node {
-    pub id: String,
-    pub lease: chrono::Duration,
-}
+use crate::{Accepted, Applied, Error, NewOperation, Node, Result, Task, TaskId, TransitionFn, TransitionResult};
 
 pub fn ms(t: Time) -> i64 {
     t.timestamp_millis()
 }
 
-pub fn time(ms: i64) -> Time {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+/// A stored time; one out of range is unreadable data, not 1970.
+pub fn time(ms: i64) -> Result<Time> {
+    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| Error::Corrupt(format!("{ms} is not a time")))
 }
 
 pub fn json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Corrupt(e.to_string()))
+    serde_json::to_string(v).map_err(|e| Error::Internal(format!("cannot write as JSON: {e}")))
 }
 
 pub fn load(conn: &Connection, id: &str) -> Result<Option<Operation>> {
@@ -74,7 +68,7 @@ pub fn accept(conn: &Connection, node: &Node, new: NewOperation) -> Result<Accep
         }
         if policy == OnConflict::Supersede && !active.is_empty() {
             insert_op(conn, &op)?;
-            let f = supersede.ok_or_else(|| Error::Corrupt("supersede policy without a supersede function".into()))?;
+            let f = supersede.ok_or_else(|| Error::Internal("supersede policy without a supersede function".into()))?;
             for (older, _) in &active {
                 let f = f.clone();
                 if let TransitionResult::Applied(a) = transition(conn, node, older, None, Box::new(move |o| Ok(f(o))))?

@@ -44,7 +44,7 @@ impl Writer {
             Box::new(move |commit: Result<(), String>| {
                 let answer = match commit {
                     Ok(()) => result,
-                    Err(e) => Err(Error::Corrupt(format!("commit failed: {e}"))),
+                    Err(e) => Err(Error::Backend(format!("commit failed: {e}"))),
                 };
                 let _ = tx.send(answer);
             })

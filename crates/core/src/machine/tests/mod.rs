@@ -29,7 +29,7 @@ impl Sim {
     fn new(toml: &str) -> Sim {
         let wf = workflow::from_toml(toml).unwrap();
         let now = t0();
-        let (op, tr) = accept(&wf, OperationId::new(now), json!({}), None, None, now);
+        let (op, tr) = accept(&wf, OperationId::new(now, [0; 10]), json!({}), None, None, now);
         let mut sim = Sim { wf, op, tasks: vec![], events: vec![], now };
         sim.record(tr);
         sim
