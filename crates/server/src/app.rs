@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use herald_core::Workflow;
-use herald_store::{Node, Store, sqlite::SqliteStore};
+use herald_store::{Node, Opened, StoreConfig};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -45,10 +45,11 @@ impl Application {
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         config.listen = listener.local_addr()?;
         let node = Node { id: format!("node-{}", std::process::id()), lease: config.engine.lease.as_chrono() };
-        let sqlite =
-            Arc::new(SqliteStore::open(&config.data_dir, node)?.with_dedupe_window(config.broker.dedupe_window.0));
-        let store: Arc<dyn Store> = sqlite.clone();
-        let broker: Arc<dyn Broker> = sqlite;
+        let Opened { store, broker } = herald_store::open(&StoreConfig {
+            url: format!("sqlite://{}", config.data_dir.display()),
+            node,
+            dedupe_window: config.broker.dedupe_window.0,
+        })?;
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
         let services = Arc::new(Registry::from_config(&config.services, &config.registry)?);
         crate::subscriptions::install(&config, &services, broker.as_ref(), &workflows).await?;

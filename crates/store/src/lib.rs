@@ -4,6 +4,8 @@
 //!
 //! - [`Store`] — the one trait the engine and API use; every state change is
 //!   one call and one transaction.
+//! - [`open`] — the store and the broker for a URL (`sqlite://…`): the one
+//!   way a server reaches a backend.
 //! - [`sqlite`] — the embedded backend: a single writer thread that commits
 //!   many callers' transactions with one fsync (group commit), and a pool of
 //!   read connections (WAL lets reads run beside the writer). It is also
@@ -13,9 +15,11 @@
 //! closure the engine gives it inside the transaction, so a read-modify-write
 //! of an operation can never interleave with another.
 
+mod open;
 pub mod sqlite;
 mod types;
 
+pub use open::{Opened, StoreConfig, open};
 pub use types::*;
 
 use async_trait::async_trait;
@@ -45,6 +49,9 @@ pub enum Error {
     /// where a list or a loop can go on without it.
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    /// A store URL no backend serves.
+    #[error("{0}")]
+    Unsupported(String),
     /// herald's own fault: a storage thread that failed, or a call the
     /// store cannot honour.
     #[error("storage: {0}")]
