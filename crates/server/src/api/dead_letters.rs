@@ -162,9 +162,7 @@ pub async fn action(
     RawBody(body): RawBody,
 ) -> ApiResult<StatusCode> {
     require_admin(&caller)?;
-    let Some((id, "redrive")) = target.rsplit_once(':') else {
-        return Err(ApiError::NotFound(format!("no action at /v1/dead-letters/{target}")));
-    };
+    let id = super::action::only("/v1/dead-letters", &target, "redrive")?;
     let letter = find(&app, id).await?;
     let req: RedriveRequest = json_or_default(&headers, &body)?;
     redrive(&app, letter, req.payload).await?;

@@ -74,9 +74,7 @@ pub async fn list(
     responses((status = 200, body = InboxChange), (status = 404, body = Problem)))]
 pub async fn read_one(caller: Caller, State(app): State<AppState>, Path(target): Path<String>) -> ApiResult<Response> {
     let subject = subject(&caller)?;
-    let Some((id, "read")) = target.rsplit_once(':') else {
-        return Err(ApiError::NotFound(format!("no action at /v1/me/notifications/{target}")));
-    };
+    let id = super::action::only("/v1/me/notifications", &target, "read")?;
     let changes = mark(&app, &subject, Some(id)).await?;
     match changes.into_iter().next() {
         Some(change) => Ok(Json(change).into_response()),

@@ -9,12 +9,13 @@
 //! - `dead_letters` — what ran out of attempts, and redriving it.
 //! - `services` — the service registry: registration, heartbeats, health.
 //! - [`problem`] — the one table of error answers; [`body`] — body parsing,
-//!   and POST/PUT taken as JSON only.
+//!   and POST/PUT taken as JSON only; `action` — `{name}:{verb}` actions.
 //! - [`hardening`] — the headers every answer carries for browsers; `page` —
 //!   the demo page and its files.
 //! - [`streams`] — how many event streams each end user holds open.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.
 
+mod action;
 mod body;
 mod dead_letters;
 pub mod events;

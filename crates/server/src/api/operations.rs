@@ -340,9 +340,7 @@ pub async fn action(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let Some((id, "cancel")) = target.split_once(':') else {
-        return Err(ApiError::NotFound(format!("no action at /v1/operations/{target}")));
-    };
+    let id = super::action::only("/v1/operations", &target, "cancel")?;
     let id = parse_id(id)?;
     visible(&app, &caller, &id).await?;
     let req: CancelRequest = json_or_default(&headers, &body)?;

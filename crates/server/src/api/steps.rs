@@ -32,9 +32,7 @@ pub async fn complete(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    let Some((step, "complete")) = target.rsplit_once(':') else {
-        return Err(ApiError::NotFound(format!("no action at steps/{target}")));
-    };
+    let step = super::action::only("steps", &target, "complete")?;
     let id = parse_id(&id)?;
     let token = headers
         .get(header::AUTHORIZATION)

@@ -192,9 +192,8 @@ pub async fn action(
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
     require_service(&caller)?;
-    let Some((name, verb)) = target.rsplit_once(':') else {
-        return Err(ApiError::MethodNotAllowed);
-    };
+    // A POST on the subscription itself, with no verb, is not a method it has.
+    let (name, verb) = super::action::split("/v1/subscriptions", &target).map_err(|_| ApiError::MethodNotAllowed)?;
     let sub = find(&app, name).await?;
     if sub.delivery != Delivery::Pull {
         return Err(ApiError::Conflict(format!("`{name}` is not a pull subscription: herald delivers its events")));
