@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderMap, StatusCode},
 };
 use herald_broker::CloudEvent;
@@ -18,6 +18,7 @@ use super::{
     body::{RawBody, json, json_or_default},
     operations::rejected,
     problem::{ApiError, ApiResult, Problem},
+    query::Params,
 };
 use crate::auth::{Caller, require_admin};
 
@@ -103,10 +104,9 @@ fn filter(
 pub async fn list(
     caller: Caller,
     State(app): State<AppState>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    Params(p): Params<ListParams>,
 ) -> ApiResult<Json<DeadLetterList>> {
     require_admin(&caller)?;
-    let Query(p) = params.map_err(|e| ApiError::InvalidInput(e.body_text()))?;
     let mut f = filter(p.kind, p.subscription, p.workflow, p.operation)?;
     f.before = p
         .cursor

@@ -22,6 +22,7 @@ use super::{
     events::{KEEP_ALIVE, resume_point},
     follow::{Follow, PAGE, Source},
     problem::{ApiError, ApiResult, Problem},
+    query::Params,
 };
 use crate::auth::Caller;
 
@@ -54,10 +55,9 @@ pub struct InboxParams {
 pub async fn list(
     caller: Caller,
     State(app): State<AppState>,
-    params: Result<Query<InboxParams>, axum::extract::rejection::QueryRejection>,
+    Params(p): Params<InboxParams>,
 ) -> ApiResult<Json<Inbox>> {
     let subject = subject(&caller)?;
-    let Query(p) = params.map_err(|e| ApiError::InvalidInput(e.body_text()))?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::InvalidInput("`limit` must be between 1 and 200".into()));

@@ -9,7 +9,8 @@
 //! - `dead_letters` — what ran out of attempts, and redriving it.
 //! - `services` — the service registry: registration, heartbeats, health.
 //! - [`problem`] — the one table of error answers; [`body`] — body parsing,
-//!   and POST/PUT taken as JSON only; `action` — `{name}:{verb}` actions.
+//!   and POST/PUT taken as JSON only; `action` — `{name}:{verb}` actions;
+//!   `query` — query parameters.
 //! - [`hardening`] — the headers every answer carries for browsers; `page` —
 //!   the demo page and its files.
 //! - [`streams`] — how many event streams each end user holds open.
@@ -26,6 +27,7 @@ pub mod openapi;
 mod operations;
 mod page;
 pub mod problem;
+mod query;
 mod services;
 mod steps;
 pub mod streams;

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -24,6 +24,7 @@ use super::{
     AppState,
     body::{RawBody, json, json_or_default},
     problem::{ApiError, ApiResult, Problem},
+    query::Params,
     views::{CancelRequest, OperationList, OperationRef, OperationView},
 };
 
@@ -272,9 +273,8 @@ pub struct ListParams {
 pub async fn list(
     caller: Caller,
     State(app): State<AppState>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    Params(mut p): Params<ListParams>,
 ) -> ApiResult<Json<OperationList>> {
-    let Query(mut p) = params.map_err(|e| ApiError::InvalidInput(e.body_text()))?;
     // An end user lists their own operations, whatever they asked for.
     if let Some(sub) = caller.own_subject() {
         p.subject = Some(sub.to_string());
@@ -312,7 +312,7 @@ pub async fn list(
 pub async fn mine(
     caller: Caller,
     state: State<AppState>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    params: Params<ListParams>,
 ) -> ApiResult<Json<OperationList>> {
     if caller.own_subject().is_none() {
         return Err(ApiError::Forbidden("`/v1/me` is for end users' tokens".into()));
