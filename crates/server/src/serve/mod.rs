@@ -5,10 +5,10 @@
 //! watchers). The protocol-sniffing auto builder plus its buffers came to
 //! ~40 KiB per idle connection; hyper's HTTP/1.1 alone to ~16 KiB; a
 //! timeline stream served by [`sse`] to a few. Each connection's first
-//! request is read here: a timeline stream goes to [`sse`], anything else
-//! to the gateway's express lane while it takes the requests
-//! ([`gateway::express`]), then to hyper with the bytes not yet used
-//! handed back ([`rewind`]). Where herald lets callers in without a token,
+//! request is read here: a timeline stream goes to [`sse`], a gateway
+//! request to the gateway's express lane while it takes the requests
+//! ([`gateway::express`]); anything else, and what the lane leaves, to
+//! hyper with the bytes not yet used handed back ([`rewind`]). Where herald lets callers in without a token,
 //! each of these paths first puts the request to the [`crate::guard`].
 //!
 //! Every path closes what would otherwise hold a place forever: idle
@@ -118,16 +118,17 @@ async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum
         head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp, buf)) => head,
         _ = stopping.cancelled() => return,
     };
-    let Ok(Ok((head, stream))) = head else {
+    let Ok(Ok((head, first))) = head else {
         return;
     };
-    if let Some(req) = stream {
+    if let First::Stream(req) = first {
         return sse::serve(tcp, app, req).await;
     }
     let affinity = Arc::new(Affinity::default());
     let client = Arc::new(gateway::Client::new(peer, affinity.clone()));
     let mut head = head;
     if app.gateway.config.express
+        && matches!(first, First::Gateway)
         && let gateway::express::End::Closed = gateway::express::serve(&app, &client, &idle, &mut tcp, &mut head).await
     {
         return;
@@ -171,10 +172,20 @@ async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum
     }
 }
 
+/// What a connection's first request is, and so who serves the connection.
+enum First {
+    /// A timeline stream: [`sse`].
+    Stream(sse::Request),
+    /// Under `/gw/`: the gateway's express lane, while it takes the requests.
+    Gateway,
+    /// Anything else (or a head too large or broken to read): hyper.
+    Other,
+}
+
 /// Reads until the first request head, begun in `buf`, is complete (or too
-/// large, or broken: hyper then gives the answer). Answers the bytes read, and the
-/// request if it is a timeline stream.
-async fn read_head(tcp: &mut TcpStream, mut buf: BytesMut) -> std::io::Result<(BytesMut, Option<sse::Request>)> {
+/// large, or broken: hyper then gives the answer). Answers the bytes read,
+/// and what the request is.
+async fn read_head(tcp: &mut TcpStream, mut buf: BytesMut) -> std::io::Result<(BytesMut, First)> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
@@ -183,11 +194,15 @@ async fn read_head(tcp: &mut TcpStream, mut buf: BytesMut) -> std::io::Result<(B
                 // A request that breaks the `Host` rules is hyper's to refuse.
                 let hosts = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).map(|h| h.value);
                 let version = if req.version == Some(1) { Version::HTTP_11 } else { Version::HTTP_10 };
-                let stream = if host::valid(version, hosts) { sse::recognise(&req) } else { None };
-                return Ok((buf, stream));
+                let first = match host::valid(version, hosts).then(|| sse::recognise(&req)).flatten() {
+                    Some(stream) => First::Stream(stream),
+                    None if req.path.is_some_and(gateway::owns) => First::Gateway,
+                    None => First::Other,
+                };
+                return Ok((buf, first));
             }
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            _ => return Ok((buf, None)),
+            _ => return Ok((buf, First::Other)),
         }
         if tcp.read_buf(&mut buf).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
