@@ -100,12 +100,12 @@ pub fn checked(raw: &str) -> Result<Cow<'_, str>, ApiError> {
     Ok(decoded)
 }
 
-/// Who may call `path` (after `/gw/{service}`) of a service with these
-/// rules, whose steps call it at `called`: its access, or the refusal.
+/// Who may call `path` (after `/gw/{service}`, as [`checked`] gives it) of a
+/// service with these rules, whose steps call it at `called`: its access,
+/// or the refusal.
 pub fn decide<'a>(rules: &Rules, called: impl IntoIterator<Item = &'a String>, path: &str) -> Result<Access, ApiError> {
-    let path = checked(path)?;
-    let (access, by) = rules.find(&path);
-    let hidden = || called.into_iter().any(|c| under(&path, c.trim_end_matches('/')) && by < c.len());
+    let (access, by) = rules.find(path);
+    let hidden = || called.into_iter().any(|c| under(path, c.trim_end_matches('/')) && by < c.len());
     if access == Access::Off || hidden() {
         return Err(ApiError::NotFound("nothing is served at this path through the gateway".into()));
     }
@@ -156,6 +156,11 @@ pub fn caller_header(caller: &Caller) -> String {
 mod tests {
     use super::*;
 
+    /// [`decide`] for a path as a client sends it.
+    fn decide_raw(rules: &Rules, called: &[String], raw: &str) -> Result<Access, ApiError> {
+        decide(rules, called, &checked(raw)?)
+    }
+
     fn rules(default: Access, paths: &[(&str, Access)]) -> Rules {
         Rules::parse(default, &paths.iter().map(|(p, a)| (p.to_string(), *a)).collect()).unwrap()
     }
@@ -163,7 +168,7 @@ mod tests {
     #[test]
     fn the_longest_prefix_decides_segment_by_segment() {
         let r = rules(Access::Service, &[("/catalog", Access::Public), ("/catalog/admin", Access::Admin)]);
-        let at = |p| decide(&r, &[], p).ok();
+        let at = |p| decide_raw(&r, &[], p).ok();
         assert_eq!(at("/catalog"), Some(Access::Public));
         assert_eq!(at("/catalog/shoes?size=9"), Some(Access::Public));
         assert_eq!(at("/catalog/admin/x"), Some(Access::Admin));
@@ -176,14 +181,14 @@ mod tests {
         let called = ["/charge".to_string(), "/refund".to_string()];
         let open = rules(Access::Public, &[]);
         for p in ["/charge", "/charge/", "/charge/x?y=1", "/ch%61rge", "/refund"] {
-            assert!(decide(&open, &called, p).is_err(), "{p} is reachable");
+            assert!(decide_raw(&open, &called, p).is_err(), "{p} is reachable");
         }
-        assert!(decide(&open, &called, "/charges").is_ok());
+        assert!(decide_raw(&open, &called, "/charges").is_ok());
         let named = rules(Access::Public, &[("/charge", Access::Service)]);
-        assert_eq!(decide(&named, &called, "/charge").ok(), Some(Access::Service));
-        assert!(decide(&named, &called, "/refund").is_err(), "only the path named");
+        assert_eq!(decide_raw(&named, &called, "/charge").ok(), Some(Access::Service));
+        assert!(decide_raw(&named, &called, "/refund").is_err(), "only the path named");
         let root = rules(Access::Off, &[("/", Access::Public)]);
-        assert!(decide(&root, &called, "/charge").is_err(), "`/` names no step path");
+        assert!(decide_raw(&root, &called, "/charge").is_err(), "`/` names no step path");
     }
 
     #[test]
@@ -211,7 +216,7 @@ mod tests {
 
     #[test]
     fn off_is_off_everywhere_and_levels_admit_stronger_callers() {
-        assert!(decide(&rules(Access::Off, &[]), &[], "/").is_err());
+        assert!(decide_raw(&rules(Access::Off, &[]), &[], "/").is_err());
         let user = Caller::User("alice".into());
         let admin = Caller::Admin("ops".into());
         assert!(allows(Access::User, &user).is_ok());

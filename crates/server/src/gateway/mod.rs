@@ -91,7 +91,8 @@ impl Gateway {
         Ok(Gateway { config, correlation, limiter, called })
     }
 
-    /// May the bearer of `authorization` call `path` of `svc`? Answers who
+    /// May the bearer of `authorization` call `path` of `svc` (after
+    /// `/gw/{service}`, as [`access::checked`] gives it)? Answers who
     /// they are, or `None` when herald checked no token (a public path, or
     /// no `[auth]`): the token, if any, is then the instance's business and
     /// passes on.
@@ -175,14 +176,15 @@ async fn route(app: AppState, client: Arc<Client>, req: Request) -> Result<Respo
     if let Err(secs) = gw.admit(|h| req.headers().get(h).map(|v| v.as_bytes()), &client.peer) {
         return Err(ApiError::TooManyRequests(secs));
     }
-    access::checked(req.uri().path())?;
+    // Checked once: what the access rules see, and what is sent.
+    let checked = access::checked(req.uri().path())?;
     let (service, rest) = split(req.uri().path());
     if let Some(r) = gw.async_route(service, rest, req.method().as_str()) {
         return start_operation(app, r.workflow.clone(), req).await;
     }
     let svc = reachable(&app, service).ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
     let authorization = req.headers().get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
-    let caller = gw.authorize(&app.auth, &svc, rest, authorization)?;
+    let caller = gw.authorize(&app.auth, &svc, split(&checked).1, authorization)?;
     proxy::forward(&gw, svc, rest.to_string(), &client, req, caller.as_ref()).await
 }
 

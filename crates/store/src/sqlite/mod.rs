@@ -128,28 +128,19 @@ impl Store for SqliteStore {
                 let rows = stmt.query_map(params![node.id, ms(now + node.lease), ms(now), limit as i64], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
                 })?;
-                let mut tasks = Vec::new();
-                for row in rows {
+                // One unreadable task must not stop every other: it is
+                // reported, and left to its lease.
+                read::readable(rows.map(|row| {
                     let (id, op, kind, due) = row?;
-                    let task = || -> Result<Task> {
-                        Ok(Task {
-                            id,
-                            op: op.parse().map_err(Error::Corrupt)?,
-                            kind: serde_json::from_str(&kind).map_err(|e| Error::Corrupt(e.to_string()))?,
-                            due: time(due)?,
-                            owned: true,
-                        })
-                    };
-                    // One unreadable task must not stop every other: it is
-                    // reported, and left to its lease.
-                    match task() {
-                        Ok(t) => tasks.push(t),
-                        Err(e) => {
-                            tracing::error!(task = id, error = %e, "a stored task cannot be read; it is left out")
-                        }
-                    }
-                }
-                Ok(tasks)
+                    let corrupt = |e: String| Error::Corrupt(format!("task {id}: {e}"));
+                    Ok(Task {
+                        id,
+                        op: op.parse().map_err(corrupt)?,
+                        kind: serde_json::from_str(&kind).map_err(|e| corrupt(e.to_string()))?,
+                        due: time(due).map_err(|e| corrupt(e.to_string()))?,
+                        owned: true,
+                    })
+                }))
             })
             .await
     }

@@ -66,7 +66,7 @@ pub fn events(conn: &Connection, id: &str, after: u64, limit: usize) -> Result<V
 
 /// The rows that can be read; each that cannot is reported and skipped,
 /// so one broken row never breaks a whole list for everyone.
-fn readable<T>(rows: impl Iterator<Item = Result<T>>) -> Result<Vec<T>> {
+pub(super) fn readable<T>(rows: impl Iterator<Item = Result<T>>) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for row in rows {
         match row {

@@ -63,9 +63,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else { return Read::Hyper };
     let Some(after) = path.strip_prefix("/gw/") else { return Read::Hyper };
-    if super::super::access::checked(path).is_err() {
-        return Read::Hyper;
-    }
+    let Ok(checked) = super::super::access::checked(path) else { return Read::Hyper };
     let (service, rest) = split(path.split('?').next().unwrap_or(path));
     let gw: &Gateway = &app.gateway;
     if gw.async_route(service, rest, method).is_some() {
@@ -110,7 +108,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     }
     let close = forward::names(connection.iter().copied(), b"close");
     // A refusal is hyper's to answer, as the API answers it.
-    let Ok(caller) = gw.authorize(&app.auth, &svc, rest, get(&axum::http::header::AUTHORIZATION)) else {
+    let Ok(caller) = gw.authorize(&app.auth, &svc, split(&checked).1, get(&axum::http::header::AUTHORIZATION)) else {
         return Read::Hyper;
     };
     let refused = gw.admit(get, peer).err();
