@@ -7,9 +7,10 @@
 //! unless `HERALD_TEST_UI=require` (as in CI), where it fails.
 
 use std::{
+    io::{BufRead, BufReader},
     path::PathBuf,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 fn workspace() -> PathBuf {
@@ -38,24 +39,35 @@ fn the_demo_page_tells_a_declined_order_as_it_happened() {
     }
 
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = data.path().join("demo.log");
+    // herald picks its own port and says which: no free-port guess to race.
     let mut demo = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["demo", "--pace", "300ms", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data.path())
+        .args(["demo", "--pace", "300ms", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path().join("data"))
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the demo did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let stdout = demo.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.trim().strip_prefix("Open ").and_then(|l| l.split_whitespace().next()) {
+                let _ = tx.send(url.trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let Ok(base) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = demo.kill();
+        let _ = demo.wait();
+        panic!("the demo did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
 
     let out = Command::new("node")
         .arg(workspace().join("crates/server/tests/ui/demo.spec.mjs"))
         .current_dir(&tools)
-        .env("HERALD_URL", format!("http://127.0.0.1:{port}"))
+        .env("HERALD_URL", &base)
         .env("CHROMIUM", &chromium)
         .output()
         .unwrap();
