@@ -18,9 +18,9 @@ use axum::{
     routing::{get, post},
 };
 use herald_demo::smtp::SmtpSink;
+use herald_http::problem::ApiError;
 use herald_server::{
     Application, Config,
-    api::problem::ApiError,
     config::{EmailConfig, EmailTls, JwtAlgorithm, ServiceConfig, StaticRole, UserTokens},
     workflows,
 };

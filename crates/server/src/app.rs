@@ -69,8 +69,9 @@ impl Application {
         for sub in broker.subscriptions().await? {
             dispatcher.sync(&sub);
         }
-        let auth = std::sync::Arc::new(crate::auth::Auth::new(&config.auth)?);
-        let guard = crate::guard::Guard::new(auth.lets_in_without_token(), config.listen, config.public_url.as_deref());
+        let auth = std::sync::Arc::new(herald_http::auth::Auth::new(&config.auth)?);
+        let guard =
+            herald_http::guard::Guard::new(auth.lets_in_without_token(), config.listen, config.public_url.as_deref());
         let gateway =
             Arc::new(crate::gateway::Gateway::new(config.gateway.clone(), engine.workflows().called_paths())?);
         let state = AppState {

@@ -20,17 +20,18 @@
 
 pub mod api;
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod engine;
 pub mod gateway;
-pub mod guard;
 pub mod hub;
 pub mod registry;
 mod serve;
 pub mod subscriptions;
 pub mod workflows;
+
+// The HTTP ground floor, under the names the modules here use.
+use herald_http::{auth, guard};
 
 pub use app::Application;
 pub use config::Config;

@@ -20,7 +20,7 @@ use super::{
     problem::{ApiError, ApiResult, Problem},
     query::Params,
 };
-use crate::auth::{Caller, require_admin};
+use herald_http::auth::{Caller, require_admin};
 
 /// Dead letters redriven by one bulk call, at most.
 const BULK: usize = 500;

@@ -20,7 +20,7 @@ use axum::{
 use herald_core::{Event, OperationId};
 use serde::Deserialize;
 
-use crate::auth::Caller;
+use herald_http::auth::Caller;
 
 use super::{
     AppState,

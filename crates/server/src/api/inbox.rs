@@ -24,7 +24,7 @@ use super::{
     problem::{ApiError, ApiResult, Problem},
     query::Params,
 };
-use crate::auth::Caller;
+use herald_http::auth::Caller;
 
 fn subject(caller: &Caller) -> ApiResult<String> {
     caller

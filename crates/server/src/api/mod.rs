@@ -18,6 +18,7 @@
 
 mod action;
 mod body;
+mod caller;
 mod dead_letters;
 pub mod events;
 mod follow;
@@ -26,7 +27,7 @@ mod inbox;
 pub mod openapi;
 mod operations;
 mod page;
-pub mod problem;
+
 mod query;
 mod services;
 mod steps;
@@ -45,8 +46,8 @@ use axum::{
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{config::Limits, engine::Engine};
+use herald_http::problem::{self, ApiError};
 pub(crate) use operations::parse_id;
-use problem::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -56,9 +57,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Limits on published events.
     pub events: crate::config::BrokerConfig,
-    pub auth: std::sync::Arc<crate::auth::Auth>,
+    pub auth: std::sync::Arc<herald_http::auth::Auth>,
     /// Without credentials: which hosts and origins are answered.
-    pub guard: std::sync::Arc<crate::guard::Guard>,
+    pub guard: std::sync::Arc<herald_http::guard::Guard>,
     /// End users' open event streams.
     pub streams: std::sync::Arc<streams::Streams>,
 }
@@ -109,7 +110,7 @@ pub fn router(state: AppState) -> Router {
 /// Starts an operation as `POST /v1/workflows/{name}/operations` would (the
 /// gateway's `async` routes).
 pub async fn start_operation(
-    caller: crate::auth::Caller,
+    caller: herald_http::auth::Caller,
     app: AppState,
     workflow: String,
     headers: axum::http::HeaderMap,

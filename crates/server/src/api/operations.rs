@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{Caller, require_service};
+use herald_http::auth::{Caller, require_service};
 
 use super::{
     AppState,

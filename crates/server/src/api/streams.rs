@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::problem::ApiError;
-use crate::auth::Caller;
+use herald_http::auth::Caller;
 
 /// Open streams per subject; a subject with none has no entry.
 pub struct Streams {
@@ -86,7 +86,7 @@ mod tests {
             assert!(streams.take(&Caller::Admin("ops".into())).unwrap().is_none());
             assert!(
                 streams
-                    .take(&Caller::Service(crate::auth::Speaker {
+                    .take(&Caller::Service(herald_http::auth::Speaker {
                         name: "shop".into(),
                         services: std::sync::Arc::new([])
                     }))

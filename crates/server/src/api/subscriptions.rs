@@ -19,7 +19,7 @@ use super::{
     body::{RawBody, json, json_or_default},
     problem::{ApiError, ApiResult, Problem},
 };
-use crate::auth::{Caller, require_service, require_speaks_for};
+use herald_http::auth::{Caller, require_service, require_speaks_for};
 
 /// The longest a pull may wait for events to come.
 const MAX_PULL_WAIT: Duration = Duration::from_secs(30);

@@ -15,7 +15,7 @@ use super::{
     body::RawBody,
     problem::{ApiError, ApiResult, Problem},
 };
-use crate::auth::{Caller, require_service};
+use herald_http::auth::{Caller, require_service};
 
 const STRUCTURED: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";

@@ -22,14 +22,14 @@ fn summary(wf: &herald_core::Workflow) -> WorkflowSummary {
 }
 
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows", responses((status = 200, body = Vec<WorkflowSummary>)))]
-pub async fn list(_caller: crate::auth::Caller, State(app): State<AppState>) -> Json<Vec<WorkflowSummary>> {
+pub async fn list(_caller: herald_http::auth::Caller, State(app): State<AppState>) -> Json<Vec<WorkflowSummary>> {
     Json(app.engine.workflows().all_latest().iter().map(|w| summary(w)).collect())
 }
 
 #[utoipa::path(get, path = "/v1/workflows/{name}", tag = "workflows", params(("name" = String, Path)),
     responses((status = 200, body = WorkflowSummary), (status = 404, body = Problem)))]
 pub async fn get(
-    _caller: crate::auth::Caller,
+    _caller: herald_http::auth::Caller,
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<WorkflowSummary>> {

@@ -18,7 +18,7 @@ use std::{borrow::Cow, collections::BTreeMap};
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 
-use crate::{api::problem::ApiError, auth::Caller};
+use herald_http::{auth::Caller, problem::ApiError};
 
 /// Who may call through the gateway, from none to the fewest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]

@@ -6,10 +6,9 @@
 
 use std::{fmt::Display, sync::Arc, time::Duration};
 
-use crate::{
-    api::problem::ApiError,
-    registry::{Lease, Refusal, Service, Verdict},
-};
+use herald_http::problem::ApiError;
+
+use crate::registry::{Lease, Refusal, Service, Verdict};
 
 /// How long an answer's headers may take when the service sets no `timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -46,8 +46,10 @@ use axum::{
 pub use config::GatewayConfig;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
+use herald_http::problem::ApiError;
+
 use crate::{
-    api::{AppState, problem::ApiError},
+    api::AppState,
     auth::{Auth, Caller},
     registry::Service,
 };
@@ -109,7 +111,7 @@ impl Gateway {
             return Ok(None);
         }
         let header = authorization.and_then(|v| std::str::from_utf8(v).ok());
-        let caller = auth.identify(crate::auth::bearer(header))?;
+        let caller = auth.identify(herald_http::auth::bearer(header))?;
         access::allows(access, &caller)?;
         Ok(Some(caller))
     }
@@ -205,7 +207,7 @@ fn split(path: &str) -> (&str, &str) {
 /// An `async` route: the body becomes an operation's input.
 async fn start_operation(app: AppState, workflow: String, req: Request) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
-    let caller = crate::auth::Caller::from_request_parts(&mut parts, &app).await?;
+    let caller = herald_http::auth::Caller::from_request_parts(&mut parts, &app).await?;
     let bytes = axum::body::to_bytes(body, app.limits.max_body_bytes).await.map_err(|_| {
         ApiError::PayloadTooLarge(format!("the body is larger than {} bytes", app.limits.max_body_bytes))
     })?;

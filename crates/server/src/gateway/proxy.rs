@@ -24,10 +24,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::{Client, Gateway, affinity, attempts::Attempts, forward};
-use crate::{
-    api::problem::ApiError,
-    registry::{Lease, Service, settings::Protocol},
-};
+use herald_http::problem::ApiError;
+
+use crate::registry::{Lease, Service, settings::Protocol};
 
 enum Outgoing {
     /// Kept whole: can be sent again.
@@ -42,7 +41,7 @@ pub async fn forward(
     path: String,
     client: &Client,
     req: Request,
-    caller: Option<&crate::auth::Caller>,
+    caller: Option<&herald_http::auth::Caller>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let limit = gw.config.max_body_bytes;

@@ -18,7 +18,7 @@ pub const MAX_IN_FLIGHT: u32 = 256;
 pub struct ServiceConfig {
     /// Base URLs, as a list or one comma-separated string (handy in env
     /// vars). More can register at run time.
-    #[serde(default, deserialize_with = "crate::config::list_or_csv")]
+    #[serde(default, deserialize_with = "herald_http::lists::list_or_csv")]
     pub instances: Vec<String>,
     /// Caps every call to this service (a step's own `timeout` may be shorter).
     #[serde(default)]

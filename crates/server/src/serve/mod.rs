@@ -12,17 +12,13 @@
 //! each of these paths first puts the request to the [`crate::guard`].
 //!
 //! Every path closes what would otherwise hold a place forever: idle
-//! connections ([`idle`]), heads that come too slowly, bodies that stop,
+//! connections (`herald_http::conn::idle`), heads that come too slowly, bodies that stop,
 //! and clients that stop reading. Heads are capped at [`MAX_HEAD`], and
-//! the `Host` rules hold ([`host`]).
+//! the `Host` rules hold (`herald_http::conn::host`).
 //!
-//! - [`idle`] — idle connections, and giving places back when full.
-//! - [`host`] — the `Host` rules of RFC 9112.
 //! - [`rewind`] — a socket whose first bytes were already read.
 //! - [`sse`] — timeline streams written straight to the socket.
 
-pub mod host;
-pub mod idle;
 mod rewind;
 mod sse;
 
@@ -31,9 +27,9 @@ use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 use axum::{body::Body, http::Version, response::IntoResponse};
 use bytes::BytesMut;
 use futures::{FutureExt, future::Either};
+use herald_http::conn::{BODY_TIMEOUT, HEAD_TIMEOUT, MAX_HEAD, WRITE_TIMEOUT, host, idle::Idle};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use idle::Idle;
 use tokio::{
     io::AsyncReadExt,
     net::{TcpListener, TcpStream},
@@ -50,15 +46,6 @@ use crate::{
     },
     guard::Seen,
 };
-
-/// How long a client may take to send its request head, once begun.
-pub(crate) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest pause in a request body before the request is given up.
-pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest a write may wait on a client that reads nothing.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Largest request head; a larger one is answered 431.
-pub(crate) const MAX_HEAD: usize = 32 * 1024;
 
 /// Serves `router` until `shutdown` resolves, then waits for open
 /// connections to finish (streams end when the engine stops).

@@ -19,8 +19,8 @@ use tokio::{
 use crate::api::{
     AppState,
     events::{self, KEEP_ALIVE},
-    problem::ApiError,
 };
+use herald_http::problem::ApiError;
 
 /// The one request this path takes, as parsed from the first bytes.
 pub struct Request {
@@ -116,7 +116,7 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
             _ = rd.read(&mut probe) => break,
         }
         // A client that reads nothing is let go.
-        let written = tokio::time::timeout(super::WRITE_TIMEOUT, wr.write_all(frame.as_bytes())).await;
+        let written = tokio::time::timeout(herald_http::conn::WRITE_TIMEOUT, wr.write_all(frame.as_bytes())).await;
         if !matches!(written, Ok(Ok(()))) {
             break;
         }

@@ -39,7 +39,9 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use super::{Client, attempts::Attempts};
-use crate::{api::AppState, api::problem::ApiError, registry::Origin, serve::idle::Idle};
+use herald_http::{conn::idle::Idle, problem::ApiError};
+
+use crate::{api::AppState, registry::Origin};
 use request::{Read, Request};
 
 /// How a client connection left the lane.
@@ -73,7 +75,7 @@ pub async fn serve(app: &AppState, client: &Client, idle: &Idle, tcp: &mut TcpSt
         };
         while buf.len() < req.len {
             buf.reserve(req.len - buf.len());
-            let got = tokio::time::timeout(crate::serve::BODY_TIMEOUT, read(tcp, buf)).await;
+            let got = tokio::time::timeout(herald_http::conn::BODY_TIMEOUT, read(tcp, buf)).await;
             if !matches!(got, Ok(Ok(n)) if n > 0) {
                 return End::Closed;
             }
@@ -106,7 +108,7 @@ async fn fill(
             None => return false,
         }
     } else {
-        let at = *deadline.get_or_insert_with(|| Instant::now() + crate::serve::HEAD_TIMEOUT);
+        let at = *deadline.get_or_insert_with(|| Instant::now() + herald_http::conn::HEAD_TIMEOUT);
         match tokio::time::timeout_at(at, read(tcp, buf)).await {
             Ok(n) => n,
             Err(_) => return false,
@@ -116,9 +118,9 @@ async fn fill(
 }
 
 /// Writes all of `bytes` to the client, unless it reads nothing for
-/// [`crate::serve::WRITE_TIMEOUT`].
+/// [`herald_http::conn::WRITE_TIMEOUT`].
 async fn write(client: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
-    match tokio::time::timeout(crate::serve::WRITE_TIMEOUT, client.write_all(bytes)).await {
+    match tokio::time::timeout(herald_http::conn::WRITE_TIMEOUT, client.write_all(bytes)).await {
         Ok(written) => written,
         Err(_) => Err(io::ErrorKind::TimedOut.into()),
     }

@@ -58,7 +58,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     let mut req = httparse::Request::new(&mut slots);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() < crate::serve::MAX_HEAD => return Read::Partial,
+        Ok(httparse::Status::Partial) if buf.len() < herald_http::conn::MAX_HEAD => return Read::Partial,
         _ => return Read::Hyper,
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else { return Read::Hyper };
@@ -74,7 +74,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     };
     let headers_in = &*req.headers;
     let hosts = headers_in.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).map(|h| h.value);
-    if !crate::serve::host::valid(axum::http::Version::HTTP_11, hosts) {
+    if !herald_http::conn::host::valid(axum::http::Version::HTTP_11, hosts) {
         return Read::Hyper; // refused there, as the API refuses it
     }
     // Without credentials, a request the guard refuses goes to hyper, which

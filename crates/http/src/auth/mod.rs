@@ -11,15 +11,15 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use axum::{extract::FromRequestParts, http::request::Parts};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::{
-    api::{AppState, problem::ApiError},
-    config::{AuthConfig, JwtAlgorithm, StaticRole},
-};
+pub mod config;
+
+use config::{AuthConfig, JwtAlgorithm, StaticRole};
+
+use crate::problem::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
@@ -230,19 +230,6 @@ pub fn is_stream(path: &str) -> bool {
         || path
             .strip_prefix("/v1/operations/")
             .is_some_and(|rest| rest.ends_with("/events") && rest.matches('/').count() == 1)
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
-        let authorization = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if is_stream(parts.uri.path()) {
-            app.auth.identify_stream(authorization, parts.uri.query())
-        } else {
-            app.auth.identify(bearer(authorization))
-        }
-    }
 }
 
 /// Admin endpoints.

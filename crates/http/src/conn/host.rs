@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderMap, Version, header, uri::Authority};
 
-use crate::api::problem::ApiError;
+use crate::problem::ApiError;
 
 /// Does a request of `version` with these `Host` values keep the rules?
 pub fn valid<'a>(version: Version, mut hosts: impl Iterator<Item = &'a [u8]>) -> bool {

@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::api::problem::ApiError;
+use crate::problem::ApiError;
 
 /// The rule as configured: `None` when herald asks for credentials.
 pub struct Guard {
