@@ -16,6 +16,7 @@ use crate::{
     workflows::{self, Workflows},
 };
 use herald_broker::Broker;
+use herald_gateway::{Around, Gateway};
 
 pub struct Application {
     listener: TcpListener,
@@ -72,8 +73,14 @@ impl Application {
         let auth = std::sync::Arc::new(herald_http::auth::Auth::new(&config.auth)?);
         let guard =
             herald_http::guard::Guard::new(auth.lets_in_without_token(), config.listen, config.public_url.as_deref());
-        let gateway =
-            Arc::new(crate::gateway::Gateway::new(config.gateway.clone(), engine.workflows().called_paths())?);
+        let guard = Arc::new(guard);
+        let around = Around {
+            registry: engine.services().clone(),
+            auth: auth.clone(),
+            guard: guard.clone(),
+            stopping: engine.stopping(),
+        };
+        let gateway = Arc::new(Gateway::new(config.gateway.clone(), engine.workflows().called_paths(), around)?);
         let state = AppState {
             engine: engine.clone(),
             gateway: gateway.clone(),
@@ -81,7 +88,7 @@ impl Application {
             limits: config.limits.clone(),
             events: config.broker.clone(),
             auth,
-            guard: Arc::new(guard),
+            guard,
             streams: Arc::new(api::streams::Streams::new(config.limits.max_streams_per_user)),
         };
         let router = api::router(state.clone());
@@ -137,7 +144,7 @@ const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 fn spawn_housekeeping(
     broker: Arc<dyn Broker>,
     registry: Arc<Registry>,
-    gateway: Arc<crate::gateway::Gateway>,
+    gateway: Arc<Gateway>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SWEEP);

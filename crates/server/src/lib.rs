@@ -9,11 +9,7 @@
 //! - [`subscriptions`] — the subscriptions herald starts with.
 //! - [`engine`] — runs due tasks and applies their results.
 //! - [`dispatch`] — delivers push subscriptions' events (and `await` steps').
-//! - [`registry`] — services, their instances, health and circuit breakers.
-//! - [`gateway`] — `ANY /gw/{service}/…`: the synchronous path.
 //! - [`hub`] — live fan-out of timeline events to watchers.
-//! - [`auth`] — who is calling: end users (JWT), services and admins.
-//! - [`guard`] — without credentials, requests from other sites' pages are refused.
 //! - [`api`] — the HTTP surface, its errors and its OpenAPI document.
 //! - `serve` — the listener loop: HTTP/1.1 through hyper, timeline streams
 //!   straight to the socket, and the graceful drain.
@@ -23,14 +19,13 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod engine;
-pub mod gateway;
 pub mod hub;
-pub mod registry;
 mod serve;
 pub mod subscriptions;
 pub mod workflows;
 
-// The HTTP ground floor, under the names the modules here use.
+// The floors below, under the names the modules here use.
+use herald_gateway::{self as gateway, registry};
 use herald_http::{auth, guard};
 
 pub use app::Application;

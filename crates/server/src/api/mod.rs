@@ -22,6 +22,7 @@ mod caller;
 mod dead_letters;
 pub mod events;
 mod follow;
+pub mod gateway;
 pub mod hardening;
 mod inbox;
 pub mod openapi;
@@ -105,18 +106,6 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal("a handler panicked".into()).into_response()))
         .layer(TraceLayer::new_for_http().make_span_with(span))
         .with_state(state)
-}
-
-/// Starts an operation as `POST /v1/workflows/{name}/operations` would (the
-/// gateway's `async` routes).
-pub async fn start_operation(
-    caller: herald_http::auth::Caller,
-    app: AppState,
-    workflow: String,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
-    operations::start(caller, State(app), axum::extract::Path(workflow), headers, body::RawBody(body)).await
 }
 
 /// A request's span: its method and path, never its query string, which

@@ -1,6 +1,6 @@
 //! Starting, reading, listing and cancelling operations.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Json,
@@ -8,17 +8,11 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::Utc;
-use herald_core::{
-    Command, OpStatus, Operation, OperationId, Rejection, machine,
-    workflow::{ConcurrencyKey, OnConflict},
-};
-use herald_store::{Accepted, IdempotencyKey, ListQuery, NewOperation, SupersedeFn, TransitionResult};
+use herald_core::{Command, OpStatus, Operation, OperationId, Rejection};
+use herald_http::auth::{Caller, require_service};
+use herald_store::{ListQuery, TransitionResult};
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-
-use herald_http::auth::{Caller, require_service};
 
 use super::{
     AppState,
@@ -27,6 +21,7 @@ use super::{
     query::Params,
     views::{CancelRequest, OperationList, OperationRef, OperationView},
 };
+use crate::engine::start::{StartRequest, Started};
 
 /// Start an operation of a workflow. The body is the operation's input.
 #[utoipa::path(post, path = "/v1/workflows/{name}/operations", tag = "operations",
@@ -46,51 +41,35 @@ pub async fn start(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Response> {
-    require_service(&caller)?;
-    let wf = app.engine.workflows().latest(&name).ok_or_else(|| ApiError::UnknownWorkflow(name.clone()))?;
-    let input: Value = json(&headers, &body)?;
-    if !input.is_object() {
-        return Err(ApiError::InvalidInput("the body must be a JSON object: the operation's input".into()));
+    begin(&caller, &app, &name, &headers, &body).await
+}
+
+/// Reads a start request and hands it to the engine: the API's route and
+/// the gateway's `async` routes.
+pub async fn begin(
+    caller: &Caller,
+    app: &AppState,
+    workflow: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    require_service(caller)?;
+    // An unknown workflow is named before a body that is not JSON.
+    if app.engine.workflows().latest(workflow).is_none() {
+        return Err(ApiError::UnknownWorkflow(workflow.to_string()));
     }
-    let subject = match header_text(&headers, "herald-subject")? {
-        Some(s) => Some(s),
-        None => wf.subject.as_deref().map(|p| pointer_text(&input, p, "subject")).transpose()?,
+    let input: Value = json(headers, body)?;
+    let req = StartRequest {
+        workflow,
+        input,
+        subject: header_text(headers, "herald-subject")?,
+        idempotency_key: header_text(headers, "idempotency-key")?,
+        body,
     };
-    let key = match &wf.concurrency {
-        None => None,
-        Some(c) => Some(match &c.key {
-            ConcurrencyKey::Subject => {
-                subject.clone().ok_or_else(|| ApiError::InvalidInput("the operation has no subject".into()))?
-            }
-            ConcurrencyKey::Input(p) => pointer_text(&input, p, "concurrency key")?,
-        }),
-    };
-    let idempotency = header_text(&headers, "idempotency-key")?.map(|key| IdempotencyKey {
-        key,
-        request_hash: hex::encode(
-            Sha256::new().chain_update(name.as_bytes()).chain_update([0]).chain_update(&body).finalize(),
-        ),
-    });
-    let now = Utc::now();
-    let id = OperationId::new(now, rand::random());
-    let (op, transition) = machine::accept(&wf, id.clone(), input, subject, key, now);
-    let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
-    let supersede: Option<SupersedeFn> = (on_conflict == Some(OnConflict::Supersede)).then(|| {
-        let engine = app.engine.clone();
-        let by = id.clone();
-        Arc::new(move |older: &mut Operation| {
-            let Some(wf) = engine.workflows().version(&older.workflow, older.version) else {
-                return Default::default();
-            };
-            machine::apply(older, &wf, Command::Supersede { by: by.clone() }, now).unwrap_or_default()
-        }) as SupersedeFn
-    });
-    let prefer = Prefer::read(&headers, app.limits.max_wait_seconds);
-    match app.engine.accept(NewOperation { op, transition, idempotency, on_conflict, supersede }).await? {
-        Accepted::Created(a) => respond(&app, (*a.op).clone(), Some(a.events), prefer).await,
-        Accepted::Existing(op) => respond(&app, *op, None, prefer).await,
-        Accepted::KeyReused(id) => Err(ApiError::IdempotencyKeyReused(id)),
-        Accepted::Conflict(id) => Err(ApiError::ConcurrencyConflict(id)),
+    let prefer = Prefer::read(headers, app.limits.max_wait_seconds);
+    match app.engine.start(req).await? {
+        Started::Created(a) => respond(app, (*a.op).clone(), Some(a.events), prefer).await,
+        Started::Existing(op) => respond(app, op, None, prefer).await,
     }
 }
 
@@ -204,14 +183,6 @@ fn header_text(headers: &HeaderMap, name: &str) -> ApiResult<Option<String>> {
         return Err(ApiError::InvalidInput(format!("`{name}` must be 1-255 characters")));
     }
     Ok(Some(s.to_string()))
-}
-
-fn pointer_text(input: &Value, pointer: &str, what: &str) -> ApiResult<String> {
-    match input.pointer(pointer) {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Ok(s.clone()),
-        Some(Value::Number(n)) => Ok(n.to_string()),
-        _ => Err(ApiError::InvalidInput(format!("the input needs a text value at `{pointer}` (the {what})"))),
-    }
 }
 
 pub fn parse_id(raw: &str) -> ApiResult<OperationId> {

@@ -14,6 +14,7 @@
 mod deliver;
 mod events;
 pub mod invoke;
+pub mod start;
 pub mod tokens;
 mod turn;
 

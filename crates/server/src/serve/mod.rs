@@ -116,7 +116,8 @@ async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum
     let mut head = head;
     if app.gateway.config.express
         && matches!(first, First::Gateway)
-        && let gateway::express::End::Closed = gateway::express::serve(&app, &client, &idle, &mut tcp, &mut head).await
+        && let gateway::express::End::Closed =
+            gateway::express::serve(&app.gateway, &client, &idle, &mut tcp, &mut head).await
     {
         return;
     }
@@ -135,7 +136,7 @@ async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum
             return Either::Left(Either::Left(refused.map(Ok::<_, Infallible>)));
         }
         if gateway::owns(req.uri().path()) {
-            Either::Left(Either::Right(gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>)))
+            Either::Left(Either::Right(api::gateway::handle(app.clone(), client.clone(), req).map(Ok::<_, Infallible>)))
         } else {
             Either::Right(router.clone().oneshot(req))
         }

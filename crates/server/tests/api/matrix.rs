@@ -2,10 +2,8 @@
 //! included, asked by every kind of caller, each answer checked against
 //! one table — and where the answer is a refusal, nothing changed.
 
-use herald_server::{
-    config::{JwtAlgorithm, ServiceConfig, StaticRole, StaticToken, UserTokens},
-    gateway::access::Access,
-};
+use herald_gateway::access::Access;
+use herald_server::config::{JwtAlgorithm, ServiceConfig, StaticRole, StaticToken, UserTokens};
 use serde_json::{Value, json};
 
 use crate::helpers::*;

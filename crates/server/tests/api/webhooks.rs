@@ -6,7 +6,8 @@ use std::{
 
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use herald_core::signature;
-use herald_server::{config::WebhookConfig, registry::circuit::CircuitConfig};
+use herald_gateway::registry::circuit::CircuitConfig;
+use herald_server::config::WebhookConfig;
 use serde_json::{Value, json};
 
 use crate::helpers::*;

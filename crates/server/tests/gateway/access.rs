@@ -6,10 +6,10 @@
 use serde_json::{Value, json};
 
 use super::{express::exchange, upstream::Upstream};
+use herald_gateway::access::Access;
 use herald_server::{
     Application, Config,
     config::{JwtAlgorithm, ServiceConfig, StaticRole, StaticToken, UserTokens},
-    gateway::access::Access,
 };
 
 const SECRET: &str = "a-gateway-test-secret-of-32-characters!";

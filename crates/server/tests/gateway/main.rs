@@ -240,7 +240,7 @@ async fn over_the_rate_a_client_gets_429_with_retry_after_and_unknown_services_a
     let a = Upstream::start("a");
     let h = herald(&[&a], |c| {
         c.gateway.rate_limit =
-            Some(herald_server::gateway::config::RateLimit { per_second: 2, burst: 3, key: "header:x-api-key".into() });
+            Some(herald_gateway::config::RateLimit { per_second: 2, burst: 3, key: "header:x-api-key".into() });
     })
     .await;
     let send = |key: &'static str| h.http.get(format!("{}/gw/shop/who", h.url)).header("x-api-key", key).send();
@@ -294,7 +294,7 @@ async fn headers_are_forwarded_and_hop_by_hop_ones_stay_behind() {
 async fn an_h2c_service_is_reached_over_http2() {
     let a = Upstream::start("a");
     let h = herald(&[&a], |c| {
-        shop(c).protocol = herald_server::registry::Protocol::H2c;
+        shop(c).protocol = herald_gateway::registry::Protocol::H2c;
     })
     .await;
     let seen: Value = h.get("/gw/shop/v").await.json().await.unwrap();
@@ -305,7 +305,7 @@ async fn an_h2c_service_is_reached_over_http2() {
 async fn an_instance_that_fails_its_health_checks_gets_no_traffic() {
     let (a, b) = (Upstream::start("a"), Upstream::start("b"));
     let h = herald(&[&a, &b], |c| {
-        shop(c).health = Some(herald_server::registry::settings::HealthConfig {
+        shop(c).health = Some(herald_gateway::registry::settings::HealthConfig {
             interval: herald_core::Span::from_millis(50),
             unhealthy: 2,
             healthy: 1,
@@ -383,7 +383,7 @@ async fn an_async_route_starts_an_operation_instead_of_calling_the_service() {
     let mut config =
         Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
     config.services.insert("shop".into(), ServiceConfig::new(vec![a.url.clone()]));
-    config.gateway.routes.push(herald_server::gateway::config::AsyncRoute {
+    config.gateway.routes.push(herald_gateway::config::AsyncRoute {
         service: "shop".into(),
         method: "POST".into(),
         path: "/orders".into(),
@@ -420,7 +420,7 @@ async fn least_loaded_balancing_sends_most_work_to_the_instance_that_keeps_up() 
     let (slow, fast) = (Upstream::start("slow"), Upstream::start("fast"));
     slow.set("slow", true).await;
     let h = herald(&[&slow, &fast], |c| {
-        shop(c).balance = herald_server::registry::Balance::LeastLoaded;
+        shop(c).balance = herald_gateway::registry::Balance::LeastLoaded;
         shop(c).timeout = Some(herald_core::Span::from_millis(5000));
     })
     .await;

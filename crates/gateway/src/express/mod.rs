@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Client, attempts::Attempts};
 use herald_http::{conn::idle::Idle, problem::ApiError};
 
-use crate::{api::AppState, registry::Origin};
+use crate::{Gateway, registry::Origin};
 use request::{Read, Request};
 
 /// How a client connection left the lane.
@@ -60,13 +60,13 @@ enum Flow {
 
 /// Serves the client connection's requests while the lane takes them.
 /// `buf` holds what was read of it so far.
-pub async fn serve(app: &AppState, client: &Client, idle: &Idle, tcp: &mut TcpStream, buf: &mut BytesMut) -> End {
+pub async fn serve(gw: &Gateway, client: &Client, idle: &Idle, tcp: &mut TcpStream, buf: &mut BytesMut) -> End {
     let mut lane = Lane::default();
-    let stopping = app.engine.stopping();
+    let stopping = gw.around.stopping.clone();
     loop {
         let mut deadline = None;
         let req = loop {
-            match request::read(buf, app, &client.peer, &mut lane.headers) {
+            match request::read(buf, gw, &client.peer, &mut lane.headers) {
                 Read::Take(r) => break r,
                 Read::Hyper => return End::Hyper,
                 Read::Partial if fill(&stopping, idle, tcp, buf, &mut deadline).await => {}

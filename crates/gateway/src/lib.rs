@@ -12,16 +12,21 @@
 //! of reach; the caller's token is taken by herald and the instance learns
 //! who called from `Herald-Caller`.
 //!
-//! Requests under `/gw/` are handed here by the listener loop straight
-//! from hyper, past the API's router and layers: the gateway passes answers
-//! on as the services gave them, and a proxied request costs no more than
-//! it must.
+//! Requests under `/gw/` are handed here by the server's listener loop
+//! straight from hyper, past the API's router and layers: the gateway
+//! passes answers on as the services gave them, and a proxied request costs
+//! no more than it must. An `async` route is handed back to the server
+//! ([`Handled::Operation`]), which starts the operation.
 //!
+//! - [`registry`] — services, their instances, health, circuit breakers,
+//!   and admission (the limits and budgets every call to an instance obeys;
+//!   the engine's step calls too).
 //! - [`access`] — who may call which service and path.
 //! - [`config`] — `[gateway]`.
 //! - [`forward`] — the headers passed on and added.
 //! - `proxy` — one request through to an instance, streamed both ways.
 //! - [`affinity`] — a client connection's own connections to instances.
+//! - [`express`] — plain HTTP/1.1 requests read and relayed by hand.
 
 pub mod access;
 pub mod affinity;
@@ -30,6 +35,7 @@ pub mod config;
 pub mod express;
 pub mod forward;
 mod proxy;
+pub mod registry;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -39,20 +45,20 @@ use std::{
 };
 
 use axum::{
-    extract::{FromRequestParts, Request},
+    extract::Request,
     http::HeaderName,
     response::{IntoResponse, Response},
 };
 pub use config::GatewayConfig;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 
-use herald_http::problem::ApiError;
-
-use crate::{
-    api::AppState,
+use herald_http::{
     auth::{Auth, Caller},
-    registry::Service,
+    guard::Guard,
+    problem::ApiError,
 };
+use registry::{Registry, Service};
+use tokio_util::sync::CancellationToken;
 
 pub struct Gateway {
     pub config: GatewayConfig,
@@ -60,6 +66,17 @@ pub struct Gateway {
     limiter: Option<(DefaultKeyedRateLimiter<String>, Key)>,
     /// The paths steps and compensations call, by service: not for clients.
     called: HashMap<String, BTreeSet<String>>,
+    around: Around,
+}
+
+/// What the gateway uses of the server around it.
+pub struct Around {
+    pub registry: Arc<Registry>,
+    pub auth: Arc<Auth>,
+    /// Without credentials: which hosts and origins are answered.
+    pub guard: Arc<Guard>,
+    /// Cancelled when the server shuts down.
+    pub stopping: CancellationToken,
 }
 
 enum Key {
@@ -68,7 +85,11 @@ enum Key {
 }
 
 impl Gateway {
-    pub fn new(config: GatewayConfig, called: HashMap<String, BTreeSet<String>>) -> anyhow::Result<Self> {
+    pub fn new(
+        config: GatewayConfig,
+        called: HashMap<String, BTreeSet<String>>,
+        around: Around,
+    ) -> anyhow::Result<Self> {
         let correlation = HeaderName::from_bytes(config.correlation_header.as_bytes())
             .map_err(|_| anyhow::anyhow!("gateway.correlation_header is not a header name"))?;
         let limiter = match &config.rate_limit {
@@ -90,7 +111,7 @@ impl Gateway {
         for r in &config.routes {
             anyhow::ensure!(r.path.starts_with('/'), "gateway.routes: `{}` must start with `/`", r.path);
         }
-        Ok(Gateway { config, correlation, limiter, called })
+        Ok(Gateway { config, correlation, limiter, called, around })
     }
 
     /// May the bearer of `authorization` call `path` of `svc` (after
@@ -100,13 +121,13 @@ impl Gateway {
     /// passes on.
     pub fn authorize(
         &self,
-        auth: &Auth,
         svc: &Service,
         path: &str,
         authorization: Option<&[u8]>,
     ) -> Result<Option<Caller>, ApiError> {
         let access = access::decide(&svc.settings.gateway, self.called.get(&svc.name).into_iter().flatten(), path)?;
         // With no `[auth]` every caller is an admin and no token is checked.
+        let auth = &self.around.auth;
         if access == access::Access::Public || auth.is_open() {
             return Ok(None);
         }
@@ -165,16 +186,23 @@ pub fn owns(path: &str) -> bool {
     path.starts_with("/gw/")
 }
 
+/// What became of a request under `/gw/`.
+pub enum Handled {
+    Answered(Response),
+    /// It takes an `async` route: the server starts an operation of this
+    /// workflow with the request's body as its input.
+    Operation(String, Request),
+}
+
 /// `ANY /gw/{service}/{path…}`.
-pub async fn handle(app: AppState, client: Arc<Client>, req: Request) -> Response {
-    match route(app, client, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+pub async fn handle(gw: Arc<Gateway>, client: Arc<Client>, req: Request) -> Handled {
+    match route(gw, client, req).await {
+        Ok(h) => h,
+        Err(e) => Handled::Answered(e.into_response()),
     }
 }
 
-async fn route(app: AppState, client: Arc<Client>, req: Request) -> Result<Response, ApiError> {
-    let gw = app.gateway.clone();
+async fn route(gw: Arc<Gateway>, client: Arc<Client>, req: Request) -> Result<Handled, ApiError> {
     if let Err(secs) = gw.admit(|h| req.headers().get(h).map(|v| v.as_bytes()), &client.peer) {
         return Err(ApiError::TooManyRequests(secs));
     }
@@ -182,17 +210,24 @@ async fn route(app: AppState, client: Arc<Client>, req: Request) -> Result<Respo
     let checked = access::checked(req.uri().path())?;
     let (service, rest) = split(req.uri().path());
     if let Some(r) = gw.async_route(service, rest, req.method().as_str()) {
-        return start_operation(app, r.workflow.clone(), req).await;
+        return Ok(Handled::Operation(r.workflow.clone(), req));
     }
-    let svc = reachable(&app, service).ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
+    let svc = gw.reachable(service).ok_or_else(|| ApiError::UnknownService(service.to_string()))?;
     let authorization = req.headers().get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
-    let caller = gw.authorize(&app.auth, &svc, split(&checked).1, authorization)?;
-    proxy::forward(&gw, svc, rest.to_string(), &client, req, caller.as_ref()).await
+    let caller = gw.authorize(&svc, split(&checked).1, authorization)?;
+    let rest = rest.to_string();
+    proxy::forward(&gw, svc, rest, &client, req, caller.as_ref()).await.map(Handled::Answered)
 }
 
-/// A service the gateway may call: registered, and not one of herald's own.
-fn reachable(app: &AppState, service: &str) -> Option<Arc<crate::registry::Service>> {
-    app.engine.services().service(service).filter(|s| !s.name.starts_with("herald."))
+impl Gateway {
+    /// A service the gateway may call: registered, and not one of herald's own.
+    fn reachable(&self, service: &str) -> Option<Arc<Service>> {
+        self.around.registry.service(service).filter(|s| !s.name.starts_with("herald."))
+    }
+
+    fn guard(&self) -> &Guard {
+        &self.around.guard
+    }
 }
 
 /// `/gw/shop/orders/7` → (`shop`, `/orders/7`).
@@ -202,14 +237,4 @@ fn split(path: &str) -> (&str, &str) {
         Some(i) => (&after[..i], &after[i..]),
         None => (after, "/"),
     }
-}
-
-/// An `async` route: the body becomes an operation's input.
-async fn start_operation(app: AppState, workflow: String, req: Request) -> Result<Response, ApiError> {
-    let (mut parts, body) = req.into_parts();
-    let caller = herald_http::auth::Caller::from_request_parts(&mut parts, &app).await?;
-    let bytes = axum::body::to_bytes(body, app.limits.max_body_bytes).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("the body is larger than {} bytes", app.limits.max_body_bytes))
-    })?;
-    crate::api::start_operation(caller, app, workflow, parts.headers, bytes).await
 }

@@ -13,11 +13,13 @@ use std::{ops::Range, sync::Arc};
 
 use axum::http::HeaderName;
 
-use super::super::{Gateway, forward, proxy::is_idempotent, reachable, split};
+use herald_http::guard::Seen;
+
 use crate::{
-    api::AppState,
-    guard::Seen,
+    Gateway, access, forward,
+    proxy::is_idempotent,
     registry::{Protocol, Service},
+    split,
 };
 
 /// Most header lines the lane reads; a request with more goes to hyper.
@@ -53,7 +55,7 @@ pub struct Request {
 
 /// Reads the request at the start of `buf`. The headers to send upstream
 /// (all but `Host` and the request line) are written to `headers`.
-pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<u8>) -> Read {
+pub fn read(buf: &[u8], gw: &Gateway, peer: &forward::Peer, headers: &mut Vec<u8>) -> Read {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let head_len = match req.parse(buf) {
@@ -63,13 +65,12 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else { return Read::Hyper };
     let Some(after) = path.strip_prefix("/gw/") else { return Read::Hyper };
-    let Ok(checked) = super::super::access::checked(path) else { return Read::Hyper };
+    let Ok(checked) = access::checked(path) else { return Read::Hyper };
     let (service, rest) = split(path.split('?').next().unwrap_or(path));
-    let gw: &Gateway = &app.gateway;
     if gw.async_route(service, rest, method).is_some() {
         return Read::Hyper;
     }
-    let Some(svc) = reachable(app, service).filter(|s| s.settings.protocol == Protocol::Http1) else {
+    let Some(svc) = gw.reachable(service).filter(|s| s.settings.protocol == Protocol::Http1) else {
         return Read::Hyper;
     };
     let headers_in = &*req.headers;
@@ -79,10 +80,10 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     }
     // Without credentials, a request the guard refuses goes to hyper, which
     // answers the refusal as for every path; with them, this is one branch.
-    if app.guard.active() {
+    if gw.guard().active() {
         let raw = |name: &str| headers_in.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
         let seen = Seen { method, host: raw("host"), origin: raw("origin"), fetch_site: raw("sec-fetch-site") };
-        if app.guard.admit(seen).is_err() {
+        if gw.guard().admit(seen).is_err() {
             return Read::Hyper;
         }
     }
@@ -108,7 +109,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
     }
     let close = forward::names(connection.iter().copied(), b"close");
     // A refusal is hyper's to answer, as the API answers it.
-    let Ok(caller) = gw.authorize(&app.auth, &svc, split(&checked).1, get(&axum::http::header::AUTHORIZATION)) else {
+    let Ok(caller) = gw.authorize(&svc, split(&checked).1, get(&axum::http::header::AUTHORIZATION)) else {
         return Read::Hyper;
     };
     let refused = gw.admit(get, peer).err();
@@ -132,11 +133,7 @@ pub fn read(buf: &[u8], app: &AppState, peer: &forward::Peer, headers: &mut Vec<
             }
         }
         if let Some(c) = &caller {
-            line(
-                headers,
-                forward::HERALD_CALLER.as_str().as_bytes(),
-                &[super::super::access::caller_header(c).as_bytes()],
-            );
+            line(headers, forward::HERALD_CALLER.as_str().as_bytes(), &[access::caller_header(c).as_bytes()]);
         }
         added.each(&gw.correlation, |name, value| line(headers, name.as_str().as_bytes(), value));
     }

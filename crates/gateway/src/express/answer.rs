@@ -16,10 +16,8 @@ use super::{
     request::{self, line},
 };
 use crate::{
-    gateway::{
-        affinity::{self, PER_CLIENT, Slot},
-        attempts, forward,
-    },
+    affinity::{self, PER_CLIENT, Slot},
+    attempts, forward,
     registry::{Instance, Service},
 };
 

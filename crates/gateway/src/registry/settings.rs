@@ -6,7 +6,7 @@ use herald_core::Span;
 use serde::{Deserialize, Serialize};
 
 use super::{circuit::CircuitConfig, outlier::OutlierConfig};
-use crate::gateway::access::{Access, Rules};
+use crate::access::{Access, Rules};
 
 /// Calls in flight to one service at most, unless it says otherwise: a
 /// quarter of the engine's default pool, so one slow or hanging service

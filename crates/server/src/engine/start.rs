@@ -1,0 +1,120 @@
+//! Starting an operation: what follows once a handler has read the request
+//! and checked the caller. The API's `POST /v1/workflows/{name}/operations`
+//! and the gateway's `async` routes both come here.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use herald_core::{
+    Command, Operation, OperationId, machine,
+    workflow::{ConcurrencyKey, OnConflict},
+};
+use herald_http::problem::ApiError;
+use herald_store::{Accepted, Applied, IdempotencyKey, NewOperation, SupersedeFn};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::Engine;
+
+pub struct StartRequest<'a> {
+    pub workflow: &'a str,
+    /// The operation's input: a JSON object.
+    pub input: Value,
+    /// Who it is about, as the caller said (`Herald-Subject`); else the
+    /// workflow's `subject` pointer into the input says.
+    pub subject: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// The body as sent: a reused idempotency key is caught by comparing it.
+    pub body: &'a [u8],
+}
+
+pub enum Started {
+    Created(Applied),
+    /// The same idempotency key and body were seen before: that operation.
+    Existing(Operation),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("there is no workflow named `{0}`")]
+    UnknownWorkflow(String),
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("this Idempotency-Key was used before with a different request")]
+    KeyReused(OperationId),
+    #[error("another operation with the same concurrency key is running")]
+    Conflict(OperationId),
+    #[error(transparent)]
+    Store(#[from] herald_store::Error),
+}
+
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::UnknownWorkflow(name) => ApiError::UnknownWorkflow(name),
+            StartError::InvalidInput(detail) => ApiError::InvalidInput(detail),
+            StartError::KeyReused(id) => ApiError::IdempotencyKeyReused(id),
+            StartError::Conflict(id) => ApiError::ConcurrencyConflict(id),
+            StartError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl Engine {
+    /// Accepts a new operation: its subject and concurrency key, its
+    /// idempotency key, its id and first events, durable when this returns.
+    pub async fn start(&self, req: StartRequest<'_>) -> Result<Started, StartError> {
+        let wf =
+            self.workflows().latest(req.workflow).ok_or_else(|| StartError::UnknownWorkflow(req.workflow.into()))?;
+        if !req.input.is_object() {
+            return Err(StartError::InvalidInput("the body must be a JSON object: the operation's input".into()));
+        }
+        let subject = match req.subject {
+            Some(s) => Some(s),
+            None => wf.subject.as_deref().map(|p| pointer_text(&req.input, p, "subject")).transpose()?,
+        };
+        let key = match &wf.concurrency {
+            None => None,
+            Some(c) => Some(match &c.key {
+                ConcurrencyKey::Subject => {
+                    subject.clone().ok_or_else(|| StartError::InvalidInput("the operation has no subject".into()))?
+                }
+                ConcurrencyKey::Input(p) => pointer_text(&req.input, p, "concurrency key")?,
+            }),
+        };
+        let idempotency = req.idempotency_key.map(|key| IdempotencyKey {
+            key,
+            request_hash: hex::encode(
+                Sha256::new().chain_update(req.workflow.as_bytes()).chain_update([0]).chain_update(req.body).finalize(),
+            ),
+        });
+        let now = Utc::now();
+        let id = OperationId::new(now, rand::random());
+        let (op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, now);
+        let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
+        let supersede: Option<SupersedeFn> = (on_conflict == Some(OnConflict::Supersede)).then(|| {
+            let engine = self.clone();
+            Arc::new(move |older: &mut Operation| {
+                let Some(wf) = engine.workflows().version(&older.workflow, older.version) else {
+                    return Default::default();
+                };
+                machine::apply(older, &wf, Command::Supersede { by: id.clone() }, now).unwrap_or_default()
+            }) as SupersedeFn
+        });
+        match self.accept(NewOperation { op, transition, idempotency, on_conflict, supersede }).await? {
+            Accepted::Created(applied) => Ok(Started::Created(applied)),
+            Accepted::Existing(op) => Ok(Started::Existing(*op)),
+            Accepted::KeyReused(id) => Err(StartError::KeyReused(id)),
+            Accepted::Conflict(id) => Err(StartError::Conflict(id)),
+        }
+    }
+}
+
+/// The text at `pointer` in the input: a subject or a concurrency key.
+fn pointer_text(input: &Value, pointer: &str, what: &str) -> Result<String, StartError> {
+    match input.pointer(pointer) {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(StartError::InvalidInput(format!("the input needs a text value at `{pointer}` (the {what})"))),
+    }
+}
