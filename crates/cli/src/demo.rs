@@ -71,7 +71,7 @@ pub async fn run(
     }
     let mut definitions = Vec::new();
     for (file, text) in herald_demo::workflows() {
-        definitions.push(workflows::parse_checked(file, text, &config)?.1);
+        definitions.push(workflows::parse_checked(file, text, &config.services)?.1);
     }
     let routes = Router::new()
         .route("/demo/session", post(session))

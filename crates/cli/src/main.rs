@@ -182,7 +182,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::BenchWorker { listen } => herald_bench::worker::run(listen).await,
         Cmd::Check { dir, config } => {
             let c = Config::load(config.as_deref(), std::env::vars())?;
-            let found = herald_server::workflows::read_dir(&dir, &c).with_context(|| "the workflows are not valid")?;
+            let found =
+                herald_server::workflows::read_dir(&dir, &c.services).with_context(|| "the workflows are not valid")?;
             for (path, wf) in found {
                 println!(
                     "{path}: workflow `{}` version {} — {} steps in {} stages",

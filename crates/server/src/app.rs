@@ -31,7 +31,7 @@ impl Application {
     /// the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let files = match &config.workflows {
-            Some(dir) => workflows::read_dir(dir, &config)?.into_iter().map(|(_, wf)| wf).collect(),
+            Some(dir) => workflows::read_dir(dir, &config.services)?.into_iter().map(|(_, wf)| wf).collect(),
             None => Vec::new(),
         };
         Self::build_with(config, files).await
@@ -53,7 +53,7 @@ impl Application {
         })?;
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
         let services = Arc::new(Registry::from_config(&config.services, &config.registry)?);
-        crate::subscriptions::install(&config, &services, broker.as_ref(), &workflows).await?;
+        crate::subscriptions::install(&config.subscriptions, &services, broker.as_ref(), &workflows).await?;
         let secret = store.secret(rand::random::<[u8; 32]>().to_vec()).await?;
         let engine = Engine::new(Parts {
             webhook: config.webhook.clone(),

@@ -27,7 +27,8 @@ pub async fn herald(workflow_files: &[&str], services: &[(&str, &str, Option<&st
         svc.secret = secret.map(str::to_string);
         config.services.insert(name.to_string(), svc);
     }
-    let defs = workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config).unwrap().1).collect();
+    let defs =
+        workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config.services).unwrap().1).collect();
     let app = Application::build_with(config, defs).await.expect("herald starts");
     let url = format!("http://{}", app.local_addr());
     let task = tokio::spawn(app.run_until_stopped(std::future::pending()));

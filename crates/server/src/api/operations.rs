@@ -69,7 +69,7 @@ pub async fn begin(
     let prefer = Prefer::read(headers, app.limits.max_wait_seconds);
     match app.engine.start(req).await? {
         Started::Created(a) => respond(app, (*a.op).clone(), Some(a.events), prefer).await,
-        Started::Existing(op) => respond(app, op, None, prefer).await,
+        Started::Existing(op) => respond(app, *op, None, prefer).await,
     }
 }
 

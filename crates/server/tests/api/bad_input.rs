@@ -73,8 +73,9 @@ fn invalid_workflow_files_are_refused_naming_the_step_and_field() {
         c.services.insert("svc".into(), herald_server::config::ServiceConfig::new(vec!["http://127.0.0.1:1".into()]));
         c
     };
-    let check =
-        |text: &str| herald_server::workflows::parse_checked("bad.toml", text, &config).unwrap_err().to_string();
+    let check = |text: &str| {
+        herald_server::workflows::parse_checked("bad.toml", text, &config.services).unwrap_err().to_string()
+    };
 
     let e = check(
         "name = \"w\"\n[[steps]]\nname = \"a\"\ncall = { service = \"svc\", path = \"/a\" }\nretry = { attempts = 0 }\n",

@@ -64,7 +64,8 @@ pub async fn spawn_app_merged(
         config.services.insert(name.into(), ServiceConfig::new(vec![svc.url.clone()]));
     }
     tweak(&mut config);
-    let defs = workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config).unwrap().1).collect();
+    let defs =
+        workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config.services).unwrap().1).collect();
     let app = Application::build_with(config, defs).await.expect("herald starts").merge(routes);
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();

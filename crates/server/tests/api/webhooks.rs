@@ -137,7 +137,7 @@ async fn a_workflow_that_notifies_by_webhook_needs_one_configured() {
     let dir = tempfile::tempdir().unwrap();
     config.data_dir = dir.path().to_path_buf();
     config.services.insert("svc".into(), herald_server::config::ServiceConfig::new(vec!["http://127.0.0.1:9".into()]));
-    let def = herald_server::workflows::parse_checked("w.toml", &wf, &config).unwrap().1;
+    let def = herald_server::workflows::parse_checked("w.toml", &wf, &config.services).unwrap().1;
 
     let err = herald_server::Application::build_with(config, vec![def]).await.err().expect("refused");
 

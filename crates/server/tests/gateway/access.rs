@@ -57,7 +57,7 @@ name = "charge"
 call = { service = "shop", path = "/charge" }
 compensate = { service = "shop", path = "/refund" }
 "#;
-    let defs = vec![herald_server::workflows::parse_checked("order.toml", wf, &config).unwrap().1];
+    let defs = vec![herald_server::workflows::parse_checked("order.toml", wf, &config.services).unwrap().1];
     let app = Application::build_with(config, defs).await.expect("herald starts");
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));

@@ -389,7 +389,7 @@ async fn an_async_route_starts_an_operation_instead_of_calling_the_service() {
         path: "/orders".into(),
         workflow: "order".into(),
     });
-    let def = herald_server::workflows::parse_checked("w.toml", &wf, &config).unwrap().1;
+    let def = herald_server::workflows::parse_checked("w.toml", &wf, &config.services).unwrap().1;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let app = Application::build_with(config, vec![def]).await.unwrap();
     let url = format!("http://{}", app.local_addr());

@@ -145,7 +145,7 @@ pub async fn herald_with(
     let definitions = herald_demo::workflows()
         .into_iter()
         .filter(|(file, _)| email || file.starts_with(ORDER))
-        .map(|(file, text)| workflows::parse_checked(file, text, &config).expect("a valid workflow").1)
+        .map(|(file, text)| workflows::parse_checked(file, text, &config.services).expect("a valid workflow").1)
         .collect();
     let app = Application::build_with(config, definitions).await.expect("herald starts");
     let url = format!("http://{}", app.local_addr());

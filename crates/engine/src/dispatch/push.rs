@@ -11,10 +11,9 @@ use std::time::Duration;
 use herald_broker::{Message, Redelivery, Subscription};
 
 use super::Failure;
-use crate::{
-    engine::invoke,
-    registry::{Lease, Verdict},
-};
+use herald_gateway::registry::{Lease, Verdict};
+
+use crate::invoke;
 
 /// The longest `Retry-After` honoured; a longer one waits the backoff.
 const MAX_RETRY_AFTER: Duration = herald_core::machine::MAX_RETRY_AFTER;

@@ -6,13 +6,13 @@ use herald_broker::CloudEvent;
 use herald_core::{Command, Operation, OperationId, machine::Outcome, task::Phase, workflow::Publish};
 use serde_json::json;
 
-use super::{Engine, invoke};
+use crate::{Engine, invoke};
 
 impl Engine {
     /// Publishes a `publish` step's event. Its id follows from the
     /// operation and the step, so a retried publish (after a crash or a
     /// storage error) is recognised by the topic and stored once.
-    pub(super) async fn publish_step(
+    pub(crate) async fn publish_step(
         &self,
         op: &Operation,
         step: &str,

@@ -20,7 +20,9 @@ use herald_broker::{Broker, Delivery, Message, Redelivery, Subscription};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{engine::Engine, registry::Lease};
+use herald_gateway::registry::Lease;
+
+use crate::Engine;
 
 /// How long a loop sleeps when nothing is due and nothing wakes it: only
 /// a safety net, since publishes and answers wake it.

@@ -10,7 +10,7 @@ use herald_core::{Operation, StepState, machine::Outcome, task::Phase, workflow:
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::registry::Verdict;
+use herald_gateway::registry::Verdict;
 
 /// Longest piece of a service's error text kept on the timeline.
 const ERROR_TEXT: usize = 200;

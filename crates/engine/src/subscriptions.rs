@@ -2,11 +2,15 @@
 //! made through the API (kept by the broker), and herald's own listeners
 //! for the topics `await` steps wait on.
 
+use std::collections::BTreeMap;
+
 use herald_broker::{
     Broker, Delivery, RawSubscription, Subscription, SubscriptionError, subscription::INTERNAL_PREFIX,
 };
 
-use crate::{config::Config, registry::Registry, workflows::Workflows};
+use herald_gateway::registry::Registry;
+
+use crate::workflows::Workflows;
 
 /// A subscription as someone defined it, checked: its fields, and that a
 /// push subscription names a registered service (herald never calls a raw URL).
@@ -27,12 +31,12 @@ pub fn parse(name: &str, raw: RawSubscription, services: &Registry) -> Result<Su
 /// Puts the configured subscriptions and herald's own listeners in place,
 /// and drops listeners no workflow needs any more.
 pub async fn install(
-    config: &Config,
+    configured: &BTreeMap<String, RawSubscription>,
     services: &Registry,
     broker: &dyn Broker,
     workflows: &Workflows,
 ) -> anyhow::Result<()> {
-    for (name, raw) in &config.subscriptions {
+    for (name, raw) in configured {
         let sub = parse(name, raw.clone(), services)?;
         broker.put_subscription(&sub).await?;
     }

@@ -14,7 +14,7 @@ use herald_store::{Accepted, Applied, IdempotencyKey, NewOperation, SupersedeFn}
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Engine;
+use crate::Engine;
 
 pub struct StartRequest<'a> {
     pub workflow: &'a str,
@@ -31,7 +31,7 @@ pub struct StartRequest<'a> {
 pub enum Started {
     Created(Applied),
     /// The same idempotency key and body were seen before: that operation.
-    Existing(Operation),
+    Existing(Box<Operation>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +103,7 @@ impl Engine {
         });
         match self.accept(NewOperation { op, transition, idempotency, on_conflict, supersede }).await? {
             Accepted::Created(applied) => Ok(Started::Created(applied)),
-            Accepted::Existing(op) => Ok(Started::Existing(*op)),
+            Accepted::Existing(op) => Ok(Started::Existing(op)),
             Accepted::KeyReused(id) => Err(StartError::KeyReused(id)),
             Accepted::Conflict(id) => Err(StartError::Conflict(id)),
         }

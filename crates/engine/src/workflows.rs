@@ -11,7 +11,7 @@ use std::{
 use herald_core::{Workflow, workflow};
 use herald_store::Store;
 
-use crate::config::Config;
+use herald_gateway::registry::ServiceConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -28,7 +28,7 @@ pub enum LoadError {
 }
 
 /// Parses every `*.toml` in `dir`, in name order. Used by `herald check` too.
-pub fn read_dir(dir: &Path, config: &Config) -> Result<Vec<(String, Workflow)>, LoadError> {
+pub fn read_dir(dir: &Path, services: &BTreeMap<String, ServiceConfig>) -> Result<Vec<(String, Workflow)>, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read { path: dir.into(), source })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -38,7 +38,7 @@ pub fn read_dir(dir: &Path, config: &Config) -> Result<Vec<(String, Workflow)>, 
     let mut out = Vec::new();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Read { path: path.clone(), source })?;
-        out.push(parse_checked(&path.display().to_string(), &text, config)?);
+        out.push(parse_checked(&path.display().to_string(), &text, services)?);
     }
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     for (path, wf) in &out {
@@ -50,10 +50,14 @@ pub fn read_dir(dir: &Path, config: &Config) -> Result<Vec<(String, Workflow)>, 
 }
 
 /// One workflow file's text, parsed and checked against the services.
-pub fn parse_checked(path: &str, text: &str, config: &Config) -> Result<(String, Workflow), LoadError> {
+pub fn parse_checked(
+    path: &str,
+    text: &str,
+    services: &BTreeMap<String, ServiceConfig>,
+) -> Result<(String, Workflow), LoadError> {
     let wf = workflow::from_toml(text).map_err(|error| LoadError::Invalid { path: path.into(), error })?;
     for (step, service) in wf.services() {
-        if !config.services.contains_key(service) {
+        if !services.contains_key(service) {
             return Err(LoadError::UnknownService {
                 path: path.into(),
                 step: step.name.clone(),

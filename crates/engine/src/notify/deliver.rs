@@ -24,10 +24,12 @@ use lettre::{
 };
 use serde_json::Value;
 
-use super::{Engine, turn};
+use herald_gateway::registry::{Lease, ServiceConfig, Verdict};
+
 use crate::{
-    config::{EmailConfig, EmailTls, ServiceConfig, WebhookConfig},
-    registry::{Lease, Verdict},
+    Engine,
+    config::{EmailConfig, EmailTls, WebhookConfig},
+    turn,
 };
 
 /// 8 attempts from 1 s, doubling, at most 5 minutes apart.
@@ -116,7 +118,7 @@ impl Failure {
 }
 
 impl Engine {
-    pub(super) async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         task: Task,
         channel: Channel,
@@ -221,7 +223,7 @@ async fn post(hook: &Webhook, delivery: i64, payload: &Value, lease: Lease) -> S
     };
     let url = format!("{}{}", lease.base(), hook.path);
     let mut request = lease.service().client().post(&url);
-    if let Some(signed) = crate::registry::sign(&hook.secret, "POST", &url, &body) {
+    if let Some(signed) = herald_gateway::registry::sign(&hook.secret, "POST", &url, &body) {
         request = request.header(signature::HEADER, signed);
     }
     let sent = request

@@ -11,8 +11,8 @@ use chrono::Utc;
 use herald_core::{Command, task::Phase};
 use herald_store::Task;
 
-use super::Engine;
-use crate::registry::{Lease, Service};
+use crate::Engine;
+use herald_gateway::registry::{Lease, Service};
 
 /// How long a call waits for its turn before its step shows that it waits:
 /// a short wait behind the concurrency limit is not news to anyone.
@@ -23,11 +23,11 @@ const QUIET: Duration = Duration::from_secs(1);
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// How long to wait before trying again a call that could not connect.
-pub(super) const UNREACHABLE_RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const UNREACHABLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// The step attempt a task carries (shown waiting, begun, recorded).
 #[derive(Clone, Copy)]
-pub(super) struct Attempt<'a> {
+pub(crate) struct Attempt<'a> {
     pub task: &'a Task,
     pub step: &'a str,
     pub attempt: u32,
@@ -35,7 +35,7 @@ pub(super) struct Attempt<'a> {
 }
 
 /// What waiting for a turn came to.
-pub(super) enum Turn {
+pub(crate) enum Turn {
     /// Admitted; `told`: the step was shown waiting meanwhile, so its
     /// attempt begins anew.
     Go { lease: Lease, told: bool },
@@ -45,7 +45,7 @@ pub(super) enum Turn {
 
 impl Engine {
     /// Waits for `svc` to admit this task's call.
-    pub(super) async fn turn(
+    pub(crate) async fn turn(
         &self,
         svc: &Arc<Service>,
         task: &Task,
@@ -83,14 +83,14 @@ impl Engine {
 
     /// Shows the step waiting for `service` (once: a step already waiting
     /// is left as it is).
-    pub(super) async fn wait_for(&self, a: Attempt<'_>, service: &str) -> herald_store::Result<()> {
+    pub(crate) async fn wait_for(&self, a: Attempt<'_>, service: &str) -> herald_store::Result<()> {
         let cmd =
             Command::Wait { step: a.step.to_string(), attempt: a.attempt, phase: a.phase, service: service.into() };
         self.apply(&a.task.op, None, cmd).await.map(drop)
     }
 
     /// Gives the task back to the store, to run again after `wait`, as it is.
-    pub(super) async fn defer(&self, task: Task, wait: Duration) -> herald_store::Result<()> {
+    pub(crate) async fn defer(&self, task: Task, wait: Duration) -> herald_store::Result<()> {
         let due = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
         if self.0.store.retry_task(task.id, task.kind.clone(), due).await? {
             self.schedule(Task { due, owned: false, ..task }, None);

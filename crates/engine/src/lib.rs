@@ -1,22 +1,37 @@
-//! The engine: runs due tasks (start, step calls, compensations, timers)
-//! and turns each answer into one state-machine transition in the store.
+//! herald's engine: runs due tasks (start, step calls, compensations,
+//! timers) and turns each answer into one state-machine transition in the
+//! store.
 //!
 //! Work created by a transition and due now is leased to this node in the
 //! same commit and started straight from memory; only future work (retry
 //! backoffs, timers) and work left by a crash is found by the poller. No
 //! lock is held across a service call: the store serialises transitions.
 //!
+//! # Layout
+//!
+//! - [`Engine`] (here) — the task loop and its one transition per answer.
+//! - [`start`] — `Engine::start(StartRequest)`: a new operation, from
+//!   whichever door it came in.
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
 //! - [`tokens`] — callback tokens: per attempt, with an expiry.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
+//! - [`notify`] — telling people: the live hub, webhooks and email.
+//! - [`dispatch`] — delivers push subscriptions' events (and `await` steps').
+//! - [`workflows`] — loading and checking workflow files; every known version.
+//! - [`subscriptions`] — the subscriptions herald starts with.
+//! - [`config`] — `[engine]`, `[webhook]` and `[email]`.
 
-mod deliver;
+pub mod config;
+pub mod dispatch;
 mod events;
 pub mod invoke;
+pub mod notify;
 pub mod start;
+pub mod subscriptions;
 pub mod tokens;
 mod turn;
+pub mod workflows;
 
 use std::{
     sync::{
@@ -37,8 +52,11 @@ use herald_store::{Accepted, Applied, NewOperation, Store, Task, TaskId, Transit
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{config::EngineConfig, hub::Hub, registry::Verdict, workflows::Workflows};
+use config::EngineConfig;
+use herald_gateway::registry::{Registry, Service, Verdict};
+use notify::{deliver, hub::Hub};
 use tokens::Tokens;
+use workflows::Workflows;
 
 /// How long a task whose operation cannot be read is set aside.
 const UNREADABLE_AGAIN: chrono::Duration = chrono::Duration::hours(1);
@@ -60,7 +78,7 @@ struct Inner {
     workflows: Arc<Workflows>,
     hub: Hub<OperationId, herald_core::Event>,
     inbox: Hub<String, herald_core::notify::InboxChange>,
-    services: Arc<crate::registry::Registry>,
+    services: Arc<Registry>,
     tokens: Tokens,
     public_url: String,
     config: EngineConfig,
@@ -75,12 +93,12 @@ struct Inner {
 }
 
 pub struct Parts {
-    pub webhook: Option<crate::config::WebhookConfig>,
-    pub email: Option<crate::config::EmailConfig>,
+    pub webhook: Option<config::WebhookConfig>,
+    pub email: Option<config::EmailConfig>,
     pub store: Arc<dyn Store>,
     pub broker: Arc<dyn herald_broker::Broker>,
     pub workflows: Arc<Workflows>,
-    pub services: Arc<crate::registry::Registry>,
+    pub services: Arc<Registry>,
     pub tokens: Tokens,
     pub public_url: String,
     pub config: EngineConfig,
@@ -130,7 +148,7 @@ impl Engine {
         &self.0.broker
     }
 
-    pub fn services(&self) -> &Arc<crate::registry::Registry> {
+    pub fn services(&self) -> &Arc<Registry> {
         &self.0.services
     }
 
@@ -420,7 +438,7 @@ impl Engine {
         at: turn::Attempt<'_>,
         def: &herald_core::workflow::Step,
         call: &'a herald_core::workflow::Call,
-        service: &crate::registry::Service,
+        service: &Service,
         base: &str,
     ) -> invoke::Request<'a> {
         let (step, attempt, phase) = (at.step, at.attempt, at.phase);
