@@ -8,11 +8,12 @@ use herald_store::{Node, Opened, StoreConfig};
 use tokio::net::TcpListener;
 
 use crate::{
-    api::{self, AppState},
     config::Config,
     dispatch::Dispatcher,
     engine::{Engine, Parts, tokens::Tokens},
     registry::Registry,
+    router,
+    state::AppState,
     workflows::{self, Workflows},
 };
 use herald_broker::Broker;
@@ -89,9 +90,9 @@ impl Application {
             events: config.broker.clone(),
             auth,
             guard,
-            streams: Arc::new(api::streams::Streams::new(config.limits.max_streams_per_user)),
+            streams: Arc::new(crate::streams::Streams::new(config.limits.max_streams_per_user)),
         };
-        let router = api::router(state.clone());
+        let router = router::router(state.clone());
         Ok(Application { listener, engine, dispatcher, router, state })
     }
 
@@ -126,7 +127,7 @@ impl Application {
             // Ends live streams so the server can drain.
             engine.stopping().cancel();
         };
-        crate::serve::serve(self.listener, api::harden(self.router), self.state, signal).await;
+        crate::serve::serve(self.listener, router::harden(self.router), self.state, signal).await;
         self.dispatcher.shutdown(self.engine.shutdown_grace()).await;
         self.engine.shutdown().await;
         poller.abort();

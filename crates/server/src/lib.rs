@@ -3,16 +3,24 @@
 //!
 //! # Layout
 //!
-//! - [`app`] — `Application::build(config)` → `port()`, `run_until_stopped(shutdown)`.
+//! Bottom to top; no module uses one above it.
+//!
 //! - [`config`] — settings from defaults, `herald.toml`, `HERALD_…` env.
-//! - [`api`] — the HTTP surface, its errors and its OpenAPI document.
+//! - [`streams`] — how many event streams each end user holds open.
+//! - [`state`] — `AppState`, what every handler reads.
+//! - [`api`] — the handlers, one file per resource, and the OpenAPI document.
+//! - [`router`] — the routes and the layers over them.
 //! - `serve` — the listener loop: HTTP/1.1 through hyper, timeline streams
 //!   straight to the socket, and the graceful drain.
+//! - [`app`] — `Application::build(config)` → `port()`, `run_until_stopped(shutdown)`.
 
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod router;
 mod serve;
+pub mod state;
+pub mod streams;
 
 // The floors below, under the names the modules here use.
 use herald_engine::{self as engine, dispatch, subscriptions};

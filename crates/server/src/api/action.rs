@@ -2,7 +2,7 @@
 //! (`/v1/operations/{id}:cancel`, as Google's AIP-136): one reading of
 //! `{name}:{verb}` for every route that takes one.
 
-use super::problem::ApiError;
+use herald_http::problem::ApiError;
 
 /// The name and the verb of `target`, the last segment of `path`'s
 /// resource; 404 naming the path when it has no verb.

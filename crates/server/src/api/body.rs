@@ -9,7 +9,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::problem::ApiError;
+use herald_http::problem::ApiError;
 
 /// The raw body, under the configured size limit (413 past it).
 pub struct RawBody(pub Bytes);

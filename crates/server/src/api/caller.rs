@@ -2,12 +2,10 @@
 //! or on the two event streams an end user's `?access_token=`.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use herald_http::{
-    auth::{Caller, bearer, is_stream},
-    problem::ApiError,
-};
+use herald_http::auth::{Caller, bearer, is_stream};
 
-use super::AppState;
+use crate::state::AppState;
+use herald_http::problem::ApiError;
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;

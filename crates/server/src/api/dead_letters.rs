@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    AppState,
     body::{RawBody, json, json_or_default},
     operations::rejected,
-    problem::{ApiError, ApiResult, Problem},
     query::Params,
 };
+use crate::state::AppState;
 use herald_http::auth::{Caller, require_admin};
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 /// Dead letters redriven by one bulk call, at most.
 const BULK: usize = 500;

@@ -23,11 +23,11 @@ use serde::Deserialize;
 use herald_http::auth::Caller;
 
 use super::{
-    AppState,
     follow::{Follow, PAGE, Source},
     operations::parse_id,
-    problem::{ApiError, ApiResult, Problem},
 };
+use crate::state::AppState;
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct EventsParams {

@@ -12,7 +12,7 @@ use std::{collections::VecDeque, future::Future, sync::Arc};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use super::streams::Slot;
+use crate::streams::Slot;
 
 /// Items read from the store per round trip.
 pub const PAGE: usize = 500;

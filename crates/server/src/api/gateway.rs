@@ -11,7 +11,8 @@ use axum::{
 use herald_gateway::{Client, Handled};
 use herald_http::{auth::Caller, problem::ApiError};
 
-use super::{AppState, operations};
+use super::operations;
+use crate::state::AppState;
 
 pub async fn handle(app: AppState, client: Arc<Client>, req: Request) -> Response {
     match herald_gateway::handle(app.gateway.clone(), client, req).await {

@@ -18,13 +18,13 @@ use herald_store::InboxPage;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AppState,
     events::{KEEP_ALIVE, resume_point},
     follow::{Follow, PAGE, Source},
-    problem::{ApiError, ApiResult, Problem},
     query::Params,
 };
+use crate::state::AppState;
 use herald_http::auth::Caller;
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 fn subject(caller: &Caller) -> ApiResult<String> {
     caller

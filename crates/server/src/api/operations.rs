@@ -15,13 +15,13 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    AppState,
     body::{RawBody, json, json_or_default},
-    problem::{ApiError, ApiResult, Problem},
     query::Params,
     views::{CancelRequest, OperationList, OperationRef, OperationView},
 };
 use crate::engine::start::{StartRequest, Started};
+use crate::state::AppState;
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 /// Start an operation of a workflow. The body is the operation's input.
 #[utoipa::path(post, path = "/v1/workflows/{name}/operations", tag = "operations",

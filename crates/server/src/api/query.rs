@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 
-use super::problem::ApiError;
+use herald_http::problem::ApiError;
 
 pub struct Params<T>(pub T);
 

@@ -16,15 +16,13 @@ use herald_core::Span;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    AppState,
-    body::{RawBody, json},
-    problem::{ApiError, ApiResult, Problem},
-};
+use super::body::{RawBody, json};
+use crate::state::AppState;
 use crate::{
     auth::{Caller, require_service, require_speaks_for},
     registry::{Registered, ServiceView},
 };
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

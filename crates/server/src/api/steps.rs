@@ -14,12 +14,12 @@ use herald_store::TransitionResult;
 use crate::engine::tokens::Refused;
 
 use super::{
-    AppState,
     body::{RawBody, json},
     operations::{parse_id, rejected},
-    problem::{ApiError, ApiResult, Problem},
     views::{CompleteRequest, OperationView},
 };
+use crate::state::AppState;
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 #[utoipa::path(post, path = "/v1/operations/{id}/steps/{step}:complete", tag = "steps",
     params(("id" = String, Path), ("step" = String, Path),

@@ -14,12 +14,10 @@ use herald_broker::{Delivery, Message, Nacked, RawSubscription, Redelivery, Stat
 use herald_core::Span;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    AppState,
-    body::{RawBody, json, json_or_default},
-    problem::{ApiError, ApiResult, Problem},
-};
+use super::body::{RawBody, json, json_or_default};
+use crate::state::AppState;
 use herald_http::auth::{Caller, require_service, require_speaks_for};
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 /// The longest a pull may wait for events to come.
 const MAX_PULL_WAIT: Duration = Duration::from_secs(30);

@@ -10,12 +10,10 @@ use herald_broker::{CloudEvent, Published};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{
-    AppState,
-    body::RawBody,
-    problem::{ApiError, ApiResult, Problem},
-};
+use super::body::RawBody;
+use crate::state::AppState;
 use herald_http::auth::{Caller, require_service};
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 const STRUCTURED: &str = "application/cloudevents+json";
 const BATCH: &str = "application/cloudevents-batch+json";

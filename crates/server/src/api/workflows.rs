@@ -5,11 +5,9 @@ use axum::{
     extract::{Path, State},
 };
 
-use super::{
-    AppState,
-    problem::{ApiError, ApiResult, Problem},
-    views::WorkflowSummary,
-};
+use super::views::WorkflowSummary;
+use crate::state::AppState;
+use herald_http::problem::{ApiError, ApiResult, Problem};
 
 fn summary(wf: &herald_core::Workflow) -> WorkflowSummary {
     WorkflowSummary {

@@ -39,12 +39,13 @@ use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
 use crate::{
-    api::{self, AppState},
+    api,
     gateway::{
         self,
         affinity::{Affinity, Driven},
     },
     guard::Seen,
+    state::AppState,
 };
 
 /// Serves `router` until `shutdown` resolves, then waits for open

@@ -16,10 +16,8 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::api::{
-    AppState,
-    events::{self, KEEP_ALIVE},
-};
+use crate::api::events::{self, KEEP_ALIVE};
+use crate::state::AppState;
 use herald_http::problem::ApiError;
 
 /// The one request this path takes, as parsed from the first bytes.

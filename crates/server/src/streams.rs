@@ -10,8 +10,8 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use super::problem::ApiError;
 use herald_http::auth::Caller;
+use herald_http::problem::ApiError;
 
 /// Open streams per subject; a subject with none has no entry.
 pub struct Streams {
