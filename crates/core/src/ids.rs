@@ -18,6 +18,31 @@ impl OperationId {
         let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
         OperationId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
     }
+
+    /// The id as text without a heap allocation: stores bind ids on their
+    /// hottest paths (every transition), where `to_string` would allocate.
+    pub fn text(&self) -> IdText {
+        let mut buf = [0; ID_LEN];
+        buf[..3].copy_from_slice(b"op_");
+        self.0.simple().encode_lower(&mut buf[3..]);
+        IdText(buf)
+    }
+}
+
+/// `op_` and 32 hex digits.
+const ID_LEN: usize = 35;
+
+/// An id's text on the stack (see [`OperationId::text`]).
+#[derive(Clone, Copy)]
+pub struct IdText([u8; ID_LEN]);
+
+impl std::ops::Deref for IdText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Always ASCII, as written above; no panic either way.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 impl fmt::Display for OperationId {
@@ -68,6 +93,12 @@ mod tests {
         assert_ne!(OperationId::new(t, [1; 10]), OperationId::new(t, [2; 10]));
         let later = t + chrono::Duration::milliseconds(1);
         assert!(OperationId::new(t, [255; 10]) < OperationId::new(later, [0; 10]), "a later id sorts after");
+    }
+
+    #[test]
+    fn an_ids_text_made_on_the_stack_is_its_display() {
+        let id = OperationId::new(chrono::Utc::now(), [9; 10]);
+        assert_eq!(&*id.text(), id.to_string());
     }
 
     #[test]

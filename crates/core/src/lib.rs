@@ -9,6 +9,8 @@
 //! - [`operation`] — the operation and its steps, as stored and as shown.
 //! - [`timeline`] — the append-only events every status is derived from.
 //! - [`task`] — the durable work items (invoke, compensate, timers) the engine runs.
+//! - [`concurrency`] — the `on_conflict` policies decided: go, refuse, queue
+//!   or supersede, and who starts when the line moves.
 //! - [`retry`] — backoff arithmetic.
 //! - [`nesting`] — how deep JSON may nest and still be read back.
 //! - [`signature`] — signing and verifying the requests herald sends (method, path, body).
@@ -19,6 +21,7 @@
 //! Nothing here reads the clock or a random source: callers pass `now` and
 //! the jitter sample, so every transition is reproducible in tests.
 
+pub mod concurrency;
 pub mod duration;
 pub mod ids;
 pub mod machine;

@@ -272,6 +272,12 @@ impl Operation {
         self.status.is_final()
     }
 
+    /// Accepted and waiting behind another with its concurrency key; stores
+    /// keep this beside the state, to find the line without reading states.
+    pub fn is_queued(&self) -> bool {
+        self.queued_behind.is_some() && self.status == OpStatus::Accepted
+    }
+
     /// What the operation's end user is shown: labels, states, times and the
     /// outcome; of the input only the `visible` fields (none unless the
     /// workflow lists them); no step's raw result or error, which are the

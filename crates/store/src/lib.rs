@@ -6,17 +6,30 @@
 //!   one call and one transaction.
 //! - [`open`] — the store and the broker for a URL (`sqlite://…`): the one
 //!   way a server reaches a backend.
+//! - [`policy`] — what every write decides, once for all backends:
+//!   idempotency replays, reject/queue/supersede, inbox rewrites,
+//!   dead-letter histories, which new tasks this node holds.
+//! - [`tx`] — the rows a backend writes inside one transaction ([`tx::Tx`]);
+//!   the policy runs over it.
 //! - [`sqlite`] — the embedded backend: a single writer thread that commits
 //!   many callers' transactions with one fsync (group commit), and a pool of
 //!   read connections (WAL lets reads run beside the writer). It is also
 //!   the embedded [`herald_broker::Broker`]: topics on the same file.
+//! - `contract` (feature `contract`) — the tests every backend must pass,
+//!   as the `contract_tests!` macro.
 //!
-//! The operation state machine lives in `herald-core`; the store runs the
-//! closure the engine gives it inside the transaction, so a read-modify-write
-//! of an operation can never interleave with another.
+//! A backend implements [`tx::Tx`] and the reads, and its [`Store`] runs
+//! each write as one `policy` call inside one transaction. The operation
+//! state machine lives in `herald-core`; the store runs the closure the
+//! engine gives it inside the transaction, so a read-modify-write of an
+//! operation can never interleave with another.
 
+#[cfg(feature = "contract")]
+pub mod contract;
 mod open;
+pub mod policy;
 pub mod sqlite;
+pub mod tx;
 mod types;
 
 pub use open::{Opened, StoreConfig, open};

@@ -4,7 +4,9 @@
 
 use rusqlite::{Connection, OptionalExtension, params, types::Value};
 
-use super::write::{json, ms, time};
+use herald_core::OperationId;
+
+use super::codec::{count, json, ms, time};
 use crate::{DeadLetter, DeadLetterFilter, DeadLetterKind, Error, Result};
 
 const COLUMNS: &str =
@@ -130,10 +132,17 @@ pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
     Ok(conn.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?.execute([id])? == 1)
 }
 
+/// A step's (or its compensation's) letters of one operation.
+pub fn delete_for_step(conn: &Connection, op: &OperationId, step: &str, kind: DeadLetterKind) -> Result<()> {
+    conn.prepare_cached("DELETE FROM dead_letters WHERE op_id = ?1 AND step = ?2 AND kind = ?3")?.execute(params![
+        &*op.text(),
+        step,
+        kind.as_str()
+    ])?;
+    Ok(())
+}
+
 /// A subscription's dead letters, for its stats.
 pub fn count_for_subscription(conn: &Connection, sub: &str) -> Result<u64> {
-    let n: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM dead_letters WHERE subscription = ?1")?
-        .query_row([sub], |r| r.get(0))?;
-    Ok(n as u64)
+    count(conn, "SELECT COUNT(*) FROM dead_letters WHERE subscription = ?1", sub)
 }

@@ -14,8 +14,8 @@ use herald_core::{Time, retry::AttemptError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
+    codec::{json, ms, time},
     dead,
-    write::{json, ms, time},
 };
 use crate::{DeadLetter, DeadLetterKind, Error, Result};
 

@@ -2,7 +2,9 @@
 //!
 //! - [`writer`] — the group-commit writer thread; [`checkpoint`] — copying
 //!   the write-ahead log into the database, beside it.
-//! - [`write`] — what each write does inside its transaction.
+//! - [`tx`] — the policy's transaction ([`crate::tx::Tx`]) on the writer's
+//!   connection; [`rows`] — the statements behind it; [`codec`] — how times
+//!   and JSON are kept.
 //! - [`read`] — the read pool and queries.
 //! - [`schema`] — tables and migrations.
 //! - [`broker`] — the embedded broker: [`topics`] (publish, subscriptions)
@@ -15,13 +17,15 @@
 
 mod broker;
 mod checkpoint;
+mod codec;
 mod dead;
 mod deliveries;
 mod files;
 mod read;
+mod rows;
 mod schema;
 mod topics;
-mod write;
+mod tx;
 mod writer;
 
 use std::{path::Path, sync::Arc, time::Duration};
@@ -35,9 +39,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store, Task,
-    TaskId, TransitionFn, TransitionResult,
+    TaskId, TransitionFn, TransitionResult, policy,
 };
-use write::{ms, time};
+use codec::{ms, time};
+use tx::{Rows, now};
 
 /// SQLite's errors reach callers as the store's own, so no caller
 /// depends on this backend's types.
@@ -102,16 +107,13 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn accept(&self, new: NewOperation) -> Result<Accepted> {
         let node = self.node.clone();
-        self.writer.submit(move |conn| write::accept(conn, &node, new)).await
+        self.writer.submit(move |conn| now(policy::accept(&mut Rows(conn), &node, new))).await
     }
 
     async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult> {
-        let node = self.node.clone();
-        let id = id.to_string();
-        match self.writer.submit(move |conn| write::transition(conn, &node, &id, consume, f)).await {
-            Err(Error::Rejected(r)) => Ok(TransitionResult::Rejected(r)),
-            other => other,
-        }
+        let (node, id) = (self.node.clone(), id.clone());
+        let run = move |conn: &Connection| now(policy::transition(&mut Rows(conn), &node, &id, consume, f));
+        policy::answer(self.writer.submit(run).await)
     }
 
     async fn claim_due(&self, limit: usize) -> Result<Vec<Task>> {
@@ -156,12 +158,12 @@ impl Store for SqliteStore {
     }
 
     async fn get(&self, id: &OperationId) -> Result<Option<Operation>> {
-        let id = id.to_string();
+        let id = id.clone();
         self.readers.with(move |c| read::get(c, &id)).await
     }
 
     async fn events(&self, id: &OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
-        let id = id.to_string();
+        let id = id.clone();
         self.readers.with(move |c| read::events(c, &id, after, limit)).await
     }
 
@@ -220,7 +222,7 @@ impl Store for SqliteStore {
 
     async fn unread(&self, subject: &str) -> Result<u64> {
         let subject = subject.to_string();
-        self.readers.with(move |c| write::unread(c, &subject)).await
+        self.readers.with(move |c| rows::unread(c, &subject)).await
     }
 
     async fn notification(&self, subject: &str, id: &str) -> Result<Option<Notification>> {
@@ -244,17 +246,17 @@ impl Store for SqliteStore {
 
     async fn finish_task(&self, id: TaskId) -> Result<bool> {
         let node = self.node.clone();
-        self.writer.submit(move |c| write::finish_task(c, &node, id)).await
+        self.writer.submit(move |c| rows::delete_task(c, id, &node.id)).await
     }
 
     async fn retry_task(&self, id: TaskId, kind: herald_core::TaskKind, due: Time) -> Result<bool> {
         let node = self.node.clone();
-        self.writer.submit(move |c| write::retry_task(c, &node, id, &kind, due)).await
+        self.writer.submit(move |c| rows::retry_task(c, id, &node.id, &kind, due)).await
     }
 
     async fn dead_letter(&self, id: TaskId, letter: DeadLetter) -> Result<bool> {
         let node = self.node.clone();
-        self.writer.submit(move |c| write::dead_letter(c, &node, id, &letter)).await
+        self.writer.submit(move |c| now(policy::dead_letter(&mut Rows(c), &node, id, &letter))).await
     }
 
     async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>> {
@@ -276,20 +278,12 @@ impl Store for SqliteStore {
         kind: herald_core::TaskKind,
     ) -> Result<Option<Task>> {
         let (node, op) = (self.node.clone(), op.clone());
-        self.writer
-            .submit(move |c| {
-                if !dead::delete(c, dead_letter)? {
-                    return Ok(None);
-                }
-                let spec = herald_core::TaskSpec { kind, due: chrono::Utc::now() };
-                Ok(write::insert_tasks(c, &node, &op, &[spec])?.pop())
-            })
-            .await
+        self.writer.submit(move |c| now(policy::redrive_task(&mut Rows(c), &node, dead_letter, &op, kind))).await
     }
 
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
         let (subject, id) = (subject.to_string(), id.map(str::to_string));
-        self.writer.submit(move |c| write::mark_read(c, &subject, id.as_deref())).await
+        self.writer.submit(move |c| now(policy::mark_read(&mut Rows(c), &subject, id.as_deref()))).await
     }
 
     async fn next_due(&self) -> Result<Option<Time>> {

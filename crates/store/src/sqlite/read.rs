@@ -3,10 +3,10 @@
 
 use std::{path::PathBuf, sync::Mutex};
 
-use herald_core::{Event, Operation, notify::Notification};
+use herald_core::{Event, Operation, OperationId, notify::Notification};
 use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
 
-use super::write::load;
+use super::{codec::time, rows::load};
 use crate::{Error, InboxPage, ListQuery, Result};
 
 /// Reads at once. Each connection has its own page cache, and a read is
@@ -51,14 +51,14 @@ fn open(path: &PathBuf) -> Result<Connection> {
     Ok(conn)
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Operation>> {
+pub fn get(conn: &Connection, id: &OperationId) -> Result<Option<Operation>> {
     load(conn, id)
 }
 
-pub fn events(conn: &Connection, id: &str, after: u64, limit: usize) -> Result<Vec<Event>> {
+pub fn events(conn: &Connection, id: &OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
     let mut stmt =
         conn.prepare_cached("SELECT body FROM events WHERE op_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
-    let rows = stmt.query_map(rusqlite::params![id, after as i64, limit as i64], |r| r.get::<_, String>(0))?;
+    let rows = stmt.query_map(rusqlite::params![&*id.text(), after as i64, limit as i64], |r| r.get::<_, String>(0))?;
     readable(
         rows.map(|body| serde_json::from_str(&body?).map_err(|e| Error::Corrupt(format!("an event of {id}: {e}")))),
     )
@@ -92,8 +92,8 @@ fn to_notification(row: (String, String, bool, i64, i64, i64, String)) -> Result
         notice: serde_json::from_str(&notice).map_err(|e| Error::Corrupt(e.to_string()))?,
         read,
         version: version as u64,
-        created_at: super::write::time(created)?,
-        updated_at: super::write::time(updated)?,
+        created_at: time(created)?,
+        updated_at: time(updated)?,
     })
 }
 

@@ -9,8 +9,8 @@ use herald_core::Time;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
+    codec::{json, ms},
     deliveries,
-    write::{json, ms},
 };
 use crate::{Error, Result};
 
