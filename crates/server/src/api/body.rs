@@ -11,16 +11,33 @@ use serde::de::DeserializeOwned;
 
 use herald_http::problem::ApiError;
 
-/// The raw body, under the configured size limit (413 past it).
-pub struct RawBody(pub Bytes);
+/// What a POST or PUT sent: its headers and its body, under the configured
+/// size limit (413 past it). Every handler that takes a body reads it so.
+pub struct Posted {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl Posted {
+    /// The body as JSON: see [`json`].
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        json(&self.headers, &self.body)
+    }
+
+    /// The body as JSON, or the default for an empty one: see [`json_or_default`].
+    pub fn json_or_default<T: DeserializeOwned + Default>(&self) -> Result<T, ApiError> {
+        json_or_default(&self.headers, &self.body)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Posted {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(usize::MAX);
+        let headers = req.headers().clone();
         match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(RawBody(b)),
+            Ok(body) => Ok(Posted { headers, body }),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")))
             }
@@ -29,7 +46,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// The configured limit, made visible to [`RawBody`] for its message.
+/// The configured limit, made visible to [`Posted`] for its message.
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
 

@@ -5,7 +5,7 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
 };
 use herald_broker::CloudEvent;
 use herald_core::{Command, OperationId, notify::Channel, task::Phase};
@@ -13,11 +13,7 @@ use herald_store::{DeadLetter, DeadLetterFilter, DeadLetterKind, TransitionResul
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    body::{RawBody, json, json_or_default},
-    operations::rejected,
-    query::Params,
-};
+use super::{body::Posted, operations::rejected, query::Params};
 use crate::state::AppState;
 use herald_http::auth::{Caller, require_admin};
 use herald_http::problem::{ApiError, ApiResult, Problem};
@@ -158,13 +154,12 @@ pub async fn action(
     caller: Caller,
     State(app): State<AppState>,
     Path(target): Path<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<StatusCode> {
     require_admin(&caller)?;
     let id = super::action::only("/v1/dead-letters", &target, "redrive")?;
     let letter = find(&app, id).await?;
-    let req: RedriveRequest = json_or_default(&headers, &body)?;
+    let req: RedriveRequest = posted.json_or_default()?;
     redrive(&app, letter, req.payload).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -173,14 +168,9 @@ pub async fn action(
 /// filter (up to 500 a call, oldest first).
 #[utoipa::path(post, path = "/v1/dead-letters:redrive", tag = "admin", request_body = BulkRedriveRequest,
     responses((status = 200, body = BulkRedriveResponse), (status = 422, body = Problem)))]
-pub async fn bulk(
-    caller: Caller,
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
-) -> ApiResult<Json<BulkRedriveResponse>> {
+pub async fn bulk(caller: Caller, State(app): State<AppState>, posted: Posted) -> ApiResult<Json<BulkRedriveResponse>> {
     require_admin(&caller)?;
-    let req: BulkRedriveRequest = json(&headers, &body)?;
+    let req: BulkRedriveRequest = posted.json()?;
     let mut f = filter(req.kind, req.subscription, req.workflow, req.operation)?;
     f.limit = BULK + 1;
     let mut letters = app.engine.store().dead_letters(f).await?;

@@ -11,7 +11,7 @@ use axum::{
 use herald_gateway::{Client, Handled};
 use herald_http::{auth::Caller, problem::ApiError};
 
-use super::operations;
+use super::{body::Posted, operations};
 use crate::state::AppState;
 
 pub async fn handle(app: AppState, client: Arc<Client>, req: Request) -> Response {
@@ -30,5 +30,5 @@ async fn start(app: AppState, workflow: String, req: Request) -> Result<Response
     let body = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")))?;
-    operations::begin(&caller, &app, &workflow, &parts.headers, &body).await
+    operations::begin(&caller, &app, &workflow, &Posted { headers: parts.headers, body }).await
 }

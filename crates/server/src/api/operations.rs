@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    body::{RawBody, json, json_or_default},
+    body::Posted,
     query::Params,
     views::{CancelRequest, OperationList, OperationRef, OperationView},
 };
@@ -38,33 +38,27 @@ pub async fn start(
     caller: Caller,
     State(app): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<Response> {
-    begin(&caller, &app, &name, &headers, &body).await
+    begin(&caller, &app, &name, &posted).await
 }
 
 /// Reads a start request and hands it to the engine: the API's route and
 /// the gateway's `async` routes.
-pub async fn begin(
-    caller: &Caller,
-    app: &AppState,
-    workflow: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> ApiResult<Response> {
+pub async fn begin(caller: &Caller, app: &AppState, workflow: &str, posted: &Posted) -> ApiResult<Response> {
+    let headers = &posted.headers;
     require_service(caller)?;
     // An unknown workflow is named before a body that is not JSON.
     if app.engine.workflows().latest(workflow).is_none() {
         return Err(ApiError::UnknownWorkflow(workflow.to_string()));
     }
-    let input: Value = json(headers, body)?;
+    let input: Value = posted.json()?;
     let req = StartRequest {
         workflow,
         input,
         subject: header_text(headers, "herald-subject")?,
         idempotency_key: header_text(headers, "idempotency-key")?,
-        body,
+        body: &posted.body,
     };
     let prefer = Prefer::read(headers, app.limits.max_wait_seconds);
     match app.engine.start(req).await? {
@@ -308,13 +302,12 @@ pub async fn action(
     caller: Caller,
     State(app): State<AppState>,
     Path(target): Path<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<Response> {
     let id = super::action::only("/v1/operations", &target, "cancel")?;
     let id = parse_id(id)?;
     visible(&app, &caller, &id).await?;
-    let req: CancelRequest = json_or_default(&headers, &body)?;
+    let req: CancelRequest = posted.json_or_default()?;
     let reason = req.reason.unwrap_or_else(|| "cancelled on request".into());
     if reason.len() > 500 {
         return Err(ApiError::InvalidInput("`reason` is longer than 500 characters".into()));

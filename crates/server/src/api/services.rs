@@ -9,14 +9,14 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use herald_core::Span;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::body::{RawBody, json};
+use super::body::Posted;
 use crate::state::AppState;
 use crate::{
     auth::{Caller, require_service, require_speaks_for},
@@ -59,13 +59,12 @@ pub async fn register(
     caller: Caller,
     State(app): State<AppState>,
     Path((name, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<Response> {
     check_name("service", &name)?;
     check_name("instance", &id)?;
     require_speaks_for(&caller, &name)?;
-    let req: RegisterRequest = json(&headers, &body)?;
+    let req: RegisterRequest = posted.json()?;
     let ttl = req.ttl.map_or(Duration::from_secs(30), |t| t.0);
     if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&ttl) {
         return Err(ApiError::InvalidInput("`ttl` must be between 1 second and 1 hour".into()));

@@ -5,7 +5,7 @@
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, header},
+    http::header,
     response::Response,
 };
 use herald_core::{Command, machine::Outcome};
@@ -14,7 +14,7 @@ use herald_store::TransitionResult;
 use crate::engine::tokens::Refused;
 
 use super::{
-    body::{RawBody, json},
+    body::Posted,
     operations::{parse_id, rejected},
     views::{CompleteRequest, OperationView},
 };
@@ -29,12 +29,12 @@ use herald_http::problem::{ApiError, ApiResult, Problem};
 pub async fn complete(
     State(app): State<AppState>,
     Path((id, target)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<Response> {
     let step = super::action::only("steps", &target, "complete")?;
     let id = parse_id(&id)?;
-    let token = headers
+    let token = posted
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -46,7 +46,7 @@ pub async fn complete(
         Err(Refused::Invalid) => return Err(ApiError::Unauthorized("the token does not open this step".into())),
         Err(Refused::Expired) => return Err(ApiError::StaleCallback("the token has expired".into())),
     };
-    let req: CompleteRequest = json(&headers, &body)?;
+    let req: CompleteRequest = posted.json()?;
     let outcome = match (req.result, req.error) {
         (_, Some(error)) if error.len() > 2000 => {
             return Err(ApiError::InvalidInput("`error` is longer than 2000 characters".into()));

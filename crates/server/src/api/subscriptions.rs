@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
@@ -14,7 +14,7 @@ use herald_broker::{Delivery, Message, Nacked, RawSubscription, Redelivery, Stat
 use herald_core::Span;
 use serde::{Deserialize, Serialize};
 
-use super::body::{RawBody, json, json_or_default};
+use super::body::Posted;
 use crate::state::AppState;
 use herald_http::auth::{Caller, require_service, require_speaks_for};
 use herald_http::problem::{ApiError, ApiResult, Problem};
@@ -70,11 +70,10 @@ pub async fn put(
     caller: Caller,
     State(app): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<Response> {
     require_service(&caller)?;
-    let raw: RawSubscription = json(&headers, &body)?;
+    let raw: RawSubscription = posted.json()?;
     let sub = crate::subscriptions::parse(&name, raw, app.engine.services())
         .map_err(|e| ApiError::InvalidSubscription(e.to_string()))?;
     // herald signs what it pushes with the target's secret: only the
@@ -186,8 +185,7 @@ pub async fn action(
     caller: Caller,
     State(app): State<AppState>,
     Path(target): Path<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<Response> {
     require_service(&caller)?;
     // A POST on the subscription itself, with no verb, is not a method it has.
@@ -197,15 +195,15 @@ pub async fn action(
         return Err(ApiError::Conflict(format!("`{name}` is not a pull subscription: herald delivers its events")));
     }
     match verb {
-        "pull" => pull(&app, &sub, json_or_default(&headers, &body)?).await.map(|r| Json(r).into_response()),
+        "pull" => pull(&app, &sub, posted.json_or_default()?).await.map(|r| Json(r).into_response()),
         "ack" => {
-            let req: AckRequest = json(&headers, &body)?;
+            let req: AckRequest = posted.json()?;
             check_ids(&req.ack_ids)?;
             let unknown = app.engine.broker().ack(name, &req.ack_ids).await?;
             Ok(Json(AckResponse { acked: req.ack_ids.len() - unknown.len(), unknown }).into_response())
         }
         "nack" => {
-            let req: NackRequest = json(&headers, &body)?;
+            let req: NackRequest = posted.json()?;
             check_ids(&req.ack_ids)?;
             let error = req.error.unwrap_or_else(|| "given back by the consumer".into());
             if error.len() > 2000 {

@@ -10,7 +10,7 @@ use herald_broker::{CloudEvent, Published};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::body::RawBody;
+use super::body::Posted;
 use crate::state::AppState;
 use herald_http::auth::{Caller, require_service};
 use herald_http::problem::{ApiError, ApiResult, Problem};
@@ -39,8 +39,7 @@ pub async fn publish(
     caller: Caller,
     State(app): State<AppState>,
     Path(topic): Path<String>,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    posted: Posted,
 ) -> ApiResult<Json<PublishResponse>> {
     require_service(&caller)?;
     if !herald_core::workflow::valid_topic(&topic) {
@@ -48,7 +47,7 @@ pub async fn publish(
             "`{topic}` is not a topic name: 1-128 letters, digits, `.`, `-` or `_`"
         )));
     }
-    let events = read_events(&headers, &body, app.events.max_batch)?;
+    let events = read_events(&posted.headers, &posted.body, app.events.max_batch)?;
     let limit = app.events.max_event_bytes;
     if let Some((i, size)) = events.iter().map(CloudEvent::encoded_len).enumerate().find(|(_, n)| *n > limit) {
         return Err(ApiError::PayloadTooLarge(format!("event {i} is {size} bytes; events may be up to {limit}")));
