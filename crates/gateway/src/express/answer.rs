@@ -14,6 +14,7 @@ use tokio::{io::AsyncWriteExt, net::TcpStream};
 use super::{
     chunked::Chunked,
     request::{self, line},
+    socket,
 };
 use crate::{
     affinity::{self, PER_CLIENT, Slot},
@@ -125,7 +126,7 @@ pub async fn send(
             return Err(io::Error::new(ErrorKind::InvalidData, "the answer's head is too large"));
         }
         up.buf.reserve(SMALL);
-        if super::read(tcp, &mut up.buf).await? == 0 {
+        if socket::read(tcp, &mut up.buf).await? == 0 {
             return Err(ErrorKind::UnexpectedEof.into());
         }
     }
@@ -257,14 +258,14 @@ pub async fn relay(answer: Answer, out: &mut Vec<u8>, client: &mut TcpStream) ->
         out.extend_from_slice(&up.buf[..take]);
         up.buf.advance(take);
         if !out.is_empty() {
-            super::write(client, out).await?;
+            socket::write(client, out).await?;
             out.clear();
         }
         if left == 0 {
             break;
         }
         up.buf.reserve(RELAY);
-        if super::read(tcp, &mut up.buf).await? == 0 {
+        if socket::read(tcp, &mut up.buf).await? == 0 {
             if framing == Framing::Close {
                 return Ok(None);
             }

@@ -17,22 +17,19 @@
 //! - `request` — a client's request: taken or not, and what goes upstream.
 //! - `answer` — connections to instances; the answer's head and body.
 //! - `chunked` — where a chunked body ends.
+//! - `socket` — reads and writes with the lane's timeouts and readiness.
 
 mod answer;
 mod chunked;
 mod request;
+mod socket;
 
-use std::{
-    future::Future,
-    io::{self, Write},
-    pin::Pin,
-    time::Duration,
-};
+use std::{future::Future, io::Write, pin::Pin, time::Duration};
 
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use tokio::{
-    io::{AsyncWriteExt, Interest},
+    io::AsyncWriteExt,
     net::TcpStream,
     time::{Instant, Sleep},
 };
@@ -43,6 +40,7 @@ use herald_http::{conn::idle::Idle, problem::ApiError};
 
 use crate::{Gateway, registry::Origin};
 use request::{Read, Request};
+use socket::{read, write};
 
 /// How a client connection left the lane.
 pub enum End {
@@ -115,42 +113,6 @@ async fn fill(
         }
     };
     matches!(read, Ok(n) if n > 0)
-}
-
-/// Writes all of `bytes` to the client, unless it reads nothing for
-/// [`herald_http::conn::WRITE_TIMEOUT`].
-async fn write(client: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
-    match tokio::time::timeout(herald_http::conn::WRITE_TIMEOUT, client.write_all(bytes)).await {
-        Ok(written) => written,
-        Err(_) => Err(io::ErrorKind::TimedOut.into()),
-    }
-}
-
-/// Reads what the socket holds into `buf`'s spare room. A read that does
-/// not fill it took all there was: the socket is then marked not ready, as
-/// nginx does, so the next read waits for the runtime's word instead of
-/// first asking the kernel in vain (two calls fewer per request). The mark
-/// is made against the readiness seen before the read, so news of bytes
-/// that came after it is never lost.
-async fn read(tcp: &TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    if buf.capacity() == buf.len() {
-        buf.reserve(4096);
-    }
-    let room = buf.capacity() - buf.len();
-    loop {
-        tcp.readable().await?;
-        let mut got = 0;
-        let read = tcp.try_io(Interest::READABLE, || {
-            got = tcp.try_read_buf(buf)?;
-            if got > 0 && got < room { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
-        });
-        match read {
-            Ok(()) => return Ok(got),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => return Ok(got),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 /// A client connection's buffers and connections to instances, kept from

@@ -8,9 +8,14 @@
 //! - `topics` — publishing; `subscriptions` — defining and consuming them.
 //! - `dead_letters` — what ran out of attempts, and redriving it.
 //! - `services` — the service registry: registration, heartbeats, health.
-//! - [`problem`] — the one table of error answers; [`body`] — body parsing,
+//! - `gateway` — `/gw/` requests handed to the gateway, and its `async`
+//!   routes started as operations.
+//! - `health` — `/healthz` and `/readyz`.
+//! - What handlers share: `caller` — who is calling, as an extractor;
+//!   `body` — a POST or PUT's headers and size-limited body (`Posted`),
 //!   and POST/PUT taken as JSON only; `action` — `{name}:{verb}` actions;
-//!   `query` — query parameters.
+//!   `query` — query parameters; `views` — what answers look like. Errors
+//!   are `herald_http::problem::ApiError`.
 //! - [`hardening`] — the headers every answer carries for browsers; `page` —
 //!   the demo page and its files.
 //! - [`openapi`] — the OpenAPI document, generated from the handlers.

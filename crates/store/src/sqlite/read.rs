@@ -4,9 +4,9 @@
 use std::{path::PathBuf, sync::Mutex};
 
 use herald_core::{Event, Operation, OperationId, notify::Notification};
-use rusqlite::{Connection, OpenFlags, params_from_iter, types::Value};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter, types::Value};
 
-use super::{codec::time, rows::load};
+use super::codec::time;
 use crate::{Error, InboxPage, ListQuery, Result};
 
 /// Reads at once. Each connection has its own page cache, and a read is
@@ -51,8 +51,13 @@ fn open(path: &PathBuf) -> Result<Connection> {
     Ok(conn)
 }
 
+/// One operation, as stored: for readers and inside the writer's transaction.
 pub fn get(conn: &Connection, id: &OperationId) -> Result<Option<Operation>> {
-    load(conn, id)
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM operations WHERE id = ?1")?
+        .query_row([&*id.text()], |r| r.get(0))
+        .optional()?;
+    state.map(|s| serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("operation {id}: {e}")))).transpose()
 }
 
 pub fn events(conn: &Connection, id: &OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {

@@ -9,14 +9,6 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::codec::{count, json, ms};
 use crate::{Error, IdempotencyKey, Result, TaskId, tx::Lease};
 
-pub fn load(conn: &Connection, id: &OperationId) -> Result<Option<Operation>> {
-    let state: Option<String> = conn
-        .prepare_cached("SELECT state FROM operations WHERE id = ?1")?
-        .query_row([&*id.text()], |r| r.get(0))
-        .optional()?;
-    state.map(|s| serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("operation {id}: {e}")))).transpose()
-}
-
 pub fn insert_op(conn: &Connection, op: &Operation) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO operations (id, workflow, subject, status, concurrency_key, queued, updated_at, state)

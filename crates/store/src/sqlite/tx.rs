@@ -39,7 +39,7 @@ type Done<T> = Ready<Result<T>>;
 #[allow(refining_impl_trait)]
 impl Tx for Rows<'_> {
     fn load(&mut self, id: &OperationId) -> Done<Option<Operation>> {
-        ready(rows::load(self.0, id))
+        ready(read::get(self.0, id))
     }
 
     fn insert_op(&mut self, op: &Operation) -> Done<()> {
