@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use herald_testkit::{free_port, ready, workflow};
 
 pub struct Procs {
     pub herald_url: String,
@@ -33,24 +34,17 @@ pub const SHED_PERCENT: u32 = 20;
 
 /// The workflows of BENCH.md, on the worker at `worker`.
 fn workflows(dir: &Path) -> anyhow::Result<()> {
-    let step = |name: &str, route: &str| {
-        format!(
-            "[[steps]]\nname = \"{name}\"\ncall = {{ service = \"worker\", path = \"/{route}/{name}\" }}\ntimeout = \"10s\"\n"
-        )
-    };
-    std::fs::write(dir.join("w0.toml"), format!("name = \"w0\"\n{}", step("noop", "step")))?;
-    let order: String =
-        ["reserve_inventory", "charge_payment", "send_confirmation"].iter().map(|s| step(s, "step")).collect();
-    std::fs::write(dir.join("order.toml"), format!("name = \"order\"\n{order}"))?;
-    std::fs::write(dir.join("watched.toml"), format!("name = \"watched\"\n{}", step("wait", "hold")))?;
+    let timeout = "timeout = \"10s\"\n";
+    let step = |name: &str, route: &str| workflow::call(name, "worker", &format!("/{route}/{name}"), timeout);
+    const ORDER: [&str; 3] = ["reserve_inventory", "charge_payment", "send_confirmation"];
+    std::fs::write(dir.join("w0.toml"), workflow::named("w0", [step("noop", "step")]))?;
+    std::fs::write(dir.join("order.toml"), workflow::named("order", ORDER.map(|s| step(s, "step"))))?;
+    std::fs::write(dir.join("watched.toml"), workflow::named("watched", [step("wait", "hold")]))?;
     // W1 on a worker shedding a share of first attempts; retried soon, so
     // the figure is herald's, not the retry policy's.
     let retry = "retry = { attempts = 5, initial = \"10ms\", max = \"100ms\" }\n";
-    let shed: String = ["reserve_inventory", "charge_payment", "send_confirmation"]
-        .iter()
-        .map(|s| format!("{}{retry}", step(s, &format!("shed/{SHED_PERCENT}"))))
-        .collect();
-    std::fs::write(dir.join("order-shed.toml"), format!("name = \"order-shed\"\n{shed}"))?;
+    let shed = ORDER.map(|s| step(s, &format!("shed/{SHED_PERCENT}")) + retry);
+    std::fs::write(dir.join("order-shed.toml"), workflow::named("order-shed", shed))?;
     Ok(())
 }
 
@@ -72,7 +66,7 @@ pub fn start(url: Option<&str>, engine_paused: bool) -> anyhow::Result<Procs> {
     let wf = dir.path().join("workflows");
     std::fs::create_dir(&wf)?;
     workflows(&wf)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port();
     let config = dir.path().join("herald.toml");
     std::fs::write(
         &config,
@@ -105,18 +99,10 @@ fn read_listening(child: &mut Child) -> anyhow::Result<String> {
 }
 
 pub async fn wait_ready(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("herald at {url} did not become ready");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if !ready(http, url, Duration::from_secs(60)).await {
+        bail!("herald at {url} did not become ready");
     }
+    Ok(())
 }
 
 /// Peak resident memory (MiB) and CPU seconds of a process, from /proc.

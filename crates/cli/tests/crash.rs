@@ -10,6 +10,7 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::HeaderMap, routing::post};
+use herald_testkit::{client, eventually, free_port, ready, workflow};
 use serde_json::{Value, json};
 
 /// What the step service saw: calls per idempotency key.
@@ -45,17 +46,14 @@ async fn step_service() -> (String, Arc<Mutex<Ledger>>) {
     (url, ledger)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn write_config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
     let wf_dir = dir.join("workflows");
     std::fs::create_dir_all(&wf_dir).unwrap();
-    let mut wf = String::from("name = \"order\"\n");
-    for s in ["reserve", "charge", "confirm"] {
-        wf.push_str(&format!("[[steps]]\nname = \"{s}\"\ncall = {{ service = \"svc\", path = \"/{s}\" }}\nretry = {{ attempts = 50, initial = \"50ms\", max = \"500ms\" }}\n"));
-    }
+    let retry = "retry = { attempts = 50, initial = \"50ms\", max = \"500ms\" }\n";
+    let wf = workflow::named(
+        "order",
+        ["reserve", "charge", "confirm"].map(|s| workflow::call(s, "svc", &format!("/{s}"), retry)),
+    );
     std::fs::write(wf_dir.join("order.toml"), wf).unwrap();
     let config = dir.join("herald.toml");
     std::fs::write(
@@ -82,40 +80,27 @@ fn spawn_herald(config: &Path) -> Child {
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-        assert!(tokio::time::Instant::now() < deadline, "herald did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(ready(http, base, Duration::from_secs(30)).await, "herald did not become ready");
 }
 
 /// Waits until `n` operations of `workflow` have succeeded.
 async fn wait_succeeded(http: &reqwest::Client, base: &str, workflow: &str, n: usize, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
     let list = format!("{base}/v1/operations?workflow={workflow}&status=succeeded&limit=200");
-    loop {
+    let all_succeeded = || async {
         let got: Value = http.get(&list).send().await.unwrap().json().await.unwrap();
-        if got["items"].as_array().unwrap().len() == n {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "not every {workflow} finished after the restart");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+        (got["items"].as_array().unwrap().len() == n).then_some(())
+    };
+    eventually(&format!("every {workflow} finished after the restart"), within, all_succeeded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
-    install_crypto();
     let dir = tempfile::tempdir().unwrap();
     let (svc, ledger) = step_service().await;
     let port = free_port();
     let config = write_config(dir.path(), port, &svc);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = client();
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
 
@@ -202,14 +187,13 @@ fn write_demo_config(dir: &Path, port: u16, demo: &herald_demo::Demo, smtp: u16)
 /// person however the kill falls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied_once() {
-    install_crypto();
     let dir = tempfile::tempdir().unwrap();
     let demo = herald_demo::start(Duration::from_millis(100), &dir.path().join("demo")).await.unwrap();
     let sink = herald_demo::smtp::SmtpSink::start(0).await.unwrap();
     let port = free_port();
     let config = write_demo_config(dir.path(), port, &demo, sink.port);
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = client();
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
 

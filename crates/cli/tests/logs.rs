@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use herald_testkit::{auth::hs256_jwt, client, free_port, ready};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a-logging-test-secret-of-32-characters";
@@ -27,9 +28,8 @@ fn config(dir: &Path, port: u16) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn a_token_in_a_query_string_is_never_logged_even_at_debug_level() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let log = dir.path().join("herald.log");
     let mut herald = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(["serve", "--config"])
@@ -40,17 +40,12 @@ async fn a_token_in_a_query_string_is_never_logged_even_at_debug_level() {
         .spawn()
         .expect("the herald binary starts");
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
-        assert!(tokio::time::Instant::now() < deadline, "herald did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let http = client();
+    assert!(ready(&http, &base, Duration::from_secs(30)).await, "herald did not become ready");
 
     let exp = chrono::Utc::now().timestamp() + 600;
     let claims = json!({"sub": "alice", "exp": exp, "aud": "herald"});
-    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
-    let user = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+    let user = hs256_jwt(SECRET, &claims);
     let asks = [
         format!("/v1/operations?access_token={STATIC}"),
         format!("/v1/me/operations?access_token={user}"),

@@ -48,9 +48,9 @@ fn lines(path: &std::path::Path) -> Vec<(String, u32)> {
 #[tokio::test]
 async fn a_consumer_killed_mid_batch_loses_nothing() {
     let h = herald(&[], &[]).await;
-    let client = Client::new(&h.url);
+    let client = Client::new(&h.base);
     let put = reqwest::Client::new()
-        .put(format!("{}/v1/subscriptions/work", h.url))
+        .put(format!("{}/v1/subscriptions/work", h.base))
         .json(&json!({"topic": "jobs", "lease": "1s"}))
         .send()
         .await
@@ -61,7 +61,7 @@ async fn a_consumer_killed_mid_batch_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
 
-    let env = [("HERALD_SDK_LOG", first_log.to_str().unwrap()), ("HERALD_SDK_URL", h.url.as_str())];
+    let env = [("HERALD_SDK_LOG", first_log.to_str().unwrap()), ("HERALD_SDK_URL", h.base.as_str())];
     let mut first = child("consumer_child", &env);
     let log = first_log.clone();
     tokio::task::spawn_blocking(move || {
@@ -76,7 +76,7 @@ async fn a_consumer_killed_mid_batch_loses_nothing() {
     })
     .await
     .unwrap();
-    let env = [("HERALD_SDK_LOG", second_log.to_str().unwrap()), ("HERALD_SDK_URL", h.url.as_str())];
+    let env = [("HERALD_SDK_LOG", second_log.to_str().unwrap()), ("HERALD_SDK_URL", h.base.as_str())];
     let mut second = child("consumer_child", &env);
     tokio::task::spawn_blocking(move || {
         wait_for_line(&mut second, "drained");
@@ -95,6 +95,6 @@ async fn a_consumer_killed_mid_batch_loses_nothing() {
         "the events the killed consumer held came back when their leases ended"
     );
     let stats: serde_json::Value =
-        reqwest::get(format!("{}/v1/subscriptions/work", h.url)).await.unwrap().json().await.unwrap();
+        reqwest::get(format!("{}/v1/subscriptions/work", h.base)).await.unwrap().json().await.unwrap();
     assert_eq!((stats["stats"]["pending"].as_u64(), stats["stats"]["in_flight"].as_u64()), (Some(0), Some(0)));
 }

@@ -39,9 +39,9 @@ async fn sqlite(path: &std::path::Path) -> SqlitePool {
 /// A herald with a pull subscription `inventory` on the topic `inventory`.
 async fn herald_with_subscription() -> (common::Herald, Client) {
     let h = herald(&[], &[]).await;
-    let client = Client::new(&h.url);
+    let client = Client::new(&h.base);
     let resp = reqwest::Client::new()
-        .put(format!("{}/v1/subscriptions/inventory", h.url))
+        .put(format!("{}/v1/subscriptions/inventory", h.base))
         .json(&json!({"topic": "inventory"}))
         .send()
         .await
@@ -140,7 +140,7 @@ async fn a_service_killed_between_its_commit_and_the_publish_publishes_after_it_
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("service.db").display().to_string();
     let env = |mode: &'static str| {
-        [("HERALD_SDK_CHILD", mode), ("HERALD_SDK_DB", db.as_str()), ("HERALD_SDK_URL", h.url.as_str())]
+        [("HERALD_SDK_CHILD", mode), ("HERALD_SDK_DB", db.as_str()), ("HERALD_SDK_URL", h.base.as_str())]
     };
 
     let mut service = child("outbox_child", &env("commit"));

@@ -120,7 +120,7 @@ async fn callback(shop: &Shop) -> herald_sdk::Callback {
 async fn a_watched_operation_runs_signed_steps_once_and_finishes_by_callback() {
     let (url, shop, _dir) = shop().await;
     let h = common::herald(&[ORDER], &[("shop", &url, Some(SECRET))]).await;
-    let client = Client::new(&h.url);
+    let client = Client::new(&h.base);
 
     let started = client.start("order", &json!({"card": "4242424242424242"})).await.unwrap();
     let id = started.operation.id.to_string();
@@ -213,7 +213,7 @@ async fn a_handler_under_a_nested_router_verifies_the_path_and_query_herald_sent
 async fn a_declined_card_fails_the_operation_with_the_reason_the_service_gave() {
     let (url, _shop, _dir) = shop().await;
     let h = common::herald(&[ORDER], &[("shop", &url, Some(SECRET))]).await;
-    let client = Client::new(&h.url);
+    let client = Client::new(&h.base);
 
     let started = client
         .start_with(
@@ -233,9 +233,9 @@ async fn a_declined_card_fails_the_operation_with_the_reason_the_service_gave() 
 #[tokio::test]
 async fn events_are_published_pulled_and_given_back() {
     let h = common::herald(&[], &[]).await;
-    let client = Client::new(&h.url);
+    let client = Client::new(&h.base);
     reqwest::Client::new()
-        .put(format!("{}/v1/subscriptions/s", h.url))
+        .put(format!("{}/v1/subscriptions/s", h.base))
         .json(&json!({"topic": "t", "retry": {"attempts": 2}}))
         .send()
         .await
@@ -279,14 +279,14 @@ async fn a_pushed_event_arrives_signed_and_a_retry_reply_brings_it_again() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let h = common::herald(&[], &[("consumer", &url, Some(SECRET))]).await;
     let put = reqwest::Client::new()
-        .put(format!("{}/v1/subscriptions/audit", h.url))
+        .put(format!("{}/v1/subscriptions/audit", h.base))
         .json(&json!({"topic": "t", "push": {"service": "consumer", "path": "/events"}, "retry": {"initial": "20ms"}}))
         .send()
         .await
         .unwrap();
     assert_eq!(put.status(), 201);
 
-    Client::new(&h.url).publish("t", &common::event("e1", "T")).await.unwrap();
+    Client::new(&h.base).publish("t", &common::event("e1", "T")).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while seen.lock().await.len() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "the event did not come again");

@@ -12,8 +12,9 @@ use std::{
     time::Duration,
 };
 
-use common::{DELETION, client, email_to, eventually, get, herald_with};
+use common::{DELETION, client, email_to, get, herald_with};
 use herald_demo::smtp::SmtpSink;
+use herald_testkit::eventually;
 use serde_json::{Value, json};
 
 /// The audit service's bulkhead in this test: under the 200 deletions.

@@ -6,8 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, demo, eventually, get, herald, reserve};
+use common::{client, demo, get, herald, reserve};
 use herald_sdk::Client;
+use herald_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

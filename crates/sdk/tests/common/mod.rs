@@ -8,31 +8,23 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use herald_server::{Application, Config, config::ServiceConfig, workflows};
-
-pub struct Herald {
-    pub url: String,
-    _dir: tempfile::TempDir,
-    _task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+use herald_server::config::ServiceConfig;
+pub use herald_testkit::Herald;
 
 /// Starts herald with these workflows; `services` are (name, url, secret).
 pub async fn herald(workflow_files: &[&str], services: &[(&str, &str, Option<&str>)]) -> Herald {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
-    config.engine.poll_interval = herald_core::Span::from_millis(100);
-    for (name, url, secret) in services {
-        let mut svc = ServiceConfig::new(vec![url.to_string()]);
-        svc.secret = secret.map(str::to_string);
-        config.services.insert(name.to_string(), svc);
-    }
-    let defs =
-        workflow_files.iter().map(|t| workflows::parse_checked("test.toml", t, &config.services).unwrap().1).collect();
-    let app = Application::build_with(config, defs).await.expect("herald starts");
-    let url = format!("http://{}", app.local_addr());
-    let task = tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Herald { url, _dir: dir, _task: task }
+    Herald::build()
+        .workflows(workflow_files)
+        .config(|config| {
+            config.engine.poll_interval = herald_core::Span::from_millis(100);
+            for (name, url, secret) in services {
+                let mut svc = ServiceConfig::new(vec![url.to_string()]);
+                svc.secret = secret.map(str::to_string);
+                config.services.insert(name.to_string(), svc);
+            }
+        })
+        .start()
+        .await
 }
 
 /// Runs the test named `test` of this same test binary as a child process,

@@ -3,7 +3,7 @@
 //! `[registry] allow` says, end users get a projection of their
 //! operations, and tokens travel in query strings only to event streams.
 
-use herald_server::config::{JwtAlgorithm, StaticRole, StaticToken, UserTokens};
+use herald_server::config::{StaticRole, StaticToken};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -14,8 +14,7 @@ const SHOP: &str = "shop-token-0123456789";
 const PAYMENT: &str = "payment-token-0123456789";
 
 fn jwt(claims: Value) -> String {
-    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    herald_testkit::auth::hs256_jwt(SECRET, &claims)
 }
 
 fn user(sub: &str) -> String {
@@ -25,13 +24,7 @@ fn user(sub: &str) -> String {
 async fn app(workflows: &[&str], svc: &StepService, allow: &[&str]) -> TestApp {
     let allow: Vec<String> = allow.iter().map(|a| a.to_string()).collect();
     let mut app = spawn_app_with(tempfile::tempdir().unwrap(), workflows, svc, |c| {
-        c.auth.users = Some(UserTokens {
-            algorithm: JwtAlgorithm::HS256,
-            secret: Some(SECRET.into()),
-            public_key: None,
-            issuer: None,
-            audience: None,
-        });
+        c.auth.users = Some(herald_testkit::auth::hs256(SECRET));
         let token = |name: &str, token: &str, services: Option<Vec<String>>| StaticToken {
             name: name.into(),
             token: token.into(),

@@ -3,7 +3,7 @@
 //! one table — and where the answer is a refusal, nothing changed.
 
 use herald_gateway::access::Access;
-use herald_server::config::{JwtAlgorithm, ServiceConfig, StaticRole, StaticToken, UserTokens};
+use herald_server::config::{ServiceConfig, StaticRole, StaticToken, UserTokens};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -43,8 +43,7 @@ const EVERYONE: [Who; 10] = [
 ];
 
 fn jwt(claims: Value) -> String {
-    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    herald_testkit::auth::hs256_jwt(SECRET, &claims)
 }
 
 impl Who {
@@ -147,13 +146,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
     let wf = "name = \"order\"\nsubject = \"/user\"\n[[steps]]\nname = \"charge\"\n\
               call = { service = \"shop\", path = \"/charge\" }\n";
     let mut app = spawn_app_with(tempfile::tempdir().unwrap(), &[wf], &svc, |c| {
-        c.auth.users = Some(UserTokens {
-            algorithm: JwtAlgorithm::HS256,
-            secret: Some(SECRET.into()),
-            public_key: None,
-            issuer: None,
-            audience: Some("herald".into()),
-        });
+        c.auth.users = Some(UserTokens { audience: Some("herald".into()), ..herald_testkit::auth::hs256(SECRET) });
         let token = |name: &str, token: &str, role| StaticToken {
             name: name.into(),
             token: token.into(),

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use super::{express::exchange, upstream::Upstream};
 use herald_gateway::access::Access;
 use herald_server::{
-    Application, Config,
-    config::{JwtAlgorithm, ServiceConfig, StaticRole, StaticToken, UserTokens},
+    Config,
+    config::{ServiceConfig, StaticRole, StaticToken},
 };
 
 const SECRET: &str = "a-gateway-test-secret-of-32-characters!";
@@ -18,38 +18,30 @@ const ADMIN: &str = "admin-token-0123456789";
 
 fn user(sub: &str) -> String {
     let exp = chrono::Utc::now().timestamp() + 600;
-    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &json!({"sub": sub, "exp": exp}), &key).unwrap()
+    herald_testkit::auth::hs256_jwt(SECRET, &json!({"sub": sub, "exp": exp}))
 }
 
 /// herald with tokens, end users, the service `shop` (service access,
 /// with public, user and admin prefixes), a workflow that calls
 /// `shop`'s `/charge`, and `internal`, which is off.
-async fn secured(up: &Upstream, express: bool) -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
-    config.gateway.express = express;
-    let mut shop = ServiceConfig::new(vec![up.url.clone()]);
-    shop.gateway_paths = [("/catalog", Access::Public), ("/admin", Access::Admin), ("/me", Access::User)]
-        .into_iter()
-        .map(|(p, a)| (p.to_string(), a))
-        .collect();
-    config.services.insert("shop".into(), shop);
-    let mut internal = ServiceConfig::new(vec![up.url.clone()]);
-    internal.gateway = Access::Off;
-    config.services.insert("internal".into(), internal);
-    config.auth.users = Some(UserTokens {
-        algorithm: JwtAlgorithm::HS256,
-        secret: Some(SECRET.into()),
-        public_key: None,
-        issuer: None,
-        audience: None,
-    });
-    config.auth.tokens = vec![
-        StaticToken { name: "shop".into(), token: SHOP.into(), role: StaticRole::Service, services: None },
-        StaticToken { name: "ops".into(), token: ADMIN.into(), role: StaticRole::Admin, services: None },
-    ];
+async fn secured(up: &Upstream, express: bool) -> (String, herald_testkit::Herald) {
+    let secure = |config: &mut Config| {
+        config.gateway.express = express;
+        let mut shop = ServiceConfig::new(vec![up.url.clone()]);
+        shop.gateway_paths = [("/catalog", Access::Public), ("/admin", Access::Admin), ("/me", Access::User)]
+            .into_iter()
+            .map(|(p, a)| (p.to_string(), a))
+            .collect();
+        config.services.insert("shop".into(), shop);
+        let mut internal = ServiceConfig::new(vec![up.url.clone()]);
+        internal.gateway = Access::Off;
+        config.services.insert("internal".into(), internal);
+        config.auth.users = Some(herald_testkit::auth::hs256(SECRET));
+        config.auth.tokens = vec![
+            StaticToken { name: "shop".into(), token: SHOP.into(), role: StaticRole::Service, services: None },
+            StaticToken { name: "ops".into(), token: ADMIN.into(), role: StaticRole::Admin, services: None },
+        ];
+    };
     let wf = r#"
 name = "order"
 [[steps]]
@@ -57,11 +49,8 @@ name = "charge"
 call = { service = "shop", path = "/charge" }
 compensate = { service = "shop", path = "/refund" }
 "#;
-    let defs = vec![herald_server::workflows::parse_checked("order.toml", wf, &config.services).unwrap().1];
-    let app = Application::build_with(config, defs).await.expect("herald starts");
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    (url, dir)
+    let herald = herald_testkit::Herald::build().file("order.toml", wf).config(secure).start().await;
+    (herald.base.clone(), herald)
 }
 
 /// The status of `GET {path}` with `token`, and what the instance saw.

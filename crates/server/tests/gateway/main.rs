@@ -11,7 +11,7 @@ mod upstream;
 
 use std::{collections::BTreeMap, time::Duration};
 
-use herald_server::{Application, Config, config::ServiceConfig};
+use herald_server::{Config, config::ServiceConfig};
 use serde_json::{Value, json};
 use upstream::Upstream;
 
@@ -24,21 +24,17 @@ async fn upstream_process() {
 struct Herald {
     url: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    _herald: herald_testkit::Herald,
 }
 
 /// herald with the service `shop` on these upstreams, `tweak`ed.
 async fn herald(instances: &[&Upstream], tweak: impl FnOnce(&mut Config)) -> Herald {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
-    config.services.insert("shop".into(), ServiceConfig::new(instances.iter().map(|u| u.url.clone()).collect()));
-    tweak(&mut config);
-    let app = Application::build_with(config, vec![]).await.expect("herald starts");
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Herald { url, http: reqwest::Client::new(), _dir: dir }
+    let shop = ServiceConfig::new(instances.iter().map(|u| u.url.clone()).collect());
+    let with_shop = |c: &mut Config| {
+        c.services.insert("shop".into(), shop);
+    };
+    let h = herald_testkit::Herald::build().config(with_shop).config(tweak).start().await;
+    Herald { url: h.base.clone(), http: h.http.clone(), _herald: h }
 }
 
 impl Herald {
@@ -379,22 +375,20 @@ async fn an_async_route_starts_an_operation_instead_of_calling_the_service() {
     let a = Upstream::start("a");
     let wf = "name = \"order\"\n[[steps]]\nname = \"record\"\ncall = { service = \"shop\", path = \"/record\" }\n"
         .to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().join("data"), ..Config::default() };
-    config.services.insert("shop".into(), ServiceConfig::new(vec![a.url.clone()]));
-    config.gateway.routes.push(herald_gateway::config::AsyncRoute {
-        service: "shop".into(),
-        method: "POST".into(),
-        path: "/orders".into(),
-        workflow: "order".into(),
-    });
-    let def = herald_server::workflows::parse_checked("w.toml", &wf, &config.services).unwrap().1;
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let app = Application::build_with(config, vec![def]).await.unwrap();
-    let url = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let http = reqwest::Client::new();
+    let herald = herald_testkit::Herald::build()
+        .file("w.toml", &wf)
+        .config(|config| {
+            config.services.insert("shop".into(), ServiceConfig::new(vec![a.url.clone()]));
+            config.gateway.routes.push(herald_gateway::config::AsyncRoute {
+                service: "shop".into(),
+                method: "POST".into(),
+                path: "/orders".into(),
+                workflow: "order".into(),
+            });
+        })
+        .start()
+        .await;
+    let (url, http) = (herald.base.clone(), herald.http.clone());
 
     let started = http.post(format!("{url}/gw/shop/orders")).json(&json!({"sku": "tea"})).send().await.unwrap();
     let location = started.headers()["location"].to_str().unwrap().to_string();

@@ -4,25 +4,16 @@
 
 #![allow(dead_code)]
 
-use std::{
-    future::Future,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
-use herald_server::{Application, Config, config::ServiceConfig, workflows};
+use herald_server::{Config, config::ServiceConfig};
+use herald_testkit::Herald;
+pub use herald_testkit::client;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 pub const ORDER: &str = "place-order";
 pub const DELETION: &str = "delete-account";
-
-pub fn client() -> reqwest::Client {
-    // reqwest is built with `rustls-no-provider`: without a provider,
-    // building a client panics, even for http:// URLs.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
 
 /// The demo apps, with the directory their database lives in.
 pub struct Started {
@@ -91,31 +82,11 @@ pub async fn stock(http: &reqwest::Client, demo: &herald_demo::Demo) -> Value {
     get(http, format!("{}/inventory/stock", demo.shop_url)).await
 }
 
-/// Polls `probe` until it answers `Some`, failing the test after `within`.
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A real herald on a free port, with its data in `dir`, calling the
 /// demo's services and running `place-order` (`delete-account` would need
 /// an SMTP server); `subscriptions` are (name, definition) as in
 /// `[subscriptions]`.
-pub async fn herald(
-    dir: &Path,
-    demo: &herald_demo::Demo,
-    subscriptions: &[(&str, Value)],
-) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+pub async fn herald(dir: &Path, demo: &herald_demo::Demo, subscriptions: &[(&str, Value)]) -> (String, Herald) {
     herald_with(dir, demo, |config| {
         for (name, definition) in subscriptions {
             let sub = serde_json::from_value(definition.clone()).expect("a subscription");
@@ -127,29 +98,24 @@ pub async fn herald(
 
 /// As [`herald`], `tweak`ed; with an email server configured, it runs
 /// `delete-account` too.
-pub async fn herald_with(
-    dir: &Path,
-    demo: &herald_demo::Demo,
-    tweak: impl FnOnce(&mut Config),
-) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        data_dir: dir.join("herald"),
-        ..Config::default()
-    };
+pub async fn herald_with(dir: &Path, demo: &herald_demo::Demo, tweak: impl FnOnce(&mut Config)) -> (String, Herald) {
+    let mut config = Config::default();
     for (name, url) in demo.services() {
         config.services.insert(name, ServiceConfig::new(vec![url]));
     }
     tweak(&mut config);
     let email = config.email.is_some();
-    let definitions = herald_demo::workflows()
-        .into_iter()
-        .filter(|(file, _)| email || file.starts_with(ORDER))
-        .map(|(file, text)| workflows::parse_checked(file, text, &config.services).expect("a valid workflow").1)
-        .collect();
-    let app = Application::build_with(config, definitions).await.expect("herald starts");
-    let url = format!("http://{}", app.local_addr());
-    (url, tokio::spawn(app.run_until_stopped(std::future::pending())))
+    // The workflows run depend on the tweaked configuration, so it is made
+    // here; herald's builder only chooses its address and data directory.
+    let mut build = Herald::build().data_dir(dir.join("herald")).config(|c| {
+        (config.listen, config.data_dir) = (c.listen, std::mem::take(&mut c.data_dir));
+        *c = config;
+    });
+    for (file, text) in herald_demo::workflows().into_iter().filter(|(file, _)| email || file.starts_with(ORDER)) {
+        build = build.file(file, text);
+    }
+    let herald = build.start().await;
+    (herald.base.clone(), herald)
 }
 
 /// herald's emails go to this local sink.

@@ -1,0 +1,24 @@
+//! What herald's test suites (and its bench) would otherwise each write
+//! again: a real herald in-process on a temporary directory, waiting on a
+//! condition with a deadline, raw HTTP/1.1, a scripted step service, and
+//! the workflow texts they run.
+//!
+//! Only a dev-dependency, except for the bench, which shares the workflow
+//! fixtures and the readiness wait.
+
+pub mod auth;
+mod herald;
+mod net;
+mod raw;
+mod step_service;
+mod views;
+mod wait;
+pub mod workflow;
+
+pub use herald::{Build, Herald, client};
+pub use net::free_port;
+pub use raw::{RawAnswer, raw};
+pub use step_service::{Call, Reply, StepService};
+pub use views::{event_types, step};
+pub use wait::{eventually, ready, until};
+pub use workflow::sequential;

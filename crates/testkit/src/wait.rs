@@ -1,0 +1,45 @@
+//! Waiting on a condition with a deadline: a probe polled until it holds,
+//! never a sleep that hopes the condition will hold after it.
+
+use std::{future::Future, time::Duration};
+
+use tokio::time::Instant;
+
+/// How often a probe is asked again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `probe` until it answers `Some`; `None` once `within` has passed.
+pub async fn until<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// As [`until`], failing the test (saying `what`) after `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    until(within, probe).await.unwrap_or_else(|| panic!("{what}: not within {within:?}"))
+}
+
+/// Whether herald at `base` answered `GET /readyz` with 200 within `within`.
+pub async fn ready(http: &reqwest::Client, base: &str, within: Duration) -> bool {
+    let probe = || async move {
+        let resp = http.get(format!("{base}/readyz")).send().await;
+        resp.is_ok_and(|r| r.status() == 200).then_some(())
+    };
+    until(within, probe).await.is_some()
+}
