@@ -25,6 +25,7 @@
 //! - [`config`] — `[gateway]`.
 //! - [`forward`] — the headers passed on and added.
 //! - `proxy` — one request through to an instance, streamed both ways.
+//! - `attempts` — which instance each try goes to, and whether another try is safe.
 //! - [`affinity`] — a client connection's own connections to instances.
 //! - [`express`] — plain HTTP/1.1 requests read and relayed by hand.
 
