@@ -135,8 +135,8 @@ impl Inventory {
     /// outbox's, and puts the catalogue on the shelf where a sku has no row
     /// yet, so stock carries over from the last run.
     pub async fn open(data_dir: &Path, pace: Duration) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
         let path = data_dir.join(DATABASE);
+        private(data_dir, &path).with_context(|| format!("creating {}", path.display()))?;
         // WAL: the stock view and the relay read while a reserve writes.
         let options =
             SqliteConnectOptions::new().filename(&path).create_if_missing(true).journal_mode(SqliteJournalMode::Wal);
@@ -311,4 +311,21 @@ async fn stock(State(inv): State<Arc<Inventory>>) -> Result<Json<BTreeMap<String
         .await
         .map_err(|e| StepReply::retry(format!("The inventory cannot be read just now ({e}).")))?;
     Ok(Json(rows.into_iter().collect()))
+}
+
+/// The database sits in herald's data directory, which is its user's alone:
+/// the directory made 0700 and the file 0600 before SQLite opens it (SQLite
+/// gives its `-wal` and `-shm` the file's mode), whatever the umask.
+fn private(dir: &Path, file: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    builder.create(dir)?;
+    options.open(file).map(drop)
 }
