@@ -65,6 +65,10 @@ struct ServerArgs {
     /// Where the embedded store keeps its data [default: ./herald-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where operations are stored, as a URL [default: the embedded store
+    /// in the data directory]. Also `store` in the file, `HERALD_STORE`.
+    #[arg(long)]
+    store: Option<String>,
     /// A folder of workflow files.
     #[arg(long)]
     workflows: Option<PathBuf>,
@@ -125,6 +129,9 @@ impl ServerArgs {
         }
         if let Some(d) = &self.data_dir {
             c.data_dir = d.clone();
+        }
+        if let Some(s) = &self.store {
+            c.store = Some(s.clone());
         }
         if let Some(w) = &self.workflows {
             c.workflows = Some(w.clone());

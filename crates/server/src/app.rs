@@ -48,7 +48,7 @@ impl Application {
         config.listen = listener.local_addr()?;
         let node = Node { id: format!("node-{}", std::process::id()), lease: config.engine.lease.as_chrono() };
         let Opened { store, broker } = herald_store::open(&StoreConfig {
-            url: format!("sqlite://{}", config.data_dir.display()),
+            url: config.store_url(),
             node,
             dedupe_window: config.broker.dedupe_window.0,
         })?;

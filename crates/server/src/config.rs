@@ -18,6 +18,9 @@ pub use herald_http::auth::config::{AuthConfig, JwtAlgorithm, StaticRole, Static
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where operations are stored: a URL (`sqlite://<dir>`, …). Unset:
+    /// the embedded store in `data_dir`.
+    pub store: Option<String>,
     /// A folder of workflow files (`*.toml`).
     pub workflows: Option<PathBuf>,
     /// How services reach this server for step callbacks; defaults to
@@ -45,6 +48,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:7070".parse().expect("a valid address"),
             data_dir: PathBuf::from("./herald-data"),
+            store: None,
             workflows: None,
             public_url: None,
             services: BTreeMap::new(),
@@ -118,6 +122,11 @@ impl Config {
         load::load(file, env)
     }
 
+    /// The store's URL: `store`, or the embedded store in `data_dir`.
+    pub fn store_url(&self) -> String {
+        self.store.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.display()))
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }
@@ -140,6 +149,15 @@ mod tests {
         assert_eq!(c.listen.port(), 9);
         assert_eq!(c.services["audit"].instances.len(), 2);
         assert_eq!(c.engine.max_in_flight, 7);
+    }
+
+    #[test]
+    fn the_store_is_the_embedded_one_unless_a_url_is_given() {
+        let c = Config::load(None, [("HERALD_DATA_DIR".to_string(), "/srv/h".to_string())]).unwrap();
+        assert_eq!(c.store_url(), "sqlite:///srv/h");
+        let url = "postgres://herald@db.internal/herald";
+        let c = Config::load(None, [("HERALD_STORE".to_string(), url.to_string())]).unwrap();
+        assert_eq!(c.store_url(), url);
     }
 
     #[test]
