@@ -46,7 +46,7 @@ impl Application {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         config.listen = listener.local_addr()?;
-        let node = Node { id: format!("node-{}", std::process::id()), lease: config.engine.lease.as_chrono() };
+        let node = Node { id: node_id(), lease: config.engine.lease.as_chrono() };
         let Opened { store, broker } = herald_store::open(&StoreConfig {
             url: config.store_url(),
             node,
@@ -137,6 +137,14 @@ impl Application {
     }
 }
 
+/// This node's name on the leases it takes: its process id (for a person
+/// reading the logs) and random bytes, since nodes in containers all tend
+/// to be process 1 and two nodes sharing a name would each take the
+/// other's tasks for its own.
+fn node_id() -> String {
+    format!("node-{}-{}", std::process::id(), hex::encode(rand::random::<[u8; 4]>()))
+}
+
 /// How often the broker forgets what nobody needs any more.
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(60);
 /// How often instances whose TTL passed are dropped.
@@ -205,4 +213,14 @@ fn check_channels(config: &Config, definitions: &[Workflow]) -> anyhow::Result<(
 /// One TLS provider for the whole process (ring), chosen before any client exists.
 fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nodes_in_one_process_never_share_a_name() {
+        let (a, b) = (super::node_id(), super::node_id());
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("node-{}-", std::process::id())), "{a}");
+    }
 }
