@@ -52,6 +52,10 @@ pub enum ApiError {
     OriginNotAllowed(String),
     #[error("the server is shutting down")]
     Unavailable,
+    /// The store did not answer (a lost connection, a full disk): what it
+    /// said is logged, never sent.
+    #[error("the store does not answer: try again shortly")]
+    StoreUnavailable(String),
     #[error("too many requests: try again in {0} s")]
     TooManyRequests(u64),
     #[error("you have {0} event streams open already, the most one user may have: close one first")]
@@ -123,6 +127,7 @@ impl ApiError {
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Not allowed"),
             OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin-not-allowed", "Not allowed from this site"),
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Unavailable"),
+            StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "The store does not answer"),
             TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too-many-streams", "Too many open streams"),
             UnknownService(_) => (StatusCode::NOT_FOUND, "unknown-service", "Unknown service"),
@@ -146,6 +151,7 @@ impl ApiError {
             // Nothing says when one of the user's streams ends; a few seconds
             // keeps a reconnecting client from spinning.
             ApiError::TooManyStreams(_) => Some(STREAMS_RETRY_AFTER),
+            ApiError::StoreUnavailable(_) => Some(1),
             _ => None,
         }
     }
@@ -168,8 +174,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(%detail, "internal error");
+        match &self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::StoreUnavailable(detail) => tracing::warn!(%detail, "the store does not answer"),
+            _ => {}
         }
         let problem = self.problem();
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -230,8 +238,32 @@ impl From<herald_broker::Error> for ApiError {
 
 impl From<herald_store::Error> for ApiError {
     fn from(e: herald_store::Error) -> Self {
-        ApiError::Internal(e.to_string())
+        use herald_store::Error::*;
+        match e {
+            // The store's trouble, not a fault of herald's: the client may
+            // try again.
+            Backend(_) | Closed | Io(_) => ApiError::StoreUnavailable(e.to_string()),
+            _ => ApiError::Internal(e.to_string()),
+        }
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_does_not_answer_is_a_503_to_retry_and_its_words_stay_inside() {
+        let e = ApiError::from(herald_store::Error::Backend("connection refused by db.internal:5432".into()));
+        let resp = e.into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let problem = ApiError::StoreUnavailable("db.internal".into()).problem();
+        assert_eq!(problem.kind, "urn:herald:problem:store-unavailable");
+        assert!(!problem.detail.contains("db.internal"), "{}", problem.detail);
+        let corrupt = ApiError::from(herald_store::Error::Corrupt("row 7".into()));
+        assert_eq!(corrupt.problem().status, 500);
+    }
+}
