@@ -46,6 +46,12 @@ async fn step_service() -> (String, Arc<Mutex<Ledger>>) {
     (url, ledger)
 }
 
+/// The shared client, each request given at most `limit`.
+fn client_within(limit: Duration) -> reqwest::Client {
+    drop(client()); // installs the TLS provider reqwest needs
+    reqwest::Client::builder().timeout(limit).build().unwrap()
+}
+
 fn write_config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
     let wf_dir = dir.join("workflows");
     std::fs::create_dir_all(&wf_dir).unwrap();
@@ -100,7 +106,9 @@ async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
     let port = free_port();
     let config = write_config(dir.path(), port, &svc);
     let base = format!("http://127.0.0.1:{port}");
-    let http = client();
+    // Every request with a deadline: a request that never ends fails the
+    // test, saying which, instead of holding the run.
+    let http = client_within(Duration::from_secs(30));
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
 
@@ -193,7 +201,9 @@ async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied
     let port = free_port();
     let config = write_demo_config(dir.path(), port, &demo, sink.port);
     let base = format!("http://127.0.0.1:{port}");
-    let http = client();
+    // Every request with a deadline: a request that never ends fails the
+    // test, saying which, instead of holding the run.
+    let http = client_within(Duration::from_secs(30));
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
 
