@@ -66,41 +66,40 @@ pub fn notification(row: NotificationRow) -> Result<Notification> {
 pub const DEAD_LETTER_COLUMNS: &str =
     "id, kind, subscription, topic, workflow, op_id, step, attempts, error, errors, payload, created_at";
 
-/// A dead letter as stored, before it is read back.
-pub struct DeadLetterRow {
-    pub id: i64,
-    pub kind: String,
-    pub subscription: Option<String>,
-    pub topic: Option<String>,
-    pub workflow: Option<String>,
-    pub op: Option<String>,
-    pub step: Option<String>,
-    pub attempts: u32,
-    pub error: String,
-    pub errors: String,
-    pub payload: String,
-    pub created: i64,
-}
+/// A dead letter's row: id, kind, subscription, topic, workflow,
+/// operation, step, attempts, error, errors, payload, created.
+pub type DeadLetterRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+);
 
-impl DeadLetterRow {
-    pub fn parse(self) -> Result<DeadLetter> {
-        let corrupt = |e: serde_json::Error| Error::Corrupt(format!("dead letter {}: {e}", self.id));
-        Ok(DeadLetter {
-            id: self.id,
-            kind: DeadLetterKind::parse(&self.kind)
-                .ok_or_else(|| Error::Corrupt(format!("dead letter {}: kind `{}`", self.id, self.kind)))?,
-            subscription: self.subscription,
-            topic: self.topic,
-            workflow: self.workflow,
-            operation_id: self.op.map(|o| o.parse()).transpose().map_err(Error::Corrupt)?,
-            step: self.step,
-            attempts: self.attempts,
-            error: self.error,
-            errors: serde_json::from_str(&self.errors).map_err(corrupt)?,
-            payload: serde_json::from_str(&self.payload).map_err(corrupt)?,
-            created_at: time(self.created)?,
-        })
-    }
+pub fn dead_letter(row: DeadLetterRow) -> Result<DeadLetter> {
+    let (id, kind, subscription, topic, workflow, op, step, attempts, error, errors, payload, created) = row;
+    let corrupt = |e: String| Error::Corrupt(format!("dead letter {id}: {e}"));
+    Ok(DeadLetter {
+        id,
+        kind: DeadLetterKind::parse(&kind).ok_or_else(|| corrupt(format!("kind `{kind}`")))?,
+        subscription,
+        topic,
+        workflow,
+        operation_id: op.map(|o| o.parse()).transpose().map_err(corrupt)?,
+        step,
+        attempts: u32::try_from(attempts).map_err(|_| corrupt(format!("{attempts} attempts")))?,
+        error,
+        errors: serde_json::from_str(&errors).map_err(|e| corrupt(e.to_string()))?,
+        payload: serde_json::from_str(&payload).map_err(|e| corrupt(e.to_string()))?,
+        created_at: time(created)?,
+    })
 }
 
 /// The rows that can be read; each that cannot is reported and skipped,

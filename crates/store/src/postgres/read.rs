@@ -3,7 +3,7 @@
 //! the store's types through [`crate::codec`], as SQLite's do.
 
 use herald_core::{Event, Operation, OperationId, notify::Notification};
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row, postgres::PgRow};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::{
     DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, Result,
@@ -85,30 +85,10 @@ pub async fn unread(c: &mut PgConnection, subject: &str) -> Result<u64> {
     Ok(n as u64)
 }
 
-fn dead_letter_row(r: &PgRow) -> Result<DeadLetterRow> {
-    let id: i64 = r.try_get(0)?;
-    let attempts: i64 = r.try_get(7)?;
-    Ok(DeadLetterRow {
-        id,
-        kind: r.try_get(1)?,
-        subscription: r.try_get(2)?,
-        topic: r.try_get(3)?,
-        workflow: r.try_get(4)?,
-        op: r.try_get(5)?,
-        step: r.try_get(6)?,
-        attempts: u32::try_from(attempts)
-            .map_err(|_| Error::Corrupt(format!("dead letter {id}: {attempts} attempts")))?,
-        error: r.try_get(8)?,
-        errors: r.try_get(9)?,
-        payload: r.try_get(10)?,
-        created: r.try_get(11)?,
-    })
-}
-
 pub async fn dead_letter(c: &mut PgConnection, id: i64) -> Result<Option<DeadLetter>> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1"));
-    let row = sqlx::query(sql).bind(id).fetch_optional(c).await?;
-    row.map(|r| dead_letter_row(&r)?.parse()).transpose()
+    let row = sqlx::query_as(sql).bind(id).fetch_optional(c).await?;
+    row.map(codec::dead_letter).transpose()
 }
 
 /// Newest first.
@@ -116,8 +96,8 @@ pub async fn dead_letters(c: &mut PgConnection, f: &DeadLetterFilter) -> Result<
     let base = format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters");
     let mut q = filtered(&base, filters::dead_letters(f));
     q.push(format!(" ORDER BY id DESC LIMIT {}", filters::page(f.limit)));
-    let rows = q.build().fetch_all(c).await?;
-    rows.iter().map(|r| dead_letter_row(r)?.parse()).collect()
+    let rows: Vec<DeadLetterRow> = q.build_query_as().fetch_all(c).await?;
+    rows.into_iter().map(codec::dead_letter).collect()
 }
 
 pub async fn workflows(c: &mut PgConnection) -> Result<Vec<(String, u32, String)>> {

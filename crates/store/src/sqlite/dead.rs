@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     DeadLetter, DeadLetterFilter, DeadLetterKind, Result,
-    codec::{DEAD_LETTER_COLUMNS, DeadLetterRow},
+    codec::{self, DEAD_LETTER_COLUMNS, DeadLetterRow},
     filters,
 };
 
@@ -45,20 +45,20 @@ pub fn insert(conn: &Connection, d: &DeadLetter) -> Result<i64> {
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetterRow> {
-    Ok(DeadLetterRow {
-        id: r.get(0)?,
-        kind: r.get(1)?,
-        subscription: r.get(2)?,
-        topic: r.get(3)?,
-        workflow: r.get(4)?,
-        op: r.get(5)?,
-        step: r.get(6)?,
-        attempts: r.get(7)?,
-        error: r.get(8)?,
-        errors: r.get(9)?,
-        payload: r.get(10)?,
-        created: r.get(11)?,
-    })
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+    ))
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<Option<DeadLetter>> {
@@ -66,7 +66,7 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<DeadLetter>> {
         .prepare_cached(&format!("SELECT {COLUMNS} FROM dead_letters WHERE id = ?1"))?
         .query_row([id], row)
         .optional()?;
-    raw.map(DeadLetterRow::parse).transpose()
+    raw.map(codec::dead_letter).transpose()
 }
 
 /// Newest first.
@@ -75,7 +75,7 @@ pub fn list(conn: &Connection, f: &DeadLetterFilter) -> Result<Vec<DeadLetter>> 
     let sql = format!("SELECT {COLUMNS} FROM dead_letters{clauses} ORDER BY id DESC LIMIT {}", filters::page(f.limit));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), row)?;
-    rows.map(|r| r?.parse()).collect()
+    rows.map(|r| codec::dead_letter(r?)).collect()
 }
 
 pub fn delete(conn: &Connection, id: i64) -> Result<bool> {
