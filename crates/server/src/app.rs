@@ -46,9 +46,11 @@ impl Application {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         config.listen = listener.local_addr()?;
-        let node = Node { id: format!("node-{}", std::process::id()), lease: config.engine.lease.as_chrono() };
+        // Unique among every node sharing a database, on this host or another.
+        let id = format!("node-{}-{:08x}", std::process::id(), rand::random::<u32>());
+        let node = Node { id, lease: config.engine.lease.as_chrono() };
         let Opened { store, broker } = herald_store::open(&StoreConfig {
-            url: format!("sqlite://{}", config.data_dir.display()),
+            url: config.store.clone().unwrap_or_else(|| format!("sqlite://{}", config.data_dir.display())),
             node,
             dedupe_window: config.broker.dedupe_window.0,
         })

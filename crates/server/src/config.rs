@@ -18,6 +18,9 @@ pub use herald_http::auth::config::{AuthConfig, JwtAlgorithm, StaticRole, Static
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The store's URL: `postgres://…` for several nodes on one database.
+    /// By default, the embedded store in `data_dir`.
+    pub store: Option<String>,
     /// A folder of workflow files (`*.toml`).
     pub workflows: Option<PathBuf>,
     /// How services reach this server for step callbacks; defaults to
@@ -45,6 +48,7 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:7070".parse().expect("a valid address"),
             data_dir: PathBuf::from("./herald-data"),
+            store: None,
             workflows: None,
             public_url: None,
             services: BTreeMap::new(),

@@ -2,82 +2,22 @@
 //! database shared by several nodes can show: two nodes racing for one
 //! key, claims that never overlap, a lease that runs out and is taken.
 //!
-//! Each test runs in a schema of its own, dropped afterwards. They need a
-//! PostgreSQL server at `HERALD_TEST_POSTGRES` (by default
-//! `postgres://postgres@127.0.0.1:5432/test`); without one they fail,
-//! saying what to start.
+//! Each test runs in a schema of its own, dropped afterwards
+//! ([`TestSchema`]); without a server they fail, saying what to start.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use herald_core::OperationId;
 use herald_store::{
     Accepted, IdempotencyKey, Node, Store,
-    contract::{self, Harness, concurrency, create, new_op, workflow},
+    contract::{self, Harness, concurrency, create, new_op, postgres::TestSchema, workflow},
     postgres::PgStore,
 };
-use sqlx::{
-    AssertSqlSafe, ConnectOptions, Connection,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A schema of its own in the test database, dropped with it.
-struct Schema {
-    base: PgConnectOptions,
-    name: String,
-}
-
-impl Schema {
-    async fn new() -> Self {
-        let url = std::env::var("HERALD_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.into());
-        let base = PgConnectOptions::from_str(&url).expect("HERALD_TEST_POSTGRES is a postgres:// URL");
-        let mut admin = base.connect().await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {url} ({e}). These tests need it: start PostgreSQL (15 or later) \
-                 there with trust auth for user `postgres` and a database `test`, or point HERALD_TEST_POSTGRES \
-                 at one that runs."
-            )
-        });
-        let name = format!("herald_test_{:016x}", rand::random::<u64>());
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut admin).await.unwrap();
-        admin.close().await.unwrap();
-        Schema { base, name }
-    }
-
-    /// Connections whose tables are this schema's.
-    fn options(&self) -> PgConnectOptions {
-        self.base.clone().options([("search_path", self.name.as_str())])
-    }
-
-    async fn store(&self, node: Node) -> Arc<PgStore> {
-        let pool = PgPoolOptions::new().max_connections(4).connect_with(self.options()).await.unwrap();
-        Arc::new(PgStore::on(pool, node).await.unwrap())
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        // Drop cannot await: the schema goes from a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let mut c = base.connect().await?;
-                sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&mut c).await?;
-                c.close().await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("the test schema {} was not dropped: {dropped:?}", self.name);
-        }
-    }
-}
+use sqlx::{ConnectOptions, Connection};
 
 struct Shared {
     store: Arc<PgStore>,
-    schema: Schema,
+    schema: TestSchema,
 }
 
 impl Harness for Shared {
@@ -100,7 +40,7 @@ impl Harness for Shared {
 }
 
 async fn shared() -> Shared {
-    let schema = Schema::new().await;
+    let schema = TestSchema::new().await;
     Shared { store: schema.store(contract::node()).await, schema }
 }
 
@@ -114,8 +54,8 @@ fn node(id: &str, lease: chrono::Duration) -> Node {
 }
 
 /// Two nodes on one schema.
-async fn two_nodes(lease: chrono::Duration) -> (Schema, Arc<PgStore>, Arc<PgStore>) {
-    let schema = Schema::new().await;
+async fn two_nodes(lease: chrono::Duration) -> (TestSchema, Arc<PgStore>, Arc<PgStore>) {
+    let schema = TestSchema::new().await;
     let (a, b) = (schema.store(node("a", lease)).await, schema.store(node("b", lease)).await);
     (schema, a, b)
 }
@@ -205,14 +145,9 @@ async fn a_task_whose_lease_ran_out_is_claimed_by_another_node_and_fenced_from_t
 
 #[tokio::test]
 async fn a_postgres_url_opens_the_shared_store_and_topics_are_refused_by_name() {
-    let schema = Schema::new().await;
-    let url = std::env::var("HERALD_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.into());
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let config = herald_store::StoreConfig {
-        url: format!("{url}{sep}options=-csearch_path%3D{}", schema.name),
-        node: contract::node(),
-        dedupe_window: Duration::from_secs(60),
-    };
+    let schema = TestSchema::new().await;
+    let config =
+        herald_store::StoreConfig { url: schema.url(), node: contract::node(), dedupe_window: Duration::from_secs(60) };
     let opened = herald_store::open(&config).await.unwrap();
     assert!(opened.store.list(Default::default()).await.unwrap().is_empty());
     assert_eq!(opened.store.secret(vec![1]).await.unwrap(), [1]);
@@ -221,4 +156,38 @@ async fn a_postgres_url_opens_the_shared_store_and_topics_are_refused_by_name() 
     let refused = opened.broker.publish("t", vec![]).await.unwrap_err().to_string();
     assert!(refused.contains("topics on PostgreSQL"), "{refused}");
     opened.store.erase_residue().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_accept_that_loses_its_idempotency_key_at_commit_answers_as_a_replay() {
+    let schema = TestSchema::new().await;
+    let store = schema.store(contract::node()).await;
+    let wf = workflow("w", "", "");
+    let first = create(&*store, new_op(&wf, None, None)).await.op.id.clone();
+    // Another writer takes the key without its lock, and has not committed
+    // when the accept writes the same key: only the primary key stops it.
+    let mut other = schema.options().connect().await.unwrap();
+    let mut taking = other.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency (workflow, key, request_hash, op_id, created_at) VALUES ('w', 'k', 'h', $1, 0)",
+    )
+    .bind(first.to_string())
+    .execute(&mut *taking)
+    .await
+    .unwrap();
+    let mut new = new_op(&wf, None, None);
+    new.idempotency = Some(IdempotencyKey { key: "k".into(), request_hash: "h".into() });
+    let accepting = tokio::spawn({
+        let store = store.clone();
+        async move { store.accept(new).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!accepting.is_finished(), "the accept waits on the uncommitted key");
+
+    taking.commit().await.unwrap();
+    let answer = accepting.await.unwrap().unwrap();
+
+    assert!(matches!(answer, Accepted::Existing(ref op) if op.id == first), "{answer:?}");
+    let stored = store.list(herald_store::ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(stored.len(), 1, "the losing accept wrote nothing");
 }

@@ -15,10 +15,12 @@
 //! - [`reads`] — timelines, lists and their cursors, unreadable rows.
 //! - [`inbox`] — notification pages, unread counts, marking read.
 //! - [`dead_letters`] — held tasks set aside, lists, redrives, held steps.
+//! - [`postgres`] — a PostgreSQL schema of a test's own.
 
 pub mod accept;
 pub mod dead_letters;
 pub mod inbox;
+pub mod postgres;
 pub mod reads;
 pub mod tasks;
 
