@@ -45,20 +45,7 @@ pub fn insert(conn: &Connection, d: &DeadLetter) -> Result<i64> {
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetterRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-    ))
+    DeadLetterRow::try_from(r)
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<Option<DeadLetter>> {
