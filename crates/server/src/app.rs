@@ -51,7 +51,8 @@ impl Application {
             url: config.store_url(),
             node,
             dedupe_window: config.broker.dedupe_window.0,
-        })?;
+        })
+        .await?;
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
         let services = Arc::new(Registry::from_config(&config.services, &config.registry)?);
         crate::subscriptions::install(&config.subscriptions, &services, broker.as_ref(), &workflows).await?;

@@ -18,8 +18,8 @@ pub use herald_http::auth::config::{AuthConfig, JwtAlgorithm, StaticRole, Static
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// Where operations are stored: a URL (`sqlite://<dir>`, …). Unset:
-    /// the embedded store in `data_dir`.
+    /// The store's URL: `postgres://…` for several nodes on one database.
+    /// By default, the embedded store in `data_dir`.
     pub store: Option<String>,
     /// A folder of workflow files (`*.toml`).
     pub workflows: Option<PathBuf>,

@@ -4,8 +4,8 @@
 //!
 //! - [`Store`] — the one trait the engine and API use; every state change is
 //!   one call and one transaction.
-//! - [`open`] — the store and the broker for a URL (`sqlite://…`): the one
-//!   way a server reaches a backend.
+//! - [`open`] — the store and the broker for a URL (`sqlite://…`,
+//!   `postgres://…`): the one way a server reaches a backend.
 //! - [`policy`] — what every write decides, once for all backends:
 //!   idempotency replays, reject/queue/supersede, inbox rewrites,
 //!   dead-letter histories, which new tasks this node holds.
@@ -15,6 +15,13 @@
 //!   many callers' transactions with one fsync (group commit), and a pool of
 //!   read connections (WAL lets reads run beside the writer). It is also
 //!   the embedded [`herald_broker::Broker`]: topics on the same file.
+//! - [`postgres`] — the shared backend: several nodes on one PostgreSQL
+//!   database, a sqlx pool, each write one transaction; tasks leased with
+//!   `FOR UPDATE SKIP LOCKED`, keys kept by constraints and advisory locks.
+//!   Topics are not on it yet.
+//! - `codec`, `filters` — what the SQL backends share: how values are kept
+//!   and read back (unreadable rows are [`Error::Corrupt`]), and the
+//!   conditions of filtered lists.
 //! - `contract` (feature `contract`) — the tests every backend must pass,
 //!   as the `contract_tests!` macro.
 //!
@@ -24,10 +31,13 @@
 //! engine gives it inside the transaction, so a read-modify-write of an
 //! operation can never interleave with another.
 
+mod codec;
 #[cfg(feature = "contract")]
 pub mod contract;
+mod filters;
 mod open;
 pub mod policy;
+pub mod postgres;
 pub mod sqlite;
 pub mod tx;
 mod types;
@@ -75,6 +85,11 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Locked(String),
+    /// Another node's commit took a unique key this write needed (an
+    /// idempotency key): the write was rolled back, and run again it
+    /// answers as the policy answers once the key is taken.
+    #[error("storage: {0}")]
+    Raced(String),
     /// A transition the state machine refused; never leaves the store.
     #[error("refused: {0}")]
     Rejected(herald_core::Rejection),

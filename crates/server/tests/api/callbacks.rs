@@ -125,7 +125,7 @@ async fn an_expired_callback_token_is_refused_and_a_current_one_still_works() {
         let node = herald_store::Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
         let url = format!("sqlite://{}", dir.path().join("data").display());
         let config = herald_store::StoreConfig { url, node, dedupe_window: Duration::from_secs(60) };
-        let secret = herald_store::open(&config).unwrap().store.secret(vec![]).await.unwrap();
+        let secret = herald_store::open(&config).await.unwrap().store.secret(vec![]).await.unwrap();
         let tokens = herald_engine::tokens::Tokens::new(secret);
         let expired = tokens.issue(&id, "verify", 1, chrono::Utc::now() - chrono::Duration::seconds(1));
         assert!(tokens.verify(&id, "verify", token).is_ok(), "the secret is the server's");

@@ -20,6 +20,7 @@ mod inbox;
 mod limits;
 mod matrix;
 mod operations;
+mod postgres;
 mod push;
 mod signing;
 mod sse;

@@ -15,10 +15,12 @@
 //! - [`reads`] — timelines, lists and their cursors, unreadable rows.
 //! - [`inbox`] — notification pages, unread counts, marking read.
 //! - [`dead_letters`] — held tasks set aside, lists, redrives, held steps.
+//! - [`postgres`] — a PostgreSQL schema of a test's own.
 
 pub mod accept;
 pub mod dead_letters;
 pub mod inbox;
+pub mod postgres;
 pub mod reads;
 pub mod tasks;
 
@@ -181,6 +183,19 @@ pub fn answer(attempt: u32, outcome: Outcome) -> Command {
 
 pub fn failed(error: &str) -> Outcome {
     Outcome::Failed { error: error.into(), retryable: true, maybe_applied: false, retry_after: None }
+}
+
+/// What `store` claims as soon as anything is due (waiting ten seconds at
+/// most: then nothing).
+pub async fn claim_when_due(store: &dyn Store) -> Vec<crate::Task> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let claimed = store.claim_due(10).await.expect("claim_due");
+        if !claimed.is_empty() || tokio::time::Instant::now() > deadline {
+            return claimed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// The stored operation, which must be there and readable.

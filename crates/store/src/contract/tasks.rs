@@ -1,11 +1,9 @@
 //! Transitions and the tasks they consume; claiming, leases and timers.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use herald_core::{Command, OperationId, StepState, TaskKind, machine::Outcome, machine::Rejection};
 
-use super::{Harness, answer, apply, create, get, new_op, workflow};
+use super::{Harness, answer, apply, claim_when_due, create, get, new_op, workflow};
 use crate::{Task, TransitionResult};
 
 fn call_of(tasks: &[Task]) -> &Task {
@@ -88,14 +86,7 @@ pub async fn a_task_due_later_is_claimed_only_once_it_is_due(h: &impl Harness) {
     assert_eq!(millis(store.next_due().await.unwrap()), millis(Some(due)));
     assert!(store.claim_due(10).await.unwrap().is_empty(), "not before it is due");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let claimed = loop {
-        let claimed = store.claim_due(10).await.unwrap();
-        if !claimed.is_empty() || tokio::time::Instant::now() > deadline {
-            break claimed;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let claimed = claim_when_due(&*store).await;
     assert!(Utc::now() >= due);
     assert_eq!(claimed.iter().map(|t| t.id).collect::<Vec<_>>(), [call.id], "claimed once due");
     assert_eq!(millis(store.next_due().await.unwrap()), millis(Some(expected)));

@@ -134,14 +134,7 @@ impl Store for SqliteStore {
                 // reported, and left to its lease.
                 read::readable(rows.map(|row| {
                     let (id, op, kind, due) = row?;
-                    let corrupt = |e: String| Error::Corrupt(format!("task {id}: {e}"));
-                    Ok(Task {
-                        id,
-                        op: op.parse().map_err(corrupt)?,
-                        kind: serde_json::from_str(&kind).map_err(|e| corrupt(e.to_string()))?,
-                        due: time(due).map_err(|e| corrupt(e.to_string()))?,
-                        owned: true,
-                    })
+                    crate::codec::claimed_task(id, &op, &kind, due)
                 }))
             })
             .await

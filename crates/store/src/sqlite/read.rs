@@ -6,8 +6,12 @@ use std::{path::PathBuf, sync::Mutex};
 use herald_core::{Event, Operation, OperationId, notify::Notification};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params_from_iter, types::Value};
 
-use super::codec::time;
-use crate::{Error, InboxPage, ListQuery, Result};
+pub(super) use crate::codec::readable;
+use crate::{
+    Error, InboxPage, ListQuery, Result,
+    codec::{self, NOTIFICATION_COLUMNS, NotificationRow},
+    filters::{self, Arg, Filters, MAX_PAGE},
+};
 
 /// Reads at once. Each connection has its own page cache, and a read is
 /// CPU work: more than a few buys memory, not speed.
@@ -57,58 +61,29 @@ pub fn get(conn: &Connection, id: &OperationId) -> Result<Option<Operation>> {
         .prepare_cached("SELECT state FROM operations WHERE id = ?1")?
         .query_row([&*id.text()], |r| r.get(0))
         .optional()?;
-    state.map(|s| serde_json::from_str(&s).map_err(|e| Error::Corrupt(format!("operation {id}: {e}")))).transpose()
+    state.map(|s| codec::operation(id, &s)).transpose()
 }
 
 pub fn events(conn: &Connection, id: &OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
     let mut stmt =
         conn.prepare_cached("SELECT body FROM events WHERE op_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
     let rows = stmt.query_map(rusqlite::params![&*id.text(), after as i64, limit as i64], |r| r.get::<_, String>(0))?;
-    readable(
-        rows.map(|body| serde_json::from_str(&body?).map_err(|e| Error::Corrupt(format!("an event of {id}: {e}")))),
-    )
+    readable(rows.map(|body| codec::event(id, &body?)))
 }
 
-/// The rows that can be read; each that cannot is reported and skipped,
-/// so one broken row never breaks a whole list for everyone.
-pub(super) fn readable<T>(rows: impl Iterator<Item = Result<T>>) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    for row in rows {
-        match row {
-            Ok(v) => out.push(v),
-            Err(Error::Corrupt(e)) => tracing::error!(error = %e, "a stored row cannot be read; it is left out"),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
-
-const NOTIFICATION: &str = "SELECT id, op_id, read, version, created_at, updated_at, notice FROM notifications";
-
-fn notification_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, bool, i64, i64, i64, String)> {
+fn notification_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-}
-
-fn to_notification(row: (String, String, bool, i64, i64, i64, String)) -> Result<Notification> {
-    let (id, op, read, version, created, updated, notice) = row;
-    Ok(Notification {
-        id,
-        operation_id: op.parse().map_err(Error::Corrupt)?,
-        notice: serde_json::from_str(&notice).map_err(|e| Error::Corrupt(e.to_string()))?,
-        read,
-        version: version as u64,
-        created_at: time(created)?,
-        updated_at: time(updated)?,
-    })
 }
 
 /// A notification by id, within `subject`'s inbox when one is given.
 pub fn notification(conn: &Connection, subject: Option<&str>, id: &str) -> Result<Option<Notification>> {
     let row = conn
-        .prepare_cached(&format!("{NOTIFICATION} WHERE id = ?1 AND (?2 IS NULL OR subject = ?2)"))?
+        .prepare_cached(&format!(
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?1 AND (?2 IS NULL OR subject = ?2)"
+        ))?
         .query_row(rusqlite::params![id, subject], notification_row);
     match row {
-        Ok(r) => to_notification(r).map(Some),
+        Ok(r) => codec::notification(r).map(Some),
         Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -117,45 +92,47 @@ pub fn notification(conn: &Connection, subject: Option<&str>, id: &str) -> Resul
 pub fn notifications(conn: &Connection, subject: &str, page: InboxPage) -> Result<Vec<Notification>> {
     let (sql, version, limit) = match page {
         InboxPage::Before { version, limit } => (
-            format!("{NOTIFICATION} WHERE subject = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3"),
+            format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE subject = ?1 AND version < ?2 ORDER BY version DESC LIMIT ?3"
+            ),
             version.map_or(i64::MAX, |v| v as i64),
             limit,
         ),
         InboxPage::After { version, limit } => (
-            format!("{NOTIFICATION} WHERE subject = ?1 AND version > ?2 ORDER BY version LIMIT ?3"),
+            format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE subject = ?1 AND version > ?2 ORDER BY version LIMIT ?3"
+            ),
             version as i64,
             limit,
         ),
     };
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params![subject, version, limit.min(1000) as i64], notification_row)?;
-    readable(rows.map(|r| to_notification(r?)))
+    let rows = stmt.query_map(rusqlite::params![subject, version, limit.min(MAX_PAGE) as i64], notification_row)?;
+    readable(rows.map(|r| codec::notification(r?)))
 }
 
 pub fn list(conn: &Connection, q: &ListQuery) -> Result<Vec<Operation>> {
-    let mut sql = String::from("SELECT id, state FROM operations WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    let mut filter = |clause: &str, v: Value| {
-        args.push(v);
-        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-    };
-    if let Some(s) = &q.subject {
-        filter("subject =", Value::Text(s.clone()));
-    }
-    if let Some(w) = &q.workflow {
-        filter("workflow =", Value::Text(w.clone()));
-    }
-    if let Some(s) = q.status {
-        filter("status =", Value::Text(s.as_str().into()));
-    }
-    if let Some(b) = &q.before {
-        filter("id <", Value::Text(b.to_string()));
-    }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", q.limit.clamp(1, 1000)));
+    let (clauses, args) = where_clause(filters::operations(q));
+    let sql = format!("SELECT id, state FROM operations{clauses} ORDER BY id DESC LIMIT {}", filters::page(q.limit));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     readable(rows.map(|row| {
         let (id, state) = row?;
-        serde_json::from_str(&state).map_err(|e| Error::Corrupt(format!("operation {id}: {e}")))
+        codec::operation(&id, &state)
     }))
+}
+
+/// ` WHERE` and the filters in SQLite's numbered placeholders, and their
+/// values; empty if there are none.
+pub(super) fn where_clause(filters: Filters) -> (String, Vec<Value>) {
+    let mut sql = String::new();
+    let mut args = Vec::with_capacity(filters.len());
+    for (i, (test, arg)) in filters.into_iter().enumerate() {
+        sql.push_str(&format!("{} {test} ?{}", if i == 0 { " WHERE" } else { " AND" }, i + 1));
+        args.push(match arg {
+            Arg::Text(t) => Value::Text(t),
+            Arg::Int(n) => Value::Integer(n),
+        });
+    }
+    (sql, args)
 }

@@ -1,0 +1,275 @@
+//! The networked backend: PostgreSQL over a sqlx pool, for several herald
+//! nodes sharing one database.
+//!
+//! - [`tx`] — the policy's transaction ([`crate::tx::Tx`]) on one pooled
+//!   connection, and why it needs no stronger isolation than READ
+//!   COMMITTED; [`rows`] — the statements behind it.
+//! - [`tasks`] — tasks and their leases: claims that skip each other's
+//!   rows, and the owner check that fences a node whose lease was taken.
+//! - [`read`] — the reads, on the pool.
+//! - [`schema`] — the embedded migrations, run at open.
+//! - [`no_topics`] — the broker half until topics come to PostgreSQL.
+//!
+//! Each write is one transaction on one connection: the policy runs
+//! inside it, awaiting each statement, and it commits on `Ok` and rolls
+//! back on `Err`. Unlike SQLite, no node owns the data: a crashed node's
+//! leases are not taken back at open but run out, and any node then
+//! claims its tasks.
+
+pub mod no_topics;
+mod read;
+mod rows;
+mod schema;
+mod tasks;
+mod tx;
+
+use std::{str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use herald_core::{
+    Event, Operation, OperationId, Time,
+    notify::{InboxChange, Notification},
+};
+use sqlx::{
+    PgPool, Postgres, Transaction,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::{
+    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store, Task,
+    TaskId, TransitionFn, TransitionResult, policy,
+};
+use tx::PgTx;
+
+/// sqlx's errors reach callers as the store's own, so no caller depends on
+/// this backend's types. A value that cannot be decoded is stored data
+/// that cannot be read back.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Error::Corrupt(e.to_string()),
+            // A deadlock or a serialization failure: run again, it succeeds.
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")) => {
+                Error::Raced(d.to_string())
+            }
+            e => Error::Backend(e.to_string()),
+        }
+    }
+}
+
+/// Connections a node keeps to the database.
+const POOL: u32 = 16;
+
+/// How often an accept runs again after losing a race to another node.
+const RACES: usize = 2;
+
+pub struct PgStore {
+    pool: PgPool,
+    node: Node,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and brings its schema up to date.
+    pub async fn open(url: &str, node: Node) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::Unsupported(format!("`{url}` is not a PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Backend(format!("cannot reach PostgreSQL: {e}")))?;
+        Self::on(pool, node).await
+    }
+
+    /// The store on a pool made elsewhere (its connect options, its size),
+    /// its schema brought up to date.
+    pub async fn on(pool: PgPool, node: Node) -> Result<Self> {
+        schema::migrate(&pool).await?;
+        Ok(PgStore { pool, node })
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+/// Commits what a policy function wrote if it succeeded, and rolls it
+/// back if it failed.
+async fn end<T>(tx: Transaction<'static, Postgres>, out: Result<T>) -> Result<T> {
+    match out {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "a rollback failed; the connection is dropped instead");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A second copy of a new operation, to run its accept again.
+fn copy(new: &NewOperation) -> NewOperation {
+    NewOperation {
+        op: new.op.clone(),
+        transition: new.transition.clone(),
+        idempotency: new.idempotency.clone(),
+        on_conflict: new.on_conflict,
+        supersede: new.supersede.clone(),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    /// Two nodes accepting one idempotency key at once: the second waits
+    /// on the key's lock and answers as a replay (see `rows::idempotency`).
+    /// Should a second write of the key get past that, the key's primary
+    /// key fails it ([`Error::Raced`]); so does a deadlock between a
+    /// superseding accept and a transition of the operation it supersedes.
+    /// The accept then rolls back and runs again, and the policy answers
+    /// as it answers once the other node's write is there.
+    async fn accept(&self, new: NewOperation) -> Result<Accepted> {
+        let mut new = new;
+        for race in 0..=RACES {
+            let contended = new.idempotency.is_some() || new.on_conflict.is_some();
+            let spare = (contended && race < RACES).then(|| copy(&new));
+            let mut tx = self.begin().await?;
+            let out = policy::accept(&mut PgTx(&mut tx), &self.node, new).await;
+            match (end(tx, out).await, spare) {
+                (Err(Error::Raced(e)), Some(again)) => {
+                    tracing::debug!(error = %e, "an accept lost a race to another node; running it again");
+                    new = again;
+                }
+                (out, _) => return out,
+            }
+        }
+        Err(Error::Internal("an accept ran out of tries".into()))
+    }
+
+    async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult> {
+        let mut tx = self.begin().await?;
+        let out = policy::transition(&mut PgTx(&mut tx), &self.node, id, consume, f).await;
+        policy::answer(end(tx, out).await)
+    }
+
+    async fn claim_due(&self, limit: usize) -> Result<Vec<Task>> {
+        tasks::claim(&self.pool, &self.node, limit).await
+    }
+
+    async fn release(&self) -> Result<()> {
+        tasks::release(&self.pool, &self.node.id).await
+    }
+
+    async fn get(&self, id: &OperationId) -> Result<Option<Operation>> {
+        read::operation(&mut *self.pool.acquire().await?, id, false).await
+    }
+
+    async fn events(&self, id: &OperationId, after: u64, limit: usize) -> Result<Vec<Event>> {
+        read::events(&mut *self.pool.acquire().await?, id, after, limit).await
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<Vec<Operation>> {
+        read::list(&mut *self.pool.acquire().await?, &query).await
+    }
+
+    async fn put_workflow(&self, name: &str, version: u32, source: &str) -> Result<bool> {
+        let written = sqlx::query(
+            "INSERT INTO workflows (name, version, source) VALUES ($1, $2, $3)
+             ON CONFLICT (name, version) DO UPDATE SET source = excluded.source
+             WHERE workflows.source IS DISTINCT FROM excluded.source",
+        )
+        .bind(name)
+        .bind(i64::from(version))
+        .bind(source)
+        .execute(&self.pool)
+        .await?;
+        Ok(written.rows_affected() == 1)
+    }
+
+    async fn workflows(&self) -> Result<Vec<(String, u32, String)>> {
+        read::workflows(&mut *self.pool.acquire().await?).await
+    }
+
+    /// The first node to start stores its candidate; every other node,
+    /// then and later, gets that one.
+    async fn secret(&self, candidate: Vec<u8>) -> Result<Vec<u8>> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ('secret', $1) ON CONFLICT (key) DO NOTHING")
+            .bind(candidate)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = 'secret'").fetch_one(&self.pool).await?)
+    }
+
+    async fn next_due(&self) -> Result<Option<Time>> {
+        tasks::next_due(&self.pool).await
+    }
+
+    async fn notifications(&self, subject: &str, page: InboxPage) -> Result<Vec<Notification>> {
+        read::notifications(&mut *self.pool.acquire().await?, subject, page).await
+    }
+
+    async fn unread(&self, subject: &str) -> Result<u64> {
+        read::unread(&mut *self.pool.acquire().await?, subject).await
+    }
+
+    async fn notification(&self, subject: &str, id: &str) -> Result<Option<Notification>> {
+        read::notification(&mut *self.pool.acquire().await?, Some(subject), id).await
+    }
+
+    /// `VACUUM` of the tables personal data is erased from: the dead row
+    /// versions that still held it are removed from their tables and
+    /// indexes, so no query, and no reuse of the pages, can reach them.
+    /// Unlike SQLite's checkpoint it cannot promise the bytes are gone from
+    /// disk: PostgreSQL's write-ahead log (until recycled), its archive,
+    /// replicas and backups are the database operator's to age out.
+    async fn erase_residue(&self) -> Result<()> {
+        sqlx::query("VACUUM operations, events, notifications, dead_letters").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn finish_task(&self, id: TaskId) -> Result<bool> {
+        tasks::delete(&mut *self.pool.acquire().await?, id, &self.node.id).await
+    }
+
+    async fn retry_task(&self, id: TaskId, kind: herald_core::TaskKind, due: Time) -> Result<bool> {
+        tasks::retry(&self.pool, id, &self.node.id, &kind, due).await
+    }
+
+    async fn dead_letter(&self, id: TaskId, letter: DeadLetter) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let out = policy::dead_letter(&mut PgTx(&mut tx), &self.node, id, &letter).await;
+        end(tx, out).await
+    }
+
+    async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>> {
+        read::dead_letters(&mut *self.pool.acquire().await?, &filter).await
+    }
+
+    async fn dead_letter_by_id(&self, id: i64) -> Result<Option<DeadLetter>> {
+        read::dead_letter(&mut *self.pool.acquire().await?, id).await
+    }
+
+    async fn delete_dead_letter(&self, id: i64) -> Result<bool> {
+        rows::delete_dead_letter(&mut *self.pool.acquire().await?, id).await
+    }
+
+    async fn redrive_task(
+        &self,
+        dead_letter: i64,
+        op: &OperationId,
+        kind: herald_core::TaskKind,
+    ) -> Result<Option<Task>> {
+        let mut tx = self.begin().await?;
+        let out = policy::redrive_task(&mut PgTx(&mut tx), &self.node, dead_letter, op, kind).await;
+        end(tx, out).await
+    }
+
+    async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
+        let mut tx = self.begin().await?;
+        let out = policy::mark_read(&mut PgTx(&mut tx), subject, id).await;
+        end(tx, out).await
+    }
+}

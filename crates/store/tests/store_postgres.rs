@@ -1,0 +1,193 @@
+//! The PostgreSQL store against the store contract, and what only a
+//! database shared by several nodes can show: two nodes racing for one
+//! key, claims that never overlap, a lease that runs out and is taken.
+//!
+//! Each test runs in a schema of its own, dropped afterwards
+//! ([`TestSchema`]); without a server they fail, saying what to start.
+
+use std::{sync::Arc, time::Duration};
+
+use herald_core::OperationId;
+use herald_store::{
+    Accepted, IdempotencyKey, Node, Store,
+    contract::{self, Harness, concurrency, create, new_op, postgres::TestSchema, workflow},
+    postgres::PgStore,
+};
+use sqlx::{ConnectOptions, Connection};
+
+struct Shared {
+    store: Arc<PgStore>,
+    schema: TestSchema,
+}
+
+impl Harness for Shared {
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Garbage where the operation's state is kept, written past the store
+    /// on a connection of its own.
+    async fn corrupt_operation(&self, id: &OperationId) {
+        let mut c = self.schema.options().connect().await.unwrap();
+        let changed = sqlx::query("UPDATE operations SET state = '{\"id\": ' WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut c)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(changed, 1, "no stored operation {id}");
+    }
+}
+
+async fn shared() -> Shared {
+    let schema = TestSchema::new().await;
+    Shared { store: schema.store(contract::node()).await, schema }
+}
+
+mod contract_suite {
+    use super::*;
+    herald_store::contract_tests!(shared());
+}
+
+fn node(id: &str, lease: chrono::Duration) -> Node {
+    Node { id: id.into(), lease }
+}
+
+/// Two nodes on one schema.
+async fn two_nodes(lease: chrono::Duration) -> (TestSchema, Arc<PgStore>, Arc<PgStore>) {
+    let schema = TestSchema::new().await;
+    let (a, b) = (schema.store(node("a", lease)).await, schema.store(node("b", lease)).await);
+    (schema, a, b)
+}
+
+#[tokio::test]
+async fn two_nodes_accepting_one_idempotency_key_at_once_make_one_operation() {
+    let (_schema, a, b) = two_nodes(chrono::Duration::minutes(10)).await;
+    // With a concurrency key too: the replay must answer before the policy.
+    let wf = workflow("w", &concurrency("reject"), "");
+    for round in 0..10 {
+        let subject = format!("s{round}");
+        let keyed = || {
+            let mut new = new_op(&wf, Some(&subject), Some(&subject));
+            new.idempotency = Some(IdempotencyKey { key: format!("k{round}"), request_hash: "h".into() });
+            new
+        };
+        let (first, second) = tokio::join!(a.accept(keyed()), b.accept(keyed()));
+        let (first, second) = (first.unwrap(), second.unwrap());
+        let (made, replayed) = match (&first, &second) {
+            (Accepted::Created(made), Accepted::Existing(op)) | (Accepted::Existing(op), Accepted::Created(made)) => {
+                (made.op.id.clone(), op.id.clone())
+            }
+            other => panic!("one operation and one replay, got {other:?}"),
+        };
+        assert_eq!(made, replayed, "the replay answers the operation the key made");
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_accepting_one_concurrency_key_at_once_let_one_through() {
+    let (_schema, a, b) = two_nodes(chrono::Duration::minutes(10)).await;
+    let wf = workflow("w", &concurrency("reject"), "");
+    for round in 0..10 {
+        let subject = format!("s{round}");
+        let (first, second) = tokio::join!(
+            a.accept(new_op(&wf, Some(&subject), Some(&subject))),
+            b.accept(new_op(&wf, Some(&subject), Some(&subject)))
+        );
+        match (first.unwrap(), second.unwrap()) {
+            (Accepted::Created(made), Accepted::Conflict(holder))
+            | (Accepted::Conflict(holder), Accepted::Created(made)) => assert_eq!(made.op.id, holder),
+            other => panic!("one accepted and one refused, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn nodes_claiming_at_once_never_get_the_same_task() {
+    let (_schema, a, b) = two_nodes(chrono::Duration::minutes(10)).await;
+    let wf = workflow("w", "", "");
+    let mut made = Vec::new();
+    for _ in 0..20 {
+        made.extend(create(&*a, new_op(&wf, None, None)).await.tasks.iter().filter(|t| t.owned).map(|t| t.id));
+    }
+    a.release().await.unwrap();
+
+    let (mine, theirs) = tokio::join!(a.claim_due(15), b.claim_due(15));
+    let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+
+    let mut all: Vec<_> = mine.iter().chain(&theirs).map(|t| t.id).collect();
+    all.sort();
+    made.sort();
+    assert_eq!(all, made, "every task claimed once, by one node");
+    assert!(a.claim_due(100).await.unwrap().is_empty() && b.claim_due(100).await.unwrap().is_empty());
+    for t in &theirs {
+        assert!(!a.finish_task(t.id).await.unwrap(), "another node's task is not this one's to finish");
+        assert!(b.finish_task(t.id).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_task_whose_lease_ran_out_is_claimed_by_another_node_and_fenced_from_the_first() {
+    let (_schema, a, b) = two_nodes(chrono::Duration::milliseconds(300)).await;
+    let wf = workflow("w", "", "");
+    let made = create(&*a, new_op(&wf, None, None)).await;
+    let task = made.tasks.iter().find(|t| t.owned).expect("a task held by the node that made it").clone();
+    assert!(b.claim_due(10).await.unwrap().is_empty(), "held, and the lease still runs");
+
+    let taken = contract::claim_when_due(&*b).await;
+
+    assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), [task.id], "taken once the lease ran out");
+    let late = contract::apply(&*a, &wf, &made.op.id, Some(task.id), herald_core::Command::Discard).await;
+    assert!(matches!(late, herald_store::TransitionResult::Missing), "the first node is fenced off: {late:?}");
+    assert!(!a.retry_task(task.id, task.kind.clone(), chrono::Utc::now()).await.unwrap());
+    assert!(b.finish_task(task.id).await.unwrap(), "the node that took it finishes it");
+}
+
+#[tokio::test]
+async fn a_postgres_url_opens_the_shared_store_and_topics_are_refused_by_name() {
+    let schema = TestSchema::new().await;
+    let config =
+        herald_store::StoreConfig { url: schema.url(), node: contract::node(), dedupe_window: Duration::from_secs(60) };
+    let opened = herald_store::open(&config).await.unwrap();
+    assert!(opened.store.list(Default::default()).await.unwrap().is_empty());
+    assert_eq!(opened.store.secret(vec![1]).await.unwrap(), [1]);
+    assert_eq!(opened.store.secret(vec![2]).await.unwrap(), [1], "the first secret stays");
+    assert!(opened.broker.subscriptions().await.unwrap().is_empty());
+    let refused = opened.broker.publish("t", vec![]).await.unwrap_err().to_string();
+    assert!(refused.contains("topics on PostgreSQL"), "{refused}");
+    opened.store.erase_residue().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_accept_that_loses_its_idempotency_key_at_commit_answers_as_a_replay() {
+    let schema = TestSchema::new().await;
+    let store = schema.store(contract::node()).await;
+    let wf = workflow("w", "", "");
+    let first = create(&*store, new_op(&wf, None, None)).await.op.id.clone();
+    // Another writer takes the key without its lock, and has not committed
+    // when the accept writes the same key: only the primary key stops it.
+    let mut other = schema.options().connect().await.unwrap();
+    let mut taking = other.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency (workflow, key, request_hash, op_id, created_at) VALUES ('w', 'k', 'h', $1, 0)",
+    )
+    .bind(first.to_string())
+    .execute(&mut *taking)
+    .await
+    .unwrap();
+    let mut new = new_op(&wf, None, None);
+    new.idempotency = Some(IdempotencyKey { key: "k".into(), request_hash: "h".into() });
+    let accepting = tokio::spawn({
+        let store = store.clone();
+        async move { store.accept(new).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!accepting.is_finished(), "the accept waits on the uncommitted key");
+
+    taking.commit().await.unwrap();
+    let answer = accepting.await.unwrap().unwrap();
+
+    assert!(matches!(answer, Accepted::Existing(ref op) if op.id == first), "{answer:?}");
+    let stored = store.list(herald_store::ListQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(stored.len(), 1, "the losing accept wrote nothing");
+}
