@@ -71,4 +71,11 @@ mod tests {
         let err = open(&config("mysql://x".into())).await.err().unwrap().to_string();
         assert!(err.contains("mysql"), "{err}");
     }
+
+    #[tokio::test]
+    async fn a_malformed_postgres_url_is_refused_without_its_password() {
+        let err = open(&config("postgres://herald:s3cret@db:notaport/herald".into())).await.err().unwrap().to_string();
+        assert!(err.contains("PostgreSQL URL"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
 }

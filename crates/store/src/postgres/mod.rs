@@ -72,7 +72,8 @@ impl PgStore {
     /// Connects to `url` (`postgres://…`) and brings its schema up to date.
     pub async fn open(url: &str, node: Node) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| Error::Unsupported(format!("`{url}` is not a PostgreSQL URL: {e}")))?;
+            // Never the URL itself in the message: it may hold a password.
+            .map_err(|e| Error::Unsupported(format!("the store URL is not a PostgreSQL URL: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL)
             .acquire_timeout(Duration::from_secs(10))
