@@ -14,6 +14,7 @@
 //!   whichever door it came in.
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
+//! - `hints` — acting on what other nodes sharing the store changed.
 //! - [`tokens`] — callback tokens: per attempt, with an expiry.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
 //! - [`notify`] — telling people: the live hub, webhooks and email.
@@ -25,6 +26,7 @@
 pub mod config;
 pub mod dispatch;
 mod events;
+mod hints;
 pub mod invoke;
 pub mod notify;
 pub mod start;

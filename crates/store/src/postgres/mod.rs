@@ -9,6 +9,8 @@
 //! - [`read`] — the reads, on the pool.
 //! - [`schema`] — the embedded migrations, run at open.
 //! - [`no_topics`] — the broker half until topics come to PostgreSQL.
+//! - `hints` — telling the other nodes what a commit changed
+//!   (`LISTEN`/`NOTIFY`, gathered and sent beside the writes).
 //!
 //! Each write is one transaction on one connection: the policy runs
 //! inside it, awaiting each statement, and it commits on `Ok` and rolls
@@ -16,6 +18,7 @@
 //! leases are not taken back at open but run out, and any node then
 //! claims its tasks.
 
+mod hints;
 pub mod no_topics;
 mod read;
 mod rows;
@@ -35,9 +38,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+use crate::hints::Hint;
 use crate::{
-    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store, Task,
-    TaskId, TransitionFn, TransitionResult, policy,
+    Accepted, Applied, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store,
+    Task, TaskId, TransitionFn, TransitionResult, policy,
 };
 use tx::PgTx;
 
@@ -66,6 +70,7 @@ const RACES: usize = 2;
 pub struct PgStore {
     pool: PgPool,
     node: Node,
+    hints: hints::Hints,
 }
 
 impl PgStore {
@@ -87,7 +92,15 @@ impl PgStore {
     /// its schema brought up to date.
     pub async fn on(pool: PgPool, node: Node) -> Result<Self> {
         schema::migrate(&pool).await?;
-        Ok(PgStore { pool, node })
+        let hints = hints::Hints::start(&pool, &node.id).await?;
+        Ok(PgStore { pool, node, hints })
+    }
+
+    /// Tells other nodes what a commit changed.
+    fn announce(&self, applied: &Applied) {
+        let mut out = Vec::new();
+        Hint::of(applied, chrono::Utc::now(), &mut out);
+        self.hints.send(out);
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
@@ -139,7 +152,11 @@ impl Store for PgStore {
             let spare = (contended && race < RACES).then(|| copy(&new));
             let mut tx = self.begin().await?;
             let out = policy::accept(&mut PgTx(&mut tx), &self.node, new).await;
-            match (end(tx, out).await, spare) {
+            let out = end(tx, out).await;
+            if let Ok(Accepted::Created(applied)) = &out {
+                self.announce(applied);
+            }
+            match (out, spare) {
                 (Err(Error::Raced(e)), Some(again)) => {
                     tracing::debug!(error = %e, "an accept lost a race to another node; running it again");
                     new = again;
@@ -153,7 +170,11 @@ impl Store for PgStore {
     async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult> {
         let mut tx = self.begin().await?;
         let out = policy::transition(&mut PgTx(&mut tx), &self.node, id, consume, f).await;
-        policy::answer(end(tx, out).await)
+        let out = policy::answer(end(tx, out).await);
+        if let Ok(TransitionResult::Applied(applied)) = &out {
+            self.announce(applied);
+        }
+        out
     }
 
     async fn claim_due(&self, limit: usize) -> Result<Vec<Task>> {
@@ -161,7 +182,9 @@ impl Store for PgStore {
     }
 
     async fn release(&self) -> Result<()> {
-        tasks::release(&self.pool, &self.node.id).await
+        tasks::release(&self.pool, &self.node.id).await?;
+        self.hints.send([Hint::Tasks]);
+        Ok(())
     }
 
     async fn get(&self, id: &OperationId) -> Result<Option<Operation>> {
@@ -206,6 +229,10 @@ impl Store for PgStore {
 
     async fn next_due(&self) -> Result<Option<Time>> {
         tasks::next_due(&self.pool).await
+    }
+
+    fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<Hint>> {
+        Some(self.hints.subscribe())
     }
 
     async fn notifications(&self, subject: &str, page: InboxPage) -> Result<Vec<Notification>> {
@@ -271,6 +298,10 @@ impl Store for PgStore {
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
         let mut tx = self.begin().await?;
         let out = policy::mark_read(&mut PgTx(&mut tx), subject, id).await;
-        end(tx, out).await
+        let changes = end(tx, out).await?;
+        if !changes.is_empty() {
+            self.hints.send([Hint::Inbox(subject.to_string())]);
+        }
+        Ok(changes)
     }
 }
