@@ -91,6 +91,15 @@ impl Hints {
         self.shared.gathered.notify_one();
     }
 
+    /// Tells the other nodes now, and waits until it is sent: for a node
+    /// about to exit, whose gathered hints might never go out.
+    pub async fn send_now(&self, pool: &PgPool, hints: Vec<Hint>) -> Result<()> {
+        for payload in payloads(&self.shared.node, hints) {
+            notify(&self.shared.channel, pool, &payload).await?;
+        }
+        Ok(())
+    }
+
     /// Other nodes' hints, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Hint> {
         self.shared.heard.subscribe()
@@ -120,6 +129,11 @@ async fn flush(shared: Arc<Shared>, pool: PgPool) {
             }
         }
     }
+}
+
+async fn notify(channel: &str, pool: &PgPool, payload: &str) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(pool).await?;
+    Ok(())
 }
 
 /// The batch as payloads under the size limit; a hint too big for one on

@@ -183,8 +183,9 @@ impl Store for PgStore {
 
     async fn release(&self) -> Result<()> {
         tasks::release(&self.pool, &self.node.id).await?;
-        self.hints.send([Hint::Tasks]);
-        Ok(())
+        // This node is stopping: the others take its tasks now, not at
+        // their next poll.
+        self.hints.send_now(&self.pool, vec![Hint::Tasks]).await
     }
 
     async fn get(&self, id: &OperationId) -> Result<Option<Operation>> {
