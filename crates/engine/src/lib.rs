@@ -15,6 +15,8 @@
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
 //! - [`tokens`] — callback tokens: per attempt, with an expiry.
+//! - [`instances`] — service instances registered at run time: stored for
+//!   every node, and this node's registry refreshed from the store.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
 //! - [`notify`] — telling people: the live hub, webhooks and email.
 //! - [`dispatch`] — delivers push subscriptions' events (and `await` steps').
@@ -25,6 +27,7 @@
 pub mod config;
 pub mod dispatch;
 mod events;
+pub mod instances;
 pub mod invoke;
 pub mod notify;
 pub mod start;
@@ -90,6 +93,8 @@ struct Inner {
     email: Option<deliver::Email>,
     tracker: TaskTracker,
     stopping: CancellationToken,
+    /// Registrations and registry refreshes take turns (`instances`).
+    registrations: tokio::sync::Mutex<()>,
 }
 
 pub struct Parts {
@@ -135,6 +140,7 @@ impl Engine {
             sleeping_until: AtomicI64::new(0),
             tracker: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            registrations: tokio::sync::Mutex::new(()),
             webhook,
             email,
         })))

@@ -7,6 +7,7 @@
 //! - [`tasks`] — tasks and their leases: claims that skip each other's
 //!   rows, and the owner check that fences a node whose lease was taken.
 //! - [`read`] — the reads, on the pool.
+//! - [`instances`] — service instances registered at run time.
 //! - [`schema`] — the embedded migrations, run at open.
 //! - [`no_topics`] — the broker half until topics come to PostgreSQL.
 //!
@@ -16,6 +17,7 @@
 //! leases are not taken back at open but run out, and any node then
 //! claims its tasks.
 
+mod instances;
 pub mod no_topics;
 mod read;
 mod rows;
@@ -36,8 +38,8 @@ use sqlx::{
 };
 
 use crate::{
-    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store, Task,
-    TaskId, TransitionFn, TransitionResult, policy,
+    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Registered,
+    RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
 };
 use tx::PgTx;
 
@@ -272,5 +274,23 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         let out = policy::mark_read(&mut PgTx(&mut tx), subject, id).await;
         end(tx, out).await
+    }
+
+    async fn put_instance(&self, instance: &RegisteredInstance) -> Result<Registered> {
+        let mut tx = self.begin().await?;
+        let out = policy::put_instance(&mut PgTx(&mut tx), instance).await;
+        end(tx, out).await
+    }
+
+    async fn delete_instance(&self, service: &str, id: &str) -> Result<bool> {
+        instances::delete(&self.pool, service, id).await
+    }
+
+    async fn instances(&self, now: Time) -> Result<Vec<RegisteredInstance>> {
+        instances::list(&self.pool, now).await
+    }
+
+    async fn prune_instances(&self, now: Time) -> Result<u64> {
+        instances::prune(&self.pool, now).await
     }
 }
