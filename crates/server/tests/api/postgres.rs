@@ -56,15 +56,23 @@ async fn until_gateway_answers(app: &TestApp, status: u16, what: &str) {
         .await;
 }
 
-#[tokio::test]
-async fn an_instance_registered_through_one_node_is_routed_to_by_another_until_deregistered() {
+/// Two nodes on a schema of their own, and an instance `i-1` of
+/// `inventory` registered through the first for an hour, once the second
+/// routes to it: (the schema, the instance, the first node, the second).
+async fn registered_through_one_of_two() -> (TestSchema, StepService, TestApp, TestApp) {
     let schema = TestSchema::new().await;
     let (svc, instance) = (StepService::start().await, StepService::start().await);
     let (a, b) = two_nodes(&schema, &svc).await;
-
     assert_eq!(register(&a, "i-1", &instance.url, "1h").await, 201);
     assert_eq!(through(&a, "/stock").await, 200, "the node that took it routes to it at once");
     until_gateway_answers(&b, 200, "the other node routes to the instance").await;
+    (schema, instance, a, b)
+}
+
+#[tokio::test]
+async fn an_instance_registered_through_one_node_is_routed_to_by_another_until_deregistered() {
+    let (_schema, instance, a, b) = registered_through_one_of_two().await;
+
     assert!(!instance.calls("/stock").is_empty());
     let listed = b.get_json("/v1/services").await;
     let inventory = listed["items"].as_array().unwrap().iter().find(|s| s["name"] == "inventory").unwrap().clone();
@@ -80,12 +88,7 @@ async fn an_instance_registered_through_one_node_is_routed_to_by_another_until_d
 
 #[tokio::test]
 async fn an_instance_whose_ttl_passes_without_a_heartbeat_goes_from_every_node() {
-    let schema = TestSchema::new().await;
-    let (svc, instance) = (StepService::start().await, StepService::start().await);
-    let (a, other) = two_nodes(&schema, &svc).await;
-
-    assert_eq!(register(&a, "i-1", &instance.url, "1h").await, 201);
-    until_gateway_answers(&other, 200, "the other node routes to the instance").await;
+    let (_schema, instance, a, other) = registered_through_one_of_two().await;
 
     // The last heartbeat: 1 s more, then none.
     assert_eq!(register(&a, "i-1", &instance.url, "1s").await, 200);
