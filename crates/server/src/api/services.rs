@@ -55,7 +55,8 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
 /// Register an instance, or renew its heartbeat.
 #[utoipa::path(put, path = "/v1/services/{name}/instances/{id}", tag = "services",
     params(("name" = String, Path), ("id" = String, Path)), request_body = RegisterRequest,
-    responses((status = 201, description = "registered"), (status = 200, description = "renewed"),
+    responses((status = 201, description = "registered, or changed: a new URL or new metadata"),
+              (status = 200, description = "renewed"),
               (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn register(
     caller: Caller,
