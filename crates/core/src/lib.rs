@@ -15,6 +15,8 @@
 //! - [`nesting`] — how deep JSON may nest and still be read back.
 //! - [`signature`] — signing and verifying the requests herald sends (method, path, body).
 //! - [`notify`] — which events tell the user, and the inbox notification they make.
+//! - [`instance`] — service instances registered at run time, as stored,
+//!   and whether a registration is new, a heartbeat or a change.
 //! - [`machine`] — the state machine: `apply(op, workflow, command, now)` returns
 //!   the events and tasks the engine must persist, in one transaction.
 //!
@@ -24,6 +26,7 @@
 pub mod concurrency;
 pub mod duration;
 pub mod ids;
+pub mod instance;
 pub mod machine;
 pub mod nesting;
 pub mod notify;

@@ -1,6 +1,7 @@
 //! What other nodes sharing the store changed, heard as hints
 //! ([`herald_store::hints`]): watchers here look at the store, the poller
-//! looks for free tasks, consumers for due events.
+//! looks for free tasks, consumers for due events, the registry at the
+//! stored instances.
 //!
 //! Hints can be lost (a dropped connection is followed by a resync, but a
 //! node that failed to send is not); so, where the store is shared,
@@ -40,10 +41,10 @@ impl Engine {
             Hint::Inbox(subject) => self.0.inbox.look(&subject),
             Hint::Tasks => self.0.wake.notify_one(),
             Hint::Subscription(name) => self.0.broker.wakeup(&name).notify_waiters(),
-            // The registry refreshes from the store on its own interval.
-            Hint::Services => {}
+            Hint::Services => self.refresh_soon(),
             Hint::Resync => {
                 self.look_everywhere();
+                self.refresh_soon();
                 self.0.wake.notify_one();
                 let broker = self.0.broker.clone();
                 tokio::spawn(async move {
@@ -53,6 +54,17 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// Brings the registry to what is stored now, rather than at the next
+    /// housekeeping round.
+    fn refresh_soon(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.refresh_instances().await {
+                tracing::debug!(error = %e, "refreshing the registry failed; housekeeping tries again");
+            }
+        });
     }
 
     fn look_everywhere(&self) {

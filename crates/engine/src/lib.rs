@@ -16,6 +16,8 @@
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
 //! - `hints` — acting on what other nodes sharing the store changed.
 //! - [`tokens`] — callback tokens: per attempt, with an expiry.
+//! - [`instances`] — service instances registered at run time: stored for
+//!   every node, and this node's registry refreshed from the store.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
 //! - [`notify`] — telling people: the live hub, webhooks and email.
 //! - `residue` — erasing what redacted data leaves on disk, once per burst.
@@ -28,6 +30,7 @@ pub mod config;
 pub mod dispatch;
 mod events;
 mod hints;
+pub mod instances;
 pub mod invoke;
 pub mod notify;
 mod residue;
@@ -95,6 +98,8 @@ struct Inner {
     tracker: TaskTracker,
     stopping: CancellationToken,
     residue: Arc<residue::Residue>,
+    /// Registrations and registry refreshes take turns (`instances`).
+    registrations: tokio::sync::Mutex<()>,
 }
 
 pub struct Parts {
@@ -141,6 +146,7 @@ impl Engine {
             tracker: TaskTracker::new(),
             stopping: CancellationToken::new(),
             residue: Arc::default(),
+            registrations: tokio::sync::Mutex::new(()),
             webhook,
             email,
         })))

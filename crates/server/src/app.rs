@@ -16,7 +16,6 @@ use crate::{
     state::AppState,
     workflows::{self, Workflows},
 };
-use herald_broker::Broker;
 use herald_gateway::{Around, Gateway};
 
 pub struct Application {
@@ -68,6 +67,9 @@ impl Application {
             public_url: config.public_url(),
             config: config.engine.clone(),
         })?;
+        // Instances registered before this start (on SQLite, before a
+        // restart; on PostgreSQL, through any node) are routed to at once.
+        engine.refresh_instances().await?;
         let dispatcher = Dispatcher::new(engine.clone());
         for sub in broker.subscriptions().await? {
             dispatcher.sync(&sub);
@@ -116,11 +118,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let poller = self.engine.spawn_poller();
         let hints = self.engine.spawn_hints();
-        let housekeeping = spawn_housekeeping(
-            self.engine.broker().clone(),
-            self.engine.services().clone(),
-            self.state.gateway.clone(),
-        );
+        let housekeeping = spawn_housekeeping(self.engine.clone(), self.state.gateway.clone());
         let health = tokio::spawn(crate::registry::health::run(self.engine.services().clone(), self.engine.stopping()));
         let engine = self.engine.clone();
         let signal = async move {
@@ -152,25 +150,41 @@ fn node_id() -> String {
 
 /// How often the broker forgets what nobody needs any more.
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_secs(60);
-/// How often instances whose TTL passed are dropped.
-const SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the registry is refreshed from the store: instances
+/// registered through other nodes appear, and expired or deregistered
+/// ones go, within this.
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn spawn_housekeeping(
-    broker: Arc<dyn Broker>,
-    registry: Arc<Registry>,
-    gateway: Arc<Gateway>,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_housekeeping(engine: Engine, gateway: Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(SWEEP);
+        let mut every = tokio::time::interval(REFRESH);
         let mut last_broker = tokio::time::Instant::now();
+        let mut refreshing = true;
         loop {
             every.tick().await;
-            registry.sweep(std::time::Instant::now());
+            match engine.refresh_instances().await {
+                Ok(_) if !refreshing => {
+                    refreshing = true;
+                    tracing::info!("the registry is refreshed from the store again");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if refreshing {
+                        tracing::warn!(error = %e, "the registry cannot be refreshed from the store; \
+                            registered instances go when their last stored expiry passes");
+                    }
+                    refreshing = false;
+                    engine.services().sweep(std::time::Instant::now());
+                }
+            }
             if last_broker.elapsed() >= HOUSEKEEPING {
                 last_broker = tokio::time::Instant::now();
                 gateway.housekeep();
-                if let Err(e) = broker.maintain().await {
+                if let Err(e) = engine.broker().maintain().await {
                     tracing::warn!(error = %e, "broker housekeeping failed; it runs again in a minute");
+                }
+                if let Err(e) = engine.store().prune_instances(chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "expired instances cannot be pruned; it runs again in a minute");
                 }
             }
         }

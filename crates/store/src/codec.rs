@@ -6,7 +6,7 @@
 use chrono::{TimeZone, Utc};
 use herald_core::{Event, Operation, OperationId, Time, notify::Notification};
 
-use crate::{DeadLetter, DeadLetterKind, Error, Result, Task, TaskId};
+use crate::{DeadLetter, DeadLetterKind, Error, RegisteredInstance, Result, Task, TaskId};
 
 pub fn ms(t: Time) -> i64 {
     t.timestamp_millis()
@@ -99,6 +99,25 @@ pub fn dead_letter(row: DeadLetterRow) -> Result<DeadLetter> {
         errors: serde_json::from_str(&errors).map_err(|e| corrupt(e.to_string()))?,
         payload: serde_json::from_str(&payload).map_err(|e| corrupt(e.to_string()))?,
         created_at: time(created)?,
+    })
+}
+
+/// The columns of a registered instance, in [`InstanceRow`]'s order.
+pub const INSTANCE_COLUMNS: &str = "service, id, url, metadata, expires_at, registered_at";
+
+/// A registered instance's row: service, id, url, metadata, expiry, registration.
+pub type InstanceRow = (String, String, String, String, i64, i64);
+
+pub fn instance(row: InstanceRow) -> Result<RegisteredInstance> {
+    let (service, id, url, metadata, expires, registered) = row;
+    let corrupt = |e: String| Error::Corrupt(format!("instance {id} of {service}: {e}"));
+    Ok(RegisteredInstance {
+        metadata: serde_json::from_str(&metadata).map_err(|e| corrupt(e.to_string()))?,
+        expires_at: time(expires)?,
+        registered_at: time(registered)?,
+        service,
+        id,
+        url,
     })
 }
 

@@ -182,6 +182,24 @@ pub trait Store: Send + Sync + 'static {
     /// Marks one notification (or, with `None`, all) of a subject read;
     /// answers each change, for the live streams. Unknown id: empty.
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>>;
+
+    // Service instances registered at run time, shared by every node on
+    // the store.
+
+    /// Stores a registration or its heartbeat; what it was against the one
+    /// stored before it ([`RegisteredInstance::against`]). A heartbeat
+    /// keeps the first `registered_at`.
+    async fn put_instance(&self, instance: &RegisteredInstance) -> Result<Registered>;
+
+    /// Removes a registered instance; whether one was stored.
+    async fn delete_instance(&self, service: &str, id: &str) -> Result<bool>;
+
+    /// Every registered instance whose expiry is after `now`, by service
+    /// and id.
+    async fn instances(&self, now: herald_core::Time) -> Result<Vec<RegisteredInstance>>;
+
+    /// Deletes the instances whose expiry is at or before `now`; how many.
+    async fn prune_instances(&self, now: herald_core::Time) -> Result<u64>;
 }
 
 #[derive(Debug, Clone, Copy)]

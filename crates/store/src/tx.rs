@@ -17,7 +17,7 @@ use std::future::Future;
 
 use herald_core::{Event, Operation, OperationId, TaskKind, Time, concurrency::Active, notify::Notification};
 
-use crate::{DeadLetter, DeadLetterKind, IdempotencyKey, Result, TaskId};
+use crate::{DeadLetter, DeadLetterKind, IdempotencyKey, RegisteredInstance, Result, TaskId};
 
 /// A task's holder and until when, as it is written.
 #[derive(Debug, Clone, Copy)]
@@ -116,4 +116,13 @@ pub trait Tx {
         step: &str,
         kind: DeadLetterKind,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    // Registered service instances.
+
+    /// The stored instance, expired or not; locked to the end of the
+    /// transaction where the backend locks rows.
+    fn instance(&mut self, service: &str, id: &str) -> impl Future<Output = Result<Option<RegisteredInstance>>> + Send;
+
+    /// Writes the instance, over the one with its service and id.
+    fn upsert_instance(&mut self, instance: &RegisteredInstance) -> impl Future<Output = Result<()>> + Send;
 }

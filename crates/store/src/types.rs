@@ -6,6 +6,8 @@ use herald_core::{
     Event, Operation, OperationId, Rejection, TaskKind, Time, Transition, notify::InboxChange, workflow::OnConflict,
 };
 
+pub use herald_core::instance::{Registered, RegisteredInstance};
+
 pub type TaskId = i64;
 
 /// A durable task as claimed from the store.

@@ -191,3 +191,22 @@ async fn an_accept_that_loses_its_idempotency_key_at_commit_answers_as_a_replay(
     let stored = store.list(herald_store::ListQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(stored.len(), 1, "the losing accept wrote nothing");
 }
+
+#[tokio::test]
+async fn an_instance_registered_through_one_node_is_listed_and_deleted_for_every_node() {
+    let (_schema, a, b) = two_nodes(chrono::Duration::minutes(10)).await;
+    let now = chrono::Utc::now();
+    let instance = contract::registered("a-1", "http://10.0.0.1:8080", now, chrono::Duration::seconds(30));
+
+    assert_eq!(a.put_instance(&instance).await.unwrap(), herald_store::Registered::Created);
+    let seen = b.instances(now).await.unwrap();
+    assert_eq!(
+        seen.iter().map(|i| (i.id.as_str(), i.url.as_str())).collect::<Vec<_>>(),
+        [("a-1", instance.url.as_str())]
+    );
+    let beat = contract::registered("a-1", "http://10.0.0.1:8080", now, chrono::Duration::seconds(60));
+    assert_eq!(b.put_instance(&beat).await.unwrap(), herald_store::Registered::Renewed, "either node renews it");
+
+    assert!(b.delete_instance("shop", "a-1").await.unwrap());
+    assert!(a.instances(now).await.unwrap().is_empty(), "gone for the node that registered it too");
+}

@@ -14,6 +14,8 @@
 //! - [`outlier`] — ejection of failing instances, never all of them.
 //! - [`health`] — active health checks.
 //! - [`settings`] — a service's settings, as configured.
+//! - [`shared`] — instances registered at run time, as the store holds them
+//!   for every node: applied, and reconciled on each refresh.
 //! - `view` — what `GET /v1/services` shows.
 //! - `budget` — how many retries a service may take.
 
@@ -25,6 +27,7 @@ pub mod health;
 pub mod limit;
 pub mod outlier;
 pub mod settings;
+pub mod shared;
 mod view;
 
 use std::{
@@ -33,7 +36,7 @@ use std::{
         Arc, Mutex, RwLock,
         atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use serde::Serialize;
@@ -41,9 +44,11 @@ use serde_json::Value;
 
 pub use admit::{Lease, Refusal, Verdict};
 use circuit::Circuit;
+pub use herald_core::instance::{Registered, RegisteredInstance};
 use limit::Limit;
 use outlier::Outlier;
 pub use settings::{Balance, Protocol, ServiceConfig};
+pub use shared::Reconciled;
 pub use view::{CircuitView, InstanceView, ServiceView};
 
 /// What the health checks last said of an instance.
@@ -64,7 +69,9 @@ pub struct Instance {
     /// the gateway opens itself.
     pub origin: Option<Origin>,
     pub metadata: Value,
-    /// Registered at run time: gone when this passes without a heartbeat.
+    /// Registered at run time: gone when this passes without a heartbeat
+    /// (the stored expiry, on this node's clock). `None` for instances
+    /// from the configuration.
     expires_at: Mutex<Option<Instant>>,
     health: AtomicU8,
     /// Consecutive check results in the current direction (for thresholds).
@@ -249,13 +256,6 @@ pub struct Registry {
     allow: allow::Allow,
 }
 
-/// An instance registered at run time: created, or its heartbeat renewed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Registered {
-    Created,
-    Renewed,
-}
-
 impl Registry {
     pub fn from_config<'a>(
         config: impl IntoIterator<Item = (&'a String, &'a ServiceConfig)>,
@@ -288,56 +288,6 @@ impl Registry {
         let mut v: Vec<_> = self.services.read().expect("services").values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
-    }
-
-    /// Registers an instance (or renews its heartbeat) for `ttl`, if its URL
-    /// is where `[registry] allow` lets instances be. A service not in the
-    /// configuration is created with the default settings.
-    pub fn register(
-        &self,
-        service: &str,
-        id: &str,
-        url: &str,
-        ttl: Duration,
-        metadata: Value,
-    ) -> anyhow::Result<Registered> {
-        settings::check_url(url).map_err(anyhow::Error::msg)?;
-        self.allow.check(url).map_err(anyhow::Error::msg)?;
-        if !self.contains(service) {
-            self.add(service, &ServiceConfig::new(vec![]))?;
-        }
-        let svc = self.service(service).expect("just added");
-        let until = Instant::now() + ttl;
-        let mut instances = svc.instances.write().expect("instances");
-        if let Some(existing) = instances.iter().find(|i| i.id == id) {
-            if existing.base == url.trim_end_matches('/') && existing.metadata == metadata {
-                *existing.expires_at.lock().expect("ttl") = Some(until);
-                return Ok(Registered::Renewed);
-            }
-            instances.retain(|i| i.id != id);
-        }
-        instances.push(Arc::new(Instance::new(id.to_string(), url.to_string(), metadata, Some(until))));
-        drop(instances);
-        // Work waiting for an instance may go now.
-        svc.turn.notify_waiters();
-        Ok(Registered::Created)
-    }
-
-    /// Removes a registered instance; answers whether it was there.
-    pub fn deregister(&self, service: &str, id: &str) -> bool {
-        let Some(svc) = self.service(service) else { return false };
-        let mut instances = svc.instances.write().expect("instances");
-        let before = instances.len();
-        instances.retain(|i| i.id != id || i.expires_at.lock().expect("ttl").is_none());
-        instances.len() != before
-    }
-
-    /// Drops registered instances whose TTL passed without a heartbeat.
-    pub fn sweep(&self, now: Instant) {
-        for svc in self.all() {
-            let mut instances = svc.instances.write().expect("instances");
-            instances.retain(|i| i.expires_at.lock().expect("ttl").is_none_or(|t| t > now));
-        }
     }
 }
 

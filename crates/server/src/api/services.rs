@@ -2,7 +2,9 @@
 //! (`PUT`, within their TTL), leave (`DELETE`), and anyone with a service
 //! token sees every instance's health, circuit and recent latency. Only a
 //! token that speaks for a service registers its instances, and only at
-//! the addresses `[registry] allow` lists.
+//! the addresses `[registry] allow` lists. Registrations are stored, so
+//! every node on the store routes to them (`herald_engine::instances`);
+//! what `GET` shows of health and circuits is this node's.
 
 use std::time::Duration;
 
@@ -53,7 +55,8 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
 /// Register an instance, or renew its heartbeat.
 #[utoipa::path(put, path = "/v1/services/{name}/instances/{id}", tag = "services",
     params(("name" = String, Path), ("id" = String, Path)), request_body = RegisterRequest,
-    responses((status = 201, description = "registered"), (status = 200, description = "renewed"),
+    responses((status = 201, description = "registered, or changed: a new URL or new metadata"),
+              (status = 200, description = "renewed"),
               (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn register(
     caller: Caller,
@@ -69,12 +72,9 @@ pub async fn register(
     if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&ttl) {
         return Err(ApiError::InvalidInput("`ttl` must be between 1 second and 1 hour".into()));
     }
-    let registered = app
-        .engine
-        .services()
-        .register(&name, &id, &req.url, ttl, req.metadata)
-        .map_err(|e| ApiError::InvalidInput(e.to_string()))?;
-    let status = if registered == Registered::Created { StatusCode::CREATED } else { StatusCode::OK };
+    let registered = app.engine.register_instance(&name, &id, &req.url, ttl, req.metadata).await?;
+    // A new URL or new metadata is a new instance, as a first registration is.
+    let status = if registered == Registered::Renewed { StatusCode::OK } else { StatusCode::CREATED };
     Ok(status.into_response())
 }
 
@@ -88,7 +88,7 @@ pub async fn deregister(
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     require_speaks_for(&caller, &name)?;
-    if app.engine.services().deregister(&name, &id) {
+    if app.engine.deregister_instance(&name, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("no registered instance {id} of service {name}")))

@@ -22,6 +22,7 @@ mod matrix;
 mod operations;
 mod postgres;
 mod push;
+mod registry;
 mod signing;
 mod sse;
 mod stream_caps;

@@ -1,8 +1,12 @@
 //! herald on a PostgreSQL store (`store = "postgres://…"`): an operation
-//! runs as on the embedded one. Needs a server; see
+//! runs as on the embedded one, and nodes on one database share the
+//! instances registered through any of them. Needs a server; see
 //! `herald_store::contract::postgres`.
 
+use std::time::Duration;
+
 use herald_store::contract::postgres::TestSchema;
+use herald_testkit::eventually;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -23,14 +27,15 @@ async fn an_operation_runs_every_step_once_on_a_postgres_store() {
     assert!(event_types(&op).len() >= 4, "{op}");
 }
 
-/// Two nodes on one database, polling too rarely to matter: what one
-/// node's watchers learn of the other's work comes from hints.
-async fn two_nodes(schema: &TestSchema, workflow: &str, svc: &StepService) -> (TestApp, TestApp) {
-    let files = [workflow];
+/// Two nodes on one database, which let instances register on loopback,
+/// polling too rarely to matter: what one node's watchers learn of the
+/// other's work comes from hints.
+async fn two_nodes(schema: &TestSchema, workflows: &[&str], svc: &StepService) -> (TestApp, TestApp) {
     let node = || {
-        spawn_app_with(tempfile::tempdir().unwrap(), &files, svc, |c| {
+        spawn_app_with(tempfile::tempdir().unwrap(), workflows, svc, |c| {
             c.store = Some(schema.url());
             c.engine.poll_interval = herald_core::Span::from_millis(60_000);
+            c.registry.allow = vec!["127.0.0.1".into()];
         })
     };
     (node().await, node().await)
@@ -42,7 +47,7 @@ async fn a_watcher_on_one_node_sees_every_step_another_node_runs_and_resumes_on_
     let svc = StepService::start().await;
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     svc.on("/b", Reply::Gate(gate.clone(), Box::new(Reply::Json(json!({})))));
-    let (a, b) = two_nodes(&schema, &sequential("order", &["a", "b", "c"], ""), &svc).await;
+    let (a, b) = two_nodes(&schema, &[&sequential("order", &["a", "b", "c"], "")], &svc).await;
 
     let id = b.start_id("order", json!({})).await;
     let on_a = |after: Option<u64>| {
@@ -74,4 +79,62 @@ async fn a_watcher_on_one_node_sees_every_step_another_node_runs_and_resumes_on_
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(all.last().unwrap()["type"], "succeeded");
     assert_eq!(all.len(), 5 + rest.len());
+}
+
+/// Registers `id` of `inventory` at `url` through `app`, for `ttl`.
+async fn register(app: &TestApp, id: &str, url: &str, ttl: &str) -> u16 {
+    let put = app.http.put(app.url(&format!("/v1/services/inventory/instances/{id}")));
+    put.json(&json!({ "url": url, "ttl": ttl })).send().await.unwrap().status().as_u16()
+}
+
+/// The status of a gateway request to `inventory` through `app`.
+async fn through(app: &TestApp, path: &str) -> u16 {
+    app.http.get(app.url(&format!("/gw/inventory{path}"))).send().await.unwrap().status().as_u16()
+}
+
+/// Waits until a gateway request through `app` answers `status`.
+async fn until_gateway_answers(app: &TestApp, status: u16, what: &str) {
+    eventually(what, Duration::from_secs(10), || async { (through(app, "/stock").await == status).then_some(()) })
+        .await;
+}
+
+/// Two nodes on a schema of their own, and an instance `i-1` of
+/// `inventory` registered through the first for an hour, once the second
+/// routes to it: (the schema, the instance, the first node, the second).
+async fn registered_through_one_of_two() -> (TestSchema, StepService, TestApp, TestApp) {
+    let schema = TestSchema::new().await;
+    let (svc, instance) = (StepService::start().await, StepService::start().await);
+    let (a, b) = two_nodes(&schema, &[], &svc).await;
+    assert_eq!(register(&a, "i-1", &instance.url, "1h").await, 201);
+    assert_eq!(through(&a, "/stock").await, 200, "the node that took it routes to it at once");
+    until_gateway_answers(&b, 200, "the other node routes to the instance").await;
+    (schema, instance, a, b)
+}
+
+#[tokio::test]
+async fn an_instance_registered_through_one_node_is_routed_to_by_another_until_deregistered() {
+    let (_schema, instance, a, b) = registered_through_one_of_two().await;
+
+    assert!(!instance.calls("/stock").is_empty());
+    let listed = b.get_json("/v1/services").await;
+    let inventory = listed["items"].as_array().unwrap().iter().find(|s| s["name"] == "inventory").unwrap().clone();
+    assert_eq!(inventory["instances"][0]["id"], "i-1", "{listed}");
+    assert_eq!(register(&b, "i-1", &instance.url, "1h").await, 200, "a heartbeat through either node renews it");
+
+    let gone = a.http.delete(a.url("/v1/services/inventory/instances/i-1")).send().await.unwrap();
+    assert_eq!(gone.status(), 204);
+
+    until_gateway_answers(&b, 503, "the other node stops routing to the deregistered instance").await;
+    assert_eq!(through(&a, "/stock").await, 503);
+}
+
+#[tokio::test]
+async fn an_instance_whose_ttl_passes_without_a_heartbeat_goes_from_every_node() {
+    let (_schema, instance, a, other) = registered_through_one_of_two().await;
+
+    // The last heartbeat: 1 s more, then none.
+    assert_eq!(register(&a, "i-1", &instance.url, "1s").await, 200);
+
+    until_gateway_answers(&other, 503, "the TTL's end is seen by the other node").await;
+    until_gateway_answers(&a, 503, "and by the node that took the registration").await;
 }

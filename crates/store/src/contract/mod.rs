@@ -15,11 +15,14 @@
 //! - [`reads`] — timelines, lists and their cursors, unreadable rows.
 //! - [`inbox`] — notification pages, unread counts, marking read.
 //! - [`dead_letters`] — held tasks set aside, lists, redrives, held steps.
+//! - [`instances`] — registered service instances: renewed, changed,
+//!   expired, deleted.
 //! - [`postgres`] — a PostgreSQL schema of a test's own.
 
 pub mod accept;
 pub mod dead_letters;
 pub mod inbox;
+pub mod instances;
 pub mod postgres;
 pub mod reads;
 pub mod tasks;
@@ -27,6 +30,7 @@ pub mod tasks;
 pub use accept::*;
 pub use dead_letters::*;
 pub use inbox::*;
+pub use instances::*;
 pub use reads::*;
 pub use tasks::*;
 
@@ -86,6 +90,9 @@ macro_rules! contract_tests {
             dead_letter_sets_a_held_task_aside_and_lists_filter_and_page,
             redriving_a_dead_letter_turns_it_back_into_a_task_once,
             a_step_given_up_on_is_dead_lettered_with_each_attempt_until_redriven,
+            a_registered_instance_is_listed_as_stored_until_it_expires,
+            a_heartbeat_renews_one_row_and_a_new_url_changes_it,
+            a_deleted_instance_is_gone_and_pruning_drops_only_expired_ones,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

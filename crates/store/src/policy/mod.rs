@@ -10,18 +10,22 @@
 //! - `inbox` — the subject's notification rewritten; marking read.
 //! - `dead_letters` — steps given up on (with every attempt's error), held
 //!   tasks set aside, redrives.
+//! - `instances` — a service instance's registration: new, a heartbeat,
+//!   or a change.
 //!
 //! [`Tx`]: crate::tx::Tx
 
 mod accept;
 mod dead_letters;
 mod inbox;
+mod instances;
 mod tasks;
 mod transition;
 
 pub use accept::accept;
 pub use dead_letters::{dead_letter, redrive_task};
 pub use inbox::mark_read;
+pub use instances::put_instance;
 pub use transition::{answer, transition};
 
 /// A networked backend runs the policy inside its async `Store` methods,
@@ -35,6 +39,7 @@ fn policy_futures_are_send<T: crate::tx::Tx + Send>(
     new: crate::NewOperation,
     f: crate::TransitionFn,
     letter: &crate::DeadLetter,
+    instance: &crate::RegisteredInstance,
 ) {
     fn send<F: Send>(_: F) {}
     let id = herald_core::OperationId::new(chrono::Utc::now(), [0; 10]);
@@ -43,4 +48,5 @@ fn policy_futures_are_send<T: crate::tx::Tx + Send>(
     send(dead_letter(tx, node, 1, letter));
     send(redrive_task(tx, node, 1, &id, herald_core::TaskKind::Start));
     send(mark_read(tx, "subject", None));
+    send(put_instance(tx, instance));
 }

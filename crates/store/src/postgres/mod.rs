@@ -7,6 +7,7 @@
 //! - [`tasks`] — tasks and their leases: claims that skip each other's
 //!   rows, and the owner check that fences a node whose lease was taken.
 //! - [`read`] — the reads, on the pool.
+//! - [`instances`] — service instances registered at run time.
 //! - [`schema`] — the embedded migrations, run at open.
 //! - [`no_topics`] — the broker half until topics come to PostgreSQL.
 //! - `hints` — telling the other nodes what a commit changed
@@ -19,6 +20,7 @@
 //! claims its tasks.
 
 mod hints;
+mod instances;
 pub mod no_topics;
 mod read;
 mod rows;
@@ -40,8 +42,8 @@ use sqlx::{
 
 use crate::hints::Hint;
 use crate::{
-    Accepted, Applied, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store,
-    Task, TaskId, TransitionFn, TransitionResult, policy,
+    Accepted, Applied, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Registered,
+    RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
 };
 use tx::PgTx;
 
@@ -304,5 +306,33 @@ impl Store for PgStore {
             self.hints.send([Hint::Inbox(subject.to_string())]);
         }
         Ok(changes)
+    }
+
+    async fn put_instance(&self, instance: &RegisteredInstance) -> Result<Registered> {
+        let mut tx = self.begin().await?;
+        let out = policy::put_instance(&mut PgTx(&mut tx), instance).await;
+        let registered = end(tx, out).await?;
+        // A heartbeat only moves the expiry on: other nodes read it at
+        // their next refresh.
+        if registered != Registered::Renewed {
+            self.hints.send([Hint::Services]);
+        }
+        Ok(registered)
+    }
+
+    async fn delete_instance(&self, service: &str, id: &str) -> Result<bool> {
+        let gone = instances::delete(&self.pool, service, id).await?;
+        if gone {
+            self.hints.send([Hint::Services]);
+        }
+        Ok(gone)
+    }
+
+    async fn instances(&self, now: Time) -> Result<Vec<RegisteredInstance>> {
+        instances::list(&self.pool, now).await
+    }
+
+    async fn prune_instances(&self, now: Time) -> Result<u64> {
+        instances::prune(&self.pool, now).await
     }
 }

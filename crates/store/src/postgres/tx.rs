@@ -12,9 +12,9 @@
 use herald_core::{Event, Operation, OperationId, TaskKind, Time, concurrency::Active, notify::Notification};
 use sqlx::PgConnection;
 
-use super::{read, rows, tasks};
+use super::{instances, read, rows, tasks};
 use crate::{
-    DeadLetter, DeadLetterKind, IdempotencyKey, Result, TaskId,
+    DeadLetter, DeadLetterKind, IdempotencyKey, RegisteredInstance, Result, TaskId,
     tx::{Lease, Tx},
 };
 
@@ -104,5 +104,13 @@ impl Tx for PgTx<'_> {
 
     async fn delete_step_dead_letters(&mut self, op: &OperationId, step: &str, kind: DeadLetterKind) -> Result<()> {
         rows::delete_step_dead_letters(self.0, op, step, kind).await
+    }
+
+    async fn instance(&mut self, service: &str, id: &str) -> Result<Option<RegisteredInstance>> {
+        instances::get(self.0, service, id).await
+    }
+
+    async fn upsert_instance(&mut self, instance: &RegisteredInstance) -> Result<()> {
+        instances::upsert(self.0, instance).await
     }
 }

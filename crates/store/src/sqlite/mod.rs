@@ -10,6 +10,7 @@
 //! - [`broker`] — the embedded broker: [`topics`] (publish, subscriptions)
 //!   and [`deliveries`] (what each subscription owes: lease, ack, retry).
 //! - [`dead`] — dead letters of every kind.
+//! - [`instances`] — service instances registered at run time.
 //! - [`files`] — the data directory and its files, private to herald's user.
 //!
 //! One herald process owns a data directory (a lock file says so), so at
@@ -21,6 +22,7 @@ mod codec;
 mod dead;
 mod deliveries;
 mod files;
+mod instances;
 mod read;
 mod rows;
 mod schema;
@@ -38,8 +40,8 @@ use herald_core::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store, Task,
-    TaskId, TransitionFn, TransitionResult, policy,
+    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Registered,
+    RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
 };
 use codec::{ms, time};
 use tx::{Rows, now};
@@ -277,6 +279,24 @@ impl Store for SqliteStore {
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
         let (subject, id) = (subject.to_string(), id.map(str::to_string));
         self.writer.submit(move |c| now(policy::mark_read(&mut Rows(c), &subject, id.as_deref()))).await
+    }
+
+    async fn put_instance(&self, instance: &RegisteredInstance) -> Result<Registered> {
+        let instance = instance.clone();
+        self.writer.submit(move |c| now(policy::put_instance(&mut Rows(c), &instance))).await
+    }
+
+    async fn delete_instance(&self, service: &str, id: &str) -> Result<bool> {
+        let (service, id) = (service.to_string(), id.to_string());
+        self.writer.submit(move |c| instances::delete(c, &service, &id)).await
+    }
+
+    async fn instances(&self, at: Time) -> Result<Vec<RegisteredInstance>> {
+        self.readers.with(move |c| instances::list(c, ms(at))).await
+    }
+
+    async fn prune_instances(&self, at: Time) -> Result<u64> {
+        self.writer.submit(move |c| instances::prune(c, ms(at))).await
     }
 
     async fn next_due(&self) -> Result<Option<Time>> {

@@ -165,6 +165,20 @@ CREATE INDEX dead_letters_by_subscription ON dead_letters(subscription, id) WHER
 CREATE INDEX dead_letters_by_workflow ON dead_letters(workflow, id) WHERE workflow IS NOT NULL;
 CREATE INDEX dead_letters_by_operation ON dead_letters(op_id, step) WHERE op_id IS NOT NULL;
 "#,
+    r#"
+-- Service instances registered at run time, until their TTL passes
+-- without a heartbeat (times in ms since the epoch, metadata as JSON).
+CREATE TABLE instances (
+    service       TEXT NOT NULL,
+    id            TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    metadata      TEXT NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    registered_at INTEGER NOT NULL,
+    PRIMARY KEY (service, id)
+) WITHOUT ROWID;
+CREATE INDEX instances_expiry ON instances(expires_at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

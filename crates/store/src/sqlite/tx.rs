@@ -15,9 +15,9 @@ use std::{
 use herald_core::{Event, Operation, OperationId, TaskKind, Time, concurrency::Active, notify::Notification};
 use rusqlite::Connection;
 
-use super::{dead, read, rows};
+use super::{dead, instances, read, rows};
 use crate::{
-    DeadLetter, DeadLetterKind, Error, IdempotencyKey, Result, TaskId,
+    DeadLetter, DeadLetterKind, Error, IdempotencyKey, RegisteredInstance, Result, TaskId,
     tx::{Lease, Tx},
 };
 
@@ -108,5 +108,13 @@ impl Tx for Rows<'_> {
 
     fn delete_step_dead_letters(&mut self, op: &OperationId, step: &str, kind: DeadLetterKind) -> Done<()> {
         ready(dead::delete_for_step(self.0, op, step, kind))
+    }
+
+    fn instance(&mut self, service: &str, id: &str) -> Done<Option<RegisteredInstance>> {
+        ready(instances::get(self.0, service, id))
+    }
+
+    fn upsert_instance(&mut self, instance: &RegisteredInstance) -> Done<()> {
+        ready(instances::upsert(self.0, instance))
     }
 }
