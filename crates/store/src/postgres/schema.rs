@@ -12,7 +12,13 @@ use sqlx::PgPool;
 use crate::{Result, codec::ms};
 
 /// Each entry moves the schema one version on; never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_store.sql")];
+/// The list's order is the version order (the file names only mirror it):
+/// `0003_task_epoch.sql` was written beside another branch's `0002`, and
+/// goes after it when both are in.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_store.sql"),
+    include_str!("../../migrations/postgres/0003_task_epoch.sql"),
+];
 
 /// The advisory lock nodes starting together take: one migrates, the
 /// others wait and find it done.
