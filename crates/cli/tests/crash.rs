@@ -10,7 +10,7 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::HeaderMap, routing::post};
-use herald_testkit::{client, eventually, free_port, ready, workflow};
+use herald_testkit::{all_succeeded, client_within, free_port, ready, workflow};
 use serde_json::{Value, json};
 
 /// What the step service saw: calls per idempotency key.
@@ -44,12 +44,6 @@ async fn step_service() -> (String, Arc<Mutex<Ledger>>) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, ledger)
-}
-
-/// The shared client, each request given at most `limit`.
-fn client_within(limit: Duration) -> reqwest::Client {
-    drop(client()); // installs the TLS provider reqwest needs
-    reqwest::Client::builder().timeout(limit).build().unwrap()
 }
 
 fn write_config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
@@ -89,16 +83,6 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
     assert!(ready(http, base, Duration::from_secs(30)).await, "herald did not become ready");
 }
 
-/// Waits until `n` operations of `workflow` have succeeded.
-async fn wait_succeeded(http: &reqwest::Client, base: &str, workflow: &str, n: usize, within: Duration) {
-    let list = format!("{base}/v1/operations?workflow={workflow}&status=succeeded&limit=200");
-    let all_succeeded = || async {
-        let got: Value = http.get(&list).send().await.unwrap().json().await.unwrap();
-        (got["items"].as_array().unwrap().len() == n).then_some(())
-    };
-    eventually(&format!("every {workflow} finished after the restart"), within, all_succeeded).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +119,7 @@ async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
 
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
-    wait_succeeded(&http, &base, "order", 200, Duration::from_secs(90)).await;
+    all_succeeded(&http, &base, "order", 200, Duration::from_secs(90)).await;
     // At-least-once calls: a step reached before the kill may be called
     // once more after it (its answer may have died with the process),
     // always with the same key; any other step is called exactly once.
@@ -233,7 +217,7 @@ async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied
 
     let mut herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
-    wait_succeeded(&http, &base, "delete-account", 60, Duration::from_secs(120)).await;
+    all_succeeded(&http, &base, "delete-account", 60, Duration::from_secs(120)).await;
 
     let letters: Value = http.get(format!("{base}/v1/dead-letters")).send().await.unwrap().json().await.unwrap();
     assert_eq!(letters["items"].as_array().unwrap().len(), 0, "nothing was held for a person: {letters}");

@@ -71,6 +71,11 @@ const UNREADABLE_AGAIN: chrono::Duration = chrono::Duration::hours(1);
 /// Tasks claimed per poll.
 const CLAIM_BATCH: usize = 256;
 
+/// How often a transition runs again after losing a race (a deadlock with
+/// another node's write); past that it fails, and a task's transition runs
+/// again when its lease ends.
+const RACED_TRANSITION_TRIES: usize = 3;
+
 /// A failure no retry can mend.
 fn permanent(error: String) -> Outcome {
     Outcome::Failed { error, retryable: false, maybe_applied: false, retry_after: None }
@@ -212,15 +217,33 @@ impl Engine {
         consume: Option<TaskId>,
         cmd: Command,
     ) -> herald_store::Result<TransitionResult> {
-        let workflows = self.0.workflows.clone();
-        let now = Utc::now();
-        let f = Box::new(move |op: &mut Operation| {
-            let wf = workflows
-                .version(&op.workflow, op.version)
-                .ok_or_else(|| Rejection::UnknownWorkflow(op.workflow.clone()))?;
-            machine::apply(op, &wf, cmd, now)
-        });
-        let result = self.0.store.transition(id, consume, f).await?;
+        let mut races = 0;
+        let result = loop {
+            let (workflows, cmd) = (self.0.workflows.clone(), cmd.clone());
+            let now = Utc::now();
+            let f = Box::new(move |op: &mut Operation| {
+                let wf = workflows
+                    .version(&op.workflow, op.version)
+                    .ok_or_else(|| Rejection::UnknownWorkflow(op.workflow.clone()))?;
+                machine::apply(op, &wf, cmd, now)
+            });
+            // A transition that lost a race with another node's write (a
+            // deadlock between the two) was rolled back whole: it runs
+            // again on the state the other left.
+            match self.0.store.transition(id, consume, f).await {
+                Err(herald_store::Error::Raced(e)) if races < RACED_TRANSITION_TRIES => {
+                    races += 1;
+                    tracing::debug!(operation_id = %id, error = %e, "a transition lost a race; running it again");
+                }
+                other => break other?,
+            }
+        };
+        if let (Some(task), TransitionResult::Missing) = (consume, &result) {
+            // Its lease ran out and the task was claimed again (by another
+            // node, or by this one after a pause): that claim's attempt
+            // decides, and this one's result is dropped.
+            tracing::warn!(operation_id = %id, %task, "a late write was refused: the task was consumed, or its lease had moved on");
+        }
         if let TransitionResult::Applied(applied) = &result {
             self.after_commit(applied);
         }
@@ -284,7 +307,7 @@ impl Engine {
             match this.run(task, snapshot).await {
                 Ok(()) => {}
                 Err(herald_store::Error::Corrupt(e)) => this.set_aside(id, kind, e).await,
-                Err(e) => tracing::warn!(task = id, error = %e, "a task failed; it runs again when its lease ends"),
+                Err(e) => tracing::warn!(task = %id, error = %e, "a task failed; it runs again when its lease ends"),
             }
         });
     }
@@ -293,9 +316,9 @@ impl Engine {
     /// it is reported and set aside for an hour (time to mend the row)
     /// instead, so it costs nothing meanwhile.
     async fn set_aside(&self, id: TaskId, kind: TaskKind, error: String) {
-        tracing::error!(task = id, %error, "a task's stored data cannot be read; it is set aside for an hour");
+        tracing::error!(task = %id, %error, "a task's stored data cannot be read; it is set aside for an hour");
         if let Err(e) = self.0.store.retry_task(id, kind, Utc::now() + UNREADABLE_AGAIN).await {
-            tracing::warn!(task = id, error = %e, "setting the task aside failed; it runs again when its lease ends");
+            tracing::warn!(task = %id, error = %e, "setting the task aside failed; it runs again when its lease ends");
         }
     }
 

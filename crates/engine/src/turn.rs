@@ -60,7 +60,7 @@ impl Engine {
             Ok(lease) => return Ok(Turn::Go { lease, told: false }),
             Err(r) => r,
         };
-        tracing::debug!(task = task.id, reason = %refusal.describe(&svc.name), "waiting for the service's turn");
+        tracing::debug!(task = %task.id, reason = %refusal.describe(&svc.name), "waiting for the service's turn");
         let told = match attempt {
             Some(a) => {
                 self.wait_for(a, &svc.name).await?;

@@ -51,7 +51,8 @@ impl Application {
             node,
             dedupe_window: config.broker.dedupe_window.0,
         })
-        .await?;
+        .await
+        .context("herald cannot start: its store did not open")?;
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
         let services = Arc::new(Registry::from_config(&config.services, &config.registry)?);
         crate::subscriptions::install(&config.subscriptions, &services, broker.as_ref(), &workflows).await?;

@@ -8,7 +8,30 @@ use herald_core::{
 
 pub use herald_core::instance::{Registered, RegisteredInstance};
 
-pub type TaskId = i64;
+/// The token of a held task: its row and the epoch of the claim that
+/// handed it out. Every claim of a task moves its epoch on, so a write with
+/// the token of an earlier claim (a node that was paused past its lease and
+/// took the task again meanwhile, or another node's) finds the task gone
+/// and changes nothing. Callers treat it as opaque.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId {
+    /// The task's row, the same through every claim.
+    pub row: i64,
+    /// Which claim of the row this token came from.
+    pub epoch: i64,
+}
+
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.row, self.epoch)
+    }
+}
+
+impl std::fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 /// A durable task as claimed from the store.
 #[derive(Debug, Clone, PartialEq)]

@@ -40,3 +40,11 @@ mod contract_suite {
     use super::*;
     herald_store::contract_tests!(embedded());
 }
+
+#[tokio::test]
+async fn a_lease_that_ran_out_is_claimed_again_by_its_own_node_under_a_new_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = herald_store::Node { id: "contract".into(), lease: chrono::Duration::milliseconds(300) };
+    let store = SqliteStore::open(dir.path(), node).unwrap();
+    contract::a_lease_that_ran_out_is_claimed_again_by_its_own_node_under_a_new_token(&store).await;
+}

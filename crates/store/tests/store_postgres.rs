@@ -108,14 +108,14 @@ async fn nodes_claiming_at_once_never_get_the_same_task() {
     let wf = workflow("w", "", "");
     let mut made = Vec::new();
     for _ in 0..20 {
-        made.extend(create(&*a, new_op(&wf, None, None)).await.tasks.iter().filter(|t| t.owned).map(|t| t.id));
+        made.extend(create(&*a, new_op(&wf, None, None)).await.tasks.iter().filter(|t| t.owned).map(|t| t.id.row));
     }
     a.release().await.unwrap();
 
     let (mine, theirs) = tokio::join!(a.claim_due(15), b.claim_due(15));
     let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
 
-    let mut all: Vec<_> = mine.iter().chain(&theirs).map(|t| t.id).collect();
+    let mut all: Vec<_> = mine.iter().chain(&theirs).map(|t| t.id.row).collect();
     all.sort();
     made.sort();
     assert_eq!(all, made, "every task claimed once, by one node");
@@ -136,11 +136,18 @@ async fn a_task_whose_lease_ran_out_is_claimed_by_another_node_and_fenced_from_t
 
     let taken = contract::claim_when_due(&*b).await;
 
-    assert_eq!(taken.iter().map(|t| t.id).collect::<Vec<_>>(), [task.id], "taken once the lease ran out");
+    assert_eq!(taken.iter().map(|t| t.id.row).collect::<Vec<_>>(), [task.id.row], "taken once the lease ran out");
     let late = contract::apply(&*a, &wf, &made.op.id, Some(task.id), herald_core::Command::Discard).await;
     assert!(matches!(late, herald_store::TransitionResult::Missing), "the first node is fenced off: {late:?}");
     assert!(!a.retry_task(task.id, task.kind.clone(), chrono::Utc::now()).await.unwrap());
-    assert!(b.finish_task(task.id).await.unwrap(), "the node that took it finishes it");
+    assert!(b.finish_task(taken[0].id).await.unwrap(), "the node that took it finishes it");
+}
+
+#[tokio::test]
+async fn a_lease_that_ran_out_is_claimed_again_by_its_own_node_under_a_new_token() {
+    let schema = TestSchema::new().await;
+    let store = schema.store(node("a", chrono::Duration::milliseconds(300))).await;
+    contract::a_lease_that_ran_out_is_claimed_again_by_its_own_node_under_a_new_token(&*store).await;
 }
 
 #[tokio::test]

@@ -26,6 +26,13 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// As [`client`], each request given at most `limit`: a request that never
+/// ends fails the test, saying which, instead of holding the run.
+pub fn client_within(limit: std::time::Duration) -> reqwest::Client {
+    drop(client()); // installs the TLS provider reqwest needs
+    reqwest::Client::builder().timeout(limit).build().unwrap()
+}
+
 impl Herald {
     /// A herald with no workflow and the default configuration, until told
     /// otherwise.

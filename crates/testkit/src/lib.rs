@@ -16,10 +16,10 @@ mod views;
 mod wait;
 pub mod workflow;
 
-pub use herald::{Build, Herald, client};
+pub use herald::{Build, Herald, client, client_within};
 pub use net::free_port;
 pub use raw::{RawAnswer, raw};
 pub use step_service::{Call, Reply, StepService};
 pub use views::{event_types, step};
-pub use wait::{eventually, ready, until};
+pub use wait::{all_succeeded, eventually, ready, until};
 pub use workflow::sequential;

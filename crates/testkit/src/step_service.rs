@@ -92,6 +92,15 @@ impl StepService {
     pub fn all_calls(&self) -> Vec<Call> {
         self.script.lock().unwrap().calls.clone()
     }
+
+    /// The service's ledger: how many calls came with each idempotency key.
+    pub fn calls_per_key(&self) -> HashMap<String, usize> {
+        let mut ledger = HashMap::new();
+        for call in &self.script.lock().unwrap().calls {
+            *ledger.entry(call.key.clone()).or_default() += 1;
+        }
+        ledger
+    }
 }
 
 async fn handle(

@@ -43,3 +43,14 @@ pub async fn ready(http: &reqwest::Client, base: &str, within: Duration) -> bool
     };
     until(within, probe).await.is_some()
 }
+
+/// Waits until `n` operations of `workflow` have succeeded on herald at
+/// `base` (`n` at most 200: one page), failing the test after `within`.
+pub async fn all_succeeded(http: &reqwest::Client, base: &str, workflow: &str, n: usize, within: Duration) {
+    let list = format!("{base}/v1/operations?workflow={workflow}&status=succeeded&limit=200");
+    let all_succeeded = || async {
+        let got: serde_json::Value = http.get(&list).send().await.ok()?.json().await.ok()?;
+        (got["items"].as_array()?.len() == n).then_some(())
+    };
+    eventually(&format!("all {n} {workflow} operations succeeded"), within, all_succeeded).await;
+}

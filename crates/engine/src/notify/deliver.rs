@@ -139,7 +139,7 @@ impl Engine {
         };
         let (outcome, retry) = match (channel, lease) {
             (Channel::Webhook, Some(lease)) if let Some(hook) = &self.0.webhook => {
-                (post(hook, task.id, &payload, lease).await, hook.retry.clone())
+                (post(hook, task.id.row, &payload, lease).await, hook.retry.clone())
             }
             (Channel::Email, Some(lease)) if let Some(email) = &self.0.email => {
                 (send(email, &payload, lease).await, email.retry.clone())

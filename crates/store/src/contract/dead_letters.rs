@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Harness, answer, applied, create, failed, new_op, workflow};
 use crate::{DeadLetter, DeadLetterFilter, DeadLetterKind, Store, Task};
 
-fn letter(kind: DeadLetterKind, workflow: &str, op: &OperationId, subscription: Option<&str>) -> DeadLetter {
+pub(super) fn letter(kind: DeadLetterKind, workflow: &str, op: &OperationId, subscription: Option<&str>) -> DeadLetter {
     DeadLetter {
         id: 0,
         kind,
@@ -97,7 +97,7 @@ pub async fn redriving_a_dead_letter_turns_it_back_into_a_task_once(h: &impl Har
     assert!(again.is_none(), "the letter is gone: no second task");
     store.release().await.unwrap();
     let claimed = store.claim_due(10).await.unwrap();
-    assert_eq!(claimed.iter().map(|t| t.id).collect::<Vec<_>>(), [redriven.id], "one task, stored");
+    assert_eq!(claimed.iter().map(|t| t.id.row).collect::<Vec<_>>(), [redriven.id.row], "one task, stored");
 }
 
 pub async fn a_step_given_up_on_is_dead_lettered_with_each_attempt_until_redriven(h: &impl Harness) {

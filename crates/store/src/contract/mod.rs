@@ -82,6 +82,7 @@ macro_rules! contract_tests {
             a_refused_transition_keeps_its_task_and_writes_nothing,
             claim_due_leases_free_due_tasks_once_and_release_gives_them_back,
             a_task_due_later_is_claimed_only_once_it_is_due,
+            a_task_claimed_again_by_the_same_node_fences_the_earlier_claims_token,
             events_come_after_a_sequence_oldest_first_up_to_a_limit,
             lists_are_newest_first_filtered_and_paged_by_cursor,
             a_list_leaves_out_an_operation_it_cannot_read,

@@ -10,6 +10,11 @@ fn call_of(tasks: &[Task]) -> &Task {
     tasks.iter().find(|t| matches!(t.kind, TaskKind::Invoke { .. })).expect("a step call")
 }
 
+/// The rows of these tasks, whichever claim each token came from.
+fn rows(tasks: &[Task]) -> Vec<i64> {
+    tasks.iter().map(|t| t.id.row).collect()
+}
+
 pub async fn a_transition_whose_task_this_node_no_longer_holds_changes_nothing(h: &impl Harness) {
     let store = h.store();
     let wf = workflow("w", "", "");
@@ -28,10 +33,11 @@ pub async fn a_transition_whose_task_this_node_no_longer_holds_changes_nothing(h
     assert_eq!(stored.last_seq, op.op.last_seq);
     assert!(matches!(nowhere, TransitionResult::Missing), "no such operation");
     let claimed = store.claim_due(10).await.unwrap();
-    assert_eq!(claimed.iter().map(|t| t.id).collect::<Vec<_>>(), [call.id], "the task is still there to claim");
-    let done = apply(&*store, &wf, &op.op.id, Some(call.id), answer(1, Outcome::Done(serde_json::json!({})))).await;
+    assert_eq!(rows(&claimed), [call.id.row], "the task is still there to claim");
+    let held = claimed[0].id;
+    let done = apply(&*store, &wf, &op.op.id, Some(held), answer(1, Outcome::Done(serde_json::json!({})))).await;
     assert!(matches!(done, TransitionResult::Applied(ref a) if a.op.is_final()), "{done:?}");
-    let again = apply(&*store, &wf, &op.op.id, Some(call.id), Command::Discard).await;
+    let again = apply(&*store, &wf, &op.op.id, Some(held), Command::Discard).await;
     assert!(matches!(again, TransitionResult::Missing), "a task is consumed once");
 }
 
@@ -65,10 +71,10 @@ pub async fn claim_due_leases_free_due_tasks_once_and_release_gives_them_back(h:
 
     assert!(held.is_empty(), "a task this node holds is not claimed again: {held:?}");
     assert_eq!(claimed.len(), 1, "the timer is not due: {claimed:?}");
-    assert_eq!((claimed[0].id, &claimed[0].op, claimed[0].owned), (call, &op.op.id, true));
+    assert_eq!((claimed[0].id.row, &claimed[0].op, claimed[0].owned), (call.row, &op.op.id, true));
     assert_eq!(claimed[0].kind, call_of(&op.tasks).kind);
     assert!(again.is_empty(), "claimed once: {again:?}");
-    assert!(store.finish_task(call).await.unwrap(), "claimed tasks are held by this node");
+    assert!(store.finish_task(claimed[0].id).await.unwrap(), "claimed tasks are held by this node");
 }
 
 pub async fn a_task_due_later_is_claimed_only_once_it_is_due(h: &impl Harness) {
@@ -88,6 +94,57 @@ pub async fn a_task_due_later_is_claimed_only_once_it_is_due(h: &impl Harness) {
 
     let claimed = claim_when_due(&*store).await;
     assert!(Utc::now() >= due);
-    assert_eq!(claimed.iter().map(|t| t.id).collect::<Vec<_>>(), [call.id], "claimed once due");
+    assert_eq!(rows(&claimed), [call.id.row], "claimed once due");
     assert_eq!(millis(store.next_due().await.unwrap()), millis(Some(expected)));
+}
+
+/// A node paused past its lease claims its own task again on waking, while
+/// its older attempt is still in flight: both are this node's, and only the
+/// epoch of the claim tells them apart. (The lease here ends by `release`,
+/// the store's own way to end one without waiting it out; the backends'
+/// suites also let one run out.)
+pub async fn a_task_claimed_again_by_the_same_node_fences_the_earlier_claims_token(h: &impl Harness) {
+    let store = h.store();
+    let wf = workflow("w", "", "");
+    let op = create(&*store, new_op(&wf, None, None)).await;
+    let old = call_of(&op.tasks).clone();
+    store.release().await.unwrap();
+    let claimed = store.claim_due(10).await.unwrap();
+    assert_eq!(rows(&claimed), [old.id.row], "the same task, claimed again by the same node");
+    let new = claimed[0].id;
+    assert_ne!(new, old.id, "a new claim, a new token: {new} after {}", old.id);
+
+    let late = apply(&*store, &wf, &op.op.id, Some(old.id), answer(1, Outcome::Done(serde_json::json!({})))).await;
+    assert!(matches!(late, TransitionResult::Missing), "the earlier claim's answer is refused: {late:?}");
+    assert!(!store.finish_task(old.id).await.unwrap(), "nor can it finish the task");
+    assert!(!store.retry_task(old.id, old.kind.clone(), Utc::now()).await.unwrap(), "nor give it back");
+    let letter = super::dead_letters::letter(crate::DeadLetterKind::Step, "w", &op.op.id, None);
+    assert!(!store.dead_letter(old.id, letter).await.unwrap(), "nor set it aside");
+    let stored = get(&*store, &op.op.id).await;
+    assert_eq!((stored.steps[0].status, stored.last_seq), (StepState::Running, op.op.last_seq), "nothing written");
+    assert!(store.dead_letters(crate::DeadLetterFilter { limit: 10, ..Default::default() }).await.unwrap().is_empty());
+
+    let done = apply(&*store, &wf, &op.op.id, Some(new), answer(1, Outcome::Done(serde_json::json!({})))).await;
+    assert!(matches!(done, TransitionResult::Applied(ref a) if a.op.is_final()), "the new token works: {done:?}");
+    assert!(!store.finish_task(new).await.unwrap(), "consumed with the answer");
+}
+
+/// As above, the lease really running out: `store` runs as a node whose
+/// lease is short (a few hundred milliseconds), outside the macro's list
+/// because a harness's node keeps its leases for the whole test.
+pub async fn a_lease_that_ran_out_is_claimed_again_by_its_own_node_under_a_new_token(store: &dyn crate::Store) {
+    let wf = workflow("w", "", "");
+    let op = create(store, new_op(&wf, None, None)).await;
+    let old = call_of(&op.tasks).clone();
+    assert!(old.owned && store.claim_due(10).await.unwrap().is_empty(), "held, and the lease still runs");
+
+    let again = claim_when_due(store).await;
+
+    assert_eq!(rows(&again), [old.id.row], "claimed again once the lease ran out");
+    let late = apply(store, &wf, &op.op.id, Some(old.id), answer(1, Outcome::Done(serde_json::json!({})))).await;
+    assert!(matches!(late, TransitionResult::Missing), "the paused attempt's answer is refused: {late:?}");
+    assert!(!store.finish_task(old.id).await.unwrap());
+    assert!(!store.retry_task(old.id, old.kind.clone(), Utc::now()).await.unwrap());
+    assert_eq!(get(store, &op.op.id).await.last_seq, op.op.last_seq, "nothing written");
+    assert!(store.finish_task(again[0].id).await.unwrap(), "the new claim's token works");
 }

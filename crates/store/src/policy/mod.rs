@@ -45,7 +45,7 @@ fn policy_futures_are_send<T: crate::tx::Tx + Send>(
     let id = herald_core::OperationId::new(chrono::Utc::now(), [0; 10]);
     send(accept(tx, node, new));
     send(transition(tx, node, &id, None, f));
-    send(dead_letter(tx, node, 1, letter));
+    send(dead_letter(tx, node, crate::TaskId { row: 1, epoch: 0 }, letter));
     send(redrive_task(tx, node, 1, &id, herald_core::TaskKind::Start));
     send(mark_read(tx, "subject", None));
     send(put_instance(tx, instance));

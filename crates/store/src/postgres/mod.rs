@@ -36,7 +36,7 @@ use herald_core::{
     notify::{InboxChange, Notification},
 };
 use sqlx::{
-    PgPool, Postgres, Transaction,
+    ConnectOptions, Connection, PgPool, Postgres, Transaction,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -77,16 +77,28 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects to `url` (`postgres://…`) and brings its schema up to date.
+    ///
+    /// The connections are named `herald-<node id>` (`application_name`,
+    /// unless the URL names one), so an operator can tell a node's
+    /// connections apart in `pg_stat_activity`. A server that cannot be
+    /// reached, or refuses the connection, fails the open at once, saying
+    /// what to start or fix, and never with the URL: it may hold a password.
     pub async fn open(url: &str, node: Node) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url)
-            // Never the URL itself in the message: it may hold a password.
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Unsupported(format!("the store URL is not a PostgreSQL URL: {e}")))?;
+        if options.get_application_name().is_none() {
+            options = options.application_name(&format!("herald-{}", node.id));
+        }
+        // One connection first: the pool would retry a refused connection
+        // until its timeout and then say only that it timed out.
+        let first = options.connect().await.map_err(|e| cannot_connect(&options, e))?;
+        first.close().await.map_err(|e| cannot_connect(&options, e))?;
         let pool = PgPoolOptions::new()
             .max_connections(POOL)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
-            .map_err(|e| Error::Backend(format!("cannot reach PostgreSQL: {e}")))?;
+            .map_err(|e| cannot_connect(&options, e))?;
         Self::on(pool, node).await
     }
 
@@ -108,6 +120,31 @@ impl PgStore {
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
     }
+}
+
+/// Why the server at `options` took no connection, and what to do about
+/// it; the server's address, user and database, never its password.
+fn cannot_connect(options: &PgConnectOptions, e: sqlx::Error) -> Error {
+    let at = format!("{}:{}", options.get_host(), options.get_port());
+    let user = options.get_username();
+    let database = options.get_database().unwrap_or(user);
+    let code = match &e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.to_string()),
+        _ => None,
+    };
+    Error::Backend(match (&e, code.as_deref()) {
+        (sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut, _) => {
+            format!("cannot reach PostgreSQL at {at}: is it running, and listening there? ({e})")
+        }
+        (_, Some("3D000")) => format!(
+            "PostgreSQL at {at} has no database `{database}`: create it (`createdb {database}`) or name another in \
+             the store URL"
+        ),
+        (_, Some("28000" | "28P01")) => {
+            format!("PostgreSQL at {at} refused user `{user}`: check the user and password in the store URL ({e})")
+        }
+        _ => format!("cannot connect to PostgreSQL at {at} (database `{database}`, user `{user}`): {e}"),
+    })
 }
 
 /// Commits what a policy function wrote if it succeeded, and rolls it

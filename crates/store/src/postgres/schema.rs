@@ -12,8 +12,10 @@ use sqlx::PgPool;
 use crate::{Result, codec::ms};
 
 /// Each entry moves the schema one version on; never edit a released one.
+/// The list's order is the version order; the files' numbers mirror it.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_store.sql"),
+    include_str!("../../migrations/postgres/0003_task_epoch.sql"),
     include_str!("../../migrations/postgres/0004_instances.sql"),
 ];
 

@@ -4,10 +4,13 @@
 //! node is claiming at that moment (`FOR UPDATE SKIP LOCKED`), so claims
 //! never wait on each other and never hand a task to two nodes at once.
 //!
-//! Fencing: every change to a held task (finish, retry, dead-letter,
-//! consume in a transition) names its owner, so a node whose lease ran
-//! out and was taken over finds the task no longer its own and changes
-//! nothing.
+//! Fencing: every claim moves the task's `epoch` on, and every change to
+//! a held task (finish, retry, dead-letter, consume in a transition) names
+//! its owner and the epoch of its claim ([`TaskId`]). A node whose lease
+//! ran out and was taken over, by another node or by itself (a process
+//! paused past its lease that claimed the task again on waking, while the
+//! older attempt was still in flight), finds the task no longer its own
+//! and changes nothing.
 
 use herald_core::{OperationId, TaskKind, Time};
 use sqlx::{PgConnection, PgPool};
@@ -25,8 +28,9 @@ pub async fn insert(
     due: Time,
     lease: Option<Lease<'_>>,
 ) -> Result<TaskId> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO tasks (op_id, kind, due_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    let (row, epoch) = sqlx::query_as(
+        "INSERT INTO tasks (op_id, kind, due_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, epoch",
     )
     .bind(&*op.text())
     .bind(json(kind)?)
@@ -34,14 +38,15 @@ pub async fn insert(
     .bind(lease.map(|l| l.owner))
     .bind(lease.map(|l| ms(l.until)))
     .fetch_one(c)
-    .await?)
+    .await?;
+    Ok(TaskId { row, epoch })
 }
 
 /// Leases up to `limit` free due tasks, and as many whose lease ran out,
 /// to `node`.
 pub async fn claim(pool: &PgPool, node: &Node, limit: usize) -> Result<Vec<Task>> {
     let now = chrono::Utc::now();
-    let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
+    let rows: Vec<(i64, i64, String, String, i64)> = sqlx::query_as(
         "WITH free AS (
              SELECT id FROM tasks WHERE owner IS NULL AND due_at <= $3 ORDER BY due_at LIMIT $4
              FOR UPDATE SKIP LOCKED
@@ -49,9 +54,9 @@ pub async fn claim(pool: &PgPool, node: &Node, limit: usize) -> Result<Vec<Task>
              SELECT id FROM tasks WHERE owner IS NOT NULL AND lease_until < $3 ORDER BY lease_until LIMIT $4
              FOR UPDATE SKIP LOCKED
          )
-         UPDATE tasks SET owner = $1, lease_until = $2
+         UPDATE tasks SET owner = $1, lease_until = $2, epoch = epoch + 1
          WHERE id IN (SELECT id FROM free UNION ALL SELECT id FROM expired)
-         RETURNING id, op_id, kind, due_at",
+         RETURNING id, epoch, op_id, kind, due_at",
     )
     .bind(&node.id)
     .bind(ms(now + node.lease))
@@ -61,7 +66,11 @@ pub async fn claim(pool: &PgPool, node: &Node, limit: usize) -> Result<Vec<Task>
     .await?;
     // One unreadable task must not stop every other: it is reported, and
     // left to its lease.
-    readable(rows.iter().map(|(id, op, kind, due)| codec::claimed_task(*id, op, kind, *due)))
+    readable(
+        rows.iter().map(|(row, epoch, op, kind, due)| {
+            codec::claimed_task(TaskId { row: *row, epoch: *epoch }, op, kind, *due)
+        }),
+    )
 }
 
 /// Gives back every task `owner` holds.
@@ -70,18 +79,26 @@ pub async fn release(pool: &PgPool, owner: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the task if `owner` holds it.
+/// Deletes the task if `owner` holds it under this claim.
 pub async fn delete(c: &mut PgConnection, id: TaskId, owner: &str) -> Result<bool> {
-    let n = sqlx::query("DELETE FROM tasks WHERE id = $1 AND owner = $2").bind(id).bind(owner).execute(c).await?;
+    let n = sqlx::query("DELETE FROM tasks WHERE id = $1 AND epoch = $2 AND owner = $3")
+        .bind(id.row)
+        .bind(id.epoch)
+        .bind(owner)
+        .execute(c)
+        .await?;
     Ok(n.rows_affected() == 1)
 }
 
-/// Rewrites a task `owner` holds and gives it back, to run at `due`.
+/// Rewrites a task `owner` holds under this claim and gives it back, to run
+/// at `due`.
 pub async fn retry(pool: &PgPool, id: TaskId, owner: &str, kind: &TaskKind, due: Time) -> Result<bool> {
     let n = sqlx::query(
-        "UPDATE tasks SET kind = $3, due_at = $4, owner = NULL, lease_until = NULL WHERE id = $1 AND owner = $2",
+        "UPDATE tasks SET kind = $4, due_at = $5, owner = NULL, lease_until = NULL
+         WHERE id = $1 AND epoch = $2 AND owner = $3",
     )
-    .bind(id)
+    .bind(id.row)
+    .bind(id.epoch)
     .bind(owner)
     .bind(json(kind)?)
     .bind(ms(due))

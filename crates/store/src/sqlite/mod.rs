@@ -124,13 +124,14 @@ impl Store for SqliteStore {
             .submit(move |conn| {
                 let now = chrono::Utc::now();
                 let mut stmt = conn.prepare_cached(
-                    "UPDATE tasks SET owner = ?1, lease_until = ?2
+                    "UPDATE tasks SET owner = ?1, lease_until = ?2, epoch = epoch + 1
                      WHERE id IN (SELECT id FROM tasks WHERE owner IS NULL AND due_at <= ?3 ORDER BY due_at LIMIT ?4)
                         OR id IN (SELECT id FROM tasks WHERE owner IS NOT NULL AND lease_until < ?3 LIMIT ?4)
-                     RETURNING id, op_id, kind, due_at",
+                     RETURNING id, epoch, op_id, kind, due_at",
                 )?;
                 let rows = stmt.query_map(params![node.id, ms(now + node.lease), ms(now), limit as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?))
+                    let id = TaskId { row: r.get(0)?, epoch: r.get(1)? };
+                    Ok((id, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?))
                 })?;
                 // One unreadable task must not stop every other: it is
                 // reported, and left to its lease.

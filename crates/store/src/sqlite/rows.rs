@@ -88,27 +88,33 @@ pub fn insert_task(
 ) -> Result<TaskId> {
     let id = conn
         .prepare_cached(
-            "INSERT INTO tasks (op_id, kind, due_at, owner, lease_until) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            "INSERT INTO tasks (op_id, kind, due_at, owner, lease_until) VALUES (?1, ?2, ?3, ?4, ?5)
+             RETURNING id, epoch",
         )?
         .query_row(
             params![&*op.text(), json(kind)?, ms(due), lease.map(|l| l.owner), lease.map(|l| ms(l.until))],
-            |r| r.get(0),
+            |r| Ok(TaskId { row: r.get(0)?, epoch: r.get(1)? }),
         )?;
     Ok(id)
 }
 
-/// Deletes a task `owner` holds.
+/// Deletes a task `owner` holds under this claim.
 pub fn delete_task(conn: &Connection, id: TaskId, owner: &str) -> Result<bool> {
-    Ok(conn.prepare_cached("DELETE FROM tasks WHERE id = ?1 AND owner = ?2")?.execute(params![id, owner])? == 1)
+    let n = conn
+        .prepare_cached("DELETE FROM tasks WHERE id = ?1 AND epoch = ?2 AND owner = ?3")?
+        .execute(params![id.row, id.epoch, owner])?;
+    Ok(n == 1)
 }
 
-/// Rewrites a task `owner` holds and gives it back, to run at `due`.
+/// Rewrites a task `owner` holds under this claim and gives it back, to run
+/// at `due`.
 pub fn retry_task(conn: &Connection, id: TaskId, owner: &str, kind: &TaskKind, due: Time) -> Result<bool> {
     let n = conn
         .prepare_cached(
-            "UPDATE tasks SET kind = ?3, due_at = ?4, owner = NULL, lease_until = NULL WHERE id = ?1 AND owner = ?2",
+            "UPDATE tasks SET kind = ?4, due_at = ?5, owner = NULL, lease_until = NULL
+             WHERE id = ?1 AND epoch = ?2 AND owner = ?3",
         )?
-        .execute(params![id, owner, json(kind)?, ms(due)])?;
+        .execute(params![id.row, id.epoch, owner, json(kind)?, ms(due)])?;
     Ok(n == 1)
 }
 

@@ -166,6 +166,11 @@ CREATE INDEX dead_letters_by_workflow ON dead_letters(workflow, id) WHERE workfl
 CREATE INDEX dead_letters_by_operation ON dead_letters(op_id, step) WHERE op_id IS NOT NULL;
 "#,
     r#"
+-- A fencing token on every lease: each claim of a task moves its epoch on,
+-- and every write to a held task names the epoch it was claimed at.
+ALTER TABLE tasks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
 -- Service instances registered at run time, until their TTL passes
 -- without a heartbeat (times in ms since the epoch, metadata as JSON).
 CREATE TABLE instances (
