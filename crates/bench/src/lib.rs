@@ -205,12 +205,12 @@ async fn run_on(o: &Options, schema: &mut Option<pg::Schema>) -> anyhow::Result<
         figures.live_lag = Some(latency(&histogram(lags().filter(|l| l.live).map(|l| l.us))));
     }
     let mut report = Report { watchers, run: Some(figures), ..report(o, run.wall, &accept, e2e.as_ref(), pid) };
-    if let (Some(s), Some(before)) = (schema.as_mut(), before.postgres) {
+    if let (Some(s), Some(before)) = (schema.as_mut(), &before.postgres) {
         // The nodes' connections close and their sessions report what
         // they still held to the statistics.
         procs.stop_heralds();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let pg = s.snapshot().await?.since(&before, o.n);
+        let pg = s.snapshot().await?.since(before, o.n);
         report.run.as_mut().expect("set above").postgres = Some(pg);
     }
     if let Some(path) = &o.chart {

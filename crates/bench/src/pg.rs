@@ -1,7 +1,7 @@
 //! Runs on PostgreSQL: a schema of the run's own, and what PostgreSQL did
 //! during the measured run (its commits, its CPU).
 
-use std::str::FromStr;
+use std::{collections::BTreeMap, str::FromStr};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -50,7 +50,16 @@ impl Schema {
         let row = sqlx::query("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
             .fetch_one(&mut self.stats)
             .await?;
-        Ok(PgSnapshot { commits: row.try_get::<i64, _>(0)?, cpu_s: postgres_cpu_s() })
+        // This schema's tables are this run's alone.
+        let tables: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT relname::TEXT, COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0), n_tup_ins, n_tup_upd, n_tup_del
+             FROM pg_stat_user_tables WHERE schemaname = $1",
+        )
+        .bind(&self.name)
+        .fetch_all(&mut self.stats)
+        .await?;
+        let tables = tables.into_iter().map(|(name, scans, ins, upd, del)| (name, [scans, ins, upd, del])).collect();
+        Ok(PgSnapshot { commits: row.try_get::<i64, _>(0)?, cpu_s: postgres_cpu_s(), tables })
     }
 
     /// Drops the schema and its tables.
@@ -63,14 +72,15 @@ impl Schema {
     }
 }
 
-#[derive(Clone, Copy)]
 pub struct PgSnapshot {
     commits: i64,
     cpu_s: f64,
+    /// Per table of the schema: scans, rows inserted, updated, deleted.
+    tables: BTreeMap<String, [i64; 4]>,
 }
 
 /// What PostgreSQL did between two snapshots.
-#[derive(Serialize, Clone, Copy, Default)]
+#[derive(Serialize, Clone, Default)]
 pub struct PgUsage {
     /// `xact_commit` of the database: every transaction committed in it,
     /// including single statements outside one, by anyone.
@@ -78,12 +88,35 @@ pub struct PgUsage {
     pub commits_per_op: f64,
     /// The `postgres` processes' CPU (user + system) seconds.
     pub cpu_s: f64,
+    /// Per table, an operation's share of: scans (sequential and index,
+    /// about one a statement that reads the table), rows inserted,
+    /// updated, deleted.
+    pub per_op: BTreeMap<String, TableUse>,
+}
+
+#[derive(Serialize, Clone, Copy, Default)]
+pub struct TableUse {
+    pub scans: f64,
+    pub inserted: f64,
+    pub updated: f64,
+    pub deleted: f64,
 }
 
 impl PgSnapshot {
     pub fn since(&self, before: &PgSnapshot, ops: usize) -> PgUsage {
+        let ops = ops.max(1) as f64;
         let commits = self.commits - before.commits;
-        PgUsage { commits, commits_per_op: commits as f64 / ops.max(1) as f64, cpu_s: self.cpu_s - before.cpu_s }
+        let per_op = self
+            .tables
+            .iter()
+            .map(|(name, after)| {
+                let was = before.tables.get(name).copied().unwrap_or_default();
+                let d = |i: usize| (after[i] - was[i]) as f64 / ops;
+                (name.clone(), TableUse { scans: d(0), inserted: d(1), updated: d(2), deleted: d(3) })
+            })
+            .filter(|(_, t)| t.scans + t.inserted + t.updated + t.deleted > 0.0)
+            .collect();
+        PgUsage { commits, commits_per_op: commits as f64 / ops, cpu_s: self.cpu_s - before.cpu_s, per_op }
     }
 }
 

@@ -144,9 +144,12 @@ impl Report {
             ));
             if let Some(p) = &r.postgres {
                 t.push_str(&format!(
-                    " postgres {:.2}\n  postgres {} commits, {:.1} an operation",
+                    " postgres {:.2}\n  postgres {} commits, {:.1} an operation; an operation's scans/inserts/updates/deletes:",
                     p.cpu_s, p.commits, p.commits_per_op
                 ));
+                for (name, u) in p.per_op.iter().filter(|(_, u)| u.scans + u.inserted + u.updated + u.deleted >= 0.05) {
+                    t.push_str(&format!(" {name} {:.1}/{:.1}/{:.1}/{:.1}", u.scans, u.inserted, u.updated, u.deleted));
+                }
             }
             t.push('\n');
             if let (Some(all), Some(live)) = (&r.lag, &r.live_lag) {
