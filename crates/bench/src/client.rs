@@ -1,6 +1,8 @@
 //! The client of W0/W1: N operations, C in flight, each started (accept
 //! latency: the 202, the operation durable) and then followed over SSE
-//! until its final event (end-to-end latency).
+//! until its final event (end-to-end latency). With several nodes, each
+//! operation is started on the next node in turn and followed on another,
+//! so every event it sees crossed from one node to the other.
 
 use std::{
     sync::{
@@ -18,10 +20,20 @@ use serde::Deserialize;
 use crate::starter::Starter;
 
 /// One operation's times, in microseconds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Sample {
     pub accept_us: u64,
     pub e2e_us: Option<u64>,
+    /// Each event seen: when it arrived minus its `at`.
+    pub lags: Vec<Lag>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Lag {
+    pub us: u64,
+    /// Committed after the watcher asked for the stream: delivered live,
+    /// not read back from the store when the stream opened.
+    pub live: bool,
 }
 
 pub struct Run {
@@ -29,10 +41,11 @@ pub struct Run {
     pub wall: Duration,
 }
 
-/// Starts `n` operations of `workflow`, `c` at a time.
+/// Starts `n` operations of `workflow`, `c` at a time, on the nodes at
+/// `urls` in turn.
 pub async fn run(
     http: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     workflow: &str,
     n: usize,
     c: usize,
@@ -43,16 +56,20 @@ pub async fn run(
     let started = Instant::now();
     let clients = (0..c.max(1)).map(|_| {
         let (http, next, bar) = (http.clone(), next.clone(), bar.clone());
-        let (url, workflow) = (url.to_string(), workflow.to_string());
+        let (urls, workflow) = (urls.to_vec(), workflow.to_string());
         tokio::spawn(async move {
             let mut out = Vec::new();
-            let mut starter = Starter::connect(&url, &workflow).await?;
+            let mut starters = Vec::with_capacity(urls.len());
+            for url in &urls {
+                starters.push(Starter::connect(url, &workflow).await?);
+            }
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     return anyhow::Ok(out);
                 }
-                out.push(one(&http, &url, &mut starter, i, follow).await?);
+                let (at, watch) = (i % urls.len(), (i + 1) % urls.len());
+                out.push(one(&http, &urls[watch], &mut starters[at], i, follow).await?);
                 bar.inc(1);
             }
         })
@@ -64,6 +81,7 @@ pub async fn run(
     Ok(Run { samples, wall: started.elapsed() })
 }
 
+/// Starts operation `i` with `starter`, and follows it on the node at `url`.
 async fn one(
     http: &reqwest::Client,
     url: &str,
@@ -75,13 +93,19 @@ async fn one(
     let id = starter.start(format!("{{\"n\": {i}}}")).await?;
     let accept_us = t0.elapsed().as_micros() as u64;
     if !follow {
-        return Ok(Sample { accept_us, e2e_us: None });
+        return Ok(Sample { accept_us, e2e_us: None, lags: vec![] });
     }
-    let status = follow_to_end(http, url, &id, |_| {}).await?;
+    let mut lags = Vec::with_capacity(8);
+    let asked = chrono::Utc::now();
+    let status = follow_to_end(http, url, &id, |e| {
+        let us = (chrono::Utc::now() - e.at).num_microseconds().unwrap_or(0).max(0) as u64;
+        lags.push(Lag { us, live: e.at >= asked });
+    })
+    .await?;
     if status != "succeeded" {
         bail!("operation {id} ended {status}, expected succeeded");
     }
-    Ok(Sample { accept_us, e2e_us: Some(t0.elapsed().as_micros() as u64) })
+    Ok(Sample { accept_us, e2e_us: Some(t0.elapsed().as_micros() as u64), lags })
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,10 @@
 //!
 //! # Layout
 //!
-//! - [`procs`] — starting herald and the worker; their memory and CPU.
+//! - [`procs`] — starting herald (one node or several) and the worker;
+//!   their memory and CPU.
+//! - [`pg`] — runs on PostgreSQL: a schema of the run's own, PostgreSQL's
+//!   commits and CPU.
 //! - [`worker`] — the no-op step service (`herald bench-worker`).
 //! - [`client`] — the W0/W1 client: N operations, C in flight; [`starter`] —
 //!   its lean connection for the start calls.
@@ -16,6 +19,7 @@
 pub mod chart;
 pub mod client;
 pub mod gateway;
+pub mod pg;
 pub mod procs;
 pub mod pubsub;
 pub mod starter;
@@ -66,6 +70,11 @@ pub struct Options {
     pub push_batch: usize,
     /// Gateway: seconds per scenario.
     pub seconds: u64,
+    /// The store of the heralds started here (`postgres://…`: a database, in
+    /// which each run makes a schema of its own); the embedded one by default.
+    pub store: Option<String>,
+    /// Herald nodes to start on that store.
+    pub nodes: usize,
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -82,19 +91,50 @@ fn bar(len: usize, what: &str) -> ProgressBar {
 pub async fn run(o: Options) -> anyhow::Result<Report> {
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let procs = procs::start(o.url.as_deref(), o.workload == Workload::Accept)?;
-    let pid = procs.herald.as_ref().map(|c| c.id());
+    if o.nodes > 1 {
+        anyhow::ensure!(
+            matches!(o.workload, Workload::W0 | Workload::W1 | Workload::Accept),
+            "--nodes above 1 is for w0, w1 and accept"
+        );
+        anyhow::ensure!(
+            o.store.as_deref().is_some_and(pg::is_postgres) && o.url.is_none(),
+            "--nodes above 1 needs a shared store: --store postgres://…"
+        );
+    }
+    let mut schema = match o.store.as_deref() {
+        Some(url) if pg::is_postgres(url) => Some(pg::Schema::create(url).await?),
+        _ => None,
+    };
+    let out = run_on(&o, &mut schema).await;
+    if let Some(s) = schema {
+        s.drop().await?;
+    }
+    out
+}
+
+/// [`run`], on the store `schema` holds if any.
+async fn run_on(o: &Options, schema: &mut Option<pg::Schema>) -> anyhow::Result<Report> {
+    let mut procs = procs::start(procs::Target {
+        url: o.url.as_deref(),
+        store: schema.as_ref().map(|s| s.url.as_str()).or(o.store.as_deref()),
+        nodes: o.nodes,
+        engine_paused: o.workload == Workload::Accept,
+    })?;
+    let pid = procs.heralds.first().map(|c| c.id());
     let http = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).tcp_nodelay(true).build()?;
-    procs::wait_ready(&http, &procs.herald_url).await?;
+    for url in &procs.herald_urls {
+        procs::wait_ready(&http, url).await?;
+    }
     let url = procs.herald_url.clone();
+    let urls = procs.herald_urls.clone();
     if matches!(o.workload, Workload::W3 | Workload::W3Pull) {
-        return run_pubsub(&o, &http, &procs, pid).await;
+        return run_pubsub(o, &http, &procs, pid).await;
     }
     if o.workload == Workload::Gateway {
-        return run_gateway(&o, &procs, pid).await;
+        return run_gateway(o, &procs, pid).await;
     }
     if o.workload == Workload::W1Shed {
-        return run_shed(&o, &http, &procs, pid).await;
+        return run_shed(o, &http, &procs, pid).await;
     }
     let (workflow, follow) = match o.workload {
         Workload::W0 => ("w0", true),
@@ -103,7 +143,7 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
         Workload::W3 | Workload::W3Pull | Workload::Gateway => unreachable!("these run on their own"),
     };
     if o.warmup > 0 {
-        client::run(&http, &url, workflow, o.warmup, o.c.min(o.warmup), follow, ProgressBar::hidden()).await?;
+        client::run(&http, &urls, workflow, o.warmup, o.c.min(o.warmup), follow, ProgressBar::hidden()).await?;
     }
 
     let mut watch = None;
@@ -142,8 +182,10 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
             _ => "finished",
         },
     );
-    let run = client::run(&http, &url, workflow, o.n, o.c, follow, b.clone()).await?;
+    let before = Usage::now(&procs, schema).await?;
+    let run = client::run(&http, &urls, workflow, o.n, o.c, follow, b.clone()).await?;
     b.finish();
+    let after = Usage::now(&procs, &mut None).await?;
     let watchers = match (watch, completer) {
         (Some(w), Some(c)) => {
             c.await??;
@@ -154,7 +196,23 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
 
     let accept = histogram(run.samples.iter().map(|s| s.accept_us));
     let e2e = follow.then(|| histogram(run.samples.iter().filter_map(|s| s.e2e_us)));
-    let report = Report { watchers, ..report(&o, run.wall, &accept, e2e.as_ref(), pid) };
+    let mut figures = after.since(&before);
+    if follow {
+        let lags = || run.samples.iter().flat_map(|s| s.lags.iter());
+        figures.events = lags().count();
+        figures.live_events = lags().filter(|l| l.live).count();
+        figures.lag = Some(latency(&histogram(lags().map(|l| l.us))));
+        figures.live_lag = Some(latency(&histogram(lags().filter(|l| l.live).map(|l| l.us))));
+    }
+    let mut report = Report { watchers, run: Some(figures), ..report(o, run.wall, &accept, e2e.as_ref(), pid) };
+    if let (Some(s), Some(before)) = (schema.as_mut(), &before.postgres) {
+        // The nodes' connections close and their sessions report what
+        // they still held to the statistics.
+        procs.stop_heralds();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pg = s.snapshot().await?.since(before, o.n);
+        report.run.as_mut().expect("set above").postgres = Some(pg);
+    }
     if let Some(path) = &o.chart {
         let mut curves = vec![("accept", stats::curve(&accept))];
         if let Some(h) = &e2e {
@@ -166,6 +224,43 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// CPU so far: each node's, the worker's, this process's, and PostgreSQL's
+/// with its commits.
+struct Usage {
+    heralds: Vec<f64>,
+    worker: f64,
+    client: f64,
+    postgres: Option<pg::PgSnapshot>,
+}
+
+impl Usage {
+    async fn now(procs: &procs::Procs, schema: &mut Option<pg::Schema>) -> anyhow::Result<Usage> {
+        let cpu = |c: &std::process::Child| procs::cpu_s(&c.id().to_string()).unwrap_or(0.0);
+        let postgres = match schema {
+            Some(s) => Some(s.snapshot().await?),
+            None => None,
+        };
+        Ok(Usage {
+            heralds: procs.heralds.iter().map(cpu).collect(),
+            worker: procs.worker.as_ref().map_or(0.0, cpu),
+            client: procs::cpu_s("self").unwrap_or(0.0),
+            postgres,
+        })
+    }
+
+    fn since(&self, before: &Usage) -> stats::RunFigures {
+        stats::RunFigures {
+            store: if before.postgres.is_some() { "postgres" } else { "sqlite" }.into(),
+            nodes: self.heralds.len(),
+            herald_cpu_s: self.heralds.iter().zip(&before.heralds).map(|(a, b)| a - b).collect(),
+            worker_cpu_s: self.worker - before.worker,
+            client_cpu_s: self.client - before.client,
+            postgres: None,
+            ..Default::default()
+        }
+    }
+}
+
 /// W1 clean, then W1 with the worker shedding: the same herald, the same
 /// worker, one after the other.
 async fn run_shed(
@@ -174,7 +269,7 @@ async fn run_shed(
     procs: &procs::Procs,
     pid: Option<u32>,
 ) -> anyhow::Result<Report> {
-    let url = &procs.herald_url;
+    let url = &procs.herald_urls;
     let load = format!("{}/load", procs.worker_url);
     let mut runs = Vec::new();
     for workflow in ["order", "order-shed"] {
@@ -266,6 +361,7 @@ fn report(
         events: None,
         gateway: None,
         shed: None,
+        run: None,
     }
 }
 

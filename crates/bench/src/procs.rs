@@ -12,17 +12,34 @@ use anyhow::{Context, bail};
 use herald_testkit::{free_port, ready, workflow};
 
 pub struct Procs {
+    /// The first node's URL.
     pub herald_url: String,
+    /// Every node's URL, the first first.
+    pub herald_urls: Vec<String>,
     pub worker_url: String,
-    /// The herald process, when this harness started it (for RSS and CPU).
-    pub herald: Option<Child>,
-    worker: Option<Child>,
+    /// The herald processes, when this harness started them (for RSS and
+    /// CPU), one a node.
+    pub heralds: Vec<Child>,
+    pub worker: Option<Child>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Procs {
+    /// Stops the herald nodes (their connections close, so the store sees
+    /// them gone).
+    pub fn stop_heralds(&mut self) {
+        for child in &mut self.heralds {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.heralds.clear();
+    }
 }
 
 impl Drop for Procs {
     fn drop(&mut self) {
-        for child in [self.herald.as_mut(), self.worker.as_mut()].into_iter().flatten() {
+        self.stop_heralds();
+        if let Some(child) = self.worker.as_mut() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -48,8 +65,20 @@ fn workflows(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the worker, then herald (unless `url` names a running one).
-pub fn start(url: Option<&str>, engine_paused: bool) -> anyhow::Result<Procs> {
+/// What herald to run the workload against.
+pub struct Target<'a> {
+    /// A running herald (with the bench workflows) instead of starting one.
+    pub url: Option<&'a str>,
+    /// The store of the heralds started here; the embedded one by default.
+    pub store: Option<&'a str>,
+    /// Herald processes to start on that store.
+    pub nodes: usize,
+    pub engine_paused: bool,
+}
+
+/// Starts the worker, then herald's nodes (unless `url` names a running
+/// herald).
+pub fn start(t: Target) -> anyhow::Result<Procs> {
     let exe = std::env::current_exe()?;
     let mut worker = Command::new(&exe)
         .args(["bench-worker", "--listen", "127.0.0.1:0"])
@@ -58,34 +87,50 @@ pub fn start(url: Option<&str>, engine_paused: bool) -> anyhow::Result<Procs> {
         .spawn()
         .context("starting the step worker")?;
     let worker_url = read_listening(&mut worker)?;
-    if let Some(url) = url {
-        let herald_url = url.trim_end_matches('/').into();
-        return Ok(Procs { herald_url, worker_url, herald: None, worker: Some(worker), _dir: None });
+    if let Some(url) = t.url {
+        let herald_url: String = url.trim_end_matches('/').into();
+        let herald_urls = vec![herald_url.clone()];
+        return Ok(Procs { herald_url, herald_urls, worker_url, heralds: vec![], worker: Some(worker), _dir: None });
     }
     let dir = tempfile::tempdir()?;
     let wf = dir.path().join("workflows");
     std::fs::create_dir(&wf)?;
     workflows(&wf)?;
-    let port = free_port();
-    let config = dir.path().join("herald.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworkflows = \"{}\"\n[engine]\npaused = {engine_paused}\n[services.worker]\ninstances = [\"{worker_url}\"]\n",
-            dir.path().join("data").display(),
-            wf.display()
-        ),
-    )?;
-    let herald = Command::new(&exe)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting herald")?;
-    let herald_url = format!("http://127.0.0.1:{port}");
-    Ok(Procs { herald_url, worker_url, herald: Some(herald), worker: Some(worker), _dir: Some(dir) })
+    let store = t.store.map_or(String::new(), |s| format!("store = {}\n", serde_json::Value::from(s)));
+    let mut procs = Procs {
+        herald_url: String::new(),
+        herald_urls: vec![],
+        worker_url: worker_url.clone(),
+        heralds: vec![],
+        worker: Some(worker),
+        _dir: None,
+    };
+    for node in 0..t.nodes.max(1) {
+        let port = free_port();
+        let config = dir.path().join(format!("herald-{node}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworkflows = \"{}\"\n{store}[engine]\npaused = {}\n[services.worker]\ninstances = [\"{worker_url}\"]\n",
+                dir.path().join(format!("data-{node}")).display(),
+                wf.display(),
+                t.engine_paused,
+            ),
+        )?;
+        let herald = Command::new(&exe)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting herald")?;
+        procs.heralds.push(herald);
+        procs.herald_urls.push(format!("http://127.0.0.1:{port}"));
+    }
+    procs.herald_url = procs.herald_urls[0].clone();
+    procs._dir = Some(dir);
+    Ok(procs)
 }
 
 fn read_listening(child: &mut Child) -> anyhow::Result<String> {
@@ -110,11 +155,25 @@ pub fn usage(pid: u32) -> Option<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let hwm_kb: f64 =
         status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some((hwm_kb / 1024.0, cpu_s(&pid.to_string())?))
+}
+
+/// CPU (user + system) seconds of a process (`self` for this one).
+pub fn cpu_s(pid: &str) -> Option<f64> {
+    let (_, [user, system, ..]) = cpu_ticks(pid)?;
+    Some((user + system) as f64 / 100.0)
+}
+
+/// A process's command name and its CPU ticks: user, system, and those of
+/// its children it has waited for (user, system).
+pub fn cpu_ticks(pid: &str) -> Option<(String, [u64; 4])> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at ')'.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some((hwm_kb / 1024.0, ticks / 100.0))
+    let (head, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let name = head.split_once('(')?.1.to_string();
+    Some((name, [tick(11)?, tick(12)?, tick(13)?, tick(14)?]))
 }
 
 /// Current resident memory (MiB).

@@ -49,6 +49,30 @@ pub struct Report {
     /// `w1-shed`: the figures above are the shedding run's; these, the
     /// clean run's beside them, and what the worker saw.
     pub shed: Option<Shed>,
+    /// W0, W1, accept: the store, the nodes, where the CPU went during the
+    /// measured run, and each event's lag.
+    pub run: Option<RunFigures>,
+}
+
+#[derive(Serialize, Default)]
+pub struct RunFigures {
+    /// `sqlite`, or `postgres` (a schema of the run's own).
+    pub store: String,
+    pub nodes: usize,
+    /// Each node's CPU seconds during the measured run.
+    pub herald_cpu_s: Vec<f64>,
+    pub worker_cpu_s: f64,
+    /// This process: the client.
+    pub client_cpu_s: f64,
+    pub postgres: Option<crate::pg::PgUsage>,
+    /// Events seen on the operations' streams.
+    pub events: usize,
+    /// Arrival on the watcher's stream minus the event's `at`, every event
+    /// seen; with several nodes, each crossed from one node to another.
+    pub lag: Option<Latency>,
+    /// The events committed after the watcher asked for the stream.
+    pub live_events: usize,
+    pub live_lag: Option<Latency>,
 }
 
 #[derive(Serialize, Default)]
@@ -107,6 +131,33 @@ impl Report {
         }
         if let (Some(rss), Some(cpu)) = (self.herald_peak_rss_mb, self.herald_cpu_s) {
             t.push_str(&format!("  herald   peak RSS {rss:.1} MB, CPU {cpu:.2} s\n"));
+        }
+        if let Some(r) = &self.run {
+            let cpu: Vec<String> = r.herald_cpu_s.iter().map(|c| format!("{c:.2}")).collect();
+            t.push_str(&format!(
+                "  store    {}, {} node(s); CPU s in the run: herald {} worker {:.2} client {:.2}",
+                r.store,
+                r.nodes,
+                cpu.join(" + "),
+                r.worker_cpu_s,
+                r.client_cpu_s
+            ));
+            if let Some(p) = &r.postgres {
+                t.push_str(&format!(
+                    " postgres {:.2}\n  postgres {} commits, {:.1} an operation; an operation's scans/inserts/updates/deletes:",
+                    p.cpu_s, p.commits, p.commits_per_op
+                ));
+                for (name, u) in p.per_op.iter().filter(|(_, u)| u.scans + u.inserted + u.updated + u.deleted >= 0.05) {
+                    t.push_str(&format!(" {name} {:.1}/{:.1}/{:.1}/{:.1}", u.scans, u.inserted, u.updated, u.deleted));
+                }
+            }
+            t.push('\n');
+            if let (Some(all), Some(live)) = (&r.lag, &r.live_lag) {
+                t.push_str(&format!(
+                    "  lag      {} events p50/p99/max {:.2} / {:.2} / {:.2} ms; {} live {:.2} / {:.2} / {:.2} ms\n",
+                    r.events, all.p50_ms, all.p99_ms, all.max_ms, r.live_events, live.p50_ms, live.p99_ms, live.max_ms
+                ));
+            }
         }
         if let Some(s) = &self.shed {
             t.push_str(&format!(

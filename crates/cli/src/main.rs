@@ -112,6 +112,14 @@ struct BenchArgs {
     /// gateway: seconds each scenario runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// The store of the heralds started here: `postgres://…` names a database, in which each run
+    /// makes a schema of its own (`herald_bench_…`) and drops it after [default: the embedded store].
+    #[arg(long)]
+    store: Option<String>,
+    /// Herald nodes to start on the store (w0, w1, accept; PostgreSQL): operations start on each
+    /// in turn and are followed on another, so every event crosses nodes.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
 }
 
 fn humantime_parse(s: &str) -> Result<std::time::Duration, String> {
@@ -180,6 +188,8 @@ async fn main() -> anyhow::Result<()> {
                 rate: b.rate,
                 push_batch: b.push_batch,
                 seconds: b.seconds,
+                store: b.store,
+                nodes: b.nodes,
             })
             .await?;
             eprint!("{}", report.table());

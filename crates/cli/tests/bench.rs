@@ -53,3 +53,19 @@ fn each_workload_runs_and_reports_what_it_measured() {
         assert!(w3["e2e"]["p50_ms"].as_f64().unwrap() > 0.0, "{workload}: every event's lag was measured");
     }
 }
+
+/// Two nodes on PostgreSQL (`HERALD_TEST_POSTGRES`, as the store's tests):
+/// each operation is followed on the node that did not accept it, and
+/// every event's lag across nodes is measured.
+#[test]
+fn w1_runs_on_two_nodes_over_postgres_and_reports_the_lag_across_them() {
+    let url =
+        std::env::var("HERALD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let r = bench(&["-w", "w1", "-n", "30", "-c", "5", "--store", &url, "--nodes", "2"]);
+    let run = &r["run"];
+    assert_eq!(run["store"], "postgres");
+    assert_eq!(run["herald_cpu_s"].as_array().unwrap().len(), 2, "{run}");
+    assert!(run["events"].as_u64().unwrap() >= 30 * 4, "a step event or more and an outcome each: {run}");
+    assert!(run["lag"]["p99_ms"].as_f64().unwrap() > 0.0, "{run}");
+    assert!(run["postgres"]["commits_per_op"].as_f64().unwrap() > 1.0, "{run}");
+}
