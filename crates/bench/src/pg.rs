@@ -15,13 +15,6 @@ pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// `url` with its connections' `search_path` set to `schema`, the form a
-/// herald store URL takes to keep its tables in one schema.
-pub fn with_search_path(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{schema}")
-}
-
 /// A fresh schema `herald_bench_<random>` for one run, dropped with it, so
 /// runs never see each other's rows.
 pub struct Schema {
@@ -40,7 +33,7 @@ impl Schema {
         let mut stats = base.connect().await.context("cannot reach the PostgreSQL of --store")?;
         let name = format!("herald_bench_{:016x}", rand::random::<u64>());
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&mut stats).await?;
-        let url = with_search_path(database_url, &name);
+        let url = herald_store::postgres::in_schema(database_url, &name);
         Ok(Schema { base, name, url, stats })
     }
 

@@ -47,8 +47,7 @@ impl TestSchema {
 
     /// A store URL whose tables are this schema's, for `herald_store::open`.
     pub fn url(&self) -> String {
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.url, self.name)
+        crate::postgres::in_schema(&self.url, &self.name)
     }
 
     /// A store on this schema as `node`, on a small pool of its own.

@@ -63,6 +63,14 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// `url` with its connections' `search_path` set to `schema`: a store URL
+/// that keeps herald's tables in that schema (tests and benchmarks give
+/// each run one of its own).
+pub fn in_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
+
 /// Connections a node keeps to the database.
 const POOL: u32 = 16;
 
