@@ -117,3 +117,6 @@ pub trait Tx {
         kind: DeadLetterKind,
     ) -> impl Future<Output = Result<()>> + Send;
 }
+
+mod topics;
+pub use topics::{DeliveryRow, TopicsTx};

@@ -144,7 +144,7 @@ async fn a_task_whose_lease_ran_out_is_claimed_by_another_node_and_fenced_from_t
 }
 
 #[tokio::test]
-async fn a_postgres_url_opens_the_shared_store_and_topics_are_refused_by_name() {
+async fn a_postgres_url_opens_the_shared_store_and_its_broker() {
     let schema = TestSchema::new().await;
     let config =
         herald_store::StoreConfig { url: schema.url(), node: contract::node(), dedupe_window: Duration::from_secs(60) };
@@ -153,8 +153,10 @@ async fn a_postgres_url_opens_the_shared_store_and_topics_are_refused_by_name() 
     assert_eq!(opened.store.secret(vec![1]).await.unwrap(), [1]);
     assert_eq!(opened.store.secret(vec![2]).await.unwrap(), [1], "the first secret stays");
     assert!(opened.broker.subscriptions().await.unwrap().is_empty());
-    let refused = opened.broker.publish("t", vec![]).await.unwrap_err().to_string();
-    assert!(refused.contains("topics on PostgreSQL"), "{refused}");
+    let sub = herald_broker::contract::subscription("s", serde_json::json!({"topic": "t"}));
+    opened.broker.put_subscription(&sub).await.unwrap();
+    opened.broker.publish("t", vec![herald_broker::contract::event("e1", "T", None)]).await.unwrap();
+    assert_eq!(opened.broker.pull("s", 10, Duration::from_secs(60)).await.unwrap().len(), 1, "topics work");
     opened.store.erase_residue().await.unwrap();
 }
 

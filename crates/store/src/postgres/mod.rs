@@ -8,7 +8,11 @@
 //!   rows, and the owner check that fences a node whose lease was taken.
 //! - [`read`] — the reads, on the pool.
 //! - [`schema`] — the embedded migrations, run at open.
-//! - [`no_topics`] — the broker half until topics come to PostgreSQL.
+//! - [`broker`] — the broker: [`crate::policy::broker`] in one transaction
+//!   per call, over [`topics_tx`] (the broker's transaction), whose
+//!   statements are in [`topics`] (events, their ids, subscriptions) and
+//!   [`deliveries`] (leases that skip each other's rows, per-key order
+//!   under advisory locks).
 //!
 //! Each write is one transaction on one connection: the policy runs
 //! inside it, awaiting each statement, and it commits on `Ok` and rolls
@@ -16,11 +20,14 @@
 //! leases are not taken back at open but run out, and any node then
 //! claims its tasks.
 
-pub mod no_topics;
+mod broker;
+mod deliveries;
 mod read;
 mod rows;
 mod schema;
 mod tasks;
+mod topics;
+mod topics_tx;
 mod tx;
 
 use std::{str::FromStr, time::Duration};
@@ -66,6 +73,10 @@ const RACES: usize = 2;
 pub struct PgStore {
     pool: PgPool,
     node: Node,
+    /// This node's consumers waiting for their subscriptions.
+    wakeups: crate::wakeups::Wakeups,
+    /// How long a published event's source and id are remembered.
+    dedupe_window: chrono::Duration,
 }
 
 impl PgStore {
@@ -87,7 +98,14 @@ impl PgStore {
     /// its schema brought up to date.
     pub async fn on(pool: PgPool, node: Node) -> Result<Self> {
         schema::migrate(&pool).await?;
-        Ok(PgStore { pool, node })
+        let dedupe_window = policy::broker::DEFAULT_DEDUPE_WINDOW;
+        Ok(PgStore { pool, node, wakeups: Default::default(), dedupe_window })
+    }
+
+    /// How long a re-publish of the same source and id is recognised.
+    pub fn with_dedupe_window(mut self, window: Duration) -> Self {
+        self.dedupe_window = chrono::Duration::from_std(window).unwrap_or(policy::broker::DEFAULT_DEDUPE_WINDOW);
+        self
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {

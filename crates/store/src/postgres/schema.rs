@@ -12,7 +12,10 @@ use sqlx::PgPool;
 use crate::{Result, codec::ms};
 
 /// Each entry moves the schema one version on; never edit a released one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_store.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_store.sql"),
+    include_str!("../../migrations/postgres/0002_topics.sql"),
+];
 
 /// The advisory lock nodes starting together take: one migrates, the
 /// others wait and find it done.
