@@ -196,6 +196,25 @@ async fn a_subscription_put_through_one_node_is_used_by_another() {
 }
 
 #[tokio::test]
+async fn a_subscription_deleted_on_one_node_while_another_publishes_keeps_nothing_behind() {
+    let (_schema, a, b) = two_nodes().await;
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+    let publishing = tokio::spawn(async move {
+        for i in 0..60 {
+            b.publish("t", vec![contract::event(&format!("e{i}"), "T", Some("k"))]).await.unwrap();
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    assert!(a.delete_subscription("s").await.unwrap());
+    publishing.await.unwrap();
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+
+    assert!(a.pull("s", 100, LEASE).await.unwrap().is_empty(), "a new subscription starts with what comes next");
+    assert_eq!(a.stats("s").await.unwrap().pending, 0);
+}
+
+#[tokio::test]
 async fn another_nodes_word_wakes_a_waiting_consumer() {
     let (_schema, a, b) = two_nodes().await;
     a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();

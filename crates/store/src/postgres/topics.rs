@@ -42,9 +42,10 @@ pub async fn all(c: &mut PgConnection) -> Result<Vec<Subscription>> {
     parsed(sqlx::query_as("SELECT name, spec FROM subscriptions ORDER BY name").fetch_all(c).await?)
 }
 
-/// The stored definition, locked: two puts of one name go one after the other.
+/// The stored definition, locked: two puts of one name go one after the
+/// other (and, the name being the key, neither waits for publishes).
 pub async fn spec(c: &mut PgConnection, name: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT spec FROM subscriptions WHERE name = $1 FOR UPDATE")
+    Ok(sqlx::query_scalar("SELECT spec FROM subscriptions WHERE name = $1 FOR NO KEY UPDATE")
         .bind(name)
         .fetch_optional(c)
         .await?)
