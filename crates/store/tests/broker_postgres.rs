@@ -1,7 +1,9 @@
 //! The PostgreSQL broker against the broker contract, and what only
 //! several nodes on one database can show: pullers on two nodes never
-//! share an event, per-key order holds across them, a publish through
-//! both is stored once, and a subscription put on one is used by another.
+//! share an event; per-key order holds across them (publishes racing,
+//! an ack racing a publish of its key); a publish through both is stored
+//! once; a subscription put on one is used by another, and one deleted
+//! while another publishes keeps nothing behind.
 //!
 //! Each test runs in a schema of its own, dropped afterwards
 //! ([`TestSchema`]); without a server they fail, saying what to start.
@@ -154,6 +156,53 @@ async fn per_key_order_holds_when_two_nodes_publish_and_pull_at_once() {
     }
     for (key, seqs) in &published {
         assert_eq!(&by_key[*key], seqs, "key {key}: every event once, in publish order");
+    }
+}
+
+#[tokio::test]
+async fn events_of_one_key_published_on_two_nodes_at_once_go_out_in_publish_order() {
+    let (_schema, a, b) = two_nodes().await;
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+    for round in 0..30 {
+        let (x, y) = tokio::join!(
+            a.publish("t", vec![contract::event(&format!("a{round}"), "T", Some("k"))]),
+            b.publish("t", vec![contract::event(&format!("b{round}"), "T", Some("k"))])
+        );
+        x.unwrap();
+        y.unwrap();
+    }
+
+    let mut seqs = Vec::new();
+    loop {
+        let msgs = b.pull("s", 10, LEASE).await.unwrap();
+        match &msgs[..] {
+            [] => break,
+            [m] => seqs.push(m.seq),
+            more => panic!("{} events of one key out at once", more.len()),
+        }
+        assert!(a.ack("s", &[msgs[0].ack_id.clone()]).await.unwrap().is_empty());
+    }
+    assert_eq!(seqs.len(), 60, "every event");
+    assert!(seqs.is_sorted(), "in the order of their places: {seqs:?}");
+}
+
+#[tokio::test]
+async fn an_ack_on_one_node_racing_a_publish_of_its_key_on_another_never_strands_the_key() {
+    let (_schema, a, b) = two_nodes().await;
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+    a.publish("t", vec![contract::event("e0", "T", Some("k"))]).await.unwrap();
+    let mut held = a.pull("s", 10, LEASE).await.unwrap();
+    for round in 1..=40 {
+        assert_eq!(held.len(), 1, "round {round}: the key's next event is ready");
+        // The key's only row leaves on one node as its next arrives on the other.
+        let ack_ids = [held[0].ack_id.clone()];
+        let (acked, published) = tokio::join!(
+            a.ack("s", &ack_ids),
+            b.publish("t", vec![contract::event(&format!("e{round}"), "T", Some("k"))])
+        );
+        assert!(acked.unwrap().is_empty());
+        published.unwrap();
+        held = b.pull("s", 10, LEASE).await.unwrap();
     }
 }
 
