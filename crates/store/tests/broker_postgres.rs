@@ -2,8 +2,9 @@
 //! several nodes on one database can show: pullers on two nodes never
 //! share an event; per-key order holds across them (publishes racing,
 //! an ack racing a publish of its key); a publish through both is stored
-//! once; a subscription put on one is used by another, and one deleted
-//! while another publishes keeps nothing behind.
+//! once; batches that deadlock get through; a subscription put on one is
+//! used by another, and one deleted while another publishes keeps nothing
+//! behind.
 //!
 //! Each test runs in a schema of its own, dropped afterwards
 //! ([`TestSchema`]); without a server they fail, saying what to start.
@@ -222,6 +223,24 @@ async fn a_publish_of_one_source_and_id_through_two_nodes_is_stored_once() {
     }
     let pulled = b.pull("s", 100, LEASE).await.unwrap();
     assert_eq!(pulled.len(), 10, "each stored once");
+}
+
+#[tokio::test]
+async fn batches_taking_keys_in_opposite_orders_on_two_nodes_both_get_through() {
+    let (_schema, a, b) = two_nodes().await;
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+    for round in 0..5 {
+        let batch = |node: &str, first: &str, second: &str| {
+            vec![
+                contract::event(&format!("{node}-{first}{round}"), "T", Some(first)),
+                contract::event(&format!("{node}-{second}{round}"), "T", Some(second)),
+            ]
+        };
+        // Should they deadlock, one is rolled back and runs again.
+        let (x, y) = tokio::join!(a.publish("t", batch("a", "x", "y")), b.publish("t", batch("b", "y", "x")));
+        assert_eq!((x.unwrap().len(), y.unwrap().len()), (2, 2));
+    }
+    assert_eq!(a.stats("s").await.unwrap().pending, 20);
 }
 
 #[tokio::test]
