@@ -11,7 +11,6 @@
 
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -184,66 +183,25 @@ pub async fn hold(t: &Target, conns: usize, secs: u64) -> anyhow::Result<u64> {
 
 /// nginx in front of the same upstream, from a config of its own in `dir`.
 pub struct Nginx {
-    child: Child,
+    _nginx: herald_testkit::nginx::Nginx,
     pub authority: String,
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
-
 pub fn nginx(dir: &Path, upstream: &str) -> anyhow::Result<Option<Nginx>> {
-    let Some(bin) = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()) else {
-        return Ok(None);
-    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"daemon off;
-worker_processes auto;
-worker_rlimit_nofile 65536;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 32768; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    upstream worker {{ server {upstream}; keepalive 256; }}
+    let authority = format!("127.0.0.1:{port}");
+    let http = format!(
+        r#"    upstream worker {{ server {upstream}; keepalive 256; }}
     server {{
-        listen 127.0.0.1:{port} backlog=16384;
+        listen {authority} backlog=16384;
         keepalive_requests 1000000;
         location / {{
             proxy_pass http://worker;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
-    }}
-}}
-"#,
-            dir = dir.display()
-        ),
-    )?;
-    let child = Command::new(bin)
-        .args(["-p", &dir.display().to_string(), "-c", &conf.display().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting nginx")?;
-    let authority = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&authority).is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(Some(Nginx { child, authority }))
+    }}"#
+    );
+    let started = herald_testkit::nginx::Nginx::start(dir, &http, &authority)?;
+    Ok(started.map(|nginx| Nginx { _nginx: nginx, authority }))
 }

@@ -14,9 +14,11 @@
 //!   whichever door it came in.
 //! - [`invoke`] — one HTTP call of a step's service.
 //! - `events` — `publish` steps' events, and events arriving for `await` steps.
+//! - `hints` — acting on what other nodes sharing the store changed.
 //! - [`tokens`] — callback tokens: per attempt, with an expiry.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
 //! - [`notify`] — telling people: the live hub, webhooks and email.
+//! - `residue` — erasing what redacted data leaves on disk, once per burst.
 //! - [`dispatch`] — delivers push subscriptions' events (and `await` steps').
 //! - [`workflows`] — loading and checking workflow files; every known version.
 //! - [`subscriptions`] — the subscriptions herald starts with.
@@ -25,8 +27,10 @@
 pub mod config;
 pub mod dispatch;
 mod events;
+mod hints;
 pub mod invoke;
 pub mod notify;
+mod residue;
 pub mod start;
 pub mod subscriptions;
 pub mod tokens;
@@ -90,6 +94,7 @@ struct Inner {
     email: Option<deliver::Email>,
     tracker: TaskTracker,
     stopping: CancellationToken,
+    residue: Arc<residue::Residue>,
 }
 
 pub struct Parts {
@@ -135,6 +140,7 @@ impl Engine {
             sleeping_until: AtomicI64::new(0),
             tracker: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            residue: Arc::default(),
             webhook,
             email,
         })))
@@ -218,12 +224,7 @@ impl Engine {
     /// Tells watchers and starts the work a commit created.
     fn after_commit(&self, applied: &Applied) {
         if applied.events.iter().any(|e| matches!(e.kind, herald_core::EventKind::Redacted { .. })) {
-            let store = self.0.store.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.erase_residue().await {
-                    tracing::error!(error = %e, "erased data may linger on disk until the next checkpoint");
-                }
-            });
+            self.0.residue.erase(&self.0.store);
         }
         let ended = applied.events.iter().any(|e| e.kind.is_final());
         self.0.hub.publish(&applied.op.id, applied.events.iter().cloned(), ended);

@@ -115,6 +115,7 @@ impl Application {
     /// work, lets calls in flight finish, and gives held tasks back.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let poller = self.engine.spawn_poller();
+        let hints = self.engine.spawn_hints();
         let housekeeping = spawn_housekeeping(
             self.engine.broker().clone(),
             self.engine.services().clone(),
@@ -132,6 +133,9 @@ impl Application {
         self.dispatcher.shutdown(self.engine.shutdown_grace()).await;
         self.engine.shutdown().await;
         poller.abort();
+        if let Some(h) = hints {
+            h.abort();
+        }
         housekeeping.abort();
         health.abort();
         Ok(())

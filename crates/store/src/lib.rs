@@ -23,6 +23,7 @@
 //!   `FOR UPDATE SKIP LOCKED`, keys kept by constraints and advisory locks.
 //!   It is a [`herald_broker::Broker`] too: topics in the same database,
 //!   shared by every node.
+//! - [`hints`] — "look now" between nodes sharing a store.
 //! - `codec`, `filters` — what the SQL backends share: how values are kept
 //!   and read back (unreadable rows are [`Error::Corrupt`]), and the
 //!   conditions of filtered lists.
@@ -39,6 +40,7 @@ mod codec;
 #[cfg(feature = "contract")]
 pub mod contract;
 mod filters;
+pub mod hints;
 mod open;
 pub mod policy;
 pub mod postgres;
@@ -136,6 +138,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The earliest due time of any task nobody holds, to know when to look again.
     async fn next_due(&self) -> Result<Option<herald_core::Time>>;
+
+    /// What other nodes sharing this store changed, as hints to look at
+    /// the store now; `None` where no other node can share it.
+    fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<hints::Hint>> {
+        None
+    }
 
     /// A subject's notifications: newest change first (`before` a version,
     /// for pages), or oldest first `after` a version (for a stream's resume).

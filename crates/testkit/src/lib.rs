@@ -1,7 +1,7 @@
 //! What herald's test suites (and its bench) would otherwise each write
 //! again: a real herald in-process on a temporary directory, waiting on a
-//! condition with a deadline, raw HTTP/1.1, a scripted step service, and
-//! the workflow texts they run.
+//! condition with a deadline, raw HTTP/1.1, a scripted step service, nginx
+//! in front of something, and the workflow texts they run.
 //!
 //! Only a dev-dependency, except for the bench, which shares the workflow
 //! fixtures and the readiness wait.
@@ -9,6 +9,7 @@
 pub mod auth;
 mod herald;
 mod net;
+pub mod nginx;
 mod raw;
 mod step_service;
 mod views;

@@ -5,7 +5,8 @@
 //! dropped once nobody listens, so publishing to an unwatched key costs one
 //! map lookup and no watcher ever polls the store. A watcher that falls
 //! behind is told (`Lagged`) and reads the gap from the store; the store is
-//! the truth, the hub only says "look now".
+//! the truth, the hub only says "look now". Changes made on other nodes
+//! arrive as [`Live::Look`]: watchers read them from the store.
 
 use std::{
     collections::HashMap,
@@ -18,8 +19,26 @@ use tokio::sync::broadcast;
 /// Items buffered per key before a slow watcher lags.
 const CAPACITY: usize = 16;
 
+/// What a watcher hears.
+#[derive(Debug)]
+pub enum Live<V> {
+    /// The next item, committed on this node.
+    Item(Arc<V>),
+    /// Something changed elsewhere: look at the store.
+    Look,
+}
+
+impl<V> Clone for Live<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Live::Item(v) => Live::Item(v.clone()),
+            Live::Look => Live::Look,
+        }
+    }
+}
+
 pub struct Hub<K, V> {
-    channels: Arc<Mutex<HashMap<K, broadcast::Sender<Arc<V>>>>>,
+    channels: Arc<Mutex<HashMap<K, broadcast::Sender<Live<V>>>>>,
 }
 
 impl<K, V> Clone for Hub<K, V> {
@@ -35,7 +54,7 @@ impl<K, V> Default for Hub<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V> Hub<K, V> {
-    pub fn subscribe(&self, key: &K) -> broadcast::Receiver<Arc<V>> {
+    pub fn subscribe(&self, key: &K) -> broadcast::Receiver<Live<V>> {
         let mut map = self.channels.lock().expect("hub");
         map.entry(key.clone()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
@@ -46,10 +65,24 @@ impl<K: Hash + Eq + Clone, V> Hub<K, V> {
         let mut map = self.channels.lock().expect("hub");
         let Some(tx) = map.get(key) else { return };
         for item in items {
-            let _ = tx.send(Arc::new(item));
+            let _ = tx.send(Live::Item(Arc::new(item)));
         }
         if last || tx.receiver_count() == 0 {
             map.remove(key);
+        }
+    }
+
+    /// Tells the key's watchers, if any, to look at the store.
+    pub fn look(&self, key: &K) {
+        if let Some(tx) = self.channels.lock().expect("hub").get(key) {
+            let _ = tx.send(Live::Look);
+        }
+    }
+
+    /// Tells every watcher to look at the store.
+    pub fn look_all(&self) {
+        for tx in self.channels.lock().expect("hub").values() {
+            let _ = tx.send(Live::Look);
         }
     }
 

@@ -12,7 +12,7 @@ use std::{collections::VecDeque, future::Future, sync::Arc};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::streams::Slot;
+use crate::{engine::notify::hub::Live, streams::Slot};
 
 /// Items read from the store per round trip.
 pub const PAGE: usize = 500;
@@ -35,7 +35,7 @@ pub struct Follow<S: Source> {
     stopping: CancellationToken,
     /// The last number sent.
     last: u64,
-    live: Option<broadcast::Receiver<Arc<S::Item>>>,
+    live: Option<broadcast::Receiver<Live<S::Item>>>,
     backlog: VecDeque<Arc<S::Item>>,
     /// Nothing newer is in the store than what was sent or queued.
     caught_up: bool,
@@ -51,7 +51,7 @@ impl<S: Source> Follow<S> {
         source: S,
         stopping: CancellationToken,
         after: u64,
-        live: broadcast::Receiver<Arc<S::Item>>,
+        live: broadcast::Receiver<Live<S::Item>>,
         first_page: Vec<S::Item>,
         slot: Option<Slot>,
     ) -> Self {
@@ -82,9 +82,9 @@ impl<S: Source> Follow<S> {
                 _ = self.stopping.cancelled() => return None,
             };
             match next {
-                Ok(item) if S::seq(&item) <= self.last => {}
-                Ok(item) if S::seq(&item) == self.last + 1 => return Some(self.emit(item)),
-                // A gap or a lag: the store has it all.
+                Ok(Live::Item(item)) if S::seq(&item) <= self.last => {}
+                Ok(Live::Item(item)) if S::seq(&item) == self.last + 1 => return Some(self.emit(item)),
+                // A gap, a lag, or a change on another node: the store has it all.
                 Ok(_) | Err(RecvError::Lagged(_)) => self.caught_up = false,
                 // The channel ends after the last item: read what is left.
                 Err(RecvError::Closed) => {

@@ -19,7 +19,10 @@ use super::{
     query::Params,
     views::{CancelRequest, OperationList, OperationRef, OperationView},
 };
-use crate::engine::start::{StartRequest, Started};
+use crate::engine::{
+    notify::hub::Live,
+    start::{StartRequest, Started},
+};
 use crate::state::AppState;
 use herald_http::problem::{ApiError, ApiResult, Problem};
 
@@ -118,7 +121,7 @@ pub async fn wait_final(app: &AppState, id: &OperationId, limit: Duration) -> Ap
             tokio::select! {
                 r = tokio::time::timeout_at(deadline, rx.recv()) => match r {
                     Err(_) => break false,
-                    Ok(Ok(e)) if !e.kind.is_final() => continue,
+                    Ok(Ok(Live::Item(e))) if !e.kind.is_final() => continue,
                     Ok(_) => break true,
                 },
                 _ = stopping.cancelled() => break false,

@@ -7,7 +7,7 @@ use tokio::sync::Semaphore;
 use crate::helpers::*;
 
 /// Reads SSE frames until `n` events arrived or the stream ended.
-async fn read_events(resp: reqwest::Response, n: usize) -> Vec<Value> {
+pub async fn read_events(resp: reqwest::Response, n: usize) -> Vec<Value> {
     let mut out = Vec::new();
     let mut buf = String::new();
     let mut body = resp.bytes_stream();

@@ -1,7 +1,9 @@
 //! The broker on PostgreSQL: [`policy::broker`] run inside one
 //! transaction per call, as the store's writes are. Nodes share the
-//! tables; each wakes its own waiting consumers after its commits, and
-//! [`PgStore::wake`] lets word from other nodes wake them too.
+//! tables; after a commit that may have made a subscription's events due,
+//! a node wakes its own waiting consumers and hints the other nodes
+//! ([`crate::hints::Hint::Subscription`]), whose engines wake theirs
+//! (as [`PgStore::wake`] does).
 //!
 //! A deadlock between two nodes' writes (two batches taking the same
 //! keys in another order) rolls one back; it runs again.
@@ -15,7 +17,7 @@ use herald_core::Time;
 use tokio::sync::Notify;
 
 use super::{PgStore, RACES, end, topics, tx::PgTx};
-use crate::{Error, policy::broker as policy, tx::TopicsTx};
+use crate::{Error, hints::Hint, policy::broker as policy, tx::TopicsTx};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -63,6 +65,13 @@ impl PgStore {
         self.wakeups.wake(subs);
     }
 
+    /// After a commit: these subscriptions may have events due, here and
+    /// for consumers on other nodes.
+    fn woke(&self, subs: &[String]) {
+        self.wakeups.wake(subs);
+        self.hints.send(subs.iter().cloned().map(Hint::Subscription));
+    }
+
     /// A connection of the pool, for reads.
     async fn conn(&self) -> BResult<sqlx::pool::PoolConnection<sqlx::Postgres>> {
         self.pool.acquire().await.map_err(|e| storage(e.into()))
@@ -78,20 +87,20 @@ impl Broker for PgStore {
             let targets: Vec<&Subscription> = subs.iter().collect();
             policy::publish(tx, &targets, topic, &events, window, Utc::now()).await
         })?;
-        self.wakeups.wake(&woken);
+        self.woke(&woken);
         Ok(published)
     }
 
     async fn put_subscription(&self, sub: &Subscription) -> BResult<Put> {
         let put = in_tx!(self, |tx| policy::put(tx, sub, Utc::now()))?;
-        self.wakeups.wake(std::slice::from_ref(&sub.name));
+        self.woke(std::slice::from_ref(&sub.name));
         Ok(put)
     }
 
     async fn delete_subscription(&self, name: &str) -> BResult<bool> {
         let gone = in_tx!(self, |tx| policy::delete(tx, name))?;
         // Whoever waits on it looks again and finds it gone.
-        self.wakeups.wake(&[name.to_string()]);
+        self.woke(&[name.to_string()]);
         Ok(gone)
     }
 
@@ -110,7 +119,7 @@ impl Broker for PgStore {
         })?;
         let (messages, moved) = known(sub, pulled)?;
         if moved {
-            self.wakeups.wake(&[sub.to_string()]);
+            self.woke(&[sub.to_string()]);
         }
         Ok(messages)
     }
@@ -122,7 +131,7 @@ impl Broker for PgStore {
         })?;
         let (unknown, moved) = known(sub, acked)?;
         if moved {
-            self.wakeups.wake(&[sub.to_string()]);
+            self.woke(&[sub.to_string()]);
         }
         Ok(unknown)
     }
@@ -134,7 +143,7 @@ impl Broker for PgStore {
         })?;
         let nacked = known(sub, nacked)?;
         // A dead letter lets its key's next event go; a retry may be due at once.
-        self.wakeups.wake(&[sub.to_string()]);
+        self.woke(&[sub.to_string()]);
         Ok(nacked)
     }
 
@@ -144,7 +153,7 @@ impl Broker for PgStore {
             policy::redeliver(tx, &s, &event, Utc::now()).await.map(Some)
         })?;
         known(sub, done)?;
-        self.wakeups.wake(&[sub.to_string()]);
+        self.woke(&[sub.to_string()]);
         Ok(())
     }
 

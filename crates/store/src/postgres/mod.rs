@@ -13,6 +13,8 @@
 //!   statements are in [`topics`] (events, their ids, subscriptions) and
 //!   [`deliveries`] (leases that skip each other's rows, per-key order
 //!   under advisory locks).
+//! - `hints` — telling the other nodes what a commit changed
+//!   (`LISTEN`/`NOTIFY`, gathered and sent beside the writes).
 //!
 //! Each write is one transaction on one connection: the policy runs
 //! inside it, awaiting each statement, and it commits on `Ok` and rolls
@@ -22,6 +24,7 @@
 
 mod broker;
 mod deliveries;
+mod hints;
 mod read;
 mod rows;
 mod schema;
@@ -42,9 +45,10 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
+use crate::hints::Hint;
 use crate::{
-    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store, Task,
-    TaskId, TransitionFn, TransitionResult, policy,
+    Accepted, Applied, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Result, Store,
+    Task, TaskId, TransitionFn, TransitionResult, policy,
 };
 use tx::PgTx;
 
@@ -77,6 +81,7 @@ pub struct PgStore {
     wakeups: crate::wakeups::Wakeups,
     /// How long a published event's source and id are remembered.
     dedupe_window: chrono::Duration,
+    hints: hints::Hints,
 }
 
 impl PgStore {
@@ -98,14 +103,22 @@ impl PgStore {
     /// its schema brought up to date.
     pub async fn on(pool: PgPool, node: Node) -> Result<Self> {
         schema::migrate(&pool).await?;
+        let hints = hints::Hints::start(&pool, &node.id).await?;
         let dedupe_window = policy::broker::DEFAULT_DEDUPE_WINDOW;
-        Ok(PgStore { pool, node, wakeups: Default::default(), dedupe_window })
+        Ok(PgStore { pool, node, hints, wakeups: Default::default(), dedupe_window })
     }
 
     /// How long a re-publish of the same source and id is recognised.
     pub fn with_dedupe_window(mut self, window: Duration) -> Self {
         self.dedupe_window = chrono::Duration::from_std(window).unwrap_or(policy::broker::DEFAULT_DEDUPE_WINDOW);
         self
+    }
+
+    /// Tells other nodes what a commit changed.
+    fn announce(&self, applied: &Applied) {
+        let mut out = Vec::new();
+        Hint::of(applied, chrono::Utc::now(), &mut out);
+        self.hints.send(out);
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
@@ -157,7 +170,11 @@ impl Store for PgStore {
             let spare = (contended && race < RACES).then(|| copy(&new));
             let mut tx = self.begin().await?;
             let out = policy::accept(&mut PgTx(&mut tx), &self.node, new).await;
-            match (end(tx, out).await, spare) {
+            let out = end(tx, out).await;
+            if let Ok(Accepted::Created(applied)) = &out {
+                self.announce(applied);
+            }
+            match (out, spare) {
                 (Err(Error::Raced(e)), Some(again)) => {
                     tracing::debug!(error = %e, "an accept lost a race to another node; running it again");
                     new = again;
@@ -171,7 +188,11 @@ impl Store for PgStore {
     async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult> {
         let mut tx = self.begin().await?;
         let out = policy::transition(&mut PgTx(&mut tx), &self.node, id, consume, f).await;
-        policy::answer(end(tx, out).await)
+        let out = policy::answer(end(tx, out).await);
+        if let Ok(TransitionResult::Applied(applied)) = &out {
+            self.announce(applied);
+        }
+        out
     }
 
     async fn claim_due(&self, limit: usize) -> Result<Vec<Task>> {
@@ -179,7 +200,10 @@ impl Store for PgStore {
     }
 
     async fn release(&self) -> Result<()> {
-        tasks::release(&self.pool, &self.node.id).await
+        tasks::release(&self.pool, &self.node.id).await?;
+        // This node is stopping: the others take its tasks now, not at
+        // their next poll.
+        self.hints.send_now(&self.pool, vec![Hint::Tasks]).await
     }
 
     async fn get(&self, id: &OperationId) -> Result<Option<Operation>> {
@@ -224,6 +248,10 @@ impl Store for PgStore {
 
     async fn next_due(&self) -> Result<Option<Time>> {
         tasks::next_due(&self.pool).await
+    }
+
+    fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<Hint>> {
+        Some(self.hints.subscribe())
     }
 
     async fn notifications(&self, subject: &str, page: InboxPage) -> Result<Vec<Notification>> {
@@ -289,6 +317,10 @@ impl Store for PgStore {
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
         let mut tx = self.begin().await?;
         let out = policy::mark_read(&mut PgTx(&mut tx), subject, id).await;
-        end(tx, out).await
+        let changes = end(tx, out).await?;
+        if !changes.is_empty() {
+            self.hints.send([Hint::Inbox(subject.to_string())]);
+        }
+        Ok(changes)
     }
 }
