@@ -35,6 +35,7 @@ macro_rules! contract_tests {
             a_nacked_event_comes_back_after_its_delay,
             an_event_given_back_unsent_keeps_its_attempt,
             after_its_last_attempt_an_event_is_a_dead_letter,
+            an_event_whose_last_lease_ends_unanswered_is_a_dead_letter,
             an_event_that_can_never_be_processed_is_a_dead_letter_at_once,
             a_redelivered_event_goes_out_again_as_a_first_attempt,
             deleting_a_subscription_drops_what_waits_for_it,
@@ -279,6 +280,22 @@ pub async fn after_its_last_attempt_an_event_is_a_dead_letter(b: Arc<dyn Broker>
     let next = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].event.id, "e2", "the key's next event is no longer held up");
+}
+
+pub async fn an_event_whose_last_lease_ends_unanswered_is_a_dead_letter(b: Arc<dyn Broker>) {
+    put(&*b, "s", json!({"topic": "t", "retry": {"attempts": 1}})).await;
+    b.publish("t", vec![event("e1", "T", Some("k")), event("e2", "T", Some("k"))]).await.unwrap();
+    let first = b.pull("s", 10, Duration::from_millis(200)).await.unwrap();
+    assert_eq!(first.len(), 1);
+
+    // The lease ends with no answer: that was its one attempt.
+    let next = pull_within(&*b, "s", Duration::from_secs(30), Duration::from_secs(5)).await;
+
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].event.id.as_str(), next[0].attempt), ("e2", 1), "buried at the pull; its key moved on");
+    assert_eq!(b.stats("s").await.unwrap().dead_letters, 1);
+    let late = b.ack("s", std::slice::from_ref(&first[0].ack_id)).await.unwrap();
+    assert_eq!(late, [first[0].ack_id.clone()], "its lease is over");
 }
 
 pub async fn an_event_that_can_never_be_processed_is_a_dead_letter_at_once(b: Arc<dyn Broker>) {

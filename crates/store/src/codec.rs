@@ -134,3 +134,32 @@ pub fn readable<T>(rows: impl Iterator<Item = Result<T>>) -> Result<Vec<T>> {
     }
     Ok(out)
 }
+
+/// `SELECT` of a delivery with its event, in [`DeliveryRawRow`]'s order,
+/// for `concat!` with each backend's `WHERE` (a literal, so SQLite's
+/// statement cache and sqlx take it as it is).
+macro_rules! select_delivery {
+    () => {
+        "SELECT d.id, d.seq, d.key, d.attempts, d.lease, d.errors, e.body, e.published_at
+         FROM deliveries d JOIN topic_events e ON e.seq = d.seq "
+    };
+}
+pub(crate) use select_delivery;
+
+/// A delivery's row: id, seq, key, attempts, lease, errors, body, published.
+pub type DeliveryRawRow = (i64, i64, Option<String>, i64, Option<i64>, String, String, i64);
+
+pub fn delivery(row: DeliveryRawRow) -> Result<crate::tx::DeliveryRow> {
+    let (id, seq, key, attempts, lease, errors, body, published_at) = row;
+    let corrupt = |e: String| Error::Corrupt(format!("delivery {id}: {e}"));
+    Ok(crate::tx::DeliveryRow {
+        id,
+        seq,
+        key,
+        attempts: u32::try_from(attempts).map_err(|_| corrupt(format!("{attempts} attempts")))?,
+        leased: lease.is_some(),
+        errors: serde_json::from_str(&errors).map_err(|e| corrupt(e.to_string()))?,
+        body,
+        published_at: time(published_at)?,
+    })
+}

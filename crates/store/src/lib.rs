@@ -8,9 +8,12 @@
 //!   `postgres://…`): the one way a server reaches a backend.
 //! - [`policy`] — what every write decides, once for all backends:
 //!   idempotency replays, reject/queue/supersede, inbox rewrites,
-//!   dead-letter histories, which new tasks this node holds.
-//! - [`tx`] — the rows a backend writes inside one transaction ([`tx::Tx`]);
-//!   the policy runs over it.
+//!   dead-letter histories, which new tasks this node holds; and the
+//!   broker's (`policy::broker`): dedupe, fan-out, per-key order, leases,
+//!   retries, burial.
+//! - [`tx`] — the rows a backend writes inside one transaction ([`tx::Tx`],
+//!   and [`tx::TopicsTx`] for topics); the policy runs over them.
+//! - `wakeups` — who waits for which subscription on this node.
 //! - [`sqlite`] — the embedded backend: a single writer thread that commits
 //!   many callers' transactions with one fsync (group commit), and a pool of
 //!   read connections (WAL lets reads run beside the writer). It is also
@@ -18,7 +21,8 @@
 //! - [`postgres`] — the shared backend: several nodes on one PostgreSQL
 //!   database, a sqlx pool, each write one transaction; tasks leased with
 //!   `FOR UPDATE SKIP LOCKED`, keys kept by constraints and advisory locks.
-//!   Topics are not on it yet.
+//!   It is a [`herald_broker::Broker`] too: topics in the same database,
+//!   shared by every node.
 //! - [`hints`] — "look now" between nodes sharing a store.
 //! - `codec`, `filters` — what the SQL backends share: how values are kept
 //!   and read back (unreadable rows are [`Error::Corrupt`]), and the
@@ -43,6 +47,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod tx;
 mod types;
+mod wakeups;
 
 pub use open::{Opened, StoreConfig, open};
 pub use types::*;

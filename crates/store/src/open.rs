@@ -36,11 +36,12 @@ pub async fn open(config: &StoreConfig) -> Result<Opened> {
             );
             Ok(Opened { store: sqlite.clone(), broker: sqlite })
         }
-        // Topics are not on PostgreSQL yet: its broker half refuses them.
-        "postgres" | "postgresql" => Ok(Opened {
-            store: Arc::new(PgStore::open(&config.url, config.node.clone()).await?),
-            broker: Arc::new(crate::postgres::no_topics::NoTopics),
-        }),
+        "postgres" | "postgresql" => {
+            let pg = Arc::new(
+                PgStore::open(&config.url, config.node.clone()).await?.with_dedupe_window(config.dedupe_window),
+            );
+            Ok(Opened { store: pg.clone(), broker: pg })
+        }
         other => {
             Err(Error::Unsupported(format!("`{other}://` is not a store herald knows (sqlite://…, postgres://…)")))
         }

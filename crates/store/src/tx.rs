@@ -126,3 +126,6 @@ pub trait Tx {
     /// Writes the instance, over the one with its service and id.
     fn upsert_instance(&mut self, instance: &RegisteredInstance) -> impl Future<Output = Result<()>> + Send;
 }
+
+mod topics;
+pub use topics::{DeliveryRow, TopicsTx};

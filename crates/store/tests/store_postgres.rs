@@ -151,7 +151,7 @@ async fn a_lease_that_ran_out_is_claimed_again_by_its_own_node_under_a_new_token
 }
 
 #[tokio::test]
-async fn a_postgres_url_opens_the_shared_store_and_topics_are_refused_by_name() {
+async fn a_postgres_url_opens_the_shared_store_and_its_broker() {
     let schema = TestSchema::new().await;
     let config =
         herald_store::StoreConfig { url: schema.url(), node: contract::node(), dedupe_window: Duration::from_secs(60) };
@@ -160,8 +160,10 @@ async fn a_postgres_url_opens_the_shared_store_and_topics_are_refused_by_name() 
     assert_eq!(opened.store.secret(vec![1]).await.unwrap(), [1]);
     assert_eq!(opened.store.secret(vec![2]).await.unwrap(), [1], "the first secret stays");
     assert!(opened.broker.subscriptions().await.unwrap().is_empty());
-    let refused = opened.broker.publish("t", vec![]).await.unwrap_err().to_string();
-    assert!(refused.contains("topics on PostgreSQL"), "{refused}");
+    let sub = herald_broker::contract::subscription("s", serde_json::json!({"topic": "t"}));
+    opened.broker.put_subscription(&sub).await.unwrap();
+    opened.broker.publish("t", vec![herald_broker::contract::event("e1", "T", None)]).await.unwrap();
+    assert_eq!(opened.broker.pull("s", 10, Duration::from_secs(60)).await.unwrap().len(), 1, "topics work");
     opened.store.erase_residue().await.unwrap();
 }
 

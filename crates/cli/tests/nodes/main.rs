@@ -4,7 +4,9 @@
 //! at start-up. Each test waits on conditions with deadlines; one that
 //! needs PostgreSQL and cannot reach it fails, saying what to start.
 
+mod demo;
 mod harness;
+mod loss;
 mod pg;
 mod rolling;
 

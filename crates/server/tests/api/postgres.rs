@@ -1,6 +1,7 @@
 //! herald on a PostgreSQL store (`store = "postgres://…"`): an operation
-//! runs as on the embedded one, and nodes on one database share the
-//! instances registered through any of them. Needs a server; see
+//! runs, and topics work, as on the embedded one, and nodes on one
+//! database share the instances registered through any of them. Needs a
+//! server; see
 //! `herald_store::contract::postgres`.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use herald_store::contract::postgres::TestSchema;
 use herald_testkit::eventually;
 use serde_json::json;
 
-use crate::helpers::*;
+use crate::{broker_helpers::event, helpers::*};
 
 #[tokio::test]
 async fn an_operation_runs_every_step_once_on_a_postgres_store() {
@@ -25,6 +26,37 @@ async fn an_operation_runs_every_step_once_on_a_postgres_store() {
     assert_eq!(op["status"], "succeeded");
     assert_eq!((svc.calls("/reserve").len(), svc.calls("/charge").len()), (1, 1));
     assert!(event_types(&op).len() >= 4, "{op}");
+}
+
+#[tokio::test]
+async fn a_published_event_reaches_a_waiting_pull_subscription_on_a_postgres_store() {
+    let schema = TestSchema::new().await;
+    let url = schema.url();
+    let app =
+        spawn_app_with(tempfile::tempdir().unwrap(), &[], &StepService::start().await, |c| c.store = Some(url)).await;
+    assert_eq!(app.put_subscription("audit", json!({"topic": "orders"})).await.status(), 201);
+
+    // A long poll, waiting before anything is published: the publish wakes it.
+    let waiting = {
+        let (http, url) = (app.http.clone(), app.url("/v1/subscriptions/audit:pull"));
+        tokio::spawn(async move { http.post(url).json(&json!({"wait": "5s"})).send().await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let first = app.publish("orders", &event("e1", "OrderPlaced", json!({"partitionkey": "alice"}))).await;
+    let again = app.publish("orders", &event("e1", "OrderPlaced", json!({}))).await;
+
+    assert_eq!(first.status(), 200);
+    let again: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(again["events"][0]["duplicate"], true, "a repeat is stored once");
+    let pulled: serde_json::Value = waiting.await.unwrap().json().await.unwrap();
+    let messages = pulled["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{pulled}");
+    assert_eq!((messages[0]["event"]["id"].as_str(), messages[0]["attempt"].as_u64()), (Some("e1"), Some(1)));
+    let acked: serde_json::Value =
+        app.consume("audit", "ack", json!({"ack_ids": [messages[0]["ack_id"]]})).await.json().await.unwrap();
+    assert_eq!(acked["acked"], 1);
+    let stats = app.stats("audit").await;
+    assert_eq!((stats["pending"].as_u64(), stats["in_flight"].as_u64()), (Some(0), Some(0)));
 }
 
 /// Two nodes on one database, which let instances register on loopback,
@@ -79,6 +111,29 @@ async fn a_watcher_on_one_node_sees_every_step_another_node_runs_and_resumes_on_
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(all.last().unwrap()["type"], "succeeded");
     assert_eq!(all.len(), 5 + rest.len());
+}
+
+#[tokio::test]
+async fn a_pull_waiting_on_one_node_is_woken_by_a_publish_on_another() {
+    let schema = TestSchema::new().await;
+    let svc = StepService::start().await;
+    let (a, b) = two_nodes(&schema, &[&sequential("order", &["a"], "")], &svc).await;
+    assert_eq!(b.put_subscription("audit", json!({"topic": "orders"})).await.status(), 201);
+
+    let waiting = {
+        let (http, url) = (a.http.clone(), a.url("/v1/subscriptions/audit:pull"));
+        tokio::spawn(async move {
+            let asked = std::time::Instant::now();
+            let resp = http.post(url).json(&json!({"wait": "20s"})).send().await.unwrap();
+            (resp.json::<serde_json::Value>().await.unwrap(), asked.elapsed())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(b.publish("orders", &event("e1", "OrderPlaced", json!({}))).await.status(), 200);
+
+    let (pulled, took) = waiting.await.unwrap();
+    assert_eq!(pulled["messages"][0]["event"]["id"], "e1", "{pulled}");
+    assert!(took < std::time::Duration::from_secs(10), "woken by node b's hint, not its wait running out: {took:?}");
 }
 
 /// Registers `id` of `inventory` at `url` through `app`, for `ttl`.

@@ -10,12 +10,16 @@
 //! - `inbox` — the subject's notification rewritten; marking read.
 //! - `dead_letters` — steps given up on (with every attempt's error), held
 //!   tasks set aside, redrives.
+//! - [`broker`] — the broker's: publish, subscriptions, leases, acks,
+//!   nacks, dead letters, over [`TopicsTx`].
 //! - `instances` — a service instance's registration: new, a heartbeat,
 //!   or a change.
 //!
 //! [`Tx`]: crate::tx::Tx
+//! [`TopicsTx`]: crate::tx::TopicsTx
 
 mod accept;
+pub mod broker;
 mod dead_letters;
 mod inbox;
 mod instances;

@@ -9,7 +9,11 @@
 //! - [`read`] — the reads, on the pool.
 //! - [`instances`] — service instances registered at run time.
 //! - [`schema`] — the embedded migrations, run at open.
-//! - [`no_topics`] — the broker half until topics come to PostgreSQL.
+//! - [`broker`] — the broker: [`crate::policy::broker`] in one transaction
+//!   per call, over [`topics_tx`] (the broker's transaction), whose
+//!   statements are in [`topics`] (events, their ids, subscriptions) and
+//!   [`deliveries`] (leases that skip each other's rows, per-key order
+//!   under advisory locks).
 //! - `hints` — telling the other nodes what a commit changed
 //!   (`LISTEN`/`NOTIFY`, gathered and sent beside the writes).
 //!
@@ -19,13 +23,16 @@
 //! leases are not taken back at open but run out, and any node then
 //! claims its tasks.
 
+mod broker;
+mod deliveries;
 mod hints;
 mod instances;
-pub mod no_topics;
 mod read;
 mod rows;
 mod schema;
 mod tasks;
+mod topics;
+mod topics_tx;
 mod tx;
 
 use std::{str::FromStr, time::Duration};
@@ -80,6 +87,10 @@ const RACES: usize = 2;
 pub struct PgStore {
     pool: PgPool,
     node: Node,
+    /// This node's consumers waiting for their subscriptions.
+    wakeups: crate::wakeups::Wakeups,
+    /// How long a published event's source and id are remembered.
+    dedupe_window: chrono::Duration,
     hints: hints::Hints,
 }
 
@@ -115,7 +126,14 @@ impl PgStore {
     pub async fn on(pool: PgPool, node: Node) -> Result<Self> {
         schema::migrate(&pool).await?;
         let hints = hints::Hints::start(&pool, &node.id).await?;
-        Ok(PgStore { pool, node, hints })
+        let dedupe_window = policy::broker::DEFAULT_DEDUPE_WINDOW;
+        Ok(PgStore { pool, node, hints, wakeups: Default::default(), dedupe_window })
+    }
+
+    /// How long a re-publish of the same source and id is recognised.
+    pub fn with_dedupe_window(mut self, window: Duration) -> Self {
+        self.dedupe_window = chrono::Duration::from_std(window).unwrap_or(policy::broker::DEFAULT_DEDUPE_WINDOW);
+        self
     }
 
     /// Tells other nodes what a commit changed.

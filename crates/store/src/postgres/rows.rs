@@ -50,10 +50,15 @@ pub async fn update_op(c: &mut PgConnection, op: &Operation) -> Result<()> {
 /// The advisory locks' first keys: what the second (a hash) is of.
 const IDEMPOTENCY_LOCK: i32 = 1;
 const CONCURRENCY_LOCK: i32 = 2;
+/// A published event's topic, and its source and id.
+pub(super) const EVENT_ID_LOCK: i32 = 3;
+/// A subscription, and an ordering key of its deliveries.
+pub(super) const DELIVERY_KEY_LOCK: i32 = 4;
 
 /// Takes, until this transaction ends, the advisory lock of a workflow's
-/// key of one kind. Two keys whose hashes collide only wait for each other.
-async fn lock_key(c: &mut PgConnection, kind: i32, workflow: &str, key: &str) -> Result<()> {
+/// (or topic's, or subscription's) key of one kind. Two keys whose hashes
+/// collide only wait for each other.
+pub(super) async fn lock_key(c: &mut PgConnection, kind: i32, workflow: &str, key: &str) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || $3))")
         .bind(kind)
         .bind(workflow)

@@ -15,6 +15,7 @@ use crate::{Result, codec::ms};
 /// The list's order is the version order; the files' numbers mirror it.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_store.sql"),
+    include_str!("../../migrations/postgres/0002_topics.sql"),
     include_str!("../../migrations/postgres/0003_task_epoch.sql"),
     include_str!("../../migrations/postgres/0004_instances.sql"),
 ];

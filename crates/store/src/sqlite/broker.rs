@@ -1,10 +1,10 @@
 //! The embedded broker: herald's topics on the same SQLite file as its
 //! operations, through the same group-commit writer, so a publish is
-//! durable when it answers and costs a share of one fsync.
+//! durable when it answers and costs a share of one fsync. The decisions
+//! are [`policy::broker`]'s, run on the writer over [`Rows`].
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
@@ -14,7 +14,11 @@ use herald_broker::{Broker, CloudEvent, Message, Nacked, Published, Put, Redeliv
 use herald_core::Time;
 use tokio::sync::Notify;
 
-use super::{SqliteStore, deliveries, topics};
+use super::{
+    SqliteStore, topics,
+    tx::{Rows, now},
+};
+use crate::{policy::broker as policy, tx::TopicsTx, wakeups::Wakeups};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -22,21 +26,12 @@ type BResult<T> = herald_broker::Result<T>;
 /// waiting for what.
 pub struct State {
     subs: Arc<RwLock<topics::Subs>>,
-    wakeups: Mutex<HashMap<String, Arc<Notify>>>,
+    wakeups: Wakeups,
 }
 
 impl State {
     pub fn new(subs: topics::Subs) -> Self {
-        State { subs: Arc::new(RwLock::new(subs)), wakeups: Mutex::default() }
-    }
-
-    fn wake(&self, subs: &[String]) {
-        let map = self.wakeups.lock().expect("wakeups");
-        for name in subs {
-            if let Some(n) = map.get(name) {
-                n.notify_waiters();
-            }
-        }
+        State { subs: Arc::new(RwLock::new(subs)), wakeups: Wakeups::default() }
     }
 
     fn sub(&self, name: &str) -> BResult<Arc<Subscription>> {
@@ -60,11 +55,12 @@ impl Broker for SqliteStore {
             .writer
             .submit(move |c| {
                 let subs = subs.read().expect("subscriptions");
-                topics::publish(c, &subs, &topic, &events, window, Utc::now())
+                let targets: Vec<&Subscription> = subs.for_topic(&topic).collect();
+                now(policy::publish(&mut Rows(c), &targets, &topic, &events, window, Utc::now()))
             })
             .await
             .map_err(storage)?;
-        self.broker.wake(&woken);
+        self.broker.wakeups.wake(&woken);
         Ok(published)
     }
 
@@ -73,10 +69,16 @@ impl Broker for SqliteStore {
         let name = sub.name.clone();
         let put = self
             .writer
-            .submit(move |c| topics::put(c, &mut subs.write().expect("subscriptions"), &sub, Utc::now()))
+            .submit(move |c| {
+                let put = now(policy::put(&mut Rows(c), &sub, Utc::now()))?;
+                if put != Put::Unchanged {
+                    subs.write().expect("subscriptions").insert(sub);
+                }
+                Ok(put)
+            })
             .await
             .map_err(storage)?;
-        self.broker.wake(&[name]);
+        self.broker.wakeups.wake(&[name]);
         Ok(put)
     }
 
@@ -85,11 +87,15 @@ impl Broker for SqliteStore {
         let woken = [name.clone()];
         let gone = self
             .writer
-            .submit(move |c| topics::delete(c, &mut subs.write().expect("subscriptions"), &name))
+            .submit(move |c| {
+                let gone = now(policy::delete(&mut Rows(c), &name))?;
+                subs.write().expect("subscriptions").remove(&name);
+                Ok(gone)
+            })
             .await
             .map_err(storage)?;
         // Whoever waits on it looks again and finds it gone.
-        self.broker.wake(&woken);
+        self.broker.wakeups.wake(&woken);
         Ok(gone)
     }
 
@@ -106,11 +112,11 @@ impl Broker for SqliteStore {
         let name = s.name.clone();
         let (messages, moved) = self
             .writer
-            .submit(move |c| deliveries::pull(c, &s, max.max(1), lease, Utc::now()))
+            .submit(move |c| now(policy::pull(&mut Rows(c), &s, max, lease, Utc::now())))
             .await
             .map_err(storage)?;
         if moved {
-            self.broker.wake(&[name]);
+            self.broker.wakeups.wake(&[name]);
         }
         Ok(messages)
     }
@@ -118,9 +124,10 @@ impl Broker for SqliteStore {
     async fn ack(&self, sub: &str, ack_ids: &[String]) -> BResult<Vec<String>> {
         let s = self.broker.sub(sub)?;
         let (name, ids) = (s.name.clone(), ack_ids.to_vec());
-        let (unknown, moved) = self.writer.submit(move |c| deliveries::ack(c, &name, &ids)).await.map_err(storage)?;
+        let (unknown, moved) =
+            self.writer.submit(move |c| now(policy::ack(&mut Rows(c), &name, &ids))).await.map_err(storage)?;
         if moved {
-            self.broker.wake(std::slice::from_ref(&s.name));
+            self.broker.wakeups.wake(std::slice::from_ref(&s.name));
         }
         Ok(unknown)
     }
@@ -128,40 +135,42 @@ impl Broker for SqliteStore {
     async fn nack(&self, sub: &str, ack_ids: &[String], redelivery: Redelivery, error: &str) -> BResult<Nacked> {
         let s = self.broker.sub(sub)?;
         let (name, ids, error) = (s.name.clone(), ack_ids.to_vec(), error.to_string());
-        let sample = rand::random::<f64>();
         let nacked = self
             .writer
-            .submit(move |c| deliveries::nack(c, &s, &ids, redelivery, &error, Utc::now(), sample))
+            .submit(move |c| now(policy::nack(&mut Rows(c), &s, &ids, redelivery, &error, Utc::now())))
             .await
             .map_err(storage)?;
         // A dead letter lets its key's next event go; a retry may be due at once.
-        self.broker.wake(&[name]);
+        self.broker.wakeups.wake(&[name]);
         Ok(nacked)
     }
 
     async fn redeliver(&self, sub: &str, event: CloudEvent) -> BResult<()> {
         let s = self.broker.sub(sub)?;
         let name = s.name.clone();
-        self.writer.submit(move |c| deliveries::redeliver(c, &s, &event, Utc::now())).await.map_err(storage)?;
-        self.broker.wake(&[name]);
+        self.writer
+            .submit(move |c| now(policy::redeliver(&mut Rows(c), &s, &event, Utc::now())))
+            .await
+            .map_err(storage)?;
+        self.broker.wakeups.wake(&[name]);
         Ok(())
     }
 
     async fn stats(&self, sub: &str) -> BResult<Stats> {
         let name = self.broker.sub(sub)?.name.clone();
-        self.readers.with(move |c| deliveries::stats(c, &name, Utc::now())).await.map_err(storage)
+        self.readers.with(move |c| now(policy::stats(&mut Rows(c), &name, Utc::now()))).await.map_err(storage)
     }
 
     async fn next_due(&self, sub: &str) -> BResult<Option<Time>> {
         let name = self.broker.sub(sub)?.name.clone();
-        self.readers.with(move |c| deliveries::next_due(c, &name)).await.map_err(storage)
+        self.readers.with(move |c| now(Rows(c).next_due(&name))).await.map_err(storage)
     }
 
     fn wakeup(&self, sub: &str) -> Arc<Notify> {
-        self.broker.wakeups.lock().expect("wakeups").entry(sub.to_string()).or_default().clone()
+        self.broker.wakeups.get(sub)
     }
 
     async fn maintain(&self) -> BResult<()> {
-        self.writer.submit(|c| topics::prune(c, Utc::now())).await.map(drop).map_err(storage)
+        self.writer.submit(|c| now(policy::prune(&mut Rows(c), Utc::now()))).await.map(drop).map_err(storage)
     }
 }

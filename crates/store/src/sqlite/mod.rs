@@ -7,8 +7,10 @@
 //!   and JSON are kept.
 //! - [`read`] — the read pool and queries.
 //! - [`schema`] — tables and migrations.
-//! - [`broker`] — the embedded broker: [`topics`] (publish, subscriptions)
-//!   and [`deliveries`] (what each subscription owes: lease, ack, retry).
+//! - [`broker`] — the embedded broker: [`crate::policy::broker`] run on the
+//!   writer over [`topics_tx`] (the broker's transaction), whose statements
+//!   are in [`topics`] (events, subscriptions, kept in memory too) and
+//!   [`deliveries`] (what each subscription owes).
 //! - [`dead`] — dead letters of every kind.
 //! - [`instances`] — service instances registered at run time.
 //! - [`files`] — the data directory and its files, private to herald's user.
@@ -27,6 +29,7 @@ mod read;
 mod rows;
 mod schema;
 mod topics;
+mod topics_tx;
 mod tx;
 mod writer;
 
@@ -311,5 +314,4 @@ impl Store for SqliteStore {
     }
 }
 
-/// How long a published event's source and id are remembered by default.
-pub const DEFAULT_DEDUPE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+pub use crate::policy::broker::DEFAULT_DEDUPE_WINDOW;

@@ -1,22 +1,19 @@
-//! Topics on the store: publishing (the dedupe window, then one delivery
-//! row per subscription the event is for), subscription definitions, and
-//! forgetting what nobody needs any more. Runs inside the writer.
+//! Topics on SQLite: the subscriptions kept in memory, and the statements
+//! behind publishing, subscription definitions and housekeeping. Nothing
+//! here decides; [`crate::policy::broker`] does, through [`super::topics_tx`].
 
 use std::{collections::HashMap, sync::Arc};
 
-use herald_broker::{CloudEvent, Published, Put, RawSubscription, Subscription, subscription::INTERNAL_PREFIX};
+use herald_broker::Subscription;
 use herald_core::Time;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{
-    codec::{json, ms},
-    deliveries,
-};
-use crate::{Error, Result};
+use super::codec::ms;
+use crate::{Result, policy::broker::subscription};
 
 /// The subscriptions, parsed, by name: read on every publish, so kept in
-/// memory and changed only by the writer, in the transaction that changes
-/// the table.
+/// memory. The writer is the only one to change the table, so it changes
+/// this beside it.
 #[derive(Default)]
 pub struct Subs {
     by_name: HashMap<String, Arc<Subscription>>,
@@ -33,19 +30,17 @@ impl Subs {
         v
     }
 
-    fn for_topic<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = &'a Arc<Subscription>> + 'a {
-        self.by_name.values().filter(move |s| s.topic == topic)
+    pub fn for_topic<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = &'a Subscription> + 'a {
+        self.by_name.values().filter(move |s| s.topic == topic).map(|s| &**s)
     }
-}
 
-/// A stored definition as a subscription: herald's own by their name.
-fn parse(name: &str, spec: &str) -> Result<Subscription> {
-    let raw: RawSubscription =
-        serde_json::from_str(spec).map_err(|e| Error::Corrupt(format!("subscription {name}: {e}")))?;
-    if name.starts_with(INTERNAL_PREFIX) {
-        return Ok(Subscription::internal(&raw.topic, raw.filter.map(|f| f.types).unwrap_or_default()));
+    pub fn insert(&mut self, sub: Subscription) {
+        self.by_name.insert(sub.name.clone(), Arc::new(sub));
     }
-    Subscription::parse(name, raw).map_err(|e| Error::Corrupt(e.to_string()))
+
+    pub fn remove(&mut self, name: &str) {
+        self.by_name.remove(name);
+    }
 }
 
 pub fn load(conn: &Connection) -> Result<Subs> {
@@ -54,100 +49,68 @@ pub fn load(conn: &Connection) -> Result<Subs> {
     let mut subs = Subs::default();
     for row in rows {
         let (name, spec) = row?;
-        let sub = parse(&name, &spec)?;
-        subs.by_name.insert(name, Arc::new(sub));
+        subs.insert(subscription(&name, &spec)?);
     }
     Ok(subs)
 }
 
-/// Appends the events; answers what each did and which subscriptions got
-/// something to deliver.
-pub fn publish(
-    conn: &Connection,
-    subs: &Subs,
-    topic: &str,
-    events: &[CloudEvent],
-    window: chrono::Duration,
-    now: Time,
-) -> Result<(Vec<Published>, Vec<String>)> {
-    let mut out = Vec::with_capacity(events.len());
-    let mut woken: Vec<String> = Vec::new();
-    let targets: Vec<&Arc<Subscription>> = subs.for_topic(topic).collect();
-    for e in events {
-        let seen: Option<i64> = conn
-            .prepare_cached(
-                "SELECT seq FROM event_ids WHERE topic = ?1 AND source = ?2 AND id = ?3 AND expires_at > ?4",
-            )?
-            .query_row(params![topic, e.source, e.id, ms(now)], |r| r.get(0))
-            .optional()?;
-        if let Some(seq) = seen {
-            out.push(Published { id: e.id.clone(), source: e.source.clone(), seq: seq as u64, duplicate: true });
-            continue;
-        }
-        let seq: i64 = conn
-            .prepare_cached("INSERT INTO topic_events (topic, published_at, body) VALUES (?1, ?2, ?3) RETURNING seq")?
-            .query_row(params![topic, ms(now), json(e)?], |r| r.get(0))?;
-        conn.prepare_cached(
-            "INSERT INTO event_ids (topic, source, id, seq, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (topic, source, id) DO UPDATE SET seq = excluded.seq, expires_at = excluded.expires_at",
-        )?
-        .execute(params![topic, e.source, e.id, seq, ms(now + window)])?;
-        for sub in targets.iter().filter(|s| s.filter.matches(e)) {
-            deliveries::insert(conn, &sub.name, seq, e.ordering_key(), now)?;
-            if !woken.contains(&sub.name) {
-                woken.push(sub.name.clone());
-            }
-        }
-        out.push(Published { id: e.id.clone(), source: e.source.clone(), seq: seq as u64, duplicate: false });
-    }
-    Ok((out, woken))
+pub fn spec(conn: &Connection, name: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT spec FROM subscriptions WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?)
 }
 
-pub fn put(conn: &Connection, subs: &mut Subs, sub: &Subscription, now: Time) -> Result<Put> {
-    let spec = json(&sub.raw)?;
-    let old: Option<String> = conn
-        .prepare_cached("SELECT spec FROM subscriptions WHERE name = ?1")?
-        .query_row([&sub.name], |r| r.get(0))
-        .optional()?;
-    let put = match old {
-        Some(o) if o == spec => return Ok(Put::Unchanged),
-        Some(_) => Put::Updated,
-        None => Put::Created,
-    };
+pub fn upsert(conn: &Connection, name: &str, topic: &str, spec: &str, now: Time) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO subscriptions (name, topic, spec, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (name) DO UPDATE SET topic = excluded.topic, spec = excluded.spec",
     )?
-    .execute(params![sub.name, sub.topic, spec, ms(now)])?;
-    subs.by_name.insert(sub.name.clone(), Arc::new(sub.clone()));
-    Ok(put)
+    .execute(params![name, topic, spec, ms(now)])?;
+    Ok(())
 }
 
-pub fn delete(conn: &Connection, subs: &mut Subs, name: &str) -> Result<bool> {
-    conn.prepare_cached("DELETE FROM deliveries WHERE sub = ?1")?.execute([name])?;
-    let gone = conn.prepare_cached("DELETE FROM subscriptions WHERE name = ?1")?.execute([name])? == 1;
-    subs.by_name.remove(name);
-    Ok(gone)
+pub fn delete(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.prepare_cached("DELETE FROM subscriptions WHERE name = ?1")?.execute([name])? == 1)
 }
 
-/// Rows pruned per call, so housekeeping never holds the writer long.
-const PRUNE_BATCH: i64 = 5000;
+pub fn seen(conn: &Connection, topic: &str, source: &str, id: &str, now: Time) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM event_ids WHERE topic = ?1 AND source = ?2 AND id = ?3 AND expires_at > ?4")?
+        .query_row(params![topic, source, id, ms(now)], |r| r.get(0))
+        .optional()?)
+}
 
-/// Forgets event ids past their window and events no subscription still
-/// owes (kept a minute, so a publish answered moments ago stays readable).
-pub fn prune(conn: &Connection, now: Time) -> Result<usize> {
-    let ids = conn
+pub fn insert_event(conn: &Connection, topic: &str, body: &str, now: Time) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("INSERT INTO topic_events (topic, published_at, body) VALUES (?1, ?2, ?3) RETURNING seq")?
+        .query_row(params![topic, ms(now), body], |r| r.get(0))?)
+}
+
+pub fn remember(conn: &Connection, topic: &str, source: &str, id: &str, seq: i64, expires: Time) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO event_ids (topic, source, id, seq, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (topic, source, id) DO UPDATE SET seq = excluded.seq, expires_at = excluded.expires_at",
+    )?
+    .execute(params![topic, source, id, seq, ms(expires)])?;
+    Ok(())
+}
+
+pub fn forget_ids(conn: &Connection, now: Time, limit: usize) -> Result<usize> {
+    Ok(conn
         .prepare_cached(
             "DELETE FROM event_ids WHERE (topic, source, id) IN
                (SELECT topic, source, id FROM event_ids WHERE expires_at <= ?1 LIMIT ?2)",
         )?
-        .execute(params![ms(now), PRUNE_BATCH])?;
-    let events = conn
+        .execute(params![ms(now), limit as i64])?)
+}
+
+pub fn drop_unowed(conn: &Connection, before: Time, limit: usize) -> Result<usize> {
+    Ok(conn
         .prepare_cached(
             "DELETE FROM topic_events WHERE seq IN
                (SELECT seq FROM topic_events e WHERE e.published_at < ?1
                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.seq = e.seq) ORDER BY seq LIMIT ?2)",
         )?
-        .execute(params![ms(now - chrono::Duration::minutes(1)), PRUNE_BATCH])?;
-    Ok(ids + events)
+        .execute(params![ms(before), limit as i64])?)
 }

@@ -33,7 +33,7 @@ pub fn now<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
     }
 }
 
-type Done<T> = Ready<Result<T>>;
+pub(super) type Done<T> = Ready<Result<T>>;
 
 // Each method names its ready future: it says these never wait.
 #[allow(refining_impl_trait)]

@@ -1,0 +1,78 @@
+//! `herald demo --store postgres://…`: the demo's two stories on a shared
+//! database, the order's announcement on a PostgreSQL topic included.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use herald_store::contract::postgres::TestSchema;
+use herald_testkit::{client_within, eventually};
+use serde_json::{Value, json};
+
+/// The demo process, killed when dropped.
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_demo_runs_both_stories_on_postgres() {
+    let schema = TestSchema::new().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut demo = Demo(
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["demo", "--pace", "0ms", "--listen", "127.0.0.1:0", "--store", &schema.url(), "--data-dir"])
+            .arg(data.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = demo.0.stdout.take().unwrap();
+    // herald picks its own port and says which in its banner.
+    let base = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.trim().strip_prefix("Open ").and_then(|l| l.split_whitespace().next()).map(str::to_string))
+    })
+    .await
+    .unwrap()
+    .expect("the demo prints where it listens")
+    .trim_end_matches('/')
+    .to_string();
+
+    let http = client_within(Duration::from_secs(30));
+    let start = |workflow: &'static str, input: Value| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let r = http.post(format!("{base}/v1/workflows/{workflow}/operations")).json(&input).send().await.unwrap();
+            assert_eq!(r.status(), 202, "{workflow}");
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        }
+    };
+    let order = start(
+        "place-order",
+        json!({"customer": "alice", "items": [{"sku": "tea", "qty": 1}], "card": "4242424242424242"}),
+    )
+    .await;
+    let deletion = start("delete-account", json!({"user_id": "bob", "email": "bob@example.com"})).await;
+    for id in [order, deletion] {
+        let op: Value = eventually(&format!("{id} succeeds"), Duration::from_secs(60), || {
+            let (http, url) = (http.clone(), format!("{base}/v1/operations/{id}"));
+            async move {
+                let op: Value = http.get(url).send().await.ok()?.json().await.ok()?;
+                (op["status"] == "succeeded").then_some(op)
+            }
+        })
+        .await;
+        assert_eq!(op["status"], "succeeded", "{op}");
+    }
+}
