@@ -94,28 +94,30 @@ async fn registered_instances_must_be_where_the_registry_allows() {
     assert_eq!(send(put.json(&json!({"url": "http://10.0.0.7:8080"}))).await.0, 201, "private networks by default");
 }
 
-#[tokio::test]
-async fn a_push_subscription_is_made_and_changed_only_by_its_target_s_token() {
-    let svc = StepService::start().await;
-    let app = app(&[], &svc, &[]).await;
-    let put = |token: &str, target: &str| {
-        app.http
-            .put(app.url("/v1/subscriptions/orders-out"))
-            .bearer_auth(token)
-            .json(&json!({"topic": "orders", "push": {"service": target, "path": "/events"}}))
-    };
-    assert_eq!(send(put(SHOP, "svc")).await.0, 403, "shop cannot have svc sent a body it chose");
-    let get = || app.http.get(app.url("/v1/subscriptions/orders-out")).bearer_auth(PAYMENT);
-    assert_eq!(send(get()).await.0, 404, "nothing was made");
+needs_topics! {
+    #[tokio::test]
+    async fn a_push_subscription_is_made_and_changed_only_by_its_target_s_token() {
+        let svc = StepService::start().await;
+        let app = app(&[], &svc, &[]).await;
+        let put = |token: &str, target: &str| {
+            app.http
+                .put(app.url("/v1/subscriptions/orders-out"))
+                .bearer_auth(token)
+                .json(&json!({"topic": "orders", "push": {"service": target, "path": "/events"}}))
+        };
+        assert_eq!(send(put(SHOP, "svc")).await.0, 403, "shop cannot have svc sent a body it chose");
+        let get = || app.http.get(app.url("/v1/subscriptions/orders-out")).bearer_auth(PAYMENT);
+        assert_eq!(send(get()).await.0, 404, "nothing was made");
 
-    assert_eq!(send(put(PAYMENT, "svc")).await.0, 201);
-    let shop = app.http.put(app.url("/v1/services/shop/instances/s-1")).bearer_auth(SHOP);
-    assert_eq!(send(shop.json(&json!({"url": "http://10.0.0.9"}))).await.0, 201);
-    assert_eq!(send(put(SHOP, "shop")).await.0, 403, "nor take svc's subscription over");
-    let delete = app.http.delete(app.url("/v1/subscriptions/orders-out")).bearer_auth(SHOP);
-    assert_eq!(send(delete).await.0, 403);
-    let (status, sub) = send(get()).await;
-    assert_eq!((status, sub["push"]["service"].as_str()), (200, Some("svc")), "{sub}");
+        assert_eq!(send(put(PAYMENT, "svc")).await.0, 201);
+        let shop = app.http.put(app.url("/v1/services/shop/instances/s-1")).bearer_auth(SHOP);
+        assert_eq!(send(shop.json(&json!({"url": "http://10.0.0.9"}))).await.0, 201);
+        assert_eq!(send(put(SHOP, "shop")).await.0, 403, "nor take svc's subscription over");
+        let delete = app.http.delete(app.url("/v1/subscriptions/orders-out")).bearer_auth(SHOP);
+        assert_eq!(send(delete).await.0, 403);
+        let (status, sub) = send(get()).await;
+        assert_eq!((status, sub["push"]["service"].as_str()), (200, Some("svc")), "{sub}");
+    }
 }
 
 #[tokio::test]
