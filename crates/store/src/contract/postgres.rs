@@ -75,7 +75,8 @@ impl Drop for TestSchema {
                     sqlx::query(
                         "SELECT pg_terminate_backend(l.pid) FROM pg_locks l
                          JOIN pg_class r ON r.oid = l.relation JOIN pg_namespace n ON n.oid = r.relnamespace
-                         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()
+                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
                     )
                     .bind(&name)
                     .execute(&mut c)
