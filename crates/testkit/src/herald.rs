@@ -1,7 +1,7 @@
 //! A real herald in this process, on a loopback port of its own and a
 //! temporary directory that lives as long as it does.
 
-use std::path::PathBuf;
+use std::{any::Any, path::PathBuf, sync::Arc};
 
 use axum::Router;
 use herald_server::{Application, Config, workflows};
@@ -15,8 +15,25 @@ pub struct Herald {
     /// Kept alive with the server; its data is in `data/` unless
     /// [`Build::data_dir`] put it elsewhere.
     pub dir: tempfile::TempDir,
+    /// The store [`Build::store`] gave it, if any.
+    pub store: Option<Store>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A store of a test's own other than the embedded one (a PostgreSQL schema,
+/// say): its URL, and what keeps it alive until the last herald or test
+/// holding a clone lets go, so that a herald restarted on it finds its data.
+#[derive(Clone)]
+pub struct Store {
+    pub url: String,
+    _keep: Arc<dyn Any + Send + Sync>,
+}
+
+impl Store {
+    pub fn new(url: String, keep: impl Any + Send + Sync) -> Self {
+        Store { url, _keep: Arc::new(keep) }
+    }
 }
 
 /// A reqwest client. reqwest is built with `rustls-no-provider`: without a
@@ -37,7 +54,7 @@ impl Herald {
     /// A herald with no workflow and the default configuration, until told
     /// otherwise.
     pub fn build<'a>() -> Build<'a> {
-        Build { dir: None, data_dir: None, files: Vec::new(), tweaks: Vec::new(), routes: Router::new() }
+        Build { dir: None, data_dir: None, store: None, files: Vec::new(), tweaks: Vec::new(), routes: Router::new() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -60,6 +77,7 @@ type Tweak<'a> = Box<dyn FnOnce(&mut Config) + 'a>;
 pub struct Build<'a> {
     dir: Option<tempfile::TempDir>,
     data_dir: Option<PathBuf>,
+    store: Option<Store>,
     files: Vec<(String, String)>,
     tweaks: Vec<Tweak<'a>>,
     routes: Router,
@@ -75,6 +93,13 @@ impl<'a> Build<'a> {
     /// With its data here (beside another app's) rather than in its directory.
     pub fn data_dir(mut self, path: PathBuf) -> Self {
         self.data_dir = Some(path);
+        self
+    }
+
+    /// On this store rather than the embedded one in its data directory
+    /// (configuration tweaks may still name another).
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -106,7 +131,9 @@ impl<'a> Build<'a> {
     pub async fn start(self) -> Herald {
         let dir = self.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
         let data_dir = self.data_dir.unwrap_or_else(|| dir.path().join("data"));
-        let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir, ..Config::default() };
+        let store_url = self.store.as_ref().map(|s| s.url.clone());
+        let mut config =
+            Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir, store: store_url, ..Config::default() };
         for tweak in self.tweaks {
             tweak(&mut config);
         }
@@ -120,6 +147,6 @@ impl<'a> Build<'a> {
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
-        Herald { base, http: client(), dir, stop: Some(stop), handle: Some(handle) }
+        Herald { base, http: client(), dir, store: self.store, stop: Some(stop), handle: Some(handle) }
     }
 }

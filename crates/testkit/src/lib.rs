@@ -16,7 +16,7 @@ mod views;
 mod wait;
 pub mod workflow;
 
-pub use herald::{Build, Herald, client, client_within};
+pub use herald::{Build, Herald, Store, client, client_within};
 pub use net::free_port;
 pub use raw::{RawAnswer, raw};
 pub use step_service::{Call, Reply, StepService};

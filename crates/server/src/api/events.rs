@@ -87,10 +87,15 @@ pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) 
     let live = app.engine.hub().subscribe(&id);
     // The first page of the backlog comes with the answer; only when there is
     // none must the operation itself say whether it exists and has ended.
-    let backlog = app.engine.store().events(&id, after, PAGE).await?;
+    let mut backlog = app.engine.store().events(&id, after, PAGE).await?;
     if backlog.is_empty() {
         let op = app.engine.store().get(&id).await?;
-        if op.as_ref().is_none_or(|op| op.is_final()) {
+        // It may have moved on, to its end, since the backlog was read:
+        // once it has ended, a second read is the last word.
+        if op.as_ref().is_some_and(|op| op.is_final()) {
+            backlog = app.engine.store().events(&id, after, PAGE).await?;
+        }
+        if backlog.is_empty() && op.as_ref().is_none_or(|op| op.is_final()) {
             drop(live);
             app.engine.hub().release(&id);
             return match op {

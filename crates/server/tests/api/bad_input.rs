@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -127,90 +125,96 @@ async fn a_step_answer_larger_than_a_mebibyte_fails_the_step_and_is_not_kept() {
     assert!(a["result"].is_null(), "nothing of it kept");
 }
 
-#[tokio::test]
-async fn an_operation_whose_stored_row_cannot_be_read_is_left_out_and_its_task_set_aside() {
-    let svc = StepService::start().await;
-    svc.on("/a", Reply::Status(500, "down"));
-    svc.on("/b", Reply::Json(json!({})));
-    let wf = |name: &str, step: &str| {
-        format!(
-            "name = \"{name}\"\n[[steps]]\nname = \"{step}\"\ncall = {{ service = \"svc\", path = \"/{step}\" }}\n\
-             retry = {{ attempts = 50, initial = \"300ms\", max = \"300ms\" }}\n"
-        )
-    };
-    let app = spawn_app(&[&wf("broken", "a"), &wf("fine", "b")], &svc).await;
-    let broken = app.start_id("broken", json!({})).await;
-    let fine = app.start_id("fine", json!({})).await;
-    app.wait_final(&fine).await;
-    app.wait_for(&broken, Duration::from_secs(10), |op| op["steps"][0]["attempts"].as_u64() >= Some(1)).await;
+// They break rows in place through herald's SQLite file.
+sqlite_only! {
+    use std::time::Duration;
 
-    // A row no version of herald could have written, as a broken disk might.
-    let db = rusqlite::Connection::open(app.dir.path().join("data/herald.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    db.execute("UPDATE operations SET state = '{\"id\": ' WHERE id = ?1", [&broken]).unwrap();
+    #[tokio::test]
+    async fn an_operation_whose_stored_row_cannot_be_read_is_left_out_and_its_task_set_aside() {
+        let svc = StepService::start().await;
+        svc.on("/a", Reply::Status(500, "down"));
+        svc.on("/b", Reply::Json(json!({})));
+        let wf = |name: &str, step: &str| {
+            format!(
+                "name = \"{name}\"\n[[steps]]\nname = \"{step}\"\ncall = {{ service = \"svc\", path = \"/{step}\" }}\n\
+                 retry = {{ attempts = 50, initial = \"300ms\", max = \"300ms\" }}\n"
+            )
+        };
+        let app = spawn_app(&[&wf("broken", "a"), &wf("fine", "b")], &svc).await;
+        let broken = app.start_id("broken", json!({})).await;
+        let fine = app.start_id("fine", json!({})).await;
+        app.wait_final(&fine).await;
+        app.wait_for(&broken, Duration::from_secs(10), |op| op["steps"][0]["attempts"].as_u64() >= Some(1)).await;
 
-    let list = app.http.get(app.url("/v1/operations")).send().await.unwrap();
-    assert_eq!(list.status(), 200, "one unreadable row does not break the list");
-    let ids: Vec<String> = list.json::<Value>().await.unwrap()["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids, vec![fine]);
-    let one = app.http.get(app.url(&format!("/v1/operations/{broken}"))).send().await.unwrap();
-    assert_eq!(one.status(), 500);
-    assert_eq!(one.headers()["content-type"], "application/problem+json");
+        // A row no version of herald could have written, as a broken disk might.
+        let db = rusqlite::Connection::open(app.dir.path().join("data/herald.db")).unwrap();
+        db.busy_timeout(Duration::from_secs(5)).unwrap();
+        db.execute("UPDATE operations SET state = '{\"id\": ' WHERE id = ?1", [&broken]).unwrap();
 
-    // Its task is set aside for an hour instead of failing at every turn.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let due: i64 = db.query_row("SELECT MIN(due_at) FROM tasks WHERE op_id = ?1", [&broken], |r| r.get(0)).unwrap();
-        if due > chrono::Utc::now().timestamp_millis() + 30 * 60 * 1000 {
-            break;
+        let list = app.http.get(app.url("/v1/operations")).send().await.unwrap();
+        assert_eq!(list.status(), 200, "one unreadable row does not break the list");
+        let ids: Vec<String> = list.json::<Value>().await.unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, vec![fine]);
+        let one = app.http.get(app.url(&format!("/v1/operations/{broken}"))).send().await.unwrap();
+        assert_eq!(one.status(), 500);
+        assert_eq!(one.headers()["content-type"], "application/problem+json");
+
+        // Its task is set aside for an hour instead of failing at every turn.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let due: i64 =
+                db.query_row("SELECT MIN(due_at) FROM tasks WHERE op_id = ?1", [&broken], |r| r.get(0)).unwrap();
+            if due > chrono::Utc::now().timestamp_millis() + 30 * 60 * 1000 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the task was not set aside");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the task was not set aside");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let calls = svc.calls("/a").len();
+        let still = app.start_id("fine", json!({})).await;
+        app.wait_final(&still).await;
+        assert!(svc.calls("/a").len() <= calls + 1, "the broken operation's step is not called again");
     }
-    let calls = svc.calls("/a").len();
-    let still = app.start_id("fine", json!({})).await;
-    app.wait_final(&still).await;
-    assert!(svc.calls("/a").len() <= calls + 1, "the broken operation's step is not called again");
-}
 
-#[tokio::test]
-async fn a_stored_task_that_cannot_be_read_does_not_stop_the_others() {
-    let svc = StepService::start().await;
-    svc.on("/a", Reply::Status(500, "down"));
-    svc.then("/b", vec![Reply::Status(500, "once")]);
-    svc.on("/b", Reply::Json(json!({})));
-    let wf = |name: &str, step: &str| {
-        format!(
-            "name = \"{name}\"\n[[steps]]\nname = \"{step}\"\ncall = {{ service = \"svc\", path = \"/{step}\" }}\n\
-             retry = {{ attempts = 50, initial = \"1s\", max = \"1s\" }}\n"
-        )
-    };
-    let (broken_wf, fine_wf) = (wf("broken", "a"), wf("fine", "b"));
-    let app = spawn_app(&[&broken_wf, &fine_wf], &svc).await;
-    let broken = app.start_id("broken", json!({})).await;
-    let fine = app.start_id("fine", json!({})).await;
-    for id in [&broken, &fine] {
-        app.wait_for(id, Duration::from_secs(10), |op| op["steps"][0]["status"] == "retrying").await;
+    #[tokio::test]
+    async fn a_stored_task_that_cannot_be_read_does_not_stop_the_others() {
+        let svc = StepService::start().await;
+        svc.on("/a", Reply::Status(500, "down"));
+        svc.then("/b", vec![Reply::Status(500, "once")]);
+        svc.on("/b", Reply::Json(json!({})));
+        let wf = |name: &str, step: &str| {
+            format!(
+                "name = \"{name}\"\n[[steps]]\nname = \"{step}\"\ncall = {{ service = \"svc\", path = \"/{step}\" }}\n\
+                 retry = {{ attempts = 50, initial = \"1s\", max = \"1s\" }}\n"
+            )
+        };
+        let (broken_wf, fine_wf) = (wf("broken", "a"), wf("fine", "b"));
+        let app = spawn_app(&[&broken_wf, &fine_wf], &svc).await;
+        let broken = app.start_id("broken", json!({})).await;
+        let fine = app.start_id("fine", json!({})).await;
+        for id in [&broken, &fine] {
+            app.wait_for(id, Duration::from_secs(10), |op| op["steps"][0]["status"] == "retrying").await;
+        }
+        let dir = app.stop().await;
+        let db = rusqlite::Connection::open(dir.path().join("data/herald.db")).unwrap();
+        let changed = db.execute("UPDATE tasks SET kind = 'not a task' WHERE op_id = ?1", [&broken]).unwrap();
+        assert_eq!(changed, 1, "the broken operation's retry is one stored task");
+        // Both retries due by the restart, so they are claimed together.
+        let due: i64 = db.query_row("SELECT MAX(due_at) FROM tasks", [], |r| r.get(0)).unwrap();
+        while chrono::Utc::now().timestamp_millis() <= due {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(db);
+
+        let app = spawn_app_in(dir, &[&broken_wf, &fine_wf], &svc).await;
+        let op = app.wait_final(&fine).await;
+
+        assert_eq!(op["status"], "succeeded");
+        assert_eq!(svc.calls("/b").len(), 2);
     }
-    let dir = app.stop().await;
-    let db = rusqlite::Connection::open(dir.path().join("data/herald.db")).unwrap();
-    let changed = db.execute("UPDATE tasks SET kind = 'not a task' WHERE op_id = ?1", [&broken]).unwrap();
-    assert_eq!(changed, 1, "the broken operation's retry is one stored task");
-    // Both retries due by the restart, so they are claimed together.
-    let due: i64 = db.query_row("SELECT MAX(due_at) FROM tasks", [], |r| r.get(0)).unwrap();
-    while chrono::Utc::now().timestamp_millis() <= due {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    drop(db);
-
-    let app = spawn_app_in(dir, &[&broken_wf, &fine_wf], &svc).await;
-    let op = app.wait_final(&fine).await;
-
-    assert_eq!(op["status"], "succeeded");
-    assert_eq!(svc.calls("/b").len(), 2);
 }

@@ -53,23 +53,52 @@ async fn the_final_email_reaches_a_real_smtp_server_and_then_the_address_is_eras
     assert_eq!(op["input"]["user_id"], "u1", "the rest stays");
     assert!(event_types(&op).contains(&"redacted".to_string()), "the timeline says so");
 
-    // The address is gone from every file of the store, log included.
-    let data = app.dir.path().join("data");
+    // The address is gone from the store: from every file of its
+    // directory, log included, or from every row of its schema.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(&data).unwrap() {
-            let path = entry.unwrap().path();
-            let bytes = std::fs::read(&path).unwrap();
-            if bytes.windows(ADDRESS.len()).any(|w| w == ADDRESS.as_bytes()) {
-                found.push(path);
-            }
-        }
+        let found = kept_in_store(&app, ADDRESS).await;
         if found.is_empty() {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "the address is still in {found:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Where herald's store still holds `text`: the files of its data
+/// directory on SQLite, the tables of its schema on PostgreSQL.
+async fn kept_in_store(app: &TestApp, text: &str) -> Vec<String> {
+    match crate::BACKEND {
+        Backend::Sqlite => std::fs::read_dir(app.dir.path().join("data"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| std::fs::read(path).unwrap().windows(text.len()).any(|w| w == text.as_bytes()))
+            .map(|path| path.display().to_string())
+            .collect(),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut db = sqlx::PgConnection::connect(&app.store.as_ref().unwrap().url).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+            )
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+            let mut found = Vec::new();
+            for table in tables {
+                let rows = format!("SELECT count(*) FROM {table} AS r WHERE r::text LIKE $1");
+                let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(rows))
+                    .bind(format!("%{text}%"))
+                    .fetch_one(&mut db)
+                    .await
+                    .unwrap();
+                if n > 0 {
+                    found.push(table);
+                }
+            }
+            found
+        }
     }
 }
 

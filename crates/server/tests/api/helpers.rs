@@ -1,14 +1,56 @@
-//! A real herald on port 0 with its own SQLite directory, every service
-//! pointing at a scripted step service, and what the API tests ask of it.
+//! A real herald on port 0 with its own data (a directory, and on
+//! PostgreSQL a schema), every service pointing at a scripted step service,
+//! and what the API tests ask of it.
 
-use std::{ops::Deref, time::Duration};
+use std::{ops::Deref, path::Path, time::Duration};
 
 use axum::Router;
 use herald_server::{Config, config::ServiceConfig};
-use herald_testkit::Herald;
+use herald_store::contract::postgres::TestSchema;
+use herald_testkit::{Herald, Store};
 use serde_json::Value;
 
 pub use herald_testkit::{Call, RawAnswer, Reply, StepService, event_types, free_port, raw, sequential, step};
+
+/// The store a test target runs every herald on: its `main.rs` names it
+/// (`const BACKEND`), and says which tests need SQLite (`sqlite_only!`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(dead_code, reason = "each target runs on one of them")]
+pub enum Backend {
+    /// The embedded store, in the herald's directory.
+    Sqlite,
+    /// A schema of the herald's own on the test PostgreSQL server, dropped
+    /// with its data.
+    Postgres,
+}
+
+/// A herald's data: its directory and, on PostgreSQL, its schema. A new
+/// directory is new data; what [`TestApp::stop`] hands back starts another
+/// herald on the same data.
+pub struct Data {
+    pub dir: tempfile::TempDir,
+    store: Option<Store>,
+}
+
+impl From<tempfile::TempDir> for Data {
+    fn from(dir: tempfile::TempDir) -> Self {
+        Data { dir, store: None }
+    }
+}
+
+impl Data {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The URL of the store the herald that stopped on this data ran on.
+    pub fn store_url(&self) -> String {
+        match &self.store {
+            Some(store) => store.url.clone(),
+            None => format!("sqlite://{}", self.path().join("data").display()),
+        }
+    }
+}
 
 /// herald, with the token its reads of operations carry.
 pub struct TestApp {
@@ -30,13 +72,13 @@ pub async fn spawn_app(workflow_files: &[&str], svc: &StepService) -> TestApp {
     spawn_app_in(tempfile::tempdir().unwrap(), workflow_files, svc).await
 }
 
-pub async fn spawn_app_in(dir: tempfile::TempDir, workflow_files: &[&str], svc: &StepService) -> TestApp {
+pub async fn spawn_app_in(dir: impl Into<Data>, workflow_files: &[&str], svc: &StepService) -> TestApp {
     spawn_app_with(dir, workflow_files, svc, |_| {}).await
 }
 
 /// As [`spawn_app_in`], with the configuration adjusted by `tweak`.
 pub async fn spawn_app_with(
-    dir: tempfile::TempDir,
+    dir: impl Into<Data>,
     workflow_files: &[&str],
     svc: &StepService,
     tweak: impl FnOnce(&mut Config),
@@ -46,14 +88,22 @@ pub async fn spawn_app_with(
 
 /// As [`spawn_app_with`], with `routes` served beside herald's own (as the demo's are).
 pub async fn spawn_app_merged(
-    dir: tempfile::TempDir,
+    dir: impl Into<Data>,
     workflow_files: &[&str],
     svc: &StepService,
     tweak: impl FnOnce(&mut Config),
     routes: Router,
 ) -> TestApp {
-    let herald = Herald::build()
-        .dir(dir)
+    let Data { dir, store } = dir.into();
+    let store = match store {
+        Some(same) => Some(same),
+        None => fresh_store().await,
+    };
+    let mut build = Herald::build().dir(dir);
+    if let Some(store) = store {
+        build = build.store(store);
+    }
+    let herald = build
         .workflows(workflow_files)
         .config(|config| {
             // Quick polls and a short grace, so tests wait little; small
@@ -70,6 +120,18 @@ pub async fn spawn_app_merged(
         .start()
         .await;
     TestApp { herald, token: None }
+}
+
+/// A new store for new data, on the backend of this target: `None` for the
+/// embedded one in the herald's directory.
+async fn fresh_store() -> Option<Store> {
+    match crate::BACKEND {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let schema = TestSchema::new().await;
+            Some(Store::new(schema.url(), schema))
+        }
+    }
 }
 
 impl TestApp {
@@ -119,8 +181,9 @@ impl TestApp {
         .await
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(self) -> tempfile::TempDir {
-        self.herald.stop().await
+    /// Stops the server gracefully, waits for it, and hands back its data.
+    pub async fn stop(self) -> Data {
+        let store = self.herald.store.clone();
+        Data { dir: self.herald.stop().await, store }
     }
 }

@@ -1,5 +1,14 @@
 //! Integration tests: the real server on port 0, a temp SQLite file, and
-//! real HTTP step services.
+//! real HTTP step services. `api_postgres` runs the same tests (but those
+//! in `sqlite_only!`) on PostgreSQL.
+
+/// The store every herald of these tests runs on.
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
+
+/// Tests that need herald on SQLite (each says why): here, as written.
+macro_rules! sqlite_only {
+    ($($test:item)*) => { $($test)* };
+}
 
 mod auth;
 mod bad_input;

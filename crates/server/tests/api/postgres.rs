@@ -1,16 +1,23 @@
 //! herald on a PostgreSQL store (`store = "postgres://…"`): an operation
-//! runs, and topics work, as on the embedded one, and nodes on one
-//! database share the instances registered through any of them. Needs a
-//! server; see
-//! `herald_store::contract::postgres`.
+//! runs as on the embedded one, and nodes on one database share the
+//! instances registered through any of them and the changes to an inbox
+//! made on any of them. Needs a server; see
+//! `herald_store::contract::postgres`. (`api_postgres` runs the rest of
+//! these tests on PostgreSQL; these, on nodes of their own, run here only.)
 
 use std::time::Duration;
 
+use herald_server::config::JwtAlgorithm;
 use herald_store::contract::postgres::TestSchema;
 use herald_testkit::eventually;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::{broker_helpers::event, helpers::*};
+use crate::{
+    auth::{fresh_client, secured_with, start_for, user},
+    broker_helpers::event,
+    helpers::*,
+    inbox::{Changes, mark},
+};
 
 #[tokio::test]
 async fn an_operation_runs_every_step_once_on_a_postgres_store() {
@@ -259,4 +266,33 @@ async fn a_transition_that_deadlocks_with_another_writer_runs_again_and_succeeds
     gate.add_permits(1);
     let op = app.wait_final(&id).await;
     assert_eq!(op["status"], "cancelled", "{op}");
+}
+
+#[tokio::test]
+async fn an_inbox_stream_on_one_node_hears_the_changes_another_node_makes() {
+    let schema = TestSchema::new().await;
+    // Polling too rarely to matter: what A's stream learns comes from hints.
+    let node = || {
+        secured_with(JwtAlgorithm::HS256, |c| {
+            c.store = Some(schema.url());
+            c.engine.poll_interval = herald_core::Span::from_millis(60_000);
+        })
+    };
+    let ((a, _), (b, _)) = (node().await, node().await);
+    let alice = user("alice");
+
+    let mut on_a = Changes::new(
+        fresh_client().get(a.url("/v1/me/notifications/stream")).bearer_auth(&alice).send().await.unwrap(),
+    );
+    let id = start_for(&b, "alice").await;
+    let mut last = Value::Null;
+    while last["status"] != "succeeded" {
+        last = on_a.next(1).await.remove(0)["notification"].clone();
+        assert_eq!(last["operation_id"], id.as_str());
+    }
+    // Read on B: A's stream hears that too.
+    let nid = last["id"].as_str().unwrap().to_string();
+    assert_eq!(mark(&b, &format!("/v1/me/notifications/{nid}:read"), &alice).await.status(), 200);
+    let read = on_a.next(1).await.remove(0);
+    assert_eq!((read["notification"]["read"].clone(), read["unread"].clone()), (Value::Bool(true), 0.into()));
 }

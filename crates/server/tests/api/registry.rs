@@ -1,5 +1,5 @@
-//! Instances registered at run time are stored: on SQLite they outlive a
-//! restart of the server within their TTL.
+//! Instances registered at run time are stored: they outlive a restart of
+//! the server within their TTL.
 
 use serde_json::json;
 

@@ -60,12 +60,33 @@ impl TestSchema {
 impl Drop for TestSchema {
     fn drop(&mut self) {
         let (base, name) = (self.base.clone(), self.name.clone());
-        // Drop cannot await: the schema goes from a thread of its own.
+        // Drop cannot await: the schema goes from a thread of its own. A
+        // store on it may still be open, its transactions waiting on the
+        // runtime this drop blocks: the connections holding a lock in the
+        // schema are ended first, or the drop would wait on them forever.
         let dropped = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async {
                 let mut c = base.connect().await?;
-                sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&mut c).await?;
+                sqlx::raw_sql("SET lock_timeout = '2s'").execute(&mut c).await?;
+                let mut tries = 0;
+                loop {
+                    sqlx::query(
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+                         JOIN pg_class r ON r.oid = l.relation JOIN pg_namespace n ON n.oid = r.relnamespace
+                         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()
+                           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    )
+                    .bind(&name)
+                    .execute(&mut c)
+                    .await?;
+                    tries += 1;
+                    match sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE"))).execute(&mut c).await {
+                        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") && tries < 5 => continue,
+                        other => other?,
+                    };
+                    break;
+                }
                 c.close().await
             })
             .map_err(std::io::Error::other)
