@@ -211,6 +211,10 @@ async fn a_database_restart_mid_run_loses_no_accepted_operation() {
     for i in 0..2 {
         let down = until(Duration::from_secs(30), || async move { (readyz(i).await != 200).then_some(()) }).await;
         assert!(down.is_some(), "node {i} is not ready while its database is down");
+        // And says so soon enough for a load balancer's probe.
+        let asked = std::time::Instant::now();
+        assert_eq!(readyz(i).await, 503, "node {i}, database down");
+        assert!(asked.elapsed() < Duration::from_secs(4), "node {i}'s /readyz took {:?}", asked.elapsed());
     }
     db.resume().await;
     for i in 0..2 {

@@ -3,8 +3,8 @@
 //! Kept out of the write path: a `NOTIFY` inside a write transaction would
 //! take PostgreSQL's global notify lock at every commit, serializing them.
 //! Instead a commit only puts its hints in a set; a flusher sends what
-//! gathered over a few milliseconds as one `pg_notify` of its own (a
-//! repeated hint goes once), on its own connection.
+//! gathered as one `pg_notify` of its own (a repeated hint goes once), at
+//! once after a quiet spell, else at most every few milliseconds.
 //!
 //! A listener, on one more connection, hands other nodes' hints to
 //! [`Hints::subscribe`]rs. When that connection drops, hints sent meanwhile
@@ -27,7 +27,7 @@ use tokio::{
 
 use crate::{Result, hints::Hint};
 
-/// How long hints gather before they go out together.
+/// The least time between two sends: how long hints gather while busy.
 const GATHER: Duration = Duration::from_millis(2);
 
 /// A `NOTIFY` payload must stay under 8000 bytes.
@@ -115,9 +115,14 @@ impl Drop for Hints {
 }
 
 async fn flush(shared: Arc<Shared>, pool: PgPool) {
+    let mut last = tokio::time::Instant::now();
     loop {
         shared.gathered.notified().await;
-        tokio::time::sleep(GATHER).await;
+        // After a quiet spell a hint goes at once; while commits keep
+        // coming, they gather for what is left of `GATHER` since the last
+        // send, so a busy node sends at most one `NOTIFY` per `GATHER`.
+        tokio::time::sleep_until(last + GATHER).await;
+        last = tokio::time::Instant::now();
         let batch: Vec<Hint> =
             std::mem::take(&mut *shared.pending.lock().unwrap_or_else(PoisonError::into_inner)).into_iter().collect();
         for payload in payloads(&shared.node, batch) {
