@@ -26,8 +26,9 @@ async fn consumer_child() {
             return;
         }
         for m in batch {
-            writeln!(file, "{} {}", m.event.id, m.attempt).unwrap();
-            file.flush().unwrap();
+            // One write per line: `writeln!` may write the pieces apart,
+            // and a kill between them would leave half a line.
+            file.write_all(format!("{} {}\n", m.event.id, m.attempt).as_bytes()).unwrap();
             tokio::time::sleep(Duration::from_millis(15)).await;
             client.ack("work", &[m.ack_id]).await.unwrap();
         }

@@ -42,6 +42,7 @@ impl Application {
         install_crypto();
         check_lease(&config, &definitions)?;
         check_channels(&config, &definitions)?;
+        check_store_pool(&config)?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         config.listen = listener.local_addr()?;
@@ -50,6 +51,7 @@ impl Application {
             url: config.store_url(),
             node,
             dedupe_window: config.broker.dedupe_window.0,
+            pool: config.store_pool,
         })
         .await
         .context("herald cannot start: its store did not open")?;
@@ -211,6 +213,20 @@ fn check_lease(config: &Config, definitions: &[Workflow]) -> anyhow::Result<()> 
 }
 
 /// A workflow that notifies by webhook needs a webhook to notify.
+/// A pool of one would leave no connection beside the one listening for
+/// the other nodes.
+fn check_store_pool(config: &Config) -> anyhow::Result<()> {
+    match config.store_pool {
+        Some(n) if !(STORE_POOL_MIN..=STORE_POOL_MAX).contains(&n) => {
+            anyhow::bail!("store_pool is {n}: it must be between {STORE_POOL_MIN} and {STORE_POOL_MAX}")
+        }
+        _ => Ok(()),
+    }
+}
+
+const STORE_POOL_MIN: u32 = 2;
+const STORE_POOL_MAX: u32 = 1000;
+
 fn check_channels(config: &Config, definitions: &[Workflow]) -> anyhow::Result<()> {
     use herald_core::notify::Channel;
     if let Some(wf) = definitions.iter().find(|wf| wf.notify.channels.contains(&Channel::Webhook)) {
@@ -237,6 +253,18 @@ fn install_crypto() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_store_pool_out_of_range_is_refused_and_one_in_range_is_taken() {
+        let with = |n: Option<u32>| super::Config { store_pool: n, ..Default::default() };
+        for bad in [0, 1, 1001] {
+            let e = super::check_store_pool(&with(Some(bad))).unwrap_err().to_string();
+            assert!(e.contains("between 2 and 1000"), "{e}");
+        }
+        for good in [None, Some(2), Some(64)] {
+            super::check_store_pool(&with(good)).unwrap();
+        }
+    }
+
     #[test]
     fn nodes_in_one_process_never_share_a_name() {
         let (a, b) = (super::node_id(), super::node_id());

@@ -21,6 +21,10 @@ pub struct Config {
     /// The store's URL: `postgres://…` for several nodes on one database.
     /// By default, the embedded store in `data_dir`.
     pub store: Option<String>,
+    /// Connections each node keeps to a PostgreSQL store (16 unless set;
+    /// one of them listens for the other nodes). Not used by the embedded
+    /// store.
+    pub store_pool: Option<u32>,
     /// A folder of workflow files (`*.toml`).
     pub workflows: Option<PathBuf>,
     /// How services reach this server for step callbacks; defaults to
@@ -49,6 +53,7 @@ impl Default for Config {
             listen: "127.0.0.1:7070".parse().expect("a valid address"),
             data_dir: PathBuf::from("./herald-data"),
             store: None,
+            store_pool: None,
             workflows: None,
             public_url: None,
             services: BTreeMap::new(),

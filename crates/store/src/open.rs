@@ -6,7 +6,11 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use herald_broker::Broker;
 
-use crate::{Error, Node, Result, Store, postgres::PgStore, sqlite::SqliteStore};
+use crate::{
+    Error, Node, Result, Store,
+    postgres::{self, PgStore},
+    sqlite::SqliteStore,
+};
 
 /// What [`open`] needs.
 pub struct StoreConfig {
@@ -17,6 +21,9 @@ pub struct StoreConfig {
     pub node: Node,
     /// How long a re-published event's source and id are recognised.
     pub dedupe_window: Duration,
+    /// Connections a networked store (PostgreSQL) keeps open; `None`, its
+    /// default. The embedded store has its own.
+    pub pool: Option<u32>,
 }
 
 /// The store and the broker a URL names.
@@ -38,7 +45,9 @@ pub async fn open(config: &StoreConfig) -> Result<Opened> {
         }
         "postgres" | "postgresql" => {
             let pg = Arc::new(
-                PgStore::open(&config.url, config.node.clone()).await?.with_dedupe_window(config.dedupe_window),
+                PgStore::open(&config.url, config.node.clone(), config.pool.unwrap_or(postgres::POOL))
+                    .await?
+                    .with_dedupe_window(config.dedupe_window),
             );
             Ok(Opened { store: pg.clone(), broker: pg })
         }
@@ -54,7 +63,7 @@ mod tests {
 
     fn config(url: String) -> StoreConfig {
         let node = Node { id: "n".into(), lease: chrono::Duration::seconds(60) };
-        StoreConfig { url, node, dedupe_window: Duration::from_secs(60) }
+        StoreConfig { url, node, dedupe_window: Duration::from_secs(60), pool: None }
     }
 
     #[tokio::test]

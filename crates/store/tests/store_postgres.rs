@@ -153,8 +153,12 @@ async fn a_lease_that_ran_out_is_claimed_again_by_its_own_node_under_a_new_token
 #[tokio::test]
 async fn a_postgres_url_opens_the_shared_store_and_its_broker() {
     let schema = TestSchema::new().await;
-    let config =
-        herald_store::StoreConfig { url: schema.url(), node: contract::node(), dedupe_window: Duration::from_secs(60) };
+    let config = herald_store::StoreConfig {
+        url: schema.url(),
+        node: contract::node(),
+        dedupe_window: Duration::from_secs(60),
+        pool: None,
+    };
     let opened = herald_store::open(&config).await.unwrap();
     assert!(opened.store.list(Default::default()).await.unwrap().is_empty());
     assert_eq!(opened.store.secret(vec![1]).await.unwrap(), [1]);

@@ -123,7 +123,12 @@ async fn an_expired_callback_token_is_refused_and_a_current_one_still_works() {
     // The same server secret signs a token for the same attempt that expired a second ago.
     let expired = {
         let node = herald_store::Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
-        let config = herald_store::StoreConfig { url: dir.store_url(), node, dedupe_window: Duration::from_secs(60) };
+        let config = herald_store::StoreConfig {
+            url: dir.store_url(),
+            node,
+            dedupe_window: Duration::from_secs(60),
+            pool: None,
+        };
         let secret = herald_store::open(&config).await.unwrap().store.secret(vec![]).await.unwrap();
         let tokens = herald_engine::tokens::Tokens::new(secret);
         let expired = tokens.issue(&id, "verify", 1, chrono::Utc::now() - chrono::Duration::seconds(1));

@@ -78,8 +78,9 @@ pub fn in_schema(url: &str, schema: &str) -> String {
     format!("{url}{sep}options=-csearch_path%3D{schema}")
 }
 
-/// Connections a node keeps to the database.
-const POOL: u32 = 16;
+/// Connections a node keeps to the database unless told otherwise (one of
+/// them listens for the other nodes' hints).
+pub const POOL: u32 = 16;
 
 /// How often an accept runs again after losing a race to another node.
 const RACES: usize = 2;
@@ -102,7 +103,7 @@ impl PgStore {
     /// connections apart in `pg_stat_activity`. A server that cannot be
     /// reached, or refuses the connection, fails the open at once, saying
     /// what to start or fix, and never with the URL: it may hold a password.
-    pub async fn open(url: &str, node: Node) -> Result<Self> {
+    pub async fn open(url: &str, node: Node, pool: u32) -> Result<Self> {
         let mut options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::Unsupported(format!("the store URL is not a PostgreSQL URL: {e}")))?;
         if options.get_application_name().is_none() {
@@ -113,7 +114,7 @@ impl PgStore {
         let first = options.connect().await.map_err(|e| cannot_connect(&options, e))?;
         first.close().await.map_err(|e| cannot_connect(&options, e))?;
         let pool = PgPoolOptions::new()
-            .max_connections(POOL)
+            .max_connections(pool)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await
