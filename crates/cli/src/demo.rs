@@ -63,7 +63,9 @@ pub async fn run(
             secret: Some(secret.clone()),
             public_key: None,
             issuer: None,
-            audience: None,
+            // As a deployment should: tokens made for another application
+            // are refused (and herald has nothing to warn about).
+            audience: Some(DEMO_AUDIENCE.into()),
         });
         // curl and the page's buttons work without a token, as the shop's
         // own back end would.
@@ -130,6 +132,9 @@ struct SessionRequest {
     user: String,
 }
 
+/// The `aud` of the demo's user tokens.
+const DEMO_AUDIENCE: &str = "herald-demo";
+
 /// A user token for whoever the page says it is: the demo's stand-in for
 /// the application's own sign-in.
 async fn session(State(demo): State<Demo>, Json(req): Json<SessionRequest>) -> Result<Json<Value>, ApiError> {
@@ -139,7 +144,7 @@ async fn session(State(demo): State<Demo>, Json(req): Json<SessionRequest>) -> R
         return Err(ApiError::InvalidInput("`user` must be 1-64 letters, digits or _ . @ -".into()));
     }
     let exp = chrono::Utc::now().timestamp() + 24 * 3600;
-    let claims = json!({"sub": req.user, "exp": exp});
+    let claims = json!({"sub": req.user, "exp": exp, "aud": DEMO_AUDIENCE});
     let key = jsonwebtoken::EncodingKey::from_secret(demo.secret.as_bytes());
     let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
         .map_err(|e| ApiError::Internal(e.to_string()))?;

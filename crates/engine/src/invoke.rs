@@ -127,7 +127,7 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
     // A service shedding load did not take the work on.
     let maybe_applied = status.is_server_error() && verdict != Verdict::Busy;
     let retry_after = if verdict == Verdict::Busy { retry_after } else { None };
-    (Outcome::Failed { error: describe(status, &body), retryable, maybe_applied, retry_after }, verdict)
+    (Outcome::Failed { error: describe(status, &body, FOR_A_PERSON), retryable, maybe_applied, retry_after }, verdict)
 }
 
 /// An answer's body, read up to `cap` bytes; `false` when there was more
@@ -166,14 +166,22 @@ fn transport_failure(e: &reqwest::Error, timeout: Duration) -> (Outcome, Verdict
     (failed("the connection to the service failed".into(), true), Verdict::Failed)
 }
 
-/// A short reason from a failed answer: a problem document's `detail` or
-/// `title`, an `error` field, or the status line.
-pub(crate) fn describe(status: reqwest::StatusCode, body: &[u8]) -> String {
-    let reason = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-        ["detail", "title", "error", "message"]
-            .iter()
-            .find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_string))
-    });
+/// The fields of a failed answer a step's reason may come from. An end
+/// user reads it on the timeline, so only a problem document's fields
+/// written for a person count (RFC 9457 `detail`, then `title`); an
+/// `error` or `message` field is often an exception's text.
+pub(crate) const FOR_A_PERSON: &[&str] = &["detail", "title"];
+
+/// The same for answers only services and admins read (a push
+/// consumer's refusal): any field that names the error.
+pub(crate) const FOR_SERVICES: &[&str] = &["detail", "title", "error", "message"];
+
+/// A short reason from a failed answer: the first of `fields` that holds
+/// text, else the status line.
+pub(crate) fn describe(status: reqwest::StatusCode, body: &[u8], fields: &[&str]) -> String {
+    let reason = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| fields.iter().find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_string)));
     match reason {
         Some(r) if !r.trim().is_empty() => clip(r.trim()),
         _ => format!("the service answered {} {}", status.as_u16(), status.canonical_reason().unwrap_or(""))

@@ -21,7 +21,10 @@ use tokio::sync::Semaphore;
 #[derive(Clone)]
 pub enum Reply {
     Json(Value),
+    /// A problem document with this status and `detail`.
     Status(u16, &'static str),
+    /// This status with this JSON body, as a framework's error page.
+    JsonStatus(u16, Value),
     Accept,
     /// Waits for a permit, then answers the inner reply.
     Gate(Arc<Semaphore>, Box<Reply>),
@@ -136,6 +139,7 @@ fn answer(reply: Reply) -> futures::future::BoxFuture<'static, axum::response::R
                 json!({ "title": "step failed", "detail": detail }).to_string(),
             )
                 .into_response(),
+            Reply::JsonStatus(code, v) => (StatusCode::from_u16(code).unwrap(), axum::Json(v)).into_response(),
             Reply::Accept => StatusCode::ACCEPTED.into_response(),
             Reply::Gate(gate, inner) => {
                 gate.acquire().await.unwrap().forget();

@@ -90,7 +90,7 @@ pub async fn post(
     let retry_after = invoke::retry_after(resp.headers()).filter(|d| *d <= MAX_RETRY_AFTER);
     // Read only for the error it names.
     let (body, _) = invoke::read_capped(resp, ERROR_BODY_BYTES).await;
-    let error = invoke::describe(status, &body);
+    let error = invoke::describe(status, &body, invoke::FOR_SERVICES);
     let code = status.as_u16();
     let redelivery = if code == 408 || code == 429 || status.is_server_error() {
         retry_after.map_or(Redelivery::Backoff, Redelivery::After)

@@ -108,3 +108,42 @@ async fn http_1_1_requests_without_exactly_one_valid_host_are_refused_on_every_p
     let seen: serde_json::Value = reqwest::get(format!("{}/_calls", up.url)).await.unwrap().json().await.unwrap();
     assert_eq!(seen["/who"], 2, "only the requests with one valid Host reached the instance: {seen}");
 }
+
+/// Sends `bytes` and waits for herald to close the connection; how long
+/// that took.
+async fn stall(addr: String, bytes: &'static [u8]) -> Duration {
+    let mut tcp = TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    let began = tokio::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(60), tcp.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a stalled client kept its connection a minute: {:?}", String::from_utf8_lossy(bytes));
+    began.elapsed()
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_its_head_or_its_body_is_let_go_on_every_path() {
+    let up = Upstream::start("a");
+    let mut stalls = Vec::new();
+    let mut heralds = Vec::new();
+    for express in [true, false] {
+        let h = herald(&[&up], |c| c.gateway.express = express).await;
+        let addr = h.url.trim_start_matches("http://").to_string();
+        for bytes in [
+            b"GET /gw/shop/who HTTP/1.1\r\nHost: loc".as_slice(),
+            b"POST /gw/shop/who HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{\"a\":",
+            b"GET /healthz HTTP/1.1\r\nHost: loc",
+            b"POST /v1/workflows/none/operations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"a\":",
+        ] {
+            stalls.push(tokio::spawn(stall(addr.clone(), bytes)));
+        }
+        heralds.push(h);
+    }
+    for (i, s) in stalls.into_iter().enumerate() {
+        let took = s.await.unwrap();
+        // herald's 30 s, not a reset at once nor the test's minute.
+        assert!(took >= Duration::from_secs(25), "stall {i} was let go after {took:?}, before its time");
+    }
+    drop(heralds);
+}

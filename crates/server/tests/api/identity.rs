@@ -151,6 +151,31 @@ async fn an_end_user_sees_labels_states_and_outcome_but_no_card_number_or_raw_re
 }
 
 #[tokio::test]
+async fn an_end_user_reads_a_service_s_problem_detail_but_never_its_raw_error_text() {
+    let svc = StepService::start().await;
+    let leak = "pq: relation ledger_77 does not exist";
+    let raw = json!({"error": leak, "message": leak, "trace": "at Ledger.java:77"});
+    svc.then("/a", vec![Reply::JsonStatus(500, raw.clone()), Reply::JsonStatus(500, raw)]);
+    svc.on("/b", Reply::Status(402, "Your card was declined."));
+    let wf = sequential("order", &["a", "b"], "subject = \"/user\"");
+    let app = app(&[&wf], &svc, &[]).await;
+    let start = app.http.post(app.url("/v1/workflows/order/operations")).bearer_auth(SHOP);
+    let id = send(start.json(&json!({"user": "alice"}))).await.1["id"].as_str().unwrap().to_string();
+    let op = app.wait_final(&id).await;
+    assert_eq!(op["status"], "failed", "{op}");
+
+    let alice = user("alice");
+    let get = |path: String| app.http.get(app.url(&path)).bearer_auth(&alice);
+    let own = send(get(format!("/v1/operations/{id}"))).await.1;
+    let stream = get(format!("/v1/operations/{id}/events")).send().await.unwrap().text().await.unwrap();
+    let inbox = send(get("/v1/me/notifications".into())).await.1;
+    let seen = format!("{own}{stream}{inbox}");
+    assert!(seen.contains("Your card was declined."), "the problem's detail is for the person: {seen}");
+    assert!(seen.contains("the service answered 500"), "herald's own words instead: {seen}");
+    assert!(!seen.contains("ledger_77") && !seen.contains("Ledger.java"), "raw error text shown: {seen}");
+}
+
+#[tokio::test]
 async fn a_token_in_the_query_opens_only_an_event_stream_and_only_for_an_end_user() {
     let svc = StepService::start().await;
     let wf = sequential("order", &["a"], "subject = \"/user\"");
