@@ -2,7 +2,11 @@
 //! latency: the 202, the operation durable) and then followed over SSE
 //! until its final event (end-to-end latency). With several nodes, each
 //! operation is started on the next node in turn and followed on another,
-//! so every event it sees crossed from one node to the other.
+//! so every event it sees crossed from one node to the other. One
+//! operation in [`PAIRED_EVERY`] is also followed on the node that started
+//! it, where an event arrives as soon as it is committed (the node's own
+//! hub): the other node's arrival minus that one is what crossing nodes
+//! adds, commit to receipt, with the commit's own time left out.
 
 use std::{
     sync::{
@@ -26,7 +30,13 @@ pub struct Sample {
     pub e2e_us: Option<u64>,
     /// Each event seen: when it arrived minus its `at`.
     pub lags: Vec<Lag>,
+    /// Paired operations only: for each event committed after both streams
+    /// were open, its arrival on the other node minus on the starting one.
+    pub cross_us: Vec<u64>,
 }
+
+/// One operation in this many is followed on two nodes (when there are).
+pub const PAIRED_EVERY: usize = 10;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Lag {
@@ -69,7 +79,8 @@ pub async fn run(
                     return anyhow::Ok(out);
                 }
                 let (at, watch) = (i % urls.len(), (i + 1) % urls.len());
-                out.push(one(&http, &urls[watch], &mut starters[at], i, follow).await?);
+                let paired = (urls.len() > 1 && i % PAIRED_EVERY == 0).then(|| urls[at].as_str());
+                out.push(one(&http, &urls[watch], paired, &mut starters[at], i, follow).await?);
                 bar.inc(1);
             }
         })
@@ -81,10 +92,12 @@ pub async fn run(
     Ok(Run { samples, wall: started.elapsed() })
 }
 
-/// Starts operation `i` with `starter`, and follows it on the node at `url`.
+/// Starts operation `i` with `starter`, and follows it on the node at
+/// `url` (and on `paired` too, when given).
 async fn one(
     http: &reqwest::Client,
     url: &str,
+    paired: Option<&str>,
     starter: &mut Starter,
     i: usize,
     follow: bool,
@@ -93,22 +106,60 @@ async fn one(
     let id = starter.start(format!("{{\"n\": {i}}}")).await?;
     let accept_us = t0.elapsed().as_micros() as u64;
     if !follow {
-        return Ok(Sample { accept_us, e2e_us: None, lags: vec![] });
+        return Ok(Sample { accept_us, e2e_us: None, lags: vec![], cross_us: vec![] });
     }
-    let mut lags = Vec::with_capacity(8);
     let asked = chrono::Utc::now();
-    let status = follow_to_end(http, url, &id, |e| {
-        let us = (chrono::Utc::now() - e.at).num_microseconds().unwrap_or(0).max(0) as u64;
-        lags.push(Lag { us, live: e.at >= asked });
-    })
-    .await?;
+    let remote = arrivals(http, url, &id);
+    let (remote, local) = match paired {
+        Some(local) => {
+            let (r, l) = tokio::join!(remote, arrivals(http, local, &id));
+            (r?, Some(l?))
+        }
+        None => (remote.await?, None),
+    };
+    let lags = remote
+        .events
+        .iter()
+        .map(|(e, _, now)| Lag { us: (*now - e.at).num_microseconds().unwrap_or(0).max(0) as u64, live: e.at >= asked })
+        .collect();
+    let cross_us = local.map(|l| crossing(&remote, &l)).unwrap_or_default();
+    let status = remote.events.last().map(|(e, ..)| e.kind.as_str()).unwrap_or_default();
     if status != "succeeded" {
         bail!("operation {id} ended {status}, expected succeeded");
     }
-    Ok(Sample { accept_us, e2e_us: Some(t0.elapsed().as_micros() as u64), lags })
+    Ok(Sample { accept_us, e2e_us: Some(t0.elapsed().as_micros() as u64), lags, cross_us })
 }
 
-#[derive(Deserialize)]
+/// An operation's events as one stream saw them: each with when it came
+/// (monotonic, and the wall clock for comparing with `at`), and when the
+/// stream was open.
+struct Arrivals {
+    open: chrono::DateTime<chrono::Utc>,
+    events: Vec<(SeenEvent, Instant, chrono::DateTime<chrono::Utc>)>,
+}
+
+async fn arrivals(http: &reqwest::Client, url: &str, id: &str) -> anyhow::Result<Arrivals> {
+    let mut events = Vec::with_capacity(8);
+    let open = follow(http, url, id, |e| events.push((e.clone(), Instant::now(), chrono::Utc::now()))).await?;
+    Ok(Arrivals { open, events })
+}
+
+/// For each event both streams saw live, how much later the remote one
+/// had it.
+fn crossing(remote: &Arrivals, local: &Arrivals) -> Vec<u64> {
+    let open = remote.open.max(local.open);
+    remote
+        .events
+        .iter()
+        .filter(|(e, ..)| e.at > open)
+        .filter_map(|(e, there, _)| {
+            let (_, here, _) = local.events.iter().find(|(l, ..)| l.at == e.at && l.kind == e.kind)?;
+            Some(there.saturating_duration_since(*here).as_micros() as u64)
+        })
+        .collect()
+}
+
+#[derive(Deserialize, Clone)]
 pub struct SeenEvent {
     #[serde(rename = "type")]
     pub kind: String,
@@ -123,10 +174,28 @@ pub async fn follow_to_end(
     id: &str,
     mut seen: impl FnMut(&SeenEvent),
 ) -> anyhow::Result<String> {
+    let mut last = String::new();
+    follow(http, url, id, |e| {
+        last = e.kind.clone();
+        seen(e)
+    })
+    .await?;
+    Ok(last)
+}
+
+/// Reads an operation's SSE stream until its final event, giving `seen`
+/// each; answers when the stream was open (its answer's head came).
+async fn follow(
+    http: &reqwest::Client,
+    url: &str,
+    id: &str,
+    mut seen: impl FnMut(&SeenEvent),
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     let resp = http.get(format!("{url}/v1/operations/{id}/events")).send().await?;
     if resp.status() != 200 {
         bail!("events of {id} answered {}", resp.status());
     }
+    let open = chrono::Utc::now();
     let mut body = resp.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -141,7 +210,7 @@ pub async fn follow_to_end(
                 let e: SeenEvent = serde_json::from_slice(data)?;
                 seen(&e);
                 if matches!(e.kind.as_str(), "succeeded" | "failed" | "cancelled") {
-                    return Ok(e.kind);
+                    return Ok(open);
                 }
             }
         }

@@ -203,6 +203,9 @@ async fn run_on(o: &Options, schema: &mut Option<pg::Schema>) -> anyhow::Result<
         figures.live_events = lags().filter(|l| l.live).count();
         figures.lag = Some(latency(&histogram(lags().map(|l| l.us))));
         figures.live_lag = Some(latency(&histogram(lags().filter(|l| l.live).map(|l| l.us))));
+        let cross = || run.samples.iter().flat_map(|s| s.cross_us.iter().copied());
+        figures.cross_events = cross().count();
+        figures.cross_lag = (figures.cross_events > 0).then(|| latency(&histogram(cross())));
     }
     let mut report = Report { watchers, run: Some(figures), ..report(o, run.wall, &accept, e2e.as_ref(), pid) };
     if let (Some(s), Some(before)) = (schema.as_mut(), &before.postgres) {

@@ -73,6 +73,11 @@ pub struct RunFigures {
     /// The events committed after the watcher asked for the stream.
     pub live_events: usize,
     pub live_lag: Option<Latency>,
+    /// With several nodes: events of the paired operations seen live on
+    /// both the starting node and another, and how much later the other
+    /// had each (what crossing nodes adds to commit-to-receipt).
+    pub cross_events: usize,
+    pub cross_lag: Option<Latency>,
 }
 
 #[derive(Serialize, Default)]
@@ -156,6 +161,12 @@ impl Report {
                 t.push_str(&format!(
                     "  lag      {} events p50/p99/max {:.2} / {:.2} / {:.2} ms; {} live {:.2} / {:.2} / {:.2} ms\n",
                     r.events, all.p50_ms, all.p99_ms, all.max_ms, r.live_events, live.p50_ms, live.p99_ms, live.max_ms
+                ));
+            }
+            if let Some(x) = &r.cross_lag {
+                t.push_str(&format!(
+                    "  across   {} events seen on two nodes: the other node later by p50/p99/max {:.2} / {:.2} / {:.2} ms\n",
+                    r.cross_events, x.p50_ms, x.p99_ms, x.max_ms
                 ));
             }
         }
