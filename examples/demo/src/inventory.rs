@@ -304,6 +304,20 @@ pub fn router(inventory: Inventory) -> Router {
         .with_state(inventory)
 }
 
+/// Sets a sku's stock in the inventory kept in `data_dir` (the demo
+/// running or not), as a delivery would: for runs that sell more than the
+/// catalogue's starting stock.
+pub async fn restock(data_dir: &Path, sku: &str, on_hand: i64) -> anyhow::Result<()> {
+    let path = data_dir.join(DATABASE);
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path))
+        .await
+        .with_context(|| format!("opening {}", path.display()))?;
+    let set = sqlx::query("UPDATE stock SET on_hand = $2 WHERE sku = $1").bind(sku).bind(on_hand).execute(&pool).await;
+    pool.close().await;
+    anyhow::ensure!(set?.rows_affected() == 1, "the shop does not sell {sku}");
+    Ok(())
+}
+
 /// `GET /inventory/stock`: `{ "<sku>": <on hand> }`.
 async fn stock(State(inv): State<Arc<Inventory>>) -> Result<Json<BTreeMap<String, i64>>, StepReply> {
     let rows: Vec<(String, i64)> = sqlx::query_as("SELECT sku, on_hand FROM stock ORDER BY sku")

@@ -59,6 +59,7 @@ use axum::{Router, http::StatusCode};
 use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinHandle};
 
+pub use crate::inventory::restock;
 use crate::inventory::{Announcer, Inventory};
 
 /// herald service names the shop answers for.

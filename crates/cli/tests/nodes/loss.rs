@@ -18,6 +18,8 @@ use crate::harness::{Cluster, Spec};
 const OPERATIONS: usize = 2000;
 /// Operations followed live on the surviving node.
 const WATCHED: usize = 60;
+/// The shop's tea.
+const STOCK: i64 = 10_000;
 /// The survivor.
 const LAST: usize = 2;
 
@@ -46,14 +48,17 @@ fn spec(store: String, demo: &herald_demo::Demo, smtp: u16) -> Spec {
     spec.toml(&extra)
 }
 
+/// The card the demo's payment always declines.
+const DECLINED: &str = "4000000000000002";
+
 /// The `n`th operation: orders and deletions in turn, each of its own
-/// customer or account (so none waits on another's concurrency key).
+/// customer or account (so none waits on another's concurrency key). One
+/// order in four pays with a declined card, so its reserved tea is put
+/// back: compensation runs across the nodes' loss too.
 fn operation(n: usize) -> (&'static str, Value) {
     if n.is_multiple_of(2) {
-        (
-            "place-order",
-            json!({ "customer": format!("c{n}"), "items": [{ "sku": "tea", "qty": 1 }], "card": "4242424242424242" }),
-        )
+        let card = if n.is_multiple_of(8) { DECLINED } else { "4242424242424242" };
+        ("place-order", json!({ "customer": format!("c{n}"), "items": [{ "sku": "tea", "qty": 1 }], "card": card }))
     } else {
         ("delete-account", json!({ "user_id": format!("u{n}"), "email": format!("u{n}@example.com") }))
     }
@@ -106,6 +111,8 @@ async fn losing_two_of_three_nodes_mid_run_loses_nothing_and_watchers_miss_nothi
     let schema = TestSchema::new().await;
     let dir = tempfile::tempdir().unwrap();
     let demo = herald_demo::start(Duration::ZERO, dir.path()).await.unwrap();
+    // Enough tea for every order: each fails only for its card.
+    herald_demo::restock(dir.path(), "tea", STOCK).await.unwrap();
     let smtp = SmtpSink::start(0).await.unwrap();
     let mut c = Cluster::start(spec(schema.url(), &demo, smtp.port)).await;
     demo.start_relay(&c.node(LAST).base);
@@ -154,6 +161,19 @@ async fn losing_two_of_three_nodes_mid_run_loses_nothing_and_watchers_miss_nothi
     eprintln!("outcomes: {outcomes:?}");
     let deletions = outcomes.get("delete-account succeeded").copied().unwrap_or(0);
     assert_eq!(deletions, OPERATIONS / 2, "every deletion succeeded: {outcomes:?}");
+    let declined = (0..OPERATIONS).step_by(8).count();
+    let paid = OPERATIONS / 2 - declined;
+    assert_eq!(outcomes.get("place-order succeeded"), Some(&paid), "every paid order succeeded: {outcomes:?}");
+    assert_eq!(outcomes.get("place-order failed"), Some(&declined), "every declined one failed: {outcomes:?}");
+    for n in (0..OPERATIONS).step_by(8) {
+        let op = &finals[&ops[n].0];
+        let reserve = op["steps"].as_array().unwrap().iter().find(|s| s["name"] == "reserve-inventory").unwrap();
+        assert_eq!(reserve["status"], "compensated", "order {n}'s tea was put back: {op}");
+    }
+    // Each paid order took one tea, and each declined one put its tea back.
+    let stock: Value =
+        c.http.get(format!("{}/inventory/stock", demo.shop_url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stock["tea"], STOCK - paid as i64, "{stock}");
 
     // Each idempotency key took effect once at the services.
     for app in [&demo.shop_url, &demo.account_url] {
