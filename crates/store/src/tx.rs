@@ -33,6 +33,16 @@ pub trait Tx {
 
     fn load(&mut self, id: &OperationId) -> impl Future<Output = Result<Option<Operation>>> + Send;
 
+    /// [`Tx::load`], then, only if the operation is there,
+    /// [`Tx::delete_task`] of `consume`'s task and owner: the operation,
+    /// and whether the task went (`true` with none to consume). One call,
+    /// so a networked backend can do both in one round trip.
+    fn load_consuming(
+        &mut self,
+        id: &OperationId,
+        consume: Option<(TaskId, &str)>,
+    ) -> impl Future<Output = Result<Option<(Operation, bool)>>> + Send;
+
     fn insert_op(&mut self, op: &Operation) -> impl Future<Output = Result<()>> + Send;
 
     /// Writes the operation's state over the stored one.

@@ -205,6 +205,75 @@ async fn an_accept_that_loses_its_idempotency_key_at_commit_answers_as_a_replay(
     assert_eq!(stored.len(), 1, "the losing accept wrote nothing");
 }
 
+/// How many rows of `table` this schema holds.
+async fn count(schema: &TestSchema, table: &str) -> i64 {
+    let mut c = schema.options().connect().await.unwrap();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))).fetch_one(&mut c).await.unwrap()
+}
+
+/// A schema of its own, one node on it, and an operation that node made.
+async fn one_made() -> (TestSchema, Arc<PgStore>, Arc<herald_core::Workflow>, herald_store::Applied) {
+    let schema = TestSchema::new().await;
+    let store = schema.store(contract::node()).await;
+    let wf = workflow("w", "", "");
+    let made = create(&*store, new_op(&wf, None, None)).await;
+    (schema, store, wf, made)
+}
+
+#[tokio::test]
+async fn an_accept_that_fails_writes_none_of_its_rows() {
+    let (schema, store, wf, first) = one_made().await;
+    let (events, tasks) = (count(&schema, "events").await, count(&schema, "tasks").await);
+    // Its operation's row cannot be written (the id is taken): its events
+    // and its task, sent in the same statement, must not be either.
+    let mut again = new_op(&wf, None, None);
+    again.op.id = first.op.id.clone();
+
+    assert!(store.accept(again).await.is_err(), "the id is taken");
+
+    assert_eq!((count(&schema, "events").await, count(&schema, "tasks").await), (events, tasks));
+    assert_eq!(count(&schema, "operations").await, 1);
+}
+
+#[tokio::test]
+async fn a_transition_of_an_operation_gone_from_the_store_leaves_the_task_it_was_to_consume() {
+    let (schema, store, wf, made) = one_made().await;
+    let task = made.tasks.iter().find(|t| t.owned).expect("a task held by the node that made it").clone();
+    let mut c = schema.options().connect().await.unwrap();
+    sqlx::query("DELETE FROM operations WHERE id = $1").bind(made.op.id.to_string()).execute(&mut c).await.unwrap();
+
+    let late = contract::apply(&*store, &wf, &made.op.id, Some(task.id), herald_core::Command::Discard).await;
+
+    assert!(matches!(late, herald_store::TransitionResult::Missing), "{late:?}");
+    assert!(store.finish_task(task.id).await.unwrap(), "the task is still there, and still this node's");
+}
+
+#[tokio::test]
+async fn new_tasks_on_two_nodes_at_once_get_ids_no_other_task_has() {
+    let (schema, a, b) = two_nodes(chrono::Duration::minutes(10)).await;
+    let wf = workflow("w", "", "");
+    let mut accepts = tokio::task::JoinSet::new();
+    for i in 0..150 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let new = new_op(&wf, None, None);
+        accepts.spawn(async move { (i % 2, create(&*node, new).await) });
+    }
+    let made = accepts.join_all().await;
+
+    let mut ids: Vec<i64> = made.iter().flat_map(|(_, m)| m.tasks.iter().map(|t| t.id.row)).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 150, "one task each, none sharing an id");
+    assert_eq!(count(&schema, "tasks").await, 150);
+    for (node, m) in &made {
+        let (mine, theirs) = if *node == 0 { (&a, &b) } else { (&b, &a) };
+        let task = &m.tasks[0];
+        assert!(!theirs.finish_task(task.id).await.unwrap(), "not the other node's");
+        assert!(mine.finish_task(task.id).await.unwrap(), "the id handed back is the row's, at its epoch");
+    }
+    assert_eq!(count(&schema, "tasks").await, 0);
+}
+
 #[tokio::test]
 async fn an_instance_registered_through_one_node_is_listed_and_deleted_for_every_node() {
     let (_schema, a, b) = two_nodes(chrono::Duration::minutes(10)).await;

@@ -23,10 +23,9 @@ pub async fn transition<T: Tx>(
     consume: Option<TaskId>,
     f: impl FnOnce(&mut Operation) -> Result<Transition, Rejection>,
 ) -> Result<TransitionResult> {
-    let Some(mut op) = tx.load(id).await? else { return Ok(TransitionResult::Missing) };
-    if let Some(task) = consume
-        && !tx.delete_task(task, &node.id).await?
-    {
+    let consume = consume.map(|task| (task, node.id.as_str()));
+    let Some((mut op, held)) = tx.load_consuming(id, consume).await? else { return Ok(TransitionResult::Missing) };
+    if !held {
         return Ok(TransitionResult::Missing);
     }
     let tr = f(&mut op).map_err(Error::Rejected)?;

@@ -16,7 +16,7 @@ use herald_broker::{Broker, CloudEvent, Message, Nacked, Published, Put, Redeliv
 use herald_core::Time;
 use tokio::sync::Notify;
 
-use super::{PgStore, RACES, end, topics, tx::PgTx};
+use super::{PgStore, RACES, topics, tx::PgTx};
 use crate::{Error, hints::Hint, policy::broker as policy, tx::TopicsTx};
 
 type BResult<T> = herald_broker::Result<T>;
@@ -39,12 +39,12 @@ macro_rules! in_tx {
         async {
             let mut race = 0;
             loop {
-                let mut open = $store.begin().await?;
+                let mut open = $store.tx();
                 let out = {
-                    let $tx = &mut PgTx(&mut open);
+                    let $tx = &mut open;
                     $body.await
                 };
-                match end(open, out).await {
+                match open.end(out).await {
                     Err(Error::Raced(e)) if race < RACES => {
                         race += 1;
                         tracing::debug!(error = %e, "a broker write lost a race to another node; running it again");
@@ -83,7 +83,7 @@ impl Broker for PgStore {
     async fn publish(&self, topic: &str, events: Vec<CloudEvent>) -> BResult<Vec<Published>> {
         let window = self.dedupe_window;
         let (published, woken) = in_tx!(self, |tx| async {
-            let subs = topics::for_topic(tx.0, topic).await?;
+            let subs = topics::for_topic(tx.conn().await?, topic).await?;
             let targets: Vec<&Subscription> = subs.iter().collect();
             policy::publish(tx, &targets, topic, &events, window, Utc::now()).await
         })?;
@@ -114,7 +114,7 @@ impl Broker for PgStore {
 
     async fn pull(&self, sub: &str, max: usize, lease: Duration) -> BResult<Vec<Message>> {
         let pulled = in_tx!(self, |tx| async {
-            let Some(s) = topics::by_name(tx.0, sub).await? else { return Ok(None) };
+            let Some(s) = topics::by_name(tx.conn().await?, sub).await? else { return Ok(None) };
             policy::pull(tx, &s, max, lease, Utc::now()).await.map(Some)
         })?;
         let (messages, moved) = known(sub, pulled)?;
@@ -126,7 +126,7 @@ impl Broker for PgStore {
 
     async fn ack(&self, sub: &str, ack_ids: &[String]) -> BResult<Vec<String>> {
         let acked = in_tx!(self, |tx| async {
-            let Some(s) = topics::by_name(tx.0, sub).await? else { return Ok(None) };
+            let Some(s) = topics::by_name(tx.conn().await?, sub).await? else { return Ok(None) };
             policy::ack(tx, &s.name, ack_ids).await.map(Some)
         })?;
         let (unknown, moved) = known(sub, acked)?;
@@ -138,7 +138,7 @@ impl Broker for PgStore {
 
     async fn nack(&self, sub: &str, ack_ids: &[String], redelivery: Redelivery, error: &str) -> BResult<Nacked> {
         let nacked = in_tx!(self, |tx| async {
-            let Some(s) = topics::by_name(tx.0, sub).await? else { return Ok(None) };
+            let Some(s) = topics::by_name(tx.conn().await?, sub).await? else { return Ok(None) };
             policy::nack(tx, &s, ack_ids, redelivery, error, Utc::now()).await.map(Some)
         })?;
         let nacked = known(sub, nacked)?;
@@ -149,7 +149,7 @@ impl Broker for PgStore {
 
     async fn redeliver(&self, sub: &str, event: CloudEvent) -> BResult<()> {
         let done = in_tx!(self, |tx| async {
-            let Some(s) = topics::by_name(tx.0, sub).await? else { return Ok(None) };
+            let Some(s) = topics::by_name(tx.conn().await?, sub).await? else { return Ok(None) };
             policy::redeliver(tx, &s, &event, Utc::now()).await.map(Some)
         })?;
         known(sub, done)?;
@@ -161,14 +161,14 @@ impl Broker for PgStore {
         let mut conn = self.conn().await?;
         let c = &mut *conn;
         let s = known(sub, topics::by_name(c, sub).await.map_err(storage)?)?;
-        policy::stats(&mut PgTx(c), &s.name, Utc::now()).await.map_err(storage)
+        policy::stats(&mut PgTx::on(c, &self.task_ids), &s.name, Utc::now()).await.map_err(storage)
     }
 
     async fn next_due(&self, sub: &str) -> BResult<Option<Time>> {
         let mut conn = self.conn().await?;
         let c = &mut *conn;
         let s = known(sub, topics::by_name(c, sub).await.map_err(storage)?)?;
-        PgTx(c).next_due(&s.name).await.map_err(storage)
+        PgTx::on(c, &self.task_ids).next_due(&s.name).await.map_err(storage)
     }
 
     fn wakeup(&self, sub: &str) -> Arc<Notify> {

@@ -3,7 +3,8 @@
 //!
 //! - [`tx`] — the policy's transaction ([`crate::tx::Tx`]) on one pooled
 //!   connection, and why it needs no stronger isolation than READ
-//!   COMMITTED; [`rows`] — the statements behind it.
+//!   COMMITTED; [`rows`] — the statements behind it; [`pending`] — the
+//!   rows it holds back and sends as one statement.
 //! - [`tasks`] — tasks and their leases: claims that skip each other's
 //!   rows, and the owner check that fences a node whose lease was taken.
 //! - [`read`] — the reads, on the pool.
@@ -18,15 +19,18 @@
 //!   (`LISTEN`/`NOTIFY`, gathered and sent beside the writes).
 //!
 //! Each write is one transaction on one connection: the policy runs
-//! inside it, awaiting each statement, and it commits on `Ok` and rolls
-//! back on `Err`. Unlike SQLite, no node owns the data: a crashed node's
-//! leases are not taken back at open but run out, and any node then
-//! claims its tasks.
+//! inside it, awaiting each statement that it reads from, and it commits
+//! on `Ok` and rolls back on `Err`. The rows it only writes go together,
+//! in one statement, and a write that is only such rows is that one
+//! statement, with no `BEGIN` or `COMMIT` (see [`tx`]). Unlike SQLite, no
+//! node owns the data: a crashed node's leases are not taken back at open
+//! but run out, and any node then claims its tasks.
 
 mod broker;
 mod deliveries;
 mod hints;
 mod instances;
+mod pending;
 mod read;
 mod rows;
 mod schema;
@@ -43,7 +47,7 @@ use herald_core::{
     notify::{InboxChange, Notification},
 };
 use sqlx::{
-    ConnectOptions, Connection, PgPool, Postgres, Transaction,
+    ConnectOptions, Connection, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -93,6 +97,8 @@ pub struct PgStore {
     /// How long a published event's source and id are remembered.
     dedupe_window: chrono::Duration,
     hints: hints::Hints,
+    /// New tasks' ids, taken ahead.
+    task_ids: tasks::TaskIds,
 }
 
 impl PgStore {
@@ -128,7 +134,7 @@ impl PgStore {
         schema::migrate(&pool).await?;
         let hints = hints::Hints::start(&pool, &node.id).await?;
         let dedupe_window = policy::broker::DEFAULT_DEDUPE_WINDOW;
-        Ok(PgStore { pool, node, hints, wakeups: Default::default(), dedupe_window })
+        Ok(PgStore { pool, node, hints, wakeups: Default::default(), dedupe_window, task_ids: Default::default() })
     }
 
     /// How long a re-publish of the same source and id is recognised.
@@ -144,8 +150,9 @@ impl PgStore {
         self.hints.send(out);
     }
 
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
+    /// A write transaction, begun at its first statement.
+    fn tx(&self) -> PgTx<'_> {
+        PgTx::new(&self.pool, &self.task_ids)
     }
 }
 
@@ -174,23 +181,6 @@ fn cannot_connect(options: &PgConnectOptions, e: sqlx::Error) -> Error {
     })
 }
 
-/// Commits what a policy function wrote if it succeeded, and rolls it
-/// back if it failed.
-async fn end<T>(tx: Transaction<'static, Postgres>, out: Result<T>) -> Result<T> {
-    match out {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(error = %rollback, "a rollback failed; the connection is dropped instead");
-            }
-            Err(e)
-        }
-    }
-}
-
 /// A second copy of a new operation, to run its accept again.
 fn copy(new: &NewOperation) -> NewOperation {
     NewOperation {
@@ -216,9 +206,9 @@ impl Store for PgStore {
         for race in 0..=RACES {
             let contended = new.idempotency.is_some() || new.on_conflict.is_some();
             let spare = (contended && race < RACES).then(|| copy(&new));
-            let mut tx = self.begin().await?;
-            let out = policy::accept(&mut PgTx(&mut tx), &self.node, new).await;
-            let out = end(tx, out).await;
+            let mut tx = self.tx();
+            let out = policy::accept(&mut tx, &self.node, new).await;
+            let out = tx.end(out).await;
             if let Ok(Accepted::Created(applied)) = &out {
                 self.announce(applied);
             }
@@ -234,9 +224,9 @@ impl Store for PgStore {
     }
 
     async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult> {
-        let mut tx = self.begin().await?;
-        let out = policy::transition(&mut PgTx(&mut tx), &self.node, id, consume, f).await;
-        let out = policy::answer(end(tx, out).await);
+        let mut tx = self.tx();
+        let out = policy::transition(&mut tx, &self.node, id, consume, f).await;
+        let out = policy::answer(tx.end(out).await);
         if let Ok(TransitionResult::Applied(applied)) = &out {
             self.announce(applied);
         }
@@ -334,9 +324,9 @@ impl Store for PgStore {
     }
 
     async fn dead_letter(&self, id: TaskId, letter: DeadLetter) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let out = policy::dead_letter(&mut PgTx(&mut tx), &self.node, id, &letter).await;
-        end(tx, out).await
+        let mut tx = self.tx();
+        let out = policy::dead_letter(&mut tx, &self.node, id, &letter).await;
+        tx.end(out).await
     }
 
     async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>> {
@@ -357,15 +347,15 @@ impl Store for PgStore {
         op: &OperationId,
         kind: herald_core::TaskKind,
     ) -> Result<Option<Task>> {
-        let mut tx = self.begin().await?;
-        let out = policy::redrive_task(&mut PgTx(&mut tx), &self.node, dead_letter, op, kind).await;
-        end(tx, out).await
+        let mut tx = self.tx();
+        let out = policy::redrive_task(&mut tx, &self.node, dead_letter, op, kind).await;
+        tx.end(out).await
     }
 
     async fn mark_read(&self, subject: &str, id: Option<&str>) -> Result<Vec<InboxChange>> {
-        let mut tx = self.begin().await?;
-        let out = policy::mark_read(&mut PgTx(&mut tx), subject, id).await;
-        let changes = end(tx, out).await?;
+        let mut tx = self.tx();
+        let out = policy::mark_read(&mut tx, subject, id).await;
+        let changes = tx.end(out).await?;
         if !changes.is_empty() {
             self.hints.send([Hint::Inbox(subject.to_string())]);
         }
@@ -373,9 +363,9 @@ impl Store for PgStore {
     }
 
     async fn put_instance(&self, instance: &RegisteredInstance) -> Result<Registered> {
-        let mut tx = self.begin().await?;
-        let out = policy::put_instance(&mut PgTx(&mut tx), instance).await;
-        let registered = end(tx, out).await?;
+        let mut tx = self.tx();
+        let out = policy::put_instance(&mut tx, instance).await;
+        let registered = tx.end(out).await?;
         // A heartbeat only moves the expiry on: other nodes read it at
         // their next refresh.
         if registered != Registered::Renewed {

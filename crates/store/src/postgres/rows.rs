@@ -3,7 +3,7 @@
 //! here decides; [`crate::policy`] does, over these through [`super::tx`].
 //! (Tasks and their leases are in [`super::tasks`].)
 
-use herald_core::{Event, Operation, OperationId, Time, concurrency::Active, notify::Notification};
+use herald_core::{Operation, OperationId, Time, concurrency::Active, notify::Notification};
 use sqlx::{PgConnection, Row};
 
 use crate::{
@@ -15,36 +15,6 @@ use crate::{
 /// read-modify-write of it on another node waits for this one's commit.
 pub async fn load(c: &mut PgConnection, id: &OperationId) -> Result<Option<Operation>> {
     super::read::operation(c, id, true).await
-}
-
-pub async fn insert_op(c: &mut PgConnection, op: &Operation) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO operations (id, workflow, subject, status, concurrency_key, queued, updated_at, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(&*op.id.text())
-    .bind(&op.workflow)
-    .bind(&op.subject)
-    .bind(op.status.as_str())
-    .bind(&op.concurrency_key)
-    .bind(op.is_queued())
-    .bind(ms(op.updated_at))
-    .bind(json(op)?)
-    .execute(c)
-    .await?;
-    Ok(())
-}
-
-pub async fn update_op(c: &mut PgConnection, op: &Operation) -> Result<()> {
-    sqlx::query("UPDATE operations SET status = $2, updated_at = $3, state = $4, queued = $5 WHERE id = $1")
-        .bind(&*op.id.text())
-        .bind(op.status.as_str())
-        .bind(ms(op.updated_at))
-        .bind(json(op)?)
-        .bind(op.is_queued())
-        .execute(c)
-        .await?;
-    Ok(())
 }
 
 /// The advisory locks' first keys: what the second (a hash) is of.
@@ -129,25 +99,6 @@ pub async fn insert_idempotency(
         }
         other => other.map(drop).map_err(Into::into),
     }
-}
-
-pub async fn insert_events(c: &mut PgConnection, op: &OperationId, events: &[Event]) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    // One statement for them all: each is a round trip to the server.
-    let (mut seqs, mut bodies) = (Vec::with_capacity(events.len()), Vec::with_capacity(events.len()));
-    for e in events {
-        seqs.push(e.seq as i64);
-        bodies.push(json(e)?);
-    }
-    sqlx::query("INSERT INTO events (op_id, seq, body) SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[])")
-        .bind(&*op.text())
-        .bind(seqs)
-        .bind(bodies)
-        .execute(c)
-        .await?;
-    Ok(())
 }
 
 /// The subject's next change number. The counter's row lock keeps two

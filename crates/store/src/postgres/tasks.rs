@@ -12,34 +12,75 @@
 //! older attempt was still in flight), finds the task no longer its own
 //! and changes nothing.
 
-use herald_core::{OperationId, TaskKind, Time};
-use sqlx::{PgConnection, PgPool};
-
-use crate::{
-    Node, Result, Task, TaskId,
-    codec::{self, json, ms, readable, time},
-    tx::Lease,
+use std::{
+    collections::VecDeque,
+    sync::{Mutex, PoisonError},
 };
 
-pub async fn insert(
+use herald_core::{Operation, OperationId, TaskKind, Time};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use crate::{
+    Error, Node, Result, Task, TaskId,
+    codec::{self, json, ms, readable, time},
+};
+
+/// Task ids taken from the table's sequence ahead of their rows, a block
+/// at a time, so a new task's id is known before its row is written (and
+/// its row can go in one statement with the rest of its transaction). Ids
+/// taken and never written leave gaps, as rolled-back inserts always did.
+#[derive(Default)]
+pub struct TaskIds(Mutex<VecDeque<i64>>);
+
+/// How many ids one trip to the sequence takes.
+const ID_BLOCK: i64 = 64;
+
+impl TaskIds {
+    /// The next id, on `c` when the block ran out.
+    pub async fn next<'e>(&self, c: impl PgExecutor<'e>) -> Result<i64> {
+        if let Some(id) = self.lock().pop_front() {
+            return Ok(id);
+        }
+        let mut block: VecDeque<i64> =
+            sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('tasks', 'id')) FROM generate_series(1, $1)")
+                .bind(ID_BLOCK)
+                .fetch_all(c)
+                .await?
+                .into();
+        let first = block.pop_front().ok_or_else(|| Error::Internal("the task id sequence gave nothing".into()))?;
+        self.lock().append(&mut block);
+        Ok(first)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<i64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The operation as stored, locked as [`super::rows::load`] locks it, and,
+/// only if it is there, the task deleted if `owner` holds it under this
+/// claim ([`delete`]): one round trip for both. The operation's lock is
+/// taken before the task's row is touched, as when they ran one after the
+/// other.
+pub async fn load_consuming(
     c: &mut PgConnection,
-    op: &OperationId,
-    kind: &TaskKind,
-    due: Time,
-    lease: Option<Lease<'_>>,
-) -> Result<TaskId> {
-    let (row, epoch) = sqlx::query_as(
-        "INSERT INTO tasks (op_id, kind, due_at, owner, lease_until) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, epoch",
+    id: &OperationId,
+    task: TaskId,
+    owner: &str,
+) -> Result<Option<(Operation, bool)>> {
+    let (state, held): (Option<String>, bool) = sqlx::query_as(
+        "WITH op AS (SELECT state FROM operations WHERE id = $1 FOR UPDATE),
+              gone AS (DELETE FROM tasks WHERE id = $2 AND epoch = $3 AND owner = $4 AND EXISTS (SELECT FROM op)
+                       RETURNING id)
+         SELECT (SELECT state FROM op), EXISTS (SELECT FROM gone)",
     )
-    .bind(&*op.text())
-    .bind(json(kind)?)
-    .bind(ms(due))
-    .bind(lease.map(|l| l.owner))
-    .bind(lease.map(|l| ms(l.until)))
+    .bind(&*id.text())
+    .bind(task.row)
+    .bind(task.epoch)
+    .bind(owner)
     .fetch_one(c)
     .await?;
-    Ok(TaskId { row, epoch })
+    state.map(|s| Ok((codec::operation(id, &s)?, held))).transpose()
 }
 
 /// Leases up to `limit` free due tasks, and as many whose lease ran out,

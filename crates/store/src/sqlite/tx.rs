@@ -42,6 +42,18 @@ impl Tx for Rows<'_> {
         ready(read::get(self.0, id))
     }
 
+    fn load_consuming(&mut self, id: &OperationId, consume: Option<(TaskId, &str)>) -> Done<Option<(Operation, bool)>> {
+        let loaded = read::get(self.0, id).and_then(|op| {
+            let Some(op) = op else { return Ok(None) };
+            let held = match consume {
+                Some((task, owner)) => rows::delete_task(self.0, task, owner)?,
+                None => true,
+            };
+            Ok(Some((op, held)))
+        });
+        ready(loaded)
+    }
+
     fn insert_op(&mut self, op: &Operation) -> Done<()> {
         ready(rows::insert_op(self.0, op))
     }
