@@ -61,6 +61,10 @@ pub enum Health {
     Down,
 }
 
+/// How the instances written in the configuration are named (`config-0`,
+/// `config-1`…); the API registers no id that begins so.
+pub const CONFIGURED: &str = "config-";
+
 pub struct Instance {
     pub id: String,
     /// Base URL, no trailing slash.
@@ -205,7 +209,7 @@ impl Service {
             .instances
             .iter()
             .enumerate()
-            .map(|(i, url)| Arc::new(Instance::new(format!("config-{i}"), url.clone(), Value::Null, None)))
+            .map(|(i, url)| Arc::new(Instance::new(format!("{CONFIGURED}{i}"), url.clone(), Value::Null, None)))
             .collect();
         let now = Instant::now();
         Ok(Service {

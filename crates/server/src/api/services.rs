@@ -66,6 +66,12 @@ pub async fn register(
 ) -> ApiResult<Response> {
     check_name("service", &name)?;
     check_name("instance", &id)?;
+    if id.starts_with(herald_gateway::registry::CONFIGURED) {
+        let reserved = herald_gateway::registry::CONFIGURED;
+        return Err(ApiError::InvalidInput(format!(
+            "`{id}`: ids that begin `{reserved}` name the instances written in the configuration"
+        )));
+    }
     require_speaks_for(&caller, &name)?;
     let req: RegisterRequest = posted.json()?;
     let ttl = req.ttl.map_or(Duration::from_secs(30), |t| t.0);
