@@ -218,6 +218,7 @@ impl Engine {
         cmd: Command,
     ) -> herald_store::Result<TransitionResult> {
         let mut races = 0;
+        let cmd = Arc::new(cmd);
         let result = loop {
             let (workflows, cmd) = (self.0.workflows.clone(), cmd.clone());
             let now = Utc::now();
@@ -225,7 +226,7 @@ impl Engine {
                 let wf = workflows
                     .version(&op.workflow, op.version)
                     .ok_or_else(|| Rejection::UnknownWorkflow(op.workflow.clone()))?;
-                machine::apply(op, &wf, cmd, now)
+                machine::apply(op, &wf, (*cmd).clone(), now)
             });
             // A transition that lost a race with another node's write (a
             // deadlock between the two) was rolled back whole: it runs

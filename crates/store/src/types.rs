@@ -44,8 +44,10 @@ pub struct Task {
     pub owned: bool,
 }
 
-/// Changes an operation inside the store's transaction.
-pub type TransitionFn = Box<dyn FnOnce(&mut Operation) -> Result<Transition, Rejection> + Send>;
+/// Changes an operation inside the store's transaction. A `Fn`, not a
+/// `FnOnce`: a store that wrote it in a batch that then failed runs it
+/// again, alone, on the state as it then is.
+pub type TransitionFn = Box<dyn Fn(&mut Operation) -> Result<Transition, Rejection> + Send + Sync>;
 
 /// Cancels an older operation in favour of a newer one (concurrency `supersede`).
 pub type SupersedeFn = Arc<dyn Fn(&mut Operation) -> Transition + Send + Sync>;

@@ -292,3 +292,34 @@ async fn an_instance_registered_through_one_node_is_listed_and_deleted_for_every
     assert!(b.delete_instance("shop", "a-1").await.unwrap());
     assert!(a.instances(now).await.unwrap().is_empty(), "gone for the node that registered it too");
 }
+
+#[tokio::test]
+async fn accepts_and_transitions_asked_for_at_once_share_commits() {
+    let schema = TestSchema::new().await;
+    let store = schema.store(contract::node()).await;
+    let wf = workflow("w", "", "");
+    let before = store.group_commits();
+
+    let mut accepts = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (store, new) = (store.clone(), new_op(&wf, None, None));
+        accepts.spawn(async move { create(&*store, new).await });
+    }
+    let made = accepts.join_all().await;
+    let mut answers = tokio::task::JoinSet::new();
+    for m in &made {
+        let (store, wf, id) = (store.clone(), wf.clone(), m.op.id.clone());
+        let call = m.tasks.iter().find(|t| t.owned).expect("a held task").id;
+        let done = contract::answer(1, herald_core::machine::Outcome::Done(serde_json::json!({})));
+        answers.spawn(async move { contract::applied(&*store, &wf, &id, Some(call), done).await });
+    }
+    let ended = answers.join_all().await;
+
+    assert!(ended.iter().all(|a| a.op.is_final()));
+    assert_eq!(count(&schema, "operations").await, 200);
+    assert_eq!(count(&schema, "tasks").await, 0, "every task consumed once");
+    let after = store.group_commits();
+    let (batches, jobs) = (after.batches - before.batches, after.jobs - before.jobs);
+    assert_eq!(jobs, 400, "every accept and transition ran in a batch");
+    assert!(batches < jobs, "some shared a commit: {jobs} in {batches} batches");
+}

@@ -80,6 +80,7 @@ macro_rules! contract_tests {
             a_superseding_operation_waits_until_the_older_one_has_wound_down,
             a_transition_whose_task_this_node_no_longer_holds_changes_nothing,
             a_refused_transition_keeps_its_task_and_writes_nothing,
+            transitions_at_once_each_apply_or_are_refused_as_alone,
             claim_due_leases_free_due_tasks_once_and_release_gives_them_back,
             a_task_due_later_is_claimed_only_once_it_is_due,
             a_task_claimed_again_by_the_same_node_fences_the_earlier_claims_token,
@@ -162,7 +163,7 @@ pub async fn apply(
     cmd: Command,
 ) -> TransitionResult {
     let wf = wf.clone();
-    let f = Box::new(move |op: &mut Operation| machine::apply(op, &wf, cmd, Utc::now()));
+    let f = Box::new(move |op: &mut Operation| machine::apply(op, &wf, cmd.clone(), Utc::now()));
     store.transition(id, task, f).await.expect("transition")
 }
 

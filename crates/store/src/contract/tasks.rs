@@ -56,6 +56,71 @@ pub async fn a_refused_transition_keeps_its_task_and_writes_nothing(h: &impl Har
     assert!(!store.finish_task(call).await.unwrap(), "finished once");
 }
 
+/// Many transitions asked for at once (a backend may commit them
+/// together): each applies or is refused as it would alone, and a refused
+/// one leaves its operation and its task as they were, whatever its
+/// neighbours did. Some operations get two at once: one applies, and the
+/// other sees what it wrote.
+pub async fn transitions_at_once_each_apply_or_are_refused_as_alone(h: &impl Harness) {
+    let store = h.store();
+    let wf = workflow("w", "", "");
+    let mut made = Vec::new();
+    for _ in 0..60 {
+        made.push(create(&*store, new_op(&wf, None, None)).await);
+    }
+    let done = || answer(1, Outcome::Done(serde_json::json!({})));
+    let refused = || Command::Callback { step: "a".into(), attempt: 1, outcome: Outcome::Accepted, sample: 0.5 };
+    let mut asked = tokio::task::JoinSet::new();
+    for (i, op) in made.iter().enumerate() {
+        let (s, w, id, call) = (store.clone(), wf.clone(), op.op.id.clone(), call_of(&op.tasks).id);
+        let cmd = if i % 3 == 1 { refused() } else { done() };
+        asked.spawn(async move { (i, apply(&*s, &w, &id, Some(call), cmd).await) });
+        if i % 3 == 2 {
+            // A second answer to the same call, with no task: refused once
+            // the first applied, as the step is no longer running.
+            let (store, wf, id) = (store.clone(), wf.clone(), op.op.id.clone());
+            asked.spawn(async move { (i + 1000, apply(&*store, &wf, &id, None, done()).await) });
+        }
+    }
+    let answers = asked.join_all().await;
+
+    // For each operation: which of its transitions wrote (its first,
+    // which consumes its task, or the second, which consumes none); the
+    // first consumes its task either way.
+    let mut applied: Vec<Vec<bool>> = vec![vec![]; 60];
+    for (n, answer) in &answers {
+        let (i, consuming) = (n % 1000, *n < 1000);
+        match (i % 3, answer) {
+            (1, TransitionResult::Rejected(Rejection::NotAwaiting(_))) => {}
+            // The later of two answers finds the step over: nothing to
+            // write.
+            (2, TransitionResult::Applied(a)) if a.events.is_empty() => {}
+            (0 | 2, TransitionResult::Applied(a)) => {
+                assert!(a.op.is_final(), "{a:?}");
+                applied[i].push(consuming);
+            }
+            (2, TransitionResult::Rejected(_)) => {}
+            other => panic!("operation {i}: {other:?}"),
+        }
+    }
+    for (i, op) in made.iter().enumerate() {
+        let call = call_of(&op.tasks).id;
+        let stored = get(&*store, &op.op.id).await;
+        if i % 3 == 1 {
+            assert_eq!(stored.last_seq, op.op.last_seq, "operation {i}: the refused transition wrote nothing");
+            assert!(store.finish_task(call).await.unwrap(), "operation {i}: its task is still held");
+            continue;
+        }
+        assert!(stored.is_final(), "operation {i}: {:?}", stored.status);
+        assert_eq!(applied[i].len(), 1, "operation {i}: one of its answers applied: {:?}", applied[i]);
+        assert!(!store.finish_task(call).await.unwrap(), "operation {i}: its task was consumed");
+        let events = store.events(&op.op.id, 0, 1000).await.unwrap();
+        assert_eq!(events.last().map(|e| e.seq), Some(stored.last_seq), "operation {i}: one timeline");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=stored.last_seq).collect::<Vec<_>>(), "operation {i}: no gap and no repeat");
+    }
+}
+
 pub async fn claim_due_leases_free_due_tasks_once_and_release_gives_them_back(h: &impl Harness) {
     let store = h.store();
     let wf = workflow("w", "expected_within = \"1h\"", "");

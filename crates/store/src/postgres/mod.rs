@@ -1,6 +1,8 @@
 //! The networked backend: PostgreSQL over a sqlx pool, for several herald
 //! nodes sharing one database.
 //!
+//! - [`batch`] — group commit: the accepts and transitions asked for at
+//!   one moment share a transaction, a load and a commit.
 //! - [`tx`] — the policy's transaction ([`crate::tx::Tx`]) on one pooled
 //!   connection, and why it needs no stronger isolation than READ
 //!   COMMITTED; [`rows`] — the statements behind it; [`pending`] — the
@@ -26,6 +28,7 @@
 //! node owns the data: a crashed node's leases are not taken back at open
 //! but run out, and any node then claims its tasks.
 
+mod batch;
 mod broker;
 mod deliveries;
 mod hints;
@@ -39,7 +42,7 @@ mod topics;
 mod topics_tx;
 mod tx;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use herald_core::{
@@ -56,6 +59,7 @@ use crate::{
     Accepted, Applied, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Registered,
     RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
 };
+pub use batch::GroupCommits;
 use tx::PgTx;
 
 /// sqlx's errors reach callers as the store's own, so no caller depends on
@@ -98,7 +102,9 @@ pub struct PgStore {
     dedupe_window: chrono::Duration,
     hints: hints::Hints,
     /// New tasks' ids, taken ahead.
-    task_ids: tasks::TaskIds,
+    task_ids: Arc<tasks::TaskIds>,
+    /// Accepts and transitions, committed in batches.
+    batches: batch::Batches,
 }
 
 impl PgStore {
@@ -134,13 +140,20 @@ impl PgStore {
         schema::migrate(&pool).await?;
         let hints = hints::Hints::start(&pool, &node.id).await?;
         let dedupe_window = policy::broker::DEFAULT_DEDUPE_WINDOW;
-        Ok(PgStore { pool, node, hints, wakeups: Default::default(), dedupe_window, task_ids: Default::default() })
+        let task_ids = Arc::new(tasks::TaskIds::default());
+        let batches = batch::Batches::start(pool.clone(), node.clone(), task_ids.clone());
+        Ok(PgStore { pool, node, hints, wakeups: Default::default(), dedupe_window, task_ids, batches })
     }
 
     /// How long a re-publish of the same source and id is recognised.
     pub fn with_dedupe_window(mut self, window: Duration) -> Self {
         self.dedupe_window = chrono::Duration::from_std(window).unwrap_or(policy::broker::DEFAULT_DEDUPE_WINDOW);
         self
+    }
+
+    /// How many accepts and transitions shared how many commits.
+    pub fn group_commits(&self) -> GroupCommits {
+        self.batches.counts()
     }
 
     /// Tells other nodes what a commit changed.
@@ -202,31 +215,51 @@ impl Store for PgStore {
     /// The accept then rolls back and runs again, and the policy answers
     /// as it answers once the other node's write is there.
     async fn accept(&self, new: NewOperation) -> Result<Accepted> {
-        let mut new = new;
-        for race in 0..=RACES {
+        let new = Arc::new(new);
+        let (mut races, mut alone) = (0, false);
+        loop {
             let contended = new.idempotency.is_some() || new.on_conflict.is_some();
-            let spare = (contended && race < RACES).then(|| copy(&new));
-            let mut tx = self.tx();
-            let out = policy::accept(&mut tx, &self.node, new).await;
-            let out = tx.end(out).await;
-            if let Ok(Accepted::Created(applied)) = &out {
-                self.announce(applied);
-            }
-            match (out, spare) {
-                (Err(Error::Raced(e)), Some(again)) => {
-                    tracing::debug!(error = %e, "an accept lost a race to another node; running it again");
-                    new = again;
+            let out = match self.batches.run(batch::Work::Accept(new.clone()), alone).await {
+                batch::Reply::Done(out) => out,
+                batch::Reply::Again(_) if !alone => {
+                    alone = true;
+                    continue;
                 }
-                (out, _) => return out,
+                batch::Reply::Again(e) => Err(e),
+            };
+            let out = out.and_then(|done| match done {
+                batch::Done::Accepted(a) => Ok(a),
+                batch::Done::Transitioned(_) => Err(Error::Internal("an accept answered as a transition".into())),
+            });
+            match out {
+                Err(Error::Raced(e)) if contended && races < RACES => {
+                    tracing::debug!(error = %e, "an accept lost a race to another node; running it again");
+                    races += 1;
+                }
+                Ok(Accepted::Created(applied)) => {
+                    self.announce(&applied);
+                    return Ok(Accepted::Created(applied));
+                }
+                out => return out,
             }
         }
-        Err(Error::Internal("an accept ran out of tries".into()))
     }
 
     async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult> {
-        let mut tx = self.tx();
-        let out = policy::transition(&mut tx, &self.node, id, consume, f).await;
-        let out = policy::answer(tx.end(out).await);
+        let f = Arc::new(f);
+        let mut alone = false;
+        let out = loop {
+            let work = batch::Work::Transition { id: id.clone(), consume, f: f.clone() };
+            match self.batches.run(work, alone).await {
+                batch::Reply::Done(out) => break out,
+                batch::Reply::Again(_) if !alone => alone = true,
+                batch::Reply::Again(e) => break Err(e),
+            }
+        };
+        let out = out.and_then(|done| match done {
+            batch::Done::Transitioned(t) => Ok(t),
+            batch::Done::Accepted(_) => Err(Error::Internal("a transition answered as an accept".into())),
+        });
         if let Ok(TransitionResult::Applied(applied)) = &out {
             self.announce(applied);
         }

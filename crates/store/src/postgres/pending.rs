@@ -1,7 +1,8 @@
 //! Writes held back until the transaction needs them: the rows of
 //! operations, events and tasks that a policy function writes and reads no
-//! more, sent as one statement (a data-modifying `WITH`) instead of one
-//! round trip each.
+//! more, and the tasks it consumed, sent as one statement (a
+//! data-modifying `WITH`, each part one array-bound statement however many
+//! rows it has) instead of one round trip each.
 //!
 //! [`super::tx::PgTx`] sends them before any other statement of its
 //! transaction (so whatever runs next sees them, as if each had run when
@@ -13,6 +14,11 @@
 //! sees what another writes: so an operation is written at most once in a
 //! batch ([`Pending::touches`] tells the caller to send what is held
 //! first), and nothing here reads.
+//!
+//! What is held can be cut back to a [`Mark`]: a batch of several callers'
+//! writes in one transaction (`super::batch`) drops a refused caller's
+//! rows that way, and sends the rows held before a caller's own apart from
+//! the caller's.
 
 use herald_core::{Event, Operation, OperationId, TaskKind, Time};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
@@ -30,29 +36,25 @@ struct OpRow {
     queued: bool,
     updated_at: i64,
     state: String,
-    /// Set only when the row is new: they never change.
-    new: Option<NewOp>,
 }
 
+/// The columns written only when an operation's row is new: they never
+/// change.
 struct NewOp {
+    row: OpRow,
     workflow: String,
     subject: Option<String>,
     concurrency_key: Option<String>,
 }
 
 impl OpRow {
-    fn of(op: &Operation, new: bool) -> Result<Self> {
+    fn of(op: &Operation) -> Result<Self> {
         Ok(OpRow {
             id: op.id.text().to_string(),
             status: op.status.as_str(),
             queued: op.is_queued(),
             updated_at: ms(op.updated_at),
             state: json(op)?,
-            new: new.then(|| NewOp {
-                workflow: op.workflow.clone(),
-                subject: op.subject.clone(),
-                concurrency_key: op.concurrency_key.clone(),
-            }),
         })
     }
 }
@@ -65,29 +67,67 @@ type TaskRow = (i64, String, String, i64, Option<String>, Option<i64>);
 
 #[derive(Default)]
 pub struct Pending {
-    ops: Vec<OpRow>,
+    inserts: Vec<NewOp>,
+    updates: Vec<OpRow>,
     events: Vec<EventRow>,
     tasks: Vec<TaskRow>,
+    /// Tasks consumed: deleted, their holder checked when they were read.
+    consumed: Vec<i64>,
 }
+
+/// How much was held at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark([usize; 5]);
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty() && self.events.is_empty() && self.tasks.is_empty()
+        self.mark().0 == [0; 5]
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark([self.inserts.len(), self.updates.len(), self.events.len(), self.tasks.len(), self.consumed.len()])
+    }
+
+    /// Drops what was held after `mark`.
+    pub fn truncate(&mut self, mark: Mark) {
+        let [a, b, c, d, e] = mark.0;
+        self.inserts.truncate(a);
+        self.updates.truncate(b);
+        self.events.truncate(c);
+        self.tasks.truncate(d);
+        self.consumed.truncate(e);
+    }
+
+    /// What was held after `mark`, taken out; what was held before stays.
+    pub fn split_off(&mut self, mark: Mark) -> Pending {
+        let [a, b, c, d, e] = mark.0;
+        Pending {
+            inserts: self.inserts.split_off(a),
+            updates: self.updates.split_off(b),
+            events: self.events.split_off(c),
+            tasks: self.tasks.split_off(d),
+            consumed: self.consumed.split_off(e),
+        }
     }
 
     /// Whether a write of `op`'s row is held: another must wait for it.
     pub fn touches(&self, op: &OperationId) -> bool {
         let id = op.text();
-        self.ops.iter().any(|o| o.id == *id)
+        self.inserts.iter().any(|o| o.row.id == *id) || self.updates.iter().any(|o| o.id == *id)
     }
 
     pub fn insert_op(&mut self, op: &Operation) -> Result<()> {
-        self.ops.push(OpRow::of(op, true)?);
+        self.inserts.push(NewOp {
+            row: OpRow::of(op)?,
+            workflow: op.workflow.clone(),
+            subject: op.subject.clone(),
+            concurrency_key: op.concurrency_key.clone(),
+        });
         Ok(())
     }
 
     pub fn update_op(&mut self, op: &Operation) -> Result<()> {
-        self.ops.push(OpRow::of(op, false)?);
+        self.updates.push(OpRow::of(op)?);
         Ok(())
     }
 
@@ -114,16 +154,30 @@ impl Pending {
         Ok(TaskId { row, epoch: 0 })
     }
 
+    /// A task whose holder was checked (and its row locked) as it was read.
+    pub fn consume_task(&mut self, row: i64) {
+        self.consumed.push(row);
+    }
+
     /// Sends what is held, as one statement, and holds nothing after
     /// (whether it went or failed: a failure fails the transaction).
     pub async fn send(&mut self, c: &mut PgConnection) -> Result<()> {
-        let Pending { ops, events, tasks } = std::mem::take(self);
-        let mut parts: Vec<Part> = ops.into_iter().map(Part::Op).collect();
+        let Pending { inserts, updates, events, tasks, consumed } = std::mem::take(self);
+        let mut parts: Vec<Part> = Vec::with_capacity(5);
+        if !inserts.is_empty() {
+            parts.push(Part::Inserts(inserts));
+        }
+        if !updates.is_empty() {
+            parts.push(Part::Updates(updates));
+        }
         if !events.is_empty() {
             parts.push(Part::Events(events));
         }
         if !tasks.is_empty() {
             parts.push(Part::Tasks(tasks));
+        }
+        if !consumed.is_empty() {
+            parts.push(Part::Consumed(consumed));
         }
         let Some(last) = parts.pop() else { return Ok(()) };
         let mut q = QueryBuilder::<Postgres>::new("");
@@ -139,32 +193,56 @@ impl Pending {
     }
 }
 
-/// One sub-statement.
+/// One sub-statement: its text depends only on its kind, so the few
+/// statements a transaction sends are prepared once per connection.
 enum Part {
-    Op(OpRow),
+    Inserts(Vec<NewOp>),
+    Updates(Vec<OpRow>),
     Events(Vec<EventRow>),
     Tasks(Vec<TaskRow>),
+    Consumed(Vec<i64>),
 }
 
 impl Part {
     fn push(self, q: &mut QueryBuilder<Postgres>) {
         match self {
-            Part::Op(OpRow { id, status, queued, updated_at, state, new: Some(new) }) => {
+            Part::Inserts(rows) => {
+                let mut c = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+                for NewOp { row, workflow, subject, concurrency_key } in rows {
+                    c.0.push(row.id);
+                    c.1.push(workflow);
+                    c.2.push(subject);
+                    c.3.push(row.status);
+                    c.4.push(concurrency_key);
+                    c.5.push(row.queued);
+                    c.6.push(row.updated_at);
+                    c.7.push(row.state);
+                }
                 q.push(
                     "INSERT INTO operations (id, workflow, subject, status, concurrency_key, queued, updated_at, \
-                     state) VALUES (",
+                     state) SELECT * FROM UNNEST(",
                 );
-                let mut v = q.separated(", ");
-                v.push_bind(id).push_bind(new.workflow).push_bind(new.subject).push_bind(status);
-                v.push_bind(new.concurrency_key).push_bind(queued).push_bind(updated_at).push_bind(state);
-                q.push(")");
+                q.push_bind(c.0).push("::TEXT[], ").push_bind(c.1).push("::TEXT[], ");
+                q.push_bind(c.2).push("::TEXT[], ").push_bind(c.3).push("::TEXT[], ");
+                q.push_bind(c.4).push("::TEXT[], ").push_bind(c.5).push("::BOOLEAN[], ");
+                q.push_bind(c.6).push("::BIGINT[], ").push_bind(c.7).push("::TEXT[])");
             }
-            Part::Op(OpRow { id, status, queued, updated_at, state, new: None }) => {
-                q.push("UPDATE operations SET status = ").push_bind(status);
-                q.push(", updated_at = ").push_bind(updated_at);
-                q.push(", state = ").push_bind(state);
-                q.push(", queued = ").push_bind(queued);
-                q.push(" WHERE id = ").push_bind(id);
+            Part::Updates(rows) => {
+                let mut c = (vec![], vec![], vec![], vec![], vec![]);
+                for OpRow { id, status, queued, updated_at, state } in rows {
+                    c.0.push(id);
+                    c.1.push(status);
+                    c.2.push(queued);
+                    c.3.push(updated_at);
+                    c.4.push(state);
+                }
+                q.push(
+                    "UPDATE operations o SET status = v.status, queued = v.queued, updated_at = v.updated_at, \
+                     state = v.state FROM UNNEST(",
+                );
+                q.push_bind(c.0).push("::TEXT[], ").push_bind(c.1).push("::TEXT[], ");
+                q.push_bind(c.2).push("::BOOLEAN[], ").push_bind(c.3).push("::BIGINT[], ");
+                q.push_bind(c.4).push("::TEXT[]) AS v (id, status, queued, updated_at, state) WHERE o.id = v.id");
             }
             Part::Events(rows) => {
                 let (mut ids, mut seqs, mut bodies) = (vec![], vec![], vec![]);
@@ -193,6 +271,9 @@ impl Part {
                 q.push_bind(cols.0).push("::BIGINT[], ").push_bind(cols.1).push("::TEXT[], ");
                 q.push_bind(cols.2).push("::TEXT[], ").push_bind(cols.3).push("::BIGINT[], ");
                 q.push_bind(cols.4).push("::TEXT[], ").push_bind(cols.5).push("::BIGINT[])");
+            }
+            Part::Consumed(rows) => {
+                q.push("DELETE FROM tasks WHERE id = ANY(").push_bind(rows).push("::BIGINT[])");
             }
         }
     }

@@ -83,6 +83,73 @@ pub async fn load_consuming(
     state.map(|s| Ok((codec::operation(id, &s)?, held))).transpose()
 }
 
+/// One operation of a batch as [`load_batch`] read it, and the task its
+/// job consumes.
+pub struct Loaded {
+    pub id: OperationId,
+    /// `Err` for a row that cannot be read: its job loads it again, alone,
+    /// and fails as a load of it fails.
+    op: std::result::Result<Option<Operation>, ()>,
+    /// The task, and whether its job's node holds it under that claim.
+    task: Option<(TaskId, bool)>,
+}
+
+impl Loaded {
+    /// What [`load_consuming`] would answer for `consume`, short of
+    /// deleting the task (the caller holds that write back); `None` if
+    /// this is not the task that was read.
+    pub fn answer(self, consume: Option<TaskId>) -> Option<Option<(Operation, bool)>> {
+        let held = match (consume, self.task) {
+            (None, _) => true,
+            (Some(want), Some((task, held))) if want == task => held,
+            _ => return None,
+        };
+        Some(self.op.ok()?.map(|op| (op, held)))
+    }
+}
+
+/// Several operations at once, each locked as [`super::rows::load`] locks
+/// one (in id order, so two batches never wait on each other in a
+/// circle), and whether `owner` holds each task to consume under its
+/// claim, its row locked too (an operation's before its task's, as
+/// [`load_consuming`] does). One round trip for a whole batch.
+pub async fn load_batch(
+    c: &mut PgConnection,
+    wanted: &[(OperationId, Option<TaskId>)],
+    owner: &str,
+) -> Result<Vec<Loaded>> {
+    let (mut ids, mut rows, mut epochs) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, task) in wanted {
+        ids.push(id.text().to_string());
+        rows.push(task.map(|t| t.row));
+        epochs.push(task.map(|t| t.epoch));
+    }
+    let found: Vec<(String, String, bool)> = sqlx::query_as(
+        "WITH want AS (SELECT * FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::BIGINT[]) AS w (op_id, task, epoch)),
+              op AS (SELECT id, state FROM operations WHERE id IN (SELECT op_id FROM want) ORDER BY id FOR UPDATE),
+              held AS (SELECT w.op_id FROM tasks t JOIN want w ON t.id = w.task AND t.epoch = w.epoch
+                       WHERE t.owner = $4 AND w.op_id IN (SELECT id FROM op) FOR UPDATE OF t)
+         SELECT id, state, id IN (SELECT op_id FROM held) FROM op",
+    )
+    .bind(ids)
+    .bind(rows)
+    .bind(epochs)
+    .bind(owner)
+    .fetch_all(c)
+    .await?;
+    let mut found: std::collections::HashMap<String, (String, bool)> =
+        found.into_iter().map(|(id, state, held)| (id, (state, held))).collect();
+    Ok(wanted
+        .iter()
+        .map(|(id, task)| {
+            let row = found.remove(&*id.text());
+            let op = row.as_ref().map(|(state, _)| codec::operation(id, state)).transpose().map_err(drop);
+            let held = row.is_some_and(|(_, held)| held);
+            Loaded { id: id.clone(), op, task: task.map(|t| (t, held)) }
+        })
+        .collect())
+}
+
 /// Leases up to `limit` free due tasks, and as many whose lease ran out,
 /// to `node`.
 pub async fn claim(pool: &PgPool, node: &Node, limit: usize) -> Result<Vec<Task>> {

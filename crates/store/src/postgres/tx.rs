@@ -12,7 +12,12 @@
 //! - so a write that is only such rows (an accept with no key) is one
 //!   statement with no `BEGIN` or `COMMIT`: a statement alone is atomic;
 //! - a transition's load and its task's removal are one statement
-//!   ([`tasks::load_consuming`]).
+//!   ([`tasks::load_consuming`]);
+//! - in a batch (`super::batch`), several callers' writes share the
+//!   transaction, each a job: the batch loads every job's operation at
+//!   once ([`Loaded`]), a job that fails drops what it held and rolls back
+//!   to a savepoint taken before its first statement (none if it ran
+//!   none), and the others commit.
 //!
 //! The transaction is READ COMMITTED; what the policy reads and then
 //! writes is kept from racing another node by locks taken as it reads: an
@@ -20,12 +25,19 @@
 //! holders are read under an advisory lock, an inbox's counter row is
 //! locked by its increment, and an idempotency key is a primary key.
 
+use std::collections::HashSet;
+
 use herald_core::{Event, Operation, OperationId, TaskKind, Time, concurrency::Active, notify::Notification};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use super::{instances, pending::Pending, read, rows, tasks, tasks::TaskIds};
+use super::{
+    instances,
+    pending::{Mark, Pending},
+    read, rows, tasks,
+    tasks::{Loaded, TaskIds},
+};
 use crate::{
-    DeadLetter, DeadLetterKind, IdempotencyKey, RegisteredInstance, Result, TaskId,
+    DeadLetter, DeadLetterKind, Error, IdempotencyKey, RegisteredInstance, Result, TaskId,
     tx::{Lease, Tx},
 };
 
@@ -44,35 +56,113 @@ pub struct PgTx<'c> {
     conn: Conn<'c>,
     pending: Pending,
     ids: &'c TaskIds,
+    /// The job running, in a batch.
+    job: Option<Job>,
+    /// The current job's operation, as the batch loaded it.
+    loaded: Option<Loaded>,
+    /// Operations written in this transaction: a job's operation that an
+    /// earlier job wrote is loaded again, not taken as the batch loaded it.
+    written: HashSet<OperationId>,
+    /// A statement failed where no savepoint covers it: the transaction
+    /// can only roll back.
+    broken: bool,
+}
+
+/// One job of a batch: what was held when it began, and whether it took
+/// its savepoint (before its first statement).
+struct Job {
+    mark: Mark,
+    savepoint: bool,
+}
+
+/// The connection of `conn`, in its transaction if it has one.
+fn connection<'a>(conn: &'a mut Conn<'_>) -> Result<&'a mut PgConnection> {
+    match conn {
+        Conn::Lazy { open: Some(tx), .. } => Ok(&mut **tx),
+        Conn::On(c) => Ok(c),
+        Conn::Lazy { open: None, .. } => Err(Error::Internal("a statement before the transaction began".into())),
+    }
 }
 
 impl<'c> PgTx<'c> {
     /// A transaction on `pool`, begun when a statement needs it.
     pub fn new(pool: &'c PgPool, ids: &'c TaskIds) -> Self {
-        PgTx { conn: Conn::Lazy { pool, open: None }, pending: Pending::default(), ids }
+        Self::with(Conn::Lazy { pool, open: None }, ids)
+    }
+
+    fn with(conn: Conn<'c>, ids: &'c TaskIds) -> Self {
+        PgTx { conn, pending: Pending::default(), ids, job: None, loaded: None, written: HashSet::new(), broken: false }
     }
 
     /// Statements on a connection the caller holds (and commits, if it
     /// began a transaction on it).
     pub fn on(c: &'c mut PgConnection, ids: &'c TaskIds) -> Self {
-        PgTx { conn: Conn::On(c), pending: Pending::default(), ids }
+        Self::with(Conn::On(c), ids)
     }
 
     /// The connection, in the transaction (begun now if need be), with
     /// the held rows written: for a statement that must run now.
     pub async fn conn(&mut self) -> Result<&mut PgConnection> {
-        let c: &mut PgConnection = match &mut self.conn {
-            Conn::Lazy { pool, open } => {
-                let tx = match open.take() {
-                    Some(tx) => tx,
-                    None => pool.begin().await?,
-                };
-                open.insert(tx)
+        if let Err(e) = self.ready().await {
+            self.broken = true;
+            return Err(e);
+        }
+        connection(&mut self.conn)
+    }
+
+    /// Begins the transaction if need be, takes the running job's
+    /// savepoint before its first statement (sending what earlier jobs
+    /// held first: a rollback to it must not undo theirs), and sends what
+    /// is held.
+    async fn ready(&mut self) -> Result<()> {
+        if let Conn::Lazy { pool, open: open @ None } = &mut self.conn {
+            *open = Some(pool.begin().await?);
+        }
+        let c = connection(&mut self.conn)?;
+        if let Some(job) = &mut self.job
+            && !job.savepoint
+        {
+            let own = self.pending.split_off(job.mark);
+            self.pending.send(c).await?;
+            sqlx::query("SAVEPOINT job").execute(&mut *c).await?;
+            self.pending = own;
+            *job = Job { mark: Pending::default().mark(), savepoint: true };
+        }
+        self.pending.send(c).await
+    }
+
+    /// In a batch: the next job begins, with its operation as the batch
+    /// loaded it.
+    pub fn begin_job(&mut self, loaded: Option<Loaded>) {
+        self.job = Some(Job { mark: self.pending.mark(), savepoint: false });
+        self.loaded = loaded;
+    }
+
+    /// The job ended: if it failed (`ok` false), nothing it wrote stays.
+    /// An `Err` when the transaction is lost, for every job in it.
+    pub async fn end_job(&mut self, ok: bool) -> Result<()> {
+        self.loaded = None;
+        let job = self.job.take();
+        if self.broken {
+            return Err(Error::Backend("a statement failed outside any job's savepoint".into()));
+        }
+        match job {
+            Some(Job { mark, savepoint }) if !ok => {
+                if savepoint {
+                    let rolled = match connection(&mut self.conn) {
+                        Ok(c) => sqlx::query("ROLLBACK TO SAVEPOINT job").execute(c).await.map_err(Error::from),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = rolled {
+                        self.broken = true;
+                        return Err(e);
+                    }
+                }
+                self.pending.truncate(mark);
+                Ok(())
             }
-            Conn::On(c) => c,
-        };
-        self.pending.send(c).await?;
-        Ok(c)
+            _ => Ok(()),
+        }
     }
 
     /// After a row write was held: on a connection the caller holds, it
@@ -141,6 +231,14 @@ impl Tx for PgTx<'_> {
         id: &OperationId,
         consume: Option<(TaskId, &str)>,
     ) -> Result<Option<(Operation, bool)>> {
+        if let Some(loaded) = self.loaded.take_if(|l| l.id == *id && !self.written.contains(id))
+            && let Some(answer) = loaded.answer(consume.map(|(task, _)| task))
+        {
+            if let (Some((_, true)), Some((task, _))) = (&answer, consume) {
+                self.pending.consume_task(task.row);
+            }
+            return Ok(answer);
+        }
         let c = self.conn().await?;
         match consume {
             Some((task, owner)) => tasks::load_consuming(c, id, task, owner).await,
@@ -150,12 +248,14 @@ impl Tx for PgTx<'_> {
 
     async fn insert_op(&mut self, op: &Operation) -> Result<()> {
         self.before_writing(&op.id).await?;
+        self.written.insert(op.id.clone());
         self.pending.insert_op(op)?;
         self.held().await
     }
 
     async fn update_op(&mut self, op: &Operation) -> Result<()> {
         self.before_writing(&op.id).await?;
+        self.written.insert(op.id.clone());
         self.pending.update_op(op)?;
         self.held().await
     }
@@ -195,10 +295,12 @@ impl Tx for PgTx<'_> {
         lease: Option<Lease<'_>>,
     ) -> Result<TaskId> {
         let row = match &mut self.conn {
-            Conn::Lazy { open: Some(tx), .. } => self.ids.next(&mut **tx).await?,
-            Conn::Lazy { pool, open: None } => self.ids.next(*pool).await?,
-            Conn::On(c) => self.ids.next(&mut **c).await?,
+            Conn::Lazy { open: Some(tx), .. } => self.ids.next(&mut **tx).await,
+            Conn::Lazy { pool, open: None } => self.ids.next(*pool).await,
+            Conn::On(c) => self.ids.next(&mut **c).await,
         };
+        // On the transaction's connection, outside any savepoint.
+        let row = row.inspect_err(|_| self.broken = true)?;
         let id = self.pending.insert_task(row, op, kind, due, lease)?;
         self.held().await?;
         Ok(id)
