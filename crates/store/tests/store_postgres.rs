@@ -323,3 +323,35 @@ async fn accepts_and_transitions_asked_for_at_once_share_commits() {
     assert_eq!(jobs, 400, "every accept and transition ran in a batch");
     assert!(batches < jobs, "some shared a commit: {jobs} in {batches} batches");
 }
+
+#[tokio::test]
+async fn a_batch_lost_before_its_commit_runs_each_of_its_jobs_again_alone() {
+    let (schema, store, wf, first) = one_made().await;
+    // One accept in each round reuses a taken id: its row fails the
+    // statement that writes every row of its batch. Rounds go on until
+    // that happened in a batch shared with others at least once.
+    let mut rounds: i64 = 0;
+    while store.group_commits().again == 0 {
+        rounds += 1;
+        assert!(rounds <= 30, "the taken id never shared a batch: {:?}", store.group_commits());
+        let mut accepts = tokio::task::JoinSet::new();
+        for i in 0..40 {
+            let mut new = new_op(&wf, None, None);
+            if i == 20 {
+                new.op.id = first.op.id.clone();
+            }
+            let store = store.clone();
+            accepts.spawn(async move { (i, store.accept(new).await) });
+        }
+        for (i, answer) in accepts.join_all().await {
+            match (i, answer) {
+                (20, Err(_)) => {}
+                (20, Ok(a)) => panic!("the taken id was accepted: {a:?}"),
+                (_, Ok(Accepted::Created(_))) => {}
+                (i, other) => panic!("accept {i}, its neighbour's id taken: {other:?}"),
+            }
+        }
+        assert_eq!(count(&schema, "operations").await, 1 + 39 * rounds, "the 39 others, each once");
+        assert_eq!(count(&schema, "tasks").await, count(&schema, "operations").await, "one task each");
+    }
+}

@@ -80,13 +80,17 @@ pub struct Batches {
 struct Counts {
     batches: AtomicU64,
     jobs: AtomicU64,
+    again: AtomicU64,
 }
 
-/// How much group commit shared: `jobs` in `batches` transactions.
+/// How much group commit shared: `jobs` in `batches` transactions; and
+/// how many batches were lost before their commit (`again`), their jobs
+/// run again alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommits {
     pub batches: u64,
     pub jobs: u64,
+    pub again: u64,
 }
 
 impl Batches {
@@ -106,6 +110,7 @@ impl Batches {
         GroupCommits {
             batches: self.counts.batches.load(Ordering::Relaxed),
             jobs: self.counts.jobs.load(Ordering::Relaxed),
+            again: self.counts.again.load(Ordering::Relaxed),
         }
     }
 
@@ -178,7 +183,10 @@ impl Runner {
             };
             match read {
                 Ok(l) => loaded = l,
-                Err(e) => return again(jobs, tx, e).await,
+                Err(e) => {
+                    tx.abandon().await;
+                    return self.again(jobs, e);
+                }
             }
         }
         let mut loaded = loaded.into_iter();
@@ -192,23 +200,38 @@ impl Runner {
             tx.begin_job(mine);
             let out = self.job(&mut tx, &job.work).await;
             if let Err(e) = tx.end_job(out.is_ok()).await {
+                tx.abandon().await;
                 let rest = done.into_iter().map(|(j, _)| j).chain([job]).chain(jobs).collect();
-                return again(rest, tx, e).await;
+                return self.again(rest, e);
             }
             done.push((job, answer(out)));
         }
-        match tx.end(Ok(())).await {
+        match tx.commit().await {
             Ok(()) => {
                 self.count(done.len());
                 for (job, out) in done {
                     let _ = job.reply.send(Reply::Done(out));
                 }
             }
-            Err(e) => {
+            Err((e, false)) => {
+                let jobs: Vec<Job> = done.into_iter().map(|(j, _)| j).collect();
+                self.again(jobs, e);
+            }
+            Err((e, true)) => {
                 for (job, _) in done {
                     let _ = job.reply.send(Reply::Done(Err(like(&e))));
                 }
             }
+        }
+    }
+
+    /// The batch was lost before its commit, and rolled back: every job
+    /// in it is answered that it may run again.
+    fn again(&self, jobs: Vec<Job>, e: Error) {
+        tracing::debug!(error = %e, jobs = jobs.len(), "a batch failed before its commit; its jobs run again alone");
+        self.counts.again.fetch_add(1, Ordering::Relaxed);
+        for job in jobs {
+            let _ = job.reply.send(Reply::Again(like(&e)));
         }
     }
 
@@ -266,16 +289,6 @@ fn answer(out: Result<Done>) -> Result<Done> {
     match out {
         Err(Error::Rejected(r)) => Ok(Done::Transitioned(TransitionResult::Rejected(r))),
         other => other,
-    }
-}
-
-/// The batch was lost before its commit: it rolls back, and every job in
-/// it is answered that it may run again.
-async fn again(jobs: Vec<Job>, tx: PgTx<'_>, e: Error) {
-    tracing::debug!(error = %e, jobs = jobs.len(), "a batch failed before its commit; its jobs run again alone");
-    let _ = tx.end::<()>(Err(like(&e))).await;
-    for job in jobs {
-        let _ = job.reply.send(Reply::Again(like(&e)));
     }
 }
 

@@ -187,30 +187,43 @@ impl<'c> PgTx<'c> {
     /// statement alone, if no transaction was needed), and rolls back if
     /// it failed.
     pub async fn end<T>(self, out: Result<T>) -> Result<T> {
-        let PgTx { conn, mut pending, .. } = self;
-        match (out, conn) {
-            (Ok(v), Conn::Lazy { open: Some(mut tx), .. }) => match pending.send(&mut tx).await {
-                Ok(()) => {
-                    tx.commit().await?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    rollback(tx).await;
-                    Err(e)
-                }
-            },
-            (Ok(v), Conn::Lazy { pool, open: None }) => {
-                if !pending.is_empty() {
-                    pending.send(&mut *pool.acquire().await?).await?;
-                }
-                Ok(v)
-            }
-            (Ok(v), Conn::On(c)) => pending.send(c).await.map(|()| v),
-            (Err(e), Conn::Lazy { open: Some(tx), .. }) => {
-                rollback(tx).await;
+        match out {
+            Ok(v) => self.commit().await.map(|()| v).map_err(|(e, _)| e),
+            Err(e) => {
+                self.abandon().await;
                 Err(e)
             }
-            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Rolls back all it wrote.
+    pub async fn abandon(self) {
+        if let Conn::Lazy { open: Some(tx), .. } = self.conn {
+            rollback(tx).await;
+        }
+    }
+
+    /// Sends what is held and commits. On failure, whether it failed at
+    /// the `COMMIT` itself: then whether the writes took effect is not
+    /// known; before it, nothing took effect.
+    pub async fn commit(self) -> Result<(), (Error, bool)> {
+        let PgTx { conn, mut pending, .. } = self;
+        match conn {
+            Conn::Lazy { open: Some(mut tx), .. } => {
+                if let Err(e) = pending.send(&mut tx).await {
+                    rollback(tx).await;
+                    return Err((e, false));
+                }
+                tx.commit().await.map_err(|e| (e.into(), true))
+            }
+            Conn::Lazy { pool, open: None } => {
+                if pending.is_empty() {
+                    return Ok(());
+                }
+                let mut c = pool.acquire().await.map_err(|e| (e.into(), false))?;
+                pending.send(&mut c).await.map_err(|e| (e, false))
+            }
+            Conn::On(c) => pending.send(c).await.map_err(|e| (e, false)),
         }
     }
 }
