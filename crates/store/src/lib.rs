@@ -19,8 +19,11 @@
 //!   read connections (WAL lets reads run beside the writer). It is also
 //!   the embedded [`herald_broker::Broker`]: topics on the same file.
 //! - [`postgres`] — the shared backend: several nodes on one PostgreSQL
-//!   database, a sqlx pool, each write one transaction; tasks leased with
-//!   `FOR UPDATE SKIP LOCKED`, keys kept by constraints and advisory locks.
+//!   database, a sqlx pool; a node's accepts and transitions of one moment
+//!   share a transaction (group commit, each in a savepoint of its own if
+//!   it runs statements), other writes one transaction each; tasks leased
+//!   with `FOR UPDATE SKIP LOCKED`, keys kept by constraints and advisory
+//!   locks.
 //!   It is a [`herald_broker::Broker`] too: topics in the same database,
 //!   shared by every node.
 //! - [`hints`] — "look now" between nodes sharing a store.

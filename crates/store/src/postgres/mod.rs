@@ -20,13 +20,15 @@
 //! - `hints` — telling the other nodes what a commit changed
 //!   (`LISTEN`/`NOTIFY`, gathered and sent beside the writes).
 //!
-//! Each write is one transaction on one connection: the policy runs
-//! inside it, awaiting each statement that it reads from, and it commits
-//! on `Ok` and rolls back on `Err`. The rows it only writes go together,
-//! in one statement, and a write that is only such rows is that one
-//! statement, with no `BEGIN` or `COMMIT` (see [`tx`]). Unlike SQLite, no
-//! node owns the data: a crashed node's leases are not taken back at open
-//! but run out, and any node then claims its tasks.
+//! Each write runs the policy inside a transaction on one connection,
+//! awaiting each statement that it reads from; it commits on `Ok` and
+//! rolls back on `Err`. The rows it only writes go together, in one
+//! statement, and a write that is only such rows is that one statement,
+//! with no `BEGIN` or `COMMIT` (see [`tx`]). Accepts and transitions asked
+//! for at the same moment share one such transaction ([`batch`]), each
+//! kept from the others' failures. Unlike SQLite, no node owns the data:
+//! a crashed node's leases are not taken back at open but run out, and
+//! any node then claims its tasks.
 
 mod batch;
 mod broker;
