@@ -14,7 +14,8 @@
 //! - `fetch` — one pull request to one consumer.
 //! - `pull` — leasing events: per-key order, filters, burying the
 //!   exhausted.
-//! - `answer` — acks, nacks, dead letters and redrives.
+//! - `answer` — acks, nacks and redrives.
+//! - `dead` — dead letters, in a stream of herald's own.
 //! - `records` — what a delivery's attempts left behind (errors, unsent
 //!   give-backs), in a KV bucket.
 //! - `stats` — how a subscription keeps up, and when it is next due.
@@ -24,6 +25,7 @@
 pub mod ack_id;
 mod answer;
 mod broker;
+mod dead;
 mod fetch;
 pub mod names;
 mod pull;
@@ -41,7 +43,7 @@ use std::{
 
 use async_nats::jetstream::{self, kv};
 
-pub use answer::DeadLetter;
+pub use dead::DeadLetter;
 pub use setup::destroy;
 
 use crate::{names::Names, wake::Wakeups};

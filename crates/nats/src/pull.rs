@@ -163,8 +163,10 @@ impl NatsBroker {
     }
 
     /// Moves each event's redelivery to the end of `lease`. Should one
-    /// fail, the event comes back after the consumer's `ack_wait` instead:
-    /// its ack id still refuses answers after `lease`, so nobody holds it twice.
+    /// fail, the server keeps the consumer's `ack_wait` (the subscription's
+    /// lease) for it: a shorter lease then only refuses answers a little
+    /// early; a longer one could see the event go out again while its
+    /// first puller still holds it, which is why this is logged.
     async fn move_leases(&self, out: &[Message], lease: Duration) {
         let naks = out.iter().filter_map(|m| AckId::parse(&m.ack_id)).map(|id| async move {
             if let Err(e) = self.answer(&id, Answer::Nak(lease)).await {

@@ -11,7 +11,9 @@
 //! consumer of their own with many out at once.
 
 use async_nats::jetstream::{
+    ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, pull},
+    stream::ConsumerErrorKind,
     stream::{self, RetentionPolicy, StorageType},
 };
 use herald_broker::Subscription;
@@ -87,7 +89,11 @@ impl NatsBroker {
                 match self.js.delete_consumer_from_stream(&name, &stream).await {
                     Ok(_) => Ok(()),
                     // Already gone, or its stream is.
-                    Err(e) if e.to_string().contains("not found") => Ok(()),
+                    Err(e) if matches!(e.kind(), ConsumerErrorKind::JetStream(j)
+                        if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND || j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+                    {
+                        Ok(())
+                    }
                     Err(e) => Err(storage(e)),
                 }
             }
