@@ -3,6 +3,10 @@
 //! and durable pull consumers, passing the same contract suite as the
 //! embedded broker. docs/MESSAGING.md says how it keeps each promise.
 //!
+//! A crate of its own rather than a feature of `herald-broker`: the trait's
+//! crate stays free of a network client, so the store and the engine build
+//! without one, and the server is the one place that picks a backend.
+//!
 //! # Layout
 //!
 //! - [`names`] — where everything lives: streams, subjects, consumers,

@@ -210,3 +210,26 @@ async fn wait_for_one(b: &dyn Broker, sub: &str) -> herald_broker::Message {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_starts_there() {
+    let h = nats().await;
+    let b = h.broker.clone();
+    let put = |raw| contract::subscription("s", raw);
+    b.put_subscription(&put(json!({"topic": "t"}))).await.unwrap();
+    b.publish("t", vec![contract::event("e1", "T", Some("k"))]).await.unwrap();
+
+    let changed = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
+    let same = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
+
+    assert_eq!(changed.unwrap(), herald_broker::Put::Updated);
+    assert_eq!(same.unwrap(), herald_broker::Put::Unchanged);
+    let m = b.pull("s", 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(m.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e1"], "what waited is still there");
+
+    b.put_subscription(&put(json!({"topic": "u"}))).await.unwrap();
+    b.publish("t", vec![contract::event("e2", "T", None)]).await.unwrap();
+    b.publish("u", vec![contract::event("e3", "T", None)]).await.unwrap();
+    let ids: Vec<String> = b.pull("s", 10, LEASE).await.unwrap().into_iter().map(|m| m.event.id).collect();
+    assert_eq!(ids, ["e3"], "only the new topic's events");
+}
