@@ -18,13 +18,16 @@ use herald_broker::{
     Broker, Redelivery,
     contract::{self, Harness},
 };
-use herald_nats::{NatsBroker, NatsConfig};
+use herald_nats::NatsBroker;
 use serde_json::json;
+
+mod common;
+
+use common::Prefix;
 
 struct Nats {
     broker: Arc<NatsBroker>,
-    url: String,
-    prefix: String,
+    prefix: Prefix,
 }
 
 impl Harness for Nats {
@@ -33,40 +36,9 @@ impl Harness for Nats {
     }
 }
 
-impl Drop for Nats {
-    /// Removes the test's prefix, on a thread of its own: a `Drop` cannot
-    /// wait on the test's runtime, and runs when a test panics too.
-    fn drop(&mut self) {
-        let (url, prefix) = (self.url.clone(), self.prefix.clone());
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            rt.block_on(herald_nats::destroy(&url, &prefix))
-        });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("could not remove the test's streams under {}: {e}", self.prefix);
-        }
-    }
-}
-
-fn url() -> String {
-    std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-/// Another herald process on the same server and prefix: a connection of its own.
-async fn process(url: &str, prefix: &str) -> Arc<NatsBroker> {
-    let config = NatsConfig { prefix: prefix.to_string(), ..NatsConfig::new(url) };
-    let broker = NatsBroker::connect(config).await.unwrap_or_else(|e| {
-        panic!(
-            "{e}\nthese tests need NATS with JetStream: start `nats-server -js` at 127.0.0.1:4222 \
-             (or set NATS_ADDRESS to one)"
-        )
-    });
-    Arc::new(broker)
-}
-
 async fn nats() -> Nats {
-    let (url, prefix) = (url(), format!("ht{:08x}", rand::random::<u32>()));
-    Nats { broker: process(&url, &prefix).await, url, prefix }
+    let prefix = Prefix::new("ht");
+    Nats { broker: Arc::new(prefix.connect().await), prefix }
 }
 
 mod contract_suite {
@@ -77,7 +49,7 @@ mod contract_suite {
 /// Two herald processes on one prefix: the harness's, and one more.
 async fn two_processes() -> (Nats, Arc<NatsBroker>) {
     let a = nats().await;
-    let b = process(&a.url, &a.prefix).await;
+    let b = Arc::new(a.prefix.connect().await);
     (a, b)
 }
 
