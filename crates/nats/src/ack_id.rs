@@ -27,6 +27,10 @@ impl AckId {
     /// The id of a delivery the server sent with `reply` as its ack subject.
     pub fn new(reply: &str, until: DateTime<Utc>) -> Option<Self> {
         let tail = reply.strip_prefix(ACK_PREFIX)?;
+        // It becomes a subject herald publishes to: one it could be, no more.
+        if tail.bytes().any(|b| b.is_ascii_whitespace() || b == b'*' || b == b'>') {
+            return None;
+        }
         let tokens: Vec<&str> = tail.split('.').collect();
         // Two layouts (ADR-15): 7 tokens, or 9 or more that begin with the
         // domain and the account's hash.
@@ -42,7 +46,10 @@ impl AckId {
             consumer: t[1].to_string(),
             delivered: t[2].parse().ok()?,
             seq: t[3].parse().ok()?,
-            published_ns: t[5].parse().ok()?,
+            published_ns: {
+                t[6].parse::<u64>().ok()?;
+                t[5].parse().ok()?
+            },
         })
     }
 
@@ -91,7 +98,9 @@ mod tests {
 
     #[test]
     fn anything_else_is_no_ack_id() {
-        for bad in ["", "zz:a.b", "10:a.b.c", "10:st.co.x.1.1.1.1", "no-colon"] {
+        for bad in
+            ["", "zz:a.b", "10:a.b.c", "10:st.co.x.1.1.1.1", "no-colon", "10:st.co.1.1.1.1.1 x", "10:st.*.1.1.1.1.1"]
+        {
             assert_eq!(AckId::parse(bad), None, "{bad}");
         }
     }

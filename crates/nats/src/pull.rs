@@ -49,7 +49,7 @@ impl NatsBroker {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let stream = self.names.stream(&sub.topic);
 
-        // Partitions free to give an event first, then the keyless events,
+        // Partitions free to give an event and the keyless events first,
         // then partitions whose one event is out (its lease may have ended).
         let (mut free, mut keyless, mut busy) = (Vec::new(), None, Vec::new());
         for (part, info) in self.consumer_infos(sub).await? {
@@ -62,12 +62,15 @@ impl NatsBroker {
                 _ => {}
             }
         }
+        // The keyless consumer takes its turn among the free partitions, so
+        // neither kind waits behind the other when few events are wanted.
+        free.extend(keyless);
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         if !free.is_empty() {
             let by = turn % free.len();
             free.rotate_left(by);
         }
-        let mut todo: VecDeque<(Part, u32)> = free.into_iter().chain(keyless).chain(busy).map(|p| (p, 0)).collect();
+        let mut todo: VecDeque<(Part, u32)> = free.into_iter().chain(busy).map(|p| (p, 0)).collect();
 
         let mut out = Vec::new();
         let mut moved = false;
