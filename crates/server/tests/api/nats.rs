@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{broker_helpers::event, helpers::*};
+use crate::{broker_helpers::event, choreography, helpers::*};
 
 /// A prefix of the test's own on the NATS server, removed when dropped.
 struct Prefix {
@@ -102,4 +102,18 @@ async fn each_event_is_pushed_and_retried_until_it_lands_on_nats() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
+}
+
+#[tokio::test]
+async fn workflows_publish_to_and_await_events_of_topics_on_nats() {
+    let prefix = Prefix::new();
+    let svc = StepService::start().await;
+    let (url, name) = (prefix.url.clone(), prefix.name.clone());
+    let app = choreography::app_with(&svc, choreography::ORDER, |c| {
+        c.broker.url = Some(url);
+        c.broker.prefix = name;
+    })
+    .await;
+
+    choreography::the_order_is_told_and_answered(&app, &svc).await;
 }
