@@ -41,6 +41,16 @@ impl NatsBroker {
         self.client.request(id.reply.clone(), answer.body()).await.map(drop).map_err(storage)
     }
 
+    /// Gives a delivery back, to go out again after `wait` as the same
+    /// attempt: it never reached the consumer, so the delivery does not count.
+    pub(crate) async fn unsend(&self, sub: &Subscription, id: &AckId, wait: Duration) -> BResult<()> {
+        let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+        let mut record = self.records.get(&key, id.delivered).await?;
+        record.unsent += 1;
+        self.records.put(&key, &record).await?;
+        self.answer(id, Answer::Nak(wait)).await
+    }
+
     /// The ack id, if it is the subscription's and its lease still runs.
     fn held(&self, sub: &Subscription, ack_id: &str, now: DateTime<Utc>) -> Option<AckId> {
         let id = AckId::parse(ack_id)?;
@@ -85,17 +95,14 @@ impl NatsBroker {
                 out.unknown.push(ack_id.clone());
                 continue;
             };
-            let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
-            let mut record = self.records.get(&key, id.delivered).await?;
             if let Redelivery::Unsent(wait) = redelivery {
-                // Never reached the consumer: the delivery does not count.
-                record.unsent += 1;
-                self.records.put(&key, &record).await?;
-                self.answer(&id, Answer::Nak(wait)).await?;
+                self.unsend(sub, &id, wait).await?;
                 self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
                 out.retrying += 1;
                 continue;
             }
+            let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+            let mut record = self.records.get(&key, id.delivered).await?;
             let attempt = record.made_before(id.delivered) + 1;
             record.errors.push(AttemptError { attempt, at: now, error: error.to_string() });
             let wait = match redelivery {

@@ -74,6 +74,7 @@ impl NatsBroker {
 
         let mut out = Vec::new();
         let mut moved = false;
+        let mut failed = None;
         while out.len() < max {
             let Some(&(first, _)) = todo.front() else { break };
             let wanted = max - out.len();
@@ -91,15 +92,27 @@ impl NatsBroker {
                 let stream = &stream;
                 async move { fetch(&self.client, stream, &consumer, batch).await.map_err(storage) }
             });
-            let fetched = futures::future::try_join_all(fetches).await?;
+            // One consumer failing must not drop what the others handed
+            // over: those events are out already, an attempt counted.
+            let fetched = futures::future::join_all(fetches).await;
             for ((part, rounds), messages) in chunk.into_iter().zip(fetched) {
+                let messages = match messages {
+                    Ok(m) => m,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        continue;
+                    }
+                };
                 let mut again = false;
                 for m in messages {
-                    match self.take(sub, m, now, until).await? {
-                        Taken::Out(message) => out.push(*message),
-                        Taken::Gone { buried } => {
+                    match self.take(sub, m, now, until).await {
+                        Ok(Taken::Out(message)) => out.push(*message),
+                        Ok(Taken::Gone { buried }) => {
                             moved |= buried;
                             again = true;
+                        }
+                        Err(e) => {
+                            failed.get_or_insert(e);
                         }
                     }
                 }
@@ -107,6 +120,15 @@ impl NatsBroker {
                     todo.push_back((part, rounds + 1));
                 }
             }
+            if failed.is_some() {
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            if out.is_empty() {
+                return Err(e);
+            }
+            tracing::warn!(subscription = %sub.name, error = %e, "part of a pull failed; handing out what came");
         }
 
         if lease != sub.lease && !out.is_empty() {
@@ -118,7 +140,9 @@ impl NatsBroker {
         Ok((out, moved))
     }
 
-    /// One fetched event: handed out, passed over or buried.
+    /// One fetched event: handed out, passed over or buried. Should that
+    /// fail, it is given back unsent (if that still can be), so the
+    /// failure spends none of its attempts.
     async fn take(
         &self,
         sub: &Subscription,
@@ -130,9 +154,19 @@ impl NatsBroker {
             tracing::warn!(subject = %m.subject, "a pulled message without an ack subject");
             return Ok(Taken::Gone { buried: false });
         };
+        let taken = self.decide(sub, &id, m, now).await;
+        if taken.is_err()
+            && let Err(e) = self.unsend(sub, &id, Duration::ZERO).await
+        {
+            tracing::warn!(seq = id.seq, error = %e, "an event could not be given back; it returns after its lease");
+        }
+        taken
+    }
+
+    async fn decide(&self, sub: &Subscription, id: &AckId, m: NatsMessage, now: DateTime<Utc>) -> BResult<Taken> {
         let meant_for = m.headers.as_ref().and_then(|h| h.get(FOR_HEADER)).map(|v| v.as_str().to_string());
         if meant_for.is_some_and(|name| name != sub.name) {
-            self.answer(&id, Answer::Ack).await?;
+            self.answer(id, Answer::Ack).await?;
             return Ok(Taken::Gone { buried: false });
         }
         let event: CloudEvent = match serde_json::from_slice(&m.payload) {
@@ -140,12 +174,12 @@ impl NatsBroker {
             Err(e) => {
                 // Not herald's: nobody can process it, and it must not hold its partition.
                 tracing::error!(subject = %m.subject, seq = id.seq, error = %e, "a message on a topic is not a CloudEvent; terminated");
-                self.answer(&id, Answer::Term).await?;
+                self.answer(id, Answer::Term).await?;
                 return Ok(Taken::Gone { buried: false });
             }
         };
         if !sub.filter.matches(&event) {
-            self.answer(&id, Answer::Ack).await?;
+            self.answer(id, Answer::Ack).await?;
             return Ok(Taken::Gone { buried: false });
         }
         let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
@@ -153,7 +187,7 @@ impl NatsBroker {
         let made = record.made_before(id.delivered);
         if sub.retry.exhausted(made) {
             // Its last lease ended with no answer.
-            self.bury(sub, &id, event, made, record.errors, now).await?;
+            self.bury(sub, id, event, made, record.errors, now).await?;
             return Ok(Taken::Gone { buried: true });
         }
         Ok(Taken::Out(Box::new(Message {
