@@ -125,8 +125,11 @@ impl Broker for NatsBroker {
 
     async fn delete_subscription(&self, name: &str) -> BResult<bool> {
         let Some(sub) = self.find(name).await? else { return Ok(false) };
-        self.subs.purge(self.names.sub_key(name)).await.map_err(storage)?;
+        // The consumers first: should the definition's removal then fail,
+        // a delete again finishes the work; the other way round, consumers
+        // nobody knows of would keep their events on the server for ever.
         self.delete_consumers(name, &sub.topic).await?;
+        self.subs.purge(self.names.sub_key(name)).await.map_err(storage)?;
         // Whoever waits on it looks again and finds it gone.
         self.wakeups.wake(name);
         Ok(true)

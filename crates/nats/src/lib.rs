@@ -62,7 +62,7 @@ pub struct NatsConfig {
     /// `nats://host:port`.
     pub url: String,
     /// Every stream, consumer, bucket and subject herald makes starts with
-    /// this (letters, digits, `-`, `_`), so deployments share a server apart.
+    /// this (letters, digits, `_`), so deployments share a server apart.
     pub prefix: String,
     /// How long a re-published event's source and id are recognised: each
     /// topic stream's `duplicate_window`.

@@ -45,11 +45,11 @@ pub struct Names {
     partitions: u16,
 }
 
-/// A prefix is one subject token and the start of stream and bucket names.
+/// A prefix is one subject token and the start of stream and bucket
+/// names. It holds no `-`, which separates it from the rest of a name: so
+/// no name under one prefix is a name under another.
 pub fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix.len() <= 32
-        && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !prefix.is_empty() && prefix.len() <= 32 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn token(name: &str) -> String {
@@ -188,8 +188,9 @@ mod tests {
     #[test]
     fn prefixes_are_one_plain_token() {
         assert!(valid_prefix("herald"));
-        assert!(valid_prefix("ht-1f2e"));
+        assert!(valid_prefix("ht_1f2e"));
         assert!(!valid_prefix("a.b"));
+        assert!(!valid_prefix("a-t"), "its streams would look like prefix a's");
         assert!(!valid_prefix(""));
     }
 }

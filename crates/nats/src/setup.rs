@@ -72,7 +72,7 @@ impl NatsBroker {
     pub async fn connect(config: NatsConfig) -> Result<Self, Error> {
         if !names::valid_prefix(&config.prefix) {
             return Err(Error::Config(format!(
-                "the NATS prefix `{}` must be 1-32 letters, digits, `-` or `_`",
+                "the NATS prefix `{}` must be 1-32 letters, digits or `_`",
                 config.prefix
             )));
         }
