@@ -25,7 +25,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    fn body(self) -> bytes::Bytes {
+    pub(crate) fn body(self) -> bytes::Bytes {
         match self {
             Answer::Ack => bytes::Bytes::from_static(b"+ACK"),
             Answer::Nak(d) if d.is_zero() => bytes::Bytes::from_static(b"-NAK"),

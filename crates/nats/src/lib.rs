@@ -15,7 +15,7 @@
 //! - `setup` — connecting, the buckets and streams herald needs, and
 //!   removing them again ([`destroy`]).
 //! - `topology` — a topic's stream, a subscription's consumers.
-//! - `fetch` — one pull request to one consumer.
+//! - `fetch` — pull requests, and the mailbox their replies come to.
 //! - `pull` — leasing events: per-key order, filters, burying the
 //!   exhausted.
 //! - `answer` — acks, nacks and redrives.
@@ -108,12 +108,15 @@ pub struct NatsBroker {
     pub(crate) wakeups: Arc<Wakeups>,
     /// Turns the order partitions are tried in, so none waits behind the others.
     pub(crate) turn: AtomicUsize,
+    pub(crate) mailbox: Arc<fetch::Mailbox>,
     listener: tokio::task::AbortHandle,
+    postman: tokio::task::AbortHandle,
 }
 
 impl Drop for NatsBroker {
     fn drop(&mut self) {
         self.listener.abort();
+        self.postman.abort();
     }
 }
 

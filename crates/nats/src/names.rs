@@ -73,6 +73,12 @@ impl Names {
         format!("{}-t-{}", self.prefix, token(topic))
     }
 
+    /// The topic whose stream this is.
+    pub fn topic_of_stream(&self, stream: &str) -> Option<String> {
+        let topic = stream.strip_prefix(&self.prefix)?.strip_prefix("-t-")?;
+        Some(topic.replace('~', "."))
+    }
+
     pub fn stream_subjects(&self, topic: &str) -> String {
         format!("{}.t.{}.*", self.prefix, token(topic))
     }
@@ -100,6 +106,13 @@ impl Names {
 
     pub fn consumer(&self, sub: &str, part: Part) -> String {
         format!("{}-{part}", token(sub))
+    }
+
+    /// The subscription a consumer is one of.
+    pub fn sub_of_consumer(&self, consumer: &str) -> Option<String> {
+        let (sub, part) = consumer.rsplit_once('-')?;
+        let known = self.parts().any(|p| p.to_string() == part);
+        known.then(|| sub.replace('~', "."))
     }
 
     /// Is `consumer` one of `sub`'s?
@@ -183,6 +196,11 @@ mod tests {
         assert!(n.is_consumer_of("s-k2", "s"));
         assert!(!n.is_consumer_of("s-k2", "t"));
         assert!(!n.is_consumer_of("s-k9", "s"));
+        assert_eq!(
+            n.sub_of_consumer(&n.consumer("herald.await.t-x", Part::Key(3))).as_deref(),
+            Some("herald.await.t-x")
+        );
+        assert_eq!(n.topic_of_stream(&n.stream("a.b")).as_deref(), Some("a.b"));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use async_nats::Message as NatsMessage;
 use chrono::{DateTime, Utc};
 use herald_broker::{CloudEvent, Message, Subscription};
 
-use crate::{NatsBroker, ack_id::AckId, answer::Answer, fetch::fetch, names::Part, storage};
+use crate::{NatsBroker, ack_id::AckId, answer::Answer, names::Part, storage};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -90,7 +90,7 @@ impl NatsBroker {
                 let consumer = self.names.consumer(&sub.name, part);
                 let batch = if part == Part::Keyless { wanted } else { 1 };
                 let stream = &stream;
-                async move { fetch(&self.client, stream, &consumer, batch).await.map_err(storage) }
+                async move { self.mailbox.fetch(&self.client, stream, &consumer, batch).await.map_err(storage) }
             });
             // One consumer failing must not drop what the others handed
             // over: those events are out already, an attempt counted.

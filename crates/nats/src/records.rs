@@ -29,6 +29,7 @@ impl Record {
     }
 }
 
+#[derive(Clone)]
 pub struct Records {
     kv: async_nats::jetstream::kv::Store,
 }

@@ -13,7 +13,13 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 
-use crate::{Error, NatsBroker, NatsConfig, names, records::Records, wake};
+use crate::{
+    Error, NatsBroker, NatsConfig,
+    fetch::{GiveBack, Mailbox},
+    names,
+    records::Records,
+    wake,
+};
 
 /// How long a delivery's record is kept at most: longer than any lease
 /// (12 h) plus any backoff a subscription can ask for.
@@ -96,17 +102,22 @@ impl NatsBroker {
         .map_err(|e| setup(format!("the dead-letter stream: {e}")))?;
         let wakeups = Arc::new(wake::Wakeups::default());
         let listener = wake::listen(&client, &names, wakeups.clone()).await.map_err(setup)?;
+        let records = Records::new(attempts);
+        let give_back = GiveBack { client: client.clone(), names: names.clone(), records: records.clone() };
+        let (mailbox, postman) = Mailbox::open(give_back).await.map_err(setup)?;
         Ok(NatsBroker {
             client,
             js,
             names,
             dedupe_window: config.dedupe_window,
             subs,
-            records: Records::new(attempts),
+            records,
             streams: Mutex::new(HashSet::new()),
             wakeups,
             turn: AtomicUsize::new(0),
+            mailbox,
             listener,
+            postman,
         })
     }
 }
