@@ -69,6 +69,10 @@ struct ServerArgs {
     /// in the data directory]. Also `store` in the file, `HERALD_STORE`.
     #[arg(long)]
     store: Option<String>,
+    /// Where topics live, as a URL (nats://…) [default: in the store].
+    /// Also `broker` in the file, `HERALD_BROKER`.
+    #[arg(long)]
+    broker: Option<String>,
     /// A folder of workflow files.
     #[arg(long)]
     workflows: Option<PathBuf>,
@@ -140,6 +144,9 @@ impl ServerArgs {
         }
         if let Some(s) = &self.store {
             c.store = Some(s.clone());
+        }
+        if let Some(b) = &self.broker {
+            c.broker.url = Some(b.clone());
         }
         if let Some(w) = &self.workflows {
             c.workflows = Some(w.clone());

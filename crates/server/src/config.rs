@@ -2,6 +2,7 @@
 //! environment variables (`HERALD_DATA_DIR`, `HERALD_SERVICES__AUDIT__INSTANCES`),
 //! then command-line flags, each layer overriding the one before.
 
+mod broker;
 mod load;
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
@@ -42,6 +43,9 @@ pub struct Config {
     pub email: Option<EmailConfig>,
     /// Subscriptions to topics, by name (more can be made at run time).
     pub subscriptions: BTreeMap<String, herald_broker::RawSubscription>,
+    /// Topics and subscriptions: `broker = "nats://…"` (the URL alone), or
+    /// a `[broker]` table with `url` and the settings below.
+    #[serde(deserialize_with = "broker::url_or_table")]
     pub broker: BrokerConfig,
     /// The synchronous gateway, `ANY /gw/{service}/{path…}`.
     pub gateway: crate::gateway::GatewayConfig,
@@ -73,6 +77,13 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
+    /// Where topics live: `nats://host:port` for NATS JetStream. By
+    /// default, in the store.
+    pub url: Option<String>,
+    /// On a broker server, the names herald makes (streams, consumers,
+    /// buckets, subjects) start with this, so deployments share a server
+    /// apart.
+    pub prefix: String,
     /// How long a re-publish of the same `source` and `id` is recognised
     /// and not stored again.
     pub dedupe_window: Span,
@@ -84,7 +95,13 @@ pub struct BrokerConfig {
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        BrokerConfig { dedupe_window: Span::from_millis(600_000), max_event_bytes: 256 * 1024, max_batch: 1000 }
+        BrokerConfig {
+            url: None,
+            prefix: "herald".into(),
+            dedupe_window: Span::from_millis(600_000),
+            max_event_bytes: 256 * 1024,
+            max_batch: 1000,
+        }
     }
 }
 

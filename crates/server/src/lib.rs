@@ -6,6 +6,7 @@
 //! Bottom to top; no module uses one above it.
 //!
 //! - [`config`] — settings from defaults, `herald.toml`, `HERALD_…` env.
+//! - `broker` — where topics live: the store, or a NATS JetStream server.
 //! - [`streams`] — how many event streams each end user holds open.
 //! - [`state`] — `AppState`, what every handler reads.
 //! - [`api`] — the handlers, one file per resource, and the OpenAPI document.
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod app;
+mod broker;
 pub mod config;
 pub mod router;
 mod serve;

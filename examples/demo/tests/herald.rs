@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, demo, get, herald, reserve};
+use common::{client, demo, get, herald, herald_with, reserve};
 use herald_sdk::Client;
 use herald_testkit::eventually;
 use reqwest::StatusCode;
@@ -54,9 +54,36 @@ async fn a_reserve_is_published_to_the_inventory_topic_through_the_outbox() {
 /// `inventory`, and herald pushes both to analytics, which counts them.
 #[tokio::test]
 async fn a_placed_order_reaches_analytics_by_subscription() {
+    a_placed_order_reaches_analytics(|_| {}).await;
+}
+
+/// The same with herald's topics on NATS JetStream, under a prefix of the
+/// test's own (removed afterwards). Needs NATS with JetStream at
+/// 127.0.0.1:4222 (or `NATS_ADDRESS`).
+#[tokio::test]
+async fn a_placed_order_reaches_analytics_by_subscription_on_nats() {
+    let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let prefix = format!("hd{:x}{nanos:x}", std::process::id());
+    let (u, p) = (url.clone(), prefix.clone());
+    a_placed_order_reaches_analytics(move |c| {
+        c.broker.url = Some(u);
+        c.broker.prefix = p;
+    })
+    .await;
+    herald_nats::destroy(&url, &prefix).await.expect("the test's streams removed");
+}
+
+async fn a_placed_order_reaches_analytics(tweak: impl FnOnce(&mut herald_server::Config)) {
     let (started, http) = (demo().await, client());
     let demo = &started.demo;
-    let (url, _herald) = herald(started.dir.path(), demo, &herald_demo::subscriptions()).await;
+    let (url, _herald) = herald_with(started.dir.path(), demo, |config| {
+        for (name, definition) in herald_demo::subscriptions() {
+            config.subscriptions.insert(name.to_string(), serde_json::from_value(definition).expect("a subscription"));
+        }
+        tweak(config);
+    })
+    .await;
     demo.start_relay(&url);
 
     let order = json!({ "customer": "frank", "items": [{ "sku": "tea", "qty": 2 }], "card": "4242424242424242" });

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use herald_server::Config;
+
 use super::{broker_helpers::event, helpers::*};
 
-const ORDER: &str = r#"
+pub(crate) const ORDER: &str = r#"
 name = "order"
 label = "Your order"
 subject = "/customer"
@@ -29,7 +31,12 @@ await = { topic = "warehouse", type = "OrderShipped", match = "/order", timeout 
 "#;
 
 async fn app(svc: &StepService, workflow: &str) -> TestApp {
-    let app = spawn_app(&[workflow], svc).await;
+    app_with(svc, workflow, |_| {}).await
+}
+
+/// herald with `workflow` and a push subscription of the warehouse to `orders`.
+pub(crate) async fn app_with(svc: &StepService, workflow: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), &[workflow], svc, tweak).await;
     let sub =
         json!({"topic": "orders", "push": {"service": "svc", "path": "/warehouse"}, "retry": {"initial": "20ms"}});
     assert_eq!(app.put_subscription("warehouse", sub).await.status(), 201);
@@ -52,9 +59,15 @@ async fn pushed(svc: &StepService, path: &str) -> Vec<Call> {
 async fn a_published_event_reaches_its_subscriber_and_the_answering_events_complete_the_operation() {
     let svc = StepService::start().await;
     let app = app(&svc, ORDER).await;
+    the_order_is_told_and_answered(&app, &svc).await;
+}
+
+/// `ORDER` runs: its announcement is pushed to the warehouse, and the
+/// warehouse's answering events complete the steps that await them.
+pub(crate) async fn the_order_is_told_and_answered(app: &TestApp, svc: &StepService) {
     let id = app.start_id("order", json!({"customer": "alice", "card": "4242424242424242"})).await;
 
-    let placed = pushed(&svc, "/warehouse").await[0].body.clone();
+    let placed = pushed(svc, "/warehouse").await[0].body.clone();
     assert_eq!(placed["data"]["input"], json!({"customer": "alice"}), "only the fields the step lets out");
     assert_eq!(placed["type"], "OrderPlaced");
     assert_eq!(placed["operationid"], id.as_str(), "the event names its operation");

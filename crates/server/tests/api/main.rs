@@ -28,6 +28,7 @@ mod identity;
 mod inbox;
 mod limits;
 mod matrix;
+mod nats;
 mod operations;
 mod postgres;
 mod push;

@@ -1,0 +1,107 @@
+//! Ack ids: what a consumer sends back to answer a pulled event. Each
+//! carries the server's own ack subject (stream, consumer, delivery count,
+//! stream sequence) and the end of the lease it was handed out under, so
+//! that any herald process can answer it without shared state.
+
+use chrono::{DateTime, Utc};
+
+/// The server's ack subjects start with this; an ack id keeps the rest.
+const ACK_PREFIX: &str = "$JS.ACK.";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckId {
+    /// When the lease ends, in milliseconds since the epoch.
+    pub until_ms: i64,
+    /// The subject the server takes answers on.
+    pub reply: String,
+    pub stream: String,
+    pub consumer: String,
+    /// Deliveries so far, this one included (the server's count).
+    pub delivered: u64,
+    pub seq: u64,
+    /// When the event was stored, in nanoseconds since the epoch.
+    pub published_ns: i64,
+}
+
+impl AckId {
+    /// The id of a delivery the server sent with `reply` as its ack subject.
+    pub fn new(reply: &str, until: DateTime<Utc>) -> Option<Self> {
+        let tail = reply.strip_prefix(ACK_PREFIX)?;
+        // It becomes a subject herald publishes to: one it could be, no more.
+        if tail.bytes().any(|b| b.is_ascii_whitespace() || b == b'*' || b == b'>') {
+            return None;
+        }
+        let tokens: Vec<&str> = tail.split('.').collect();
+        // Two layouts (ADR-15): 7 tokens, or 9 or more that begin with the
+        // domain and the account's hash.
+        let t = match tokens.len() {
+            7 => &tokens[..],
+            n if n >= 9 => &tokens[2..],
+            _ => return None,
+        };
+        Some(AckId {
+            until_ms: until.timestamp_millis(),
+            reply: reply.to_string(),
+            stream: t[0].to_string(),
+            consumer: t[1].to_string(),
+            delivered: t[2].parse().ok()?,
+            seq: t[3].parse().ok()?,
+            published_ns: {
+                t[6].parse::<u64>().ok()?;
+                t[5].parse().ok()?
+            },
+        })
+    }
+
+    pub fn parse(ack_id: &str) -> Option<Self> {
+        let (until, tail) = ack_id.split_once(':')?;
+        let until = DateTime::from_timestamp_millis(i64::from_str_radix(until, 16).ok()?)?;
+        Self::new(&format!("{ACK_PREFIX}{tail}"), until)
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{:x}:{}", self.until_ms, &self.reply[ACK_PREFIX.len()..])
+    }
+
+    /// Is the lease still running at `now`?
+    pub fn held(&self, now: DateTime<Utc>) -> bool {
+        now.timestamp_millis() < self.until_ms
+    }
+
+    pub fn published_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_nanos(self.published_ns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_id_round_trips_and_names_its_delivery() {
+        let until = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let id = AckId::new("$JS.ACK.herald-t-orders.s-k3.2.41.7.1796163758093013458.5", until).unwrap();
+        assert_eq!(
+            (id.stream.as_str(), id.consumer.as_str(), id.delivered, id.seq),
+            ("herald-t-orders", "s-k3", 2, 41)
+        );
+        assert_eq!(AckId::parse(&id.encode()), Some(id.clone()));
+        assert!(id.held(until - chrono::Duration::milliseconds(1)));
+        assert!(!id.held(until));
+    }
+
+    #[test]
+    fn the_longer_subject_layout_is_read_too() {
+        let id = AckId::new("$JS.ACK.dom.hash.st.co.1.9.9.1796163758093013458.0.tok", Utc::now()).unwrap();
+        assert_eq!((id.stream.as_str(), id.consumer.as_str(), id.seq), ("st", "co", 9));
+    }
+
+    #[test]
+    fn anything_else_is_no_ack_id() {
+        for bad in
+            ["", "zz:a.b", "10:a.b.c", "10:st.co.x.1.1.1.1", "no-colon", "10:st.co.1.1.1.1.1 x", "10:st.*.1.1.1.1.1"]
+        {
+            assert_eq!(AckId::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Answers to leased events (acks and nacks), burial in the dead letters,
+//! and redrives.
+//!
+//! Every answer to the server is a request (a "double ack"): it returns
+//! once the server has applied it, so a key's next event is free when an
+//! ack or a burial returns, and no answer is lost silently.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use herald_broker::{CloudEvent, Nacked, Redelivery, Subscription};
+use herald_core::retry::AttemptError;
+
+use crate::{NatsBroker, ack_id::AckId, pull::FOR_HEADER, storage};
+
+type BResult<T> = herald_broker::Result<T>;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    Ack,
+    /// Again after this long.
+    Nak(Duration),
+    /// Never again.
+    Term,
+}
+
+impl Answer {
+    pub(crate) fn body(self) -> bytes::Bytes {
+        match self {
+            Answer::Ack => bytes::Bytes::from_static(b"+ACK"),
+            Answer::Nak(d) if d.is_zero() => bytes::Bytes::from_static(b"-NAK"),
+            Answer::Nak(d) => format!("-NAK {{\"delay\":{}}}", d.as_nanos()).into(),
+            Answer::Term => bytes::Bytes::from_static(b"+TERM"),
+        }
+    }
+}
+
+impl NatsBroker {
+    /// Sends `answer` for the delivery and waits until the server applied it.
+    pub(crate) async fn answer(&self, id: &AckId, answer: Answer) -> BResult<()> {
+        self.client.request(id.reply.clone(), answer.body()).await.map(drop).map_err(storage)
+    }
+
+    /// Gives a delivery back, to go out again after `wait` as the same
+    /// attempt: it never reached the consumer, so the delivery does not count.
+    pub(crate) async fn unsend(&self, sub: &Subscription, id: &AckId, wait: Duration) -> BResult<()> {
+        let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+        let mut record = self.records.get(&key, id.delivered).await?;
+        record.unsent += 1;
+        self.records.put(&key, &record).await?;
+        self.answer(id, Answer::Nak(wait)).await
+    }
+
+    /// The ack id, if it is the subscription's and its lease still runs.
+    fn held(&self, sub: &Subscription, ack_id: &str, now: DateTime<Utc>) -> Option<AckId> {
+        let id = AckId::parse(ack_id)?;
+        let ours = id.stream == self.names.stream(&sub.topic) && self.names.is_consumer_of(&id.consumer, &sub.name);
+        (ours && id.held(now)).then_some(id)
+    }
+
+    /// Acknowledges; answers the ack ids that held no lease, and whether a
+    /// key's next event is now free.
+    pub(crate) async fn acknowledge(&self, sub: &Subscription, ack_ids: &[String]) -> BResult<(Vec<String>, bool)> {
+        let now = Utc::now();
+        let mut unknown = Vec::new();
+        let mut held = Vec::new();
+        for ack_id in ack_ids {
+            match self.held(sub, ack_id, now) {
+                Some(id) => held.push(id),
+                None => unknown.push(ack_id.clone()),
+            }
+        }
+        let acks = held.iter().map(|id| async move {
+            self.answer(id, Answer::Ack).await?;
+            let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+            self.records.forget(&key, id.delivered).await
+        });
+        futures::future::try_join_all(acks).await?;
+        let keyed = held.iter().any(|id| !id.consumer.ends_with("-u"));
+        Ok((unknown, keyed))
+    }
+
+    pub(crate) async fn give_back(
+        &self,
+        sub: &Subscription,
+        ack_ids: &[String],
+        redelivery: Redelivery,
+        error: &str,
+    ) -> BResult<Nacked> {
+        let now = Utc::now();
+        let sample = rand::random::<f64>();
+        let mut out = Nacked::default();
+        for ack_id in ack_ids {
+            let Some(id) = self.held(sub, ack_id, now) else {
+                out.unknown.push(ack_id.clone());
+                continue;
+            };
+            if let Redelivery::Unsent(wait) = redelivery {
+                self.unsend(sub, &id, wait).await?;
+                self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
+                out.retrying += 1;
+                continue;
+            }
+            let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+            let mut record = self.records.get(&key, id.delivered).await?;
+            let attempt = record.made_before(id.delivered) + 1;
+            record.errors.push(AttemptError { attempt, at: now, error: error.to_string() });
+            let wait = match redelivery {
+                _ if sub.retry.exhausted(attempt) => None,
+                Redelivery::Never => None,
+                Redelivery::After(d) | Redelivery::Unsent(d) => Some(d),
+                Redelivery::Backoff => Some(sub.retry.delay_before(attempt + 1, sample)),
+            };
+            let Some(wait) = wait else {
+                let stream = self.js.get_stream_no_info(&id.stream).await.map_err(storage)?;
+                let stored = stream.get_raw_message(id.seq).await.map_err(storage)?;
+                let event: CloudEvent = serde_json::from_slice(&stored.payload).map_err(storage)?;
+                self.bury(sub, &id, event, attempt, record.errors, now).await?;
+                out.dead_lettered += 1;
+                continue;
+            };
+            self.records.put(&key, &record).await?;
+            self.answer(&id, Answer::Nak(wait)).await?;
+            self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
+            out.retrying += 1;
+        }
+        Ok(out)
+    }
+
+    /// A redriven event: published again to the topic, marked for this
+    /// subscription only (the others' consumers pass over it), without a
+    /// message id so the dedupe window does not swallow it.
+    pub(crate) async fn redrive(&self, sub: &Subscription, event: &CloudEvent) -> BResult<()> {
+        self.ensure_stream(&sub.topic).await?;
+        let subject = self.names.subject(&sub.topic, self.names.part(event.ordering_key()));
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(FOR_HEADER, sub.name.as_str());
+        let body = serde_json::to_vec(event).map_err(storage)?;
+        self.js.publish_with_headers(subject, headers, body.into()).await.map_err(storage)?.await.map_err(storage)?;
+        Ok(())
+    }
+}

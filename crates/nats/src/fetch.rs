@@ -1,0 +1,188 @@
+//! Pull requests to consumers, written out rather than taken from
+//! async-nats's `fetch`, because their exact shape matters on a 2.9 server:
+//!
+//! - `no_wait` answers at once when the consumer has nothing at all;
+//! - `expires` must be set too: on a partition whose one event is out, a
+//!   request without it would stay on the server for good.
+//!
+//! Even so, a busy server may end a request late, or not say so, and hand
+//! an event to a request its puller stopped waiting for. All requests of a
+//! process therefore share one [`Mailbox`], an inbox subscription that
+//! outlives them. The server sends events on their own subjects, not the
+//! inbox's, so the mailbox routes each by its consumer (named in its ack
+//! subject), and a process has one request at a time per consumer. An
+//! event for a consumer nobody here is pulling from any more is given back
+//! at once as unsent (its attempt not counted), so it goes out again to a
+//! puller still waiting, instead of after a whole lease.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::{Message, StatusCode};
+use futures::StreamExt;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::{ack_id::AckId, answer::Answer, names::Names, records::Records};
+
+/// How long a request may wait on a consumer whose events are all out:
+/// long enough for one whose lease just ended to come back, short enough
+/// that a pull over many partitions answers quickly.
+pub const EXPIRES: Duration = Duration::from_millis(5);
+
+/// How much longer than `expires` the server's closing word may take
+/// before the puller stops waiting (what comes later is given back).
+const GRACE: Duration = Duration::from_millis(100);
+
+/// Where the replies to this process's pull requests arrive.
+pub struct Mailbox {
+    give_back: GiveBack,
+    prefix: String,
+    next: AtomicU64,
+    /// The request open on each consumer (`stream/consumer`), and by its
+    /// inbox (where the server's closing word comes).
+    open: Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>,
+    /// One request at a time per consumer.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Where a message goes: its consumer for an event, its inbox otherwise.
+fn route(m: &Message) -> String {
+    match m.reply.as_deref().and_then(|r| AckId::new(r, chrono::Utc::now())) {
+        Some(id) => format!("{}/{}", id.stream, id.consumer),
+        None => m.subject.to_string(),
+    }
+}
+
+/// What giving back a late event needs, apart from the broker.
+#[derive(Clone)]
+pub struct GiveBack {
+    pub client: async_nats::Client,
+    pub names: Names,
+    pub records: Records,
+}
+
+impl Mailbox {
+    /// Subscribes to the process's inboxes and routes what arrives; ends
+    /// when aborted.
+    pub async fn open(give_back: GiveBack) -> Result<(Arc<Mailbox>, tokio::task::AbortHandle), String> {
+        let prefix = give_back.client.new_inbox();
+        let mut replies = give_back.client.subscribe(format!("{prefix}.*")).await.map_err(|e| e.to_string())?;
+        let mailbox = Arc::new(Mailbox {
+            give_back: give_back.clone(),
+            prefix,
+            next: AtomicU64::new(0),
+            open: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
+        });
+        let routes = mailbox.clone();
+        let task = tokio::spawn(async move {
+            while let Some(m) = replies.next().await {
+                let waiting = routes.open.lock().expect("mailbox").get(&route(&m)).cloned();
+                match waiting {
+                    Some(to) if to.send(m.clone()).is_ok() => {}
+                    _ => {
+                        tokio::spawn(give_back_late(give_back.clone(), m));
+                    }
+                }
+            }
+        });
+        Ok((mailbox, task.abort_handle()))
+    }
+
+    /// Up to `batch` events from `consumer` of `stream`.
+    pub async fn fetch(
+        &self,
+        client: &async_nats::Client,
+        stream: &str,
+        consumer: &str,
+        batch: usize,
+    ) -> Result<Vec<Message>, String> {
+        let key = format!("{stream}/{consumer}");
+        let turn = self.turns.lock().expect("mailbox").entry(key.clone()).or_default().clone();
+        let _turn = turn.lock().await;
+        let inbox = format!("{}.{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed));
+        let (to, mut replies) = mpsc::unbounded_channel();
+        {
+            let mut open = self.open.lock().expect("mailbox");
+            open.insert(inbox.clone(), to.clone());
+            open.insert(key.clone(), to);
+        }
+        let out = request(client, stream, consumer, batch, &inbox, &mut replies).await;
+        {
+            let mut open = self.open.lock().expect("mailbox");
+            open.remove(&inbox);
+            open.remove(&key);
+        }
+        // Whatever came beyond the request's end is late now: given back.
+        replies.close();
+        while let Ok(m) = replies.try_recv() {
+            tokio::spawn(give_back_late(self.give_back.clone(), m));
+        }
+        out
+    }
+}
+
+async fn request(
+    client: &async_nats::Client,
+    stream: &str,
+    consumer: &str,
+    batch: usize,
+    inbox: &str,
+    replies: &mut mpsc::UnboundedReceiver<Message>,
+) -> Result<Vec<Message>, String> {
+    let request = json!({"batch": batch, "no_wait": true, "expires": EXPIRES.as_nanos() as u64});
+    client
+        .publish_with_reply(
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
+            inbox.to_string(),
+            request.to_string().into(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + EXPIRES + GRACE;
+    let mut out = Vec::new();
+    while out.len() < batch {
+        let Ok(Some(m)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
+            tracing::debug!(stream, consumer, "a pull request had no closing word in time; what comes later goes back");
+            break;
+        };
+        match m.status {
+            None | Some(StatusCode::OK) => out.push(m),
+            // Nothing (more) now, or the request ran out: all said.
+            Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
+            Some(status) if out.is_empty() => {
+                return Err(format!("pulling from {stream}/{consumer}: {status} {:?}", m.description));
+            }
+            Some(_) => break,
+        }
+    }
+    Ok(out)
+}
+
+/// An event that reached no puller: back to the server at once, its
+/// delivery not counted as an attempt.
+async fn give_back_late(g: GiveBack, m: Message) {
+    let Some(id) = m.reply.as_deref().and_then(|r| AckId::new(r, chrono::Utc::now())) else {
+        return; // a late closing word, not an event
+    };
+    let (Some(topic), Some(sub)) = (g.names.topic_of_stream(&id.stream), g.names.sub_of_consumer(&id.consumer)) else {
+        return;
+    };
+    let key = g.names.attempts_key(&sub, &topic, id.seq);
+    let given = async {
+        let mut record = g.records.get(&key, id.delivered).await?;
+        record.unsent += 1;
+        g.records.put(&key, &record).await?;
+        g.client.request(id.reply.clone(), Answer::Nak(Duration::ZERO).body()).await.map_err(crate::storage)
+    };
+    if let Err(e) = given.await {
+        tracing::warn!(seq = id.seq, error = %e, "a late event could not be given back; it returns after its lease");
+    }
+}

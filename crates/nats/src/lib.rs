@@ -1,0 +1,125 @@
+//! herald's topics and subscriptions on NATS JetStream (server 2.9 or
+//! later): the [`herald_broker::Broker`] trait over one stream per topic
+//! and durable pull consumers, passing the same contract suite as the
+//! embedded broker. docs/MESSAGING.md says how it keeps each promise.
+//!
+//! A crate of its own rather than a feature of `herald-broker`: the trait's
+//! crate stays free of a network client, so the store and the engine build
+//! without one, and the server is the one place that picks a backend.
+//!
+//! # Layout
+//!
+//! - [`names`] — where everything lives: streams, subjects, consumers,
+//!   buckets, all under one prefix.
+//! - [`ack_id`] — ack ids that carry the server's ack subject and the lease.
+//! - `setup` — connecting, the buckets and streams herald needs, and
+//!   removing them again ([`destroy`]).
+//! - `topology` — a topic's stream, a subscription's consumers.
+//! - `fetch` — pull requests, and the mailbox their replies come to.
+//! - `pull` — leasing events: per-key order, filters, burying the
+//!   exhausted.
+//! - `answer` — acks, nacks and redrives.
+//! - `dead` — dead letters, in a stream of herald's own.
+//! - `records` — what a delivery's attempts left behind (errors, unsent
+//!   give-backs), in a KV bucket.
+//! - `stats` — how a subscription keeps up, and when it is next due.
+//! - `wake` — waking waiting consumers, here and in other herald processes.
+//! - `broker` — the trait's methods, each a few calls into the above.
+
+pub mod ack_id;
+mod answer;
+mod broker;
+mod dead;
+mod fetch;
+pub mod names;
+mod pull;
+mod records;
+mod setup;
+mod stats;
+mod topology;
+mod wake;
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, atomic::AtomicUsize},
+    time::Duration,
+};
+
+use async_nats::jetstream::{self, kv};
+
+pub use dead::DeadLetter;
+pub use setup::destroy;
+
+use crate::{names::Names, wake::Wakeups};
+
+/// The partitions a topic's keyed events are spread over by default: as
+/// many keys as this can be out at once per subscription.
+pub const DEFAULT_PARTITIONS: u16 = 16;
+
+/// What [`NatsBroker::connect`] needs.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats://host:port`.
+    pub url: String,
+    /// Every stream, consumer, bucket and subject herald makes starts with
+    /// this (letters, digits, `_`), so deployments share a server apart.
+    pub prefix: String,
+    /// How long a re-published event's source and id are recognised: each
+    /// topic stream's `duplicate_window`.
+    pub dedupe_window: Duration,
+    /// Partitions per topic for keyed events; fixed once a topic exists.
+    pub partitions: u16,
+}
+
+impl NatsConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        NatsConfig {
+            url: url.into(),
+            prefix: "herald".into(),
+            dedupe_window: Duration::from_secs(600),
+            partitions: DEFAULT_PARTITIONS,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach NATS at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("NATS JetStream at {url} refused herald's setup: {reason}")]
+    Setup { url: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// herald's broker on a NATS JetStream server. Cheap to share; every
+/// method may be called from many tasks, and from many herald processes
+/// on the same server and prefix.
+pub struct NatsBroker {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) names: Names,
+    pub(crate) dedupe_window: Duration,
+    /// Subscription definitions, the truth for every herald process.
+    pub(crate) subs: kv::Store,
+    pub(crate) records: records::Records,
+    /// Topics whose stream this process has seen exist.
+    pub(crate) streams: Mutex<HashSet<String>>,
+    pub(crate) wakeups: Arc<Wakeups>,
+    /// Turns the order partitions are tried in, so none waits behind the others.
+    pub(crate) turn: AtomicUsize,
+    pub(crate) mailbox: Arc<fetch::Mailbox>,
+    listener: tokio::task::AbortHandle,
+    postman: tokio::task::AbortHandle,
+}
+
+impl Drop for NatsBroker {
+    fn drop(&mut self) {
+        self.listener.abort();
+        self.postman.abort();
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> herald_broker::Error {
+    herald_broker::Error::Storage(format!("NATS: {e}"))
+}

@@ -1,0 +1,215 @@
+//! Leasing events to a puller.
+//!
+//! The server keeps each partition to one event out and hands out events
+//! no one else holds; herald adds what it does not know of:
+//!
+//! - which consumers are worth asking (their info first: a request to a
+//!   consumer with nothing waits out its `expires`);
+//! - never more than `max` events (a partition gives one at most, so no
+//!   more partitions are asked at once than events are still wanted: an
+//!   event fetched and then given back would count as a delivery);
+//! - the subscription's filter, and redriven events meant for another
+//!   subscription: acknowledged and passed over;
+//! - attempts, counted without the unsent give-backs: an event out of
+//!   attempts when it comes back (its last lease ended unanswered) is
+//!   buried here instead of going out;
+//! - the lease: when it is not the consumer's `ack_wait`, a nak with the
+//!   lease as its delay moves the server's redelivery to the lease's end.
+
+use std::{collections::VecDeque, sync::atomic::Ordering, time::Duration};
+
+use async_nats::Message as NatsMessage;
+use chrono::{DateTime, Utc};
+use herald_broker::{CloudEvent, Message, Subscription};
+
+use crate::{NatsBroker, ack_id::AckId, answer::Answer, names::Part, storage};
+
+type BResult<T> = herald_broker::Result<T>;
+
+/// How often one partition is asked again after what it gave was passed
+/// over or buried, within one pull.
+const ROUNDS: u32 = 8;
+
+/// The header that sends a redriven event to one subscription only.
+pub const FOR_HEADER: &str = "Herald-For";
+
+enum Taken {
+    Out(Box<Message>),
+    /// Passed over (filtered, meant for another subscription) or buried.
+    Gone {
+        buried: bool,
+    },
+}
+
+impl NatsBroker {
+    /// Answers the messages and whether a buried event let a key move on.
+    pub(crate) async fn lease(&self, sub: &Subscription, max: usize, lease: Duration) -> BResult<(Vec<Message>, bool)> {
+        let max = max.max(1);
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let stream = self.names.stream(&sub.topic);
+
+        // Partitions free to give an event and the keyless events first,
+        // then partitions whose one event is out (its lease may have ended).
+        let (mut free, mut keyless, mut busy) = (Vec::new(), None, Vec::new());
+        for (part, info) in self.consumer_infos(sub).await? {
+            let waiting = info.num_pending > 0;
+            let out = info.num_ack_pending > 0;
+            match part {
+                Part::Keyless if waiting || out => keyless = Some(part),
+                Part::Key(_) if waiting && !out => free.push(part),
+                Part::Key(_) if out => busy.push(part),
+                _ => {}
+            }
+        }
+        // The keyless consumer takes its turn among the free partitions, so
+        // neither kind waits behind the other when few events are wanted.
+        free.extend(keyless);
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        if !free.is_empty() {
+            let by = turn % free.len();
+            free.rotate_left(by);
+        }
+        let mut todo: VecDeque<(Part, u32)> = free.into_iter().chain(busy).map(|p| (p, 0)).collect();
+
+        let mut out = Vec::new();
+        let mut moved = false;
+        let mut failed = None;
+        while out.len() < max {
+            let Some(&(first, _)) = todo.front() else { break };
+            let wanted = max - out.len();
+            // The keyless consumer alone, for all still wanted; or as many
+            // partitions as events are still wanted, one each.
+            let chunk: Vec<(Part, u32)> = if first == Part::Keyless {
+                todo.pop_front().into_iter().collect()
+            } else {
+                let n = todo.iter().take(wanted).take_while(|(p, _)| *p != Part::Keyless).count();
+                todo.drain(..n).collect()
+            };
+            let fetches = chunk.iter().map(|&(part, _)| {
+                let consumer = self.names.consumer(&sub.name, part);
+                let batch = if part == Part::Keyless { wanted } else { 1 };
+                let stream = &stream;
+                async move { self.mailbox.fetch(&self.client, stream, &consumer, batch).await.map_err(storage) }
+            });
+            // One consumer failing must not drop what the others handed
+            // over: those events are out already, an attempt counted.
+            let fetched = futures::future::join_all(fetches).await;
+            for ((part, rounds), messages) in chunk.into_iter().zip(fetched) {
+                let messages = match messages {
+                    Ok(m) => m,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        continue;
+                    }
+                };
+                let mut again = false;
+                for m in messages {
+                    match self.take(sub, m, now, until).await {
+                        Ok(Taken::Out(message)) => out.push(*message),
+                        Ok(Taken::Gone { buried }) => {
+                            moved |= buried;
+                            again = true;
+                        }
+                        Err(e) => {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                }
+                if again && rounds + 1 < ROUNDS {
+                    todo.push_back((part, rounds + 1));
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            if out.is_empty() {
+                return Err(e);
+            }
+            tracing::warn!(subscription = %sub.name, error = %e, "part of a pull failed; handing out what came");
+        }
+
+        if lease != sub.lease && !out.is_empty() {
+            self.move_leases(&out, lease).await;
+        }
+        if !out.is_empty() {
+            self.wakeups.due_at(&sub.name, until);
+        }
+        Ok((out, moved))
+    }
+
+    /// One fetched event: handed out, passed over or buried. Should that
+    /// fail, it is given back unsent (if that still can be), so the
+    /// failure spends none of its attempts.
+    async fn take(
+        &self,
+        sub: &Subscription,
+        m: NatsMessage,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> BResult<Taken> {
+        let Some(id) = m.reply.as_deref().and_then(|r| AckId::new(r, until)) else {
+            tracing::warn!(subject = %m.subject, "a pulled message without an ack subject");
+            return Ok(Taken::Gone { buried: false });
+        };
+        let taken = self.decide(sub, &id, m, now).await;
+        if taken.is_err()
+            && let Err(e) = self.unsend(sub, &id, Duration::ZERO).await
+        {
+            tracing::warn!(seq = id.seq, error = %e, "an event could not be given back; it returns after its lease");
+        }
+        taken
+    }
+
+    async fn decide(&self, sub: &Subscription, id: &AckId, m: NatsMessage, now: DateTime<Utc>) -> BResult<Taken> {
+        let meant_for = m.headers.as_ref().and_then(|h| h.get(FOR_HEADER)).map(|v| v.as_str().to_string());
+        if meant_for.is_some_and(|name| name != sub.name) {
+            self.answer(id, Answer::Ack).await?;
+            return Ok(Taken::Gone { buried: false });
+        }
+        let event: CloudEvent = match serde_json::from_slice(&m.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                // Not herald's: nobody can process it, and it must not hold its partition.
+                tracing::error!(subject = %m.subject, seq = id.seq, error = %e, "a message on a topic is not a CloudEvent; terminated");
+                self.answer(id, Answer::Term).await?;
+                return Ok(Taken::Gone { buried: false });
+            }
+        };
+        if !sub.filter.matches(&event) {
+            self.answer(id, Answer::Ack).await?;
+            return Ok(Taken::Gone { buried: false });
+        }
+        let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+        let record = self.records.get(&key, id.delivered).await?;
+        let made = record.made_before(id.delivered);
+        if sub.retry.exhausted(made) {
+            // Its last lease ended with no answer.
+            self.bury(sub, id, event, made, record.errors, now).await?;
+            return Ok(Taken::Gone { buried: true });
+        }
+        Ok(Taken::Out(Box::new(Message {
+            ack_id: id.encode(),
+            attempt: made + 1,
+            seq: id.seq,
+            published_at: id.published_at(),
+            event,
+        })))
+    }
+
+    /// Moves each event's redelivery to the end of `lease`. Should one
+    /// fail, the server keeps the consumer's `ack_wait` (the subscription's
+    /// lease) for it: a shorter lease then only refuses answers a little
+    /// early; a longer one could see the event go out again while its
+    /// first puller still holds it, which is why this is logged.
+    async fn move_leases(&self, out: &[Message], lease: Duration) {
+        let naks = out.iter().filter_map(|m| AckId::parse(&m.ack_id)).map(|id| async move {
+            if let Err(e) = self.answer(&id, Answer::Nak(lease)).await {
+                tracing::warn!(seq = id.seq, error = %e, "a lease was not moved; the event waits out the subscription's lease");
+            }
+        });
+        futures::future::join_all(naks).await;
+    }
+}

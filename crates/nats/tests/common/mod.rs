@@ -1,0 +1,55 @@
+//! What the NATS tests share: the server's address, a prefix of a test's
+//! own (removed when dropped, passed or failed), and connecting with a
+//! message that says what to start when no server answers.
+
+#![allow(dead_code)] // each test binary uses its part
+
+use herald_nats::{NatsBroker, NatsConfig};
+
+pub fn url() -> String {
+    std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+/// A prefix of the test's own on the server: its streams, consumers,
+/// buckets and subjects, all removed when this is dropped.
+pub struct Prefix {
+    pub url: String,
+    pub name: String,
+}
+
+impl Prefix {
+    pub fn new(tag: &str) -> Self {
+        Prefix { url: url(), name: format!("{tag}{:08x}", rand::random::<u32>()) }
+    }
+
+    /// A herald process on this prefix: a connection of its own.
+    pub async fn connect(&self) -> NatsBroker {
+        connect(&self.url, &self.name).await
+    }
+}
+
+/// A herald process on `prefix`, which the caller does not own.
+pub async fn connect(url: &str, prefix: &str) -> NatsBroker {
+    let config = NatsConfig { prefix: prefix.to_string(), ..NatsConfig::new(url) };
+    NatsBroker::connect(config).await.unwrap_or_else(|e| {
+        panic!(
+            "{e}\nthese tests need NATS with JetStream: start `nats-server -js` at 127.0.0.1:4222 \
+             (or set NATS_ADDRESS to one)"
+        )
+    })
+}
+
+impl Drop for Prefix {
+    /// On a thread of its own: a `Drop` cannot wait on the test's runtime,
+    /// and runs when a test panics too.
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            rt.block_on(herald_nats::destroy(&url, &name))
+        });
+        if let Ok(Err(e)) = cleanup.join() {
+            eprintln!("could not remove the test's streams under {}: {e}", self.name);
+        }
+    }
+}

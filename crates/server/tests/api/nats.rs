@@ -1,0 +1,119 @@
+//! herald with its topics on NATS JetStream (`broker = "nats://…"`): pull
+//! over HTTP and push to a service work as they do on the store. Each test
+//! has a prefix of its own on the server, removed afterwards. Needs NATS
+//! with JetStream at 127.0.0.1:4222 (or `NATS_ADDRESS`); without it these
+//! fail, saying what to start.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{broker_helpers::event, choreography, helpers::*};
+
+/// A prefix of the test's own on the NATS server, removed when dropped.
+struct Prefix {
+    url: String,
+    name: String,
+}
+
+impl Prefix {
+    fn new() -> Self {
+        let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+        Prefix { url, name: format!("hs{:08x}", rand::random::<u32>()) }
+    }
+}
+
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // A Drop cannot wait on the test's runtime: a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            rt.block_on(herald_nats::destroy(&url, &name))
+        })
+        .join();
+    }
+}
+
+async fn app_on_nats(prefix: &Prefix, svc: &StepService) -> TestApp {
+    let (url, name) = (prefix.url.clone(), prefix.name.clone());
+    spawn_app_with(tempfile::tempdir().unwrap(), &[], svc, |c| {
+        c.broker.url = Some(url);
+        c.broker.prefix = name;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_published_event_reaches_a_waiting_pull_subscription_on_nats() {
+    let prefix = Prefix::new();
+    let app = app_on_nats(&prefix, &StepService::start().await).await;
+    assert_eq!(app.put_subscription("audit", json!({"topic": "orders"})).await.status(), 201);
+
+    // A long poll, waiting before anything is published: the publish wakes it.
+    let waiting = {
+        let (http, url) = (app.http.clone(), app.url("/v1/subscriptions/audit:pull"));
+        tokio::spawn(async move { http.post(url).json(&json!({"wait": "5s"})).send().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = app.publish("orders", &event("e1", "OrderPlaced", json!({"partitionkey": "alice"}))).await;
+    let again = app.publish("orders", &event("e1", "OrderPlaced", json!({}))).await;
+
+    assert_eq!(first.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["events"][0]["duplicate"], true, "a repeat is stored once");
+    let pulled: Value = waiting.await.unwrap().json().await.unwrap();
+    let messages = pulled["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{pulled}");
+    assert_eq!((messages[0]["event"]["id"].as_str(), messages[0]["attempt"].as_u64()), (Some("e1"), Some(1)));
+    let acked: Value =
+        app.consume("audit", "ack", json!({"ack_ids": [messages[0]["ack_id"]]})).await.json().await.unwrap();
+    assert_eq!(acked["acked"], 1);
+    let stats = app.stats("audit").await;
+    assert_eq!((stats["pending"].as_u64(), stats["in_flight"].as_u64()), (Some(0), Some(0)));
+}
+
+#[tokio::test]
+async fn each_event_is_pushed_and_retried_until_it_lands_on_nats() {
+    let prefix = Prefix::new();
+    let svc = StepService::start().await;
+    svc.then("/events", vec![Reply::Status(503, "busy"), Reply::Status(503, "busy")]);
+    let app = app_on_nats(&prefix, &svc).await;
+    let push = json!({"topic": "orders", "push": {"service": "svc", "path": "/events", "max_in_flight": 8},
+                      "retry": {"attempts": 5, "initial": "20ms", "max": "100ms"}});
+    assert_eq!(app.put_subscription("analytics", push).await.status(), 201);
+
+    app.publish("orders", &event("e1", "OrderPlaced", json!({"data": {"total": 12}}))).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while svc.calls("/events").len() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "{} of 3 calls", svc.calls("/events").len());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = svc.calls("/events");
+    assert!(got.iter().all(|c| c.key == "analytics//tests/e1"), "one idempotency key per event and subscription");
+    assert_eq!(got[2].body["data"]["total"], 12);
+    loop {
+        let stats = app.stats("analytics").await;
+        if stats["pending"] == 0 && stats["in_flight"] == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the event was not acknowledged: {stats}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
+}
+
+#[tokio::test]
+async fn workflows_publish_to_and_await_events_of_topics_on_nats() {
+    let prefix = Prefix::new();
+    let svc = StepService::start().await;
+    let (url, name) = (prefix.url.clone(), prefix.name.clone());
+    let app = choreography::app_with(&svc, choreography::ORDER, |c| {
+        c.broker.url = Some(url);
+        c.broker.prefix = name;
+    })
+    .await;
+
+    choreography::the_order_is_told_and_answered(&app, &svc).await;
+}
