@@ -21,11 +21,16 @@ use crate::{all_succeeded_once, harness::Cluster, spec};
 /// The documented addresses of the nodes and of nginx itself.
 const NODES: [&str; 3] = ["127.0.0.1:7081", "127.0.0.1:7082", "127.0.0.1:7083"];
 const LISTEN: &str = "listen 127.0.0.1:8080;";
+/// How long the documented nginx skips a node that failed: a node back
+/// from a restart takes requests again only after it.
+const FAIL_TIMEOUT: &str = "fail_timeout=2s;";
+const SKIPPED: Duration = Duration::from_secs(2);
 
 /// The documented configuration, pointed at these nodes and this address.
 fn nginx_conf(nodes: &[u16], listen: &str) -> String {
     let documented = include_str!("../../../../docs/nginx/herald.conf");
     assert!(documented.contains(LISTEN), "the documented nginx listens where this test expects");
+    assert!(documented.contains(FAIL_TIMEOUT), "the documented nginx skips a failed node for {SKIPPED:?}");
     let mut conf = documented.replace(LISTEN, &format!("listen {listen};"));
     for (at, port) in NODES.iter().zip(nodes) {
         assert!(conf.contains(at), "the documented upstream has {at}");
@@ -109,8 +114,15 @@ async fn a_rolling_restart_behind_nginx_loses_no_operation_and_answers_no_5xx() 
         assert!(stopped.success(), "node {i} stops cleanly on SIGTERM: {stopped:?}");
         more(accepted() + 10).await;
         c.restart(i).await;
-        // The restarted node takes its share before the next one goes.
+        // As docs/SCALING.md says: the next node goes once nginx takes the
+        // restarted one back (its `fail_timeout` after it last failed
+        // there, which was at the latest when it came back up), and load
+        // went on meanwhile. Stopping the next one sooner leaves nginx with
+        // a single node it counts as live, and one refusal of that node's
+        // means no node at all.
+        let back = tokio::time::Instant::now() + SKIPPED;
         more(accepted() + 20).await;
+        tokio::time::sleep_until(back).await;
     }
     stop.store(true, Ordering::Relaxed);
     for client in clients {
