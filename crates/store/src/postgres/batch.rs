@@ -284,10 +284,11 @@ fn split(taken: Vec<Job>, held: &mut Vec<Job>) -> Vec<Job> {
     batch
 }
 
-/// A refused transition, its writes dropped, is an answer.
+/// A refused transition, its writes dropped, is an answer, as
+/// [`policy::answer`] makes it.
 fn answer(out: Result<Done>) -> Result<Done> {
     match out {
-        Err(Error::Rejected(r)) => Ok(Done::Transitioned(TransitionResult::Rejected(r))),
+        Err(e @ Error::Rejected(_)) => policy::answer(Err(e)).map(Done::Transitioned),
         other => other,
     }
 }

@@ -218,9 +218,9 @@ impl Store for PgStore {
     /// as it answers once the other node's write is there.
     async fn accept(&self, new: NewOperation) -> Result<Accepted> {
         let new = Arc::new(new);
+        let contended = new.idempotency.is_some() || new.on_conflict.is_some();
         let (mut races, mut alone) = (0, false);
         loop {
-            let contended = new.idempotency.is_some() || new.on_conflict.is_some();
             let out = match self.batches.run(batch::Work::Accept(new.clone()), alone).await {
                 batch::Reply::Done(out) => out,
                 batch::Reply::Again(_) if !alone => {
