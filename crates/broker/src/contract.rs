@@ -16,10 +16,13 @@ use std::{
 
 use serde_json::json;
 
-use crate::{Broker, CloudEvent, Error, RawSubscription, Redelivery, Subscription};
+use crate::{Broker, CloudEvent, DeadLetters, Error, RawSubscription, Redelivery, Subscription};
 
 pub trait Harness: Send + Sync + 'static {
     fn broker(&self) -> Arc<dyn Broker>;
+
+    /// Where the broker's dead letters land: herald's one list.
+    fn dead_letters(&self) -> Arc<dyn DeadLetters>;
 }
 
 /// Makes one `#[tokio::test]` per contract test, each on a fresh harness.
@@ -34,13 +37,15 @@ macro_rules! contract_tests {
             an_unacknowledged_event_goes_out_again_when_its_lease_ends,
             a_nacked_event_comes_back_after_its_delay,
             an_event_given_back_unsent_keeps_its_attempt,
-            after_its_last_attempt_an_event_is_a_dead_letter,
-            an_event_whose_last_lease_ends_unanswered_is_a_dead_letter,
-            an_event_that_can_never_be_processed_is_a_dead_letter_at_once,
             a_redelivered_event_goes_out_again_as_a_first_attempt,
             deleting_a_subscription_drops_what_waits_for_it,
             stats_show_what_waits_and_what_is_out,
             publishing_wakes_a_waiting_consumer,
+        );
+        $crate::contract_tests!(@harness $make;
+            after_its_last_attempt_an_event_is_a_dead_letter,
+            an_event_whose_last_lease_ends_unanswered_is_a_dead_letter,
+            an_event_that_can_never_be_processed_is_a_dead_letter_at_once,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -49,6 +54,16 @@ macro_rules! contract_tests {
             async fn $name() {
                 let harness = $make.await;
                 $crate::contract::$name($crate::contract::Harness::broker(&harness)).await;
+            }
+        )*
+    };
+    // Tests that also look at where the dead letters went.
+    (@harness $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let harness = $make.await;
+                $crate::contract::$name(&harness).await;
             }
         )*
     };
@@ -262,7 +277,19 @@ pub async fn an_event_given_back_unsent_keeps_its_attempt(b: Arc<dyn Broker>) {
     assert_eq!(b.stats("s").await.unwrap().dead_letters, 0);
 }
 
-pub async fn after_its_last_attempt_an_event_is_a_dead_letter(b: Arc<dyn Broker>) {
+/// The subscription's dead letters: (event id, attempts, each attempt's error).
+async fn letters(h: &dyn Harness, sub: &str) -> Vec<(String, u32, Vec<String>)> {
+    let list = h.dead_letters().list(sub).await.unwrap();
+    list.into_iter()
+        .map(|l| {
+            assert_eq!(l.subscription, sub);
+            (l.event.id.clone(), l.attempts, l.errors.into_iter().map(|e| e.error).collect())
+        })
+        .collect()
+}
+
+pub async fn after_its_last_attempt_an_event_is_a_dead_letter(h: &dyn Harness) {
+    let b = h.broker();
     put(&*b, "s", json!({"topic": "t", "retry": {"attempts": 3}})).await;
     b.publish("t", vec![event("e1", "T", Some("k")), event("e2", "T", Some("k"))]).await.unwrap();
     let mut last = crate::Nacked::default();
@@ -277,12 +304,15 @@ pub async fn after_its_last_attempt_an_event_is_a_dead_letter(b: Arc<dyn Broker>
 
     assert_eq!(last.dead_lettered, 1);
     assert_eq!(b.stats("s").await.unwrap().dead_letters, 1);
+    let errors = ["failure 1", "failure 2", "failure 3"].map(String::from).to_vec();
+    assert_eq!(letters(h, "s").await, [("e1".to_string(), 3, errors)], "in the one list, with every attempt's error");
     let next = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].event.id, "e2", "the key's next event is no longer held up");
 }
 
-pub async fn an_event_whose_last_lease_ends_unanswered_is_a_dead_letter(b: Arc<dyn Broker>) {
+pub async fn an_event_whose_last_lease_ends_unanswered_is_a_dead_letter(h: &dyn Harness) {
+    let b = h.broker();
     put(&*b, "s", json!({"topic": "t", "retry": {"attempts": 1}})).await;
     b.publish("t", vec![event("e1", "T", Some("k")), event("e2", "T", Some("k"))]).await.unwrap();
     let first = b.pull("s", 10, Duration::from_millis(200)).await.unwrap();
@@ -294,11 +324,14 @@ pub async fn an_event_whose_last_lease_ends_unanswered_is_a_dead_letter(b: Arc<d
     assert_eq!(next.len(), 1);
     assert_eq!((next[0].event.id.as_str(), next[0].attempt), ("e2", 1), "buried at the pull; its key moved on");
     assert_eq!(b.stats("s").await.unwrap().dead_letters, 1);
+    let dead = letters(h, "s").await;
+    assert_eq!((dead.len(), dead[0].0.as_str(), dead[0].1, dead[0].2.len()), (1, "e1", 1, 1), "{dead:?}");
     let late = b.ack("s", std::slice::from_ref(&first[0].ack_id)).await.unwrap();
     assert_eq!(late, [first[0].ack_id.clone()], "its lease is over");
 }
 
-pub async fn an_event_that_can_never_be_processed_is_a_dead_letter_at_once(b: Arc<dyn Broker>) {
+pub async fn an_event_that_can_never_be_processed_is_a_dead_letter_at_once(h: &dyn Harness) {
+    let b = h.broker();
     put(&*b, "s", json!({"topic": "t", "retry": {"attempts": 5}})).await;
     b.publish("t", vec![event("e1", "T", None)]).await.unwrap();
     let m = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
@@ -308,6 +341,8 @@ pub async fn an_event_that_can_never_be_processed_is_a_dead_letter_at_once(b: Ar
     assert_eq!((nacked.retrying, nacked.dead_lettered), (0, 1));
     assert!(b.next_due("s").await.unwrap().is_none(), "nothing waits");
     assert_eq!(b.stats("s").await.unwrap().dead_letters, 1);
+    let refused = vec!["the consumer refused it".to_string()];
+    assert_eq!(letters(h, "s").await, [("e1".to_string(), 1, refused)]);
 }
 
 pub async fn a_redelivered_event_goes_out_again_as_a_first_attempt(b: Arc<dyn Broker>) {

@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //!
+//! - [`dead`] — herald's one dead-letter list, as the brokers on servers
+//!   of their own hand it their dead letters.
 //! - [`event`] — CloudEvents 1.0: parsing (structured and binary mode) and checks.
 //! - [`subscription`] — what a subscription is: topic, filter, push or pull, retry.
 //! - [`Broker`] — the one trait every backend implements (embedded on the
-//!   SQLite store now, NATS JetStream later), with the semantics below.
+//!   store, on NATS JetStream, on RabbitMQ), with the semantics below.
 //! - `contract` (feature `contract`) — the tests every backend must pass.
 //!
 //! # The contract
@@ -27,6 +29,7 @@
 //!   counted.
 //! - No two pullers hold the same event at the same time.
 
+pub mod dead;
 pub mod event;
 pub mod subscription;
 
@@ -39,6 +42,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use dead::{DeadEvent, DeadLetters};
 pub use event::{CloudEvent, EventError};
 pub use subscription::{Delivery, RawSubscription, Subscription, SubscriptionError};
 

@@ -42,6 +42,7 @@
 mod codec;
 #[cfg(feature = "contract")]
 pub mod contract;
+mod dead_events;
 mod filters;
 pub mod hints;
 mod open;
@@ -52,6 +53,7 @@ pub mod tx;
 mod types;
 mod wakeups;
 
+pub use dead_events::EventDeadLetters;
 pub use open::{Opened, StoreConfig, open};
 pub use types::*;
 
@@ -169,6 +171,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves a held task that ran out of attempts to the dead letters.
     async fn dead_letter(&self, id: TaskId, letter: DeadLetter) -> Result<bool>;
+
+    /// Adds a dead letter that no task held (an event a broker on a server
+    /// of its own gave up on); its id.
+    async fn add_dead_letter(&self, letter: DeadLetter) -> Result<i64>;
+
+    /// How many dead letters a subscription has.
+    async fn subscription_dead_letters(&self, subscription: &str) -> Result<u64>;
 
     /// Dead letters, newest first.
     async fn dead_letters(&self, filter: DeadLetterFilter) -> Result<Vec<DeadLetter>>;

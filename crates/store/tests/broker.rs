@@ -5,10 +5,10 @@
 use std::{sync::Arc, time::Duration};
 
 use herald_broker::{
-    Broker,
+    Broker, DeadLetters,
     contract::{self, Harness},
 };
-use herald_store::{Node, sqlite::SqliteStore};
+use herald_store::{EventDeadLetters, Node, sqlite::SqliteStore};
 use serde_json::json;
 
 struct Embedded {
@@ -19,6 +19,10 @@ struct Embedded {
 impl Harness for Embedded {
     fn broker(&self) -> Arc<dyn Broker> {
         self.store.clone()
+    }
+
+    fn dead_letters(&self) -> Arc<dyn DeadLetters> {
+        Arc::new(EventDeadLetters(self.store.clone()))
     }
 }
 

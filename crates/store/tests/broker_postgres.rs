@@ -16,10 +16,10 @@ use std::{
 };
 
 use herald_broker::{
-    Broker,
+    Broker, DeadLetters,
     contract::{self, Harness},
 };
-use herald_store::{Node, contract::postgres::TestSchema, postgres::PgStore};
+use herald_store::{EventDeadLetters, Node, contract::postgres::TestSchema, postgres::PgStore};
 use serde_json::json;
 
 struct Shared {
@@ -30,6 +30,10 @@ struct Shared {
 impl Harness for Shared {
     fn broker(&self) -> Arc<dyn Broker> {
         self.store.clone()
+    }
+
+    fn dead_letters(&self) -> Arc<dyn DeadLetters> {
+        Arc::new(EventDeadLetters(self.store.clone()))
     }
 }
 

@@ -376,6 +376,16 @@ impl Store for PgStore {
         rows::delete_dead_letter(&mut *self.pool.acquire().await?, id).await
     }
 
+    async fn add_dead_letter(&self, letter: DeadLetter) -> Result<i64> {
+        let mut tx = self.tx();
+        let out = crate::tx::Tx::insert_dead_letter(&mut tx, &letter).await;
+        tx.end(out).await
+    }
+
+    async fn subscription_dead_letters(&self, subscription: &str) -> Result<u64> {
+        deliveries::dead_letters(&mut *self.pool.acquire().await?, subscription).await
+    }
+
     async fn redrive_task(
         &self,
         dead_letter: i64,

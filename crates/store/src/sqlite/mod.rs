@@ -270,6 +270,15 @@ impl Store for SqliteStore {
         self.writer.submit(move |c| dead::delete(c, id)).await
     }
 
+    async fn add_dead_letter(&self, letter: DeadLetter) -> Result<i64> {
+        self.writer.submit(move |c| now(crate::tx::Tx::insert_dead_letter(&mut Rows(c), &letter))).await
+    }
+
+    async fn subscription_dead_letters(&self, subscription: &str) -> Result<u64> {
+        let sub = subscription.to_owned();
+        self.readers.with(move |c| dead::count_for_subscription(c, &sub)).await
+    }
+
     async fn redrive_task(
         &self,
         dead_letter: i64,
