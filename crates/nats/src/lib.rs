@@ -19,7 +19,7 @@
 //! - `pull` — leasing events: per-key order, filters, burying the
 //!   exhausted.
 //! - `answer` — acks, nacks and redrives.
-//! - `dead` — dead letters, in a stream of herald's own.
+//! - `dead` — dead letters, handed to herald's one list.
 //! - `records` — what a delivery's attempts left behind (errors, unsent
 //!   give-backs), in a KV bucket.
 //! - `stats` — how a subscription keeps up, and when it is next due.
@@ -47,7 +47,6 @@ use std::{
 
 use async_nats::jetstream::{self, kv};
 
-pub use dead::DeadLetter;
 pub use setup::destroy;
 
 use crate::{names::Names, wake::Wakeups};
@@ -109,6 +108,8 @@ pub struct NatsBroker {
     /// Turns the order partitions are tried in, so none waits behind the others.
     pub(crate) turn: AtomicUsize,
     pub(crate) mailbox: Arc<fetch::Mailbox>,
+    /// herald's one dead-letter list.
+    pub(crate) dead: Arc<dyn herald_broker::DeadLetters>,
     listener: tokio::task::AbortHandle,
     postman: tokio::task::AbortHandle,
 }

@@ -1,6 +1,6 @@
 //! Where everything lives on the server: one stream per topic, one durable
-//! pull consumer per subscription and partition, two KV buckets and a
-//! dead-letter stream, all named from one prefix so that several herald
+//! pull consumer per subscription and partition, and two KV buckets, all
+//! named from one prefix so that several herald
 //! deployments (or tests) share a server without meeting.
 //!
 //! | what | name |
@@ -11,7 +11,6 @@
 //! | a subscription's consumers | `{sub}-k{n}` (at most one event out each) and `{sub}-u` |
 //! | subscription definitions | KV bucket `{prefix}-subs`, key = the name |
 //! | what a delivery's attempts left behind | KV bucket `{prefix}-attempts` |
-//! | dead letters | stream `{prefix}-dead`, subject `{prefix}.d.{sub}` |
 //! | "look now" signals between herald processes | core subject `{prefix}.w.{topic}` |
 //!
 //! Topic and subscription names may hold `.`, which NATS reads as a
@@ -137,18 +136,6 @@ impl Names {
     /// event's place.
     pub fn attempts_key(&self, sub: &str, topic: &str, seq: u64) -> String {
         format!("{}/{}/{seq}", kv_key(sub), kv_key(topic))
-    }
-
-    pub fn dead_stream(&self) -> String {
-        format!("{}-dead", self.prefix)
-    }
-
-    pub fn dead_subjects(&self) -> String {
-        format!("{}.d.*", self.prefix)
-    }
-
-    pub fn dead_subject(&self, sub: &str) -> String {
-        format!("{}.d.{}", self.prefix, token(sub))
     }
 
     pub fn wake_subjects(&self) -> String {

@@ -13,6 +13,8 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 
+use herald_broker::DeadLetters;
+
 use crate::{
     Error, NatsBroker, NatsConfig,
     fetch::{GiveBack, Mailbox},
@@ -73,9 +75,9 @@ async fn bucket(js: &jetstream::Context, name: String, max_age: Duration) -> Res
 
 impl NatsBroker {
     /// Connects and makes what herald needs on the server: the buckets of
-    /// subscriptions and delivery records, and the dead-letter stream.
-    /// Topic streams and consumers come with publishes and subscriptions.
-    pub async fn connect(config: NatsConfig) -> Result<Self, Error> {
+    /// subscriptions and delivery records. Topic streams and consumers come
+    /// with publishes and subscriptions. Dead letters go to `dead`.
+    pub async fn connect(config: NatsConfig, dead: Arc<dyn DeadLetters>) -> Result<Self, Error> {
         if !names::valid_prefix(&config.prefix) {
             return Err(Error::Config(format!(
                 "the NATS prefix `{}` must be 1-32 letters, digits or `_`",
@@ -92,14 +94,6 @@ impl NatsBroker {
         let attempts = bucket(&js, names.attempts_bucket(), RECORDS_KEPT)
             .await
             .map_err(|e| setup(format!("the attempts bucket: {e}")))?;
-        js.get_or_create_stream(stream::Config {
-            name: names.dead_stream(),
-            subjects: vec![names.dead_subjects()],
-            storage: StorageType::File,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| setup(format!("the dead-letter stream: {e}")))?;
         let wakeups = Arc::new(wake::Wakeups::default());
         let listener = wake::listen(&client, &names, wakeups.clone()).await.map_err(setup)?;
         let records = Records::new(attempts);
@@ -116,6 +110,7 @@ impl NatsBroker {
             wakeups,
             turn: AtomicUsize::new(0),
             mailbox,
+            dead,
             listener,
             postman,
         })
@@ -123,7 +118,7 @@ impl NatsBroker {
 }
 
 /// Deletes every stream and bucket under `prefix`: topics, their consumers,
-/// subscriptions, records and dead letters. For tests and for taking a
+/// subscriptions and records. For tests and for taking a
 /// deployment down; nothing of another prefix is touched.
 pub async fn destroy(url: &str, prefix: &str) -> Result<usize, Error> {
     if !names::valid_prefix(prefix) {
@@ -132,7 +127,7 @@ pub async fn destroy(url: &str, prefix: &str) -> Result<usize, Error> {
     let js = jetstream::new(connect_client(url).await?);
     let fail = |e: &dyn std::fmt::Display| Error::Setup { url: without_secrets(url), reason: e.to_string() };
     let ours = |name: &str| {
-        name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("-t-") || rest == "-dead")
+        name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("-t-"))
             || name == format!("KV_{prefix}-subs")
             || name == format!("KV_{prefix}-attempts")
     };

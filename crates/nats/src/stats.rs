@@ -42,7 +42,7 @@ impl NatsBroker {
             }
         }
         stats.lag_ms = oldest.map_or(0, |o| (now - o).num_milliseconds().max(0) as u64);
-        stats.dead_letters = self.dead_letter_count(&sub.name).await?;
+        stats.dead_letters = self.dead.count(&sub.name).await?;
         Ok(stats)
     }
 

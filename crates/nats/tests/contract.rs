@@ -15,7 +15,7 @@ use std::{
 };
 
 use herald_broker::{
-    Broker, Redelivery,
+    Broker, DeadLetters, Redelivery,
     contract::{self, Harness},
 };
 use herald_nats::NatsBroker;
@@ -33,6 +33,10 @@ struct Nats {
 impl Harness for Nats {
     fn broker(&self) -> Arc<dyn Broker> {
         self.broker.clone()
+    }
+
+    fn dead_letters(&self) -> Arc<dyn DeadLetters> {
+        self.prefix.letters.list.clone()
     }
 }
 
@@ -164,7 +168,7 @@ async fn a_dead_letter_keeps_every_attempts_error() {
     assert_eq!(m.attempt, 3);
     b.nack("s", std::slice::from_ref(&m.ack_id), Redelivery::Backoff, "third").await.unwrap();
 
-    let letters = h.broker.dead_letters("s").await.unwrap();
+    let letters = h.dead_letters().list("s").await.unwrap();
     assert_eq!(letters.len(), 1);
     let errors: Vec<(u32, &str)> = letters[0].errors.iter().map(|e| (e.attempt, e.error.as_str())).collect();
     assert_eq!(errors, [(1, "first"), (2, "not acknowledged before its lease ended"), (3, "third")]);

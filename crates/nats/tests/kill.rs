@@ -25,7 +25,8 @@ async fn consumer_child() {
     let (Ok(log), Ok(prefix)) = (std::env::var("HERALD_NATS_LOG"), std::env::var("HERALD_NATS_PREFIX")) else {
         return;
     };
-    let broker = common::connect(&common::url(), &prefix).await;
+    let letters = common::Letters::new();
+    let broker = common::connect(&common::url(), &prefix, letters.list.clone()).await;
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
     println!("consuming");
     let mut quiet_since = tokio::time::Instant::now();

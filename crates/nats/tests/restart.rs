@@ -77,7 +77,8 @@ fn spawn(port: u16, dir: &std::path::Path) -> Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_and_restarted_under_load_loses_no_acknowledged_publish() {
     let mut server = Server::start();
-    let broker = Arc::new(common::connect(&server.url(), "hr").await);
+    let letters = common::Letters::new();
+    let broker = Arc::new(common::connect(&server.url(), "hr", letters.list.clone()).await);
     let sub = json!({"topic": "t", "retry": {"attempts": 20}});
     broker.put_subscription(&contract::subscription("s", sub)).await.unwrap();
 

@@ -1,5 +1,6 @@
 //! herald with its topics on NATS JetStream (`broker = "nats://…"`): pull
-//! over HTTP and push to a service work as they do on the store. Each test
+//! over HTTP, push to a service, and dead letters and their redrive work
+//! as they do on the store. Each test
 //! has a prefix of its own on the server, removed afterwards. Needs NATS
 //! with JetStream at 127.0.0.1:4222 (or `NATS_ADDRESS`); without it these
 //! fail, saying what to start.
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{broker_helpers::event, choreography, helpers::*};
+use crate::{broker_helpers::event, choreography, helpers::*, push};
 
 /// A prefix of the test's own on the NATS server, removed when dropped.
 struct Prefix {
@@ -102,6 +103,18 @@ async fn each_event_is_pushed_and_retried_until_it_lands_on_nats() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
+}
+
+#[tokio::test]
+async fn an_event_dead_lettered_on_nats_is_listed_and_redriven_as_on_the_store() {
+    let prefix = Prefix::new();
+    let svc = StepService::start().await;
+    let app = app_on_nats(&prefix, &svc).await;
+
+    push::a_refused_event_is_dead_lettered_and_redriven(&app, &svc).await;
+
+    let stats = app.stats("analytics").await;
+    assert_eq!(stats["dead_letters"], 0, "redriven, so none left: {stats}");
 }
 
 #[tokio::test]

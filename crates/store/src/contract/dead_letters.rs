@@ -1,5 +1,6 @@
 //! Dead letters: held tasks set aside, listed and paged, dropped, redriven;
-//! and a step given up on, kept with each attempt's error.
+//! a step given up on, kept with each attempt's error; and the events a
+//! broker on a server of its own hands to the list.
 
 use chrono::Utc;
 use herald_core::{Command, OperationId, TaskKind, notify::Channel, task::Phase};
@@ -132,4 +133,52 @@ pub async fn a_step_given_up_on_is_dead_lettered_with_each_attempt_until_redrive
 
     applied(&*store, &wf, &op, None, Command::Redrive { step: "a".into(), phase: Phase::Forward }).await;
     assert!(step_letters().await.is_empty(), "redriven: the letter goes in the same commit");
+}
+
+pub async fn an_event_a_broker_gave_up_on_joins_the_one_list(h: &impl Harness) {
+    use herald_broker::{CloudEvent, DeadEvent, DeadLetters};
+    use herald_core::retry::AttemptError;
+
+    let list = crate::EventDeadLetters(h.store());
+    let dead = |sub: &str, id: &str| {
+        let event = json!({"specversion": "1.0", "id": id, "source": "/shop", "type": "OrderPlaced", "data": {"n": 1}});
+        let at = Utc::now();
+        DeadEvent {
+            subscription: sub.into(),
+            topic: "orders".into(),
+            attempts: 2,
+            errors: vec![
+                AttemptError { attempt: 1, at, error: "busy".into() },
+                AttemptError { attempt: 2, at, error: "refused".into() },
+            ],
+            event: CloudEvent::from_json(event).unwrap(),
+            at,
+        }
+    };
+    for (sub, id) in [("billing", "e1"), ("audit", "e2"), ("billing", "e3")] {
+        list.add(dead(sub, id)).await.unwrap();
+    }
+
+    assert_eq!((list.count("billing").await.unwrap(), list.count("nobody").await.unwrap()), (2, 0));
+    let billing = list.list("billing").await.unwrap();
+    let seen: Vec<_> = billing
+        .iter()
+        .map(|d| {
+            (d.event.id.as_str(), d.topic.as_str(), d.attempts, d.errors.iter().map(|e| e.error.as_str()).collect())
+        })
+        .collect();
+    let busy_refused: Vec<&str> = vec!["busy", "refused"];
+    assert_eq!(seen, [("e1", "orders", 2, busy_refused.clone()), ("e3", "orders", 2, busy_refused)], "oldest first");
+    assert_eq!(billing[0].event, dead("billing", "e1").event, "the event as published");
+    let store = h.store();
+    let filter = DeadLetterFilter { subscription: Some("billing".into()), limit: 10, ..Default::default() };
+    let shown = store.dead_letters(filter).await.unwrap();
+    assert_eq!(shown.len(), 2);
+    assert_eq!(
+        (shown[0].kind, shown[0].topic.as_deref(), shown[0].error.as_str()),
+        (DeadLetterKind::Event, Some("orders"), "refused")
+    );
+    assert_eq!(shown[0].payload["id"], "e3", "newest first, the event as published");
+    assert!(store.delete_dead_letter(shown[0].id).await.unwrap());
+    assert_eq!(list.count("billing").await.unwrap(), 1, "dropped like any other");
 }

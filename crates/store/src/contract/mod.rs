@@ -92,6 +92,7 @@ macro_rules! contract_tests {
             dead_letter_sets_a_held_task_aside_and_lists_filter_and_page,
             redriving_a_dead_letter_turns_it_back_into_a_task_once,
             a_step_given_up_on_is_dead_lettered_with_each_attempt_until_redriven,
+            an_event_a_broker_gave_up_on_joins_the_one_list,
             a_registered_instance_is_listed_as_stored_until_it_expires,
             a_heartbeat_renews_one_row_and_a_new_url_changes_it,
             a_deleted_instance_is_gone_and_pruning_drops_only_expired_ones,
