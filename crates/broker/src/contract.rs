@@ -36,6 +36,7 @@ macro_rules! contract_tests {
             competing_consumers_never_hold_the_same_event_at_once,
             an_unacknowledged_event_goes_out_again_when_its_lease_ends,
             a_nacked_event_comes_back_after_its_delay,
+            an_answered_ack_id_takes_no_second_answer,
             an_event_given_back_unsent_keeps_its_attempt,
             a_redelivered_event_goes_out_again_as_a_first_attempt,
             deleting_a_subscription_drops_what_waits_for_it,
@@ -253,6 +254,29 @@ pub async fn a_nacked_event_comes_back_after_its_delay(b: Arc<dyn Broker>) {
     assert!(at_once.is_empty(), "not before its delay");
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].attempt, 2);
+}
+
+pub async fn an_answered_ack_id_takes_no_second_answer(b: Arc<dyn Broker>) {
+    put(&*b, "s", json!({"topic": "t", "retry": {"attempts": 5}})).await;
+    b.publish("t", vec![event("e1", "T", Some("k")), event("e2", "T", None)]).await.unwrap();
+    let m = b.pull("s", 10, Duration::from_secs(30)).await.unwrap();
+    let id = |event: &str| m.iter().find(|m| m.event.id == event).unwrap().ack_id.clone();
+    let (e1, e2) = (id("e1"), id("e2"));
+
+    assert!(b.ack("s", std::slice::from_ref(&e1)).await.unwrap().is_empty());
+    let retry = Redelivery::After(Duration::from_millis(300));
+    assert_eq!(b.nack("s", std::slice::from_ref(&e2), retry, "busy").await.unwrap().retrying, 1);
+
+    assert_eq!(b.ack("s", std::slice::from_ref(&e1)).await.unwrap(), std::slice::from_ref(&e1), "acknowledged once");
+    assert_eq!(
+        b.ack("s", std::slice::from_ref(&e2)).await.unwrap(),
+        std::slice::from_ref(&e2),
+        "given back: no longer held"
+    );
+    let again = b.nack("s", &[e1.clone(), e2.clone()], retry, "again").await.unwrap();
+    assert_eq!((again.retrying, again.dead_lettered, again.unknown), (0, 0, vec![e1, e2]));
+    let later = pull_within(&*b, "s", Duration::from_secs(30), Duration::from_secs(5)).await;
+    assert_eq!((later.len(), later[0].event.id.as_str(), later[0].attempt), (1, "e2", 2), "the nack stood");
 }
 
 pub async fn an_event_given_back_unsent_keeps_its_attempt(b: Arc<dyn Broker>) {

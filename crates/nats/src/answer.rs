@@ -15,6 +15,12 @@ use crate::{NatsBroker, ack_id::AckId, pull::FOR_HEADER, storage};
 
 type BResult<T> = herald_broker::Result<T>;
 
+/// What giving one delivery back did.
+enum Given {
+    Retrying,
+    Buried,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Answer {
     Ack,
@@ -51,11 +57,12 @@ impl NatsBroker {
         self.answer(id, Answer::Nak(wait)).await
     }
 
-    /// The ack id, if it is the subscription's and its lease still runs.
+    /// The ack id, if it is the subscription's, its lease still runs and it
+    /// was not answered yet; its one answer is claimed.
     fn held(&self, sub: &Subscription, ack_id: &str, now: DateTime<Utc>) -> Option<AckId> {
         let id = AckId::parse(ack_id)?;
         let ours = id.stream == self.names.stream(&sub.topic) && self.names.is_consumer_of(&id.consumer, &sub.name);
-        (ours && id.held(now)).then_some(id)
+        (ours && id.held(now) && self.answered.claim(&id, now.timestamp_millis())).then_some(id)
     }
 
     /// Acknowledges; answers the ack ids that held no lease, and whether a
@@ -71,7 +78,10 @@ impl NatsBroker {
             }
         }
         let acks = held.iter().map(|id| async move {
-            self.answer(id, Answer::Ack).await?;
+            if let Err(e) = self.answer(id, Answer::Ack).await {
+                self.answered.release(id);
+                return Err(e);
+            }
             let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
             self.records.forget(&key, id.delivered).await
         });
@@ -95,36 +105,54 @@ impl NatsBroker {
                 out.unknown.push(ack_id.clone());
                 continue;
             };
-            if let Redelivery::Unsent(wait) = redelivery {
-                self.unsend(sub, &id, wait).await?;
-                self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
-                out.retrying += 1;
-                continue;
+            match self.give_one_back(sub, &id, redelivery, error, now, sample).await {
+                Ok(Given::Retrying) => out.retrying += 1,
+                Ok(Given::Buried) => out.dead_lettered += 1,
+                Err(e) => {
+                    self.answered.release(&id);
+                    return Err(e);
+                }
             }
-            let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
-            let mut record = self.records.get(&key, id.delivered).await?;
-            let attempt = record.made_before(id.delivered) + 1;
-            record.errors.push(AttemptError { attempt, at: now, error: error.to_string() });
-            let wait = match redelivery {
-                _ if sub.retry.exhausted(attempt) => None,
-                Redelivery::Never => None,
-                Redelivery::After(d) | Redelivery::Unsent(d) => Some(d),
-                Redelivery::Backoff => Some(sub.retry.delay_before(attempt + 1, sample)),
-            };
-            let Some(wait) = wait else {
-                let stream = self.js.get_stream_no_info(&id.stream).await.map_err(storage)?;
-                let stored = stream.get_raw_message(id.seq).await.map_err(storage)?;
-                let event: CloudEvent = serde_json::from_slice(&stored.payload).map_err(storage)?;
-                self.bury(sub, &id, event, attempt, record.errors, now).await?;
-                out.dead_lettered += 1;
-                continue;
-            };
-            self.records.put(&key, &record).await?;
-            self.answer(&id, Answer::Nak(wait)).await?;
-            self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
-            out.retrying += 1;
         }
         Ok(out)
+    }
+
+    /// One held delivery given back.
+    async fn give_one_back(
+        &self,
+        sub: &Subscription,
+        id: &AckId,
+        redelivery: Redelivery,
+        error: &str,
+        now: DateTime<Utc>,
+        sample: f64,
+    ) -> BResult<Given> {
+        if let Redelivery::Unsent(wait) = redelivery {
+            self.unsend(sub, id, wait).await?;
+            self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
+            return Ok(Given::Retrying);
+        }
+        let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+        let mut record = self.records.get(&key, id.delivered).await?;
+        let attempt = record.made_before(id.delivered) + 1;
+        record.errors.push(AttemptError { attempt, at: now, error: error.to_string() });
+        let wait = match redelivery {
+            _ if sub.retry.exhausted(attempt) => None,
+            Redelivery::Never => None,
+            Redelivery::After(d) | Redelivery::Unsent(d) => Some(d),
+            Redelivery::Backoff => Some(sub.retry.delay_before(attempt + 1, sample)),
+        };
+        let Some(wait) = wait else {
+            let stream = self.js.get_stream_no_info(&id.stream).await.map_err(storage)?;
+            let stored = stream.get_raw_message(id.seq).await.map_err(storage)?;
+            let event: CloudEvent = serde_json::from_slice(&stored.payload).map_err(storage)?;
+            self.bury(sub, id, event, attempt, record.errors, now).await?;
+            return Ok(Given::Buried);
+        };
+        self.records.put(&key, &record).await?;
+        self.answer(id, Answer::Nak(wait)).await?;
+        self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
+        Ok(Given::Retrying)
     }
 
     /// A redriven event: published again to the topic, marked for this

@@ -19,6 +19,7 @@
 //! - `pull` — leasing events: per-key order, filters, burying the
 //!   exhausted.
 //! - `answer` — acks, nacks and redrives.
+//! - `answered` — deliveries this process answered: one answer each.
 //! - `dead` — dead letters, handed to herald's one list.
 //! - `records` — what a delivery's attempts left behind (errors, unsent
 //!   give-backs), in a KV bucket.
@@ -28,6 +29,7 @@
 
 pub mod ack_id;
 mod answer;
+mod answered;
 mod broker;
 mod dead;
 mod fetch;
@@ -108,6 +110,8 @@ pub struct NatsBroker {
     /// Turns the order partitions are tried in, so none waits behind the others.
     pub(crate) turn: AtomicUsize,
     pub(crate) mailbox: Arc<fetch::Mailbox>,
+    /// Deliveries answered here, until their leases end.
+    pub(crate) answered: answered::Answered,
     /// herald's one dead-letter list.
     pub(crate) dead: Arc<dyn herald_broker::DeadLetters>,
     listener: tokio::task::AbortHandle,

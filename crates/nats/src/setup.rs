@@ -110,6 +110,7 @@ impl NatsBroker {
             wakeups,
             turn: AtomicUsize::new(0),
             mailbox,
+            answered: Default::default(),
             dead,
             listener,
             postman,
