@@ -62,7 +62,13 @@ impl NatsBroker {
             duplicate_window: self.dedupe_window,
             ..Default::default()
         };
-        self.js.get_or_create_stream(config).await.map_err(storage)?;
+        let stream = self.js.get_or_create_stream(config).await.map_err(storage)?;
+        let made = &stream.cached_info().config;
+        // A topic made under another configured window takes this one.
+        if made.duplicate_window != self.dedupe_window {
+            let changed = stream::Config { duplicate_window: self.dedupe_window, ..made.clone() };
+            self.js.update_stream(changed).await.map_err(storage)?;
+        }
         self.streams.lock().expect("streams").insert(topic.to_string());
         Ok(())
     }

@@ -18,7 +18,7 @@ use herald_broker::{
     Broker, DeadLetters, Redelivery,
     contract::{self, Harness},
 };
-use herald_nats::NatsBroker;
+use herald_nats::{NatsBroker, NatsConfig};
 use serde_json::json;
 
 mod common;
@@ -208,4 +208,23 @@ async fn a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_
     b.publish("u", vec![contract::event("e3", "T", None)]).await.unwrap();
     let ids: Vec<String> = b.pull("s", 10, LEASE).await.unwrap().into_iter().map(|m| m.event.id).collect();
     assert_eq!(ids, ["e3"], "only the new topic's events");
+}
+
+#[tokio::test]
+async fn a_topic_takes_the_dedupe_window_herald_is_configured_with_now() {
+    let h = nats().await;
+    h.broker.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+    let config = NatsConfig {
+        prefix: h.prefix.name.clone(),
+        dedupe_window: Duration::from_secs(5),
+        ..NatsConfig::new(h.prefix.url.clone())
+    };
+    let restarted = NatsBroker::connect(config, h.prefix.letters.list.clone()).await.unwrap();
+
+    restarted.publish("t", vec![contract::event("e2", "T", None)]).await.unwrap();
+
+    let js = async_nats::jetstream::new(async_nats::connect(&h.prefix.url).await.unwrap());
+    let mut stream = js.get_stream(format!("{}-t-t", h.prefix.name)).await.unwrap();
+    let window = stream.info().await.unwrap().config.duplicate_window;
+    assert_eq!(window, Duration::from_secs(5), "was the default, {:?}", NatsConfig::new("").dedupe_window);
 }
