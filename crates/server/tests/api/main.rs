@@ -13,6 +13,7 @@ macro_rules! sqlite_only {
 mod auth;
 mod bad_input;
 mod broker_helpers;
+mod brokers;
 mod browser;
 mod busy;
 mod callbacks;
@@ -28,7 +29,6 @@ mod identity;
 mod inbox;
 mod limits;
 mod matrix;
-mod nats;
 mod operations;
 mod postgres;
 mod push;

@@ -1,9 +1,9 @@
-//! herald with its topics on NATS JetStream (`broker = "nats://…"`): pull
-//! over HTTP, push to a service, and dead letters and their redrive work
-//! as they do on the store. Each test
-//! has a prefix of its own on the server, removed afterwards. Needs NATS
-//! with JetStream at 127.0.0.1:4222 (or `NATS_ADDRESS`); without it these
-//! fail, saying what to start.
+//! herald with its topics on a broker server (`broker = "nats://…"`):
+//! pull over HTTP, push to a service, dead letters and their redrive, and
+//! workflows' publish and await steps work as they do on the store. Each
+//! backend runs the same tests, each test with a prefix of its own on the
+//! server, removed afterwards. Needs NATS with JetStream at 127.0.0.1:4222
+//! (or `NATS_ADDRESS`); without it these fail, saying what to start.
 
 use std::time::Duration;
 
@@ -11,44 +11,71 @@ use serde_json::{Value, json};
 
 use crate::{broker_helpers::event, choreography, helpers::*, push};
 
-/// A prefix of the test's own on the NATS server, removed when dropped.
-struct Prefix {
-    url: String,
-    name: String,
+#[derive(Clone, Copy)]
+enum Backend {
+    Nats,
 }
 
-impl Prefix {
-    fn new() -> Self {
+/// A prefix of the test's own on a broker server, removed when dropped.
+struct Place {
+    backend: Backend,
+    url: String,
+    prefix: String,
+}
+
+impl Place {
+    fn nats() -> Self {
         let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-        Prefix { url, name: format!("hs{:08x}", rand::random::<u32>()) }
+        Place { backend: Backend::Nats, url, prefix: format!("hs{:08x}", rand::random::<u32>()) }
+    }
+
+    fn configure(&self, c: &mut herald_server::Config) {
+        c.broker.url = Some(self.url.clone());
+        c.broker.prefix = self.prefix.clone();
     }
 }
 
-impl Drop for Prefix {
+impl Drop for Place {
     fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
+        let (backend, url, prefix) = (self.backend, self.url.clone(), self.prefix.clone());
         // A Drop cannot wait on the test's runtime: a thread with its own.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            rt.block_on(herald_nats::destroy(&url, &name))
+            match backend {
+                Backend::Nats => rt.block_on(herald_nats::destroy(&url, &prefix)).map(drop).map_err(|e| e.to_string()),
+            }
         })
         .join();
     }
 }
 
-async fn app_on_nats(prefix: &Prefix, svc: &StepService) -> TestApp {
-    let (url, name) = (prefix.url.clone(), prefix.name.clone());
-    spawn_app_with(tempfile::tempdir().unwrap(), &[], svc, |c| {
-        c.broker.url = Some(url);
-        c.broker.prefix = name;
-    })
-    .await
+/// The same tests on each backend.
+macro_rules! on_each_backend {
+    ($($test:ident),* $(,)?) => {
+        mod nats {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Place::nats()).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test]
-async fn a_published_event_reaches_a_waiting_pull_subscription_on_nats() {
-    let prefix = Prefix::new();
-    let app = app_on_nats(&prefix, &StepService::start().await).await;
+on_each_backend!(
+    a_published_event_reaches_a_waiting_pull_subscription,
+    each_event_is_pushed_and_retried_until_it_lands,
+    an_event_dead_lettered_is_listed_and_redriven_as_on_the_store,
+    workflows_publish_to_and_await_events_of_topics,
+);
+
+async fn app_on(place: &Place, svc: &StepService) -> TestApp {
+    spawn_app_with(tempfile::tempdir().unwrap(), &[], svc, |c| place.configure(c)).await
+}
+
+async fn a_published_event_reaches_a_waiting_pull_subscription(place: Place) {
+    let app = app_on(&place, &StepService::start().await).await;
     assert_eq!(app.put_subscription("audit", json!({"topic": "orders"})).await.status(), 201);
 
     // A long poll, waiting before anything is published: the publish wakes it.
@@ -74,12 +101,10 @@ async fn a_published_event_reaches_a_waiting_pull_subscription_on_nats() {
     assert_eq!((stats["pending"].as_u64(), stats["in_flight"].as_u64()), (Some(0), Some(0)));
 }
 
-#[tokio::test]
-async fn each_event_is_pushed_and_retried_until_it_lands_on_nats() {
-    let prefix = Prefix::new();
+async fn each_event_is_pushed_and_retried_until_it_lands(place: Place) {
     let svc = StepService::start().await;
     svc.then("/events", vec![Reply::Status(503, "busy"), Reply::Status(503, "busy")]);
-    let app = app_on_nats(&prefix, &svc).await;
+    let app = app_on(&place, &svc).await;
     let push = json!({"topic": "orders", "push": {"service": "svc", "path": "/events", "max_in_flight": 8},
                       "retry": {"attempts": 5, "initial": "20ms", "max": "100ms"}});
     assert_eq!(app.put_subscription("analytics", push).await.status(), 201);
@@ -105,11 +130,9 @@ async fn each_event_is_pushed_and_retried_until_it_lands_on_nats() {
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
 }
 
-#[tokio::test]
-async fn an_event_dead_lettered_on_nats_is_listed_and_redriven_as_on_the_store() {
-    let prefix = Prefix::new();
+async fn an_event_dead_lettered_is_listed_and_redriven_as_on_the_store(place: Place) {
     let svc = StepService::start().await;
-    let app = app_on_nats(&prefix, &svc).await;
+    let app = app_on(&place, &svc).await;
 
     push::a_refused_event_is_dead_lettered_and_redriven(&app, &svc).await;
 
@@ -117,16 +140,9 @@ async fn an_event_dead_lettered_on_nats_is_listed_and_redriven_as_on_the_store()
     assert_eq!(stats["dead_letters"], 0, "redriven, so none left: {stats}");
 }
 
-#[tokio::test]
-async fn workflows_publish_to_and_await_events_of_topics_on_nats() {
-    let prefix = Prefix::new();
+async fn workflows_publish_to_and_await_events_of_topics(place: Place) {
     let svc = StepService::start().await;
-    let (url, name) = (prefix.url.clone(), prefix.name.clone());
-    let app = choreography::app_with(&svc, choreography::ORDER, |c| {
-        c.broker.url = Some(url);
-        c.broker.prefix = name;
-    })
-    .await;
+    let app = choreography::app_with(&svc, choreography::ORDER, |c| place.configure(c)).await;
 
     choreography::the_order_is_told_and_answered(&app, &svc).await;
 }
