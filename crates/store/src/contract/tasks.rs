@@ -151,13 +151,19 @@ pub async fn a_task_due_later_is_claimed_only_once_it_is_due(h: &impl Harness) {
     let millis = |t: Option<herald_core::Time>| t.map(|t| t.timestamp_millis());
     assert_eq!(millis(store.next_due().await.unwrap()), millis(Some(expected)), "the timer; the call is held");
 
-    let due = Utc::now() + chrono::Duration::milliseconds(300);
+    let due = Utc::now() + chrono::Duration::milliseconds(1000);
     assert!(store.retry_task(call.id, call.kind.clone(), due).await.unwrap());
     assert!(!store.retry_task(call.id, call.kind.clone(), due).await.unwrap(), "given back: no longer held");
     assert_eq!(millis(store.next_due().await.unwrap()), millis(Some(due)));
-    assert!(store.claim_due(10).await.unwrap().is_empty(), "not before it is due");
-
-    let claimed = claim_when_due(&*store).await;
+    let early = store.claim_due(10).await.unwrap();
+    // A machine busy enough to take a second over the above may claim it
+    // rightly; before its time, a claim is wrong however busy.
+    let claimed = if Utc::now() < due {
+        assert!(early.is_empty(), "not before it is due");
+        claim_when_due(&*store).await
+    } else {
+        early
+    };
     assert!(Utc::now() >= due);
     assert_eq!(rows(&claimed), [call.id.row], "claimed once due");
     assert_eq!(millis(store.next_due().await.unwrap()), millis(Some(expected)));
