@@ -12,7 +12,9 @@
 //! - [`client`] — the W0/W1 client: N operations, C in flight; [`starter`] —
 //!   its lean connection for the start calls.
 //! - [`watchers`] — W2: many SSE watchers while W1 runs.
-//! - [`pubsub`] — W3: events published, pushed or pulled, and their lag.
+//! - [`pubsub`] — W3: events published, pushed or pulled, and their lag;
+//!   [`rawnats`] — the same events straight into NATS JetStream, herald's
+//!   yardstick on that broker.
 //! - [`gateway`] — the gateway beside direct calls and nginx.
 //! - [`stats`] — percentiles and the report; [`chart`] — the SVG chart.
 
@@ -22,6 +24,7 @@ pub mod gateway;
 pub mod pg;
 pub mod procs;
 pub mod pubsub;
+pub mod rawnats;
 pub mod starter;
 pub mod stats;
 pub mod watchers;
@@ -49,6 +52,8 @@ pub enum Workload {
     W3,
     /// Pub/sub, pulled by this process.
     W3Pull,
+    /// W3's events straight into NATS JetStream (`--broker`), no herald.
+    W3RawNats,
     /// The synchronous gateway against direct calls and nginx.
     Gateway,
 }
@@ -75,6 +80,10 @@ pub struct Options {
     pub store: Option<String>,
     /// Herald nodes to start on that store.
     pub nodes: usize,
+    /// Where the heralds started here keep topics (`nats://…`; each run
+    /// under a prefix of its own, removed after); in the store by default.
+    /// The server `w3-raw-nats` drives.
+    pub broker: Option<String>,
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -101,22 +110,38 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
             "--nodes above 1 needs a shared store: --store postgres://…"
         );
     }
+    if o.workload == Workload::W3RawNats {
+        anyhow::ensure!(o.broker.is_some(), "w3-raw-nats drives a NATS server: --broker nats://…");
+    }
+    anyhow::ensure!(o.broker.is_none() || o.url.is_none(), "--broker is for the heralds started here, not with --url");
+    // Each run's streams, consumers and buckets under a prefix of its own,
+    // so no run sees another's, and all removed after.
+    let broker = o.broker.as_deref().map(|url| (url, format!("bench_{:08x}", rand::random::<u32>())));
     let mut schema = match o.store.as_deref() {
         Some(url) if pg::is_postgres(url) => Some(pg::Schema::create(url).await?),
         _ => None,
     };
-    let out = run_on(&o, &mut schema).await;
+    let out = match (&broker, o.workload) {
+        (Some((url, prefix)), Workload::W3RawNats) => run_raw_nats(&o, url, prefix).await,
+        _ => run_on(&o, &mut schema, broker.as_ref().map(|(u, p)| (*u, p.as_str()))).await,
+    };
     if let Some(s) = schema {
         s.drop().await?;
+    }
+    // After the heralds stopped (`run_on` drops them), so none makes anything again.
+    if let Some((url, prefix)) = &broker {
+        herald_nats::destroy(url, prefix).await?;
     }
     out
 }
 
-/// [`run`], on the store `schema` holds if any.
-async fn run_on(o: &Options, schema: &mut Option<pg::Schema>) -> anyhow::Result<Report> {
+/// [`run`], on the store `schema` holds if any, with topics on `broker`
+/// (its URL and the run's prefix) if given.
+async fn run_on(o: &Options, schema: &mut Option<pg::Schema>, broker: Option<(&str, &str)>) -> anyhow::Result<Report> {
     let mut procs = procs::start(procs::Target {
         url: o.url.as_deref(),
         store: schema.as_ref().map(|s| s.url.as_str()).or(o.store.as_deref()),
+        broker,
         nodes: o.nodes,
         engine_paused: o.workload == Workload::Accept,
     })?;
@@ -140,7 +165,9 @@ async fn run_on(o: &Options, schema: &mut Option<pg::Schema>) -> anyhow::Result<
         Workload::W0 => ("w0", true),
         Workload::Accept => ("order", false),
         Workload::W1 | Workload::W2 | Workload::W1Shed => ("order", true),
-        Workload::W3 | Workload::W3Pull | Workload::Gateway => unreachable!("these run on their own"),
+        Workload::W3 | Workload::W3Pull | Workload::W3RawNats | Workload::Gateway => {
+            unreachable!("these run on their own")
+        }
     };
     if o.warmup > 0 {
         client::run(&http, &urls, workflow, o.warmup, o.c.min(o.warmup), follow, ProgressBar::hidden()).await?;
@@ -314,7 +341,7 @@ async fn run_pubsub(
     pid: Option<u32>,
 ) -> anyhow::Result<Report> {
     let consumer = if o.workload == Workload::W3 { pubsub::Consumer::Push } else { pubsub::Consumer::Pull };
-    let plan = |n: usize| pubsub::Plan { consumer, n, c: o.c, batch: o.batch, rate: o.rate, push_batch: o.push_batch };
+    let plan = |n: usize| w3_plan(o, consumer, n);
     if o.warmup > 0 {
         let warm = plan(o.warmup * o.batch.max(1));
         pubsub::run(http, &procs.herald_url, &procs.worker_url, warm, ProgressBar::hidden()).await?;
@@ -322,6 +349,29 @@ async fn run_pubsub(
     let b = bar(o.n, "delivered");
     let run = pubsub::run(http, &procs.herald_url, &procs.worker_url, plan(o.n), b.clone()).await?;
     b.finish();
+    pubsub_report(o, &run, pid)
+}
+
+/// W3's events straight into NATS JetStream: the warm-up, then the run.
+async fn run_raw_nats(o: &Options, url: &str, prefix: &str) -> anyhow::Result<Report> {
+    let plan = |n: usize| w3_plan(o, pubsub::Consumer::Pull, n);
+    if o.warmup > 0 {
+        rawnats::run(url, prefix, plan(o.warmup * o.batch.max(1)), ProgressBar::hidden()).await?;
+    }
+    let b = bar(o.n, "acked");
+    let run = rawnats::run(url, prefix, plan(o.n), b.clone()).await?;
+    b.finish();
+    pubsub_report(o, &run, None)
+}
+
+/// `n` of W3's events, published as the options say.
+fn w3_plan(o: &Options, consumer: pubsub::Consumer, n: usize) -> pubsub::Plan {
+    pubsub::Plan { consumer, n, c: o.c, batch: o.batch, rate: o.rate, push_batch: o.push_batch }
+}
+
+/// A W3 run's report (herald's or the raw broker's): events/s, each
+/// publish's latency, each event's delivery lag.
+fn pubsub_report(o: &Options, run: &pubsub::Run, pid: Option<u32>) -> anyhow::Result<Report> {
     let publish = histogram(run.publish_us.iter().copied());
     let lag = histogram(run.lag_us.iter().copied());
     let events = stats::Events {
@@ -329,6 +379,7 @@ async fn run_pubsub(
         push_batch: (o.workload == Workload::W3).then_some(o.push_batch),
         rate: o.rate,
         duplicates: run.duplicates,
+        broker: o.broker.as_ref().map(|_| "nats".to_string()),
     };
     let report = Report { events: Some(events), ..report(o, run.wall, &publish, Some(&lag), pid) };
     if let Some(path) = &o.chart {

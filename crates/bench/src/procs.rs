@@ -71,6 +71,9 @@ pub struct Target<'a> {
     pub url: Option<&'a str>,
     /// The store of the heralds started here; the embedded one by default.
     pub store: Option<&'a str>,
+    /// Their broker's URL and the prefix of the run's names on it; topics
+    /// live in the store by default.
+    pub broker: Option<(&'a str, &'a str)>,
     /// Herald processes to start on that store.
     pub nodes: usize,
     pub engine_paused: bool,
@@ -97,6 +100,9 @@ pub fn start(t: Target) -> anyhow::Result<Procs> {
     std::fs::create_dir(&wf)?;
     workflows(&wf)?;
     let store = t.store.map_or(String::new(), |s| format!("store = {}\n", serde_json::Value::from(s)));
+    let broker = t.broker.map_or(String::new(), |(url, prefix)| {
+        format!("[broker]\nurl = {}\nprefix = {}\n", serde_json::Value::from(url), serde_json::Value::from(prefix))
+    });
     let mut procs = Procs {
         herald_url: String::new(),
         herald_urls: vec![],
@@ -111,7 +117,7 @@ pub fn start(t: Target) -> anyhow::Result<Procs> {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworkflows = \"{}\"\n{store}[engine]\npaused = {}\n[services.worker]\ninstances = [\"{worker_url}\"]\n",
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nworkflows = \"{}\"\n{store}[engine]\npaused = {}\n[services.worker]\ninstances = [\"{worker_url}\"]\n{broker}",
                 dir.path().join(format!("data-{node}")).display(),
                 wf.display(),
                 t.engine_paused,

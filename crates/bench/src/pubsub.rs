@@ -92,26 +92,23 @@ pub async fn run(http: &reqwest::Client, url: &str, worker: &str, plan: Plan, ba
         }
         Consumer::Push => collect_pushed(http, worker, plan.n, &seen).await?,
     }
-    let seen =
-        Arc::try_unwrap(seen).map_err(|_| anyhow::anyhow!("a puller outlived the run"))?.into_inner().expect("seen");
-    // Until the last event arrived, not until the pullers' last long poll ended.
-    let wall = seen.last.map_or_else(|| started.elapsed(), |last| last - started);
-    ensure!(seen.ids.len() == plan.n, "{} of {} events were received", seen.ids.len(), plan.n);
+    let run = Seen::finish(seen, started, plan.n, publish_us)?;
     let _ = http.delete(format!("{url}/v1/subscriptions/{topic}")).send().await;
-    Ok(Run { wall, publish_us, lag_us: seen.lags, duplicates: seen.duplicates })
+    Ok(run)
 }
 
+/// What the consumers have received so far, shared between them.
 #[derive(Default)]
-struct Seen {
+pub struct Seen {
     ids: HashSet<u64>,
     lags: Vec<u64>,
     duplicates: usize,
-    /// When the latest new event was seen.
+    /// When the latest new event was recorded.
     last: Option<Instant>,
 }
 
 impl Seen {
-    fn record(&mut self, i: u64, lag: u64) {
+    pub fn record(&mut self, i: u64, lag: u64) {
         if self.ids.insert(i) {
             self.lags.push(lag);
             self.last = Some(Instant::now());
@@ -119,8 +116,31 @@ impl Seen {
             self.duplicates += 1;
         }
     }
+
+    /// Distinct events recorded.
+    pub fn count(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The run, once every consumer is done: timed until the last new
+    /// event was recorded, not until the consumers' last long poll ended.
+    pub fn finish(seen: Arc<Mutex<Seen>>, started: Instant, n: usize, publish_us: Vec<u64>) -> anyhow::Result<Run> {
+        let seen = Arc::try_unwrap(seen)
+            .map_err(|_| anyhow::anyhow!("a consumer outlived the run"))?
+            .into_inner()
+            .expect("seen");
+        let wall = seen.last.map_or_else(|| started.elapsed(), |last| last - started);
+        ensure!(seen.ids.len() == n, "{} of {} events were received", seen.ids.len(), n);
+        Ok(Run { wall, publish_us, lag_us: seen.lags, duplicates: seen.duplicates })
+    }
 }
 
+/// Event `i` of a run, carrying `t`, the time it was sent (µs since the epoch).
+pub fn event(i: usize, t: u64) -> Value {
+    json!({"specversion": "1.0", "id": format!("e{i}"), "source": "/bench", "type": "Tick", "data": {"i": i, "t": t}})
+}
+
+/// herald's publishers: each batch one request to the topic's events.
 async fn publish(
     http: &reqwest::Client,
     url: &str,
@@ -129,11 +149,45 @@ async fn publish(
     started: Instant,
     bar: ProgressBar,
 ) -> anyhow::Result<Vec<u64>> {
+    let endpoint = format!("{url}/v1/topics/{topic}/events");
+    let http = http.clone();
+    publish_batches(plan, started, bar, move |events| {
+        let (http, endpoint) = (http.clone(), endpoint.clone());
+        async move {
+            let resp = http
+                .post(&endpoint)
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(serde_json::to_vec(&events)?)
+                .send()
+                .await?;
+            if !resp.status().is_success() {
+                bail!("publish answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+            }
+            resp.bytes().await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Sends the plan's N events in batches of B through `send`, C batches in
+/// flight (or each batch when `rate` makes it due); answers how long each
+/// `send` took, µs. Every publisher of W3 (herald's API, raw NATS) goes
+/// through this, so they differ only in what `send` does.
+pub async fn publish_batches<F, Fut>(
+    plan: &Plan,
+    started: Instant,
+    bar: ProgressBar,
+    send: F,
+) -> anyhow::Result<Vec<u64>>
+where
+    F: Fn(Vec<Value>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let batches = plan.n.div_ceil(plan.batch);
     let tasks = (0..plan.c).map(|_| {
-        let (http, next, bar) = (http.clone(), next.clone(), bar.clone());
-        let endpoint = format!("{url}/v1/topics/{topic}/events");
+        let (next, bar, send) = (next.clone(), bar.clone(), send.clone());
         let (n, batch, rate) = (plan.n, plan.batch, plan.rate);
         tokio::spawn(async move {
             let mut took = Vec::new();
@@ -147,24 +201,10 @@ async fn publish(
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let t = now_us();
-                let events: Vec<Value> = (b * batch..((b + 1) * batch).min(n))
-                    .map(|i| {
-                        json!({"specversion": "1.0", "id": format!("e{i}"), "source": "/bench", "type": "Tick",
-                               "data": {"i": i, "t": t}})
-                    })
-                    .collect();
+                let events: Vec<Value> = (b * batch..((b + 1) * batch).min(n)).map(|i| event(i, t)).collect();
                 let count = events.len();
                 let t0 = Instant::now();
-                let resp = http
-                    .post(&endpoint)
-                    .header("content-type", "application/cloudevents-batch+json")
-                    .body(serde_json::to_vec(&events)?)
-                    .send()
-                    .await?;
-                if !resp.status().is_success() {
-                    bail!("publish answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
-                }
-                resp.bytes().await?;
+                send(events).await?;
                 took.push(t0.elapsed().as_micros() as u64);
                 bar.inc(count as u64);
             }
@@ -191,7 +231,7 @@ struct PulledMessage {
 /// Pulls, records and acknowledges until all `n` events were seen.
 async fn pull(http: reqwest::Client, url: String, sub: String, n: usize, seen: Arc<Mutex<Seen>>) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
-    while seen.lock().expect("seen").ids.len() < n {
+    while seen.lock().expect("seen").count() < n {
         ensure!(Instant::now() < deadline, "the pullers stopped receiving events");
         let resp = http
             .post(format!("{url}/v1/subscriptions/{sub}:pull"))
@@ -227,7 +267,7 @@ async fn collect_pushed(http: &reqwest::Client, worker: &str, n: usize, seen: &A
             for (i, lag) in got {
                 s.record(i, lag);
             }
-            s.ids.len() >= n
+            s.count() >= n
         };
         if all {
             return Ok(());

@@ -103,6 +103,9 @@ pub struct Events {
     pub rate: Option<f64>,
     /// Events delivered more than once.
     pub duplicates: usize,
+    /// `nats` when topics were on NATS JetStream (or, for `w3-raw-nats`,
+    /// the events went straight there); none when in herald's store.
+    pub broker: Option<String>,
 }
 
 #[derive(Serialize, Default)]
@@ -129,8 +132,9 @@ impl Report {
         if let Some(ev) = &self.events {
             let rate = ev.rate.map_or("as fast as it goes".to_string(), |r| format!("paced at {r:.0}/s"));
             let pushed = ev.push_batch.map_or(String::new(), |b| format!(", pushed {b} a request"));
+            let on = ev.broker.as_deref().map_or(String::new(), |b| format!(", on {b}"));
             t.push_str(&format!(
-                "  events   published {} a request{pushed}, {rate}, {} delivered twice\n",
+                "  events   published {} a request{pushed}, {rate}, {} delivered twice{on}\n",
                 ev.batch, ev.duplicates
             ));
         }
