@@ -13,6 +13,13 @@ use crate::CloudEvent;
 /// listeners) start with this; nobody else may use it.
 pub const INTERNAL_PREFIX: &str = "herald.";
 
+/// A pushed event is the dispatcher's this much longer than the call may
+/// take, so a crash mid-call hands it to the next run.
+pub const PUSH_LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long herald's own listeners (`await` steps) hold an event.
+pub const INTERNAL_LEASE: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subscription {
     pub name: String,
@@ -204,6 +211,19 @@ impl Subscription {
             return Err(("lease".into(), "must be between 1 second and 12 hours".into()));
         }
         Ok(Subscription { name: name.to_string(), topic: raw.topic.clone(), filter, delivery, retry, lease, raw })
+    }
+
+    /// How long herald's dispatcher holds each event it delivers: the push
+    /// timeout and [`PUSH_LEASE_MARGIN`], or [`INTERNAL_LEASE`]; `None` for
+    /// a pull subscription, whose pullers name their lease (`lease` by
+    /// default). A broker may make this its default lease for the
+    /// subscription, so the dispatcher's pulls need not move each lease.
+    pub fn dispatch_lease(&self) -> Option<Duration> {
+        match &self.delivery {
+            Delivery::Push { timeout, .. } => Some(*timeout + PUSH_LEASE_MARGIN),
+            Delivery::Internal => Some(INTERNAL_LEASE),
+            Delivery::Pull => None,
+        }
     }
 
     pub fn is_internal(&self) -> bool {

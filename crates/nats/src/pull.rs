@@ -13,8 +13,10 @@
 //! - attempts, counted without the unsent give-backs: an event out of
 //!   attempts when it comes back (its last lease ended unanswered) is
 //!   buried here instead of going out;
-//! - the lease: when it is not the consumer's `ack_wait`, a nak with the
-//!   lease as its delay moves the server's redelivery to the lease's end.
+//! - the lease: when it is not the consumers' `ack_wait` (as the server
+//!   has it, so consumers made before their `ack_wait` changed are still
+//!   right), a nak with the lease as its delay moves the server's
+//!   redelivery to the lease's end.
 
 use std::{collections::VecDeque, sync::atomic::Ordering, time::Duration};
 
@@ -52,7 +54,9 @@ impl NatsBroker {
         // Partitions free to give an event and the keyless events first,
         // then partitions whose one event is out (its lease may have ended).
         let (mut free, mut keyless, mut busy) = (Vec::new(), None, Vec::new());
+        let mut lease_is_ack_wait = true;
         for (part, info) in self.consumer_infos(sub).await? {
+            lease_is_ack_wait &= info.config.ack_wait == lease;
             let waiting = info.num_pending > 0;
             let out = info.num_ack_pending > 0;
             match part {
@@ -131,7 +135,7 @@ impl NatsBroker {
             tracing::warn!(subscription = %sub.name, error = %e, "part of a pull failed; handing out what came");
         }
 
-        if lease != sub.lease && !out.is_empty() {
+        if !lease_is_ack_wait && !out.is_empty() {
             self.move_leases(&out, lease).await;
         }
         if !out.is_empty() {

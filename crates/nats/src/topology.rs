@@ -35,8 +35,11 @@ pub fn consumer_config(names: &Names, sub: &Subscription, part: Part) -> pull::C
         description: Some(format!("herald subscription {} ({part})", sub.name)),
         deliver_policy: DeliverPolicy::New,
         ack_policy: AckPolicy::Explicit,
-        // A pull with another lease moves it (see `pull`).
-        ack_wait: sub.lease,
+        // The lease herald's dispatcher pulls a push subscription's events
+        // with, so those pulls need not move each event's lease (one more
+        // request to the server per event); a pull with another lease moves
+        // it (see `pull`).
+        ack_wait: sub.dispatch_lease().unwrap_or(sub.lease),
         // herald counts attempts itself: give-backs unsent are not attempts.
         max_deliver: -1,
         filter_subject: names.subject(&sub.topic, part),

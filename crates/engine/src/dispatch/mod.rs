@@ -28,10 +28,6 @@ use crate::Engine;
 /// a safety net, since publishes and answers wake it.
 const IDLE: Duration = Duration::from_secs(30);
 
-/// A pushed event is the dispatcher's this much longer than the call may
-/// take, so a crash mid-call hands it to the next run.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
-
 /// Events herald matches against `await` steps at once.
 const INTERNAL_IN_FLIGHT: usize = 32;
 
@@ -107,11 +103,12 @@ impl Dispatcher {
     }
 
     async fn run(self, sub: Subscription, stop: CancellationToken) {
-        let (limit, lease) = match &sub.delivery {
-            Delivery::Push { max_in_flight, timeout, .. } => (*max_in_flight, *timeout + LEASE_MARGIN),
-            Delivery::Internal => (INTERNAL_IN_FLIGHT, Duration::from_secs(60)),
+        let limit = match &sub.delivery {
+            Delivery::Push { max_in_flight, .. } => *max_in_flight,
+            Delivery::Internal => INTERNAL_IN_FLIGHT,
             Delivery::Pull => return,
         };
+        let Some(lease) = sub.dispatch_lease() else { return };
         let sub = Arc::new(sub);
         let permits = Arc::new(Semaphore::new(limit));
         let wake = self.broker().wakeup(&sub.name);
