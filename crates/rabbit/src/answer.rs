@@ -71,9 +71,10 @@ impl Inner {
         let mut held = rt.held.lock().expect("held");
         let (mut found, mut unknown) = (Vec::new(), Vec::new());
         for (raw, id) in ids {
-            let live = held.items.get(&id.item).is_some_and(
-                |i| matches!(i.state, State::Leased { until, token } if token == id.token && until > now),
-            );
+            let live = held
+                .items
+                .get(&id.item)
+                .is_some_and(|i| matches!(i.state, State::Leased { until, token } if token == id.token && until > now));
             if live {
                 found.push(take(&mut held, id.item));
             } else {
@@ -110,7 +111,12 @@ impl Inner {
         let mut out = self.give_back_here(sub, &sorted.here, redelivery, error).await?;
         out.unknown.extend(sorted.unknown);
         for (process, ids) in sorted.elsewhere {
-            let call = Call::Nack { sub: sub.name.clone(), ids: ids.clone(), redelivery: redelivery.into(), error: error.into() };
+            let call = Call::Nack {
+                sub: sub.name.clone(),
+                ids: ids.clone(),
+                redelivery: redelivery.into(),
+                error: error.into(),
+            };
             match self.calls.call(&self.names, &process, &call).await? {
                 Some(reply) => {
                     let n: Nacked = serde_json::from_slice(&reply).map_err(storage)?;

@@ -20,8 +20,13 @@ use crate::log::Fold;
 #[serde(tag = "k", rename_all = "lowercase")]
 pub enum Record {
     /// The definition as written (`RawSubscription` in JSON).
-    Put { name: String, spec: String },
-    Delete { name: String },
+    Put {
+        name: String,
+        spec: String,
+    },
+    Delete {
+        name: String,
+    },
     Sync,
 }
 

@@ -51,7 +51,10 @@ pub fn event_properties(seq: u64, topic: &str, at: DateTime<Utc>) -> BasicProper
     h.insert(SEQ.into(), AMQPValue::LongLongInt(seq as i64));
     h.insert(TOPIC.into(), AMQPValue::LongString(topic.into()));
     h.insert(AT.into(), AMQPValue::LongLongInt(at.timestamp_millis()));
-    BasicProperties::default().with_delivery_mode(2).with_content_type("application/cloudevents+json".into()).with_headers(h)
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/cloudevents+json".into())
+        .with_headers(h)
 }
 
 /// What herald put on an event: its place, topic and time.

@@ -32,8 +32,19 @@ use crate::log::Fold;
 #[serde(tag = "k", rename_all = "lowercase")]
 pub enum Record {
     /// `fresh`: a redrive, never a duplicate.
-    Claim { topic: String, source: String, id: String, fresh: bool },
-    Done { topic: String, source: String, id: String, seq: u64, at_ms: i64 },
+    Claim {
+        topic: String,
+        source: String,
+        id: String,
+        fresh: bool,
+    },
+    Done {
+        topic: String,
+        source: String,
+        id: String,
+        seq: u64,
+        at_ms: i64,
+    },
 }
 
 /// Published events recognised within the window: key → (seq, when).

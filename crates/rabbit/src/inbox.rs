@@ -76,9 +76,12 @@ pub enum Call {
 }
 
 /// Calls to other processes' inboxes, and their replies.
+/// Calls waiting for their reply, by correlation id.
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>;
+
 pub struct Calls {
     channel: Channel,
-    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>,
+    pending: Pending,
     next: AtomicU64,
 }
 
@@ -87,9 +90,8 @@ impl Calls {
         let channel = conn.create_channel().await.map_err(storage)?;
         // Direct reply-to: consumed, without acks, on the channel that publishes.
         let options = BasicConsumeOptions { no_ack: true, ..Default::default() };
-        let mut replies =
-            channel.basic_consume(REPLY_TO, "", options, FieldTable::default()).await.map_err(storage)?;
-        let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>> = Arc::default();
+        let mut replies = channel.basic_consume(REPLY_TO, "", options, FieldTable::default()).await.map_err(storage)?;
+        let pending: Pending = Arc::default();
         let waiting = pending.clone();
         let task = tokio::spawn(async move {
             while let Some(Ok(reply)) = replies.next().await {
@@ -112,10 +114,8 @@ impl Calls {
             .with_type("call".into())
             .with_reply_to(REPLY_TO.into())
             .with_correlation_id(id.clone().into());
-        let sent = self
-            .channel
-            .basic_publish("", &names.inbox(process), BasicPublishOptions::default(), &body, props)
-            .await;
+        let sent =
+            self.channel.basic_publish("", &names.inbox(process), BasicPublishOptions::default(), &body, props).await;
         if let Err(e) = sent {
             self.pending.lock().expect("calls").remove(&id);
             return Err(storage(e));
@@ -127,7 +127,12 @@ impl Calls {
 }
 
 /// Declares this process's inbox and serves it until aborted.
-pub async fn serve(conn: &Connection, names: &Names, inner: Weak<Inner>, process: &str) -> BResult<tokio::task::AbortHandle> {
+pub async fn serve(
+    conn: &Connection,
+    names: &Names,
+    inner: Weak<Inner>,
+    process: &str,
+) -> BResult<tokio::task::AbortHandle> {
     let ch = conn.create_channel().await.map_err(storage)?;
     let queue = names.inbox(process);
     let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..Default::default() };
@@ -183,7 +188,9 @@ async fn handle(inner: &Inner, call: Call) -> BResult<Vec<u8>> {
         Call::Ack { sub, ids } => {
             let Some(s) = inner.find(&sub).await? else { return serde_json::to_vec(&ids).map_err(storage) };
             let mut unknown = inner.acknowledge_here(&s, &here(&ids)).await?;
-            unknown.extend(ids.iter().filter(|raw| AckId::parse(raw).is_none_or(|id| id.process != inner.process)).cloned());
+            unknown.extend(
+                ids.iter().filter(|raw| AckId::parse(raw).is_none_or(|id| id.process != inner.process)).cloned(),
+            );
             serde_json::to_vec(&unknown).map_err(storage)
         }
         Call::Nack { sub, ids, redelivery, error } => {
@@ -192,7 +199,9 @@ async fn handle(inner: &Inner, call: Call) -> BResult<Vec<u8>> {
                 return serde_json::to_vec(&n).map_err(storage);
             };
             let mut n = inner.give_back_here(&s, &here(&ids), redelivery.into(), &error).await?;
-            n.unknown.extend(ids.iter().filter(|raw| AckId::parse(raw).is_none_or(|id| id.process != inner.process)).cloned());
+            n.unknown.extend(
+                ids.iter().filter(|raw| AckId::parse(raw).is_none_or(|id| id.process != inner.process)).cloned(),
+            );
             serde_json::to_vec(&n).map_err(storage)
         }
     }
@@ -201,7 +210,9 @@ async fn handle(inner: &Inner, call: Call) -> BResult<Vec<u8>> {
 /// Tells every herald process on the prefix to look at `topic` now.
 pub async fn signal(publisher: &Channel, names: &Names, topic: &str) {
     let props = BasicProperties::default().with_type("wake".into());
-    let sent = publisher.basic_publish(&names.wake_exchange(), "", BasicPublishOptions::default(), topic.as_bytes(), props).await;
+    let sent = publisher
+        .basic_publish(&names.wake_exchange(), "", BasicPublishOptions::default(), topic.as_bytes(), props)
+        .await;
     if let Err(e) = sent {
         tracing::debug!(topic, error = %e, "a look-now signal was not sent; others will poll");
     }

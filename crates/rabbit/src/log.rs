@@ -60,12 +60,16 @@ pub enum From {
     Time(u64),
 }
 
+/// Appends waiting to read their record back, by their count: the
+/// record's offset and outcome go to each.
+type Waiting<O> = Mutex<HashMap<u64, oneshot::Sender<(u64, O)>>>;
+
 pub struct Log<F: Fold> {
     stream: String,
     process: String,
     publisher: Channel,
     pub state: Mutex<F>,
-    waiting: Mutex<HashMap<u64, oneshot::Sender<(u64, F::Outcome)>>>,
+    waiting: Waiting<F::Outcome>,
     next: AtomicU64,
 }
 

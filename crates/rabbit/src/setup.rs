@@ -42,10 +42,7 @@ impl RabbitBroker {
     /// subscription definitions and the dedupe window's ids.
     pub async fn connect(config: RabbitConfig, dead_letters: Arc<dyn DeadLetters>) -> Result<Self, Error> {
         if !valid_prefix(&config.prefix) {
-            return Err(Error::Config(format!(
-                "RabbitMQ prefix `{}`: 1-32 letters, digits or `_`",
-                config.prefix
-            )));
+            return Err(Error::Config(format!("RabbitMQ prefix `{}`: 1-32 letters, digits or `_`", config.prefix)));
         }
         if config.partitions == 0 {
             return Err(Error::Config("RabbitMQ partitions: at least 1".into()));

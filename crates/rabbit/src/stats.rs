@@ -10,12 +10,7 @@ use chrono::{DateTime, Utc};
 use herald_broker::{Stats, Subscription};
 use lapin::{options::QueueDeclareOptions, types::FieldTable};
 
-use crate::{
-    Inner,
-    held::State,
-    names::Part,
-    storage,
-};
+use crate::{Inner, held::State, names::Part, storage};
 
 type BResult<T> = herald_broker::Result<T>;
 

@@ -45,9 +45,7 @@ pub async fn declare_base(ch: &Channel, names: &Names) -> BResult<()> {
     ch.exchange_declare(&names.topics_exchange(), ExchangeKind::Topic, durable(), FieldTable::default())
         .await
         .map_err(storage)?;
-    ch.exchange_declare(&names.dlx(), ExchangeKind::Fanout, durable(), FieldTable::default())
-        .await
-        .map_err(storage)?;
+    ch.exchange_declare(&names.dlx(), ExchangeKind::Fanout, durable(), FieldTable::default()).await.map_err(storage)?;
     ch.exchange_declare(&names.wake_exchange(), ExchangeKind::Fanout, durable(), FieldTable::default())
         .await
         .map_err(storage)?;
