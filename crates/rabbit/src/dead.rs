@@ -16,7 +16,7 @@ use lapin::{
     types::FieldTable,
 };
 
-use crate::{headers, names::Names, storage};
+use crate::{headers, names::Names, storage, topology::DELIVERY_LIMIT};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -41,7 +41,12 @@ pub async fn drain(conn: &Connection, names: Names, dead: Arc<dyn DeadLetters>) 
             };
             let stamp = headers::stamp(&m.properties);
             let now = Utc::now();
-            let attempts = stamp.returned.max(1);
+            // The server drops `x-delivery-count` when it dead-letters; over
+            // the limit, it was delivered once more than the limit.
+            let reason = headers::get(&m.properties, headers::FIRST_DEATH_REASON).and_then(headers::as_string);
+            let over_limit = reason.as_deref() == Some("delivery_limit");
+            let limit = if over_limit { DELIVERY_LIMIT as u32 + 1 } else { 1 };
+            let attempts = stamp.returned.max(limit);
             let errors =
                 (1..=attempts).map(|attempt| AttemptError { attempt, at: now, error: RETURNED.into() }).collect();
             let letter = DeadEvent { subscription: sub, topic: stamp.topic, attempts, errors, event, at: now };

@@ -18,6 +18,8 @@ pub const AT: &str = "herald-at";
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// Set by the server on a dead-lettered message: the queue it left.
 pub const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
+/// And why (`delivery_limit`, `rejected`, `expired`, `maxlen`).
+pub const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 
 pub fn as_u64(v: &AMQPValue) -> Option<u64> {
     match v {

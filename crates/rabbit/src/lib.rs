@@ -140,6 +140,17 @@ impl Drop for RabbitBroker {
     }
 }
 
+impl RabbitBroker {
+    /// Closes the connection: whatever this process still holds goes back
+    /// to its queues now (as it would when the process dies), for others.
+    pub async fn close(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.inner.conn.close(200, "herald stopped").await;
+    }
+}
+
 /// A process name: 16 hex digits.
 pub(crate) fn valid_process(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())

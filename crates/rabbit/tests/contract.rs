@@ -205,3 +205,51 @@ async fn a_republish_after_a_restart_is_still_recognised() {
     assert!(again[0].duplicate);
     assert_eq!(again[0].seq, first[0].seq);
 }
+
+/// Pulls through `b` until one event comes, for at most five seconds.
+async fn one_within(b: &dyn Broker, sub: &str) -> Option<herald_broker::Message> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if let Some(m) = b.pull(sub, 1, LEASE).await.unwrap().pop() {
+            return Some(m);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn each_process_that_ends_holding_an_event_spends_an_attempt_and_past_the_delivery_limit_it_is_a_dead_letter() {
+    let h = rabbit().await;
+    let sub = json!({"topic": "t", "retry": {"attempts": 100}});
+    h.broker.put_subscription(&contract::subscription("s", sub)).await.unwrap();
+    h.broker.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+
+    // Process after process takes it and ends without an answer.
+    let mut attempts = Vec::new();
+    for _ in 0..40 {
+        let p = h.prefix.connect().await;
+        let m = one_within(&p, "s").await;
+        p.close().await;
+        match m {
+            Some(m) => attempts.push(m.attempt),
+            None => break,
+        }
+    }
+
+    let n = attempts.len() as u32;
+    assert_eq!(attempts, (1..=n).collect::<Vec<_>>(), "each return counted as an attempt");
+    assert!((20..=22).contains(&n), "RabbitMQ's delivery limit ended it: {n} deliveries");
+    // The dead-letter exchange's queue, drained by the harness's process.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let letters = h.prefix.dead_letters.list("s").await.unwrap();
+        if !letters.is_empty() || tokio::time::Instant::now() >= deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(letters.len(), 1, "in herald's dead letters");
+    assert_eq!((letters[0].event.id.as_str(), letters[0].topic.as_str()), ("e1", "t"));
+    assert_eq!(letters[0].attempts, n, "every delivery an attempt");
+    assert_eq!(letters[0].errors.len(), n as usize);
+}
