@@ -55,7 +55,7 @@ impl Application {
         })
         .await
         .context("herald cannot start: its store did not open")?;
-        let broker = crate::broker::open(&config.broker).await?.unwrap_or(broker);
+        let broker = crate::broker::open(&config.broker, &store).await?.unwrap_or(broker);
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
         let services = Arc::new(Registry::from_config(&config.services, &config.registry)?);
         crate::subscriptions::install(&config.subscriptions, &services, broker.as_ref(), &workflows).await?;

@@ -31,26 +31,35 @@ pub struct Prefix {
 impl Prefix {
     pub fn new(tag: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let node = Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
-        let store = Arc::new(SqliteStore::open(dir.path(), node).expect("a store"));
         Prefix {
             url: url(),
             name: format!("{tag}{:08x}", rand::random::<u32>()),
-            dead_letters: Arc::new(EventDeadLetters(store)),
+            dead_letters: dead_letters(dir.path()),
             _dir: dir,
         }
     }
 
     /// A herald process on this prefix: a connection of its own.
     pub async fn connect(&self) -> RabbitBroker {
-        let config = RabbitConfig { prefix: self.name.clone(), partitions: PARTITIONS, ..RabbitConfig::new(&self.url) };
-        RabbitBroker::connect(config, self.dead_letters.clone()).await.unwrap_or_else(|e| {
-            panic!(
-                "{e}\nthese tests need RabbitMQ 3.10 or later: start one at 127.0.0.1:5672 with guest/guest \
-                 (or set RABBITMQ_ADDRESS to one, amqp://user:password@host:port/vhost)"
-            )
-        })
+        connect(&self.url, &self.name, self.dead_letters.clone()).await
     }
+}
+
+/// herald's dead letters in a store of their own in `dir`.
+pub fn dead_letters(dir: &std::path::Path) -> Arc<dyn DeadLetters> {
+    let node = Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
+    Arc::new(EventDeadLetters(Arc::new(SqliteStore::open(dir, node).expect("a store"))))
+}
+
+/// A herald process on `prefix`, which the caller does not own.
+pub async fn connect(url: &str, prefix: &str, dead_letters: Arc<dyn DeadLetters>) -> RabbitBroker {
+    let config = RabbitConfig { prefix: prefix.to_string(), partitions: PARTITIONS, ..RabbitConfig::new(url) };
+    RabbitBroker::connect(config, dead_letters).await.unwrap_or_else(|e| {
+        panic!(
+            "{e}\nthese tests need RabbitMQ 3.10 or later: start one at 127.0.0.1:5672 with guest/guest \
+             (or set RABBITMQ_ADDRESS to one, amqp://user:password@host:port/vhost)"
+        )
+    })
 }
 
 impl Drop for Prefix {
