@@ -96,7 +96,7 @@ impl Broker for RabbitBroker {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let i = &self.inner;
+        let i = &self.session().await?;
         let routes: Vec<(String, String)> = events
             .iter()
             .map(|e| (i.names.routing_key(topic, i.names.part(e.ordering_key())), topic.to_string()))
@@ -108,7 +108,7 @@ impl Broker for RabbitBroker {
     }
 
     async fn put_subscription(&self, sub: &Subscription) -> BResult<Put> {
-        let i = &self.inner;
+        let i = &self.session().await?;
         let spec = serde_json::to_string(&sub.raw).map_err(storage)?;
         i.sync().await?;
         let old = i.cached(&sub.name);
@@ -140,7 +140,7 @@ impl Broker for RabbitBroker {
     }
 
     async fn delete_subscription(&self, name: &str) -> BResult<bool> {
-        let i = &self.inner;
+        let i = &self.session().await?;
         i.sync().await?;
         if i.cached(name).is_none() {
             return Ok(false);
@@ -157,57 +157,65 @@ impl Broker for RabbitBroker {
     }
 
     async fn subscription(&self, name: &str) -> BResult<Option<Subscription>> {
-        self.inner.sync().await?;
-        self.inner.find(name).await
+        let i = self.session().await?;
+        i.sync().await?;
+        i.find(name).await
     }
 
     async fn subscriptions(&self) -> BResult<Vec<Subscription>> {
-        self.inner.sync().await?;
-        let specs = self.inner.defs.state.lock().expect("defs").specs.clone();
+        let i = self.session().await?;
+        i.sync().await?;
+        let specs = i.defs.state.lock().expect("defs").specs.clone();
         specs.iter().map(|(name, spec)| parse_spec(name, spec)).collect()
     }
 
     async fn pull(&self, sub: &str, max: usize, lease: Duration) -> BResult<Vec<Message>> {
-        let s = self.inner.sub(sub).await?;
-        self.inner.lease(&s, max, lease).await
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.lease(&s, max, lease).await
     }
 
     async fn ack(&self, sub: &str, ack_ids: &[String]) -> BResult<Vec<String>> {
-        let s = self.inner.sub(sub).await?;
-        self.inner.acknowledge(&s, ack_ids).await
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.acknowledge(&s, ack_ids).await
     }
 
     async fn nack(&self, sub: &str, ack_ids: &[String], redelivery: Redelivery, error: &str) -> BResult<Nacked> {
-        let s = self.inner.sub(sub).await?;
-        self.inner.give_back(&s, ack_ids, redelivery, error).await
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.give_back(&s, ack_ids, redelivery, error).await
     }
 
     async fn redeliver(&self, sub: &str, event: CloudEvent) -> BResult<()> {
-        let s = self.inner.sub(sub).await?;
-        self.inner.redrive(&s, &event).await?;
-        self.inner.wakeups.wake(sub);
-        inbox::signal(&self.inner.publisher, &self.inner.names, &s.topic).await;
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.redrive(&s, &event).await?;
+        i.wakeups.wake(sub);
+        inbox::signal(&i.publisher, &i.names, &s.topic).await;
         Ok(())
     }
 
     async fn stats(&self, sub: &str) -> BResult<Stats> {
-        let s = self.inner.sub(sub).await?;
-        self.inner.subscription_stats(&s).await
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.subscription_stats(&s).await
     }
 
     async fn next_due(&self, sub: &str) -> BResult<Option<DateTime<Utc>>> {
-        let s = self.inner.sub(sub).await?;
-        self.inner.subscription_next_due(&s).await
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.subscription_next_due(&s).await
     }
 
     fn wakeup(&self, sub: &str) -> Arc<Notify> {
-        self.inner.wakeups.get(sub)
+        self.wakeups.get(sub)
     }
 
     /// Forgets event ids past the dedupe window (the server drops the
     /// stream's old segments itself, by its `x-max-age`).
     async fn maintain(&self) -> BResult<()> {
-        self.inner.ids.state.lock().expect("ids").forget_old();
+        self.session().await?.ids.state.lock().expect("ids").forget_old();
         Ok(())
     }
 }

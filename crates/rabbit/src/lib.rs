@@ -54,6 +54,8 @@ pub use setup::destroy;
 
 use crate::{held::Runtime, names::Names, wake::Wakeups};
 
+pub use crate::setup::redact;
+
 /// The partitions a subscription's keyed events are spread over by
 /// default: as many keys as this can be out at once per subscription.
 pub const DEFAULT_PARTITIONS: u16 = 16;
@@ -99,15 +101,28 @@ pub enum Error {
 /// herald's broker on RabbitMQ. Cheap to share; every method may be
 /// called from many tasks, and from many herald processes on the same
 /// server and prefix.
+///
+/// Its connection is a session (`Inner`): when the connection is lost (the
+/// server restarted, the network failed), the next call opens a new one,
+/// with everything the prefix needs, and carries on; what this process
+/// held went back to the queues with the old connection. Calls made while
+/// the server is away fail.
 pub struct RabbitBroker {
-    pub(crate) inner: Arc<Inner>,
-    tasks: Vec<tokio::task::AbortHandle>,
+    config: RabbitConfig,
+    dead_letters: Arc<dyn DeadLetters>,
+    /// This process's name among those on the prefix (16 hex digits),
+    /// kept across sessions so that ack ids reach it.
+    process: String,
+    wakeups: Arc<Wakeups>,
+    session: std::sync::RwLock<Arc<Inner>>,
+    reconnecting: tokio::sync::Mutex<()>,
+    closed: std::sync::atomic::AtomicBool,
 }
 
+/// One connection to RabbitMQ and what herald runs on it.
 pub(crate) struct Inner {
     pub conn: Arc<lapin::Connection>,
     pub names: Names,
-    /// This process's name among those on the prefix (16 hex digits).
     pub process: String,
     /// In confirm mode: every publish waits for RabbitMQ's confirm.
     pub publisher: lapin::Channel,
@@ -120,21 +135,44 @@ pub(crate) struct Inner {
     pub defs: Arc<log::Log<defs::Defs>>,
     pub dead: Arc<dyn DeadLetters>,
     pub runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
-    pub wakeups: Wakeups,
+    pub wakeups: Arc<Wakeups>,
     pub calls: inbox::Calls,
+    /// The session's tasks: stream readers, inbox, replies, dead letters.
+    pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Inner {
+    /// Can this session still serve? Its connection, its publishing
+    /// channel and its stream readers must all be up.
+    pub fn healthy(&self) -> bool {
+        self.conn.status().connected()
+            && self.publisher.status().connected()
+            && self.ids.reading()
+            && self.defs.reading()
+    }
+
+    fn stop(&self) {
+        for t in self.tasks.lock().expect("tasks").drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Drop for RabbitBroker {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        let session = self.session.read().expect("session").clone();
+        session.stop();
         // Closing returns what this process held to the queues at once,
         // rather than when the server notices the socket gone.
-        let conn = self.inner.conn.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let _ = conn.close(200, "herald stopped").await;
+                let _ = session.conn.close(200, "herald stopped").await;
             });
         }
     }
@@ -143,11 +181,37 @@ impl Drop for RabbitBroker {
 impl RabbitBroker {
     /// Closes the connection: whatever this process still holds goes back
     /// to its queues now (as it would when the process dies), for others.
+    /// Calls after it fail.
     pub async fn close(&self) {
-        for t in &self.tasks {
-            t.abort();
+        self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+        let session = self.session.read().expect("session").clone();
+        session.stop();
+        let _ = session.conn.close(200, "herald stopped").await;
+    }
+
+    /// The current session, or a new one when it can no longer serve.
+    pub(crate) async fn session(&self) -> herald_broker::Result<Arc<Inner>> {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(storage("the broker was closed"));
         }
-        let _ = self.inner.conn.close(200, "herald stopped").await;
+        let current = self.session.read().expect("session").clone();
+        if current.healthy() {
+            return Ok(current);
+        }
+        let _one = self.reconnecting.lock().await;
+        let current = self.session.read().expect("session").clone();
+        if current.healthy() {
+            return Ok(current);
+        }
+        current.stop();
+        let fresh = Inner::open(&self.config, self.dead_letters.clone(), &self.process, self.wakeups.clone())
+            .await
+            .map_err(storage)?;
+        tracing::warn!(prefix = %self.config.prefix, "reconnected to RabbitMQ");
+        *self.session.write().expect("session") = fresh.clone();
+        // What this process held went back to the queues: look again.
+        self.wakeups.wake_all();
+        Ok(fresh)
     }
 }
 

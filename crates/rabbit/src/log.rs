@@ -12,7 +12,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -71,6 +71,8 @@ pub struct Log<F: Fold> {
     pub state: Mutex<F>,
     waiting: Waiting<F::Outcome>,
     next: AtomicU64,
+    /// The reader stopped (the connection or the stream went away).
+    ended: AtomicBool,
 }
 
 /// The stream's arguments: a stream queue; `max_age` lets the server drop
@@ -116,6 +118,7 @@ impl<F: Fold> Log<F> {
             state: Mutex::new(state),
             waiting: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
         });
         let reader = log.clone();
         let task = tokio::spawn(async move {
@@ -143,9 +146,14 @@ impl<F: Fold> Log<F> {
                     break;
                 }
             }
+            reader.ended.store(true, Ordering::Relaxed);
             tracing::warn!(stream = %reader.stream, "no longer reading the stream");
         });
         Ok((log, task.abort_handle()))
+    }
+
+    pub fn reading(&self) -> bool {
+        !self.ended.load(Ordering::Relaxed)
     }
 
     fn apply(&self, offset: u64, env: Envelope<F::Record>) {

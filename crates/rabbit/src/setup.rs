@@ -14,6 +14,7 @@ use crate::{
     log::{From, Log},
     names::{Names, valid_prefix},
     topology,
+    wake::Wakeups,
 };
 
 /// The URL as it may be shown: without its password.
@@ -47,6 +48,30 @@ impl RabbitBroker {
         if config.partitions == 0 {
             return Err(Error::Config("RabbitMQ partitions: at least 1".into()));
         }
+        let process = format!("{:016x}", rand::random::<u64>());
+        let wakeups = Arc::new(Wakeups::default());
+        let session = Inner::open(&config, dead_letters.clone(), &process, wakeups.clone()).await?;
+        Ok(RabbitBroker {
+            config,
+            dead_letters,
+            process,
+            wakeups,
+            session: std::sync::RwLock::new(session),
+            reconnecting: tokio::sync::Mutex::new(()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+impl Inner {
+    /// A session: a connection, the prefix's exchanges, its two streams
+    /// read, this process's inbox and the dead-letter drain.
+    pub(crate) async fn open(
+        config: &RabbitConfig,
+        dead_letters: Arc<dyn DeadLetters>,
+        process: &str,
+        wakeups: Arc<Wakeups>,
+    ) -> Result<Arc<Inner>, Error> {
         let conn = open(&config.url).await?;
         let setup = |e: herald_broker::Error| Error::Setup { url: redact(&config.url), reason: e.to_string() };
         let names = Names::new(&config.prefix, config.partitions);
@@ -56,12 +81,11 @@ impl RabbitBroker {
         let publisher = conn.create_channel().await.map_err(|e| setup(crate::storage(e)))?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| setup(crate::storage(e)))?;
 
-        let process = format!("{:016x}", rand::random::<u64>());
         let (defs, reading_defs) = Log::open(
             &conn,
             publisher.clone(),
             names.subs_stream(),
-            process.clone(),
+            process.to_string(),
             defs::Defs::default(),
             None,
             From::First,
@@ -70,22 +94,36 @@ impl RabbitBroker {
         .map_err(setup)?;
         let window = config.dedupe_window.max(Duration::from_secs(1));
         let since = chrono::Utc::now().timestamp() - window.as_secs().min(i64::MAX as u64) as i64;
-        let (ids, reading_ids) = Log::open(
+        let opened = Log::open(
             &conn,
             publisher.clone(),
             names.ids_stream(),
-            process.clone(),
+            process.to_string(),
             ids::Ids::new(window),
             Some(window),
             From::Time(since.max(0) as u64),
         )
-        .await
-        .map_err(setup)?;
-        let (calls, replies) = inbox::Calls::open(&conn).await.map_err(setup)?;
+        .await;
+        let (ids, reading_ids) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                reading_defs.abort();
+                return Err(setup(e));
+            }
+        };
+        let calls = inbox::Calls::open(&conn).await;
+        let (calls, replies) = match calls {
+            Ok(c) => c,
+            Err(e) => {
+                reading_defs.abort();
+                reading_ids.abort();
+                return Err(setup(e));
+            }
+        };
         let inner = Arc::new(Inner {
             conn: Arc::new(conn),
             names: names.clone(),
-            process: process.clone(),
+            process: process.to_string(),
             publisher,
             publishing: tokio::sync::Mutex::new(()),
             starting: tokio::sync::Mutex::new(()),
@@ -93,26 +131,16 @@ impl RabbitBroker {
             defs,
             dead: dead_letters.clone(),
             runtimes: std::sync::Mutex::new(HashMap::new()),
-            wakeups: Default::default(),
+            wakeups,
             calls,
+            tasks: std::sync::Mutex::new(vec![reading_defs, reading_ids, replies]),
         });
-        let mut tasks = vec![reading_defs, reading_ids, replies];
-        let broker = |tasks| RabbitBroker { inner: inner.clone(), tasks };
-        match inbox::serve(&inner.conn, &names, Arc::downgrade(&inner), &process).await {
-            Ok(t) => tasks.push(t),
-            Err(e) => {
-                drop(broker(tasks));
-                return Err(setup(e));
-            }
-        }
-        match dead::drain(&inner.conn, names, dead_letters).await {
-            Ok(t) => tasks.push(t),
-            Err(e) => {
-                drop(broker(tasks));
-                return Err(setup(e));
-            }
-        }
-        Ok(broker(tasks))
+        // On failure, dropping `inner` stops what was started.
+        let served = inbox::serve(&inner.conn, &names, Arc::downgrade(&inner), process).await.map_err(setup)?;
+        inner.tasks.lock().expect("tasks").push(served);
+        let drained = dead::drain(&inner.conn, names, dead_letters).await.map_err(setup)?;
+        inner.tasks.lock().expect("tasks").push(drained);
+        Ok(inner)
     }
 }
 

@@ -40,6 +40,12 @@ impl Wakeups {
         }
     }
 
+    pub fn wake_all(&self) {
+        for w in self.subs.lock().expect("wakeups").values() {
+            w.notify.notify_waiters();
+        }
+    }
+
     /// Wakes the subscriptions of `topic`, and those whose topic this
     /// process has not read yet (a needless wakeup costs one pull).
     pub fn wake_topic(&self, topic: &str) {
