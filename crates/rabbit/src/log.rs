@@ -47,7 +47,7 @@ pub trait Fold: Send + 'static {
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<R> {
-    /// The appending process and its count, so it knows its record again.
+    /// The appending reader and its count, so it knows its record again.
     by: String,
     n: u64,
     record: R,
@@ -66,7 +66,8 @@ type Waiting<O> = Mutex<HashMap<u64, oneshot::Sender<(u64, O)>>>;
 
 pub struct Log<F: Fold> {
     stream: String,
-    process: String,
+    /// The appender's name in its records: this process and this reader.
+    by: String,
     publisher: Channel,
     pub state: Mutex<F>,
     waiting: Waiting<F::Outcome>,
@@ -113,7 +114,10 @@ impl<F: Fold> Log<F> {
             ch.basic_consume(&stream, "", BasicConsumeOptions::default(), args).await.map_err(storage)?;
         let log = Arc::new(Log {
             stream,
-            process,
+            // Each reader its own name: a process that opens the log again
+            // (a new session) replays its earlier records, whose counts
+            // would otherwise answer its new appends.
+            by: format!("{process}-{:016x}", rand::random::<u64>()),
             publisher,
             state: Mutex::new(state),
             waiting: Mutex::new(HashMap::new()),
@@ -158,7 +162,7 @@ impl<F: Fold> Log<F> {
 
     fn apply(&self, offset: u64, env: Envelope<F::Record>) {
         let outcome = self.state.lock().expect("log state").apply(offset, env.record);
-        if env.by == self.process
+        if env.by == self.by
             && let Some(tx) = self.waiting.lock().expect("log waiters").remove(&env.n)
         {
             let _ = tx.send((offset, outcome));
@@ -175,7 +179,7 @@ impl<F: Fold> Log<F> {
             let (tx, rx) = oneshot::channel();
             self.waiting.lock().expect("log waiters").insert(n, tx);
             answers.push((n, rx));
-            let body = serde_json::to_vec(&Envelope { by: self.process.clone(), n, record }).map_err(storage)?;
+            let body = serde_json::to_vec(&Envelope { by: self.by.clone(), n, record }).map_err(storage)?;
             let props = BasicProperties::default().with_delivery_mode(2);
             let sent = self.publisher.basic_publish("", &self.stream, BasicPublishOptions::default(), &body, props);
             confirms.push(sent.await.map_err(storage)?);
