@@ -15,6 +15,9 @@ use crate::{Inner, RabbitBroker, defs::Record, held::Runtime, inbox, storage, to
 
 type BResult<T> = herald_broker::Result<T>;
 
+/// At most one sync a second for subscriptions this process does not know.
+const MISS_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A stored definition as a subscription: herald's own by their name.
 fn parse_spec(name: &str, spec: &str) -> BResult<Subscription> {
     let corrupt = |e: &dyn std::fmt::Display| herald_broker::Error::Storage(format!("subscription {name}: {e}"));
@@ -35,16 +38,19 @@ impl Inner {
         self.defs.append(vec![Record::Sync]).await.map(drop)
     }
 
-    /// The subscription as this process knows it; one it does not know
-    /// is looked for again after a sync (another process may just have
-    /// put it).
+    /// The subscription as this process knows it. One it does not know is
+    /// looked for again after a sync (another process may just have put
+    /// it), unless this process synced for a miss less than a second ago:
+    /// calls naming subscriptions that do not exist must not append to the
+    /// definitions' stream as fast as they come.
     pub(crate) async fn find(&self, name: &str) -> BResult<Option<Subscription>> {
         let spec = match self.cached(name) {
             Some(spec) => Some(spec),
-            None => {
+            None if self.may_sync_for_miss() => {
                 self.sync().await?;
                 self.cached(name)
             }
+            None => None,
         };
         let Some(spec) = spec else {
             self.forget_runtime(name);
@@ -53,6 +59,16 @@ impl Inner {
         let sub = parse_spec(name, &spec)?;
         self.wakeups.set_topic(name, &sub.topic);
         Ok(Some(sub))
+    }
+
+    fn may_sync_for_miss(&self) -> bool {
+        let mut last = self.missed.lock().expect("missed");
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < MISS_SYNC_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     async fn sub(&self, name: &str) -> BResult<Subscription> {
@@ -159,6 +175,10 @@ impl Broker for RabbitBroker {
     async fn subscription(&self, name: &str) -> BResult<Option<Subscription>> {
         let i = self.session().await?;
         i.sync().await?;
+        if i.cached(name).is_none() {
+            i.forget_runtime(name);
+            return Ok(None);
+        }
         i.find(name).await
     }
 

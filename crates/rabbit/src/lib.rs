@@ -137,6 +137,9 @@ pub(crate) struct Inner {
     pub runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     pub wakeups: Arc<Wakeups>,
     pub calls: inbox::Calls,
+    /// When this session last synced the definitions for a subscription
+    /// it did not know.
+    pub missed: Mutex<Option<std::time::Instant>>,
     /// The session's tasks: stream readers, inbox, replies, dead letters.
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }

@@ -133,6 +133,7 @@ impl Inner {
             runtimes: std::sync::Mutex::new(HashMap::new()),
             wakeups,
             calls,
+            missed: std::sync::Mutex::new(None),
             tasks: std::sync::Mutex::new(vec![reading_defs, reading_ids, replies]),
         });
         // On failure, dropping `inner` stops what was started.
