@@ -14,6 +14,7 @@
 //! - `defs` — subscription definitions, in the stream `{prefix}.subs`.
 //! - `topology` — the prefix's exchanges, a subscription's queues.
 //! - `held` — what this process holds of a subscription, and its channel.
+//! - `publish` — claims, sends and confirms: what `publish` and redrives share.
 //! - `pull` — leasing events: per-key order, filters, burying the exhausted.
 //! - `answer` — acks, nacks, dead letters and redrives.
 //! - `inbox` — this process's queue: acks forwarded from other processes,
@@ -21,7 +22,8 @@
 //! - `dead` — moving what RabbitMQ dead-lettered into herald's dead letters.
 //! - `stats` — how a subscription keeps up, and when it is next due.
 //! - `wake` — waking waiting consumers.
-//! - `setup` — connecting, and removing a prefix ([`destroy`]).
+//! - `setup` — connecting (a session per connection, opened again when
+//!   lost), and removing a prefix ([`destroy`]).
 //! - `broker` — the trait's methods, each a few calls into the above.
 
 pub mod ack_id;
