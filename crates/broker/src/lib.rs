@@ -117,6 +117,19 @@ pub enum Redelivery {
     Unsent(Duration),
 }
 
+/// The partition of an ordering key among `partitions`: FNV-1a, stable
+/// across processes, releases and backends (a change would split a key's
+/// events across two partitions, and their order with them). Shared by the
+/// NATS and RabbitMQ backends.
+pub fn key_partition(key: &str, partitions: u16) -> u16 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    (hash % u32::from(partitions.max(1))) as u16
+}
+
 /// Did a put create, change or leave a subscription as it was?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {

@@ -90,12 +90,7 @@ impl Names {
     /// and releases (a change would split a key's events across two).
     pub fn part(&self, key: Option<&str>) -> Part {
         let Some(key) = key else { return Part::Keyless };
-        let mut hash: u32 = 0x811c_9dc5;
-        for b in key.bytes() {
-            hash ^= u32::from(b);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
-        Part::Key((hash % u32::from(self.partitions)) as u16)
+        Part::Key(herald_broker::key_partition(key, self.partitions))
     }
 
     /// Every part of a topic, the keyless one first.

@@ -1,19 +1,21 @@
 //! Where topics live: in the store (the default), or on the broker server
-//! that `broker = "nats://…"` names. The rest of herald sees only the
-//! `Broker` trait either way, and every backend's dead letters are the
-//! store's.
+//! that `broker = "nats://…"` or `broker = "amqp://…"` names. The rest of
+//! herald sees only the `Broker` trait either way, and every backend's
+//! dead letters are the store's.
 
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use herald_broker::Broker;
 use herald_nats::{NatsBroker, NatsConfig};
+use herald_rabbit::{RabbitBroker, RabbitConfig};
 use herald_store::{EventDeadLetters, Store};
 
 use crate::config::BrokerConfig;
 
 /// The broker `config.url` names, connected and set up; `None` without a
-/// URL, when the store's own broker serves.
+/// URL, when the store's own broker serves. NATS and RabbitMQ keep their
+/// dead letters in `store`, herald's one list.
 pub async fn open(config: &BrokerConfig, store: &Arc<dyn Store>) -> anyhow::Result<Option<Arc<dyn Broker>>> {
     let Some(url) = &config.url else { return Ok(None) };
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
@@ -29,25 +31,51 @@ pub async fn open(config: &BrokerConfig, store: &Arc<dyn Store>) -> anyhow::Resu
                 NatsBroker::connect(nats, dead).await.context("herald cannot start: its broker did not open")?;
             Ok(Some(Arc::new(broker)))
         }
-        _ => bail!("the broker URL must start with nats:// (or tls://); without `broker`, topics live in the store"),
+        "amqp" => {
+            let rabbit = RabbitConfig {
+                prefix: config.prefix.clone(),
+                dedupe_window: config.dedupe_window.0,
+                ..RabbitConfig::new(url.clone())
+            };
+            let dead_letters = Arc::new(EventDeadLetters(store.clone()));
+            let broker = RabbitBroker::connect(rabbit, dead_letters)
+                .await
+                .context("herald cannot start: its broker did not open")?;
+            Ok(Some(Arc::new(broker)))
+        }
+        _ => bail!(
+            "the broker URL must start with nats:// (or tls://) or amqp://; without `broker`, topics live in the store"
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use herald_store::{Node, sqlite::SqliteStore};
+
     use super::*;
 
     fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-        let node = herald_store::Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
-        Arc::new(herald_store::sqlite::SqliteStore::open(dir.path(), node).unwrap())
+        let node = Node { id: "test".into(), lease: chrono::Duration::seconds(60) };
+        Arc::new(SqliteStore::open(dir.path(), node).unwrap())
     }
 
     #[tokio::test]
     async fn an_unknown_broker_is_refused_without_echoing_the_url() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig { url: Some("mqtt://guest:s3cret@mq/".into()), ..BrokerConfig::default() };
+        let config = BrokerConfig { url: Some("kafka://guest:s3cret@mq/".into()), ..BrokerConfig::default() };
         let err = open(&config, &store(&dir)).await.err().unwrap().to_string();
-        assert!(err.contains("nats://"), "{err}");
+        assert!(err.contains("nats://") && err.contains("amqp://"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_rabbitmq_that_does_not_answer_is_named_without_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            BrokerConfig { url: Some("amqp://guest:s3cret@127.0.0.1:1/%2f".into()), ..BrokerConfig::default() };
+        let err = format!("{:#}", open(&config, &store(&dir)).await.err().unwrap());
+        assert!(err.contains("RabbitMQ"), "{err}");
         assert!(!err.contains("s3cret"), "{err}");
     }
 

@@ -77,8 +77,9 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// Where topics live: `nats://host:port` for NATS JetStream. By
-    /// default, in the store.
+    /// Where topics live: `nats://host:port` for NATS JetStream,
+    /// `amqp://user:password@host:port/vhost` for RabbitMQ. By default, in
+    /// the store.
     pub url: Option<String>,
     /// On a broker server, the names herald makes (streams, consumers,
     /// buckets, subjects) start with this, so deployments share a server

@@ -1,0 +1,241 @@
+//! The broker trait on RabbitMQ: each method reads the subscription's
+//! definition (see `defs`) and calls into the modules beside this one.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use herald_broker::{
+    Broker, CloudEvent, Message, Nacked, Published, Put, RawSubscription, Redelivery, Stats, Subscription,
+    subscription::INTERNAL_PREFIX,
+};
+use tokio::sync::Notify;
+
+use crate::{Inner, RabbitBroker, defs::Record, held::Runtime, inbox, storage, topology};
+
+type BResult<T> = herald_broker::Result<T>;
+
+/// At most one sync a second for subscriptions this process does not know.
+const MISS_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A stored definition as a subscription: herald's own by their name.
+fn parse_spec(name: &str, spec: &str) -> BResult<Subscription> {
+    let corrupt = |e: &dyn std::fmt::Display| herald_broker::Error::Storage(format!("subscription {name}: {e}"));
+    let raw: RawSubscription = serde_json::from_str(spec).map_err(|e| corrupt(&e))?;
+    if name.starts_with(INTERNAL_PREFIX) {
+        return Ok(Subscription::internal(&raw.topic, raw.filter.map(|f| f.types).unwrap_or_default()));
+    }
+    Subscription::parse(name, raw).map_err(|e| corrupt(&e))
+}
+
+impl Inner {
+    fn cached(&self, name: &str) -> Option<String> {
+        self.defs.state.lock().expect("defs").specs.get(name).cloned()
+    }
+
+    /// Reads the definitions up to now: past every change made before.
+    async fn sync(&self) -> BResult<()> {
+        self.defs.append(vec![Record::Sync]).await.map(drop)
+    }
+
+    /// The subscription as this process knows it. One it does not know is
+    /// looked for again after a sync (another process may just have put
+    /// it), unless this process synced for a miss less than a second ago:
+    /// calls naming subscriptions that do not exist must not append to the
+    /// definitions' stream as fast as they come.
+    pub(crate) async fn find(&self, name: &str) -> BResult<Option<Subscription>> {
+        let spec = match self.cached(name) {
+            Some(spec) => Some(spec),
+            None if self.may_sync_for_miss() => {
+                self.sync().await?;
+                self.cached(name)
+            }
+            None => None,
+        };
+        let Some(spec) = spec else {
+            self.forget_runtime(name);
+            return Ok(None);
+        };
+        let sub = parse_spec(name, &spec)?;
+        self.wakeups.set_topic(name, &sub.topic);
+        Ok(Some(sub))
+    }
+
+    fn may_sync_for_miss(&self) -> bool {
+        let mut last = self.missed.lock().expect("missed");
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < MISS_SYNC_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    async fn sub(&self, name: &str) -> BResult<Subscription> {
+        self.find(name).await?.ok_or_else(|| herald_broker::Error::UnknownSubscription(name.to_string()))
+    }
+
+    pub(crate) fn runtime_if_any(&self, name: &str) -> Option<Arc<Runtime>> {
+        self.runtimes.lock().expect("runtimes").get(name).filter(|rt| rt.alive()).cloned()
+    }
+
+    fn forget_runtime(&self, name: &str) {
+        self.runtimes.lock().expect("runtimes").remove(name);
+    }
+
+    /// The subscription's channel here, started (or started again, when
+    /// its consumers ended) on first use.
+    pub(crate) async fn runtime(&self, sub: &Subscription) -> BResult<Arc<Runtime>> {
+        if let Some(rt) = self.runtime_if_any(&sub.name) {
+            return Ok(rt);
+        }
+        let _one = self.starting.lock().await;
+        if let Some(rt) = self.runtime_if_any(&sub.name) {
+            return Ok(rt);
+        }
+        let rt = Runtime::start(&self.conn, &self.names, &sub.name, self.wakeups.get(&sub.name)).await?;
+        self.runtimes.lock().expect("runtimes").insert(sub.name.clone(), rt.clone());
+        Ok(rt)
+    }
+
+    async fn with_channel<T>(&self, f: impl AsyncFnOnce(&lapin::Channel) -> BResult<T>) -> BResult<T> {
+        let ch = self.conn.create_channel().await.map_err(storage)?;
+        let out = f(&ch).await;
+        let _ = ch.close(200, "done").await;
+        out
+    }
+}
+
+#[async_trait]
+impl Broker for RabbitBroker {
+    async fn publish(&self, topic: &str, events: Vec<CloudEvent>) -> BResult<Vec<Published>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let i = &self.session().await?;
+        let routes: Vec<(String, String)> = events
+            .iter()
+            .map(|e| (i.names.routing_key(topic, i.names.part(e.ordering_key())), topic.to_string()))
+            .collect();
+        let published = i.publish_to(&i.names.topics_exchange(), &routes, &events, false).await?;
+        i.wakeups.wake_topic(topic);
+        inbox::signal(&i.publisher, &i.names, topic).await;
+        Ok(published)
+    }
+
+    async fn put_subscription(&self, sub: &Subscription) -> BResult<Put> {
+        let i = &self.session().await?;
+        let spec = serde_json::to_string(&sub.raw).map_err(storage)?;
+        i.sync().await?;
+        let old = i.cached(&sub.name);
+        let put = match &old {
+            Some(old) if *old == spec => return Ok(Put::Unchanged),
+            Some(_) => Put::Updated,
+            None => Put::Created,
+        };
+        let moved = match &old {
+            Some(old) => parse_spec(&sub.name, old)?.topic != sub.topic,
+            None => false,
+        };
+        // Queues first: a definition others can read always has them. A
+        // subscription moved to another topic starts there afresh.
+        i.with_channel(async |ch| {
+            if moved {
+                topology::delete_subscription(ch, &i.names, &sub.name).await?;
+            }
+            topology::declare_subscription(ch, &i.names, sub).await
+        })
+        .await?;
+        if moved {
+            i.forget_runtime(&sub.name);
+        }
+        i.defs.append(vec![Record::Put { name: sub.name.clone(), spec }]).await?;
+        i.wakeups.set_topic(&sub.name, &sub.topic);
+        i.wakeups.wake(&sub.name);
+        Ok(put)
+    }
+
+    async fn delete_subscription(&self, name: &str) -> BResult<bool> {
+        let i = &self.session().await?;
+        i.sync().await?;
+        if i.cached(name).is_none() {
+            return Ok(false);
+        }
+        // The queues first: should the definition's removal then fail, a
+        // delete again finishes the work; the other way round, queues
+        // nobody knows of would keep their events for ever.
+        i.forget_runtime(name);
+        i.with_channel(async |ch| topology::delete_subscription(ch, &i.names, name).await).await?;
+        i.defs.append(vec![Record::Delete { name: name.to_string() }]).await?;
+        // Whoever waits on it looks again and finds it gone.
+        i.wakeups.wake(name);
+        Ok(true)
+    }
+
+    async fn subscription(&self, name: &str) -> BResult<Option<Subscription>> {
+        let i = self.session().await?;
+        i.sync().await?;
+        if i.cached(name).is_none() {
+            i.forget_runtime(name);
+            return Ok(None);
+        }
+        i.find(name).await
+    }
+
+    async fn subscriptions(&self) -> BResult<Vec<Subscription>> {
+        let i = self.session().await?;
+        i.sync().await?;
+        let specs = i.defs.state.lock().expect("defs").specs.clone();
+        specs.iter().map(|(name, spec)| parse_spec(name, spec)).collect()
+    }
+
+    async fn pull(&self, sub: &str, max: usize, lease: Duration) -> BResult<Vec<Message>> {
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.lease(&s, max, lease).await
+    }
+
+    async fn ack(&self, sub: &str, ack_ids: &[String]) -> BResult<Vec<String>> {
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.acknowledge(&s, ack_ids).await
+    }
+
+    async fn nack(&self, sub: &str, ack_ids: &[String], redelivery: Redelivery, error: &str) -> BResult<Nacked> {
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.give_back(&s, ack_ids, redelivery, error).await
+    }
+
+    async fn redeliver(&self, sub: &str, event: CloudEvent) -> BResult<()> {
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.redrive(&s, &event).await?;
+        i.wakeups.wake(sub);
+        inbox::signal(&i.publisher, &i.names, &s.topic).await;
+        Ok(())
+    }
+
+    async fn stats(&self, sub: &str) -> BResult<Stats> {
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.subscription_stats(&s).await
+    }
+
+    async fn next_due(&self, sub: &str) -> BResult<Option<DateTime<Utc>>> {
+        let i = self.session().await?;
+        let s = i.sub(sub).await?;
+        i.subscription_next_due(&s).await
+    }
+
+    fn wakeup(&self, sub: &str) -> Arc<Notify> {
+        self.wakeups.get(sub)
+    }
+
+    /// Forgets event ids past the dedupe window (the server drops the
+    /// stream's old segments itself, by its `x-max-age`).
+    async fn maintain(&self) -> BResult<()> {
+        self.session().await?.ids.state.lock().expect("ids").forget_old();
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! herald's topics and subscriptions on RabbitMQ (3.10 or later): the
+//! [`herald_broker::Broker`] trait over a topic exchange, quorum queues and
+//! two streams, passing the same contract suite as the embedded and NATS
+//! brokers. docs/MESSAGING.md says how it keeps each promise.
+//!
+//! # Layout
+//!
+//! - [`names`] — where everything lives: exchanges, queues, streams, all
+//!   under one prefix.
+//! - [`ack_id`] — ack ids that name the holding process and the lease.
+//! - `headers` — what herald stamps on each event (its `seq`, topic, time).
+//! - `log` — a stream read as a log every process shares, in order.
+//! - `ids` — publish dedupe and `seq`, from the stream `{prefix}.ids`.
+//! - `defs` — subscription definitions, in the stream `{prefix}.subs`.
+//! - `topology` — the prefix's exchanges, a subscription's queues.
+//! - `held` — what this process holds of a subscription, and its channel.
+//! - `publish` — claims, sends and confirms: what `publish` and redrives share.
+//! - `pull` — leasing events: per-key order, filters, burying the exhausted.
+//! - `answer` — acks, nacks, dead letters and redrives.
+//! - `inbox` — this process's queue: acks forwarded from other processes,
+//!   and their "look now" signals.
+//! - `dead` — moving what RabbitMQ dead-lettered into herald's dead letters.
+//! - `stats` — how a subscription keeps up, and when it is next due.
+//! - `wake` — waking waiting consumers.
+//! - `setup` — connecting (a session per connection, opened again when
+//!   lost), and removing a prefix ([`destroy`]).
+//! - `broker` — the trait's methods, each a few calls into the above.
+
+pub mod ack_id;
+mod answer;
+mod broker;
+mod dead;
+mod defs;
+mod headers;
+mod held;
+mod ids;
+mod inbox;
+mod log;
+pub mod names;
+mod publish;
+mod pull;
+mod setup;
+mod stats;
+mod topology;
+mod wake;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use herald_broker::DeadLetters;
+
+pub use setup::destroy;
+
+use crate::{held::Runtime, names::Names, wake::Wakeups};
+
+pub use crate::setup::redact;
+
+/// The partitions a subscription's keyed events are spread over by
+/// default: as many keys as this can be out at once per subscription.
+pub const DEFAULT_PARTITIONS: u16 = 16;
+
+/// What [`RabbitBroker::connect`] needs.
+#[derive(Debug, Clone)]
+pub struct RabbitConfig {
+    /// `amqp://user:password@host:port/vhost`.
+    pub url: String,
+    /// Every exchange, queue and stream herald makes starts with this
+    /// (letters, digits, `_`), so deployments share a server apart.
+    pub prefix: String,
+    /// How long a re-published event's source and id are recognised.
+    /// Every process on the prefix must use the same: it is the
+    /// `x-max-age` of the stream `{prefix}.ids`.
+    pub dedupe_window: Duration,
+    /// Partitions per subscription for keyed events; the same in every
+    /// process on the prefix, and fixed once a subscription exists.
+    pub partitions: u16,
+}
+
+impl RabbitConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        RabbitConfig {
+            url: url.into(),
+            prefix: "herald".into(),
+            dedupe_window: Duration::from_secs(600),
+            partitions: DEFAULT_PARTITIONS,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach RabbitMQ at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("RabbitMQ at {url} refused herald's setup: {reason}")]
+    Setup { url: String, reason: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// herald's broker on RabbitMQ. Cheap to share; every method may be
+/// called from many tasks, and from many herald processes on the same
+/// server and prefix.
+///
+/// Its connection is a session (`Inner`): when the connection is lost (the
+/// server restarted, the network failed), the next call opens a new one,
+/// with everything the prefix needs, and carries on; what this process
+/// held went back to the queues with the old connection. Calls made while
+/// the server is away fail.
+pub struct RabbitBroker {
+    config: RabbitConfig,
+    dead_letters: Arc<dyn DeadLetters>,
+    /// This process's name among those on the prefix (16 hex digits),
+    /// kept across sessions so that ack ids reach it.
+    process: String,
+    wakeups: Arc<Wakeups>,
+    session: std::sync::RwLock<Arc<Inner>>,
+    reconnecting: tokio::sync::Mutex<()>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// One connection to RabbitMQ and what herald runs on it.
+pub(crate) struct Inner {
+    pub conn: Arc<lapin::Connection>,
+    pub names: Names,
+    pub process: String,
+    /// In confirm mode: every publish waits for RabbitMQ's confirm.
+    pub publisher: lapin::Channel,
+    /// Held from a publish's claims until its events are sent, so that
+    /// events go to their queues in the order of their `seq`.
+    pub publishing: tokio::sync::Mutex<()>,
+    /// Held while a subscription's channel is started, so there is one.
+    pub starting: tokio::sync::Mutex<()>,
+    pub ids: Arc<log::Log<ids::Ids>>,
+    pub defs: Arc<log::Log<defs::Defs>>,
+    pub dead: Arc<dyn DeadLetters>,
+    pub runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
+    pub wakeups: Arc<Wakeups>,
+    pub calls: inbox::Calls,
+    /// When this session last synced the definitions for a subscription
+    /// it did not know.
+    pub missed: Mutex<Option<std::time::Instant>>,
+    /// The session's tasks: stream readers, inbox, replies, dead letters.
+    pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl Inner {
+    /// Can this session still serve? Its connection, its publishing
+    /// channel and its stream readers must all be up.
+    pub fn healthy(&self) -> bool {
+        self.conn.status().connected()
+            && self.publisher.status().connected()
+            && self.ids.reading()
+            && self.defs.reading()
+    }
+
+    fn stop(&self) {
+        for t in self.tasks.lock().expect("tasks").drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Drop for RabbitBroker {
+    fn drop(&mut self) {
+        let session = self.session.read().expect("session").clone();
+        session.stop();
+        // Closing returns what this process held to the queues at once,
+        // rather than when the server notices the socket gone.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = session.conn.close(200, "herald stopped").await;
+            });
+        }
+    }
+}
+
+impl RabbitBroker {
+    /// Closes the connection: whatever this process still holds goes back
+    /// to its queues now (as it would when the process dies), for others.
+    /// Calls after it fail.
+    pub async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+        let session = self.session.read().expect("session").clone();
+        session.stop();
+        let _ = session.conn.close(200, "herald stopped").await;
+    }
+
+    /// The current session, or a new one when it can no longer serve.
+    pub(crate) async fn session(&self) -> herald_broker::Result<Arc<Inner>> {
+        if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(storage("the broker was closed"));
+        }
+        let current = self.session.read().expect("session").clone();
+        if current.healthy() {
+            return Ok(current);
+        }
+        let _one = self.reconnecting.lock().await;
+        let current = self.session.read().expect("session").clone();
+        if current.healthy() {
+            return Ok(current);
+        }
+        current.stop();
+        let fresh = Inner::open(&self.config, self.dead_letters.clone(), &self.process, self.wakeups.clone())
+            .await
+            .map_err(storage)?;
+        tracing::warn!(prefix = %self.config.prefix, "reconnected to RabbitMQ");
+        *self.session.write().expect("session") = fresh.clone();
+        // What this process held went back to the queues: look again.
+        self.wakeups.wake_all();
+        Ok(fresh)
+    }
+}
+
+/// A process name: 16 hex digits.
+pub(crate) fn valid_process(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub(crate) fn storage(e: impl std::fmt::Display) -> herald_broker::Error {
+    herald_broker::Error::Storage(format!("RabbitMQ: {e}"))
+}
+
+/// A publisher confirm as a result: a nack is an error.
+pub(crate) fn confirmed(c: lapin::Result<lapin::publisher_confirm::Confirmation>) -> herald_broker::Result<()> {
+    match c.map_err(storage)? {
+        lapin::publisher_confirm::Confirmation::Nack(_) => Err(storage("the server refused a publish (nack)")),
+        _ => Ok(()),
+    }
+}

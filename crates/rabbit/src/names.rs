@@ -1,0 +1,153 @@
+//! Where everything lives on the server, all named from one prefix so that
+//! several herald deployments (or tests) share a RabbitMQ without meeting.
+//!
+//! | what | name |
+//! | --- | --- |
+//! | topics (fan-out to subscriptions) | topic exchange `{prefix}.topics` |
+//! | a keyed event of a topic | routing key `{topic}.k{n}`, n = hash(key) mod partitions |
+//! | a keyless event | routing key `{topic}.u` |
+//! | a subscription's queues | `{prefix}.s.{sub}.k{n}` (single active consumer) and `{prefix}.s.{sub}.u` |
+//! | over the delivery limit | dead-letter exchange `{prefix}.dlx` into queue `{prefix}.dead` |
+//! | subscription definitions | stream `{prefix}.subs` |
+//! | publish claims (dedupe, `seq`) | stream `{prefix}.ids` |
+//! | "look now" signals | fanout exchange `{prefix}.wake` |
+//! | one herald process's inbox (forwarded acks, signals) | exclusive queue `{prefix}.p.{process}` |
+//!
+//! A routing key's last word is always the part (`k{n}` or `u`) and names
+//! hold no `*` or `#`, so each queue is bound by one exact key and no two
+//! topics' keys meet. Likewise a queue name's last word is the part: sub
+//! `a.u` and sub `a` never share a queue.
+
+use std::fmt;
+
+/// Which of a subscription's queues an event goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    /// Events without an ordering key: many out at once.
+    Keyless,
+    /// Events whose key hashes to this partition: one out at a time.
+    Key(u16),
+}
+
+impl fmt::Display for Part {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Part::Keyless => f.write_str("u"),
+            Part::Key(n) => write!(f, "k{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Names {
+    prefix: String,
+    partitions: u16,
+}
+
+/// A prefix is one word of every name: letters, digits and `_`, so no
+/// name under one prefix is a name under another.
+pub fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty() && prefix.len() <= 32 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+impl Names {
+    pub fn new(prefix: &str, partitions: u16) -> Self {
+        Names { prefix: prefix.to_string(), partitions: partitions.max(1) }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn partitions(&self) -> u16 {
+        self.partitions
+    }
+
+    pub fn part(&self, key: Option<&str>) -> Part {
+        match key {
+            None => Part::Keyless,
+            Some(k) => Part::Key(herald_broker::key_partition(k, self.partitions)),
+        }
+    }
+
+    /// Every part of a subscription, the keyless one first.
+    pub fn parts(&self) -> impl Iterator<Item = Part> {
+        std::iter::once(Part::Keyless).chain((0..self.partitions).map(Part::Key))
+    }
+
+    pub fn topics_exchange(&self) -> String {
+        format!("{}.topics", self.prefix)
+    }
+
+    pub fn routing_key(&self, topic: &str, part: Part) -> String {
+        format!("{topic}.{part}")
+    }
+
+    pub fn queue(&self, sub: &str, part: Part) -> String {
+        format!("{}.s.{sub}.{part}", self.prefix)
+    }
+
+    /// The subscription and part a queue is, if it is one of this prefix's.
+    pub fn sub_of_queue(&self, queue: &str) -> Option<(String, Part)> {
+        let rest = queue.strip_prefix(&self.prefix)?.strip_prefix(".s.")?;
+        let (sub, part) = rest.rsplit_once('.')?;
+        let part = self.parts().find(|p| p.to_string() == part)?;
+        Some((sub.to_string(), part))
+    }
+
+    pub fn dlx(&self) -> String {
+        format!("{}.dlx", self.prefix)
+    }
+
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    pub fn subs_stream(&self) -> String {
+        format!("{}.subs", self.prefix)
+    }
+
+    pub fn ids_stream(&self) -> String {
+        format!("{}.ids", self.prefix)
+    }
+
+    pub fn wake_exchange(&self) -> String {
+        format!("{}.wake", self.prefix)
+    }
+
+    pub fn inbox(&self, process: &str) -> String {
+        format!("{}.p.{process}", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_names_its_subscription_and_part() {
+        let n = Names::new("herald", 4);
+        assert_eq!(n.sub_of_queue(&n.queue("a.u", Part::Key(3))), Some(("a.u".into(), Part::Key(3))));
+        assert_eq!(n.sub_of_queue(&n.queue("a", Part::Keyless)), Some(("a".into(), Part::Keyless)));
+        assert_eq!(n.sub_of_queue("herald.s.a.k9"), None, "no such partition");
+        assert_eq!(n.sub_of_queue("other.s.a.u"), None);
+        assert_ne!(n.routing_key("a.k1", Part::Keyless), n.routing_key("a", Part::Key(1)));
+    }
+
+    #[test]
+    fn the_contract_suites_two_keys_go_out_side_by_side() {
+        let n = Names::new("herald", 4);
+        assert_ne!(n.part(Some("a")), n.part(Some("b")));
+        assert_eq!(n.part(Some("alice")), n.part(Some("alice")));
+        assert_eq!(n.part(None), Part::Keyless);
+        assert_eq!(n.parts().count(), 5);
+    }
+
+    #[test]
+    fn prefixes_are_one_plain_word() {
+        assert!(valid_prefix("herald"));
+        assert!(valid_prefix("ht_1f2e"));
+        assert!(!valid_prefix("a.b"));
+        assert!(!valid_prefix(""));
+    }
+}

@@ -1,0 +1,196 @@
+//! Connecting (the prefix's exchanges, its two streams read, this
+//! process's inbox and the dead-letter drain), and removing a prefix.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use herald_broker::DeadLetters;
+use lapin::{
+    Connection, ConnectionProperties,
+    options::{ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions},
+};
+
+use crate::{
+    Error, Inner, RabbitBroker, RabbitConfig, dead, defs, ids, inbox,
+    log::{From, Log},
+    names::{Names, valid_prefix},
+    topology,
+    wake::Wakeups,
+};
+
+/// The URL as it may be shown: without its password.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_string(),
+    }
+}
+
+async fn open(url: &str) -> Result<Connection, Error> {
+    let props = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio);
+    Connection::connect(url, props).await.map_err(|e| Error::Connect { url: redact(url), reason: e.to_string() })
+}
+
+impl RabbitBroker {
+    /// Connects, declares what the prefix needs (each declaration is
+    /// idempotent, so every process does it), and reads the
+    /// subscription definitions and the dedupe window's ids.
+    pub async fn connect(config: RabbitConfig, dead_letters: Arc<dyn DeadLetters>) -> Result<Self, Error> {
+        if !valid_prefix(&config.prefix) {
+            return Err(Error::Config(format!("RabbitMQ prefix `{}`: 1-32 letters, digits or `_`", config.prefix)));
+        }
+        if config.partitions == 0 {
+            return Err(Error::Config("RabbitMQ partitions: at least 1".into()));
+        }
+        let process = format!("{:016x}", rand::random::<u64>());
+        let wakeups = Arc::new(Wakeups::default());
+        let session = Inner::open(&config, dead_letters.clone(), &process, wakeups.clone()).await?;
+        Ok(RabbitBroker {
+            config,
+            dead_letters,
+            process,
+            wakeups,
+            session: std::sync::RwLock::new(session),
+            reconnecting: tokio::sync::Mutex::new(()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+impl Inner {
+    /// A session: a connection, the prefix's exchanges, its two streams
+    /// read, this process's inbox and the dead-letter drain.
+    pub(crate) async fn open(
+        config: &RabbitConfig,
+        dead_letters: Arc<dyn DeadLetters>,
+        process: &str,
+        wakeups: Arc<Wakeups>,
+    ) -> Result<Arc<Inner>, Error> {
+        let conn = open(&config.url).await?;
+        let setup = |e: herald_broker::Error| Error::Setup { url: redact(&config.url), reason: e.to_string() };
+        let names = Names::new(&config.prefix, config.partitions);
+        let ch = conn.create_channel().await.map_err(|e| setup(crate::storage(e)))?;
+        topology::declare_base(&ch, &names).await.map_err(setup)?;
+        let _ = ch.close(200, "declared").await;
+        let publisher = conn.create_channel().await.map_err(|e| setup(crate::storage(e)))?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| setup(crate::storage(e)))?;
+
+        let (defs, reading_defs) = Log::open(
+            &conn,
+            publisher.clone(),
+            names.subs_stream(),
+            process.to_string(),
+            defs::Defs::default(),
+            None,
+            From::First,
+        )
+        .await
+        .map_err(setup)?;
+        let window = config.dedupe_window.max(Duration::from_secs(1));
+        let since = chrono::Utc::now().timestamp() - window.as_secs().min(i64::MAX as u64) as i64;
+        let opened = Log::open(
+            &conn,
+            publisher.clone(),
+            names.ids_stream(),
+            process.to_string(),
+            ids::Ids::new(window),
+            Some(window),
+            From::Time(since.max(0) as u64),
+        )
+        .await;
+        let (ids, reading_ids) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                reading_defs.abort();
+                return Err(setup(e));
+            }
+        };
+        let calls = inbox::Calls::open(&conn).await;
+        let (calls, replies) = match calls {
+            Ok(c) => c,
+            Err(e) => {
+                reading_defs.abort();
+                reading_ids.abort();
+                return Err(setup(e));
+            }
+        };
+        let inner = Arc::new(Inner {
+            conn: Arc::new(conn),
+            names: names.clone(),
+            process: process.to_string(),
+            publisher,
+            publishing: tokio::sync::Mutex::new(()),
+            starting: tokio::sync::Mutex::new(()),
+            ids,
+            defs,
+            dead: dead_letters.clone(),
+            runtimes: std::sync::Mutex::new(HashMap::new()),
+            wakeups,
+            calls,
+            missed: std::sync::Mutex::new(None),
+            tasks: std::sync::Mutex::new(vec![reading_defs, reading_ids, replies]),
+        });
+        // On failure, dropping `inner` stops what was started.
+        let served = inbox::serve(&inner.conn, &names, Arc::downgrade(&inner), process).await.map_err(setup)?;
+        inner.tasks.lock().expect("tasks").push(served);
+        let drained = dead::drain(&inner.conn, names, dead_letters).await.map_err(setup)?;
+        inner.tasks.lock().expect("tasks").push(drained);
+        Ok(inner)
+    }
+}
+
+/// Removes everything herald made under `prefix`: every subscription's
+/// queues (each name ever put, read from the definitions' stream), the
+/// streams, the dead-letter queue and the exchanges. For tests and tools;
+/// herald processes still connected to the prefix lose their setup.
+pub async fn destroy(url: &str, prefix: &str, partitions: u16) -> Result<(), String> {
+    let conn = open(url).await.map_err(|e| e.to_string())?;
+    let names = Names::new(prefix, partitions);
+    let publisher = conn.create_channel().await.map_err(|e| e.to_string())?;
+    publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| e.to_string())?;
+    let process = format!("{:016x}", rand::random::<u64>());
+    let (defs, reading) =
+        Log::open(&conn, publisher, names.subs_stream(), process, defs::Defs::default(), None, From::First)
+            .await
+            .map_err(|e| e.to_string())?;
+    defs.append(vec![defs::Record::Sync]).await.map_err(|e| e.to_string())?;
+    reading.abort();
+    let subs = defs.state.lock().expect("defs").ever.clone();
+
+    let mut queues: Vec<String> = subs.iter().flat_map(|s| names.parts().map(|p| names.queue(s, p))).collect();
+    queues.extend([names.dead_queue(), names.subs_stream(), names.ids_stream()]);
+    let mut ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+    let mut failed = None;
+    for q in queues {
+        if let Err(e) = ch.queue_delete(&q, QueueDeleteOptions::default()).await {
+            failed.get_or_insert(format!("{q}: {e}"));
+            ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+        }
+    }
+    for x in [names.topics_exchange(), names.dlx(), names.wake_exchange()] {
+        if let Err(e) = ch.exchange_delete(&x, ExchangeDeleteOptions::default()).await {
+            failed.get_or_insert(format!("{x}: {e}"));
+            ch = conn.create_channel().await.map_err(|e| e.to_string())?;
+        }
+    }
+    let _ = conn.close(200, "removed").await;
+    failed.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_is_never_shown() {
+        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(redact("amqp://host:5672"), "amqp://host:5672");
+        assert!(!redact("amqp://u:p@ss@h/").contains("p@ss"));
+    }
+}

@@ -1,0 +1,255 @@
+//! The RabbitMQ broker against the broker contract (the same tests as the
+//! embedded and NATS backends), plus what only several herald processes on
+//! one server can show: pullers in two processes never share an event and
+//! keep per-key order between them; a subscription, an answer and a
+//! publish made through one are seen by the other.
+//!
+//! Each test has a prefix of its own (its exchanges, queues and streams),
+//! removed when the test ends, passed or failed. Without a server they
+//! fail, saying what to start.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use herald_broker::{
+    Broker, DeadLetters, Redelivery,
+    contract::{self, Harness},
+};
+use herald_rabbit::RabbitBroker;
+use serde_json::json;
+
+mod common;
+
+use common::Prefix;
+
+struct Rabbit {
+    broker: Arc<RabbitBroker>,
+    prefix: Prefix,
+}
+
+impl Harness for Rabbit {
+    fn broker(&self) -> Arc<dyn Broker> {
+        self.broker.clone()
+    }
+
+    fn dead_letters(&self) -> Arc<dyn DeadLetters> {
+        self.prefix.dead_letters.clone()
+    }
+}
+
+async fn rabbit() -> Rabbit {
+    let prefix = Prefix::new("hr");
+    Rabbit { broker: Arc::new(prefix.connect().await), prefix }
+}
+
+mod contract_suite {
+    use super::*;
+    herald_broker::contract_tests!(rabbit());
+}
+
+/// Two herald processes on one prefix: the harness's, and one more.
+async fn two_processes() -> (Rabbit, Arc<RabbitBroker>) {
+    let a = rabbit().await;
+    let b = Arc::new(a.prefix.connect().await);
+    (a, b)
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn pullers_in_two_processes_keep_per_key_order_and_never_share_an_event() {
+    let (h, b) = two_processes().await;
+    let a = h.broker.clone();
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+    // Both publish, alternating between two keys, with keyless events between.
+    let mut published: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for i in 0..30 {
+        let (through, key) = if i % 2 == 0 { (&a, Some("x")) } else { (&b, Some("y")) };
+        let key = if i % 5 == 0 { None } else { key };
+        let p = through.publish("t", vec![contract::event(&format!("e{i}"), "T", key)]).await.unwrap();
+        published.entry(key.unwrap_or("-").to_string()).or_default().push(p[0].seq);
+    }
+
+    // What each gets goes into one log, in the order received: a key's next
+    // may only come once its last was acknowledged.
+    type Log = std::sync::Mutex<(HashSet<String>, Vec<(String, u64)>)>;
+    let log: Arc<Log> = Arc::default();
+    let pullers = [a.clone(), b.clone()].into_iter().map(|broker| {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            let mut idle = 0;
+            while idle < 10 {
+                assert!(tokio::time::Instant::now() < deadline, "events stopped coming");
+                let msgs = broker.pull("s", 3, LEASE).await.unwrap();
+                if msgs.is_empty() {
+                    idle += 1;
+                    continue;
+                }
+                idle = 0;
+                {
+                    let (out, received) = &mut *log.lock().unwrap();
+                    for m in &msgs {
+                        let key = m.event.ordering_key().unwrap_or("-").to_string();
+                        if key != "-" {
+                            assert!(out.insert(key.clone()), "key {key} out twice at once");
+                        }
+                        received.push((key, m.seq));
+                    }
+                }
+                tokio::task::yield_now().await;
+                {
+                    let (out, _) = &mut *log.lock().unwrap();
+                    for m in &msgs {
+                        out.remove(m.event.ordering_key().unwrap_or("-"));
+                    }
+                }
+                let ids: Vec<String> = msgs.iter().map(|m| m.ack_id.clone()).collect();
+                assert!(broker.ack("s", &ids).await.unwrap().is_empty(), "every lease still held");
+            }
+        })
+    });
+    for p in pullers {
+        p.await.unwrap();
+    }
+
+    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (key, seq) in log.lock().unwrap().1.drain(..) {
+        by_key.entry(key).or_default().push(seq);
+    }
+    by_key.get_mut("-").unwrap().sort_unstable();
+    assert_eq!(by_key, published, "every event once; keys x and y in publish order");
+}
+
+#[tokio::test]
+async fn what_one_process_does_the_other_sees() {
+    let (h, b) = two_processes().await;
+    let a = h.broker.clone();
+    let wake = b.wakeup("s");
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t", "retry": {"attempts": 2}}))).await.unwrap();
+    assert_eq!(b.subscription("s").await.unwrap().map(|s| s.topic), Some("t".into()), "the definition");
+    assert_eq!(b.subscriptions().await.unwrap().len(), 1);
+
+    let woken = wake.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    a.publish("t", vec![contract::event("e1", "T", None), contract::event("e2", "T", None)]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), woken).await.expect("woken by the other's publish");
+
+    // Pulled in one, answered through the other: forwarded to the holder.
+    let m = b.pull("s", 1, LEASE).await.unwrap();
+    assert_eq!(m.len(), 1);
+    let nacked = a.nack("s", &[m[0].ack_id.clone()], Redelivery::Never, "refused").await.unwrap();
+    assert_eq!(nacked.dead_lettered, 1);
+    assert_eq!(b.stats("s").await.unwrap().dead_letters, 1, "the dead letter");
+    let next = b.pull("s", 10, LEASE).await.unwrap();
+    assert_eq!(next.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e2"]);
+    assert!(a.ack("s", &[next[0].ack_id.clone()]).await.unwrap().is_empty(), "an ack forwarded");
+    assert_eq!(a.ack("s", &[next[0].ack_id.clone()]).await.unwrap(), [next[0].ack_id.clone()], "answered once");
+
+    assert!(b.delete_subscription("s").await.unwrap());
+    assert!(a.subscription("s").await.unwrap().is_none(), "the delete");
+}
+
+#[tokio::test]
+async fn an_ack_id_answers_only_its_own_subscription() {
+    let h = rabbit().await;
+    let b = h.broker.clone();
+    for name in ["s", "other"] {
+        b.put_subscription(&contract::subscription(name, json!({"topic": "t"}))).await.unwrap();
+    }
+    b.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+    let m = b.pull("s", 1, LEASE).await.unwrap();
+
+    let elsewhere = b.ack("other", &[m[0].ack_id.clone()]).await.unwrap();
+    let garbage = b.ack("s", &["not-an-id".to_string(), format!("{}0", m[0].ack_id)]).await.unwrap();
+
+    assert_eq!(elsewhere, [m[0].ack_id.clone()], "another subscription's ack id is unknown");
+    assert_eq!(garbage.len(), 2);
+    assert!(b.ack("s", &[m[0].ack_id.clone()]).await.unwrap().is_empty(), "still its own");
+}
+
+#[tokio::test]
+async fn a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_starts_there() {
+    let h = rabbit().await;
+    let b = h.broker.clone();
+    let put = |raw| contract::subscription("s", raw);
+    b.put_subscription(&put(json!({"topic": "t"}))).await.unwrap();
+    b.publish("t", vec![contract::event("e1", "T", Some("k"))]).await.unwrap();
+
+    let changed = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
+    let same = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
+
+    assert_eq!(changed.unwrap(), herald_broker::Put::Updated);
+    assert_eq!(same.unwrap(), herald_broker::Put::Unchanged);
+    let m = b.pull("s", 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(m.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e1"], "what waited is still there");
+
+    b.put_subscription(&put(json!({"topic": "u"}))).await.unwrap();
+    b.publish("t", vec![contract::event("e2", "T", None)]).await.unwrap();
+    b.publish("u", vec![contract::event("e3", "T", None)]).await.unwrap();
+    let ids: Vec<String> = b.pull("s", 10, LEASE).await.unwrap().into_iter().map(|m| m.event.id).collect();
+    assert_eq!(ids, ["e3"], "only the new topic's events");
+}
+
+#[tokio::test]
+async fn a_republish_after_a_restart_is_still_recognised() {
+    let h = rabbit().await;
+    let first = h.broker.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+    // A new process reads the window's ids from the stream.
+    let later = h.prefix.connect().await;
+    let again = later.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+    assert!(again[0].duplicate);
+    assert_eq!(again[0].seq, first[0].seq);
+}
+
+/// Pulls through `b` until one event comes, for at most five seconds.
+async fn one_within(b: &dyn Broker, sub: &str) -> Option<herald_broker::Message> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if let Some(m) = b.pull(sub, 1, LEASE).await.unwrap().pop() {
+            return Some(m);
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn each_process_that_ends_holding_an_event_spends_an_attempt_and_past_the_delivery_limit_it_is_a_dead_letter() {
+    let h = rabbit().await;
+    let sub = json!({"topic": "t", "retry": {"attempts": 100}});
+    h.broker.put_subscription(&contract::subscription("s", sub)).await.unwrap();
+    h.broker.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+
+    // Process after process takes it and ends without an answer.
+    let mut attempts = Vec::new();
+    for _ in 0..40 {
+        let p = h.prefix.connect().await;
+        let m = one_within(&p, "s").await;
+        p.close().await;
+        match m {
+            Some(m) => attempts.push(m.attempt),
+            None => break,
+        }
+    }
+
+    let n = attempts.len() as u32;
+    assert_eq!(attempts, (1..=n).collect::<Vec<_>>(), "each return counted as an attempt");
+    assert!((20..=22).contains(&n), "RabbitMQ's delivery limit ended it: {n} deliveries");
+    // The dead-letter exchange's queue, drained by the harness's process.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let letters = h.prefix.dead_letters.list("s").await.unwrap();
+        if !letters.is_empty() || tokio::time::Instant::now() >= deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(letters.len(), 1, "in herald's dead letters");
+    assert_eq!((letters[0].event.id.as_str(), letters[0].topic.as_str()), ("e1", "t"));
+    assert_eq!(letters[0].attempts, n, "every delivery an attempt");
+    assert_eq!(letters[0].errors.len(), n as usize);
+}
