@@ -1,6 +1,7 @@
 //! The demo apps with a real herald in the same process: the inventory's
 //! outbox reaching a topic, and `place-order` announcing the order to
-//! analytics by subscription rather than by a call.
+//! analytics by subscription rather than by a call, with topics in the
+//! store, on NATS and on RabbitMQ.
 
 mod common;
 
@@ -58,20 +59,68 @@ async fn a_placed_order_reaches_analytics_by_subscription() {
 }
 
 /// The same with herald's topics on NATS JetStream, under a prefix of the
-/// test's own (removed afterwards). Needs NATS with JetStream at
-/// 127.0.0.1:4222 (or `NATS_ADDRESS`).
+/// test's own (removed afterwards, passed or failed). Needs NATS with
+/// JetStream at 127.0.0.1:4222 (or `NATS_ADDRESS`).
 #[tokio::test]
 async fn a_placed_order_reaches_analytics_by_subscription_on_nats() {
     let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let place = Place {
+        url,
+        prefix: prefix(),
+        remove: |url, prefix| {
+            Box::pin(async move { herald_nats::destroy(&url, &prefix).await.map(drop).map_err(|e| e.to_string()) })
+        },
+    };
+    a_placed_order_reaches_analytics(|c| place.configure(c)).await;
+}
+
+/// The same on RabbitMQ. Needs RabbitMQ at 127.0.0.1:5672 with guest/guest
+/// (or `RABBITMQ_ADDRESS`).
+#[tokio::test]
+async fn a_placed_order_reaches_analytics_by_subscription_on_rabbitmq() {
+    let url = std::env::var("RABBITMQ_ADDRESS").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let place = Place {
+        url,
+        prefix: prefix(),
+        remove: |url, prefix| {
+            Box::pin(async move { herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS).await })
+        },
+    };
+    a_placed_order_reaches_analytics(|c| place.configure(c)).await;
+}
+
+fn prefix() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let prefix = format!("hd{:x}{nanos:x}", std::process::id());
-    let (u, p) = (url.clone(), prefix.clone());
-    a_placed_order_reaches_analytics(move |c| {
-        c.broker.url = Some(u);
-        c.broker.prefix = p;
-    })
-    .await;
-    herald_nats::destroy(&url, &prefix).await.expect("the test's streams removed");
+    format!("hd{:x}{nanos:x}", std::process::id())
+}
+
+type Removal = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
+/// A prefix of the test's own on a broker server, removed when dropped.
+struct Place {
+    url: String,
+    prefix: String,
+    remove: fn(String, String) -> Removal,
+}
+
+impl Place {
+    fn configure(&self, c: &mut herald_server::Config) {
+        c.broker.url = Some(self.url.clone());
+        c.broker.prefix = self.prefix.clone();
+    }
+}
+
+impl Drop for Place {
+    /// On a thread of its own: a `Drop` cannot wait on the test's runtime.
+    fn drop(&mut self) {
+        let removal = (self.remove)(self.url.clone(), self.prefix.clone());
+        let done = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(removal)
+        });
+        if let Ok(Err(e)) = done.join() {
+            eprintln!("could not remove the test's broker objects under {}: {e}", self.prefix);
+        }
+    }
 }
 
 async fn a_placed_order_reaches_analytics(tweak: impl FnOnce(&mut herald_server::Config)) {

@@ -1,9 +1,10 @@
-//! herald with its topics on a broker server (`broker = "nats://…"`):
-//! pull over HTTP, push to a service, dead letters and their redrive, and
-//! workflows' publish and await steps work as they do on the store. Each
-//! backend runs the same tests, each test with a prefix of its own on the
-//! server, removed afterwards. Needs NATS with JetStream at 127.0.0.1:4222
-//! (or `NATS_ADDRESS`); without it these fail, saying what to start.
+//! herald with its topics on a broker server (`broker = "nats://…"` or
+//! `"amqp://…"`): pull over HTTP, push to a service, dead letters and their
+//! redrive, and workflows' publish and await steps work as they do on the
+//! store. Each backend runs the same tests, each test with a prefix of its
+//! own on the server, removed afterwards. Needs NATS with JetStream at
+//! 127.0.0.1:4222 (or `NATS_ADDRESS`) and RabbitMQ at 127.0.0.1:5672 with
+//! guest/guest (or `RABBITMQ_ADDRESS`); without them these fail.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::{broker_helpers::event, choreography, helpers::*, push};
 #[derive(Clone, Copy)]
 enum Backend {
     Nats,
+    Rabbit,
 }
 
 /// A prefix of the test's own on a broker server, removed when dropped.
@@ -27,6 +29,11 @@ impl Place {
     fn nats() -> Self {
         let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
         Place { backend: Backend::Nats, url, prefix: format!("hs{:08x}", rand::random::<u32>()) }
+    }
+
+    fn rabbit() -> Self {
+        let url = std::env::var("RABBITMQ_ADDRESS").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+        Place { backend: Backend::Rabbit, url, prefix: format!("hs{:08x}", rand::random::<u32>()) }
     }
 
     fn configure(&self, c: &mut herald_server::Config) {
@@ -43,6 +50,9 @@ impl Drop for Place {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             match backend {
                 Backend::Nats => rt.block_on(herald_nats::destroy(&url, &prefix)).map(drop).map_err(|e| e.to_string()),
+                Backend::Rabbit => {
+                    rt.block_on(herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS))
+                }
             }
         })
         .join();
@@ -57,6 +67,14 @@ macro_rules! on_each_backend {
                 #[tokio::test]
                 async fn $test() {
                     super::$test(super::Place::nats()).await;
+                }
+            )*
+        }
+        mod rabbitmq {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Place::rabbit()).await;
                 }
             )*
         }
