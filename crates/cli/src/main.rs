@@ -69,7 +69,7 @@ struct ServerArgs {
     /// in the data directory]. Also `store` in the file, `HERALD_STORE`.
     #[arg(long)]
     store: Option<String>,
-    /// Where topics live, as a URL (nats://…) [default: in the store].
+    /// Where topics live, as a URL (nats://… or amqp://…) [default: in the store].
     /// Also `broker` in the file, `HERALD_BROKER`.
     #[arg(long)]
     broker: Option<String>,
