@@ -336,6 +336,30 @@ mod tests {
     }
 
     #[test]
+    fn an_event_reads_back_as_it_was_written() {
+        let event = CloudEvent::from_json(json!({
+            "specversion": "1.0", "id": "1", "source": "/s", "type": "T", "subject": "x",
+            "partitionkey": "k", "data": {"a": [1, 2]}
+        }))
+        .unwrap();
+        let back: CloudEvent = serde_json::from_slice(&serde_json::to_vec(&event).unwrap()).unwrap();
+        assert_eq!(back, event);
+        // null is absence; unknown attributes are extensions, null or not.
+        let read: CloudEvent = serde_json::from_value(
+            json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "time": null, "data": null, "ext": null}),
+        )
+        .unwrap();
+        assert_eq!((read.time, read.data), (None, None));
+        assert_eq!(read.extensions.get("ext"), Some(&Value::Null));
+        let missing = serde_json::from_value::<CloudEvent>(json!({"specversion": "1.0", "id": "1", "source": "/s"}));
+        assert!(missing.unwrap_err().to_string().contains("missing field `type`"));
+        let twice = serde_json::from_str::<CloudEvent>(
+            r#"{"specversion": "1.0", "id": "1", "id": "2", "source": "/s", "type": "T"}"#,
+        );
+        assert!(twice.unwrap_err().to_string().contains("duplicate field `id`"));
+    }
+
+    #[test]
     fn each_missing_or_malformed_attribute_is_named() {
         for (attr, mutate) in [
             ("id", json!({"id": null})),
