@@ -19,7 +19,7 @@ const KNOWN: [&str; 10] =
 /// Longest `id`, `source`, `type` or `subject` accepted.
 const MAX_ATTRIBUTE: usize = 1024;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CloudEvent {
     /// Always `"1.0"`.
     pub specversion: String,
@@ -46,6 +46,94 @@ pub struct CloudEvent {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub extensions: BTreeMap<String, Value>,
+}
+
+/// Read by hand rather than derived: `#[serde(flatten)]` buffers every
+/// attribute before reading it, and each event pulled from a broker is
+/// read here. The same as the derived reading: the four required
+/// attributes must be there, `null` is absence for the optional ones, a
+/// known attribute given twice is refused, anything else is an extension.
+impl<'de> Deserialize<'de> for CloudEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+/// An attribute's name: one of the spec's, or an extension's.
+enum Attribute {
+    Known(usize),
+    Extension(String),
+}
+
+impl<'de> Deserialize<'de> for Attribute {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Attribute;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an attribute name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Attribute, E> {
+                Ok(match KNOWN.iter().position(|k| *k == name) {
+                    Some(i) => Attribute::Known(i),
+                    None => Attribute::Extension(name.to_string()),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(Name)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EventVisitor {
+    type Value = CloudEvent;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a CloudEvent")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CloudEvent, A::Error> {
+        use serde::de::Error;
+        let mut strings: [Option<String>; 8] = Default::default();
+        let mut seen = [false; 10];
+        let (mut data, mut data_base64) = (None, None);
+        let mut extensions = BTreeMap::new();
+        while let Some(attribute) = map.next_key::<Attribute>()? {
+            match attribute {
+                Attribute::Known(i) => {
+                    if std::mem::replace(&mut seen[i], true) {
+                        return Err(A::Error::duplicate_field(KNOWN[i]));
+                    }
+                    match i {
+                        // The four required ones: a string, not null.
+                        0..4 => strings[i] = Some(map.next_value::<String>()?),
+                        4..8 => strings[i] = map.next_value::<Option<String>>()?,
+                        8 => data = map.next_value::<Option<Value>>()?,
+                        _ => data_base64 = map.next_value::<Option<String>>()?,
+                    }
+                }
+                Attribute::Extension(name) => {
+                    let value = map.next_value::<Value>()?;
+                    extensions.insert(name, value);
+                }
+            }
+        }
+        let [specversion, id, source, kind, datacontenttype, dataschema, subject, time] = strings;
+        Ok(CloudEvent {
+            specversion: specversion.ok_or_else(|| A::Error::missing_field("specversion"))?,
+            id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+            source: source.ok_or_else(|| A::Error::missing_field("source"))?,
+            kind: kind.ok_or_else(|| A::Error::missing_field("type"))?,
+            datacontenttype,
+            dataschema,
+            subject,
+            time,
+            data,
+            data_base64,
+            extensions,
+        })
+    }
 }
 
 /// What is wrong with an event, naming the attribute.
@@ -245,6 +333,30 @@ mod tests {
         let e = CloudEvent::from_json(v.clone()).unwrap();
         assert_eq!(e.ordering_key(), Some("alice"));
         assert_eq!(e.to_json(), v, "written back as it came");
+    }
+
+    #[test]
+    fn an_event_reads_back_as_it_was_written() {
+        let event = CloudEvent::from_json(json!({
+            "specversion": "1.0", "id": "1", "source": "/s", "type": "T", "subject": "x",
+            "partitionkey": "k", "data": {"a": [1, 2]}
+        }))
+        .unwrap();
+        let back: CloudEvent = serde_json::from_slice(&serde_json::to_vec(&event).unwrap()).unwrap();
+        assert_eq!(back, event);
+        // null is absence; unknown attributes are extensions, null or not.
+        let read: CloudEvent = serde_json::from_value(
+            json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "time": null, "data": null, "ext": null}),
+        )
+        .unwrap();
+        assert_eq!((read.time, read.data), (None, None));
+        assert_eq!(read.extensions.get("ext"), Some(&Value::Null));
+        let missing = serde_json::from_value::<CloudEvent>(json!({"specversion": "1.0", "id": "1", "source": "/s"}));
+        assert!(missing.unwrap_err().to_string().contains("missing field `type`"));
+        let twice = serde_json::from_str::<CloudEvent>(
+            r#"{"specversion": "1.0", "id": "1", "id": "2", "source": "/s", "type": "T"}"#,
+        );
+        assert!(twice.unwrap_err().to_string().contains("duplicate field `id`"));
     }
 
     #[test]

@@ -23,6 +23,32 @@ pub struct AckId {
     pub published_ns: i64,
 }
 
+/// The 7 tokens of an ack subject after `$JS.ACK.`. Two layouts (ADR-15):
+/// 7 tokens, or 9 or more that begin with the domain and the account's
+/// hash.
+fn tokens(tail: &str) -> Option<[&str; 7]> {
+    let mut all = [""; 12];
+    let mut n = 0;
+    for token in tail.split('.') {
+        if n == all.len() {
+            // More than any layout the server makes: read as before, the
+            // 7 after the domain and hash, past the first 12 unchecked.
+            n += 1;
+            continue;
+        }
+        all[n] = token;
+        n += 1;
+    }
+    let start = match n {
+        7 => 0,
+        n if n >= 9 => 2,
+        _ => return None,
+    };
+    let mut t = [""; 7];
+    t.copy_from_slice(&all[start..start + 7]);
+    Some(t)
+}
+
 impl AckId {
     /// The id of a delivery the server sent with `reply` as its ack subject.
     pub fn new(reply: &str, until: DateTime<Utc>) -> Option<Self> {
@@ -31,14 +57,7 @@ impl AckId {
         if tail.bytes().any(|b| b.is_ascii_whitespace() || b == b'*' || b == b'>') {
             return None;
         }
-        let tokens: Vec<&str> = tail.split('.').collect();
-        // Two layouts (ADR-15): 7 tokens, or 9 or more that begin with the
-        // domain and the account's hash.
-        let t = match tokens.len() {
-            7 => &tokens[..],
-            n if n >= 9 => &tokens[2..],
-            _ => return None,
-        };
+        let t = tokens(tail)?;
         Some(AckId {
             until_ms: until.timestamp_millis(),
             reply: reply.to_string(),
@@ -51,6 +70,13 @@ impl AckId {
                 t[5].parse().ok()?
             },
         })
+    }
+
+    /// The stream and consumer an ack subject names, if it is one (as
+    /// [`AckId::new`] reads it), without making an ack id of it.
+    pub fn stream_and_consumer(reply: &str) -> Option<(&str, &str)> {
+        let tail = reply.strip_prefix(ACK_PREFIX)?;
+        tokens(tail).map(|t| (t[0], t[1]))
     }
 
     pub fn parse(ack_id: &str) -> Option<Self> {

@@ -59,9 +59,9 @@ impl NatsBroker {
 
     /// The ack id, if it is the subscription's, its lease still runs and it
     /// was not answered yet; its one answer is claimed.
-    fn held(&self, sub: &Subscription, ack_id: &str, now: DateTime<Utc>) -> Option<AckId> {
+    fn held(&self, sub: &Subscription, stream: &str, ack_id: &str, now: DateTime<Utc>) -> Option<AckId> {
         let id = AckId::parse(ack_id)?;
-        let ours = id.stream == self.names.stream(&sub.topic) && self.names.is_consumer_of(&id.consumer, &sub.name);
+        let ours = id.stream == stream && self.names.is_consumer_of(&id.consumer, &sub.name);
         (ours && id.held(now) && self.answered.claim(&id, now.timestamp_millis())).then_some(id)
     }
 
@@ -69,10 +69,11 @@ impl NatsBroker {
     /// key's next event is now free.
     pub(crate) async fn acknowledge(&self, sub: &Subscription, ack_ids: &[String]) -> BResult<(Vec<String>, bool)> {
         let now = Utc::now();
+        let stream = self.names.stream(&sub.topic);
         let mut unknown = Vec::new();
         let mut held = Vec::new();
         for ack_id in ack_ids {
-            match self.held(sub, ack_id, now) {
+            match self.held(sub, &stream, ack_id, now) {
                 Some(id) => held.push(id),
                 None => unknown.push(ack_id.clone()),
             }
@@ -81,6 +82,9 @@ impl NatsBroker {
             if let Err(e) = self.answer(id, Answer::Ack).await {
                 self.answered.release(id);
                 return Err(e);
+            }
+            if id.delivered <= 1 {
+                return Ok(()); // a first delivery has no record
             }
             let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
             self.records.forget(&key, id.delivered).await
@@ -98,10 +102,11 @@ impl NatsBroker {
         error: &str,
     ) -> BResult<Nacked> {
         let now = Utc::now();
+        let stream = self.names.stream(&sub.topic);
         let sample = rand::random::<f64>();
         let mut out = Nacked::default();
         for ack_id in ack_ids {
-            let Some(id) = self.held(sub, ack_id, now) else {
+            let Some(id) = self.held(sub, &stream, ack_id, now) else {
                 out.unknown.push(ack_id.clone());
                 continue;
             };

@@ -53,9 +53,17 @@ pub struct Mailbox {
 }
 
 /// Where a message goes: its consumer for an event, its inbox otherwise.
+/// Read from the ack subject without parsing a whole ack id: every
+/// message a pull brings passes here.
 fn route(m: &Message) -> String {
-    match m.reply.as_deref().and_then(|r| AckId::new(r, chrono::Utc::now())) {
-        Some(id) => format!("{}/{}", id.stream, id.consumer),
+    match m.reply.as_deref().and_then(AckId::stream_and_consumer) {
+        Some((stream, consumer)) => {
+            let mut key = String::with_capacity(stream.len() + consumer.len() + 1);
+            key.push_str(stream);
+            key.push('/');
+            key.push_str(consumer);
+            key
+        }
         None => m.subject.to_string(),
     }
 }

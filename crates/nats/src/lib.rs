@@ -42,7 +42,7 @@ mod topology;
 mod wake;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, atomic::AtomicUsize},
     time::Duration,
 };
@@ -110,6 +110,8 @@ pub struct NatsBroker {
     /// Turns the order partitions are tried in, so none waits behind the others.
     pub(crate) turn: AtomicUsize,
     pub(crate) mailbox: Arc<fetch::Mailbox>,
+    /// Each subscription's consumers' `ack_wait`, as last read.
+    pub(crate) ack_waits: Mutex<HashMap<String, pull::KnownAckWait>>,
     /// Deliveries answered here, until their leases end.
     pub(crate) answered: answered::Answered,
     /// herald's one dead-letter list.

@@ -111,7 +111,21 @@ impl Names {
 
     /// Is `consumer` one of `sub`'s?
     pub fn is_consumer_of(&self, consumer: &str, sub: &str) -> bool {
-        self.parts().any(|p| self.consumer(sub, p) == consumer)
+        // Compared in place: every ack id answered passes here.
+        let Some((name, part)) = consumer.rsplit_once('-') else { return false };
+        let same_name = name.len() == sub.len()
+            && name.bytes().zip(sub.bytes()).all(|(c, s)| c == if s == b'.' { b'~' } else { s });
+        same_name && self.is_part(part)
+    }
+
+    /// Is `part` one of a topic's parts, as [`Part`]'s `Display` writes it?
+    fn is_part(&self, part: &str) -> bool {
+        if part == "u" {
+            return true;
+        }
+        let Some(n) = part.strip_prefix('k') else { return false };
+        let canonical = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
+        canonical && n.parse::<u16>().is_ok_and(|n| n < self.partitions)
     }
 
     pub fn subs_bucket(&self) -> String {

@@ -3,8 +3,11 @@
 //! The server keeps each partition to one event out and hands out events
 //! no one else holds; herald adds what it does not know of:
 //!
-//! - which consumers are worth asking (their info first: a request to a
-//!   consumer with nothing waits out its `expires`);
+//! - which consumers are worth asking: a request to a consumer with
+//!   nothing waits out its `expires`. One stream info names the topic's
+//!   parts with events stored (interest retention keeps every event some
+//!   consumer still owes); of those, the keyed partitions' consumers are
+//!   asked for their info, and the keyless consumer is fetched from;
 //! - never more than `max` events (a partition gives one at most, so no
 //!   more partitions are asked at once than events are still wanted: an
 //!   event fetched and then given back would count as a delivery);
@@ -15,22 +18,40 @@
 //!   buried here instead of going out;
 //! - the lease: when it is not the consumers' `ack_wait` (as the server
 //!   has it, so consumers made before their `ack_wait` changed are still
-//!   right), a nak with the lease as its delay moves the server's
+//!   right; read again when the definition asks for another, and every
+//!   10 s), a nak with the lease as its delay moves the server's
 //!   redelivery to the lease's end.
 
-use std::{collections::VecDeque, sync::atomic::Ordering, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
 
 use async_nats::Message as NatsMessage;
 use chrono::{DateTime, Utc};
 use herald_broker::{CloudEvent, Message, Subscription};
 
-use crate::{NatsBroker, ack_id::AckId, answer::Answer, names::Part, storage};
+use crate::{NatsBroker, ack_id::AckId, answer::Answer, names::Part, storage, topology::consumer_config};
 
 type BResult<T> = herald_broker::Result<T>;
 
 /// How often one partition is asked again after what it gave was passed
 /// over or buried, within one pull.
 const ROUNDS: u32 = 8;
+
+/// How long the consumers' `ack_wait` as read from the server is trusted.
+const ACK_WAIT_KEPT: Duration = Duration::from_secs(10);
+
+/// A subscription's consumers' `ack_wait`, as last read from the server.
+#[derive(Clone, Copy)]
+pub(crate) struct KnownAckWait {
+    /// What the definition asked for when it was read.
+    expected: Duration,
+    /// What the consumers have (`None`: they differ).
+    actual: Option<Duration>,
+    read: Instant,
+}
 
 /// The header that sends a redriven event to one subscription only.
 pub const FOR_HEADER: &str = "Herald-For";
@@ -53,17 +74,22 @@ impl NatsBroker {
 
         // Partitions free to give an event and the keyless events first,
         // then partitions whose one event is out (its lease may have ended).
-        let (mut free, mut keyless, mut busy) = (Vec::new(), None, Vec::new());
-        let mut lease_is_ack_wait = true;
-        for (part, info) in self.consumer_infos(sub).await? {
-            lease_is_ack_wait &= info.config.ack_wait == lease;
-            let waiting = info.num_pending > 0;
-            let out = info.num_ack_pending > 0;
-            match part {
-                Part::Keyless if waiting || out => keyless = Some(part),
-                Part::Key(_) if waiting && !out => free.push(part),
-                Part::Key(_) if out => busy.push(part),
-                _ => {}
+        // Only the parts with events stored can have any for this
+        // subscription; of those, the keyed partitions' consumers are
+        // asked what they hold (the keyless consumer is simply fetched from).
+        let stored = self.stored_parts(&sub.topic).await?;
+        let keyless = stored.contains(&Part::Keyless).then_some(Part::Keyless);
+        let mut keyed = stored.into_iter().filter(|&p| p != Part::Keyless).peekable();
+        let (mut free, mut busy) = (Vec::new(), Vec::new());
+        if keyed.peek().is_some() {
+            for (part, info) in self.infos_of(sub, keyed).await? {
+                let waiting = info.num_pending > 0;
+                let out = info.num_ack_pending > 0;
+                if waiting && !out {
+                    free.push(part);
+                } else if out {
+                    busy.push(part);
+                }
             }
         }
         // The keyless consumer takes its turn among the free partitions, so
@@ -135,7 +161,7 @@ impl NatsBroker {
             tracing::warn!(subscription = %sub.name, error = %e, "part of a pull failed; handing out what came");
         }
 
-        if !lease_is_ack_wait && !out.is_empty() {
+        if !out.is_empty() && !self.lease_is_ack_wait(sub, lease).await? {
             self.move_leases(&out, lease).await;
         }
         if !out.is_empty() {
@@ -201,6 +227,29 @@ impl NatsBroker {
             published_at: id.published_at(),
             event,
         })))
+    }
+
+    /// Whether the subscription's consumers, as the server has them, wait
+    /// `lease` before redelivering. Read from the server when the
+    /// definition asks for another `ack_wait` than last read, and at
+    /// least every [`ACK_WAIT_KEPT`] (consumers made by an earlier herald
+    /// may still have an earlier `ack_wait`).
+    async fn lease_is_ack_wait(&self, sub: &Subscription, lease: Duration) -> BResult<bool> {
+        let expected = consumer_config(&self.names, sub, Part::Keyless).ack_wait;
+        let known = self.ack_waits.lock().expect("ack waits").get(&sub.name).copied();
+        if let Some(k) = known
+            && k.expected == expected
+            && k.read.elapsed() < ACK_WAIT_KEPT
+        {
+            return Ok(k.actual == Some(lease));
+        }
+        let infos = self.consumer_infos(sub).await?;
+        let mut waits = infos.iter().map(|(_, info)| info.config.ack_wait);
+        let first = waits.next();
+        let actual = first.filter(|&f| waits.all(|w| w == f));
+        let known = KnownAckWait { expected, actual, read: Instant::now() };
+        self.ack_waits.lock().expect("ack waits").insert(sub.name.clone(), known);
+        Ok(actual == Some(lease))
     }
 
     /// Moves each event's redelivery to the end of `lease`. Should one

@@ -109,6 +109,7 @@ impl NatsBroker {
             streams: Mutex::new(HashSet::new()),
             wakeups,
             turn: AtomicUsize::new(0),
+            ack_waits: Default::default(),
             mailbox,
             answered: Default::default(),
             dead,

@@ -49,7 +49,12 @@ impl NatsBroker {
     pub(crate) async fn subscription_next_due(&self, sub: &Subscription) -> BResult<Option<DateTime<Utc>>> {
         let now = Utc::now();
         let mut out = false;
-        for (part, info) in self.consumer_infos(sub).await? {
+        // Consumers whose part holds no stored event have nothing waiting or out.
+        let stored = self.stored_parts(&sub.topic).await?;
+        if stored.is_empty() {
+            return Ok(None);
+        }
+        for (part, info) in self.infos_of(sub, stored.into_iter()).await? {
             let free = part == Part::Keyless || info.num_ack_pending == 0;
             if info.num_pending > 0 && free {
                 return Ok(Some(now));

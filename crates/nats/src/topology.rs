@@ -17,6 +17,7 @@ use async_nats::jetstream::{
     stream::{self, RetentionPolicy, StorageType},
 };
 use herald_broker::Subscription;
+use serde::Deserialize;
 
 use crate::{
     NatsBroker,
@@ -115,8 +116,45 @@ impl NatsBroker {
         &self,
         sub: &Subscription,
     ) -> BResult<Vec<(Part, async_nats::jetstream::consumer::Info)>> {
+        self.infos_of(sub, self.names.parts()).await
+    }
+
+    /// The topic's parts that hold stored events, in one request. Under
+    /// interest retention an event stays stored while any consumer still
+    /// owes it, so a consumer whose part holds none has nothing waiting
+    /// and nothing out: no need to ask it.
+    pub(crate) async fn stored_parts(&self, topic: &str) -> BResult<Vec<Part>> {
+        #[derive(Deserialize)]
+        struct Info {
+            state: State,
+        }
+        #[derive(Deserialize)]
+        struct State {
+            #[serde(default)]
+            subjects: Option<std::collections::HashMap<String, u64>>,
+        }
+        let request = serde_json::json!({"subjects_filter": self.names.stream_subjects(topic)});
+        let reply: async_nats::jetstream::response::Response<Info> =
+            self.js.request(format!("STREAM.INFO.{}", self.names.stream(topic)), &request).await.map_err(storage)?;
+        let subjects = match reply {
+            async_nats::jetstream::response::Response::Ok(info) => info.state.subjects.unwrap_or_default(),
+            async_nats::jetstream::response::Response::Err { error } => return Err(storage(error)),
+        };
+        Ok(self
+            .names
+            .parts()
+            .filter(|&p| subjects.get(&self.names.subject(topic, p)).is_some_and(|&n| n > 0))
+            .collect())
+    }
+
+    /// What the server says of the subscription's consumers of `parts`.
+    pub(crate) async fn infos_of(
+        &self,
+        sub: &Subscription,
+        parts: impl Iterator<Item = Part>,
+    ) -> BResult<Vec<(Part, async_nats::jetstream::consumer::Info)>> {
         let stream = self.js.get_stream_no_info(self.names.stream(&sub.topic)).await.map_err(storage)?;
-        let infos = self.names.parts().map(|part| {
+        let infos = parts.map(|part| {
             let (name, stream) = (self.names.consumer(&sub.name, part), &stream);
             async move { stream.consumer_info(&name).await.map(|info| (part, info)).map_err(storage) }
         });
