@@ -8,6 +8,7 @@
 
 use std::{
     future::Future,
+    io::Write,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     time::Duration,
 };
@@ -83,7 +84,10 @@ pub async fn run(
     let base = format!("http://{}", app.local_addr());
     // The inventory's outbox can be published only now that herald is bound.
     demo.start_relay(&relay_target(public_url, app.local_addr()));
-    println!(
+    // Written, not printed: a reader that stopped reading (`| head`, a
+    // test that found the address) must not bring the demo down.
+    let _ = writeln!(
+        std::io::stdout(),
         r#"
 herald demo is running.
 
