@@ -130,6 +130,33 @@ pub fn key_partition(key: &str, partitions: u16) -> u16 {
     (hash % u32::from(partitions.max(1))) as u16
 }
 
+/// Where a broker on a server of its own keeps an event of a topic: with
+/// the keyless ones, or in its key's partition. Written `u` or `k{n}` in
+/// the names of streams, subjects, consumers and queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Part {
+    /// Events without an ordering key: many out at once.
+    Keyless,
+    /// Events whose key hashes to this partition: one out at a time.
+    Key(u16),
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Keyless => f.write_str("u"),
+            Part::Key(n) => write!(f, "k{n}"),
+        }
+    }
+}
+
+/// A prefix a broker on a server of its own names everything under: 1-32
+/// letters, digits or `_`. It holds no separator (`-`, `.`), so no name
+/// under one prefix is a name under another.
+pub fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty() && prefix.len() <= 32 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Did a put create, change or leave a subscription as it was?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {

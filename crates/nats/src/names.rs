@@ -18,37 +18,12 @@
 //! `~` there (names never hold `~`, so no two names meet), and `=` in KV
 //! keys, which refuse `~`.
 
-use std::fmt;
-
-/// Which of a topic's subjects an event goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Part {
-    /// Events without an ordering key: many out at once.
-    Keyless,
-    /// Events whose key hashes to this partition: one out at a time.
-    Key(u16),
-}
-
-impl fmt::Display for Part {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Part::Keyless => f.write_str("u"),
-            Part::Key(n) => write!(f, "k{n}"),
-        }
-    }
-}
+pub use herald_broker::{Part, valid_prefix};
 
 #[derive(Debug, Clone)]
 pub struct Names {
     prefix: String,
     partitions: u16,
-}
-
-/// A prefix is one subject token and the start of stream and bucket
-/// names. It holds no `-`, which separates it from the rest of a name: so
-/// no name under one prefix is a name under another.
-pub fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty() && prefix.len() <= 32 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn token(name: &str) -> String {

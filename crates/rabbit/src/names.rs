@@ -18,36 +18,12 @@
 //! topics' keys meet. Likewise a queue name's last word is the part: sub
 //! `a.u` and sub `a` never share a queue.
 
-use std::fmt;
-
-/// Which of a subscription's queues an event goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Part {
-    /// Events without an ordering key: many out at once.
-    Keyless,
-    /// Events whose key hashes to this partition: one out at a time.
-    Key(u16),
-}
-
-impl fmt::Display for Part {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Part::Keyless => f.write_str("u"),
-            Part::Key(n) => write!(f, "k{n}"),
-        }
-    }
-}
+pub use herald_broker::{Part, valid_prefix};
 
 #[derive(Debug, Clone)]
 pub struct Names {
     prefix: String,
     partitions: u16,
-}
-
-/// A prefix is one word of every name: letters, digits and `_`, so no
-/// name under one prefix is a name under another.
-pub fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty() && prefix.len() <= 32 && prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 impl Names {
