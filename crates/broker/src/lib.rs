@@ -6,6 +6,8 @@
 //! - [`dead`] — herald's one dead-letter list, as the brokers on servers
 //!   of their own hand it their dead letters.
 //! - [`event`] — CloudEvents 1.0: parsing (structured and binary mode) and checks.
+//! - [`ledger`] — what a broker on a server of its own keeps in herald's
+//!   store: publish dedupe and `seq`, subscription definitions.
 //! - [`subscription`] — what a subscription is: topic, filter, push or pull, retry.
 //! - [`Broker`] — the one trait every backend implements (embedded on the
 //!   store, on NATS JetStream, on RabbitMQ), with the semantics below.
@@ -31,6 +33,7 @@
 
 pub mod dead;
 pub mod event;
+pub mod ledger;
 pub mod subscription;
 
 #[cfg(feature = "contract")]
@@ -44,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dead::{DeadEvent, DeadLetters};
 pub use event::{CloudEvent, EventError};
+pub use ledger::{Claim, Claimed, Confirmed, Ledger};
 pub use subscription::{Delivery, RawSubscription, Subscription, SubscriptionError};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

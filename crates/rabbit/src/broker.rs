@@ -11,12 +11,9 @@ use herald_broker::{
 };
 use tokio::sync::Notify;
 
-use crate::{Inner, RabbitBroker, defs::Record, held::Runtime, inbox, storage, topology};
+use crate::{Inner, RabbitBroker, held::Runtime, inbox, storage, topology};
 
 type BResult<T> = herald_broker::Result<T>;
-
-/// At most one sync a second for subscriptions this process does not know.
-const MISS_SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A stored definition as a subscription: herald's own by their name.
 fn parse_spec(name: &str, spec: &str) -> BResult<Subscription> {
@@ -29,28 +26,19 @@ fn parse_spec(name: &str, spec: &str) -> BResult<Subscription> {
 }
 
 impl Inner {
-    fn cached(&self, name: &str) -> Option<String> {
-        self.defs.state.lock().expect("defs").specs.get(name).cloned()
+    /// The definition as the store has it now, kept for the calls after.
+    async fn read_def(&self, name: &str) -> BResult<Option<String>> {
+        let spec = self.ledger.definition(self.scope(), name).await?;
+        self.defs.keep(name, spec.as_deref());
+        Ok(spec)
     }
 
-    /// Reads the definitions up to now: past every change made before.
-    async fn sync(&self) -> BResult<()> {
-        self.defs.append(vec![Record::Sync]).await.map(drop)
-    }
-
-    /// The subscription as this process knows it. One it does not know is
-    /// looked for again after a sync (another process may just have put
-    /// it), unless this process synced for a miss less than a second ago:
-    /// calls naming subscriptions that do not exist must not append to the
-    /// definitions' stream as fast as they come.
+    /// The subscription, as read from the store less than a moment ago,
+    /// or as the store has it now (see `defs`).
     pub(crate) async fn find(&self, name: &str) -> BResult<Option<Subscription>> {
-        let spec = match self.cached(name) {
+        let spec = match self.defs.recent(name) {
             Some(spec) => Some(spec),
-            None if self.may_sync_for_miss() => {
-                self.sync().await?;
-                self.cached(name)
-            }
-            None => None,
+            None => self.read_def(name).await?,
         };
         let Some(spec) = spec else {
             self.forget_runtime(name);
@@ -59,16 +47,6 @@ impl Inner {
         let sub = parse_spec(name, &spec)?;
         self.wakeups.set_topic(name, &sub.topic);
         Ok(Some(sub))
-    }
-
-    fn may_sync_for_miss(&self) -> bool {
-        let mut last = self.missed.lock().expect("missed");
-        let now = std::time::Instant::now();
-        if last.is_some_and(|at| now.duration_since(at) < MISS_SYNC_EVERY) {
-            return false;
-        }
-        *last = Some(now);
-        true
     }
 
     async fn sub(&self, name: &str) -> BResult<Subscription> {
@@ -126,8 +104,7 @@ impl Broker for RabbitBroker {
     async fn put_subscription(&self, sub: &Subscription) -> BResult<Put> {
         let i = &self.session().await?;
         let spec = serde_json::to_string(&sub.raw).map_err(storage)?;
-        i.sync().await?;
-        let old = i.cached(&sub.name);
+        let old = i.read_def(&sub.name).await?;
         let put = match &old {
             Some(old) if *old == spec => return Ok(Put::Unchanged),
             Some(_) => Put::Updated,
@@ -149,7 +126,8 @@ impl Broker for RabbitBroker {
         if moved {
             i.forget_runtime(&sub.name);
         }
-        i.defs.append(vec![Record::Put { name: sub.name.clone(), spec }]).await?;
+        i.ledger.put_definition(i.scope(), &sub.name, &spec).await?;
+        i.defs.keep(&sub.name, Some(&spec));
         i.wakeups.set_topic(&sub.name, &sub.topic);
         i.wakeups.wake(&sub.name);
         Ok(put)
@@ -157,8 +135,7 @@ impl Broker for RabbitBroker {
 
     async fn delete_subscription(&self, name: &str) -> BResult<bool> {
         let i = &self.session().await?;
-        i.sync().await?;
-        if i.cached(name).is_none() {
+        if i.read_def(name).await?.is_none() {
             return Ok(false);
         }
         // The queues first: should the definition's removal then fail, a
@@ -166,27 +143,30 @@ impl Broker for RabbitBroker {
         // nobody knows of would keep their events for ever.
         i.forget_runtime(name);
         i.with_channel(async |ch| topology::delete_subscription(ch, &i.names, name).await).await?;
-        i.defs.append(vec![Record::Delete { name: name.to_string() }]).await?;
+        i.ledger.delete_definition(i.scope(), name).await?;
+        i.defs.keep(name, None);
         // Whoever waits on it looks again and finds it gone.
         i.wakeups.wake(name);
         Ok(true)
     }
 
+    /// As the store has it now: needs no connection to RabbitMQ.
     async fn subscription(&self, name: &str) -> BResult<Option<Subscription>> {
-        let i = self.session().await?;
-        i.sync().await?;
-        if i.cached(name).is_none() {
-            i.forget_runtime(name);
-            return Ok(None);
-        }
-        i.find(name).await
+        let spec = self.ledger.definition(self.scope(), name).await?;
+        self.defs.keep(name, spec.as_deref());
+        spec.map(|spec| parse_spec(name, &spec)).transpose()
     }
 
+    /// As the store has them now: needs no connection to RabbitMQ.
     async fn subscriptions(&self) -> BResult<Vec<Subscription>> {
-        let i = self.session().await?;
-        i.sync().await?;
-        let specs = i.defs.state.lock().expect("defs").specs.clone();
-        specs.iter().map(|(name, spec)| parse_spec(name, spec)).collect()
+        let specs = self.ledger.definitions(self.scope()).await?;
+        specs
+            .iter()
+            .map(|(name, spec)| {
+                self.defs.keep(name, Some(spec));
+                parse_spec(name, spec)
+            })
+            .collect()
     }
 
     async fn pull(&self, sub: &str, max: usize, lease: Duration) -> BResult<Vec<Message>> {
@@ -232,10 +212,14 @@ impl Broker for RabbitBroker {
         self.wakeups.get(sub)
     }
 
-    /// Forgets event ids past the dedupe window (the server drops the
-    /// stream's old segments itself, by its `x-max-age`).
+    /// Forgets publishes past the dedupe window, in the store.
     async fn maintain(&self) -> BResult<()> {
-        self.session().await?.ids.state.lock().expect("ids").forget_old();
-        Ok(())
+        self.ledger.forget(self.scope()).await.map(drop)
+    }
+}
+
+impl RabbitBroker {
+    fn scope(&self) -> &str {
+        &self.config.prefix
     }
 }

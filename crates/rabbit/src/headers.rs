@@ -1,5 +1,5 @@
 //! The headers herald puts on every event it publishes, and reading the
-//! server's own (`x-delivery-count`, `x-stream-offset`, `x-death`).
+//! server's own (`x-delivery-count`, `x-death`).
 
 use chrono::{DateTime, Utc};
 use lapin::{
@@ -21,7 +21,7 @@ pub const FIRST_DEATH_QUEUE: &str = "x-first-death-queue";
 /// And why (`delivery_limit`, `rejected`, `expired`, `maxlen`).
 pub const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 
-pub fn as_u64(v: &AMQPValue) -> Option<u64> {
+fn as_u64(v: &AMQPValue) -> Option<u64> {
     match v {
         AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
         AMQPValue::LongInt(n) => u64::try_from(*n).ok(),

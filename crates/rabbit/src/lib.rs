@@ -1,17 +1,19 @@
 //! herald's topics and subscriptions on RabbitMQ (3.10 or later): the
-//! [`herald_broker::Broker`] trait over a topic exchange, quorum queues and
-//! two streams, passing the same contract suite as the embedded and NATS
-//! brokers. docs/MESSAGING.md says how it keeps each promise.
+//! [`herald_broker::Broker`] trait over a topic exchange and quorum
+//! queues, passing the same contract suite as the embedded and NATS
+//! brokers. What RabbitMQ does not keep for herald (publish dedupe and
+//! `seq`, subscription definitions) is kept in herald's store, through a
+//! [`herald_broker::Ledger`]. docs/MESSAGING.md says how it keeps each
+//! promise.
 //!
 //! # Layout
 //!
-//! - [`names`] — where everything lives: exchanges, queues, streams, all
-//!   under one prefix.
+//! - [`names`] — where everything lives: exchanges and queues, all under
+//!   one prefix.
 //! - [`ack_id`] — ack ids that name the holding process and the lease.
 //! - `headers` — what herald stamps on each event (its `seq`, topic, time).
-//! - `log` — a stream read as a log every process shares, in order.
-//! - `ids` — publish dedupe and `seq`, from the stream `{prefix}.ids`.
-//! - `defs` — subscription definitions, in the stream `{prefix}.subs`.
+//! - `defs` — subscription definitions, read from the ledger and kept a
+//!   moment for the calls that use them.
 //! - `topology` — the prefix's exchanges, a subscription's queues.
 //! - `held` — what this process holds of a subscription, and its channel.
 //! - `publish` — claims, sends and confirms: what `publish` and redrives share.
@@ -33,9 +35,7 @@ mod dead;
 mod defs;
 mod headers;
 mod held;
-mod ids;
 mod inbox;
-mod log;
 pub mod names;
 mod publish;
 mod pull;
@@ -50,7 +50,7 @@ use std::{
     time::Duration,
 };
 
-use herald_broker::DeadLetters;
+use herald_broker::{DeadLetters, Ledger};
 
 pub use setup::destroy;
 
@@ -67,12 +67,12 @@ pub const DEFAULT_PARTITIONS: u16 = 16;
 pub struct RabbitConfig {
     /// `amqp://user:password@host:port/vhost`.
     pub url: String,
-    /// Every exchange, queue and stream herald makes starts with this
-    /// (letters, digits, `_`), so deployments share a server apart.
+    /// Every exchange and queue herald makes starts with this (letters,
+    /// digits, `_`), so deployments share a server apart; it is also the
+    /// scope of what the ledger keeps for it.
     pub prefix: String,
-    /// How long a re-published event's source and id are recognised.
-    /// Every process on the prefix must use the same: it is the
-    /// `x-max-age` of the stream `{prefix}.ids`.
+    /// How long a re-published event's source and id are recognised
+    /// (kept in the ledger, and forgotten by `maintain` once past).
     pub dedupe_window: Duration,
     /// Partitions per subscription for keyed events; the same in every
     /// process on the prefix, and fixed once a subscription exists.
@@ -112,6 +112,10 @@ pub enum Error {
 pub struct RabbitBroker {
     config: RabbitConfig,
     dead_letters: Arc<dyn DeadLetters>,
+    ledger: Arc<dyn Ledger>,
+    /// Definitions as last read, kept across sessions: the ledger is the
+    /// truth, whatever happened to the connection.
+    defs: Arc<defs::Defs>,
     /// This process's name among those on the prefix (16 hex digits),
     /// kept across sessions so that ack ids reach it.
     process: String,
@@ -133,27 +137,28 @@ pub(crate) struct Inner {
     pub publishing: tokio::sync::Mutex<()>,
     /// Held while a subscription's channel is started, so there is one.
     pub starting: tokio::sync::Mutex<()>,
-    pub ids: Arc<log::Log<ids::Ids>>,
-    pub defs: Arc<log::Log<defs::Defs>>,
+    /// Publish claims and definitions: herald's store.
+    pub ledger: Arc<dyn Ledger>,
+    pub defs: Arc<defs::Defs>,
+    pub dedupe_window: Duration,
     pub dead: Arc<dyn DeadLetters>,
     pub runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     pub wakeups: Arc<Wakeups>,
     pub calls: inbox::Calls,
-    /// When this session last synced the definitions for a subscription
-    /// it did not know.
-    pub missed: Mutex<Option<std::time::Instant>>,
-    /// The session's tasks: stream readers, inbox, replies, dead letters.
+    /// The session's tasks: inbox, replies, dead letters.
     pub tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Inner {
-    /// Can this session still serve? Its connection, its publishing
-    /// channel and its stream readers must all be up.
+    /// Can this session still serve? Its connection and its publishing
+    /// channel must be up.
     pub fn healthy(&self) -> bool {
-        self.conn.status().connected()
-            && self.publisher.status().connected()
-            && self.ids.reading()
-            && self.defs.reading()
+        self.conn.status().connected() && self.publisher.status().connected()
+    }
+
+    /// The scope of what the ledger keeps for this prefix.
+    pub fn scope(&self) -> &str {
+        self.names.prefix()
     }
 
     fn stop(&self) {
@@ -209,14 +214,28 @@ impl RabbitBroker {
             return Ok(current);
         }
         current.stop();
-        let fresh = Inner::open(&self.config, self.dead_letters.clone(), &self.process, self.wakeups.clone())
-            .await
-            .map_err(storage)?;
+        let fresh =
+            Inner::open(&self.config, self.kept(), &self.process, self.wakeups.clone()).await.map_err(storage)?;
         tracing::warn!(prefix = %self.config.prefix, "reconnected to RabbitMQ");
         *self.session.write().expect("session") = fresh.clone();
         // What this process held went back to the queues: look again.
         self.wakeups.wake_all();
         Ok(fresh)
+    }
+}
+
+/// What a session keeps in herald's store, shared by every session of a
+/// broker.
+#[derive(Clone)]
+pub(crate) struct Kept {
+    pub dead_letters: Arc<dyn DeadLetters>,
+    pub ledger: Arc<dyn Ledger>,
+    pub defs: Arc<defs::Defs>,
+}
+
+impl RabbitBroker {
+    fn kept(&self) -> Kept {
+        Kept { dead_letters: self.dead_letters.clone(), ledger: self.ledger.clone(), defs: self.defs.clone() }
     }
 }
 

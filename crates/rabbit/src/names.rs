@@ -1,5 +1,7 @@
 //! Where everything lives on the server, all named from one prefix so that
 //! several herald deployments (or tests) share a RabbitMQ without meeting.
+//! (Subscription definitions and publish claims are not on the server:
+//! they are in herald's store, under the same prefix; see `defs`, `publish`.)
 //!
 //! | what | name |
 //! | --- | --- |
@@ -8,8 +10,6 @@
 //! | a keyless event | routing key `{topic}.u` |
 //! | a subscription's queues | `{prefix}.s.{sub}.k{n}` (single active consumer) and `{prefix}.s.{sub}.u` |
 //! | over the delivery limit | dead-letter exchange `{prefix}.dlx` into queue `{prefix}.dead` |
-//! | subscription definitions | stream `{prefix}.subs` |
-//! | publish claims (dedupe, `seq`) | stream `{prefix}.ids` |
 //! | "look now" signals | fanout exchange `{prefix}.wake` |
 //! | one herald process's inbox (forwarded acks, signals) | exclusive queue `{prefix}.p.{process}` |
 //!
@@ -77,14 +77,6 @@ impl Names {
 
     pub fn dead_queue(&self) -> String {
         format!("{}.dead", self.prefix)
-    }
-
-    pub fn subs_stream(&self) -> String {
-        format!("{}.subs", self.prefix)
-    }
-
-    pub fn ids_stream(&self) -> String {
-        format!("{}.ids", self.prefix)
     }
 
     pub fn wake_exchange(&self) -> String {

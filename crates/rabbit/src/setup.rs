@@ -1,17 +1,18 @@
-//! Connecting (the prefix's exchanges, its two streams read, this
-//! process's inbox and the dead-letter drain), and removing a prefix.
+//! Connecting (the prefix's exchanges, this process's inbox and the
+//! dead-letter drain), and removing a prefix.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
-use herald_broker::DeadLetters;
+use herald_broker::{DeadLetters, Ledger};
 use lapin::{
     Connection, ConnectionProperties,
     options::{ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions},
 };
 
 use crate::{
-    Error, Inner, RabbitBroker, RabbitConfig, dead, defs, ids, inbox,
-    log::{From, Log},
+    Error, Inner, Kept, RabbitBroker, RabbitConfig, dead,
+    defs::Defs,
+    inbox,
     names::{Names, valid_prefix},
     topology,
     wake::Wakeups,
@@ -38,10 +39,15 @@ async fn open(url: &str) -> Result<Connection, Error> {
 }
 
 impl RabbitBroker {
-    /// Connects, declares what the prefix needs (each declaration is
-    /// idempotent, so every process does it), and reads the
-    /// subscription definitions and the dedupe window's ids.
-    pub async fn connect(config: RabbitConfig, dead_letters: Arc<dyn DeadLetters>) -> Result<Self, Error> {
+    /// Connects and declares what the prefix needs (each declaration is
+    /// idempotent, so every process does it). Dead letters go to
+    /// `dead_letters`; publish dedupe, `seq` and subscription definitions
+    /// are kept in `ledger` (in herald, both are the store).
+    pub async fn connect(
+        config: RabbitConfig,
+        dead_letters: Arc<dyn DeadLetters>,
+        ledger: Arc<dyn Ledger>,
+    ) -> Result<Self, Error> {
         if !valid_prefix(&config.prefix) {
             return Err(Error::Config(format!("RabbitMQ prefix `{}`: 1-32 letters, digits or `_`", config.prefix)));
         }
@@ -50,10 +56,14 @@ impl RabbitBroker {
         }
         let process = format!("{:016x}", rand::random::<u64>());
         let wakeups = Arc::new(Wakeups::default());
-        let session = Inner::open(&config, dead_letters.clone(), &process, wakeups.clone()).await?;
+        let defs = Arc::new(Defs::default());
+        let kept = Kept { dead_letters: dead_letters.clone(), ledger: ledger.clone(), defs: defs.clone() };
+        let session = Inner::open(&config, kept, &process, wakeups.clone()).await?;
         Ok(RabbitBroker {
             config,
             dead_letters,
+            ledger,
+            defs,
             process,
             wakeups,
             session: std::sync::RwLock::new(session),
@@ -64,11 +74,11 @@ impl RabbitBroker {
 }
 
 impl Inner {
-    /// A session: a connection, the prefix's exchanges, its two streams
-    /// read, this process's inbox and the dead-letter drain.
+    /// A session: a connection, the prefix's exchanges, this process's
+    /// inbox and the dead-letter drain.
     pub(crate) async fn open(
         config: &RabbitConfig,
-        dead_letters: Arc<dyn DeadLetters>,
+        kept: Kept,
         process: &str,
         wakeups: Arc<Wakeups>,
     ) -> Result<Arc<Inner>, Error> {
@@ -80,46 +90,8 @@ impl Inner {
         let _ = ch.close(200, "declared").await;
         let publisher = conn.create_channel().await.map_err(|e| setup(crate::storage(e)))?;
         publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| setup(crate::storage(e)))?;
-
-        let (defs, reading_defs) = Log::open(
-            &conn,
-            publisher.clone(),
-            names.subs_stream(),
-            process.to_string(),
-            defs::Defs::default(),
-            None,
-            From::First,
-        )
-        .await
-        .map_err(setup)?;
-        let window = config.dedupe_window.max(Duration::from_secs(1));
-        let since = chrono::Utc::now().timestamp() - window.as_secs().min(i64::MAX as u64) as i64;
-        let opened = Log::open(
-            &conn,
-            publisher.clone(),
-            names.ids_stream(),
-            process.to_string(),
-            ids::Ids::new(window),
-            Some(window),
-            From::Time(since.max(0) as u64),
-        )
-        .await;
-        let (ids, reading_ids) = match opened {
-            Ok(o) => o,
-            Err(e) => {
-                reading_defs.abort();
-                return Err(setup(e));
-            }
-        };
         let calls = inbox::Calls::open(&conn).await;
-        let (calls, replies) = match calls {
-            Ok(c) => c,
-            Err(e) => {
-                reading_defs.abort();
-                reading_ids.abort();
-                return Err(setup(e));
-            }
-        };
+        let (calls, replies) = calls.map_err(setup)?;
         let inner = Arc::new(Inner {
             conn: Arc::new(conn),
             names: names.clone(),
@@ -127,44 +99,35 @@ impl Inner {
             publisher,
             publishing: tokio::sync::Mutex::new(()),
             starting: tokio::sync::Mutex::new(()),
-            ids,
-            defs,
-            dead: dead_letters.clone(),
+            ledger: kept.ledger,
+            defs: kept.defs,
+            dedupe_window: config.dedupe_window,
+            dead: kept.dead_letters.clone(),
             runtimes: std::sync::Mutex::new(HashMap::new()),
             wakeups,
             calls,
-            missed: std::sync::Mutex::new(None),
-            tasks: std::sync::Mutex::new(vec![reading_defs, reading_ids, replies]),
+            tasks: std::sync::Mutex::new(vec![replies]),
         });
         // On failure, dropping `inner` stops what was started.
         let served = inbox::serve(&inner.conn, &names, Arc::downgrade(&inner), process).await.map_err(setup)?;
         inner.tasks.lock().expect("tasks").push(served);
-        let drained = dead::drain(&inner.conn, names, dead_letters).await.map_err(setup)?;
+        let drained = dead::drain(&inner.conn, names, kept.dead_letters).await.map_err(setup)?;
         inner.tasks.lock().expect("tasks").push(drained);
         Ok(inner)
     }
 }
 
 /// Removes everything herald made under `prefix`: every subscription's
-/// queues (each name ever put, read from the definitions' stream), the
-/// streams, the dead-letter queue and the exchanges. For tests and tools;
-/// herald processes still connected to the prefix lose their setup.
-pub async fn destroy(url: &str, prefix: &str, partitions: u16) -> Result<(), String> {
+/// queues (each name ever put, read from `ledger`), the dead-letter queue
+/// and the exchanges on the server, then what `ledger` keeps for the
+/// prefix. For tests and tools; herald processes still connected to the
+/// prefix lose their setup.
+pub async fn destroy(url: &str, prefix: &str, partitions: u16, ledger: &dyn Ledger) -> Result<(), String> {
+    let subs = ledger.names(prefix).await.map_err(|e| e.to_string())?;
     let conn = open(url).await.map_err(|e| e.to_string())?;
     let names = Names::new(prefix, partitions);
-    let publisher = conn.create_channel().await.map_err(|e| e.to_string())?;
-    publisher.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| e.to_string())?;
-    let process = format!("{:016x}", rand::random::<u64>());
-    let (defs, reading) =
-        Log::open(&conn, publisher, names.subs_stream(), process, defs::Defs::default(), None, From::First)
-            .await
-            .map_err(|e| e.to_string())?;
-    defs.append(vec![defs::Record::Sync]).await.map_err(|e| e.to_string())?;
-    reading.abort();
-    let subs = defs.state.lock().expect("defs").ever.clone();
-
     let mut queues: Vec<String> = subs.iter().flat_map(|s| names.parts().map(|p| names.queue(s, p))).collect();
-    queues.extend([names.dead_queue(), names.subs_stream(), names.ids_stream()]);
+    queues.push(names.dead_queue());
     let mut ch = conn.create_channel().await.map_err(|e| e.to_string())?;
     let mut failed = None;
     for q in queues {
@@ -180,7 +143,11 @@ pub async fn destroy(url: &str, prefix: &str, partitions: u16) -> Result<(), Str
         }
     }
     let _ = conn.close(200, "removed").await;
-    failed.map_or(Ok(()), Err)
+    if let Some(failed) = failed {
+        // The names stay in the ledger, for a removal again to find.
+        return Err(failed);
+    }
+    ledger.drop_scope(prefix).await.map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

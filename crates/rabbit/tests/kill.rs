@@ -3,6 +3,8 @@
 //! a second consumer handles everything the first did not acknowledge
 //! (taking over the keyed queues as their single active consumer), and
 //! each key's events are still handled in publish order across the kill.
+//! The consumers are processes of their own, so herald's store is a
+//! PostgreSQL schema of the test's own, which they share.
 
 use std::{
     collections::BTreeMap,
@@ -24,11 +26,14 @@ const KEYS: [&str; 4] = ["a", "b", "c", "d"];
 /// and stops after two quiet seconds.
 #[tokio::test]
 async fn consumer_child() {
-    let (Ok(log), Ok(prefix)) = (std::env::var("HERALD_RABBIT_LOG"), std::env::var("HERALD_RABBIT_PREFIX")) else {
+    let (Ok(log), Ok(prefix), Ok(store)) = (
+        std::env::var("HERALD_RABBIT_LOG"),
+        std::env::var("HERALD_RABBIT_PREFIX"),
+        std::env::var("HERALD_RABBIT_STORE"),
+    ) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let broker = common::connect(&common::url(), &prefix, common::dead_letters(dir.path())).await;
+    let broker = common::connect(&common::url(), &prefix, common::postgres(&store).await).await;
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
     println!("consuming");
     let mut quiet_since = tokio::time::Instant::now();
@@ -90,8 +95,8 @@ fn lines(path: &std::path::Path) -> Vec<(String, String, u32)> {
 
 #[tokio::test]
 async fn a_consumer_killed_mid_batch_loses_nothing_and_keys_keep_their_order() {
-    let owned = common::Prefix::new("hk");
-    let (prefix, broker) = (owned.name.clone(), owned.connect().await);
+    let owned = common::Prefix::on_postgres("hk").await;
+    let (prefix, broker, store) = (owned.name.clone(), owned.connect().await, owned.store_url());
     broker.put_subscription(&contract::subscription("work", json!({"topic": "jobs", "lease": "1s"}))).await.unwrap();
     let mut published: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let events: Vec<_> = (0..60)
@@ -106,7 +111,11 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_keys_keep_their_order() {
     let dir = tempfile::tempdir().unwrap();
     let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
 
-    let env = [("HERALD_RABBIT_LOG", first_log.to_str().unwrap()), ("HERALD_RABBIT_PREFIX", prefix.as_str())];
+    let env = [
+        ("HERALD_RABBIT_LOG", first_log.to_str().unwrap()),
+        ("HERALD_RABBIT_PREFIX", prefix.as_str()),
+        ("HERALD_RABBIT_STORE", store.as_str()),
+    ];
     let mut first = child(&env);
     let log = first_log.clone();
     tokio::task::spawn_blocking(move || {
@@ -121,7 +130,11 @@ async fn a_consumer_killed_mid_batch_loses_nothing_and_keys_keep_their_order() {
     })
     .await
     .unwrap();
-    let env = [("HERALD_RABBIT_LOG", second_log.to_str().unwrap()), ("HERALD_RABBIT_PREFIX", prefix.as_str())];
+    let env = [
+        ("HERALD_RABBIT_LOG", second_log.to_str().unwrap()),
+        ("HERALD_RABBIT_PREFIX", prefix.as_str()),
+        ("HERALD_RABBIT_STORE", store.as_str()),
+    ];
     let mut second = child(&env);
     tokio::task::spawn_blocking(move || {
         wait_for_line(&mut second, "drained");

@@ -1,13 +1,12 @@
 //! RabbitMQ restarted under load (its node stopped, then started again on
 //! the same port and data directory): no publish that was acknowledged is
 //! lost, publishes retried across the outage are stored once, and
-//! deliveries resume, on a session herald opened again by itself.
-//!
-//! The node is stopped with SIGTERM. With `RESTART_SIGNAL=-KILL` it is
-//! SIGKILLed instead, and on RabbitMQ 3.10.8 that fails: after the unclean
-//! stop the node reports herald's streams (`{prefix}.subs`, `{prefix}.ids`)
-//! "down or inaccessible" for minutes, so herald cannot set up a session
-//! (docs/MESSAGING.md, "Not yet covered").
+//! deliveries resume, on a session herald opened again by itself. Once
+//! with a clean stop (SIGTERM), once with an unclean one (SIGKILL): herald
+//! needs nothing of the server but its exchanges and quorum queues (its
+//! publish claims and subscription definitions are in its store), so
+//! both come back alike, as long as RabbitMQ's own quorum queues do (see
+//! `Node::wait_saved`).
 //!
 //! Runs a RabbitMQ node of its own (RabbitMQ 3.10 installed, its
 //! `rabbitmq-server` found at RABBITMQ_SERVER or the Debian package's
@@ -56,12 +55,10 @@ impl Node {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
-    /// A signal to the node's whole process group (SIGTERM unless
-    /// RESTART_SIGNAL says otherwise), then the same port and data
-    /// directory again.
-    fn restart(&mut self) {
-        let signal = std::env::var("RESTART_SIGNAL").unwrap_or_else(|_| "-TERM".into());
-        self.signal(&signal);
+    /// `signal` to the node's whole process group, then the same port and
+    /// data directory again.
+    fn restart(&mut self, signal: &str) {
+        self.signal(signal);
         self.child = spawn(self.port, self.dir.path());
         self.wait_listening();
     }
@@ -70,10 +67,40 @@ impl Node {
         self.signal("-KILL");
     }
 
+    /// Returns once the node no longer listens: the child is only the
+    /// start script, and the Erlang VM may outlive it for a moment.
     fn signal(&mut self, signal: &str) {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args([signal, "--", &group]).status();
         let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(std::time::Instant::now() < deadline, "RabbitMQ still listens on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the node has written the registrations of these quorum
+    /// queues' Raft members to disk (`names.dets`, which RabbitMQ 3.10.8
+    /// saves once it has been left alone for 500 ms). A queue whose
+    /// registration was not yet written when the node is SIGKILLed comes
+    /// back as a new, empty member that never elects a leader: the queue
+    /// stays unavailable, and what it held is stranded in its old member's
+    /// files (docs/MESSAGING.md, "Not yet covered"). That is RabbitMQ's to
+    /// fix; this test is about herald, so it lets the node save first.
+    fn wait_saved(&self, queues: &[String]) {
+        let node = format!("herald{}@localhost", self.port);
+        let file = self.dir.path().join("mnesia").join(&node).join("quorum").join(&node).join("names.dets");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let saved = std::fs::read(&file).unwrap_or_default();
+            let has = |q: &String| saved.windows(q.len() + 4).any(|w| w == format!("%2F_{q}").as_bytes());
+            if queues.iter().all(has) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "RabbitMQ did not save its quorum queues' members");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn wait_listening(&self) {
@@ -113,11 +140,28 @@ fn spawn(port: u16, dir: &std::path::Path) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_stopped_and_started_again_under_load_loses_no_acknowledged_publish() {
+    restarted_under_load("-TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_and_started_again_under_load_loses_no_acknowledged_publish() {
+    restarted_under_load("-KILL").await;
+}
+
+/// One node at a time: each test runs a RabbitMQ node of its own, and two
+/// starting at once on a small machine slow each other down.
+static ONE_NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn restarted_under_load(signal: &str) {
+    let _alone = ONE_NODE.lock().await;
     let mut node = Node::start();
     let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(common::connect(&node.url(), "hr", common::dead_letters(dir.path())).await);
+    let broker = Arc::new(common::connect(&node.url(), "hr", common::sqlite(dir.path())).await);
     let sub = json!({"topic": "t", "retry": {"attempts": 20}});
     broker.put_subscription(&contract::subscription("s", sub)).await.unwrap();
+    let queues: Vec<String> =
+        ["dead", "s.s.u", "s.s.k0", "s.s.k1", "s.s.k2", "s.s.k3"].iter().map(|q| format!("hr.{q}")).collect();
+    tokio::task::block_in_place(|| node.wait_saved(&queues));
 
     // One publisher, each event retried until the server acknowledges it.
     let acked = Arc::new(Mutex::new(Vec::new()));
@@ -147,7 +191,9 @@ async fn a_server_stopped_and_started_again_under_load_loses_no_acknowledged_pub
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let at_kill = acked.lock().unwrap().len();
-    tokio::task::block_in_place(|| node.restart());
+    let stopped = std::time::Instant::now();
+    tokio::task::block_in_place(|| node.restart(signal));
+    eprintln!("{signal}: the node listened again {:?} after the signal", stopped.elapsed());
     publisher.await.unwrap();
 
     // Every acknowledged event comes out, whatever the outage cost.

@@ -1,7 +1,8 @@
 //! Where topics live: in the store (the default), or on the broker server
 //! that `broker = "nats://…"` or `broker = "amqp://…"` names. The rest of
 //! herald sees only the `Broker` trait either way, and every backend's
-//! dead letters are the store's.
+//! dead letters are the store's. RabbitMQ keeps its publish claims and
+//! subscription definitions in the store too (its ledger).
 
 use std::sync::Arc;
 
@@ -9,13 +10,13 @@ use anyhow::{Context, bail};
 use herald_broker::Broker;
 use herald_nats::{NatsBroker, NatsConfig};
 use herald_rabbit::{RabbitBroker, RabbitConfig};
-use herald_store::{EventDeadLetters, Store};
+use herald_store::{BrokerLedger, EventDeadLetters, Store};
 
 use crate::config::BrokerConfig;
 
 /// The broker `config.url` names, connected and set up; `None` without a
 /// URL, when the store's own broker serves. NATS and RabbitMQ keep their
-/// dead letters in `store`, herald's one list.
+/// dead letters in `store`, herald's one list; RabbitMQ its ledger too.
 pub async fn open(config: &BrokerConfig, store: &Arc<dyn Store>) -> anyhow::Result<Option<Arc<dyn Broker>>> {
     let Some(url) = &config.url else { return Ok(None) };
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
@@ -38,7 +39,8 @@ pub async fn open(config: &BrokerConfig, store: &Arc<dyn Store>) -> anyhow::Resu
                 ..RabbitConfig::new(url.clone())
             };
             let dead_letters = Arc::new(EventDeadLetters(store.clone()));
-            let broker = RabbitBroker::connect(rabbit, dead_letters)
+            let ledger = Arc::new(BrokerLedger(store.clone()));
+            let broker = RabbitBroker::connect(rabbit, dead_letters, ledger)
                 .await
                 .context("herald cannot start: its broker did not open")?;
             Ok(Some(Arc::new(broker)))

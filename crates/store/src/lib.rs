@@ -27,6 +27,9 @@
 //!   It is a [`herald_broker::Broker`] too: topics in the same database,
 //!   shared by every node.
 //! - [`hints`] — "look now" between nodes sharing a store.
+//! - [`EventDeadLetters`], [`BrokerLedger`] — the store as what a broker
+//!   on a server of its own keeps here: its dead letters; its publish
+//!   dedupe, `seq` and subscription definitions.
 //! - `codec`, `filters` — what the SQL backends share: how values are kept
 //!   and read back (unreadable rows are [`Error::Corrupt`]), and the
 //!   conditions of filtered lists.
@@ -45,6 +48,7 @@ pub mod contract;
 mod dead_events;
 mod filters;
 pub mod hints;
+mod ledger;
 mod open;
 pub mod policy;
 pub mod postgres;
@@ -54,6 +58,7 @@ mod types;
 mod wakeups;
 
 pub use dead_events::EventDeadLetters;
+pub use ledger::BrokerLedger;
 pub use open::{Opened, StoreConfig, open};
 pub use types::*;
 
@@ -217,6 +222,50 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the instances whose expiry is at or before `now`; how many.
     async fn prune_instances(&self, now: herald_core::Time) -> Result<u64>;
+
+    // What a broker on a server of its own keeps here, under a scope (its
+    // prefix): see [`herald_broker::Ledger`], which [`BrokerLedger`]
+    // implements with these.
+
+    /// A new `seq` in the scope for each claim, or the `seq` its topic,
+    /// source and id were confirmed with if that is still recognised at
+    /// `now` (never for a fresh claim), in one transaction. Repeats within
+    /// `claims` are the caller's to fold.
+    async fn claim_seqs(
+        &self,
+        scope: &str,
+        topic: &str,
+        claims: &[herald_broker::Claim],
+        now: herald_core::Time,
+    ) -> Result<Vec<herald_broker::Claimed>>;
+
+    /// Records confirmed publishes (no two of one source and id), each
+    /// recognised from `during.start` (now) until `during.end`; one
+    /// already recognised now stays as it is.
+    async fn confirm_publishes(
+        &self,
+        scope: &str,
+        topic: &str,
+        published: &[herald_broker::Confirmed],
+        during: std::ops::Range<herald_core::Time>,
+    ) -> Result<()>;
+
+    /// Forgets confirmed publishes no longer recognised at `now`; how many.
+    async fn forget_publishes(&self, scope: &str, now: herald_core::Time) -> Result<u64>;
+
+    async fn put_definition(&self, scope: &str, name: &str, spec: &str) -> Result<()>;
+
+    /// Removes a definition, keeping its name; whether there was one.
+    async fn delete_definition(&self, scope: &str, name: &str) -> Result<bool>;
+
+    async fn definition(&self, scope: &str, name: &str) -> Result<Option<String>>;
+
+    /// Every name ever put in the scope, by name, with its definition
+    /// (`None` once deleted).
+    async fn definitions(&self, scope: &str) -> Result<Vec<(String, Option<String>)>>;
+
+    /// Forgets the scope: its seqs, publishes and definitions.
+    async fn drop_ledger(&self, scope: &str) -> Result<()>;
 }
 
 #[derive(Debug, Clone, Copy)]

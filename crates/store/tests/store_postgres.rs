@@ -355,3 +355,25 @@ async fn a_batch_lost_before_its_commit_runs_each_of_its_jobs_again_alone() {
         assert_eq!(count(&schema, "tasks").await, count(&schema, "operations").await, "one task each");
     }
 }
+
+#[tokio::test]
+async fn two_nodes_claiming_at_once_agree_on_every_seq_and_on_what_was_published() {
+    use herald_broker::{Claimed, Ledger};
+    use herald_store::{BrokerLedger, contract::ledger};
+
+    let (_schema, a, b) = two_nodes(chrono::Duration::minutes(10)).await;
+    let (la, lb): (Arc<dyn Ledger>, Arc<dyn Ledger>) = (Arc::new(BrokerLedger(a)), Arc::new(BrokerLedger(b)));
+    let all = ledger::claimed_at_once(vec![la.clone(), lb.clone(), la.clone(), lb.clone()], 25).await;
+    assert_eq!(all, (1..=200).collect::<Vec<u64>>(), "every seq once, none skipped, across both nodes");
+
+    let sent = ledger::published(&*la, "p", "t", &["e1"], Duration::from_secs(60)).await;
+    let again = lb.claim("p", "t", &[ledger::claim("e1")]).await.unwrap();
+    assert_eq!(
+        again,
+        [Claimed::Duplicate(match sent[0] {
+            Claimed::New(s) | Claimed::Duplicate(s) => s,
+        })]
+    );
+    la.put_definition("p", "s", "{}").await.unwrap();
+    assert_eq!(lb.definition("p", "s").await.unwrap().as_deref(), Some("{}"), "seen by the other at once");
+}

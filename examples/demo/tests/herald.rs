@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::{client, demo, get, herald, herald_with, reserve};
 use herald_sdk::Client;
+use herald_store::{contract::postgres::TestSchema, postgres::PgStore};
 use herald_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -67,7 +68,8 @@ async fn a_placed_order_reaches_analytics_by_subscription_on_nats() {
     let place = Place {
         url,
         prefix: prefix(),
-        remove: |url, prefix| {
+        schema: None,
+        remove: |url, prefix, _| {
             Box::pin(async move { herald_nats::destroy(&url, &prefix).await.map(drop).map_err(|e| e.to_string()) })
         },
     };
@@ -75,15 +77,24 @@ async fn a_placed_order_reaches_analytics_by_subscription_on_nats() {
 }
 
 /// The same on RabbitMQ. Needs RabbitMQ at 127.0.0.1:5672 with guest/guest
-/// (or `RABBITMQ_ADDRESS`).
+/// (or `RABBITMQ_ADDRESS`), and PostgreSQL for herald's store: it keeps
+/// the prefix's subscription definitions, which removing the prefix reads
+/// while herald still runs.
 #[tokio::test]
 async fn a_placed_order_reaches_analytics_by_subscription_on_rabbitmq() {
     let url = std::env::var("RABBITMQ_ADDRESS").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let place = Place {
         url,
         prefix: prefix(),
-        remove: |url, prefix| {
-            Box::pin(async move { herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS).await })
+        schema: Some(TestSchema::new().await),
+        remove: |url, prefix, store| {
+            Box::pin(async move {
+                let store = store.ok_or("no store")?;
+                let node = herald_store::Node { id: "cleanup".into(), lease: chrono::Duration::seconds(60) };
+                let store = PgStore::open(&store, node, 2).await.map_err(|e| e.to_string())?;
+                let ledger = herald_store::BrokerLedger(std::sync::Arc::new(store));
+                herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS, &ledger).await
+            })
         },
     };
     a_placed_order_reaches_analytics(|c| place.configure(c)).await;
@@ -96,24 +107,32 @@ fn prefix() -> String {
 
 type Removal = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 
-/// A prefix of the test's own on a broker server, removed when dropped.
+/// A prefix of the test's own on a broker server, removed when dropped;
+/// and herald's store, when removing the prefix needs to read it.
 struct Place {
     url: String,
     prefix: String,
-    remove: fn(String, String) -> Removal,
+    /// Dropped after the prefix is removed.
+    schema: Option<TestSchema>,
+    /// Removes the prefix: the broker's URL, the prefix, the store's URL.
+    remove: fn(String, String, Option<String>) -> Removal,
 }
 
 impl Place {
     fn configure(&self, c: &mut herald_server::Config) {
         c.broker.url = Some(self.url.clone());
         c.broker.prefix = self.prefix.clone();
+        if let Some(schema) = &self.schema {
+            c.store = Some(schema.url());
+        }
     }
 }
 
 impl Drop for Place {
     /// On a thread of its own: a `Drop` cannot wait on the test's runtime.
     fn drop(&mut self) {
-        let removal = (self.remove)(self.url.clone(), self.prefix.clone());
+        let store = self.schema.as_ref().map(|s| s.url());
+        let removal = (self.remove)(self.url.clone(), self.prefix.clone(), store);
         let done = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(removal)
         });

@@ -2,12 +2,16 @@
 //! `"amqp://…"`): pull over HTTP, push to a service, dead letters and their
 //! redrive, and workflows' publish and await steps work as they do on the
 //! store. Each backend runs the same tests, each test with a prefix of its
-//! own on the server, removed afterwards. Needs NATS with JetStream at
+//! own on the server, removed afterwards. On RabbitMQ, herald's store is a
+//! PostgreSQL schema of the test's own: it holds the prefix's subscription
+//! definitions, which removing the prefix reads while herald still runs.
+//! Needs NATS with JetStream at
 //! 127.0.0.1:4222 (or `NATS_ADDRESS`) and RabbitMQ at 127.0.0.1:5672 with
 //! guest/guest (or `RABBITMQ_ADDRESS`); without them these fail.
 
 use std::time::Duration;
 
+use herald_store::contract::postgres::TestSchema;
 use serde_json::{Value, json};
 
 use crate::{broker_helpers::event, choreography, helpers::*, push};
@@ -23,36 +27,51 @@ struct Place {
     backend: Backend,
     url: String,
     prefix: String,
+    /// herald's store on RabbitMQ (see above), dropped after the prefix.
+    schema: Option<TestSchema>,
 }
 
 impl Place {
     fn nats() -> Self {
         let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-        Place { backend: Backend::Nats, url, prefix: format!("hs{:08x}", rand::random::<u32>()) }
+        Place { backend: Backend::Nats, url, prefix: format!("hs{:08x}", rand::random::<u32>()), schema: None }
     }
 
-    fn rabbit() -> Self {
+    async fn rabbit() -> Self {
         let url = std::env::var("RABBITMQ_ADDRESS").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-        Place { backend: Backend::Rabbit, url, prefix: format!("hs{:08x}", rand::random::<u32>()) }
+        let schema = Some(TestSchema::new().await);
+        Place { backend: Backend::Rabbit, url, prefix: format!("hs{:08x}", rand::random::<u32>()), schema }
     }
 
     fn configure(&self, c: &mut herald_server::Config) {
         c.broker.url = Some(self.url.clone());
         c.broker.prefix = self.prefix.clone();
+        if let Some(schema) = &self.schema {
+            c.store = Some(schema.url());
+        }
     }
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
         let (backend, url, prefix) = (self.backend, self.url.clone(), self.prefix.clone());
-        // A Drop cannot wait on the test's runtime: a thread with its own.
+        let store = self.schema.as_ref().map(|s| s.url());
+        // A Drop cannot wait on the test's runtime: a thread with its own
+        // (and its own connections to the store).
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            match backend {
-                Backend::Nats => rt.block_on(herald_nats::destroy(&url, &prefix)).map(drop).map_err(|e| e.to_string()),
-                Backend::Rabbit => {
-                    rt.block_on(herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS))
+            match (backend, store) {
+                (Backend::Nats, _) => {
+                    rt.block_on(herald_nats::destroy(&url, &prefix)).map(drop).map_err(|e| e.to_string())
                 }
+                (Backend::Rabbit, Some(store)) => rt.block_on(async {
+                    let node = herald_store::Node { id: "cleanup".into(), lease: chrono::Duration::seconds(60) };
+                    let store =
+                        herald_store::postgres::PgStore::open(&store, node, 2).await.map_err(|e| e.to_string())?;
+                    let ledger = herald_store::BrokerLedger(std::sync::Arc::new(store));
+                    herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS, &ledger).await
+                }),
+                (Backend::Rabbit, None) => Err("no store".into()),
             }
         })
         .join();
@@ -74,7 +93,7 @@ macro_rules! on_each_backend {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    super::$test(super::Place::rabbit()).await;
+                    super::$test(super::Place::rabbit().await).await;
                 }
             )*
         }

@@ -17,12 +17,15 @@
 //! - [`dead_letters`] — held tasks set aside, lists, redrives, held steps.
 //! - [`instances`] — registered service instances: renewed, changed,
 //!   expired, deleted.
+//! - [`ledger`] — what a broker on a server of its own keeps here: seqs,
+//!   publish dedupe, subscription definitions.
 //! - [`postgres`] — a PostgreSQL schema of a test's own.
 
 pub mod accept;
 pub mod dead_letters;
 pub mod inbox;
 pub mod instances;
+pub mod ledger;
 pub mod postgres;
 pub mod reads;
 pub mod tasks;
@@ -31,6 +34,7 @@ pub use accept::*;
 pub use dead_letters::*;
 pub use inbox::*;
 pub use instances::*;
+pub use ledger::*;
 pub use reads::*;
 pub use tasks::*;
 
@@ -96,6 +100,12 @@ macro_rules! contract_tests {
             a_registered_instance_is_listed_as_stored_until_it_expires,
             a_heartbeat_renews_one_row_and_a_new_url_changes_it,
             a_deleted_instance_is_gone_and_pruning_drops_only_expired_ones,
+            claims_take_seqs_that_grow_in_claim_order_and_only_a_confirmed_publish_makes_a_duplicate,
+            a_batchs_second_copy_is_a_duplicate_and_a_redrive_never_is,
+            the_first_confirmed_copy_stays_and_is_forgotten_after_its_window,
+            claims_at_once_never_share_a_seq,
+            definitions_are_put_read_listed_deleted_and_their_names_kept,
+            a_dropped_scope_keeps_nothing_and_others_keep_theirs,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -11,6 +11,7 @@
 //!   rows, and the owner check that fences a node whose lease was taken.
 //! - [`read`] — the reads, on the pool.
 //! - [`instances`] — service instances registered at run time.
+//! - [`ledger`] — what a broker on a server of its own keeps here.
 //! - [`schema`] — the embedded migrations, run at open.
 //! - [`broker`] — the broker: [`crate::policy::broker`] in one transaction
 //!   per call, over [`topics_tx`] (the broker's transaction), whose
@@ -35,6 +36,7 @@ mod broker;
 mod deliveries;
 mod hints;
 mod instances;
+mod ledger;
 mod pending;
 mod read;
 mod rows;
@@ -44,9 +46,10 @@ mod topics;
 mod topics_tx;
 mod tx;
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{ops::Range, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use herald_broker::{Claim, Claimed, Confirmed};
 use herald_core::{
     Event, Operation, OperationId, Time,
     notify::{InboxChange, Notification},
@@ -56,11 +59,11 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
-use crate::hints::Hint;
 use crate::{
     Accepted, Applied, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Registered,
     RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
 };
+use crate::{codec::ms, hints::Hint};
 pub use batch::GroupCommits;
 use tx::PgTx;
 
@@ -433,5 +436,40 @@ impl Store for PgStore {
 
     async fn prune_instances(&self, now: Time) -> Result<u64> {
         instances::prune(&self.pool, now).await
+    }
+
+    async fn claim_seqs(&self, scope: &str, topic: &str, claims: &[Claim], now: Time) -> Result<Vec<Claimed>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        ledger::claim(&self.pool, scope, topic, claims, ms(now)).await
+    }
+
+    async fn confirm_publishes(&self, scope: &str, topic: &str, done: &[Confirmed], during: Range<Time>) -> Result<()> {
+        ledger::confirm(&self.pool, scope, topic, done, ms(during.start)..ms(during.end)).await
+    }
+
+    async fn forget_publishes(&self, scope: &str, now: Time) -> Result<u64> {
+        ledger::forget(&self.pool, scope, ms(now)).await
+    }
+
+    async fn put_definition(&self, scope: &str, name: &str, spec: &str) -> Result<()> {
+        ledger::put_definition(&self.pool, scope, name, spec).await
+    }
+
+    async fn delete_definition(&self, scope: &str, name: &str) -> Result<bool> {
+        ledger::delete_definition(&self.pool, scope, name).await
+    }
+
+    async fn definition(&self, scope: &str, name: &str) -> Result<Option<String>> {
+        ledger::definition(&self.pool, scope, name).await
+    }
+
+    async fn definitions(&self, scope: &str) -> Result<Vec<(String, Option<String>)>> {
+        ledger::definitions(&self.pool, scope).await
+    }
+
+    async fn drop_ledger(&self, scope: &str) -> Result<()> {
+        ledger::drop_scope(&self.pool, scope).await
     }
 }

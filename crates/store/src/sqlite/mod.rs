@@ -13,6 +13,7 @@
 //!   [`deliveries`] (what each subscription owes).
 //! - [`dead`] — dead letters of every kind.
 //! - [`instances`] — service instances registered at run time.
+//! - [`ledger`] — what a broker on a server of its own keeps here.
 //! - [`files`] — the data directory and its files, private to herald's user.
 //!
 //! One herald process owns a data directory (a lock file says so), so at
@@ -25,6 +26,7 @@ mod dead;
 mod deliveries;
 mod files;
 mod instances;
+mod ledger;
 mod read;
 mod rows;
 mod schema;
@@ -33,9 +35,10 @@ mod topics_tx;
 mod tx;
 mod writer;
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{ops::Range, path::Path, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use herald_broker::{Claim, Claimed, Confirmed};
 use herald_core::{
     Event, Operation, OperationId, Time,
     notify::{InboxChange, Notification},
@@ -310,6 +313,47 @@ impl Store for SqliteStore {
 
     async fn prune_instances(&self, at: Time) -> Result<u64> {
         self.writer.submit(move |c| instances::prune(c, ms(at))).await
+    }
+
+    async fn claim_seqs(&self, scope: &str, topic: &str, claims: &[Claim], now: Time) -> Result<Vec<Claimed>> {
+        let (scope, topic, claims) = (scope.to_string(), topic.to_string(), claims.to_vec());
+        self.writer.submit(move |c| ledger::claim(c, &scope, &topic, &claims, ms(now))).await
+    }
+
+    async fn confirm_publishes(&self, scope: &str, topic: &str, done: &[Confirmed], during: Range<Time>) -> Result<()> {
+        let (scope, topic, done) = (scope.to_string(), topic.to_string(), done.to_vec());
+        let during = ms(during.start)..ms(during.end);
+        self.writer.submit(move |c| ledger::confirm(c, &scope, &topic, &done, during)).await
+    }
+
+    async fn forget_publishes(&self, scope: &str, now: Time) -> Result<u64> {
+        let scope = scope.to_string();
+        self.writer.submit(move |c| ledger::forget(c, &scope, ms(now))).await
+    }
+
+    async fn put_definition(&self, scope: &str, name: &str, spec: &str) -> Result<()> {
+        let (scope, name, spec) = (scope.to_string(), name.to_string(), spec.to_string());
+        self.writer.submit(move |c| ledger::put_definition(c, &scope, &name, &spec)).await
+    }
+
+    async fn delete_definition(&self, scope: &str, name: &str) -> Result<bool> {
+        let (scope, name) = (scope.to_string(), name.to_string());
+        self.writer.submit(move |c| ledger::delete_definition(c, &scope, &name)).await
+    }
+
+    async fn definition(&self, scope: &str, name: &str) -> Result<Option<String>> {
+        let (scope, name) = (scope.to_string(), name.to_string());
+        self.readers.with(move |c| ledger::definition(c, &scope, &name)).await
+    }
+
+    async fn definitions(&self, scope: &str) -> Result<Vec<(String, Option<String>)>> {
+        let scope = scope.to_string();
+        self.readers.with(move |c| ledger::definitions(c, &scope)).await
+    }
+
+    async fn drop_ledger(&self, scope: &str) -> Result<()> {
+        let scope = scope.to_string();
+        self.writer.submit(move |c| ledger::drop_scope(c, &scope)).await
     }
 
     async fn next_due(&self) -> Result<Option<Time>> {

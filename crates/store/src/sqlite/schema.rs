@@ -184,6 +184,34 @@ CREATE TABLE instances (
 ) WITHOUT ROWID;
 CREATE INDEX instances_expiry ON instances(expires_at);
 "#,
+    r#"
+-- What a broker on a server of its own (RabbitMQ) keeps here, under its
+-- prefix (`scope`): the last `seq` it handed out, the publishes its server
+-- confirmed (recognised as duplicates until `expires_at`), and its
+-- subscription definitions; a deleted one keeps its name (`spec` NULL).
+CREATE TABLE ledger_seqs (
+    scope TEXT PRIMARY KEY,
+    last  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE ledger_publishes (
+    scope      TEXT NOT NULL,
+    topic      TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, topic, source, id)
+) WITHOUT ROWID;
+CREATE INDEX ledger_publishes_expiry ON ledger_publishes(scope, expires_at);
+
+CREATE TABLE ledger_definitions (
+    scope TEXT NOT NULL,
+    name  TEXT NOT NULL,
+    spec  TEXT,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
