@@ -4,9 +4,9 @@
 //! keep per-key order between them; a subscription, an answer and a
 //! publish made through one are seen by the other.
 //!
-//! Each test has a prefix of its own (its exchanges, queues and streams),
-//! removed when the test ends, passed or failed. Without a server they
-//! fail, saying what to start.
+//! Each test has a prefix of its own (its exchanges and queues, and its
+//! rows in a store of the test's own), removed when the test ends, passed
+//! or failed. Without a server they fail, saying what to start.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -199,7 +199,7 @@ async fn a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_
 async fn a_republish_after_a_restart_is_still_recognised() {
     let h = rabbit().await;
     let first = h.broker.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
-    // A new process reads the window's ids from the stream.
+    // A new process, on the same store: the store recognises it.
     let later = h.prefix.connect().await;
     let again = later.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
     assert!(again[0].duplicate);
