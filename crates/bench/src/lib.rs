@@ -13,8 +13,8 @@
 //!   its lean connection for the start calls.
 //! - [`watchers`] — W2: many SSE watchers while W1 runs.
 //! - [`pubsub`] — W3: events published, pushed or pulled, and their lag;
-//!   [`rawnats`] — the same events straight into NATS JetStream, herald's
-//!   yardstick on that broker.
+//!   [`rawnats`], [`rawrabbit`] — the same events straight into NATS
+//!   JetStream or RabbitMQ, herald's yardstick on that broker.
 //! - [`gateway`] — the gateway beside direct calls and nginx.
 //! - [`stats`] — percentiles and the report; [`chart`] — the SVG chart.
 
@@ -25,6 +25,7 @@ pub mod pg;
 pub mod procs;
 pub mod pubsub;
 pub mod rawnats;
+pub mod rawrabbit;
 pub mod starter;
 pub mod stats;
 pub mod watchers;
@@ -54,6 +55,8 @@ pub enum Workload {
     W3Pull,
     /// W3's events straight into NATS JetStream (`--broker`), no herald.
     W3RawNats,
+    /// W3's events straight into RabbitMQ (`--broker`), no herald.
+    W3RawRabbit,
     /// The synchronous gateway against direct calls and nginx.
     Gateway,
 }
@@ -80,9 +83,10 @@ pub struct Options {
     pub store: Option<String>,
     /// Herald nodes to start on that store.
     pub nodes: usize,
-    /// Where the heralds started here keep topics (`nats://…`; each run
-    /// under a prefix of its own, removed after); in the store by default.
-    /// The server `w3-raw-nats` drives.
+    /// Where the heralds started here keep topics (`nats://…` or
+    /// `amqp://…`; each run under a prefix of its own, removed after); in
+    /// the store by default. The server `w3-raw-nats` or `w3-raw-rabbit`
+    /// drives.
     pub broker: Option<String>,
 }
 
@@ -110,8 +114,17 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
             "--nodes above 1 needs a shared store: --store postgres://…"
         );
     }
-    if o.workload == Workload::W3RawNats {
-        anyhow::ensure!(o.broker.is_some(), "w3-raw-nats drives a NATS server: --broker nats://…");
+    let engine = o.broker.as_deref().map(Engine::of).transpose()?;
+    match o.workload {
+        Workload::W3RawNats => anyhow::ensure!(
+            engine == Some(Engine::Nats),
+            "w3-raw-nats drives a NATS server: --broker nats://…"
+        ),
+        Workload::W3RawRabbit => anyhow::ensure!(
+            engine == Some(Engine::Rabbit),
+            "w3-raw-rabbit drives a RabbitMQ server: --broker amqp://…"
+        ),
+        _ => {}
     }
     anyhow::ensure!(o.broker.is_none() || o.url.is_none(), "--broker is for the heralds started here, not with --url");
     // Each run's streams, consumers and buckets under a prefix of its own,
@@ -122,7 +135,7 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
         _ => None,
     };
     let out = match (&broker, o.workload) {
-        (Some((url, prefix)), Workload::W3RawNats) => run_raw_nats(&o, url, prefix).await,
+        (Some((url, prefix)), Workload::W3RawNats | Workload::W3RawRabbit) => run_raw(&o, url, prefix).await,
         _ => run_on(&o, &mut schema, broker.as_ref().map(|(u, p)| (*u, p.as_str()))).await,
     };
     if let Some(s) = schema {
@@ -130,9 +143,39 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
     }
     // After the heralds stopped (`run_on` drops them), so none makes anything again.
     if let Some((url, prefix)) = &broker {
-        herald_nats::destroy(url, prefix).await?;
+        match engine {
+            Some(Engine::Nats) => drop(herald_nats::destroy(url, prefix).await?),
+            _ => herald_rabbit::destroy(url, prefix, herald_rabbit::DEFAULT_PARTITIONS)
+                .await
+                .map_err(|e| anyhow::anyhow!("removing the run's prefix from RabbitMQ: {e}"))?,
+        }
     }
     out
+}
+
+/// The broker engine a `--broker` URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Nats,
+    Rabbit,
+}
+
+impl Engine {
+    fn of(url: &str) -> anyhow::Result<Engine> {
+        match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("nats") => Ok(Engine::Nats),
+            Some("amqp") => Ok(Engine::Rabbit),
+            _ => anyhow::bail!("--broker takes nats://… or amqp://…"),
+        }
+    }
+
+    /// As the report names it.
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Nats => "nats",
+            Engine::Rabbit => "rabbitmq",
+        }
+    }
 }
 
 /// [`run`], on the store `schema` holds if any, with topics on `broker`
@@ -165,7 +208,7 @@ async fn run_on(o: &Options, schema: &mut Option<pg::Schema>, broker: Option<(&s
         Workload::W0 => ("w0", true),
         Workload::Accept => ("order", false),
         Workload::W1 | Workload::W2 | Workload::W1Shed => ("order", true),
-        Workload::W3 | Workload::W3Pull | Workload::W3RawNats | Workload::Gateway => {
+        Workload::W3 | Workload::W3Pull | Workload::W3RawNats | Workload::W3RawRabbit | Workload::Gateway => {
             unreachable!("these run on their own")
         }
     };
@@ -352,14 +395,19 @@ async fn run_pubsub(
     pubsub_report(o, &run, pid)
 }
 
-/// W3's events straight into NATS JetStream: the warm-up, then the run.
-async fn run_raw_nats(o: &Options, url: &str, prefix: &str) -> anyhow::Result<Report> {
+/// W3's events straight into the broker (NATS JetStream or RabbitMQ): the
+/// warm-up, then the run.
+async fn run_raw(o: &Options, url: &str, prefix: &str) -> anyhow::Result<Report> {
     let plan = |n: usize| w3_plan(o, pubsub::Consumer::Pull, n);
+    let raw = async |plan: pubsub::Plan, bar: ProgressBar| match o.workload {
+        Workload::W3RawNats => rawnats::run(url, prefix, plan, bar).await,
+        _ => rawrabbit::run(url, prefix, plan, bar).await,
+    };
     if o.warmup > 0 {
-        rawnats::run(url, prefix, plan(o.warmup * o.batch.max(1)), ProgressBar::hidden()).await?;
+        raw(plan(o.warmup * o.batch.max(1)), ProgressBar::hidden()).await?;
     }
     let b = bar(o.n, "acked");
-    let run = rawnats::run(url, prefix, plan(o.n), b.clone()).await?;
+    let run = raw(plan(o.n), b.clone()).await?;
     b.finish();
     pubsub_report(o, &run, None)
 }
@@ -379,7 +427,7 @@ fn pubsub_report(o: &Options, run: &pubsub::Run, pid: Option<u32>) -> anyhow::Re
         push_batch: (o.workload == Workload::W3).then_some(o.push_batch),
         rate: o.rate,
         duplicates: run.duplicates,
-        broker: o.broker.as_ref().map(|_| "nats".to_string()),
+        broker: o.broker.as_deref().and_then(|url| Engine::of(url).ok()).map(|e| e.name().to_string()),
     };
     let report = Report { events: Some(events), ..report(o, run.wall, &publish, Some(&lag), pid) };
     if let Some(path) = &o.chart {

@@ -12,7 +12,8 @@
 //! - `log` — a stream read as a log every process shares, in order.
 //! - `ids` — publish dedupe and `seq`, from the stream `{prefix}.ids`.
 //! - `defs` — subscription definitions, in the stream `{prefix}.subs`.
-//! - `topology` — the prefix's exchanges, a subscription's queues.
+//! - [`topology`] — the prefix's exchanges, a subscription's queues (public
+//!   for the bench's raw yardstick, which makes its queue as herald does).
 //! - `held` — what this process holds of a subscription, and its channel.
 //! - `publish` — claims, sends and confirms: what `publish` and redrives share.
 //! - `pull` — leasing events: per-key order, filters, burying the exhausted.
@@ -41,7 +42,7 @@ mod publish;
 mod pull;
 mod setup;
 mod stats;
-mod topology;
+pub mod topology;
 mod wake;
 
 use std::{
