@@ -116,14 +116,12 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
     }
     let engine = o.broker.as_deref().map(Engine::of).transpose()?;
     match o.workload {
-        Workload::W3RawNats => anyhow::ensure!(
-            engine == Some(Engine::Nats),
-            "w3-raw-nats drives a NATS server: --broker nats://…"
-        ),
-        Workload::W3RawRabbit => anyhow::ensure!(
-            engine == Some(Engine::Rabbit),
-            "w3-raw-rabbit drives a RabbitMQ server: --broker amqp://…"
-        ),
+        Workload::W3RawNats => {
+            anyhow::ensure!(engine == Some(Engine::Nats), "w3-raw-nats drives a NATS server: --broker nats://…")
+        }
+        Workload::W3RawRabbit => {
+            anyhow::ensure!(engine == Some(Engine::Rabbit), "w3-raw-rabbit drives a RabbitMQ server: --broker amqp://…")
+        }
         _ => {}
     }
     anyhow::ensure!(o.broker.is_none() || o.url.is_none(), "--broker is for the heralds started here, not with --url");

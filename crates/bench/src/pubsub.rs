@@ -222,7 +222,12 @@ where
 /// chunks of deliveries as they come, hands each to `take` (which
 /// acknowledges them and answers each event's index and lag), and records
 /// what it answers; ends once all `n` events are in, whoever took them.
-pub async fn take_chunks<S, T, F, Fut>(mut chunks: S, n: usize, seen: Arc<Mutex<Seen>>, mut take: F) -> anyhow::Result<()>
+pub async fn take_chunks<S, T, F, Fut>(
+    mut chunks: S,
+    n: usize,
+    seen: Arc<Mutex<Seen>>,
+    mut take: F,
+) -> anyhow::Result<()>
 where
     S: futures::Stream<Item = Vec<T>> + Unpin,
     F: FnMut(Vec<T>) -> Fut,

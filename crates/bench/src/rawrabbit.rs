@@ -60,8 +60,9 @@ pub async fn run(url: &str, prefix: &str, plan: Plan, bar: ProgressBar) -> anyho
     let props = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio);
-    let conn =
-        Connection::connect(url, props).await.with_context(|| format!("connecting to RabbitMQ at {}", herald_rabbit::redact(url)))?;
+    let conn = Connection::connect(url, props)
+        .await
+        .with_context(|| format!("connecting to RabbitMQ at {}", herald_rabbit::redact(url)))?;
     let names = Names::new(prefix, herald_rabbit::DEFAULT_PARTITIONS);
     let topic = format!("w3raw{:08x}", rand::random::<u32>());
     let queue = names.queue(&topic, Part::Keyless);
@@ -94,7 +95,9 @@ pub async fn run(url: &str, prefix: &str, plan: Plan, bar: ProgressBar) -> anyho
                     .with_delivery_mode(2)
                     .with_content_type("application/cloudevents+json".into());
                 let body = serde_json::to_vec(e)?;
-                confirms.push(ch.basic_publish(&exchange, &routing_key, BasicPublishOptions::default(), &body, props).await?);
+                confirms.push(
+                    ch.basic_publish(&exchange, &routing_key, BasicPublishOptions::default(), &body, props).await?,
+                );
             }
             for c in confirms {
                 ensure!(!matches!(c.await?, Confirmation::Nack(_)), "the server refused a publish (nack)");
@@ -133,4 +136,3 @@ async fn consume(deliveries: lapin::Consumer, n: usize, seen: Arc<Mutex<Seen>>) 
     })
     .await
 }
-
