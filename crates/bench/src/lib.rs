@@ -13,8 +13,8 @@
 //!   its lean connection for the start calls.
 //! - [`watchers`] — W2: many SSE watchers while W1 runs.
 //! - [`pubsub`] — W3: events published, pushed or pulled, and their lag;
-//!   [`rawnats`] — the same events straight into NATS JetStream, herald's
-//!   yardstick on that broker.
+//!   [`rawnats`], [`rawrabbit`] — the same events straight into NATS
+//!   JetStream or RabbitMQ, herald's yardstick on that broker.
 //! - [`gateway`] — the gateway beside direct calls and nginx.
 //! - [`stats`] — percentiles and the report; [`chart`] — the SVG chart.
 
@@ -25,12 +25,13 @@ pub mod pg;
 pub mod procs;
 pub mod pubsub;
 pub mod rawnats;
+pub mod rawrabbit;
 pub mod starter;
 pub mod stats;
 pub mod watchers;
 pub mod worker;
 
-use std::{path::PathBuf, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use stats::{Report, histogram, latency};
@@ -54,6 +55,8 @@ pub enum Workload {
     W3Pull,
     /// W3's events straight into NATS JetStream (`--broker`), no herald.
     W3RawNats,
+    /// W3's events straight into RabbitMQ (`--broker`), no herald.
+    W3RawRabbit,
     /// The synchronous gateway against direct calls and nginx.
     Gateway,
 }
@@ -80,9 +83,10 @@ pub struct Options {
     pub store: Option<String>,
     /// Herald nodes to start on that store.
     pub nodes: usize,
-    /// Where the heralds started here keep topics (`nats://…`; each run
-    /// under a prefix of its own, removed after); in the store by default.
-    /// The server `w3-raw-nats` drives.
+    /// Where the heralds started here keep topics (`nats://…` or
+    /// `amqp://…`; each run under a prefix of its own, removed after); in
+    /// the store by default. The server `w3-raw-nats` or `w3-raw-rabbit`
+    /// drives.
     pub broker: Option<String>,
 }
 
@@ -110,8 +114,15 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
             "--nodes above 1 needs a shared store: --store postgres://…"
         );
     }
-    if o.workload == Workload::W3RawNats {
-        anyhow::ensure!(o.broker.is_some(), "w3-raw-nats drives a NATS server: --broker nats://…");
+    let engine = o.broker.as_deref().map(Engine::of).transpose()?;
+    match o.workload {
+        Workload::W3RawNats => {
+            anyhow::ensure!(engine == Some(Engine::Nats), "w3-raw-nats drives a NATS server: --broker nats://…")
+        }
+        Workload::W3RawRabbit => {
+            anyhow::ensure!(engine == Some(Engine::Rabbit), "w3-raw-rabbit drives a RabbitMQ server: --broker amqp://…")
+        }
+        _ => {}
     }
     anyhow::ensure!(o.broker.is_none() || o.url.is_none(), "--broker is for the heralds started here, not with --url");
     // Each run's streams, consumers and buckets under a prefix of its own,
@@ -122,29 +133,96 @@ pub async fn run(o: Options) -> anyhow::Result<Report> {
         _ => None,
     };
     let out = match (&broker, o.workload) {
-        (Some((url, prefix)), Workload::W3RawNats) => run_raw_nats(&o, url, prefix).await,
+        (Some((url, prefix)), Workload::W3RawNats | Workload::W3RawRabbit) => run_raw(&o, url, prefix).await,
         _ => run_on(&o, &mut schema, broker.as_ref().map(|(u, p)| (*u, p.as_str()))).await,
     };
     if let Some(s) = schema {
         s.drop().await?;
     }
-    // After the heralds stopped (`run_on` drops them), so none makes anything again.
+    // After the heralds stopped (`run_on` drops them), so none makes anything
+    // again. On RabbitMQ, `run_on` removes what the heralds made while it
+    // still has their store; the raw run made no subscription.
     if let Some((url, prefix)) = &broker {
-        herald_nats::destroy(url, prefix).await?;
+        match engine {
+            Some(Engine::Nats) => drop(herald_nats::destroy(url, prefix).await?),
+            _ if o.workload == Workload::W3RawRabbit => {
+                let dir = tempfile::tempdir()?;
+                let store = herald_store::sqlite::SqliteStore::open(dir.path(), cleanup_node())?;
+                destroy_rabbit(url, prefix, Arc::new(store)).await?;
+            }
+            _ => {}
+        }
     }
     out
+}
+
+/// The store identity the harness reads a run's store with, once its
+/// heralds have stopped.
+fn cleanup_node() -> herald_store::Node {
+    herald_store::Node { id: "bench-cleanup".into(), lease: chrono::Duration::seconds(60) }
+}
+
+/// Removes the run's prefix from RabbitMQ: every queue of every
+/// subscription `store` names, the prefix's exchanges, and its rows.
+async fn destroy_rabbit(url: &str, prefix: &str, store: Arc<dyn herald_store::Store>) -> anyhow::Result<()> {
+    let ledger = herald_store::BrokerLedger(store);
+    herald_rabbit::destroy(url, prefix, herald_rabbit::DEFAULT_PARTITIONS, &ledger)
+        .await
+        .map_err(|e| anyhow::anyhow!("removing the run's prefix from RabbitMQ: {e}"))
+}
+
+/// The broker engine a `--broker` URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    Nats,
+    Rabbit,
+}
+
+impl Engine {
+    fn of(url: &str) -> anyhow::Result<Engine> {
+        match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("nats") => Ok(Engine::Nats),
+            Some("amqp") => Ok(Engine::Rabbit),
+            _ => anyhow::bail!("--broker takes nats://… or amqp://…"),
+        }
+    }
+
+    /// As the report names it.
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Nats => "nats",
+            Engine::Rabbit => "rabbitmq",
+        }
+    }
 }
 
 /// [`run`], on the store `schema` holds if any, with topics on `broker`
 /// (its URL and the run's prefix) if given.
 async fn run_on(o: &Options, schema: &mut Option<pg::Schema>, broker: Option<(&str, &str)>) -> anyhow::Result<Report> {
+    let store = schema.as_ref().map(|s| s.url.clone()).or(o.store.clone());
     let mut procs = procs::start(procs::Target {
         url: o.url.as_deref(),
-        store: schema.as_ref().map(|s| s.url.as_str()).or(o.store.as_deref()),
+        store: store.as_deref(),
         broker,
         nodes: o.nodes,
         engine_paused: o.workload == Workload::Accept,
     })?;
+    let out = run_started(o, schema, &mut procs).await;
+    if let Some((url, prefix)) = broker.filter(|(url, _)| Engine::of(url).ok() == Some(Engine::Rabbit)) {
+        // The names of the subscriptions' queues are in the heralds' store.
+        procs.stop_heralds();
+        let store: Arc<dyn herald_store::Store> = match (store.as_deref(), procs.data_dir(0)) {
+            (Some(pg), _) => Arc::new(herald_store::postgres::PgStore::open(pg, cleanup_node(), 2).await?),
+            (None, Some(dir)) => Arc::new(herald_store::sqlite::SqliteStore::open(&dir, cleanup_node())?),
+            (None, None) => anyhow::bail!("no store to find the run's RabbitMQ queues in"),
+        };
+        destroy_rabbit(url, prefix, store).await?;
+    }
+    out
+}
+
+/// [`run_on`]'s workload, on the heralds `procs` started.
+async fn run_started(o: &Options, schema: &mut Option<pg::Schema>, procs: &mut procs::Procs) -> anyhow::Result<Report> {
     let pid = procs.heralds.first().map(|c| c.id());
     let http = reqwest::Client::builder().pool_max_idle_per_host(usize::MAX).tcp_nodelay(true).build()?;
     for url in &procs.herald_urls {
@@ -153,19 +231,19 @@ async fn run_on(o: &Options, schema: &mut Option<pg::Schema>, broker: Option<(&s
     let url = procs.herald_url.clone();
     let urls = procs.herald_urls.clone();
     if matches!(o.workload, Workload::W3 | Workload::W3Pull) {
-        return run_pubsub(o, &http, &procs, pid).await;
+        return run_pubsub(o, &http, procs, pid).await;
     }
     if o.workload == Workload::Gateway {
-        return run_gateway(o, &procs, pid).await;
+        return run_gateway(o, procs, pid).await;
     }
     if o.workload == Workload::W1Shed {
-        return run_shed(o, &http, &procs, pid).await;
+        return run_shed(o, &http, procs, pid).await;
     }
     let (workflow, follow) = match o.workload {
         Workload::W0 => ("w0", true),
         Workload::Accept => ("order", false),
         Workload::W1 | Workload::W2 | Workload::W1Shed => ("order", true),
-        Workload::W3 | Workload::W3Pull | Workload::W3RawNats | Workload::Gateway => {
+        Workload::W3 | Workload::W3Pull | Workload::W3RawNats | Workload::W3RawRabbit | Workload::Gateway => {
             unreachable!("these run on their own")
         }
     };
@@ -209,10 +287,10 @@ async fn run_on(o: &Options, schema: &mut Option<pg::Schema>, broker: Option<(&s
             _ => "finished",
         },
     );
-    let before = Usage::now(&procs, schema).await?;
+    let before = Usage::now(procs, schema).await?;
     let run = client::run(&http, &urls, workflow, o.n, o.c, follow, b.clone()).await?;
     b.finish();
-    let after = Usage::now(&procs, &mut None).await?;
+    let after = Usage::now(procs, &mut None).await?;
     let watchers = match (watch, completer) {
         (Some(w), Some(c)) => {
             c.await??;
@@ -352,14 +430,19 @@ async fn run_pubsub(
     pubsub_report(o, &run, pid)
 }
 
-/// W3's events straight into NATS JetStream: the warm-up, then the run.
-async fn run_raw_nats(o: &Options, url: &str, prefix: &str) -> anyhow::Result<Report> {
+/// W3's events straight into the broker (NATS JetStream or RabbitMQ): the
+/// warm-up, then the run.
+async fn run_raw(o: &Options, url: &str, prefix: &str) -> anyhow::Result<Report> {
     let plan = |n: usize| w3_plan(o, pubsub::Consumer::Pull, n);
+    let raw = async |plan: pubsub::Plan, bar: ProgressBar| match o.workload {
+        Workload::W3RawNats => rawnats::run(url, prefix, plan, bar).await,
+        _ => rawrabbit::run(url, prefix, plan, bar).await,
+    };
     if o.warmup > 0 {
-        rawnats::run(url, prefix, plan(o.warmup * o.batch.max(1)), ProgressBar::hidden()).await?;
+        raw(plan(o.warmup * o.batch.max(1)), ProgressBar::hidden()).await?;
     }
     let b = bar(o.n, "acked");
-    let run = rawnats::run(url, prefix, plan(o.n), b.clone()).await?;
+    let run = raw(plan(o.n), b.clone()).await?;
     b.finish();
     pubsub_report(o, &run, None)
 }
@@ -379,7 +462,7 @@ fn pubsub_report(o: &Options, run: &pubsub::Run, pid: Option<u32>) -> anyhow::Re
         push_batch: (o.workload == Workload::W3).then_some(o.push_batch),
         rate: o.rate,
         duplicates: run.duplicates,
-        broker: o.broker.as_ref().map(|_| "nats".to_string()),
+        broker: o.broker.as_deref().and_then(|url| Engine::of(url).ok()).map(|e| e.name().to_string()),
     };
     let report = Report { events: Some(events), ..report(o, run.wall, &publish, Some(&lag), pid) };
     if let Some(path) = &o.chart {

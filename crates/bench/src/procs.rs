@@ -25,6 +25,11 @@ pub struct Procs {
 }
 
 impl Procs {
+    /// Where node `node` started here keeps its embedded store.
+    pub fn data_dir(&self, node: usize) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join(format!("data-{node}")))
+    }
+
     /// Stops the herald nodes (their connections close, so the store sees
     /// them gone).
     pub fn stop_heralds(&mut self) {

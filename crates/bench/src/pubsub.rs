@@ -172,7 +172,8 @@ async fn publish(
 
 /// Sends the plan's N events in batches of B through `send`, C batches in
 /// flight (or each batch when `rate` makes it due); answers how long each
-/// `send` took, µs. Every publisher of W3 (herald's API, raw NATS) goes
+/// `send` took, µs. Every publisher of W3 (herald's API, raw NATS, raw
+/// RabbitMQ) goes
 /// through this, so they differ only in what `send` does.
 pub async fn publish_batches<F, Fut>(
     plan: &Plan,
@@ -215,6 +216,36 @@ where
         all.extend(t??);
     }
     Ok(all)
+}
+
+/// The raw engines' consumer loop (`rawnats`, `rawrabbit`): takes the
+/// chunks of deliveries as they come, hands each to `take` (which
+/// acknowledges them and answers each event's index and lag), and records
+/// what it answers; ends once all `n` events are in, whoever took them.
+pub async fn take_chunks<S, T, F, Fut>(
+    mut chunks: S,
+    n: usize,
+    seen: Arc<Mutex<Seen>>,
+    mut take: F,
+) -> anyhow::Result<()>
+where
+    S: futures::Stream<Item = Vec<T>> + Unpin,
+    F: FnMut(Vec<T>) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<(u64, u64)>>>,
+{
+    use futures::StreamExt;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while seen.lock().expect("seen").count() < n {
+        ensure!(Instant::now() < deadline, "the consumers stopped receiving events");
+        // Now and then, to see whether the others have taken the rest.
+        let Ok(chunk) = tokio::time::timeout(Duration::from_millis(100), chunks.next()).await else { continue };
+        let got = take(chunk.context("the consumer's message stream ended")?).await?;
+        let mut s = seen.lock().expect("seen");
+        for (i, lag) in got {
+            s.record(i, lag);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

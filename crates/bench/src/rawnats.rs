@@ -122,30 +122,24 @@ async fn consume(
     n: usize,
     seen: Arc<Mutex<Seen>>,
 ) -> anyhow::Result<()> {
-    let mut chunks = messages.ready_chunks(PULL_MAX);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while seen.lock().expect("seen").count() < n {
-        ensure!(Instant::now() < deadline, "the consumers stopped receiving events");
-        // Now and then, to see whether the others have taken the rest.
-        let Ok(chunk) = tokio::time::timeout(Duration::from_millis(100), chunks.next()).await else { continue };
-        let chunk = chunk.context("the consumer's message stream ended")?;
-        let mut got = Vec::with_capacity(chunk.len());
-        let mut acks = Vec::with_capacity(chunk.len());
-        for m in chunk {
-            let m = m.map_err(|e| anyhow::anyhow!("pulling: {e}"))?;
-            let event: Value = serde_json::from_slice(&m.payload)?;
-            got.push(pubsub::lag_of(&event).context("an event without its send time")?);
-            let reply = m.reply.clone().context("a message without an ack subject")?;
-            let client = client.clone();
-            acks.push(async move { client.request(reply, "+ACK".into()).await });
+    pubsub::take_chunks(messages.ready_chunks(PULL_MAX), n, seen, |chunk| {
+        let client = client.clone();
+        async move {
+            let mut got = Vec::with_capacity(chunk.len());
+            let mut acks = Vec::with_capacity(chunk.len());
+            for m in chunk {
+                let m = m.map_err(|e| anyhow::anyhow!("pulling: {e}"))?;
+                let event: Value = serde_json::from_slice(&m.payload)?;
+                got.push(pubsub::lag_of(&event).context("an event without its send time")?);
+                let reply = m.reply.clone().context("a message without an ack subject")?;
+                let client = client.clone();
+                acks.push(async move { client.request(reply, "+ACK".into()).await });
+            }
+            for ack in futures::future::join_all(acks).await {
+                ack.context("acknowledging")?;
+            }
+            Ok(got)
         }
-        for ack in futures::future::join_all(acks).await {
-            ack.context("acknowledging")?;
-        }
-        let mut s = seen.lock().expect("seen");
-        for (i, lag) in got {
-            s.record(i, lag);
-        }
-    }
-    Ok(())
+    })
+    .await
 }

@@ -82,10 +82,10 @@ struct ServerArgs {
 struct BenchArgs {
     /// w0 (one step), w1 (the order saga), w1-shed (w1 clean, then on a worker answering 503 to
     /// a fifth of first attempts), w2 (w1 with SSE watchers), accept (engine paused),
-    /// w3 (pub/sub pushed to the worker), w3-pull (pub/sub pulled by the harness), w3-raw-nats
-    /// (w3's events straight into NATS JetStream at --broker, no herald: the yardstick),
-    /// gateway (direct vs herald's gateway vs nginx; -c connections flat out, --watchers held open).
-    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w1-shed", "w2", "accept", "w3", "w3-pull", "w3-raw-nats", "gateway"])]
+    /// w3 (pub/sub pushed to the worker), w3-pull (pub/sub pulled by the harness), w3-raw-nats and
+    /// w3-raw-rabbit (w3's events straight into NATS JetStream or RabbitMQ at --broker, no herald:
+    /// the yardstick), gateway (direct vs herald's gateway vs nginx; -c connections flat out, --watchers held open).
+    #[arg(long, short, default_value = "w1", value_parser = ["w0", "w1", "w1-shed", "w2", "accept", "w3", "w3-pull", "w3-raw-nats", "w3-raw-rabbit", "gateway"])]
     workload: String,
     /// Operations to run (after the warm-up).
     #[arg(short, default_value_t = 2000)]
@@ -125,9 +125,9 @@ struct BenchArgs {
     /// in turn and are followed on another, so every event crosses nodes.
     #[arg(long, default_value_t = 1)]
     nodes: usize,
-    /// Topics of the heralds started here on this broker (nats://…), each run under a prefix of
-    /// its own (`bench_…`), removed after; for w3-raw-nats, the server it drives [default: topics
-    /// in the store].
+    /// Topics of the heralds started here on this broker (nats://… or amqp://…), each run under a
+    /// prefix of its own (`bench_…`), removed after; for w3-raw-nats and w3-raw-rabbit, the server
+    /// it drives [default: topics in the store].
     #[arg(long)]
     broker: Option<String>,
 }
@@ -187,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
                 "w3" => herald_bench::Workload::W3,
                 "w3-pull" => herald_bench::Workload::W3Pull,
                 "w3-raw-nats" => herald_bench::Workload::W3RawNats,
+                "w3-raw-rabbit" => herald_bench::Workload::W3RawRabbit,
                 "gateway" => herald_bench::Workload::Gateway,
                 _ => herald_bench::Workload::W1,
             };

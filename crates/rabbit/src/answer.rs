@@ -90,9 +90,7 @@ impl Inner {
         };
         let (tags, unknown) =
             self.leased(&rt, ids, Utc::now(), |held, id| held.items.remove(&id).expect("a leased item").tag);
-        for tag in &tags {
-            rt.ack(*tag).await?;
-        }
+        rt.ack_all(&tags).await?;
         if !tags.is_empty() {
             // A key's next event is on its way.
             self.wakeups.wake(&sub.name);

@@ -13,7 +13,8 @@
 //! Each subscription has a channel of its own in each process that uses
 //! it: a consumer per keyed queue with a prefetch of one (so a partition
 //! has at most one event here, and the next comes only once it is
-//! acknowledged), and `basic.get` on the keyless queue as pullers ask.
+//! acknowledged), and the keyless queue drawn from as pullers ask (see
+//! `pull`).
 
 use std::{
     collections::BTreeMap,
@@ -66,6 +67,16 @@ pub struct Item {
     pub state: State,
 }
 
+impl Item {
+    /// Could go out now: due, or its lease ended.
+    pub fn due(&self, now: DateTime<Utc>) -> bool {
+        match self.state {
+            State::Ready(at) => at <= now,
+            State::Leased { until, .. } => until <= now,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Held {
     next: u64,
@@ -90,6 +101,8 @@ pub struct Runtime {
     /// over on a new channel.
     pub broken: AtomicBool,
     consumers: Mutex<Vec<tokio::task::AbortHandle>>,
+    /// Held by a pull drawing from the keyless queue (see `pull`).
+    pub drawing: tokio::sync::Mutex<()>,
 }
 
 impl Drop for Runtime {
@@ -138,6 +151,7 @@ impl Runtime {
             held: Mutex::new(Held::default()),
             broken: AtomicBool::new(false),
             consumers: Mutex::new(Vec::new()),
+            drawing: tokio::sync::Mutex::new(()),
         });
         for part in names.parts().filter(|p| *p != Part::Keyless) {
             let consumer = channel
@@ -153,6 +167,13 @@ impl Runtime {
     /// Acknowledges a delivery: RabbitMQ forgets it.
     pub async fn ack(&self, tag: u64) -> BResult<()> {
         self.channel.basic_ack(tag, Default::default()).await.map_err(storage)
+    }
+
+    /// Acknowledges deliveries, each on its own (not `multiple`: other
+    /// deliveries of the channel below these may be out), all written in
+    /// one go rather than one after the other.
+    pub async fn ack_all(&self, tags: &[u64]) -> BResult<()> {
+        futures::future::try_join_all(tags.iter().map(|t| self.ack(*t))).await.map(drop)
     }
 }
 

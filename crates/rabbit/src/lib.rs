@@ -14,7 +14,8 @@
 //! - `headers` — what herald stamps on each event (its `seq`, topic, time).
 //! - `defs` — subscription definitions, read from the ledger and kept a
 //!   moment for the calls that use them.
-//! - `topology` — the prefix's exchanges, a subscription's queues.
+//! - [`topology`] — the prefix's exchanges, a subscription's queues (public
+//!   for the bench's raw yardstick, which makes its queue as herald does).
 //! - `held` — what this process holds of a subscription, and its channel.
 //! - `publish` — claims, sends and confirms: what `publish` and redrives share.
 //! - `pull` — leasing events: per-key order, filters, burying the exhausted.
@@ -41,7 +42,7 @@ mod publish;
 mod pull;
 mod setup;
 mod stats;
-mod topology;
+pub mod topology;
 mod wake;
 
 use std::{

@@ -2,7 +2,8 @@
 //! embedded and NATS backends), plus what only several herald processes on
 //! one server can show: pullers in two processes never share an event and
 //! keep per-key order between them; a subscription, an answer and a
-//! publish made through one are seen by the other.
+//! publish made through one are seen by the other; a pull takes from the
+//! keyless queue no more than it asks for.
 //!
 //! Each test has a prefix of its own (its exchanges and queues, and its
 //! rows in a store of the test's own), removed when the test ends, passed
@@ -152,6 +153,29 @@ async fn what_one_process_does_the_other_sees() {
 
     assert!(b.delete_subscription("s").await.unwrap());
     assert!(a.subscription("s").await.unwrap().is_none(), "the delete");
+}
+
+#[tokio::test]
+async fn a_pull_takes_keyless_events_in_one_go_but_no_more_than_it_asks_for() {
+    let (h, b) = two_processes().await;
+    let a = h.broker.clone();
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+    let events = (0..300).map(|i| contract::event(&format!("e{i}"), "T", None)).collect();
+    a.publish("t", events).await.unwrap();
+
+    let few = a.pull("s", 3, LEASE).await.unwrap();
+    let many = a.pull("s", 250, LEASE).await.unwrap();
+    let ids: Vec<String> = few.iter().chain(&many).map(|m| m.ack_id.clone()).collect();
+    assert!(a.ack("s", &ids).await.unwrap().is_empty(), "every lease held");
+    // Room on a's channel now: a consumer left running would take more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rest = b.pull("s", 100, LEASE).await.unwrap();
+
+    assert_eq!((few.len(), many.len()), (3, 250), "as many as asked, in one pull");
+    assert_eq!(rest.len(), 47, "the rest waited in the queue for another process");
+    let taken: HashSet<&str> = few.iter().chain(&many).chain(&rest).map(|m| m.event.id.as_str()).collect();
+    assert_eq!(taken.len(), 300, "every event once");
+    assert!(a.pull("s", 10, LEASE).await.unwrap().is_empty(), "nothing held back in a");
 }
 
 #[tokio::test]
