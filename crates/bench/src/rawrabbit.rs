@@ -78,11 +78,13 @@ pub async fn run(url: &str, prefix: &str, plan: Plan, bar: ProgressBar) -> anyho
     let seen = Arc::new(Mutex::new(Seen::default()));
     let started = Instant::now();
     let mut consumers = Vec::new();
+    let mut channels = Vec::new();
     for _ in 0..CONSUMERS {
         let ch = conn.create_channel().await?;
         ch.basic_qos(PREFETCH, BasicQosOptions::default()).await?;
         let deliveries = ch.basic_consume(&queue, "", BasicConsumeOptions::default(), FieldTable::default()).await?;
         consumers.push(tokio::spawn(consume(deliveries, plan.n, seen.clone())));
+        channels.push(ch);
     }
     let publisher = conn.create_channel().await?;
     publisher.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -110,6 +112,12 @@ pub async fn run(url: &str, prefix: &str, plan: Plan, bar: ProgressBar) -> anyho
         c.await??;
     }
     let run = Seen::finish(seen, started, plan.n, publish_us)?;
+    // The consumers' channels close first: a queue deleted under its
+    // consumers has the server cancel them while lapin may be cancelling
+    // them too, and a cancel-ok nobody awaits is a connection error.
+    for ch in channels {
+        ch.close(200, "done").await.context("closing a consumer's channel")?;
+    }
     // Every event acknowledged: the queue is empty, and goes.
     setup.queue_delete(&queue, QueueDeleteOptions::default()).await.context("removing the queue")?;
     let _ = conn.close(200, "done").await;
