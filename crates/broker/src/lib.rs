@@ -9,6 +9,8 @@
 //! - [`ledger`] — what a broker on a server of its own keeps in herald's
 //!   store: publish dedupe and `seq`, subscription definitions.
 //! - [`subscription`] — what a subscription is: topic, filter, push or pull, retry.
+//! - [`wake`] — waking a process's consumers that wait for a subscription,
+//!   shared by the brokers on servers of their own.
 //! - [`Broker`] — the one trait every backend implements (embedded on the
 //!   store, on NATS JetStream, on RabbitMQ), with the semantics below.
 //! - `contract` (feature `contract`) — the tests every backend must pass.
@@ -35,6 +37,7 @@ pub mod dead;
 pub mod event;
 pub mod ledger;
 pub mod subscription;
+pub mod wake;
 
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -49,6 +52,7 @@ pub use dead::{DeadEvent, DeadLetters};
 pub use event::{CloudEvent, EventError};
 pub use ledger::{Claim, Claimed, Confirmed, Ledger};
 pub use subscription::{Delivery, RawSubscription, Subscription, SubscriptionError};
+pub use wake::Wakeups;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

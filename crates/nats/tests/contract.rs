@@ -8,15 +8,11 @@
 //! subjects), removed when the test ends, passed or failed. Without a
 //! server they fail, saying what to start.
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use herald_broker::{
     Broker, DeadLetters, Redelivery,
-    contract::{self, Harness},
+    contract::{self, Harness, two},
 };
 use herald_nats::{NatsBroker, NatsConfig};
 use serde_json::json;
@@ -61,96 +57,20 @@ const LEASE: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn pullers_in_two_processes_keep_per_key_order_and_never_share_an_event() {
-    let (a, b) = two_processes().await;
-    let a = a.broker.clone();
-    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
-    // Both publish, alternating between two keys, with keyless events between.
-    let mut published: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for i in 0..30 {
-        let (through, key) = if i % 2 == 0 { (&a, Some("x")) } else { (&b, Some("y")) };
-        let key = if i % 5 == 0 { None } else { key };
-        let p = through.publish("t", vec![contract::event(&format!("e{i}"), "T", key)]).await.unwrap();
-        published.entry(key.unwrap_or("-").to_string()).or_default().push(p[0].seq);
-    }
-
-    // What each gets goes into one log, in the order received: a key's next
-    // may only come once its last was acknowledged.
-    type Log = std::sync::Mutex<(HashSet<String>, Vec<(String, u64)>)>;
-    let log: Arc<Log> = Arc::default();
-    let pullers = [a.clone(), b.clone()].into_iter().map(|broker| {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-            let mut idle = 0;
-            while idle < 20 {
-                assert!(tokio::time::Instant::now() < deadline, "events stopped coming");
-                let msgs = broker.pull("s", 3, LEASE).await.unwrap();
-                if msgs.is_empty() {
-                    idle += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-                idle = 0;
-                {
-                    let (out, received) = &mut *log.lock().unwrap();
-                    for m in &msgs {
-                        let key = m.event.ordering_key().unwrap_or("-").to_string();
-                        if key != "-" {
-                            assert!(out.insert(key.clone()), "key {key} out twice at once");
-                        }
-                        received.push((key, m.seq));
-                    }
-                }
-                tokio::task::yield_now().await;
-                {
-                    let (out, _) = &mut *log.lock().unwrap();
-                    for m in &msgs {
-                        out.remove(m.event.ordering_key().unwrap_or("-"));
-                    }
-                }
-                let ids: Vec<String> = msgs.iter().map(|m| m.ack_id.clone()).collect();
-                assert!(broker.ack("s", &ids).await.unwrap().is_empty(), "every lease still held");
-            }
-        })
-    });
-    for p in pullers {
-        p.await.unwrap();
-    }
-
-    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for (key, seq) in log.lock().unwrap().1.drain(..) {
-        by_key.entry(key).or_default().push(seq);
-    }
-    by_key.get_mut("-").unwrap().sort_unstable();
-    assert_eq!(by_key, published, "every event once; keys x and y in publish order");
+    let (h, b) = two_processes().await;
+    // NATS answers an empty pull at once: a pause after each.
+    let idle = two::Idle { rounds: 20, pause: Duration::from_millis(10) };
+    two::pullers_in_two_processes_keep_per_key_order_and_never_share_an_event(h.broker.clone(), b, idle).await;
 }
 
 #[tokio::test]
 async fn what_one_process_does_the_other_sees() {
-    let (a, b) = two_processes().await;
-    let a = a.broker.clone();
-    let wake = b.wakeup("s");
-    a.put_subscription(&contract::subscription("s", json!({"topic": "t", "retry": {"attempts": 2}}))).await.unwrap();
-    assert_eq!(b.subscription("s").await.unwrap().map(|s| s.topic), Some("t".into()), "the definition");
-    assert_eq!(b.subscriptions().await.unwrap().len(), 1);
-
-    let woken = wake.notified();
-    tokio::pin!(woken);
-    woken.as_mut().enable();
-    a.publish("t", vec![contract::event("e1", "T", Some("k")), contract::event("e2", "T", Some("k"))]).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(2), woken).await.expect("woken by the other's publish");
-
-    // Pulled in one, given up on in the other.
-    let m = b.pull("s", 10, LEASE).await.unwrap();
-    assert_eq!(m.len(), 1);
-    let nacked = a.nack("s", &[m[0].ack_id.clone()], Redelivery::Never, "refused").await.unwrap();
-    assert_eq!(nacked.dead_lettered, 1);
-    assert_eq!(b.stats("s").await.unwrap().dead_letters, 1, "the dead letter");
-    let next = b.pull("s", 10, LEASE).await.unwrap();
-    assert_eq!(next.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e2"], "the key moved on");
-
-    assert!(b.delete_subscription("s").await.unwrap());
-    assert!(a.subscription("s").await.unwrap().is_none(), "the delete");
+    let (h, b) = two_processes().await;
+    let a = h.broker.clone();
+    // Keyed: the dead letter lets the key move on.
+    let next = two::the_definition_publish_and_dead_letter_are_seen(&*a, &*b, Some("k"), 10).await;
+    assert_eq!(next[0].event.ordering_key(), Some("k"), "the key moved on");
+    two::the_delete_is_seen(&*a, &*b).await;
 }
 
 #[tokio::test]
@@ -190,24 +110,8 @@ async fn wait_for_one(b: &dyn Broker, sub: &str) -> herald_broker::Message {
 #[tokio::test]
 async fn a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_starts_there() {
     let h = nats().await;
-    let b = h.broker.clone();
-    let put = |raw| contract::subscription("s", raw);
-    b.put_subscription(&put(json!({"topic": "t"}))).await.unwrap();
-    b.publish("t", vec![contract::event("e1", "T", Some("k"))]).await.unwrap();
-
-    let changed = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
-    let same = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
-
-    assert_eq!(changed.unwrap(), herald_broker::Put::Updated);
-    assert_eq!(same.unwrap(), herald_broker::Put::Unchanged);
-    let m = b.pull("s", 10, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(m.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e1"], "what waited is still there");
-
-    b.put_subscription(&put(json!({"topic": "u"}))).await.unwrap();
-    b.publish("t", vec![contract::event("e2", "T", None)]).await.unwrap();
-    b.publish("u", vec![contract::event("e3", "T", None)]).await.unwrap();
-    let ids: Vec<String> = b.pull("s", 10, LEASE).await.unwrap().into_iter().map(|m| m.event.id).collect();
-    assert_eq!(ids, ["e3"], "only the new topic's events");
+    contract::a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_starts_there(h.broker.clone())
+        .await;
 }
 
 #[tokio::test]

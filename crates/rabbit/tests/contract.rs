@@ -9,15 +9,11 @@
 //! rows in a store of the test's own), removed when the test ends, passed
 //! or failed. Without a server they fail, saying what to start.
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use herald_broker::{
-    Broker, DeadLetters, Redelivery,
-    contract::{self, Harness},
+    Broker, DeadLetters,
+    contract::{self, Harness, two},
 };
 use herald_rabbit::RabbitBroker;
 use serde_json::json;
@@ -63,96 +59,20 @@ const LEASE: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn pullers_in_two_processes_keep_per_key_order_and_never_share_an_event() {
     let (h, b) = two_processes().await;
-    let a = h.broker.clone();
-    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
-    // Both publish, alternating between two keys, with keyless events between.
-    let mut published: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for i in 0..30 {
-        let (through, key) = if i % 2 == 0 { (&a, Some("x")) } else { (&b, Some("y")) };
-        let key = if i % 5 == 0 { None } else { key };
-        let p = through.publish("t", vec![contract::event(&format!("e{i}"), "T", key)]).await.unwrap();
-        published.entry(key.unwrap_or("-").to_string()).or_default().push(p[0].seq);
-    }
-
-    // What each gets goes into one log, in the order received: a key's next
-    // may only come once its last was acknowledged.
-    type Log = std::sync::Mutex<(HashSet<String>, Vec<(String, u64)>)>;
-    let log: Arc<Log> = Arc::default();
-    let pullers = [a.clone(), b.clone()].into_iter().map(|broker| {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-            let mut idle = 0;
-            while idle < 10 {
-                assert!(tokio::time::Instant::now() < deadline, "events stopped coming");
-                let msgs = broker.pull("s", 3, LEASE).await.unwrap();
-                if msgs.is_empty() {
-                    idle += 1;
-                    continue;
-                }
-                idle = 0;
-                {
-                    let (out, received) = &mut *log.lock().unwrap();
-                    for m in &msgs {
-                        let key = m.event.ordering_key().unwrap_or("-").to_string();
-                        if key != "-" {
-                            assert!(out.insert(key.clone()), "key {key} out twice at once");
-                        }
-                        received.push((key, m.seq));
-                    }
-                }
-                tokio::task::yield_now().await;
-                {
-                    let (out, _) = &mut *log.lock().unwrap();
-                    for m in &msgs {
-                        out.remove(m.event.ordering_key().unwrap_or("-"));
-                    }
-                }
-                let ids: Vec<String> = msgs.iter().map(|m| m.ack_id.clone()).collect();
-                assert!(broker.ack("s", &ids).await.unwrap().is_empty(), "every lease still held");
-            }
-        })
-    });
-    for p in pullers {
-        p.await.unwrap();
-    }
-
-    let mut by_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for (key, seq) in log.lock().unwrap().1.drain(..) {
-        by_key.entry(key).or_default().push(seq);
-    }
-    by_key.get_mut("-").unwrap().sort_unstable();
-    assert_eq!(by_key, published, "every event once; keys x and y in publish order");
+    // An empty pull waits a moment for deliveries itself: no pause after it.
+    let idle = two::Idle { rounds: 10, pause: Duration::ZERO };
+    two::pullers_in_two_processes_keep_per_key_order_and_never_share_an_event(h.broker.clone(), b, idle).await;
 }
 
 #[tokio::test]
 async fn what_one_process_does_the_other_sees() {
     let (h, b) = two_processes().await;
     let a = h.broker.clone();
-    let wake = b.wakeup("s");
-    a.put_subscription(&contract::subscription("s", json!({"topic": "t", "retry": {"attempts": 2}}))).await.unwrap();
-    assert_eq!(b.subscription("s").await.unwrap().map(|s| s.topic), Some("t".into()), "the definition");
-    assert_eq!(b.subscriptions().await.unwrap().len(), 1);
-
-    let woken = wake.notified();
-    tokio::pin!(woken);
-    woken.as_mut().enable();
-    a.publish("t", vec![contract::event("e1", "T", None), contract::event("e2", "T", None)]).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(2), woken).await.expect("woken by the other's publish");
-
-    // Pulled in one, answered through the other: forwarded to the holder.
-    let m = b.pull("s", 1, LEASE).await.unwrap();
-    assert_eq!(m.len(), 1);
-    let nacked = a.nack("s", &[m[0].ack_id.clone()], Redelivery::Never, "refused").await.unwrap();
-    assert_eq!(nacked.dead_lettered, 1);
-    assert_eq!(b.stats("s").await.unwrap().dead_letters, 1, "the dead letter");
-    let next = b.pull("s", 10, LEASE).await.unwrap();
-    assert_eq!(next.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e2"]);
+    let next = two::the_definition_publish_and_dead_letter_are_seen(&*a, &*b, None, 1).await;
+    // Answered through the other: forwarded to the holder.
     assert!(a.ack("s", &[next[0].ack_id.clone()]).await.unwrap().is_empty(), "an ack forwarded");
     assert_eq!(a.ack("s", &[next[0].ack_id.clone()]).await.unwrap(), [next[0].ack_id.clone()], "answered once");
-
-    assert!(b.delete_subscription("s").await.unwrap());
-    assert!(a.subscription("s").await.unwrap().is_none(), "the delete");
+    two::the_delete_is_seen(&*a, &*b).await;
 }
 
 #[tokio::test]
@@ -199,24 +119,8 @@ async fn an_ack_id_answers_only_its_own_subscription() {
 #[tokio::test]
 async fn a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_starts_there() {
     let h = rabbit().await;
-    let b = h.broker.clone();
-    let put = |raw| contract::subscription("s", raw);
-    b.put_subscription(&put(json!({"topic": "t"}))).await.unwrap();
-    b.publish("t", vec![contract::event("e1", "T", Some("k"))]).await.unwrap();
-
-    let changed = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
-    let same = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
-
-    assert_eq!(changed.unwrap(), herald_broker::Put::Updated);
-    assert_eq!(same.unwrap(), herald_broker::Put::Unchanged);
-    let m = b.pull("s", 10, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(m.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e1"], "what waited is still there");
-
-    b.put_subscription(&put(json!({"topic": "u"}))).await.unwrap();
-    b.publish("t", vec![contract::event("e2", "T", None)]).await.unwrap();
-    b.publish("u", vec![contract::event("e3", "T", None)]).await.unwrap();
-    let ids: Vec<String> = b.pull("s", 10, LEASE).await.unwrap().into_iter().map(|m| m.event.id).collect();
-    assert_eq!(ids, ["e3"], "only the new topic's events");
+    contract::a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_starts_there(h.broker.clone())
+        .await;
 }
 
 #[tokio::test]

@@ -6,26 +6,23 @@
 //! needs nothing of the server but its exchanges and quorum queues (its
 //! publish claims and subscription definitions are in its store), so
 //! both come back alike, as long as RabbitMQ's own quorum queues do (see
-//! `Node::wait_saved`).
+//! `Node::wait_saved`). The test's body is herald-broker's
+//! (`contract::process`); here is the node it restarts.
 //!
 //! Runs a RabbitMQ node of its own (RabbitMQ 3.10 installed, its
 //! `rabbitmq-server` found at RABBITMQ_SERVER or the Debian package's
 //! place), so the shared one at 127.0.0.1:5672 is never restarted.
 
 use std::{
-    collections::BTreeSet,
     os::unix::process::CommandExt,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
-use herald_broker::{Broker, contract};
-use serde_json::json;
+use herald_broker::contract::process;
 
 mod common;
-
-const EVENTS: usize = 300;
 
 /// A RabbitMQ node of the test's own, killed when dropped.
 struct Node {
@@ -152,71 +149,36 @@ async fn a_server_killed_and_started_again_under_load_loses_no_acknowledged_publ
 /// starting at once on a small machine slow each other down.
 static ONE_NODE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn restarted_under_load(signal: &str) {
+/// The test's node, and how the test stops it.
+struct Restarted {
+    node: Node,
+    signal: &'static str,
+}
+
+impl process::Engine for Restarted {
+    fn settle(&self) {
+        let queues: Vec<String> =
+            ["dead", "s.s.u", "s.s.k0", "s.s.k1", "s.s.k2", "s.s.k3"].iter().map(|q| format!("hr.{q}")).collect();
+        self.node.wait_saved(&queues);
+    }
+
+    fn restart(&mut self) {
+        let stopped = std::time::Instant::now();
+        self.node.restart(self.signal);
+        eprintln!("{}: the node listened again {:?} after the signal", self.signal, stopped.elapsed());
+    }
+}
+
+async fn restarted_under_load(signal: &'static str) {
     let _alone = ONE_NODE.lock().await;
-    let mut node = Node::start();
+    let mut engine = Restarted { node: Node::start(), signal };
     let dir = tempfile::tempdir().unwrap();
-    let broker = Arc::new(common::connect(&node.url(), "hr", common::sqlite(dir.path())).await);
-    let sub = json!({"topic": "t", "retry": {"attempts": 20}});
-    broker.put_subscription(&contract::subscription("s", sub)).await.unwrap();
-    let queues: Vec<String> =
-        ["dead", "s.s.u", "s.s.k0", "s.s.k1", "s.s.k2", "s.s.k3"].iter().map(|q| format!("hr.{q}")).collect();
-    tokio::task::block_in_place(|| node.wait_saved(&queues));
-
-    // One publisher, each event retried until the server acknowledges it.
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let publisher = {
-        let (broker, acked) = (broker.clone(), acked.clone());
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-            for i in 0..EVENTS {
-                let key = ["a", "b", "c"][i % 3];
-                let e = contract::event(&format!("e{i:03}"), "T", (i % 2 == 0).then_some(key));
-                loop {
-                    assert!(tokio::time::Instant::now() < deadline, "publishing never came back");
-                    match broker.publish("t", vec![e.clone()]).await {
-                        Ok(p) => {
-                            acked.lock().unwrap().push((p[0].id.clone(), p[0].seq));
-                            break;
-                        }
-                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                    }
-                }
-            }
-        })
+    let broker = Arc::new(common::connect(&engine.node.url(), "hr", common::sqlite(dir.path())).await);
+    let pace = process::Pace {
+        publish_within: Duration::from_secs(120),
+        started_within: Duration::from_secs(30),
+        retry_after: Duration::from_millis(100),
+        empty_pause: Duration::ZERO,
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while acked.lock().unwrap().len() < EVENTS / 3 {
-        assert!(tokio::time::Instant::now() < deadline, "publishing did not get going");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let at_kill = acked.lock().unwrap().len();
-    let stopped = std::time::Instant::now();
-    tokio::task::block_in_place(|| node.restart(signal));
-    eprintln!("{signal}: the node listened again {:?} after the signal", stopped.elapsed());
-    publisher.await.unwrap();
-
-    // Every acknowledged event comes out, whatever the outage cost.
-    let acked: Vec<(String, u64)> = acked.lock().unwrap().clone();
-    let mut delivered = BTreeSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while delivered.len() < EVENTS {
-        assert!(tokio::time::Instant::now() < deadline, "deliveries stopped at {} of {EVENTS}", delivered.len());
-        let Ok(msgs) = broker.pull("s", 50, Duration::from_secs(30)).await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let ids: Vec<String> = msgs.iter().map(|m| m.ack_id.clone()).collect();
-        delivered.extend(msgs.into_iter().map(|m| m.event.id));
-        if !ids.is_empty() {
-            broker.ack("s", &ids).await.unwrap();
-        }
-    }
-
-    assert!(at_kill < EVENTS, "the server was stopped while events were still being published");
-    assert_eq!(acked.len(), EVENTS, "every event was acknowledged in the end");
-    let stored: BTreeSet<u64> = acked.iter().map(|(_, seq)| *seq).collect();
-    assert_eq!(stored.len(), EVENTS, "a publish retried across the outage was stored once");
-    let published: BTreeSet<String> = acked.into_iter().map(|(id, _)| id).collect();
-    assert_eq!(delivered, published, "every acknowledged publish was delivered");
+    process::a_restart_under_load_loses_no_acknowledged_publish(broker, &mut engine, pace).await;
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use herald_broker::DeadLetters;
+use herald_broker::{DeadLetters, contract};
 use herald_nats::{NatsBroker, NatsConfig};
 use herald_store::{EventDeadLetters, Node, sqlite::SqliteStore};
 
@@ -41,7 +41,7 @@ pub struct Prefix {
 
 impl Prefix {
     pub fn new(tag: &str) -> Self {
-        Prefix { url: url(), name: format!("{tag}{:08x}", rand::random::<u32>()), letters: Letters::new() }
+        Prefix { url: url(), name: contract::prefix::name(tag), letters: Letters::new() }
     }
 
     /// A herald process on this prefix: a connection of its own.
@@ -62,16 +62,11 @@ pub async fn connect(url: &str, prefix: &str, dead: Arc<dyn DeadLetters>) -> Nat
 }
 
 impl Drop for Prefix {
-    /// On a thread of its own: a `Drop` cannot wait on the test's runtime,
-    /// and runs when a test panics too.
     fn drop(&mut self) {
         let (url, name) = (self.url.clone(), self.name.clone());
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            rt.block_on(herald_nats::destroy(&url, &name))
-        });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("could not remove the test's streams under {}: {e}", self.name);
-        }
+        contract::prefix::remove_on_own_thread(
+            &self.name,
+            move || async move { herald_nats::destroy(&url, &name).await },
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use herald_broker::{DeadLetters, Ledger};
+use herald_broker::{DeadLetters, Ledger, contract};
 use herald_rabbit::{RabbitBroker, RabbitConfig};
 use herald_store::{
     BrokerLedger, EventDeadLetters, Node, Store, contract::postgres::TestSchema, postgres::PgStore, sqlite::SqliteStore,
@@ -85,7 +85,7 @@ impl Prefix {
     }
 
     fn with(tag: &str, kept: Kept, data: Data) -> Self {
-        let name = format!("{tag}{:08x}", rand::random::<u32>());
+        let name = contract::prefix::name(tag);
         Prefix { url: url(), name, dead_letters: kept.dead_letters.clone(), kept, data }
     }
 
@@ -115,28 +115,20 @@ pub async fn connect(url: &str, prefix: &str, kept: Kept) -> RabbitBroker {
 }
 
 impl Drop for Prefix {
-    /// On a thread of its own: a `Drop` cannot wait on the test's runtime,
-    /// and runs when a test panics too. The SQLite store answers any
-    /// runtime; PostgreSQL's connections belong to the test's, so the
-    /// thread opens its own.
+    /// The SQLite store answers any runtime; PostgreSQL's connections
+    /// belong to the test's, so the cleanup opens its own.
     fn drop(&mut self) {
         let (url, name, ledger) = (self.url.clone(), self.name.clone(), self.kept.ledger.clone());
         let store_url = match &self.data {
             Data::Postgres(schema) => Some(schema.url()),
             Data::Sqlite(_) => None,
         };
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            rt.block_on(async move {
-                let ledger = match store_url {
-                    Some(store_url) => postgres(&store_url).await.ledger,
-                    None => ledger,
-                };
-                herald_rabbit::destroy(&url, &name, PARTITIONS, &*ledger).await
-            })
+        contract::prefix::remove_on_own_thread(&self.name, move || async move {
+            let ledger = match store_url {
+                Some(store_url) => postgres(&store_url).await.ledger,
+                None => ledger,
+            };
+            herald_rabbit::destroy(&url, &name, PARTITIONS, &*ledger).await
         });
-        if let Ok(Err(e)) = cleanup.join() {
-            eprintln!("could not remove the test's queues under {}: {e}", self.name);
-        }
     }
 }

@@ -7,6 +7,14 @@
 //!
 //! where the harness implements [`Harness`] (a fresh, empty broker, and
 //! whatever must live as long as it, such as a temporary directory).
+//!
+//! The brokers on servers of their own also run [`two`] (two herald
+//! processes on one prefix) and [`process`] (a consumer process killed,
+//! the server restarted under load), each test on a [`prefix`] of its own.
+
+pub mod prefix;
+pub mod process;
+pub mod two;
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -428,4 +436,27 @@ async fn futures_join<T: Send + 'static>(handles: impl Iterator<Item = tokio::ta
         out.push(h.await.expect("a task of the test"));
     }
     out
+}
+
+/// Not in [`contract_tests!`] yet: only the brokers on servers of their
+/// own run it.
+pub async fn a_changed_subscription_keeps_what_waits_and_one_moved_to_another_topic_starts_there(b: Arc<dyn Broker>) {
+    let put = |raw| subscription("s", raw);
+    b.put_subscription(&put(json!({"topic": "t"}))).await.unwrap();
+    b.publish("t", vec![event("e1", "T", Some("k"))]).await.unwrap();
+
+    let changed = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
+    let same = b.put_subscription(&put(json!({"topic": "t", "lease": "5s", "retry": {"attempts": 2}}))).await;
+
+    assert_eq!(changed.unwrap(), crate::Put::Updated);
+    assert_eq!(same.unwrap(), crate::Put::Unchanged);
+    let m = b.pull("s", 10, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(m.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["e1"], "what waited is still there");
+
+    b.put_subscription(&put(json!({"topic": "u"}))).await.unwrap();
+    b.publish("t", vec![event("e2", "T", None)]).await.unwrap();
+    b.publish("u", vec![event("e3", "T", None)]).await.unwrap();
+    let ids: Vec<String> =
+        b.pull("s", 10, Duration::from_secs(30)).await.unwrap().into_iter().map(|m| m.event.id).collect();
+    assert_eq!(ids, ["e3"], "only the new topic's events");
 }
