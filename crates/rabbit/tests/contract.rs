@@ -9,7 +9,7 @@
 //! rows in a store of the test's own), removed when the test ends, passed
 //! or failed. Without a server they fail, saying what to start.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use herald_broker::{
     Broker, DeadLetters,

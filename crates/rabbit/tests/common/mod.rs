@@ -54,7 +54,7 @@ enum Data {
     /// One SQLite store, shared by the processes of one test process.
     Sqlite(tempfile::TempDir),
     /// A PostgreSQL schema, for herald processes in processes of their own.
-    Postgres(TestSchema),
+    Postgres(Box<TestSchema>),
 }
 
 /// A prefix of the test's own on the server, and the store of its herald
@@ -81,7 +81,7 @@ impl Prefix {
     pub async fn on_postgres(tag: &str) -> Self {
         let schema = TestSchema::new().await;
         let kept = postgres(&schema.url()).await;
-        Self::with(tag, kept, Data::Postgres(schema))
+        Self::with(tag, kept, Data::Postgres(Box::new(schema)))
     }
 
     fn with(tag: &str, kept: Kept, data: Data) -> Self {
