@@ -101,7 +101,7 @@ impl Node {
     }
 
     fn wait_listening(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(std::time::Instant::now() < deadline, "RabbitMQ did not start on port {}", self.port);
             std::thread::sleep(Duration::from_millis(50));
