@@ -16,8 +16,12 @@ pub struct AckId {
     pub reply: String,
     pub stream: String,
     pub consumer: String,
-    /// Deliveries so far, this one included (the server's count).
+    /// Deliveries so far, this one included: the server's count, or more
+    /// where herald's record shows the server's went back (see
+    /// [`crate::records`]).
     pub delivered: u64,
+    /// The server's count, as its ack subject has it.
+    pub counted: u64,
     pub seq: u64,
     /// When the event was stored, in nanoseconds since the epoch.
     pub published_ns: i64,
@@ -64,6 +68,7 @@ impl AckId {
             stream: t[0].to_string(),
             consumer: t[1].to_string(),
             delivered: t[2].parse().ok()?,
+            counted: t[2].parse().ok()?,
             seq: t[3].parse().ok()?,
             published_ns: {
                 t[6].parse::<u64>().ok()?;
@@ -72,21 +77,40 @@ impl AckId {
         })
     }
 
-    /// The stream and consumer an ack subject names, if it is one (as
-    /// [`AckId::new`] reads it), without making an ack id of it.
-    pub fn stream_and_consumer(reply: &str) -> Option<(&str, &str)> {
+    /// The stream, consumer and stream sequence an ack subject names, if
+    /// it is one (as [`AckId::new`] reads it), without making an ack id of it.
+    pub fn locate(reply: &str) -> Option<(&str, &str, u64)> {
         let tail = reply.strip_prefix(ACK_PREFIX)?;
-        tokens(tail).map(|t| (t[0], t[1]))
+        let t = tokens(tail)?;
+        Some((t[0], t[1], t[3].parse().ok()?))
     }
 
     pub fn parse(ack_id: &str) -> Option<Self> {
-        let (until, tail) = ack_id.split_once(':')?;
+        let (head, tail) = ack_id.split_once(':')?;
+        let (until, raised) = match head.split_once('+') {
+            Some((until, raised)) => (until, Some(u64::from_str_radix(raised, 16).ok()?)),
+            None => (head, None),
+        };
         let until = DateTime::from_timestamp_millis(i64::from_str_radix(until, 16).ok()?)?;
-        Self::new(&format!("{ACK_PREFIX}{tail}"), until)
+        let mut id = Self::new(&format!("{ACK_PREFIX}{tail}"), until)?;
+        if let Some(raised) = raised {
+            if raised <= id.counted {
+                return None;
+            }
+            id.delivered = raised;
+        }
+        Some(id)
     }
 
+    /// The lease's end, herald's count where it is not the server's, and
+    /// the ack subject.
     pub fn encode(&self) -> String {
-        format!("{:x}:{}", self.until_ms, &self.reply[ACK_PREFIX.len()..])
+        let tail = &self.reply[ACK_PREFIX.len()..];
+        if self.delivered == self.counted {
+            format!("{:x}:{tail}", self.until_ms)
+        } else {
+            format!("{:x}+{:x}:{tail}", self.until_ms, self.delivered)
+        }
     }
 
     /// Is the lease still running at `now`?
@@ -114,6 +138,17 @@ mod tests {
         assert_eq!(AckId::parse(&id.encode()), Some(id.clone()));
         assert!(id.held(until - chrono::Duration::milliseconds(1)));
         assert!(!id.held(until));
+    }
+
+    #[test]
+    fn a_count_raised_past_the_servers_goes_with_the_ack_id() {
+        let mut id = AckId::new("$JS.ACK.st.co.1.9.3.1796163758093013458.0", Utc::now()).unwrap();
+        id.delivered = 3;
+        let back = AckId::parse(&id.encode()).unwrap();
+        assert_eq!((back.delivered, back.counted), (3, 1));
+        assert_eq!(back, id);
+        let lowered = id.encode().replacen("+3:", "+1:", 1);
+        assert_eq!(AckId::parse(&lowered), None, "never below the server's count");
     }
 
     #[test]

@@ -51,9 +51,8 @@ impl NatsBroker {
     /// attempt: it never reached the consumer, so the delivery does not count.
     pub(crate) async fn unsend(&self, sub: &Subscription, id: &AckId, wait: Duration) -> BResult<()> {
         let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
-        let mut record = self.records.get(&key, id.delivered).await?;
-        record.unsent += 1;
-        self.records.put(&key, &record).await?;
+        let record = self.records.get(&key, id.delivered).await?;
+        self.records.unsent(&key, record, id).await?;
         self.answer(id, Answer::Nak(wait)).await
     }
 
@@ -154,7 +153,7 @@ impl NatsBroker {
             self.bury(sub, id, event, attempt, record.errors, now).await?;
             return Ok(Given::Buried);
         };
-        self.records.put(&key, &record).await?;
+        self.records.put(&key, &mut record, id).await?;
         self.answer(id, Answer::Nak(wait)).await?;
         self.wakeups.due_at(&sub.name, now + chrono::Duration::from_std(wait).unwrap_or_default());
         Ok(Given::Retrying)

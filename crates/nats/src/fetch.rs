@@ -14,6 +14,12 @@
 //! event for a consumer nobody here is pulling from any more is given back
 //! at once as unsent (its attempt not counted), so it goes out again to a
 //! puller still waiting, instead of after a whole lease.
+//!
+//! A consumer sends new events in stream order, so an event at or below
+//! the highest stream sequence this process already had from its consumer
+//! is one sent again, whatever count the server gives it (a 2.9 server's
+//! count can go back, see [`crate::records`]): the mailbox marks it
+//! [`Received::behind`].
 
 use std::{
     collections::HashMap,
@@ -47,24 +53,31 @@ pub struct Mailbox {
     next: AtomicU64,
     /// The request open on each consumer (`stream/consumer`), and by its
     /// inbox (where the server's closing word comes).
-    open: Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>,
+    open: Mutex<HashMap<String, mpsc::UnboundedSender<Received>>>,
     /// One request at a time per consumer.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// Where a message goes: its consumer for an event, its inbox otherwise.
-/// Read from the ack subject without parsing a whole ack id: every
-/// message a pull brings passes here.
-fn route(m: &Message) -> String {
-    match m.reply.as_deref().and_then(AckId::stream_and_consumer) {
-        Some((stream, consumer)) => {
+/// A message a pull request brought.
+pub struct Received {
+    pub message: Message,
+    /// An event this process had a later one of from its consumer already.
+    pub behind: bool,
+}
+
+/// Where a message goes: its consumer for an event (and its stream
+/// sequence), its inbox otherwise. Read from the ack subject without
+/// parsing a whole ack id: every message a pull brings passes here.
+fn route(m: &Message) -> (String, Option<u64>) {
+    match m.reply.as_deref().and_then(AckId::locate) {
+        Some((stream, consumer, seq)) => {
             let mut key = String::with_capacity(stream.len() + consumer.len() + 1);
             key.push_str(stream);
             key.push('/');
             key.push_str(consumer);
-            key
+            (key, Some(seq))
         }
-        None => m.subject.to_string(),
+        None => (m.subject.to_string(), None),
     }
 }
 
@@ -91,13 +104,23 @@ impl Mailbox {
         });
         let routes = mailbox.clone();
         let task = tokio::spawn(async move {
+            // The highest stream sequence had from each consumer.
+            let mut highest: HashMap<String, u64> = HashMap::new();
             while let Some(m) = replies.next().await {
-                let waiting = routes.open.lock().expect("mailbox").get(&route(&m)).cloned();
-                match waiting {
-                    Some(to) if to.send(m.clone()).is_ok() => {}
-                    _ => {
-                        tokio::spawn(give_back_late(give_back.clone(), m));
-                    }
+                let (key, seq) = route(&m);
+                let behind = seq.is_some_and(|seq| {
+                    let high = highest.entry(key.clone()).or_default();
+                    let behind = seq <= *high;
+                    *high = (*high).max(seq);
+                    behind
+                });
+                let received = Received { message: m, behind };
+                let late = match routes.open.lock().expect("mailbox").get(&key) {
+                    Some(to) => to.send(received).err().map(|unsent| unsent.0),
+                    None => Some(received),
+                };
+                if let Some(late) = late {
+                    tokio::spawn(give_back_late(give_back.clone(), late));
                 }
             }
         });
@@ -111,7 +134,7 @@ impl Mailbox {
         stream: &str,
         consumer: &str,
         batch: usize,
-    ) -> Result<Vec<Message>, String> {
+    ) -> Result<Vec<Received>, String> {
         let key = format!("{stream}/{consumer}");
         let turn = self.turns.lock().expect("mailbox").entry(key.clone()).or_default().clone();
         let _turn = turn.lock().await;
@@ -143,8 +166,8 @@ async fn request(
     consumer: &str,
     batch: usize,
     inbox: &str,
-    replies: &mut mpsc::UnboundedReceiver<Message>,
-) -> Result<Vec<Message>, String> {
+    replies: &mut mpsc::UnboundedReceiver<Received>,
+) -> Result<Vec<Received>, String> {
     let request = json!({"batch": batch, "no_wait": true, "expires": EXPIRES.as_nanos() as u64});
     client
         .publish_with_reply(
@@ -161,12 +184,12 @@ async fn request(
             tracing::debug!(stream, consumer, "a pull request had no closing word in time; what comes later goes back");
             break;
         };
-        match m.status {
+        match m.message.status {
             None | Some(StatusCode::OK) => out.push(m),
             // Nothing (more) now, or the request ran out: all said.
             Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
             Some(status) if out.is_empty() => {
-                return Err(format!("pulling from {stream}/{consumer}: {status} {:?}", m.description));
+                return Err(format!("pulling from {stream}/{consumer}: {status} {:?}", m.message.description));
             }
             Some(_) => break,
         }
@@ -176,8 +199,9 @@ async fn request(
 
 /// An event that reached no puller: back to the server at once, its
 /// delivery not counted as an attempt.
-async fn give_back_late(g: GiveBack, m: Message) {
-    let Some(id) = m.reply.as_deref().and_then(|r| AckId::new(r, chrono::Utc::now())) else {
+async fn give_back_late(g: GiveBack, late: Received) {
+    let Received { message: m, behind } = late;
+    let Some(mut id) = m.reply.as_deref().and_then(|r| AckId::new(r, chrono::Utc::now())) else {
         return; // a late closing word, not an event
     };
     let (Some(topic), Some(sub)) = (g.names.topic_of_stream(&id.stream), g.names.sub_of_consumer(&id.consumer)) else {
@@ -185,9 +209,8 @@ async fn give_back_late(g: GiveBack, m: Message) {
     };
     let key = g.names.attempts_key(&sub, &topic, id.seq);
     let given = async {
-        let mut record = g.records.get(&key, id.delivered).await?;
-        record.unsent += 1;
-        g.records.put(&key, &record).await?;
+        let record = g.records.of_received(&key, &mut id, behind).await?;
+        g.records.unsent(&key, record, &id).await?;
         g.client.request(id.reply.clone(), Answer::Nak(Duration::ZERO).body()).await.map_err(crate::storage)
     };
     if let Err(e) = given.await {

@@ -32,7 +32,9 @@ use async_nats::Message as NatsMessage;
 use chrono::{DateTime, Utc};
 use herald_broker::{CloudEvent, Message, Subscription};
 
-use crate::{NatsBroker, ack_id::AckId, answer::Answer, names::Part, storage, topology::consumer_config};
+use crate::{
+    NatsBroker, ack_id::AckId, answer::Answer, fetch::Received, names::Part, storage, topology::consumer_config,
+};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -176,15 +178,16 @@ impl NatsBroker {
     async fn take(
         &self,
         sub: &Subscription,
-        m: NatsMessage,
+        received: Received,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> BResult<Taken> {
-        let Some(id) = m.reply.as_deref().and_then(|r| AckId::new(r, until)) else {
+        let Received { message: m, behind } = received;
+        let Some(mut id) = m.reply.as_deref().and_then(|r| AckId::new(r, until)) else {
             tracing::warn!(subject = %m.subject, "a pulled message without an ack subject");
             return Ok(Taken::Gone { buried: false });
         };
-        let taken = self.decide(sub, &id, m, now).await;
+        let taken = self.decide(sub, &mut id, m, behind, now).await;
         if taken.is_err()
             && let Err(e) = self.unsend(sub, &id, Duration::ZERO).await
         {
@@ -193,7 +196,14 @@ impl NatsBroker {
         taken
     }
 
-    async fn decide(&self, sub: &Subscription, id: &AckId, m: NatsMessage, now: DateTime<Utc>) -> BResult<Taken> {
+    async fn decide(
+        &self,
+        sub: &Subscription,
+        id: &mut AckId,
+        m: NatsMessage,
+        behind: bool,
+        now: DateTime<Utc>,
+    ) -> BResult<Taken> {
         let meant_for = m.headers.as_ref().and_then(|h| h.get(FOR_HEADER)).map(|v| v.as_str().to_string());
         if meant_for.is_some_and(|name| name != sub.name) {
             self.answer(id, Answer::Ack).await?;
@@ -213,13 +223,14 @@ impl NatsBroker {
             return Ok(Taken::Gone { buried: false });
         }
         let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
-        let record = self.records.get(&key, id.delivered).await?;
+        let mut record = self.records.of_received(&key, id, behind).await?;
         let made = record.made_before(id.delivered);
         if sub.retry.exhausted(made) {
             // Its last lease ended with no answer.
             self.bury(sub, id, event, made, record.errors, now).await?;
             return Ok(Taken::Gone { buried: true });
         }
+        self.records.keep_count(&key, &mut record, id).await?;
         Ok(Taken::Out(Box::new(Message {
             ack_id: id.encode(),
             attempt: made + 1,

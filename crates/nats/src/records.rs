@@ -5,11 +5,21 @@
 //!
 //! A record exists only for an event that was nacked, so the first
 //! delivery of an event (by far the most) reads and writes none.
+//!
+//! The server's count can go back: a 2.9 server now and then sends an
+//! event again counted as a first delivery (seen after a nak with a
+//! delay). A record therefore keeps the count it was last written at,
+//! each redelivery handed out writes its count (redeliveries are few),
+//! and a later delivery counts at least one more than the record; a
+//! process that has had a later event of the same consumer reads the
+//! record even when the server says "first" (see [`crate::fetch`]). What
+//! is left: a first delivery whose lease ended, sent again to another
+//! process counted "first", is its first attempt once more.
 
 use herald_core::retry::AttemptError;
 use serde::{Deserialize, Serialize};
 
-use crate::storage;
+use crate::{ack_id::AckId, storage};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -20,9 +30,18 @@ pub struct Record {
     pub unsent: u64,
     #[serde(default)]
     pub errors: Vec<AttemptError>,
+    /// The delivery (as herald counts it) the record was last written at.
+    #[serde(default)]
+    pub delivered: u64,
 }
 
 impl Record {
+    /// The count of a delivery the server counts `delivered`: at least one
+    /// more than the record was written at.
+    pub fn count(&self, delivered: u64) -> u64 {
+        delivered.max(self.delivered + 1)
+    }
+
     /// Attempts made before delivery number `delivered` (1-based).
     pub fn made_before(&self, delivered: u64) -> u32 {
         delivered.saturating_sub(1).saturating_sub(self.unsent).min(u64::from(u32::MAX)) as u32
@@ -39,7 +58,7 @@ impl Records {
         Records { kv }
     }
 
-    /// The record of a delivery the server has sent `delivered` times.
+    /// The record of a delivery herald counts as number `delivered`.
     pub async fn get(&self, key: &str, delivered: u64) -> BResult<Record> {
         if delivered <= 1 {
             return Ok(Record::default());
@@ -50,9 +69,46 @@ impl Records {
         }
     }
 
-    pub async fn put(&self, key: &str, record: &Record) -> BResult<()> {
-        let bytes = serde_json::to_vec(record).map_err(storage)?;
+    /// The record of a delivery just received, read also when the server
+    /// counts it first but it is `behind` what this process saw already;
+    /// its count is raised past the record's when the server's went back.
+    pub async fn of_received(&self, key: &str, id: &mut AckId, behind: bool) -> BResult<Record> {
+        let asked = if behind { id.delivered.max(2) } else { id.delivered };
+        let record = self.get(key, asked).await?;
+        let counted = record.count(id.delivered);
+        if counted != id.delivered {
+            tracing::debug!(
+                seq = id.seq,
+                server = id.delivered,
+                herald = counted,
+                "the server's delivery count went back"
+            );
+            id.delivered = counted;
+        }
+        Ok(record)
+    }
+
+    /// Keeps the count of a redelivery handed out, so that the server's
+    /// going back cannot lower it (a write only where the record is behind).
+    pub async fn keep_count(&self, key: &str, record: &mut Record, id: &AckId) -> BResult<()> {
+        if id.delivered <= 1 || record.delivered >= id.delivered {
+            return Ok(());
+        }
+        self.put(key, record, id).await
+    }
+
+    /// Writes the record as of delivery `id`.
+    pub async fn put(&self, key: &str, record: &mut Record, id: &AckId) -> BResult<()> {
+        record.delivered = id.delivered;
+        let bytes = serde_json::to_vec(&*record).map_err(storage)?;
         self.kv.put(key, bytes.into()).await.map(drop).map_err(storage)
+    }
+
+    /// Counts delivery `id`, whose record is `record`, as given back
+    /// unsent (not an attempt).
+    pub async fn unsent(&self, key: &str, mut record: Record, id: &AckId) -> BResult<()> {
+        record.unsent += 1;
+        self.put(key, &mut record, id).await
     }
 
     /// The delivery is over (acknowledged or buried).
@@ -70,10 +126,19 @@ mod tests {
 
     #[test]
     fn unsent_deliveries_are_not_attempts() {
-        let r = Record { unsent: 3, errors: vec![] };
+        let r = Record { unsent: 3, ..Record::default() };
         assert_eq!(r.made_before(1), 0);
         assert_eq!(r.made_before(4), 0, "three give-backs, still the first attempt");
         assert_eq!(r.made_before(6), 2);
         assert_eq!(Record::default().made_before(3), 2);
+    }
+
+    #[test]
+    fn a_delivery_counts_past_the_record_when_the_servers_count_went_back() {
+        let r = Record { delivered: 2, ..Record::default() };
+        assert_eq!(r.count(1), 3, "the server said first, the record had the second");
+        assert_eq!(r.count(2), 3);
+        assert_eq!(r.count(5), 5, "the server's count when it is ahead");
+        assert_eq!(Record::default().count(1), 1);
     }
 }

@@ -83,9 +83,9 @@ async fn a_dead_letter_keeps_every_attempts_error() {
     let m = b.pull("s", 1, LEASE).await.unwrap();
     b.nack("s", &[m[0].ack_id.clone()], Redelivery::After(Duration::ZERO), "first").await.unwrap();
     let m = b.pull("s", 1, Duration::from_millis(200)).await.unwrap();
-    assert_eq!(m[0].attempt, 2);
+    assert_eq!(m[0].attempt, 2, "{}", m[0].ack_id);
     let m = wait_for_one(&*b, "s").await;
-    assert_eq!(m.attempt, 3);
+    assert_eq!(m.attempt, 3, "{}", m.ack_id);
     b.nack("s", std::slice::from_ref(&m.ack_id), Redelivery::Backoff, "third").await.unwrap();
 
     let letters = h.dead_letters().list("s").await.unwrap();
