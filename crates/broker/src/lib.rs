@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //!
+//! - [`engine`] — what a broker on a server of its own is configured
+//!   with, and how connecting to it fails.
 //! - [`dead`] — herald's one dead-letter list, as the brokers on servers
 //!   of their own hand it their dead letters.
 //! - [`event`] — CloudEvents 1.0: parsing (structured and binary mode) and checks.
@@ -34,6 +36,7 @@
 //! - No two pullers hold the same event at the same time.
 
 pub mod dead;
+pub mod engine;
 pub mod event;
 pub mod ledger;
 pub mod subscription;
@@ -49,6 +52,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use dead::{DeadEvent, DeadLetters};
+pub use engine::{DEFAULT_PARTITIONS, EngineConfig, EngineError};
 pub use event::{CloudEvent, EventError};
 pub use ledger::{Claim, Claimed, Confirmed, Ledger};
 pub use subscription::{Delivery, RawSubscription, Subscription, SubscriptionError};

@@ -53,45 +53,10 @@ pub use setup::destroy;
 
 use crate::{names::Names, wake::Wakeups};
 
-/// The partitions a topic's keyed events are spread over by default: as
-/// many keys as this can be out at once per subscription.
-pub const DEFAULT_PARTITIONS: u16 = 16;
+pub use herald_broker::engine::{DEFAULT_PARTITIONS, EngineConfig as NatsConfig, EngineError as Error, redact};
 
-/// What [`NatsBroker::connect`] needs.
-#[derive(Debug, Clone)]
-pub struct NatsConfig {
-    /// `nats://host:port`.
-    pub url: String,
-    /// Every stream, consumer, bucket and subject herald makes starts with
-    /// this (letters, digits, `_`), so deployments share a server apart.
-    pub prefix: String,
-    /// How long a re-published event's source and id are recognised: each
-    /// topic stream's `duplicate_window`.
-    pub dedupe_window: Duration,
-    /// Partitions per topic for keyed events; fixed once a topic exists.
-    pub partitions: u16,
-}
-
-impl NatsConfig {
-    pub fn new(url: impl Into<String>) -> Self {
-        NatsConfig {
-            url: url.into(),
-            prefix: "herald".into(),
-            dedupe_window: Duration::from_secs(600),
-            partitions: DEFAULT_PARTITIONS,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot reach NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("NATS JetStream at {url} refused herald's setup: {reason}")]
-    Setup { url: String, reason: String },
-    #[error("{0}")]
-    Config(String),
-}
+/// The engine's name in what herald says about it.
+pub(crate) const ENGINE: &str = "NATS JetStream";
 
 /// herald's broker on a NATS JetStream server. Cheap to share; every
 /// method may be called from many tasks, and from many herald processes

@@ -16,11 +16,11 @@ use futures::StreamExt;
 use herald_broker::DeadLetters;
 
 use crate::{
-    Error, NatsBroker, NatsConfig,
+    ENGINE, Error, NatsBroker, NatsConfig,
     fetch::{GiveBack, Mailbox},
     names,
     records::Records,
-    wake,
+    redact, wake,
 };
 
 /// How long a delivery's record is kept at most: longer than any lease
@@ -33,18 +33,7 @@ async fn connect_client(url: &str) -> Result<async_nats::Client, Error> {
         .connection_timeout(Duration::from_secs(3))
         .connect(url)
         .await
-        .map_err(|e| Error::Connect { url: without_secrets(url), reason: e.to_string() })
-}
-
-/// A URL as error messages may show it: without a user and password.
-fn without_secrets(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://…@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
+        .map_err(|e| Error::Connect { engine: ENGINE, url: redact(url), reason: e.to_string() })
 }
 
 /// A bucket, made if it is not there yet. Its stream is made here as the
@@ -87,7 +76,7 @@ impl NatsBroker {
         let names = names::Names::new(&config.prefix, config.partitions);
         let client = connect_client(&config.url).await?;
         let js = jetstream::new(client.clone());
-        let setup = |reason: String| Error::Setup { url: without_secrets(&config.url), reason };
+        let setup = |reason: String| Error::Setup { engine: ENGINE, url: redact(&config.url), reason };
         let subs = bucket(&js, names.subs_bucket(), Duration::ZERO)
             .await
             .map_err(|e| setup(format!("the subscriptions bucket: {e}")))?;
@@ -127,7 +116,7 @@ pub async fn destroy(url: &str, prefix: &str) -> Result<usize, Error> {
         return Err(Error::Config(format!("`{prefix}` is not a prefix herald makes")));
     }
     let js = jetstream::new(connect_client(url).await?);
-    let fail = |e: &dyn std::fmt::Display| Error::Setup { url: without_secrets(url), reason: e.to_string() };
+    let fail = |e: &dyn std::fmt::Display| Error::Setup { engine: ENGINE, url: redact(url), reason: e.to_string() };
     let ours = |name: &str| {
         name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with("-t-"))
             || name == format!("KV_{prefix}-subs")
@@ -145,15 +134,4 @@ pub async fn destroy(url: &str, prefix: &str) -> Result<usize, Error> {
         js.delete_stream(name).await.map_err(|e| fail(&e))?;
     }
     Ok(doomed.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_password_in_the_url_is_never_shown() {
-        assert_eq!(without_secrets("nats://herald:s3cret@mq:4222"), "nats://…@mq:4222");
-        assert_eq!(without_secrets("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
-    }
 }

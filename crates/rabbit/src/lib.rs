@@ -57,49 +57,10 @@ pub use setup::destroy;
 
 use crate::{held::Runtime, names::Names, wake::Wakeups};
 
-pub use crate::setup::redact;
+pub use herald_broker::engine::{DEFAULT_PARTITIONS, EngineConfig as RabbitConfig, EngineError as Error, redact};
 
-/// The partitions a subscription's keyed events are spread over by
-/// default: as many keys as this can be out at once per subscription.
-pub const DEFAULT_PARTITIONS: u16 = 16;
-
-/// What [`RabbitBroker::connect`] needs.
-#[derive(Debug, Clone)]
-pub struct RabbitConfig {
-    /// `amqp://user:password@host:port/vhost`.
-    pub url: String,
-    /// Every exchange and queue herald makes starts with this (letters,
-    /// digits, `_`), so deployments share a server apart; it is also the
-    /// scope of what the ledger keeps for it.
-    pub prefix: String,
-    /// How long a re-published event's source and id are recognised
-    /// (kept in the ledger, and forgotten by `maintain` once past).
-    pub dedupe_window: Duration,
-    /// Partitions per subscription for keyed events; the same in every
-    /// process on the prefix, and fixed once a subscription exists.
-    pub partitions: u16,
-}
-
-impl RabbitConfig {
-    pub fn new(url: impl Into<String>) -> Self {
-        RabbitConfig {
-            url: url.into(),
-            prefix: "herald".into(),
-            dedupe_window: Duration::from_secs(600),
-            partitions: DEFAULT_PARTITIONS,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot reach RabbitMQ at {url}: {reason}")]
-    Connect { url: String, reason: String },
-    #[error("RabbitMQ at {url} refused herald's setup: {reason}")]
-    Setup { url: String, reason: String },
-    #[error("{0}")]
-    Config(String),
-}
+/// The engine's name in what herald says about it.
+pub(crate) const ENGINE: &str = "RabbitMQ";
 
 /// herald's broker on RabbitMQ. Cheap to share; every method may be
 /// called from many tasks, and from many herald processes on the same

@@ -10,32 +10,23 @@ use lapin::{
 };
 
 use crate::{
-    Error, Inner, Kept, RabbitBroker, RabbitConfig, dead,
+    ENGINE, Error, Inner, Kept, RabbitBroker, RabbitConfig, dead,
     defs::Defs,
     inbox,
     names::{Names, valid_prefix},
-    topology,
+    redact, topology,
     wake::Wakeups,
 };
-
-/// The URL as it may be shown: without its password.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
-        }
-        None => url.to_string(),
-    }
-}
 
 async fn open(url: &str) -> Result<Connection, Error> {
     let props = ConnectionProperties::default()
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio);
-    Connection::connect(url, props).await.map_err(|e| Error::Connect { url: redact(url), reason: e.to_string() })
+    Connection::connect(url, props).await.map_err(|e| Error::Connect {
+        engine: ENGINE,
+        url: redact(url),
+        reason: e.to_string(),
+    })
 }
 
 impl RabbitBroker {
@@ -83,7 +74,8 @@ impl Inner {
         wakeups: Arc<Wakeups>,
     ) -> Result<Arc<Inner>, Error> {
         let conn = open(&config.url).await?;
-        let setup = |e: herald_broker::Error| Error::Setup { url: redact(&config.url), reason: e.to_string() };
+        let setup =
+            |e: herald_broker::Error| Error::Setup { engine: ENGINE, url: redact(&config.url), reason: e.to_string() };
         let names = Names::new(&config.prefix, config.partitions);
         let ch = conn.create_channel().await.map_err(|e| setup(crate::storage(e)))?;
         topology::declare_base(&ch, &names).await.map_err(setup)?;
@@ -148,16 +140,4 @@ pub async fn destroy(url: &str, prefix: &str, partitions: u16, ledger: &dyn Ledg
         return Err(failed);
     }
     ledger.drop_scope(prefix).await.map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_password_is_never_shown() {
-        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
-        assert_eq!(redact("amqp://host:5672"), "amqp://host:5672");
-        assert!(!redact("amqp://u:p@ss@h/").contains("p@ss"));
-    }
 }

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use herald_broker::Broker;
-use herald_nats::{NatsBroker, NatsConfig};
-use herald_rabbit::{RabbitBroker, RabbitConfig};
+use herald_broker::{Broker, EngineConfig};
+use herald_nats::NatsBroker;
+use herald_rabbit::RabbitBroker;
 use herald_store::{BrokerLedger, EventDeadLetters, Store};
 
 use crate::config::BrokerConfig;
@@ -20,27 +20,18 @@ use crate::config::BrokerConfig;
 pub async fn open(config: &BrokerConfig, store: &Arc<dyn Store>) -> anyhow::Result<Option<Arc<dyn Broker>>> {
     let Some(url) = &config.url else { return Ok(None) };
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    let engine =
+        EngineConfig { prefix: config.prefix.clone(), dedupe_window: config.dedupe_window.0, ..EngineConfig::new(url) };
+    let dead = Arc::new(EventDeadLetters(store.clone()));
     match scheme {
         "nats" | "tls" => {
-            let nats = NatsConfig {
-                prefix: config.prefix.clone(),
-                dedupe_window: config.dedupe_window.0,
-                ..NatsConfig::new(url.clone())
-            };
-            let dead = Arc::new(EventDeadLetters(store.clone()));
             let broker =
-                NatsBroker::connect(nats, dead).await.context("herald cannot start: its broker did not open")?;
+                NatsBroker::connect(engine, dead).await.context("herald cannot start: its broker did not open")?;
             Ok(Some(Arc::new(broker)))
         }
         "amqp" => {
-            let rabbit = RabbitConfig {
-                prefix: config.prefix.clone(),
-                dedupe_window: config.dedupe_window.0,
-                ..RabbitConfig::new(url.clone())
-            };
-            let dead_letters = Arc::new(EventDeadLetters(store.clone()));
             let ledger = Arc::new(BrokerLedger(store.clone()));
-            let broker = RabbitBroker::connect(rabbit, dead_letters, ledger)
+            let broker = RabbitBroker::connect(engine, dead, ledger)
                 .await
                 .context("herald cannot start: its broker did not open")?;
             Ok(Some(Arc::new(broker)))

@@ -1,12 +1,14 @@
 //! What herald's test suites (and its bench) would otherwise each write
 //! again: a real herald in-process on a temporary directory, waiting on a
 //! condition with a deadline, raw HTTP/1.1, a scripted step service, nginx
-//! in front of something, and the workflow texts they run.
+//! in front of something, the workflow texts they run, and a place of a
+//! test's own on a broker server.
 //!
 //! Only a dev-dependency, except for the bench, which shares the workflow
 //! fixtures and the readiness wait.
 
 pub mod auth;
+mod broker;
 mod herald;
 mod net;
 pub mod nginx;
@@ -16,6 +18,7 @@ mod views;
 mod wait;
 pub mod workflow;
 
+pub use broker::{BrokerPlace, Engine};
 pub use herald::{Build, Herald, Store, client, client_within};
 pub use net::free_port;
 pub use raw::{RawAnswer, raw};

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use common::{client, demo, get, herald, herald_with, reserve};
 use herald_sdk::Client;
-use herald_store::{contract::postgres::TestSchema, postgres::PgStore};
-use herald_testkit::eventually;
+use herald_testkit::{BrokerPlace, eventually};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -64,15 +63,7 @@ async fn a_placed_order_reaches_analytics_by_subscription() {
 /// JetStream at 127.0.0.1:4222 (or `NATS_ADDRESS`).
 #[tokio::test]
 async fn a_placed_order_reaches_analytics_by_subscription_on_nats() {
-    let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let place = Place {
-        url,
-        prefix: prefix(),
-        schema: None,
-        remove: |url, prefix, _| {
-            Box::pin(async move { herald_nats::destroy(&url, &prefix).await.map(drop).map_err(|e| e.to_string()) })
-        },
-    };
+    let place = BrokerPlace::nats();
     a_placed_order_reaches_analytics(|c| place.configure(c)).await;
 }
 
@@ -82,64 +73,8 @@ async fn a_placed_order_reaches_analytics_by_subscription_on_nats() {
 /// while herald still runs.
 #[tokio::test]
 async fn a_placed_order_reaches_analytics_by_subscription_on_rabbitmq() {
-    let url = std::env::var("RABBITMQ_ADDRESS").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let place = Place {
-        url,
-        prefix: prefix(),
-        schema: Some(TestSchema::new().await),
-        remove: |url, prefix, store| {
-            Box::pin(async move {
-                let store = store.ok_or("no store")?;
-                let node = herald_store::Node { id: "cleanup".into(), lease: chrono::Duration::seconds(60) };
-                let store = PgStore::open(&store, node, 2).await.map_err(|e| e.to_string())?;
-                let ledger = herald_store::BrokerLedger(std::sync::Arc::new(store));
-                herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS, &ledger).await
-            })
-        },
-    };
+    let place = BrokerPlace::rabbit().await;
     a_placed_order_reaches_analytics(|c| place.configure(c)).await;
-}
-
-fn prefix() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("hd{:x}{nanos:x}", std::process::id())
-}
-
-type Removal = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
-
-/// A prefix of the test's own on a broker server, removed when dropped;
-/// and herald's store, when removing the prefix needs to read it.
-struct Place {
-    url: String,
-    prefix: String,
-    /// Dropped after the prefix is removed.
-    schema: Option<TestSchema>,
-    /// Removes the prefix: the broker's URL, the prefix, the store's URL.
-    remove: fn(String, String, Option<String>) -> Removal,
-}
-
-impl Place {
-    fn configure(&self, c: &mut herald_server::Config) {
-        c.broker.url = Some(self.url.clone());
-        c.broker.prefix = self.prefix.clone();
-        if let Some(schema) = &self.schema {
-            c.store = Some(schema.url());
-        }
-    }
-}
-
-impl Drop for Place {
-    /// On a thread of its own: a `Drop` cannot wait on the test's runtime.
-    fn drop(&mut self) {
-        let store = self.schema.as_ref().map(|s| s.url());
-        let removal = (self.remove)(self.url.clone(), self.prefix.clone(), store);
-        let done = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(removal)
-        });
-        if let Ok(Err(e)) = done.join() {
-            eprintln!("could not remove the test's broker objects under {}: {e}", self.prefix);
-        }
-    }
 }
 
 async fn a_placed_order_reaches_analytics(tweak: impl FnOnce(&mut herald_server::Config)) {

@@ -11,72 +11,10 @@
 
 use std::time::Duration;
 
-use herald_store::contract::postgres::TestSchema;
+use herald_testkit::BrokerPlace;
 use serde_json::{Value, json};
 
 use crate::{broker_helpers::event, choreography, helpers::*, push};
-
-#[derive(Clone, Copy)]
-enum Backend {
-    Nats,
-    Rabbit,
-}
-
-/// A prefix of the test's own on a broker server, removed when dropped.
-struct Place {
-    backend: Backend,
-    url: String,
-    prefix: String,
-    /// herald's store on RabbitMQ (see above), dropped after the prefix.
-    schema: Option<TestSchema>,
-}
-
-impl Place {
-    fn nats() -> Self {
-        let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-        Place { backend: Backend::Nats, url, prefix: format!("hs{:08x}", rand::random::<u32>()), schema: None }
-    }
-
-    async fn rabbit() -> Self {
-        let url = std::env::var("RABBITMQ_ADDRESS").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-        let schema = Some(TestSchema::new().await);
-        Place { backend: Backend::Rabbit, url, prefix: format!("hs{:08x}", rand::random::<u32>()), schema }
-    }
-
-    fn configure(&self, c: &mut herald_server::Config) {
-        c.broker.url = Some(self.url.clone());
-        c.broker.prefix = self.prefix.clone();
-        if let Some(schema) = &self.schema {
-            c.store = Some(schema.url());
-        }
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let (backend, url, prefix) = (self.backend, self.url.clone(), self.prefix.clone());
-        let store = self.schema.as_ref().map(|s| s.url());
-        // A Drop cannot wait on the test's runtime: a thread with its own
-        // (and its own connections to the store).
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-            match (backend, store) {
-                (Backend::Nats, _) => {
-                    rt.block_on(herald_nats::destroy(&url, &prefix)).map(drop).map_err(|e| e.to_string())
-                }
-                (Backend::Rabbit, Some(store)) => rt.block_on(async {
-                    let node = herald_store::Node { id: "cleanup".into(), lease: chrono::Duration::seconds(60) };
-                    let store =
-                        herald_store::postgres::PgStore::open(&store, node, 2).await.map_err(|e| e.to_string())?;
-                    let ledger = herald_store::BrokerLedger(std::sync::Arc::new(store));
-                    herald_rabbit::destroy(&url, &prefix, herald_rabbit::DEFAULT_PARTITIONS, &ledger).await
-                }),
-                (Backend::Rabbit, None) => Err("no store".into()),
-            }
-        })
-        .join();
-    }
-}
 
 /// The same tests on each backend.
 macro_rules! on_each_backend {
@@ -85,7 +23,7 @@ macro_rules! on_each_backend {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    super::$test(super::Place::nats()).await;
+                    super::$test(herald_testkit::BrokerPlace::nats()).await;
                 }
             )*
         }
@@ -93,7 +31,7 @@ macro_rules! on_each_backend {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    super::$test(super::Place::rabbit().await).await;
+                    super::$test(herald_testkit::BrokerPlace::rabbit().await).await;
                 }
             )*
         }
@@ -107,11 +45,11 @@ on_each_backend!(
     workflows_publish_to_and_await_events_of_topics,
 );
 
-async fn app_on(place: &Place, svc: &StepService) -> TestApp {
+async fn app_on(place: &BrokerPlace, svc: &StepService) -> TestApp {
     spawn_app_with(tempfile::tempdir().unwrap(), &[], svc, |c| place.configure(c)).await
 }
 
-async fn a_published_event_reaches_a_waiting_pull_subscription(place: Place) {
+async fn a_published_event_reaches_a_waiting_pull_subscription(place: BrokerPlace) {
     let app = app_on(&place, &StepService::start().await).await;
     assert_eq!(app.put_subscription("audit", json!({"topic": "orders"})).await.status(), 201);
 
@@ -138,7 +76,7 @@ async fn a_published_event_reaches_a_waiting_pull_subscription(place: Place) {
     assert_eq!((stats["pending"].as_u64(), stats["in_flight"].as_u64()), (Some(0), Some(0)));
 }
 
-async fn each_event_is_pushed_and_retried_until_it_lands(place: Place) {
+async fn each_event_is_pushed_and_retried_until_it_lands(place: BrokerPlace) {
     let svc = StepService::start().await;
     svc.then("/events", vec![Reply::Status(503, "busy"), Reply::Status(503, "busy")]);
     let app = app_on(&place, &svc).await;
@@ -167,7 +105,7 @@ async fn each_event_is_pushed_and_retried_until_it_lands(place: Place) {
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
 }
 
-async fn an_event_dead_lettered_is_listed_and_redriven_as_on_the_store(place: Place) {
+async fn an_event_dead_lettered_is_listed_and_redriven_as_on_the_store(place: BrokerPlace) {
     let svc = StepService::start().await;
     let app = app_on(&place, &svc).await;
 
@@ -177,7 +115,7 @@ async fn an_event_dead_lettered_is_listed_and_redriven_as_on_the_store(place: Pl
     assert_eq!(stats["dead_letters"], 0, "redriven, so none left: {stats}");
 }
 
-async fn workflows_publish_to_and_await_events_of_topics(place: Place) {
+async fn workflows_publish_to_and_await_events_of_topics(place: BrokerPlace) {
     let svc = StepService::start().await;
     let app = choreography::app_with(&svc, choreography::ORDER, |c| place.configure(c)).await;
 
