@@ -6,7 +6,7 @@ mod common;
 
 use std::{io::Write, time::Duration};
 
-use common::{child, event, herald, wait_for_line};
+use common::{child, event, herald, kill_mid_batch_then_drain};
 use herald_sdk::Client;
 use serde_json::json;
 
@@ -62,29 +62,11 @@ async fn a_consumer_killed_mid_batch_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
 
-    let env = [("HERALD_SDK_LOG", first_log.to_str().unwrap()), ("HERALD_SDK_URL", h.base.as_str())];
-    let mut first = child("consumer_child", &env);
-    let log = first_log.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_for_line(&mut first, "consuming");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while lines(&log).len() < 25 {
-            assert!(std::time::Instant::now() < deadline, "the first consumer did not get going");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        first.kill().unwrap(); // SIGKILL, in the middle of its third batch
-        first.wait().unwrap();
-    })
-    .await
-    .unwrap();
-    let env = [("HERALD_SDK_LOG", second_log.to_str().unwrap()), ("HERALD_SDK_URL", h.base.as_str())];
-    let mut second = child("consumer_child", &env);
-    tokio::task::spawn_blocking(move || {
-        wait_for_line(&mut second, "drained");
-        assert!(second.wait().unwrap().success());
-    })
-    .await
-    .unwrap();
+    let base = h.base.clone();
+    let spawn = move |log: &std::path::Path| {
+        child("consumer_child", &[("HERALD_SDK_LOG", log.to_str().unwrap()), ("HERALD_SDK_URL", base.as_str())])
+    };
+    kill_mid_batch_then_drain(spawn, &first_log, &second_log).await;
 
     let (first, second) = (lines(&first_log), lines(&second_log));
     let mut handled: Vec<&str> = first.iter().chain(&second).map(|(id, _)| id.as_str()).collect();

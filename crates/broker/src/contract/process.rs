@@ -93,28 +93,70 @@ pub async fn consume(broker: &dyn Broker, log: &Path, empty_pause: Duration) {
 }
 
 fn child(log: &Path, prefix: &str, store: Option<&str>) -> Child {
+    let log = log.to_str().unwrap();
+    let mut env = vec![(LOG_VAR, log), (PREFIX_VAR, prefix)];
+    env.extend(store.map(|store| (STORE_VAR, store)));
+    child_test(CHILD_TEST, &env)
+}
+
+/// This test binary again, running test `test` alone with `env`: its
+/// stdout piped (what it says), its stderr the parent's.
+pub fn child_test(test: &str, env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
-        .env(LOG_VAR, log)
-        .env(PREFIX_VAR, prefix)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if let Some(store) = store {
-        cmd.env(STORE_VAR, store);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     cmd.spawn().unwrap()
 }
 
-fn wait_for_line(child: &mut Child, marker: &str) {
+/// Reads the child's stdout until a line holding `marker` (blocking);
+/// answers the line from the marker on (the test harness may print its
+/// own words first on the same line).
+pub fn wait_for_line(child: &mut Child, marker: &str) -> String {
     let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
         assert!(reader.read_line(&mut line).unwrap() > 0, "the child ended before saying {marker:?}");
-        if line.contains(marker) {
-            return;
+        if let Some(at) = line.find(marker) {
+            return line[at..].trim().to_string();
         }
     }
+}
+
+/// A consumer child (started by `spawn` with its log file) SIGKILLed once
+/// its log holds 25 lines, mid-batch; then a second one, run until it says
+/// it drained everything and ends well. The consumers print "consuming"
+/// when they start and "drained" when they stop.
+pub async fn kill_mid_batch_then_drain(
+    spawn: impl Fn(&Path) -> Child + Send + Sync + 'static,
+    first_log: &Path,
+    second_log: &Path,
+) {
+    let spawn = Arc::new(spawn);
+    let (first_log, second_log) = (first_log.to_path_buf(), second_log.to_path_buf());
+    let start = spawn.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut first = start(&first_log);
+        wait_for_line(&mut first, "consuming");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::fs::read_to_string(&first_log).unwrap_or_default().lines().count() < 25 {
+            assert!(std::time::Instant::now() < deadline, "the first consumer did not get going");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        first.kill().unwrap(); // SIGKILL, mid-batch
+        first.wait().unwrap();
+    })
+    .await
+    .unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut second = spawn(&second_log);
+        wait_for_line(&mut second, "drained");
+        assert!(second.wait().unwrap().success());
+    })
+    .await
+    .unwrap();
 }
 
 /// (id, key, attempt) per line.
@@ -154,27 +196,8 @@ pub async fn a_consumer_killed_mid_batch_loses_nothing_and_keys_keep_their_order
     let dir = tempfile::tempdir().unwrap();
     let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
 
-    let mut first = child(&first_log, prefix, store);
-    let log = first_log.clone();
-    tokio::task::spawn_blocking(move || {
-        wait_for_line(&mut first, "consuming");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while lines(&log).len() < 25 {
-            assert!(std::time::Instant::now() < deadline, "the first consumer did not get going");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        first.kill().unwrap(); // SIGKILL, mid-batch
-        first.wait().unwrap();
-    })
-    .await
-    .unwrap();
-    let mut second = child(&second_log, prefix, store);
-    tokio::task::spawn_blocking(move || {
-        wait_for_line(&mut second, "drained");
-        assert!(second.wait().unwrap().success());
-    })
-    .await
-    .unwrap();
+    let (prefix, store) = (prefix.to_string(), store.map(str::to_string));
+    kill_mid_batch_then_drain(move |log| child(log, &prefix, store.as_deref()), &first_log, &second_log).await;
 
     let handled: Vec<(String, String, u32)> = lines(&first_log).into_iter().chain(lines(&second_log)).collect();
     let stats = broker.stats("work").await.unwrap();

@@ -3,11 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-};
-
 use herald_server::config::ServiceConfig;
 pub use herald_testkit::Herald;
 
@@ -27,32 +22,9 @@ pub async fn herald(workflow_files: &[&str], services: &[(&str, &str, Option<&st
         .await
 }
 
-/// Runs the test named `test` of this same test binary as a child process,
-/// with `env`; its stdout is piped.
-pub fn child(test: &str, env: &[(&str, &str)]) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap()
-}
-
-/// Reads the child's stdout until a line holding `marker` (blocking);
-/// answers the line from the marker on (the test harness may print its
-/// own words first on the same line).
-pub fn wait_for_line(child: &mut Child, marker: &str) -> String {
-    let out = child.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(out);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "the child ended before saying {marker:?}");
-        if let Some(at) = line.find(marker) {
-            return line[at..].trim().to_string();
-        }
-    }
-}
+/// Child processes of this test binary, as the broker's process tests run them.
+#[allow(unused_imports)] // each test binary uses its part
+pub use herald_broker::contract::process::{child_test as child, kill_mid_batch_then_drain, wait_for_line};
 
 pub fn event(id: &str, kind: &str) -> herald_sdk::CloudEvent {
     herald_sdk::CloudEvent::from_json(serde_json::json!({
