@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use herald_broker::{
-    Broker, CloudEvent, Message, Nacked, Published, Put, RawSubscription, Redelivery, Stats, Subscription,
+    Broker, CloudEvent, Delivery, Message, Nacked, Published, Put, RawSubscription, Redelivery, Stats, Subscription,
     subscription::INTERNAL_PREFIX,
 };
 use tokio::sync::Notify;
@@ -24,6 +24,23 @@ fn parse_spec(name: &str, spec: &str) -> BResult<Subscription> {
     }
     Subscription::parse(name, raw).map_err(|e| corrupt(&e))
 }
+
+/// The prefetch of a standing consumer on the keyless queue, for a
+/// subscription herald delivers itself (see `held`): what it may have in
+/// flight. What it holds when its process stops goes back to the queue
+/// counted as a return, as a keyed partition's one event does.
+pub(crate) fn standing(sub: &Subscription) -> Option<u16> {
+    let in_flight = match &sub.delivery {
+        Delivery::Push { max_in_flight, .. } => *max_in_flight,
+        Delivery::Internal => INTERNAL_PREFETCH,
+        Delivery::Pull => return None,
+    };
+    Some(u16::try_from(in_flight).unwrap_or(u16::MAX))
+}
+
+/// What an `await` steps' listener may hold: the engine matches 32 events
+/// at once.
+const INTERNAL_PREFETCH: usize = 32;
 
 impl Inner {
     /// The definition as the store has it now, kept for the calls after.
@@ -64,14 +81,17 @@ impl Inner {
     /// The subscription's channel here, started (or started again, when
     /// its consumers ended) on first use.
     pub(crate) async fn runtime(&self, sub: &Subscription) -> BResult<Arc<Runtime>> {
-        if let Some(rt) = self.runtime_if_any(&sub.name) {
+        let standing = standing(sub);
+        if let Some(rt) = self.runtime_if_any(&sub.name).filter(|rt| rt.standing == standing) {
             return Ok(rt);
         }
         let _one = self.starting.lock().await;
-        if let Some(rt) = self.runtime_if_any(&sub.name) {
+        if let Some(rt) = self.runtime_if_any(&sub.name).filter(|rt| rt.standing == standing) {
             return Ok(rt);
         }
-        let rt = Runtime::start(&self.conn, &self.names, &sub.name, self.wakeups.get(&sub.name)).await?;
+        // A runtime of another kind (the definition changed) closes its
+        // channel as it goes: what it held returns to the queues.
+        let rt = Runtime::start(&self.conn, &self.names, &sub.name, standing, self.wakeups.get(&sub.name)).await?;
         self.runtimes.lock().expect("runtimes").insert(sub.name.clone(), rt.clone());
         Ok(rt)
     }

@@ -13,8 +13,13 @@
 //! Each subscription has a channel of its own in each process that uses
 //! it: a consumer per keyed queue with a prefetch of one (so a partition
 //! has at most one event here, and the next comes only once it is
-//! acknowledged), and the keyless queue drawn from as pullers ask (see
-//! `pull`).
+//! acknowledged). The keyless queue of a subscription pulled over HTTP is
+//! drawn from as pullers ask (see `pull`): no process sits on events
+//! nobody pulls from it. One that herald delivers itself (push, and the
+//! `await` steps' listeners), whose every process pulls without pause,
+//! has a standing consumer there too, with a prefetch of what it may have
+//! in flight: RabbitMQ sends its events ahead, as it would to any
+//! consumer, and no pull waits on a draw's round trips.
 
 use std::{
     collections::BTreeMap,
@@ -103,6 +108,9 @@ pub struct Runtime {
     consumers: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Held by a pull drawing from the keyless queue (see `pull`).
     pub drawing: tokio::sync::Mutex<()>,
+    /// The prefetch of a standing consumer on the keyless queue; `None`:
+    /// it is drawn from.
+    pub standing: Option<u16>,
 }
 
 impl Drop for Runtime {
@@ -141,8 +149,15 @@ impl Runtime {
         !self.broken.load(Ordering::Relaxed) && self.channel.status().connected()
     }
 
-    /// A channel for the subscription, consuming its keyed queues.
-    pub async fn start(conn: &Connection, names: &Names, sub: &str, wake: Arc<Notify>) -> BResult<Arc<Runtime>> {
+    /// A channel for the subscription, consuming its keyed queues, and its
+    /// keyless queue too with a prefetch of `standing`, if given.
+    pub async fn start(
+        conn: &Connection,
+        names: &Names,
+        sub: &str,
+        standing: Option<u16>,
+        wake: Arc<Notify>,
+    ) -> BResult<Arc<Runtime>> {
         let channel = conn.create_channel().await.map_err(storage)?;
         // Per consumer: one event at a time per partition.
         channel.basic_qos(1, BasicQosOptions { global: false }).await.map_err(storage)?;
@@ -152,8 +167,15 @@ impl Runtime {
             broken: AtomicBool::new(false),
             consumers: Mutex::new(Vec::new()),
             drawing: tokio::sync::Mutex::new(()),
+            standing,
         });
-        for part in names.parts().filter(|p| *p != Part::Keyless) {
+        for part in names.parts().filter(|p| *p != Part::Keyless || standing.is_some()) {
+            if part == Part::Keyless
+                && let Some(prefetch) = standing
+            {
+                // Per consumer: for the one that follows.
+                channel.basic_qos(prefetch, BasicQosOptions { global: false }).await.map_err(storage)?;
+            }
             let consumer = channel
                 .basic_consume(&names.queue(sub, part), "", BasicConsumeOptions::default(), FieldTable::default())
                 .await

@@ -78,8 +78,9 @@ impl Inner {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         // What is held here goes first; the keyless queue fills the rest.
         let due_here = rt.held.lock().expect("held").items.values().filter(|i| i.due(now)).count();
+        // A standing consumer brings keyless events by itself.
         let drawn = match max.checked_sub(due_here) {
-            Some(want) if want > 0 => self.draw_keyless(sub, rt, want).await?,
+            Some(want) if want > 0 && rt.standing.is_none() => self.draw_keyless(sub, rt, want).await?,
             _ => Vec::new(),
         };
         let mut out = Vec::new();

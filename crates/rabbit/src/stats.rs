@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use herald_broker::{Stats, Subscription};
 use lapin::{options::QueueDeclareOptions, types::FieldTable};
 
-use crate::{Inner, held::State, names::Part, storage};
+use crate::{Inner, broker::standing, held::State, names::Part, storage};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -30,20 +30,30 @@ impl Inner {
     }
 
     pub(crate) async fn subscription_stats(&self, sub: &Subscription) -> BResult<Stats> {
-        let rt = self.runtime(sub).await?;
         let now = Utc::now();
-        let holds_keyless = rt.held.lock().expect("held").items.values().any(|i| i.part == Part::Keyless);
-        if !holds_keyless && let Some(item) = self.get_keyless(sub, &rt, now).await? {
-            rt.held.lock().expect("held").insert(item);
-        }
+        let rt = match standing(sub) {
+            // Only a pull starts a standing consumer: a process that
+            // delivers nothing of the subscription holds none of it.
+            Some(_) => self.runtime_if_any(&sub.name),
+            None => {
+                let rt = self.runtime(sub).await?;
+                let holds_keyless = rt.held.lock().expect("held").items.values().any(|i| i.part == Part::Keyless);
+                if !holds_keyless && let Some(item) = self.get_keyless(sub, &rt, now).await? {
+                    rt.held.lock().expect("held").insert(item);
+                }
+                Some(rt)
+            }
+        };
         let mut stats = Stats { pending: self.ready(&sub.name, self.names.parts()).await?, ..Default::default() };
         let mut oldest: Option<DateTime<Utc>> = None;
-        for item in rt.held.lock().expect("held").items.values() {
-            match item.state {
-                State::Leased { until, .. } if until > now => stats.in_flight += 1,
-                _ => stats.pending += 1,
+        if let Some(rt) = &rt {
+            for item in rt.held.lock().expect("held").items.values() {
+                match item.state {
+                    State::Leased { until, .. } if until > now => stats.in_flight += 1,
+                    _ => stats.pending += 1,
+                }
+                oldest = Some(oldest.map_or(item.published_at, |o| o.min(item.published_at)));
             }
-            oldest = Some(oldest.map_or(item.published_at, |o| o.min(item.published_at)));
         }
         stats.lag_ms = oldest.map_or(0, |o| (now - o).num_milliseconds().max(0) as u64);
         stats.dead_letters = self.dead.count(&sub.name).await?;
@@ -51,8 +61,8 @@ impl Inner {
     }
 
     /// What this process holds decides; without anything held, the
-    /// keyless queue (keyed events come to this process by themselves, and
-    /// wake it).
+    /// keyless queue (keyed events, and a standing consumer's, come to
+    /// this process by themselves, and wake it).
     pub(crate) async fn subscription_next_due(&self, sub: &Subscription) -> BResult<Option<DateTime<Utc>>> {
         let now = Utc::now();
         if let Some(rt) = self.runtime_if_any(&sub.name) {
@@ -65,7 +75,9 @@ impl Inner {
                     State::Leased { until, .. } => until.max(now),
                 })
                 .min();
-            if next.is_some() {
+            // A standing consumer's events come by themselves, and wake it;
+            // what waits in the queue beyond its prefetch is not due here.
+            if next.is_some() || rt.standing.is_some() {
                 return Ok(next);
             }
         }

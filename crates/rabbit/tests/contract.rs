@@ -181,3 +181,54 @@ async fn each_process_that_ends_holding_an_event_spends_an_attempt_and_past_the_
     assert_eq!(letters[0].attempts, n, "every delivery an attempt");
     assert_eq!(letters[0].errors.len(), n as usize);
 }
+
+/// Messages ready (not sent to any consumer) in the subscription's keyless queue.
+async fn ready_keyless(h: &Rabbit, sub: &str) -> u32 {
+    let conn = lapin::Connection::connect(&h.prefix.url, Default::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let queue = herald_rabbit::names::Names::new(&h.prefix.name, 1).queue(sub, herald_broker::Part::Keyless);
+    let passive = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    let count = ch.queue_declare(&queue, passive, Default::default()).await.unwrap().message_count();
+    let _ = conn.close(200, "counted").await;
+    count
+}
+
+/// Waits (five seconds at most) until the keyless queue has `n` ready.
+async fn until_ready(h: &Rabbit, sub: &str, n: u32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = ready_keyless(h, sub).await;
+        if ready == n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready} ready in the keyless queue, not {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_subscription_herald_delivers_has_its_events_sent_ahead_but_no_more_than_it_may_have_in_flight() {
+    let h = rabbit().await;
+    let b = h.broker.clone();
+    let push = json!({"topic": "t", "push": {"service": "svc", "path": "/e", "max_in_flight": 4}});
+    b.put_subscription(&contract::subscription("pushed", push)).await.unwrap();
+    b.put_subscription(&contract::subscription("pulled", json!({"topic": "t"}))).await.unwrap();
+    let events = (0..10).map(|i| contract::event(&format!("e{i}"), "T", None)).collect();
+    b.publish("t", events).await.unwrap();
+
+    // A pull over HTTP takes what it asks for, and no more.
+    assert_eq!(b.pull("pulled", 1, LEASE).await.unwrap().len(), 1);
+    until_ready(&h, "pulled", 9).await;
+    // herald's own delivery holds as many as it may have out.
+    let first = b.pull("pushed", 1, LEASE).await.unwrap();
+    until_ready(&h, "pushed", 6).await;
+    let rest = b.pull("pushed", 10, LEASE).await.unwrap();
+    assert_eq!(rest.len(), 3, "what was sent ahead, and no more");
+    let acks: Vec<String> = first.iter().chain(&rest).map(|m| m.ack_id.clone()).collect();
+    assert!(b.ack("pushed", &acks).await.unwrap().is_empty());
+    // Room again: the next four come.
+    until_ready(&h, "pushed", 2).await;
+    let next = b.pull("pushed", 10, LEASE).await.unwrap();
+    let ids: Vec<&str> = first.iter().chain(&rest).chain(&next).map(|m| m.event.id.as_str()).collect();
+    assert_eq!(ids, ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7"], "in queue order");
+}
