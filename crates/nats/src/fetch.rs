@@ -108,11 +108,16 @@ impl Mailbox {
             let mut highest: HashMap<String, u64> = HashMap::new();
             while let Some(m) = replies.next().await {
                 let (key, seq) = route(&m);
-                let behind = seq.is_some_and(|seq| {
-                    let high = highest.entry(key.clone()).or_default();
-                    let behind = seq <= *high;
-                    *high = (*high).max(seq);
-                    behind
+                let behind = seq.is_some_and(|seq| match highest.get_mut(&key) {
+                    Some(high) => {
+                        let behind = seq <= *high;
+                        *high = (*high).max(seq);
+                        behind
+                    }
+                    None => {
+                        highest.insert(key.clone(), seq);
+                        false
+                    }
                 });
                 let received = Received { message: m, behind };
                 let late = match routes.open.lock().expect("mailbox").get(&key) {

@@ -44,7 +44,7 @@ impl Inner {
         }
         let now = Utc::now();
         let mut out = Vec::with_capacity(events.len());
-        let mut confirms = Vec::new();
+        let mut sends = Vec::new();
         let mut done = Vec::new();
         for ((e, (key, _)), claim) in events.iter().zip(routes).zip(claimed) {
             let published = |seq, duplicate| Published { id: e.id.clone(), source: e.source.clone(), seq, duplicate };
@@ -57,11 +57,18 @@ impl Inner {
             };
             let body = serde_json::to_vec(e).map_err(storage)?;
             let props = headers::event_properties(seq, topic, now);
-            let sent = self.publisher.basic_publish(exchange, key, BasicPublishOptions::default(), &body, props);
-            confirms.push(sent.await.map_err(storage)?);
+            sends.push(async move {
+                self.publisher.basic_publish(exchange, key, BasicPublishOptions::default(), &body, props).await
+            });
             done.push(Confirmed { source: e.source.clone(), id: e.id.clone(), seq });
             out.push(published(seq, false));
         }
+        // Written together: lapin queues a publish's frames when it is
+        // first polled, and the futures are first polled in this order,
+        // so the events go out in the order of their `seq` while lapin's
+        // I/O thread writes them in one go (awaited one by one, each
+        // publish waited on that thread's turn).
+        let confirms = futures::future::try_join_all(sends).await.map_err(storage)?;
         drop(sending);
         for c in confirms {
             confirmed(c.await)?;
