@@ -276,9 +276,28 @@ impl CloudEvent {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
-    /// The size of the event in the JSON format, for limits.
+    /// The size of the event in the JSON format, for limits: counted as
+    /// written, nothing kept.
     pub fn encoded_len(&self) -> usize {
-        serde_json::to_vec(self).map(|v| v.len()).unwrap_or(usize::MAX)
+        let mut counted = Counted(0);
+        match serde_json::to_writer(&mut counted, self) {
+            Ok(()) => counted.0,
+            Err(_) => usize::MAX,
+        }
+    }
+}
+
+/// A writer that only counts what it is given.
+struct Counted(usize);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -323,6 +342,14 @@ mod tests {
 
     fn minimal() -> Value {
         json!({"specversion": "1.0", "id": "e-1", "source": "/shop", "type": "OrderPlaced"})
+    }
+
+    #[test]
+    fn an_events_encoded_length_is_that_of_its_json() {
+        let mut v = minimal();
+        v["data"] = json!({"note": "café ☕", "n": [1, 2, 3]});
+        let e = CloudEvent::from_json(v).unwrap();
+        assert_eq!(e.encoded_len(), serde_json::to_vec(&e).unwrap().len());
     }
 
     #[test]
