@@ -183,6 +183,9 @@ impl Dispatcher {
                         }
                     }
                     Err(herald_broker::Error::UnknownSubscription(_)) => return,
+                    // Deleted meanwhile: a broker on a server of its own may
+                    // fail the pull on what went with it (its consumers).
+                    Err(_) if matches!(self.broker().subscription(&sub.name).await, Ok(None)) => return,
                     Err(e) => {
                         tracing::error!(subscription = %sub.name, error = %e, "pulling events to deliver failed");
                         wait = Duration::from_secs(1);
