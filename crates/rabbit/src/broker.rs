@@ -38,6 +38,18 @@ pub(crate) fn standing(sub: &Subscription) -> Option<u16> {
     Some(u16::try_from(in_flight).unwrap_or(u16::MAX))
 }
 
+/// A subscription whose queues this process deletes, until dropped.
+struct Going<'a> {
+    inner: &'a Inner,
+    name: String,
+}
+
+impl Drop for Going<'_> {
+    fn drop(&mut self) {
+        self.inner.going.lock().expect("going").remove(&self.name);
+    }
+}
+
 /// What an `await` steps' listener may hold: the engine matches 32 events
 /// at once.
 const INTERNAL_PREFETCH: usize = 32;
@@ -58,7 +70,7 @@ impl Inner {
             None => self.read_def(name).await?,
         };
         let Some(spec) = spec else {
-            self.forget_runtime(name);
+            self.close_runtime(name).await;
             return Ok(None);
         };
         let sub = parse_spec(name, &spec)?;
@@ -74,8 +86,27 @@ impl Inner {
         self.runtimes.lock().expect("runtimes").get(name).filter(|rt| rt.alive()).cloned()
     }
 
-    fn forget_runtime(&self, name: &str) {
-        self.runtimes.lock().expect("runtimes").remove(name);
+    /// Deletes the subscription's queues: its channel here closed first
+    /// (see `held`), and none started again (see `runtime`) until the
+    /// returned mark is dropped, once the definition says what is left.
+    async fn delete_queues(&self, name: &str) -> BResult<Going<'_>> {
+        self.going.lock().expect("going").insert(name.to_string());
+        let going = Going { inner: self, name: name.to_string() };
+        {
+            // A start under way ends first, and is closed.
+            let _one = self.starting.lock().await;
+            self.close_runtime(name).await;
+        }
+        self.with_channel(async |ch| topology::delete_subscription(ch, &self.names, name).await).await?;
+        Ok(going)
+    }
+
+    /// Closes the subscription's channel here, if it has one.
+    async fn close_runtime(&self, name: &str) {
+        let rt = self.runtimes.lock().expect("runtimes").remove(name);
+        if let Some(rt) = rt {
+            rt.close().await;
+        }
     }
 
     /// The subscription's channel here, started (or started again, when
@@ -88,6 +119,12 @@ impl Inner {
         let _one = self.starting.lock().await;
         if let Some(rt) = self.runtime_if_any(&sub.name).filter(|rt| rt.standing == standing) {
             return Ok(rt);
+        }
+        // Consumers started on queues being deleted meet RabbitMQ 3.10's
+        // crash on a consumer's start crossing its channel's close (the
+        // whole connection goes, with every call under way on it).
+        if self.going.lock().expect("going").contains(&sub.name) {
+            return Err(herald_broker::Error::UnknownSubscription(sub.name.clone()));
         }
         // A runtime of another kind (the definition changed) closes its
         // channel as it goes: what it held returns to the queues.
@@ -136,16 +173,8 @@ impl Broker for RabbitBroker {
         };
         // Queues first: a definition others can read always has them. A
         // subscription moved to another topic starts there afresh.
-        i.with_channel(async |ch| {
-            if moved {
-                topology::delete_subscription(ch, &i.names, &sub.name).await?;
-            }
-            topology::declare_subscription(ch, &i.names, sub).await
-        })
-        .await?;
-        if moved {
-            i.forget_runtime(&sub.name);
-        }
+        let _going = if moved { Some(i.delete_queues(&sub.name).await?) } else { None };
+        i.with_channel(async |ch| topology::declare_subscription(ch, &i.names, sub).await).await?;
         i.ledger.put_definition(i.scope(), &sub.name, &spec).await?;
         i.defs.keep(&sub.name, Some(&spec));
         i.wakeups.set_topic(&sub.name, &sub.topic);
@@ -161,8 +190,7 @@ impl Broker for RabbitBroker {
         // The queues first: should the definition's removal then fail, a
         // delete again finishes the work; the other way round, queues
         // nobody knows of would keep their events for ever.
-        i.forget_runtime(name);
-        i.with_channel(async |ch| topology::delete_subscription(ch, &i.names, name).await).await?;
+        let _going = i.delete_queues(name).await?;
         i.ledger.delete_definition(i.scope(), name).await?;
         i.defs.keep(name, None);
         // Whoever waits on it looks again and finds it gone.

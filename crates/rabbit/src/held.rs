@@ -115,16 +115,25 @@ pub struct Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        for c in self.consumers.lock().expect("consumers").drain(..) {
-            c.abort();
-        }
-        // Closing returns whatever it still held to the queues.
+        let consumers: Vec<_> = self.consumers.lock().expect("consumers").drain(..).collect();
         let ch = self.channel.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let _ = ch.close(200, "done").await;
-            });
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(close_then_end(ch, consumers))),
+            Err(_) => consumers.iter().for_each(|c| c.abort()),
         }
+    }
+}
+
+/// Closes the channel, which returns whatever it held to the queues, and
+/// only then ends its consumers' tasks. The other way round, each consumer
+/// dropped while its channel is open is cancelled by the client; should
+/// its queue be deleted at that moment, the server's cancel crosses the
+/// client's, and RabbitMQ 3.10's channel process crashes on it, closing
+/// the whole connection (INTERNAL_ERROR) with every call under way on it.
+async fn close_then_end(ch: Channel, consumers: Vec<tokio::task::AbortHandle>) {
+    let _ = ch.close(200, "done").await;
+    for c in consumers {
+        c.abort();
     }
 }
 
@@ -145,6 +154,14 @@ pub fn item(d: &Delivery, part: Part, now: DateTime<Utc>) -> Option<Item> {
 }
 
 impl Runtime {
+    /// Closes the channel now (see [`close_then_end`]): for a subscription
+    /// whose queues are about to go.
+    pub async fn close(&self) {
+        self.broken.store(true, Ordering::Relaxed);
+        let consumers: Vec<_> = self.consumers.lock().expect("consumers").drain(..).collect();
+        close_then_end(self.channel.clone(), consumers).await;
+    }
+
     pub fn alive(&self) -> bool {
         !self.broken.load(Ordering::Relaxed) && self.channel.status().connected()
     }
@@ -201,7 +218,10 @@ impl Runtime {
 
 async fn consume(rt: Weak<Runtime>, mut consumer: lapin::Consumer, part: Part, wake: Arc<Notify>) {
     while let Some(delivery) = consumer.next().await {
-        let Some(rt) = rt.upgrade() else { return };
+        // The runtime went, and its channel is closing, which ends this
+        // stream and returns what came; ending here first would drop the
+        // consumer while its channel is open (see `close_then_end`).
+        let Some(rt) = rt.upgrade() else { continue };
         let Ok(d) = delivery else { break };
         match item(&d, part, Utc::now()) {
             Some(item) => {

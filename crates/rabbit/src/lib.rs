@@ -105,6 +105,9 @@ pub(crate) struct Inner {
     pub dedupe_window: Duration,
     pub dead: Arc<dyn DeadLetters>,
     pub runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
+    /// Subscriptions whose queues this process is deleting: no channel
+    /// starts consuming them meanwhile (see `broker`).
+    pub going: Mutex<std::collections::HashSet<String>>,
     pub wakeups: Arc<Wakeups>,
     pub calls: inbox::Calls,
     /// The session's tasks: inbox, replies, dead letters.

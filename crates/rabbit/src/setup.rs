@@ -96,6 +96,7 @@ impl Inner {
             dedupe_window: config.dedupe_window,
             dead: kept.dead_letters.clone(),
             runtimes: std::sync::Mutex::new(HashMap::new()),
+            going: std::sync::Mutex::new(Default::default()),
             wakeups,
             calls,
             tasks: std::sync::Mutex::new(vec![replies]),

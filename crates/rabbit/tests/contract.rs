@@ -232,3 +232,44 @@ async fn a_subscription_herald_delivers_has_its_events_sent_ahead_but_no_more_th
     let ids: Vec<&str> = first.iter().chain(&rest).chain(&next).map(|m| m.event.id.as_str()).collect();
     assert_eq!(ids, ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "e7"], "in queue order");
 }
+
+#[tokio::test]
+async fn deleting_subscriptions_that_hold_events_leaves_the_connection_working() {
+    let h = rabbit().await;
+    let b = h.broker.clone();
+    for round in 0..8 {
+        let name = format!("gone{round}");
+        let push = json!({"topic": "t", "push": {"service": "svc", "path": "/e", "max_in_flight": 8}});
+        b.put_subscription(&contract::subscription(&name, push)).await.unwrap();
+        let events =
+            (0..20).map(|i| contract::event(&format!("r{round}-{i}"), "T", (i % 2 == 0).then_some("k"))).collect();
+        b.publish("t", events).await.unwrap();
+        // The subscription's consumers hold events (keyed, and sent ahead).
+        assert!(!b.pull(&name, 1, LEASE).await.unwrap().is_empty());
+        // Its queues go while it is pulled from, as herald's own delivery
+        // does without pause, and while another call is under way.
+        let puller = {
+            let (b, name) = (b.clone(), name.clone());
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                // Failures are expected here, while the queues go.
+                while tokio::time::Instant::now() < deadline {
+                    if let Err(herald_broker::Error::UnknownSubscription(_)) = b.pull(&name, 8, LEASE).await {
+                        return;
+                    }
+                }
+            })
+        };
+        let other = contract::event(&format!("other-{round}"), "T", None);
+        let (deleted, published) = tokio::join!(b.delete_subscription(&name), b.publish("u", vec![other]));
+        assert!(deleted.unwrap(), "round {round}");
+        published.unwrap_or_else(|e| panic!("round {round}: a publish beside the delete failed: {e}"));
+        puller.await.unwrap();
+        let after = contract::event(&format!("after-{round}"), "T", None);
+        b.publish("u", vec![after]).await.unwrap_or_else(|e| panic!("round {round}: a publish after failed: {e}"));
+    }
+    // And the connection still serves.
+    b.put_subscription(&contract::subscription("after", json!({"topic": "t"}))).await.unwrap();
+    b.publish("t", vec![contract::event("last", "T", None)]).await.unwrap();
+    assert_eq!(b.pull("after", 1, LEASE).await.unwrap().len(), 1);
+}
