@@ -127,7 +127,9 @@ impl Inner {
             return Err(herald_broker::Error::UnknownSubscription(sub.name.clone()));
         }
         // A runtime of another kind (the definition changed) closes its
-        // channel as it goes: what it held returns to the queues.
+        // channel first: what it held returns to the queues, ahead of what
+        // waits there, before the new channel consumes.
+        self.close_runtime(&sub.name).await;
         let rt = Runtime::start(&self.conn, &self.names, &sub.name, standing, self.wakeups.get(&sub.name)).await?;
         self.runtimes.lock().expect("runtimes").insert(sub.name.clone(), rt.clone());
         Ok(rt)

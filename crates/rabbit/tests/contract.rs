@@ -273,3 +273,22 @@ async fn deleting_subscriptions_that_hold_events_leaves_the_connection_working()
     b.publish("t", vec![contract::event("last", "T", None)]).await.unwrap();
     assert_eq!(b.pull("after", 1, LEASE).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_changed_max_in_flight_starts_the_channel_afresh_with_its_new_prefetch() {
+    let h = rabbit().await;
+    let b = h.broker.clone();
+    let push = |n: u32| json!({"topic": "t", "push": {"service": "svc", "path": "/e", "max_in_flight": n}});
+    b.put_subscription(&contract::subscription("s", push(4))).await.unwrap();
+    b.publish("t", (0..10).map(|i| contract::event(&format!("e{i}"), "T", None)).collect()).await.unwrap();
+    let old = b.pull("s", 1, LEASE).await.unwrap();
+    until_ready(&h, "s", 6).await;
+
+    b.put_subscription(&contract::subscription("s", push(2))).await.unwrap();
+    let next = b.pull("s", 10, LEASE).await.unwrap();
+    // What the old channel held went back to the queue, counted.
+    assert_eq!(next.len(), 2, "the new prefetch");
+    assert_eq!((next[0].event.id.as_str(), next[0].attempt), ("e0", 2), "returned first, its return counted");
+    until_ready(&h, "s", 8).await;
+    assert_eq!(b.ack("s", &[old[0].ack_id.clone()]).await.unwrap(), [old[0].ack_id.clone()], "the old lease is gone");
+}
