@@ -77,12 +77,13 @@ impl AckId {
         })
     }
 
-    /// The stream, consumer and stream sequence an ack subject names, if
-    /// it is one (as [`AckId::new`] reads it), without making an ack id of it.
-    pub fn locate(reply: &str) -> Option<(&str, &str, u64)> {
+    /// The stream, consumer, stream sequence and consumer sequence an ack
+    /// subject names, if it is one (as [`AckId::new`] reads it), without
+    /// making an ack id of it.
+    pub fn locate(reply: &str) -> Option<(&str, &str, u64, u64)> {
         let tail = reply.strip_prefix(ACK_PREFIX)?;
         let t = tokens(tail)?;
-        Some((t[0], t[1], t[3].parse().ok()?))
+        Some((t[0], t[1], t[3].parse().ok()?, t[4].parse().ok()?))
     }
 
     pub fn parse(ack_id: &str) -> Option<Self> {

@@ -19,7 +19,9 @@
 //! the highest stream sequence this process already had from its consumer
 //! is one sent again, whatever count the server gives it (a 2.9 server's
 //! count can go back, see [`crate::records`]): the mailbox marks it
-//! [`Received::behind`].
+//! [`Received::behind`]. A consumer made anew (a subscription deleted and
+//! made again) starts its own sequence again, which shows it: what was
+//! had from the one before is forgotten then.
 
 use std::{
     collections::HashMap,
@@ -65,19 +67,41 @@ pub struct Received {
     pub behind: bool,
 }
 
-/// Where a message goes: its consumer for an event (and its stream
-/// sequence), its inbox otherwise. Read from the ack subject without
-/// parsing a whole ack id: every message a pull brings passes here.
-fn route(m: &Message) -> (String, Option<u64>) {
+/// Where a message goes: its consumer for an event (and its stream and
+/// consumer sequences), its inbox otherwise. Read from the ack subject
+/// without parsing a whole ack id: every message a pull brings passes here.
+fn route(m: &Message) -> (String, Option<Had>) {
     match m.reply.as_deref().and_then(AckId::locate) {
-        Some((stream, consumer, seq)) => {
+        Some((stream, consumer, seq, consumer_seq)) => {
             let mut key = String::with_capacity(stream.len() + consumer.len() + 1);
             key.push_str(stream);
             key.push('/');
             key.push_str(consumer);
-            (key, Some(seq))
+            (key, Some(Had { seq, consumer_seq }))
         }
         None => (m.subject.to_string(), None),
+    }
+}
+
+/// The highest sequences had from a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Had {
+    /// In the stream.
+    seq: u64,
+    /// The consumer's own, one more for every delivery it makes.
+    consumer_seq: u64,
+}
+
+/// Whether delivery `now` is behind what was `had` from its consumer (see
+/// the module's doc), and what is had after it.
+fn against(had: Option<Had>, now: Had) -> (bool, Had) {
+    match had {
+        // The same consumer: its sequence went on.
+        Some(had) if now.consumer_seq > had.consumer_seq => {
+            (now.seq <= had.seq, Had { seq: had.seq.max(now.seq), consumer_seq: now.consumer_seq })
+        }
+        // None yet, or a consumer made anew.
+        _ => (false, now),
     }
 }
 
@@ -104,18 +128,17 @@ impl Mailbox {
         });
         let routes = mailbox.clone();
         let task = tokio::spawn(async move {
-            // The highest stream sequence had from each consumer.
-            let mut highest: HashMap<String, u64> = HashMap::new();
+            let mut highest: HashMap<String, Had> = HashMap::new();
             while let Some(m) = replies.next().await {
-                let (key, seq) = route(&m);
-                let behind = seq.is_some_and(|seq| match highest.get_mut(&key) {
-                    Some(high) => {
-                        let behind = seq <= *high;
-                        *high = (*high).max(seq);
+                let (key, now) = route(&m);
+                let behind = now.is_some_and(|now| match highest.get_mut(&key) {
+                    Some(had) => {
+                        let (behind, after) = against(Some(*had), now);
+                        *had = after;
                         behind
                     }
                     None => {
-                        highest.insert(key.clone(), seq);
+                        highest.insert(key.clone(), now);
                         false
                     }
                 });
@@ -220,5 +243,28 @@ async fn give_back_late(g: GiveBack, late: Received) {
     };
     if let Err(e) = given.await {
         tracing::warn!(seq = id.seq, error = %e, "a late event could not be given back; it returns after its lease");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn had(seq: u64, consumer_seq: u64) -> Had {
+        Had { seq, consumer_seq }
+    }
+
+    #[test]
+    fn an_event_at_or_below_what_its_consumer_gave_is_behind() {
+        assert_eq!(against(None, had(5, 1)), (false, had(5, 1)));
+        assert_eq!(against(Some(had(5, 1)), had(6, 2)), (false, had(6, 2)), "the next new one");
+        assert_eq!(against(Some(had(6, 2)), had(5, 3)), (true, had(6, 3)), "sent again");
+        assert_eq!(against(Some(had(6, 3)), had(6, 4)), (true, had(6, 4)), "the highest, sent again");
+    }
+
+    #[test]
+    fn a_consumer_made_anew_starts_over() {
+        assert_eq!(against(Some(had(90, 40)), had(3, 1)), (false, had(3, 1)));
+        assert_eq!(against(Some(had(90, 40)), had(91, 40)), (false, had(91, 40)), "not one more: not the same");
     }
 }
