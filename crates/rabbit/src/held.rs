@@ -111,6 +111,9 @@ pub struct Runtime {
     /// The prefetch of a standing consumer on the keyless queue; `None`:
     /// it is drawn from.
     pub standing: Option<u16>,
+    /// The prefetch the channel gives the next consumer it starts, as last
+    /// set (draws set it only when they need another).
+    pub prefetch: std::sync::atomic::AtomicU16,
 }
 
 impl Drop for Runtime {
@@ -185,6 +188,7 @@ impl Runtime {
             consumers: Mutex::new(Vec::new()),
             drawing: tokio::sync::Mutex::new(()),
             standing,
+            prefetch: std::sync::atomic::AtomicU16::new(standing.unwrap_or(1)),
         });
         for part in names.parts().filter(|p| *p != Part::Keyless || standing.is_some()) {
             if part == Part::Keyless

@@ -21,12 +21,13 @@
 //! how many wait, then consumes with a prefetch of what the pull still
 //! wants (no more than wait), and cancels the consumer once that many
 //! came or none came for [`QUIET`] (another process took the rest): four
-//! round trips whatever the count. Nothing is taken beyond what the pull
+//! round trips whatever the count, three when the prefetch is the last
+//! draw's. Nothing is taken beyond what the pull
 //! asked for, so no process sits on keyless events nobody pulls from it;
 //! what arrives between the end of the wait and the cancel is held here,
 //! due, for the next pull (as a keyed partition's event is).
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -169,8 +170,12 @@ impl Inner {
             return Ok(Vec::new());
         }
         // Per consumer (not `global`): the keyed consumers keep their one.
+        // Set when it changes only (draws take turns on the channel).
         let prefetch = u16::try_from(want).unwrap_or(u16::MAX);
-        rt.channel.basic_qos(prefetch, BasicQosOptions { global: false }).await.map_err(storage)?;
+        if rt.prefetch.load(Ordering::Relaxed) != prefetch {
+            rt.channel.basic_qos(prefetch, BasicQosOptions { global: false }).await.map_err(storage)?;
+            rt.prefetch.store(prefetch, Ordering::Relaxed);
+        }
         let options = BasicConsumeOptions::default();
         let mut consumer =
             rt.channel.basic_consume(&queue, "", options, FieldTable::default()).await.map_err(storage)?;
