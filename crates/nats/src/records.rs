@@ -63,6 +63,11 @@ impl Records {
         if delivered <= 1 {
             return Ok(Record::default());
         }
+        self.read(key).await
+    }
+
+    /// The record as kept, or none yet.
+    async fn read(&self, key: &str) -> BResult<Record> {
         match self.kv.get(key).await.map_err(storage)? {
             None => Ok(Record::default()),
             Some(bytes) => serde_json::from_slice(&bytes).map_err(storage),
@@ -73,8 +78,7 @@ impl Records {
     /// counts it first but it is `behind` what this process saw already;
     /// its count is raised past the record's when the server's went back.
     pub async fn of_received(&self, key: &str, id: &mut AckId, behind: bool) -> BResult<Record> {
-        let asked = if behind { id.delivered.max(2) } else { id.delivered };
-        let record = self.get(key, asked).await?;
+        let record = if behind { self.read(key).await? } else { self.get(key, id.delivered).await? };
         let counted = record.count(id.delivered);
         if counted != id.delivered {
             tracing::debug!(

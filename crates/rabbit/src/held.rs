@@ -118,7 +118,7 @@ pub struct Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        let consumers: Vec<_> = self.consumers.lock().expect("consumers").drain(..).collect();
+        let consumers = self.take_consumers();
         let ch = self.channel.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn(close_then_end(ch, consumers))),
@@ -161,8 +161,11 @@ impl Runtime {
     /// whose queues are about to go.
     pub async fn close(&self) {
         self.broken.store(true, Ordering::Relaxed);
-        let consumers: Vec<_> = self.consumers.lock().expect("consumers").drain(..).collect();
-        close_then_end(self.channel.clone(), consumers).await;
+        close_then_end(self.channel.clone(), self.take_consumers()).await;
+    }
+
+    fn take_consumers(&self) -> Vec<tokio::task::AbortHandle> {
+        self.consumers.lock().expect("consumers").drain(..).collect()
     }
 
     pub fn alive(&self) -> bool {
