@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use async_nats::Subject;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -13,7 +14,7 @@ use herald_broker::{
 };
 use tokio::sync::Notify;
 
-use crate::{NatsBroker, storage, wake};
+use crate::{NatsBroker, names::Part, storage, wake};
 
 type BResult<T> = herald_broker::Result<T>;
 
@@ -34,8 +35,19 @@ fn parse_spec(name: &str, spec: &[u8]) -> BResult<Subscription> {
 /// character, made one header value. The length prefix keeps
 /// (`a:b`, `c`) and (`a`, `b:c`) apart.
 fn msg_id(event: &CloudEvent) -> String {
-    let clean = |s: &str| s.replace(['\r', '\n'], " ");
+    fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+        match s.contains(['\r', '\n']) {
+            true => std::borrow::Cow::Owned(s.replace(['\r', '\n'], " ")),
+            false => std::borrow::Cow::Borrowed(s),
+        }
+    }
     format!("{}:{}:{}", event.source.len(), clean(&event.source), clean(&event.id))
+}
+
+/// What the server answered for one event published.
+struct Stored {
+    seq: u64,
+    duplicate: bool,
 }
 
 impl NatsBroker {
@@ -54,25 +66,30 @@ impl NatsBroker {
         self.find(name).await?.ok_or_else(|| herald_broker::Error::UnknownSubscription(name.to_string()))
     }
 
-    async fn publish_all(&self, topic: &str, events: &[CloudEvent]) -> BResult<Vec<Published>> {
+    async fn publish_all(&self, topic: &str, events: &[CloudEvent]) -> BResult<Vec<Stored>> {
         let mut acks = Vec::with_capacity(events.len());
+        // A batch's events mostly share a few parts: each subject made once.
+        let mut subjects: Vec<(Part, Subject)> = Vec::new();
         // All sent before any answer is awaited: one round trip per batch.
         for e in events {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(MSG_ID, msg_id(e).as_str());
-            let subject = self.names.subject(topic, self.names.part(e.ordering_key()));
+            let part = self.names.part(e.ordering_key());
+            let subject = match subjects.iter().find(|(p, _)| *p == part) {
+                Some((_, s)) => s.clone(),
+                None => {
+                    let s = Subject::from(self.names.subject(topic, part));
+                    subjects.push((part, s.clone()));
+                    s
+                }
+            };
             let body = serde_json::to_vec(e).map_err(storage)?;
             acks.push(self.js.publish_with_headers(subject, headers, body.into()).await.map_err(storage)?);
         }
         let mut out = Vec::with_capacity(events.len());
-        for (e, ack) in events.iter().zip(acks) {
+        for ack in acks {
             let ack = ack.await.map_err(storage)?;
-            out.push(Published {
-                id: e.id.clone(),
-                source: e.source.clone(),
-                seq: ack.sequence,
-                duplicate: ack.duplicate,
-            });
+            out.push(Stored { seq: ack.sequence, duplicate: ack.duplicate });
         }
         Ok(out)
     }
@@ -85,7 +102,7 @@ impl Broker for NatsBroker {
             return Ok(Vec::new());
         }
         self.ensure_stream(topic).await?;
-        let published = match self.publish_all(topic, &events).await {
+        let stored = match self.publish_all(topic, &events).await {
             Ok(p) => p,
             Err(first) => {
                 // The stream may have been removed since this process saw
@@ -99,7 +116,10 @@ impl Broker for NatsBroker {
         };
         self.wakeups.wake_topic(topic);
         wake::signal(&self.client, &self.names, topic).await;
-        Ok(published)
+        let published = events.into_iter().zip(stored);
+        Ok(published
+            .map(|(e, s)| Published { id: e.id, source: e.source, seq: s.seq, duplicate: s.duplicate })
+            .collect())
     }
 
     async fn put_subscription(&self, sub: &Subscription) -> BResult<Put> {

@@ -66,8 +66,19 @@ fn read_events(headers: &HeaderMap, body: &[u8], max_batch: usize) -> Result<Vec
         })
     };
     match mime.as_str() {
-        STRUCTURED => Ok(vec![CloudEvent::from_json(parse(body)?).map_err(|e| invalid(None, e))?]),
+        STRUCTURED => {
+            if let Some(event) = shortcut::<CloudEvent>(body)?.and_then(CloudEvent::checked) {
+                return Ok(vec![event]);
+            }
+            Ok(vec![CloudEvent::from_json(parse(body)?).map_err(|e| invalid(None, e))?])
+        }
         BATCH => {
+            if let Some(events) = shortcut::<Vec<CloudEvent>>(body)?
+                && (1..=max_batch).contains(&events.len())
+                && let Some(events) = events.into_iter().map(CloudEvent::checked).collect()
+            {
+                return Ok(events);
+            }
             let Value::Array(items) = parse(body)? else {
                 return Err(ApiError::InvalidEvent("a batch is a JSON array of events".into()));
             };
@@ -95,6 +106,13 @@ fn read_events(headers: &HeaderMap, body: &[u8], max_batch: usize) -> Result<Vec
             "send a CloudEvent: `content-type: {STRUCTURED}`, `{BATCH}`, or binary mode with `ce-*` headers"
         ))),
     }
+}
+
+/// Events read straight from the body, or `None` when anything is amiss:
+/// then the body is read the long way, which names what is wrong.
+fn shortcut<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, ApiError> {
+    herald_core::nesting::check(body).map_err(ApiError::InvalidEvent)?;
+    Ok(serde_json::from_slice(body).ok())
 }
 
 fn parse(body: &[u8]) -> Result<Value, ApiError> {
