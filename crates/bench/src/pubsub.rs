@@ -259,9 +259,14 @@ struct PulledMessage {
     event: Value,
 }
 
-/// Pulls, records and acknowledges until all `n` events were seen.
+/// Pulls and acknowledges until all `n` events were seen. An event counts
+/// once its ack is answered, as the raw consumers' do. The ack of one
+/// batch is in flight while the next pull goes out (one ack at a time),
+/// as the raw consumers' message stream has its next pull request out
+/// while a chunk is acknowledged.
 async fn pull(http: reqwest::Client, url: String, sub: String, n: usize, seen: Arc<Mutex<Seen>>) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
+    let mut acking: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
     while seen.lock().expect("seen").count() < n {
         ensure!(Instant::now() < deadline, "the pullers stopped receiving events");
         let resp = http
@@ -271,19 +276,32 @@ async fn pull(http: reqwest::Client, url: String, sub: String, n: usize, seen: A
             .await?;
         ensure!(resp.status().is_success(), "pull answered {}", resp.status());
         let pulled: Pulled = resp.json().await?;
+        if let Some(previous) = acking.take() {
+            previous.await??;
+        }
         if pulled.messages.is_empty() {
             continue;
         }
-        {
+        let lags = pulled
+            .messages
+            .iter()
+            .map(|m| lag_of(&m.event).context("an event without its send time"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let ids: Vec<String> = pulled.messages.into_iter().map(|m| m.ack_id).collect();
+        let ack = http.post(format!("{url}/v1/subscriptions/{sub}:ack")).json(&json!({"ack_ids": ids}));
+        let seen = seen.clone();
+        acking = Some(tokio::spawn(async move {
+            let resp = ack.send().await?;
+            ensure!(resp.status().is_success(), "ack answered {}", resp.status());
             let mut s = seen.lock().expect("seen");
-            for m in &pulled.messages {
-                let (i, lag) = lag_of(&m.event).context("an event without its send time")?;
+            for (i, lag) in lags {
                 s.record(i, lag);
             }
-        }
-        let ids: Vec<&str> = pulled.messages.iter().map(|m| m.ack_id.as_str()).collect();
-        let resp = http.post(format!("{url}/v1/subscriptions/{sub}:ack")).json(&json!({"ack_ids": ids})).send().await?;
-        ensure!(resp.status().is_success(), "ack answered {}", resp.status());
+            Ok(())
+        }));
+    }
+    if let Some(last) = acking {
+        last.await??;
     }
     Ok(())
 }

@@ -56,24 +56,30 @@ fn tokens(tail: &str) -> Option<[&str; 7]> {
 impl AckId {
     /// The id of a delivery the server sent with `reply` as its ack subject.
     pub fn new(reply: &str, until: DateTime<Utc>) -> Option<Self> {
+        Self::of_reply(reply.to_string(), until)
+    }
+
+    /// [`AckId::new`], keeping the subject given rather than copying it.
+    fn of_reply(reply: String, until: DateTime<Utc>) -> Option<Self> {
         let tail = reply.strip_prefix(ACK_PREFIX)?;
         // It becomes a subject herald publishes to: one it could be, no more.
         if tail.bytes().any(|b| b.is_ascii_whitespace() || b == b'*' || b == b'>') {
             return None;
         }
         let t = tokens(tail)?;
+        let delivered = t[2].parse().ok()?;
+        t[6].parse::<u64>().ok()?;
+        let (stream, consumer) = (t[0].to_string(), t[1].to_string());
+        let (seq, published_ns) = (t[3].parse().ok()?, t[5].parse().ok()?);
         Some(AckId {
             until_ms: until.timestamp_millis(),
-            reply: reply.to_string(),
-            stream: t[0].to_string(),
-            consumer: t[1].to_string(),
-            delivered: t[2].parse().ok()?,
-            counted: t[2].parse().ok()?,
-            seq: t[3].parse().ok()?,
-            published_ns: {
-                t[6].parse::<u64>().ok()?;
-                t[5].parse().ok()?
-            },
+            reply,
+            stream,
+            consumer,
+            delivered,
+            counted: delivered,
+            seq,
+            published_ns,
         })
     }
 
@@ -93,7 +99,7 @@ impl AckId {
             None => (head, None),
         };
         let until = DateTime::from_timestamp_millis(i64::from_str_radix(until, 16).ok()?)?;
-        let mut id = Self::new(&format!("{ACK_PREFIX}{tail}"), until)?;
+        let mut id = Self::of_reply([ACK_PREFIX, tail].concat(), until)?;
         if let Some(raised) = raised {
             if raised <= id.counted {
                 return None;
