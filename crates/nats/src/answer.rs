@@ -41,6 +41,18 @@ impl Answer {
     }
 }
 
+/// How long the server has to confirm an answer (async-nats's request default).
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether the server confirmed an answer: an empty reply, not a status.
+fn confirmed(reply: Option<async_nats::Message>) -> BResult<()> {
+    match reply.map(|m| m.status) {
+        None => Err(storage("the server did not confirm an answer in time")),
+        Some(None | Some(async_nats::StatusCode::OK)) => Ok(()),
+        Some(Some(status)) => Err(storage(format!("an answer was refused: {status}"))),
+    }
+}
+
 impl NatsBroker {
     /// Sends `answer` for the delivery and waits until the server applied it.
     pub(crate) async fn answer(&self, id: &AckId, answer: Answer) -> BResult<()> {
@@ -77,20 +89,41 @@ impl NatsBroker {
                 None => unknown.push(ack_id.clone()),
             }
         }
-        let acks = held.iter().map(|id| async move {
-            if let Err(e) = self.answer(id, Answer::Ack).await {
-                self.answered.release(id);
-                return Err(e);
-            }
-            if id.delivered <= 1 {
-                return Ok(()); // a first delivery has no record
-            }
-            let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
-            self.records.forget(&key, id.delivered).await
-        });
-        futures::future::try_join_all(acks).await?;
+        self.ack_all(sub, &held).await?;
         let keyed = held.iter().any(|id| !id.consumer.ends_with("-u"));
         Ok((unknown, keyed))
+    }
+
+    /// Acks each held delivery, all sent before any answer is awaited.
+    /// A delivery whose ack the server did not confirm may be answered
+    /// again; so may those not sent when sending failed.
+    async fn ack_all(&self, sub: &Subscription, held: &[AckId]) -> BResult<()> {
+        let mut batch = self.replies.batch();
+        for (i, id) in held.iter().enumerate() {
+            let sent = self.client.publish_with_reply(id.reply.clone(), batch.reply_to(i), Answer::Ack.body()).await;
+            if let Err(e) = sent {
+                held.iter().for_each(|id| self.answered.release(id));
+                return Err(storage(e));
+            }
+        }
+        let mut failed = None;
+        let mut done = Vec::with_capacity(held.len());
+        for (id, answer) in held.iter().zip(batch.collect(held.len(), ANSWER_WAIT).await) {
+            match confirmed(answer) {
+                Ok(()) => done.push(id),
+                Err(e) => {
+                    self.answered.release(id);
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        // A first delivery has no record.
+        let forgotten = done.into_iter().filter(|id| id.delivered > 1).map(|id| {
+            let key = self.names.attempts_key(&sub.name, &sub.topic, id.seq);
+            async move { self.records.forget(&key, id.delivered).await }
+        });
+        futures::future::try_join_all(forgotten).await?;
+        failed.map_or(Ok(()), Err)
     }
 
     pub(crate) async fn give_back(

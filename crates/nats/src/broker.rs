@@ -50,6 +50,41 @@ struct Stored {
     duplicate: bool,
 }
 
+/// How long the server has to confirm a batch's events (async-nats's
+/// JetStream default).
+const CONFIRM_WAIT: Duration = Duration::from_secs(5);
+
+/// The server's answer to one publish: where the event is stored, or why not.
+#[derive(serde::Deserialize)]
+struct PubAck {
+    seq: Option<u64>,
+    #[serde(default)]
+    duplicate: bool,
+    error: Option<ApiError>,
+}
+
+#[derive(serde::Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    description: String,
+}
+
+/// A publish's answer read, or the reason it failed.
+fn stored(answer: Option<async_nats::Message>) -> BResult<Stored> {
+    let m = answer.ok_or_else(|| storage("the server did not confirm a publish in time"))?;
+    match m.status {
+        None | Some(async_nats::StatusCode::OK) => {}
+        Some(async_nats::StatusCode::NO_RESPONDERS) => return Err(storage("no stream takes the topic's subject")),
+        Some(status) => return Err(storage(format!("a publish was answered {status}"))),
+    }
+    let ack: PubAck = serde_json::from_slice(&m.payload).map_err(storage)?;
+    match (ack.seq, ack.error) {
+        (_, Some(e)) => Err(storage(format!("a publish was refused: {}", e.description))),
+        (Some(seq), None) => Ok(Stored { seq, duplicate: ack.duplicate }),
+        (None, None) => Err(storage("a publish's answer named no sequence")),
+    }
+}
+
 impl NatsBroker {
     async fn spec(&self, name: &str) -> BResult<Option<bytes::Bytes>> {
         self.subs.get(self.names.sub_key(name)).await.map_err(storage)
@@ -67,11 +102,11 @@ impl NatsBroker {
     }
 
     async fn publish_all(&self, topic: &str, events: &[CloudEvent]) -> BResult<Vec<Stored>> {
-        let mut acks = Vec::with_capacity(events.len());
+        let mut batch = self.replies.batch();
         // A batch's events mostly share a few parts: each subject made once.
         let mut subjects: Vec<(Part, Subject)> = Vec::new();
         // All sent before any answer is awaited: one round trip per batch.
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(MSG_ID, msg_id(e).as_str());
             let part = self.names.part(e.ordering_key());
@@ -84,14 +119,12 @@ impl NatsBroker {
                 }
             };
             let body = serde_json::to_vec(e).map_err(storage)?;
-            acks.push(self.js.publish_with_headers(subject, headers, body.into()).await.map_err(storage)?);
+            self.client
+                .publish_with_reply_and_headers(subject, batch.reply_to(i), headers, body.into())
+                .await
+                .map_err(storage)?;
         }
-        let mut out = Vec::with_capacity(events.len());
-        for ack in acks {
-            let ack = ack.await.map_err(storage)?;
-            out.push(Stored { seq: ack.sequence, duplicate: ack.duplicate });
-        }
-        Ok(out)
+        batch.collect(events.len(), CONFIRM_WAIT).await.into_iter().map(stored).collect()
     }
 }
 

@@ -20,6 +20,7 @@
 //!   exhausted.
 //! - `answer` — acks, nacks and redrives.
 //! - `answered` — deliveries this process answered: one answer each.
+//! - `replies` — the answers to a batch of messages, on one subscription.
 //! - `dead` — dead letters, handed to herald's one list.
 //! - `records` — what a delivery's attempts left behind (errors, unsent
 //!   give-backs), in a KV bucket.
@@ -36,6 +37,7 @@ mod fetch;
 pub mod names;
 mod pull;
 mod records;
+mod replies;
 mod setup;
 mod stats;
 mod topology;
@@ -75,6 +77,8 @@ pub struct NatsBroker {
     /// Turns the order partitions are tried in, so none waits behind the others.
     pub(crate) turn: AtomicUsize,
     pub(crate) mailbox: Arc<fetch::Mailbox>,
+    /// Where the server's answers to publishes come.
+    pub(crate) replies: Arc<replies::Replies>,
     /// Each subscription's consumers' `ack_wait`, as last read.
     pub(crate) ack_waits: Mutex<HashMap<String, pull::KnownAckWait>>,
     /// Deliveries answered here, until their leases end.
@@ -83,12 +87,15 @@ pub struct NatsBroker {
     pub(crate) dead: Arc<dyn herald_broker::DeadLetters>,
     listener: tokio::task::AbortHandle,
     postman: tokio::task::AbortHandle,
+    /// Routes the answers to publishes.
+    router: tokio::task::AbortHandle,
 }
 
 impl Drop for NatsBroker {
     fn drop(&mut self) {
         self.listener.abort();
         self.postman.abort();
+        self.router.abort();
     }
 }
 

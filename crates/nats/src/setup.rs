@@ -20,7 +20,9 @@ use crate::{
     fetch::{GiveBack, Mailbox},
     names,
     records::Records,
-    redact, wake,
+    redact,
+    replies::Replies,
+    wake,
 };
 
 /// How long a delivery's record is kept at most: longer than any lease
@@ -88,6 +90,7 @@ impl NatsBroker {
         let records = Records::new(attempts);
         let give_back = GiveBack { client: client.clone(), names: names.clone(), records: records.clone() };
         let (mailbox, postman) = Mailbox::open(give_back).await.map_err(setup)?;
+        let (replies, router) = Replies::open(&client).await.map_err(setup)?;
         Ok(NatsBroker {
             client,
             js,
@@ -100,10 +103,12 @@ impl NatsBroker {
             turn: AtomicUsize::new(0),
             ack_waits: Default::default(),
             mailbox,
+            replies,
             answered: Default::default(),
             dead,
             listener,
             postman,
+            router,
         })
     }
 }

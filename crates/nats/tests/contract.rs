@@ -132,3 +132,18 @@ async fn a_topic_takes_the_dedupe_window_herald_is_configured_with_now() {
     let window = stream.info().await.unwrap().config.duplicate_window;
     assert_eq!(window, Duration::from_secs(5), "was the default, {:?}", NatsConfig::new("").dedupe_window);
 }
+
+#[tokio::test]
+async fn a_topic_whose_stream_was_removed_behind_herald_is_made_again_by_the_next_publish() {
+    let h = nats().await;
+    h.broker.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(&h.prefix.url).await.unwrap());
+    js.delete_stream(format!("{}-t-t", h.prefix.name)).await.unwrap();
+
+    // This process still takes the stream to be there: the server's "no
+    // responders" is what tells it otherwise.
+    let published = h.broker.publish("t", vec![contract::event("e2", "T", None)]).await.unwrap();
+
+    assert_eq!((published.len(), published[0].seq, published[0].duplicate), (1, 1, false), "the first of a new stream");
+    js.get_stream(format!("{}-t-t", h.prefix.name)).await.expect("the stream made again");
+}
