@@ -229,8 +229,8 @@ impl CloudEvent {
         self.extensions.retain(|_, v| !v.is_null());
         let required = [&self.specversion, &self.id, &self.source, &self.kind];
         let optional = [&self.datacontenttype, &self.dataschema, &self.subject, &self.time];
-        let fits = required.iter().all(|s| !s.trim().is_empty() && s.len() <= MAX_ATTRIBUTE)
-            && optional.iter().all(|s| s.as_ref().is_none_or(|s| s.len() <= MAX_ATTRIBUTE));
+        let fits = required.iter().all(|s| fits_required(s))
+            && optional.iter().all(|s| s.as_deref().is_none_or(fits_optional));
         (fits && self.check().is_ok()).then_some(self)
     }
 
@@ -315,9 +315,19 @@ impl std::io::Write for Counted {
     }
 }
 
+/// A required attribute's text: not blank, not too long.
+fn fits_required(s: &str) -> bool {
+    !s.trim().is_empty() && s.len() <= MAX_ATTRIBUTE
+}
+
+/// An optional attribute's text: not too long.
+fn fits_optional(s: &str) -> bool {
+    s.len() <= MAX_ATTRIBUTE
+}
+
 fn required(map: &mut Map<String, Value>, name: &str) -> Result<String, EventError> {
     match map.remove(name) {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ATTRIBUTE => Ok(s),
+        Some(Value::String(s)) if fits_required(&s) => Ok(s),
         Some(Value::String(_)) => Err(invalid(name, format!("`{name}` must be 1-{MAX_ATTRIBUTE} characters"))),
         Some(_) => Err(invalid(name, format!("`{name}` must be a string"))),
         None => Err(invalid(name, format!("the required attribute `{name}` is missing"))),
@@ -327,7 +337,7 @@ fn required(map: &mut Map<String, Value>, name: &str) -> Result<String, EventErr
 fn optional(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, EventError> {
     match map.remove(name) {
         None => Ok(None),
-        Some(Value::String(s)) if s.len() <= MAX_ATTRIBUTE => Ok(Some(s)),
+        Some(Value::String(s)) if fits_optional(&s) => Ok(Some(s)),
         Some(_) => Err(invalid(name, format!("`{name}` must be a string of at most {MAX_ATTRIBUTE} characters"))),
     }
 }

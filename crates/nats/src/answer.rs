@@ -102,7 +102,8 @@ impl NatsBroker {
         for (i, id) in held.iter().enumerate() {
             let sent = self.client.publish_with_reply(id.reply.clone(), batch.reply_to(i), Answer::Ack.body()).await;
             if let Err(e) = sent {
-                held.iter().for_each(|id| self.answered.release(id));
+                // Those sent may have been applied: their claims stay.
+                held[i..].iter().for_each(|id| self.answered.release(id));
                 return Err(storage(e));
             }
         }

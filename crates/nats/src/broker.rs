@@ -60,11 +60,11 @@ struct PubAck {
     seq: Option<u64>,
     #[serde(default)]
     duplicate: bool,
-    error: Option<ApiError>,
+    error: Option<PubAckError>,
 }
 
 #[derive(serde::Deserialize)]
-struct ApiError {
+struct PubAckError {
     #[serde(default)]
     description: String,
 }
