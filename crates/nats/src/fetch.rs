@@ -6,7 +6,11 @@
 //!   request without it would stay on the server for good.
 //!
 //! Even so, a busy server may end a request late, or not say so, and hand
-//! an event to a request its puller stopped waiting for. All requests of a
+//! an event to a request its puller stopped waiting for. A 2.9 server
+//! under load now and then drops a request without a word or an event
+//! although events wait (its consumer info then shows no request waiting):
+//! a fetch says whether the server closed it ([`Fetched::closed`]), so
+//! that one it left unanswered is asked again. All requests of a
 //! process therefore share one [`Mailbox`], an inbox subscription that
 //! outlives them. The server sends events on their own subjects, not the
 //! inbox's, so the mailbox routes each by its consumer (named in its ack
@@ -58,6 +62,14 @@ pub struct Mailbox {
     open: Mutex<HashMap<String, mpsc::UnboundedSender<Received>>>,
     /// One request at a time per consumer.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// What a pull request brought.
+pub struct Fetched {
+    pub received: Vec<Received>,
+    /// The server ended the request (its batch filled, nothing more, or
+    /// expired); `false` when it never said so within the grace.
+    pub closed: bool,
 }
 
 /// A message a pull request brought.
@@ -162,7 +174,7 @@ impl Mailbox {
         stream: &str,
         consumer: &str,
         batch: usize,
-    ) -> Result<Vec<Received>, String> {
+    ) -> Result<Fetched, String> {
         let key = format!("{stream}/{consumer}");
         let turn = self.turns.lock().expect("mailbox").entry(key.clone()).or_default().clone();
         let _turn = turn.lock().await;
@@ -195,7 +207,7 @@ async fn request(
     batch: usize,
     inbox: &str,
     replies: &mut mpsc::UnboundedReceiver<Received>,
-) -> Result<Vec<Received>, String> {
+) -> Result<Fetched, String> {
     let request = json!({"batch": batch, "no_wait": true, "expires": EXPIRES.as_nanos() as u64});
     client
         .publish_with_reply(
@@ -206,23 +218,23 @@ async fn request(
         .await
         .map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + EXPIRES + GRACE;
-    let mut out = Vec::new();
-    while out.len() < batch {
+    let mut received = Vec::new();
+    while received.len() < batch {
         let Ok(Some(m)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
             tracing::debug!(stream, consumer, "a pull request had no closing word in time; what comes later goes back");
-            break;
+            return Ok(Fetched { received, closed: false });
         };
         match m.message.status {
-            None | Some(StatusCode::OK) => out.push(m),
+            None | Some(StatusCode::OK) => received.push(m),
             // Nothing (more) now, or the request ran out: all said.
             Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
-            Some(status) if out.is_empty() => {
+            Some(status) if received.is_empty() => {
                 return Err(format!("pulling from {stream}/{consumer}: {status} {:?}", m.message.description));
             }
             Some(_) => break,
         }
     }
-    Ok(out)
+    Ok(Fetched { received, closed: true })
 }
 
 /// An event that reached no puller: back to the server at once, its

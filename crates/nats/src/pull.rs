@@ -33,13 +33,20 @@ use chrono::{DateTime, Utc};
 use herald_broker::{CloudEvent, Message, Subscription};
 
 use crate::{
-    NatsBroker, ack_id::AckId, answer::Answer, fetch::Received, names::Part, storage, topology::consumer_config,
+    NatsBroker,
+    ack_id::AckId,
+    answer::Answer,
+    fetch::{Fetched, Received},
+    names::Part,
+    storage,
+    topology::consumer_config,
 };
 
 type BResult<T> = herald_broker::Result<T>;
 
 /// How often one partition is asked again after what it gave was passed
-/// over or buried, within one pull.
+/// over or buried, or the server left its request unanswered, within one
+/// pull.
 const ROUNDS: u32 = 8;
 
 /// How long the consumers' `ack_wait` as read from the server is trusted.
@@ -128,15 +135,16 @@ impl NatsBroker {
             // over: those events are out already, an attempt counted.
             let fetched = futures::future::join_all(fetches).await;
             for ((part, rounds), messages) in chunk.into_iter().zip(fetched) {
-                let messages = match messages {
-                    Ok(m) => m,
+                let Fetched { received, closed } = match messages {
+                    Ok(f) => f,
                     Err(e) => {
                         failed.get_or_insert(e);
                         continue;
                     }
                 };
-                let mut again = false;
-                for m in messages {
+                // Left unanswered by the server: asked again.
+                let mut again = !closed && received.is_empty();
+                for m in received {
                     match self.take(sub, m, now, until).await {
                         Ok(Taken::Out(message)) => out.push(*message),
                         Ok(Taken::Gone { buried }) => {

@@ -12,9 +12,11 @@
 //! each redelivery handed out writes its count (redeliveries are few),
 //! and a later delivery counts at least one more than the record; a
 //! process that has had a later event of the same consumer reads the
-//! record even when the server says "first" (see [`crate::fetch`]). What
-//! is left: a first delivery whose lease ended, sent again to another
-//! process counted "first", is its first attempt once more.
+//! record even when the server says "first" (see [`crate::fetch`]), and
+//! counts such a delivery at least the second: this process had it
+//! before, and a first delivery leaves no record. What is left: a first
+//! delivery whose lease ended, sent again to another process counted
+//! "first", is its first attempt once more.
 
 use herald_core::retry::AttemptError;
 use serde::{Deserialize, Serialize};
@@ -37,9 +39,11 @@ pub struct Record {
 
 impl Record {
     /// The count of a delivery the server counts `delivered`: at least one
-    /// more than the record was written at.
-    pub fn count(&self, delivered: u64) -> u64 {
-        delivered.max(self.delivered + 1)
+    /// more than the record was written at, and at least the second when
+    /// it is `behind` (this process had it already).
+    pub fn count(&self, delivered: u64, behind: bool) -> u64 {
+        let floor = if behind { 2 } else { 1 };
+        delivered.max(self.delivered + 1).max(floor)
     }
 
     /// Attempts made before delivery number `delivered` (1-based).
@@ -79,7 +83,7 @@ impl Records {
     /// its count is raised past the record's when the server's went back.
     pub async fn of_received(&self, key: &str, id: &mut AckId, behind: bool) -> BResult<Record> {
         let record = if behind { self.read(key).await? } else { self.get(key, id.delivered).await? };
-        let counted = record.count(id.delivered);
+        let counted = record.count(id.delivered, behind);
         if counted != id.delivered {
             tracing::debug!(
                 seq = id.seq,
@@ -140,9 +144,18 @@ mod tests {
     #[test]
     fn a_delivery_counts_past_the_record_when_the_servers_count_went_back() {
         let r = Record { delivered: 2, ..Record::default() };
-        assert_eq!(r.count(1), 3, "the server said first, the record had the second");
-        assert_eq!(r.count(2), 3);
-        assert_eq!(r.count(5), 5, "the server's count when it is ahead");
-        assert_eq!(Record::default().count(1), 1);
+        assert_eq!(r.count(1, true), 3, "the server said first, the record had the second");
+        assert_eq!(r.count(2, false), 3);
+        assert_eq!(r.count(5, false), 5, "the server's count when it is ahead");
+        assert_eq!(Record::default().count(1, false), 1);
+    }
+
+    #[test]
+    fn an_event_had_before_counts_at_least_the_second_though_it_left_no_record() {
+        // Its first lease ended unanswered (no record written), and the
+        // server sent it again counted first.
+        assert_eq!(Record::default().count(1, true), 2);
+        assert_eq!(Record::default().made_before(2), 1, "its first attempt was made");
+        assert_eq!(Record::default().count(3, true), 3);
     }
 }
