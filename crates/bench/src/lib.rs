@@ -76,6 +76,8 @@ pub struct Options {
     pub rate: Option<f64>,
     /// W3 push: events per delivery request.
     pub push_batch: usize,
+    /// W3 push: events out to the consumer at once.
+    pub push_in_flight: usize,
     /// Gateway: seconds per scenario.
     pub seconds: u64,
     /// The store of the heralds started here (`postgres://…`: a database, in
@@ -449,7 +451,8 @@ async fn run_raw(o: &Options, url: &str, prefix: &str) -> anyhow::Result<Report>
 
 /// `n` of W3's events, published as the options say.
 fn w3_plan(o: &Options, consumer: pubsub::Consumer, n: usize) -> pubsub::Plan {
-    pubsub::Plan { consumer, n, c: o.c, batch: o.batch, rate: o.rate, push_batch: o.push_batch }
+    let (push_batch, push_in_flight) = (o.push_batch, o.push_in_flight);
+    pubsub::Plan { consumer, n, c: o.c, batch: o.batch, rate: o.rate, push_batch, push_in_flight }
 }
 
 /// A W3 run's report (herald's or the raw broker's): events/s, each
@@ -460,6 +463,7 @@ fn pubsub_report(o: &Options, run: &pubsub::Run, pid: Option<u32>) -> anyhow::Re
     let events = stats::Events {
         batch: o.batch,
         push_batch: (o.workload == Workload::W3).then_some(o.push_batch),
+        push_in_flight: (o.workload == Workload::W3).then_some(o.push_in_flight),
         rate: o.rate,
         duplicates: run.duplicates,
         broker: o.broker.as_deref().and_then(|url| Engine::of(url).ok()).map(|e| e.name().to_string()),

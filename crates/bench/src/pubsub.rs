@@ -38,6 +38,8 @@ pub struct Plan {
     pub rate: Option<f64>,
     /// Push: events per delivery request.
     pub push_batch: usize,
+    /// Push: events out to the consumer at once.
+    pub push_in_flight: usize,
 }
 
 pub struct Run {
@@ -68,7 +70,7 @@ pub async fn run(http: &reqwest::Client, url: &str, worker: &str, plan: Plan, ba
     let topic = format!("w3-{:08x}", rand::random::<u32>());
     let mut sub = json!({"topic": topic, "retry": {"attempts": 10, "initial": "100ms"}});
     if plan.consumer == Consumer::Push {
-        sub["push"] = json!({"service": "worker", "path": "/events", "max_in_flight": 256, "batch": plan.push_batch});
+        sub["push"] = json!({"service": "worker", "path": "/events", "max_in_flight": plan.push_in_flight, "batch": plan.push_batch});
         // Start from an empty record of what the worker received.
         http.get(format!("{worker}/events/lags")).send().await?;
     }

@@ -99,6 +99,8 @@ pub struct Events {
     pub batch: usize,
     /// Push: events per delivery request.
     pub push_batch: Option<usize>,
+    /// Push: events out to the consumer at once.
+    pub push_in_flight: Option<usize>,
     /// The paced rate, if any (events/s).
     pub rate: Option<f64>,
     /// Events delivered more than once.
@@ -131,7 +133,11 @@ impl Report {
         }
         if let Some(ev) = &self.events {
             let rate = ev.rate.map_or("as fast as it goes".to_string(), |r| format!("paced at {r:.0}/s"));
-            let pushed = ev.push_batch.map_or(String::new(), |b| format!(", pushed {b} a request"));
+            let pushed = match (ev.push_batch, ev.push_in_flight) {
+                (Some(b), Some(n)) => format!(", pushed {b} a request, {n} out at once"),
+                (Some(b), None) => format!(", pushed {b} a request"),
+                _ => String::new(),
+            };
             let on = ev.broker.as_deref().map_or(String::new(), |b| format!(", on {b}"));
             t.push_str(&format!(
                 "  events   published {} a request{pushed}, {rate}, {} delivered twice{on}\n",

@@ -114,6 +114,10 @@ struct BenchArgs {
     /// w3: events herald pushes to the consumer in one request.
     #[arg(long, default_value_t = 1)]
     push_batch: usize,
+    /// w3: events herald may have out to the consumer at once (the subscription's
+    /// `max_in_flight`); the raw consumers hold up to 4 × 256.
+    #[arg(long, default_value_t = 256)]
+    push_in_flight: usize,
     /// gateway: seconds each scenario runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
@@ -202,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
                 batch: b.batch,
                 rate: b.rate,
                 push_batch: b.push_batch,
+                push_in_flight: b.push_in_flight,
                 seconds: b.seconds,
                 store: b.store,
                 nodes: b.nodes,
