@@ -108,6 +108,8 @@ pub struct Runtime {
     consumers: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Held by a pull drawing from the keyless queue (see `pull`).
     pub drawing: tokio::sync::Mutex<()>,
+    /// How many events the pulls waiting for their turn to draw want.
+    pub draw_wanted: std::sync::atomic::AtomicUsize,
     /// The prefetch of a standing consumer on the keyless queue; `None`:
     /// it is drawn from.
     pub standing: Option<u16>,
@@ -190,6 +192,7 @@ impl Runtime {
             broken: AtomicBool::new(false),
             consumers: Mutex::new(Vec::new()),
             drawing: tokio::sync::Mutex::new(()),
+            draw_wanted: std::sync::atomic::AtomicUsize::new(0),
             standing,
             prefetch: std::sync::atomic::AtomicU16::new(standing.unwrap_or(1)),
         });

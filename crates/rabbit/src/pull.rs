@@ -22,10 +22,13 @@
 //! wants (no more than wait), and cancels the consumer once that many
 //! came or none came for [`QUIET`] (another process took the rest): four
 //! round trips whatever the count, three when the prefetch is the last
-//! draw's. Nothing is taken beyond what the pull
-//! asked for, so no process sits on keyless events nobody pulls from it;
-//! what arrives between the end of the wait and the cancel is held here,
-//! due, for the next pull (as a keyed partition's event is).
+//! draw's. Nothing is taken beyond what the pull asked for and what the
+//! pulls of this process waiting for their turn to draw will ask for
+//! (taken for them in the same draw: the draws of one channel take turns,
+//! and each costs its round trips whatever its size), so no process sits
+//! on keyless events nobody pulls from it; what arrives between the end of
+//! the wait and the cancel is held here, due, for the next pull (as a
+//! keyed partition's event is).
 
 use std::{sync::atomic::Ordering, time::Duration};
 
@@ -78,12 +81,22 @@ impl Inner {
         let now = Utc::now();
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         // What is held here goes first; the keyless queue fills the rest.
-        let due_here = rt.held.lock().expect("held").items.values().filter(|i| i.due(now)).count();
-        // A standing consumer brings keyless events by itself.
-        let drawn = match max.checked_sub(due_here) {
-            Some(want) if want > 0 && rt.standing.is_none() => self.draw_keyless(sub, rt, want).await?,
-            _ => Vec::new(),
-        };
+        let due_here = || rt.held.lock().expect("held").items.values().filter(|i| i.due(now)).count();
+        // A standing consumer brings keyless events by itself. A draw that
+        // waited its turn may find that the one before drew for it.
+        let mut turn = None;
+        let mut drawn = Vec::new();
+        if rt.standing.is_none() && due_here() < max {
+            rt.draw_wanted.fetch_add(max, Ordering::Relaxed);
+            let one = rt.drawing.lock().await;
+            let behind = rt.draw_wanted.fetch_sub(max, Ordering::Relaxed) - max;
+            let want = max.saturating_sub(due_here());
+            if want > 0 {
+                drawn = self.draw_keyless(sub, rt, want + behind).await?;
+            }
+            // Kept until what was drawn is held, for the next in turn to find.
+            turn = Some(one);
+        }
         let mut out = Vec::new();
         let (mut pass, mut bury) = (Vec::new(), Vec::new());
         {
@@ -129,6 +142,7 @@ impl Inner {
                 }
             }
         }
+        drop(turn);
         rt.ack_all(&pass).await?;
         let buried = !bury.is_empty();
         for item in bury {
@@ -155,12 +169,11 @@ impl Inner {
     /// Up to `want` deliveries from the keyless queue, in one go (see the
     /// module's doc): none when it holds nothing ready. Not-CloudEvents
     /// included, for the caller to drop; every delivery answered is this
-    /// process's to acknowledge.
+    /// process's to acknowledge. The caller holds `rt.drawing`: one draw
+    /// at a time on the channel, whose prefetch is set for the consumer
+    /// that follows.
     async fn draw_keyless(&self, sub: &Subscription, rt: &Runtime, want: usize) -> BResult<Vec<Delivery>> {
         let queue = self.names.queue(&sub.name, Part::Keyless);
-        // One draw at a time on the channel: its prefetch is set for the
-        // consumer that follows.
-        let _one = rt.drawing.lock().await;
         // A missing queue closes the channel, as any use of it would: the
         // subscription went, and the runtime with it.
         let passive = QueueDeclareOptions { passive: true, ..Default::default() };

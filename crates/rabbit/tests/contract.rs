@@ -292,3 +292,33 @@ async fn a_changed_max_in_flight_starts_the_channel_afresh_with_its_new_prefetch
     until_ready(&h, "s", 8).await;
     assert_eq!(b.ack("s", &[old[0].ack_id.clone()]).await.unwrap(), [old[0].ack_id.clone()], "the old lease is gone");
 }
+
+#[tokio::test]
+async fn pulls_waiting_their_turn_are_drawn_for_together_and_nothing_is_left_held() {
+    let (h, b) = two_processes().await;
+    let a = h.broker.clone();
+    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
+    let events = (0..300).map(|i| contract::event(&format!("e{i}"), "T", None)).collect();
+    a.publish("t", events).await.unwrap();
+    until_ready(&h, "s", 300).await;
+
+    // Pulls of one process at once, asking for different counts: they take
+    // turns to draw, and a draw takes for those waiting too.
+    let wants = [80, 3, 120, 37];
+    let pulls = wants.map(|n| {
+        let a = a.clone();
+        tokio::spawn(async move { a.pull("s", n, LEASE).await.unwrap() })
+    });
+    let mut taken = HashSet::new();
+    for (pull, want) in pulls.into_iter().zip(wants) {
+        let got = pull.await.unwrap();
+        assert!(got.len() <= want, "{} handed out to a pull of {want}", got.len());
+        taken.extend(got.into_iter().map(|m| m.event.id));
+    }
+    assert_eq!(taken.len(), 240, "each pull had what it asked for, every event once");
+    // A consumer left running on a would take more meanwhile.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rest = b.pull("s", 100, LEASE).await.unwrap();
+    assert_eq!(rest.len(), 60, "the rest waited in the queue for another process");
+    assert!(a.pull("s", 100, LEASE).await.unwrap().is_empty(), "nothing held back in a");
+}
