@@ -73,7 +73,7 @@ pub struct Mailbox {
     prefix: String,
     next: AtomicU64,
     /// The fetch open on each consumer (`stream/consumer`), and by its
-    /// requests' inboxes (where the server's closing words come).
+    /// request's inbox (where the server's closing word comes).
     open: Mutex<HashMap<String, mpsc::UnboundedSender<Received>>>,
     /// One fetch at a time per consumer.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -194,21 +194,17 @@ impl Mailbox {
         let key = format!("{stream}/{consumer}");
         let turn = self.turns.lock().expect("mailbox").entry(key.clone()).or_default().clone();
         let _turn = turn.lock().await;
+        let inbox = format!("{}.{}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed));
         let (to, mut replies) = mpsc::unbounded_channel();
-        self.open.lock().expect("mailbox").insert(key.clone(), to.clone());
-        let mut asked = Asked {
-            mailbox: self,
-            client,
-            subject: format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
-            to,
-            inboxes: Vec::new(),
-        };
-        let out = asked.fetch(batch, &mut replies).await;
         {
             let mut open = self.open.lock().expect("mailbox");
-            for inbox in &asked.inboxes {
-                open.remove(inbox);
-            }
+            open.insert(inbox.clone(), to.clone());
+            open.insert(key.clone(), to);
+        }
+        let out = request(client, stream, consumer, batch, &inbox, &mut replies).await;
+        {
+            let mut open = self.open.lock().expect("mailbox");
+            open.remove(&inbox);
             open.remove(&key);
         }
         // Whatever came beyond the request's end is late now: given back.
@@ -220,61 +216,52 @@ impl Mailbox {
     }
 }
 
-/// One fetch's request to a consumer (and its inbox, for the mailbox).
-struct Asked<'a> {
-    mailbox: &'a Mailbox,
-    client: &'a async_nats::Client,
-    subject: String,
-    to: mpsc::UnboundedSender<Received>,
-    inboxes: Vec<String>,
-}
-
-impl Asked<'_> {
-    /// Sends the request for up to `batch` events.
-    async fn ask(&mut self, batch: usize) -> Result<(), String> {
-        let m = self.mailbox;
-        let inbox = format!("{}.{}", m.prefix, m.next.fetch_add(1, Ordering::Relaxed));
-        m.open.lock().expect("mailbox").insert(inbox.clone(), self.to.clone());
-        self.inboxes.push(inbox.clone());
-        let request = json!({"batch": batch, "no_wait": true, "expires": EXPIRES.as_nanos() as u64});
-        self.client
-            .publish_with_reply(self.subject.clone(), inbox, request.to_string().into())
-            .await
-            .map_err(|e| e.to_string())
-    }
-
-    async fn fetch(
-        &mut self,
-        batch: usize,
-        replies: &mut mpsc::UnboundedReceiver<Received>,
-    ) -> Result<Fetched, String> {
-        let started = tokio::time::Instant::now();
-        let deadline = started + EXPIRES + GRACE;
-        self.ask(batch).await?;
-        let mut received = Vec::new();
-        while received.len() < batch {
-            let until = match received.is_empty() {
-                true => deadline,
-                false => deadline.min((tokio::time::Instant::now() + IDLE).max(started + EXPIRES + IDLE)),
-            };
-            let Ok(Some(m)) = tokio::time::timeout_at(until, replies.recv()).await else {
-                if received.is_empty() {
-                    tracing::debug!(subject = %self.subject, "a pull request had no closing word in time; what comes later goes back");
-                }
-                return Ok(Fetched { closed: !received.is_empty(), received });
-            };
-            match m.message.status {
-                None | Some(StatusCode::OK) => received.push(m),
-                // Nothing (more) now, or the request ran out: all said.
-                Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
-                Some(status) if received.is_empty() => {
-                    return Err(format!("pulling with {}: {status} {:?}", self.subject, m.message.description));
-                }
-                Some(_) => break,
+async fn request(
+    client: &async_nats::Client,
+    stream: &str,
+    consumer: &str,
+    batch: usize,
+    inbox: &str,
+    replies: &mut mpsc::UnboundedReceiver<Received>,
+) -> Result<Fetched, String> {
+    let request = json!({"batch": batch, "no_wait": true, "expires": EXPIRES.as_nanos() as u64});
+    client
+        .publish_with_reply(
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"),
+            inbox.to_string(),
+            request.to_string().into(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = tokio::time::Instant::now();
+    let deadline = started + EXPIRES + GRACE;
+    let mut received = Vec::new();
+    while received.len() < batch {
+        let until = match received.is_empty() {
+            true => deadline,
+            false => deadline.min((tokio::time::Instant::now() + IDLE).max(started + EXPIRES + IDLE)),
+        };
+        let Ok(Some(m)) = tokio::time::timeout_at(until, replies.recv()).await else {
+            if received.is_empty() {
+                tracing::debug!(
+                    stream,
+                    consumer,
+                    "a pull request had no closing word in time; what comes later goes back"
+                );
             }
+            return Ok(Fetched { closed: !received.is_empty(), received });
+        };
+        match m.message.status {
+            None | Some(StatusCode::OK) => received.push(m),
+            // Nothing (more) now, or the request ran out: all said.
+            Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
+            Some(status) if received.is_empty() => {
+                return Err(format!("pulling from {stream}/{consumer}: {status} {:?}", m.message.description));
+            }
+            Some(_) => break,
         }
-        Ok(Fetched { received, closed: true })
     }
+    Ok(Fetched { received, closed: true })
 }
 
 /// An event that reached no puller: back to the server at once, its

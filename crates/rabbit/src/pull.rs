@@ -30,7 +30,10 @@
 //! the wait and the cancel is held here, due, for the next pull (as a
 //! keyed partition's event is).
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -61,6 +64,33 @@ const QUIET: Duration = Duration::from_millis(20);
 /// The most one draw takes: a prefetch count is 16 bits.
 const MAX_DRAW: usize = 1000;
 
+/// A pull's count in what the pulls waiting to draw want, taken off
+/// again however the wait ends (a pull whose caller went away included:
+/// a count left behind would have every later draw take events for
+/// nobody).
+struct Waiting<'a> {
+    wanted: &'a AtomicUsize,
+    max: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(wanted: &'a AtomicUsize, max: usize) -> Self {
+        wanted.fetch_add(max, Ordering::Relaxed);
+        Waiting { wanted, max }
+    }
+
+    /// What the others waiting want.
+    fn others(&self) -> usize {
+        self.wanted.load(Ordering::Relaxed).saturating_sub(self.max)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.wanted.fetch_sub(self.max, Ordering::Relaxed);
+    }
+}
+
 impl Inner {
     pub(crate) async fn lease(&self, sub: &Subscription, max: usize, lease: Duration) -> BResult<Vec<Message>> {
         let max = max.max(1);
@@ -87,9 +117,10 @@ impl Inner {
         let mut turn = None;
         let mut drawn = Vec::new();
         if rt.standing.is_none() && due_here() < max {
-            rt.draw_wanted.fetch_add(max, Ordering::Relaxed);
+            let waiting = Waiting::new(&rt.draw_wanted, max);
             let one = rt.drawing.lock().await;
-            let behind = rt.draw_wanted.fetch_sub(max, Ordering::Relaxed) - max;
+            let behind = waiting.others();
+            drop(waiting);
             let want = max.saturating_sub(due_here());
             if want > 0 {
                 drawn = self.draw_keyless(sub, rt, want + behind).await?;

@@ -75,13 +75,19 @@ async fn what_one_process_does_the_other_sees() {
     two::the_delete_is_seen(&*a, &*b).await;
 }
 
-#[tokio::test]
-async fn a_pull_takes_keyless_events_in_one_go_but_no_more_than_it_asks_for() {
+/// Two processes, a subscription `s` on `t`, and 300 keyless events.
+async fn two_processes_with_300_keyless_events() -> (Rabbit, Arc<RabbitBroker>, Arc<RabbitBroker>) {
     let (h, b) = two_processes().await;
     let a = h.broker.clone();
     a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
     let events = (0..300).map(|i| contract::event(&format!("e{i}"), "T", None)).collect();
     a.publish("t", events).await.unwrap();
+    (h, a, b)
+}
+
+#[tokio::test]
+async fn a_pull_takes_keyless_events_in_one_go_but_no_more_than_it_asks_for() {
+    let (_h, a, b) = two_processes_with_300_keyless_events().await;
 
     let few = a.pull("s", 3, LEASE).await.unwrap();
     let many = a.pull("s", 250, LEASE).await.unwrap();
@@ -295,11 +301,7 @@ async fn a_changed_max_in_flight_starts_the_channel_afresh_with_its_new_prefetch
 
 #[tokio::test]
 async fn pulls_waiting_their_turn_are_drawn_for_together_and_nothing_is_left_held() {
-    let (h, b) = two_processes().await;
-    let a = h.broker.clone();
-    a.put_subscription(&contract::subscription("s", json!({"topic": "t"}))).await.unwrap();
-    let events = (0..300).map(|i| contract::event(&format!("e{i}"), "T", None)).collect();
-    a.publish("t", events).await.unwrap();
+    let (h, a, b) = two_processes_with_300_keyless_events().await;
     until_ready(&h, "s", 300).await;
 
     // Pulls of one process at once, asking for different counts: they take
