@@ -28,6 +28,8 @@ pub enum Answer {
     Nak(Duration),
     /// Never again.
     Term,
+    /// Still being worked on: the server's `ack_wait` starts again.
+    Progress,
 }
 
 impl Answer {
@@ -37,6 +39,7 @@ impl Answer {
             Answer::Nak(d) if d.is_zero() => bytes::Bytes::from_static(b"-NAK"),
             Answer::Nak(d) => format!("-NAK {{\"delay\":{}}}", d.as_nanos()).into(),
             Answer::Term => bytes::Bytes::from_static(b"+TERM"),
+            Answer::Progress => bytes::Bytes::from_static(b"+WPI"),
         }
     }
 }

@@ -114,6 +114,8 @@ impl NatsBroker {
         let mut out = Vec::new();
         let mut moved = false;
         let mut failed = None;
+        // Handed out after being kept a while (see `fetch`).
+        let mut kept = Vec::new();
         while out.len() < max {
             let Some(&(first, _)) = todo.front() else { break };
             let wanted = max - out.len();
@@ -129,7 +131,10 @@ impl NatsBroker {
                 let consumer = self.names.consumer(&sub.name, part);
                 let batch = if part == Part::Keyless { wanted } else { 1 };
                 let stream = &stream;
-                async move { self.mailbox.fetch(&self.client, stream, &consumer, batch).await.map_err(storage) }
+                async move {
+                    let nudge = part == Part::Keyless;
+                    self.mailbox.fetch(&self.client, stream, &consumer, batch, nudge).await.map_err(storage)
+                }
             });
             // One consumer failing must not drop what the others handed
             // over: those events are out already, an attempt counted.
@@ -145,8 +150,14 @@ impl NatsBroker {
                 // Left unanswered by the server: asked again.
                 let mut again = !closed && received.is_empty();
                 for m in received {
+                    let was_kept = m.kept;
                     match self.take(sub, m, now, until).await {
-                        Ok(Taken::Out(message)) => out.push(*message),
+                        Ok(Taken::Out(message)) => {
+                            if was_kept {
+                                kept.push(message.ack_id.clone());
+                            }
+                            out.push(*message)
+                        }
                         Ok(Taken::Gone { buried }) => {
                             moved |= buried;
                             again = true;
@@ -171,8 +182,16 @@ impl NatsBroker {
             tracing::warn!(subscription = %sub.name, error = %e, "part of a pull failed; handing out what came");
         }
 
-        if !out.is_empty() && !self.lease_is_ack_wait(sub, lease).await? {
-            self.move_leases(&out, lease).await;
+        if !out.is_empty() {
+            if !self.lease_is_ack_wait(sub, lease).await? {
+                let all: Vec<&str> = out.iter().map(|m| m.ack_id.as_str()).collect();
+                self.move_leases(&all, Answer::Nak(lease)).await;
+            } else if !kept.is_empty() {
+                // Their `ack_wait` ran while they were kept: it starts
+                // again with the lease.
+                let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+                self.move_leases(&kept, Answer::Progress).await;
+            }
         }
         if !out.is_empty() {
             self.wakeups.due_at(&sub.name, until);
@@ -190,7 +209,7 @@ impl NatsBroker {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> BResult<Taken> {
-        let Received { message: m, behind } = received;
+        let Received { message: m, behind, .. } = received;
         let Some(mut id) = m.reply.as_deref().and_then(|r| AckId::new(r, until)) else {
             tracing::warn!(subject = %m.subject, "a pulled message without an ack subject");
             return Ok(Taken::Gone { buried: false });
@@ -271,14 +290,16 @@ impl NatsBroker {
         Ok(actual == Some(lease))
     }
 
-    /// Moves each event's redelivery to the end of `lease`. Should one
-    /// fail, the server keeps the consumer's `ack_wait` (the subscription's
-    /// lease) for it: a shorter lease then only refuses answers a little
-    /// early; a longer one could see the event go out again while its
-    /// first puller still holds it, which is why this is logged.
-    async fn move_leases(&self, out: &[Message], lease: Duration) {
-        let naks = out.iter().filter_map(|m| AckId::parse(&m.ack_id)).map(|id| async move {
-            if let Err(e) = self.answer(&id, Answer::Nak(lease)).await {
+    /// Moves each event's redelivery to the end of its lease: a nak with
+    /// the lease as its delay, or a progress answer where the lease is the
+    /// `ack_wait`. Should one fail, the server keeps the consumer's
+    /// `ack_wait` (the subscription's lease) from the event's delivery: a
+    /// shorter lease then only refuses answers a little early; a longer one
+    /// could see the event go out again while its first puller still holds
+    /// it, which is why this is logged.
+    async fn move_leases(&self, ack_ids: &[&str], answer: Answer) {
+        let naks = ack_ids.iter().filter_map(|a| AckId::parse(a)).map(|id| async move {
+            if let Err(e) = self.answer(&id, answer).await {
                 tracing::warn!(seq = id.seq, error = %e, "a lease was not moved; the event waits out the subscription's lease");
             }
         });

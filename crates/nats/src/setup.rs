@@ -88,7 +88,12 @@ impl NatsBroker {
         let wakeups = Arc::new(wake::Wakeups::default());
         let listener = wake::listen(&client, &names, wakeups.clone()).await.map_err(setup)?;
         let records = Records::new(attempts);
-        let give_back = GiveBack { client: client.clone(), names: names.clone(), records: records.clone() };
+        let give_back = GiveBack {
+            client: client.clone(),
+            names: names.clone(),
+            records: records.clone(),
+            wakeups: wakeups.clone(),
+        };
         let (mailbox, postman) = Mailbox::open(give_back).await.map_err(setup)?;
         let (replies, router) = Replies::open(&client).await.map_err(setup)?;
         Ok(NatsBroker {

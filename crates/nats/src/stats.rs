@@ -15,7 +15,9 @@ const POLL: chrono::Duration = chrono::Duration::seconds(1);
 impl NatsBroker {
     /// `pending` counts events not yet handed out; `in_flight` those out
     /// or given back and waiting for their delay (the server does not tell
-    /// the two apart). `lag_ms` is the age of the oldest unacknowledged event.
+    /// the two apart), but for those this process keeps for its next fetch
+    /// (see `fetch`), which are pending. `lag_ms` is the age of the oldest
+    /// unacknowledged event.
     pub(crate) async fn subscription_stats(&self, sub: &Subscription) -> BResult<Stats> {
         let infos = self.consumer_infos(sub).await?;
         let now = Utc::now();
@@ -23,8 +25,9 @@ impl NatsBroker {
         let mut stats = Stats::default();
         let mut oldest: Option<DateTime<Utc>> = None;
         for (part, info) in &infos {
-            stats.pending += info.num_pending;
-            stats.in_flight += info.num_ack_pending as u64;
+            let kept = self.kept(sub, *part);
+            stats.pending += info.num_pending + kept;
+            stats.in_flight += (info.num_ack_pending as u64).saturating_sub(kept);
             if info.num_pending == 0 && info.num_ack_pending == 0 {
                 continue;
             }
@@ -56,7 +59,7 @@ impl NatsBroker {
         }
         for (part, info) in self.infos_of(sub, stored.into_iter()).await? {
             let free = part == Part::Keyless || info.num_ack_pending == 0;
-            if info.num_pending > 0 && free {
+            if (info.num_pending > 0 && free) || self.kept(sub, part) > 0 {
                 return Ok(Some(now));
             }
             out |= info.num_ack_pending > 0;
@@ -66,5 +69,11 @@ impl NatsBroker {
         }
         let poll = now + POLL;
         Ok(Some(self.wakeups.next_due(&sub.name, now).map_or(poll, |d| d.min(poll))))
+    }
+
+    /// Events of the part's consumer this process keeps for its next fetch.
+    fn kept(&self, sub: &Subscription, part: Part) -> u64 {
+        let (stream, consumer) = (self.names.stream(&sub.topic), self.names.consumer(&sub.name, part));
+        self.mailbox.kept(&stream, &consumer) as u64
     }
 }
