@@ -69,11 +69,11 @@ use crate::{ack_id::AckId, answer::Answer, names::Names, records::Records};
 pub const EXPIRES: Duration = Duration::from_millis(5);
 
 /// How much longer than `expires` the server's closing word may take
-/// before the puller stops waiting (what comes later is given back).
+/// before the puller stops waiting (what comes later is kept, see [`KEEP`]).
 const GRACE: Duration = Duration::from_millis(100);
 
 /// A pause after the last event, past the request's `expires`, that ends
-/// the request. What a loaded server sends later is given back unsent.
+/// the request. What a loaded server sends later is kept (see [`KEEP`]).
 const IDLE: Duration = Duration::from_millis(10);
 
 /// How long within a fetch a request may bring nothing before one more is
@@ -106,6 +106,20 @@ struct Routes {
     /// Events that came for a consumer with no fetch open, by consumer,
     /// each with its number (for its giving back once [`KEEP`] is over).
     kept: HashMap<String, Vec<(u64, Received)>>,
+}
+
+impl Routes {
+    /// Takes the kept events of `key` that `pick` chooses (by their
+    /// number), and forgets the key once none is left.
+    fn take_kept(&mut self, key: &str, mut pick: impl FnMut(u64) -> bool) -> Vec<Received> {
+        let Some(kept) = self.kept.get_mut(key) else { return Vec::new() };
+        let (taken, left): (Vec<_>, Vec<_>) = std::mem::take(kept).into_iter().partition(|(n, _)| pick(*n));
+        match left.is_empty() {
+            true => drop(self.kept.remove(key)),
+            false => *kept = left,
+        }
+        taken.into_iter().map(|(_, r)| r).collect()
+    }
 }
 
 /// What a pull request brought.
@@ -209,9 +223,7 @@ impl Mailbox {
                     Some(to) => to.send(received).err().map(|unsent| unsent.0),
                     None => Some(received),
                 };
-                if let Some(late) = late
-                    && now.is_some()
-                {
+                if let Some(late) = late {
                     routes.keep(key, late);
                 }
             }
@@ -238,12 +250,13 @@ impl Mailbox {
             let mut routes = self.routes.lock().expect("mailbox");
             routes.open.insert(inbox.clone(), to.clone());
             routes.open.insert(key.clone(), to);
-            let kept = routes.kept.entry(key.clone()).or_default();
-            let taken: Vec<Received> = kept.drain(..batch.min(kept.len())).map(|(_, r)| r).collect();
-            if kept.is_empty() {
-                routes.kept.remove(&key);
-            }
-            taken
+            // The first `batch` kept, in the order they came.
+            let mut room = batch;
+            routes.take_kept(&key, |_| {
+                let take = room > 0;
+                room = room.saturating_sub(1);
+                take
+            })
         };
         let asked = Asked { client, stream, consumer, inbox: &inbox };
         let out = asked.fetch(batch, kept, nudge, &mut replies).await;
@@ -256,9 +269,7 @@ impl Mailbox {
         // for the next fetch of this consumer.
         replies.close();
         while let Ok(m) = replies.try_recv() {
-            if m.message.reply.is_some() {
-                self.keep(key.clone(), m);
-            }
+            self.keep(key.clone(), m);
         }
         out
     }
@@ -274,8 +285,11 @@ impl Mailbox {
     /// next fetch: given back to the server instead, it would go out again
     /// to whichever request the server has waiting, which may be one its
     /// fetch has given up on too, over and over. Given back after [`KEEP`]
-    /// if no fetch took it.
+    /// if no fetch took it. A late closing word (no ack subject) is dropped.
     fn keep(self: &Arc<Self>, key: String, late: Received) {
+        if late.message.reply.is_none() {
+            return;
+        }
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let late = Received { kept: true, ..late };
         self.routes.lock().expect("mailbox").kept.entry(key.clone()).or_default().push((n, late));
@@ -287,17 +301,10 @@ impl Mailbox {
         tokio::spawn(async move {
             tokio::time::sleep(KEEP).await;
             let Some(mailbox) = mailbox.upgrade() else { return };
-            let late = {
-                let mut routes = mailbox.routes.lock().expect("mailbox");
-                let Some(kept) = routes.kept.get_mut(&key) else { return };
-                let Some(at) = kept.iter().position(|(m, _)| *m == n) else { return };
-                let (_, late) = kept.remove(at);
-                if kept.is_empty() {
-                    routes.kept.remove(&key);
-                }
-                late
-            };
-            give_back_late(mailbox.give_back.clone(), late).await;
+            let late = mailbox.routes.lock().expect("mailbox").take_kept(&key, |m| m == n);
+            for late in late {
+                give_back_late(mailbox.give_back.clone(), late).await;
+            }
         });
     }
 }
@@ -392,7 +399,7 @@ impl Asked<'_> {
     }
 }
 
-/// An event that reached no puller: back to the server at once, its
+/// An event that reached no puller within [`KEEP`]: back to the server, its
 /// delivery not counted as an attempt.
 async fn give_back_late(g: GiveBack, late: Received) {
     let Received { message: m, behind, .. } = late;

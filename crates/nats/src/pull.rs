@@ -184,13 +184,11 @@ impl NatsBroker {
 
         if !out.is_empty() {
             if !self.lease_is_ack_wait(sub, lease).await? {
-                let all: Vec<&str> = out.iter().map(|m| m.ack_id.as_str()).collect();
-                self.move_leases(&all, Answer::Nak(lease)).await;
+                self.move_leases(out.iter().map(|m| m.ack_id.as_str()), Answer::Nak(lease)).await;
             } else if !kept.is_empty() {
                 // Their `ack_wait` ran while they were kept: it starts
                 // again with the lease.
-                let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
-                self.move_leases(&kept, Answer::Progress).await;
+                self.move_leases(kept.iter().map(String::as_str), Answer::Progress).await;
             }
         }
         if !out.is_empty() {
@@ -297,8 +295,8 @@ impl NatsBroker {
     /// shorter lease then only refuses answers a little early; a longer one
     /// could see the event go out again while its first puller still holds
     /// it, which is why this is logged.
-    async fn move_leases(&self, ack_ids: &[&str], answer: Answer) {
-        let naks = ack_ids.iter().filter_map(|a| AckId::parse(a)).map(|id| async move {
+    async fn move_leases<'a>(&self, ack_ids: impl Iterator<Item = &'a str>, answer: Answer) {
+        let naks = ack_ids.filter_map(AckId::parse).map(|id| async move {
             if let Err(e) = self.answer(&id, answer).await {
                 tracing::warn!(seq = id.seq, error = %e, "a lease was not moved; the event waits out the subscription's lease");
             }
