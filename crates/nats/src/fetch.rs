@@ -436,6 +436,145 @@ mod tests {
         assert_eq!(against(Some(had(6, 3)), had(6, 4)), (true, had(6, 4)), "the highest, sent again");
     }
 
+    /// A process of its own on the test server: the mailbox and what its
+    /// giving back needs, on a prefix removed when dropped.
+    struct Process {
+        client: async_nats::Client,
+        names: Names,
+        wakeups: Arc<herald_broker::wake::Wakeups>,
+        mailbox: Arc<Mailbox>,
+        postman: tokio::task::AbortHandle,
+    }
+
+    impl Process {
+        async fn open() -> Process {
+            let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+            let client = async_nats::connect(&url).await.expect("NATS with JetStream at 127.0.0.1:4222");
+            let names = Names::new(&herald_broker::contract::prefix::name("keep"), 4);
+            let js = async_nats::jetstream::new(client.clone());
+            let attempts = crate::setup::bucket(&js, names.attempts_bucket(), Duration::from_secs(60)).await.unwrap();
+            let wakeups = Arc::new(herald_broker::wake::Wakeups::default());
+            let give_back = GiveBack {
+                client: client.clone(),
+                names: names.clone(),
+                records: Records::new(attempts),
+                wakeups: wakeups.clone(),
+            };
+            let (mailbox, postman) = Mailbox::open(give_back).await.unwrap();
+            Process { client, names, wakeups, mailbox, postman }
+        }
+
+        /// Makes the topic's stream and the subscription's keyless
+        /// consumer, and publishes `events` on it.
+        async fn topic(&self, events: usize) {
+            let js = async_nats::jetstream::new(self.client.clone());
+            let subjects = vec![self.names.stream_subjects("orders")];
+            let stream = async_nats::jetstream::stream::Config { name: self.stream(), subjects, ..Default::default() };
+            js.create_stream(stream).await.unwrap();
+            let consumer = async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(self.consumer()),
+                ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                filter_subject: self.names.subject("orders", herald_broker::Part::Keyless),
+                ..Default::default()
+            };
+            js.create_consumer_on_stream(consumer, self.stream()).await.unwrap();
+            for i in 0..events {
+                let subject = self.names.subject("orders", herald_broker::Part::Keyless);
+                js.publish(subject, format!("event {i}").into()).await.unwrap().await.unwrap();
+            }
+        }
+
+        fn stream(&self) -> String {
+            self.names.stream("orders")
+        }
+
+        fn consumer(&self) -> String {
+            self.names.consumer("sub", herald_broker::Part::Keyless)
+        }
+
+        /// Asks the server for one event as a fetch would, but with no
+        /// fetch open: what comes is late, as when a fetch gave up on its
+        /// request. `closing`: a request that has its closing word too.
+        async fn ask_late(&self, closing: bool) {
+            let request = json!({"batch": if closing { 2 } else { 1 }, "no_wait": true});
+            let next = format!("$JS.API.CONSUMER.MSG.NEXT.{}.{}", self.stream(), self.consumer());
+            let inbox = format!("{}.late", self.mailbox.prefix);
+            self.client.publish_with_reply(next, inbox, request.to_string().into()).await.unwrap();
+            self.client.flush().await.unwrap();
+        }
+
+        async fn kept_until(&self, n: usize) {
+            let (stream, consumer) = (self.stream(), self.consumer());
+            let waited = tokio::time::timeout(Duration::from_secs(5), async {
+                while self.mailbox.kept(&stream, &consumer) != n {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            });
+            waited.await.unwrap_or_else(|_| panic!("{} kept, not {n}", self.mailbox.kept(&stream, &consumer)));
+        }
+    }
+
+    impl Drop for Process {
+        fn drop(&mut self) {
+            self.postman.abort();
+            let (url, prefix) = (
+                std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
+                self.names.prefix().to_string(),
+            );
+            herald_broker::contract::prefix::remove_on_own_thread(&prefix.clone(), move || async move {
+                crate::destroy(&url, &prefix).await
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_with_no_fetch_open_is_kept_for_the_next_fetch_and_wakes_its_pulls() {
+        let p = Process::open().await;
+        p.topic(1).await;
+        let woken = p.wakeups.get("sub");
+        let woken = woken.notified();
+        // Two asked for, one there: the event, then the closing word, which
+        // is dropped (only the event is kept).
+        p.ask_late(true).await;
+        p.kept_until(1).await;
+        tokio::time::timeout(Duration::from_secs(5), woken).await.expect("the subscription's pulls are woken");
+
+        // The batch is full with what was kept: no request goes out, and
+        // the event is marked as kept (its lease starts again in `pull`).
+        let fetched = p.mailbox.fetch(&p.client, &p.stream(), &p.consumer(), 1, false).await.unwrap();
+        assert!(fetched.closed);
+        assert_eq!(fetched.received.len(), 1);
+        let got = &fetched.received[0];
+        assert!(got.kept && !got.behind);
+        assert_eq!(&got.message.payload[..], b"event 0");
+        assert_eq!(p.mailbox.kept(&p.stream(), &p.consumer()), 0, "taken, not kept twice");
+    }
+
+    #[tokio::test]
+    async fn an_event_no_fetch_takes_is_given_back_unsent_after_a_while() {
+        let p = Process::open().await;
+        p.topic(1).await;
+        let asked = tokio::time::Instant::now();
+        p.ask_late(false).await;
+        p.kept_until(1).await;
+        p.kept_until(0).await;
+        assert!(asked.elapsed() >= KEEP, "kept {KEEP:?} first");
+
+        // Given back, it goes out again at once, not after its 30 s lease.
+        let again = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let fetched = p.mailbox.fetch(&p.client, &p.stream(), &p.consumer(), 1, false).await.unwrap();
+                if let Some(got) = fetched.received.into_iter().next() {
+                    return got;
+                }
+            }
+        });
+        let got = again.await.expect("sent again within 5 s");
+        assert!(!got.kept);
+        assert_eq!(&got.message.payload[..], b"event 0");
+    }
+
     #[test]
     fn a_consumer_made_anew_starts_over() {
         assert_eq!(against(Some(had(90, 40)), had(3, 1)), (false, had(3, 1)));

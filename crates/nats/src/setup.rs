@@ -42,7 +42,7 @@ async fn connect_client(url: &str) -> Result<async_nats::Client, Error> {
 /// KV design (ADR-8) lays it out, not through async-nats's
 /// `create_key_value`: that first reads the account's info, whose 2.9
 /// shape the client no longer parses.
-async fn bucket(js: &jetstream::Context, name: String, max_age: Duration) -> Result<kv::Store, String> {
+pub(crate) async fn bucket(js: &jetstream::Context, name: String, max_age: Duration) -> Result<kv::Store, String> {
     if let Ok(store) = js.get_key_value(&name).await {
         return Ok(store);
     }
