@@ -194,6 +194,10 @@ pub struct Operation {
     /// Step indexes in the order they succeeded; compensation runs in reverse.
     #[serde(default)]
     pub completion_order: Vec<usize>,
+    /// When the first news after the acceptance was written (a step's
+    /// answer, a wait, a delay): how long a person watched in silence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_news_at: Option<DateTime<Utc>>,
 }
 
 impl Operation {
@@ -261,6 +265,7 @@ impl Operation {
             last_seq: 0,
             redacted: Vec::new(),
             completion_order: Vec::new(),
+            first_news_at: None,
         }
     }
 

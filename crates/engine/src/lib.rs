@@ -105,6 +105,7 @@ struct Inner {
     residue: Arc<residue::Residue>,
     /// Registrations and registry refreshes take turns (`instances`).
     registrations: tokio::sync::Mutex<()>,
+    metrics: Arc<herald_metrics::Metrics>,
 }
 
 pub struct Parts {
@@ -152,6 +153,7 @@ impl Engine {
             stopping: CancellationToken::new(),
             residue: Arc::default(),
             registrations: tokio::sync::Mutex::new(()),
+            metrics: Arc::default(),
             webhook,
             email,
         })))
@@ -167,6 +169,11 @@ impl Engine {
 
     pub fn services(&self) -> &Arc<Registry> {
         &self.0.services
+    }
+
+    /// What this herald counts, for `/metrics`.
+    pub fn metrics(&self) -> &Arc<herald_metrics::Metrics> {
+        &self.0.metrics
     }
 
     /// Timeline events, by operation.
@@ -256,6 +263,7 @@ impl Engine {
         if applied.events.iter().any(|e| matches!(e.kind, herald_core::EventKind::Redacted { .. })) {
             self.0.residue.erase(&self.0.store);
         }
+        self.0.metrics.operations.commit(&applied.op, &applied.events);
         let ended = applied.events.iter().any(|e| e.kind.is_final());
         self.0.hub.publish(&applied.op.id, applied.events.iter().cloned(), ended);
         if let Some(inbox) = &applied.inbox {

@@ -101,11 +101,21 @@ impl Engine {
                 machine::apply(older, &wf, Command::Supersede { by: id.clone() }, now).unwrap_or_default()
             }) as SupersedeFn
         });
+        let conflict = |outcome| self.metrics().operations.conflict(req.workflow, outcome);
         match self.accept(NewOperation { op, transition, idempotency, on_conflict, supersede }).await? {
             Accepted::Created(applied) => Ok(Started::Created(applied)),
-            Accepted::Existing(op) => Ok(Started::Existing(op)),
-            Accepted::KeyReused(id) => Err(StartError::KeyReused(id)),
-            Accepted::Conflict(id) => Err(StartError::Conflict(id)),
+            Accepted::Existing(op) => {
+                conflict("replayed");
+                Ok(Started::Existing(op))
+            }
+            Accepted::KeyReused(id) => {
+                conflict("key_reused");
+                Err(StartError::KeyReused(id))
+            }
+            Accepted::Conflict(id) => {
+                conflict("rejected");
+                Err(StartError::Conflict(id))
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
     api::{
-        body, dead_letters, events, hardening, health, inbox, openapi, operations, page, services, steps,
+        body, dead_letters, events, hardening, health, inbox, metrics, openapi, operations, page, services, steps,
         subscriptions, topics, workflows,
     },
     state::AppState,
@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/app.css", get(page::styles))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/openapi.json", get(|| async { Json(openapi::document()) }))
         .route("/v1/workflows", get(workflows::list))
         .route("/v1/workflows/{name}", get(workflows::get))

@@ -21,6 +21,20 @@ pub fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Internal(format!("cannot write as JSON: {e}")))
 }
 
+/// An operation's `flags` column: 1 when it is not finished and past its
+/// expected time, 2 when it needs a person; kept beside its state so that
+/// `/metrics` counts them over an index.
+pub fn flags(op: &Operation) -> i64 {
+    i64::from(op.delayed && !op.status.is_final()) | i64::from(op.needs_attention) << 1
+}
+
+/// The gauges' counting of flagged operations, the same in both dialects.
+pub const FLAGGED: &str = "SELECT COALESCE(SUM(flags & 1), 0), COALESCE(SUM((flags >> 1) & 1), 0) \
+                           FROM operations WHERE flags <> 0";
+
+/// Dead letters by kind, the same in both dialects.
+pub const DEAD_BY_KIND: &str = "SELECT kind, COUNT(*) FROM dead_letters GROUP BY kind ORDER BY kind";
+
 /// An operation's stored state.
 pub fn operation(id: &dyn std::fmt::Display, state: &str) -> Result<Operation> {
     serde_json::from_str(state).map_err(|e| Error::Corrupt(format!("operation {id}: {e}")))

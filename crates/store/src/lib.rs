@@ -149,6 +149,11 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest due time of any task nobody holds, to know when to look again.
     async fn next_due(&self) -> Result<Option<herald_core::Time>>;
 
+    /// What waits at `now`: flagged operations, due tasks, dead letters
+    /// by kind. Read at each scrape of `/metrics`: counts over indexes,
+    /// never a scan of every operation.
+    async fn gauges(&self, now: herald_core::Time) -> Result<Gauges>;
+
     /// What other nodes sharing this store changed, as hints to look at
     /// the store now; `None` where no other node can share it.
     fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<hints::Hint>> {

@@ -78,6 +78,23 @@ pub enum Accepted {
     Conflict(OperationId),
 }
 
+/// What waits in the store, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Operations not finished and past their expected time.
+    pub delayed: u64,
+    /// Operations that hold something only a person can mend.
+    pub needing_attention: u64,
+    /// Tasks due and not running: free ones due by now, and those whose
+    /// node's lease ran out.
+    pub due_tasks: u64,
+    /// When the longest-waiting of them became due (a free task's due
+    /// time, a lapsed one's lease end).
+    pub oldest_due: Option<herald_core::Time>,
+    /// Dead letters by kind ([`DeadLetterKind::as_str`]), kinds with none left out.
+    pub dead_letters: Vec<(String, u64)>,
+}
+
 /// What a committed transition wrote.
 #[derive(Debug, Clone)]
 pub struct Applied {

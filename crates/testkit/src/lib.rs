@@ -1,8 +1,8 @@
 //! What herald's test suites (and its bench) would otherwise each write
 //! again: a real herald in-process on a temporary directory, waiting on a
 //! condition with a deadline, raw HTTP/1.1, a scripted step service, nginx
-//! in front of something, the workflow texts they run, and a place of a
-//! test's own on a broker server.
+//! in front of something, the workflow texts they run, a place of a
+//! test's own on a broker server, and `/metrics` read as Prometheus reads it.
 //!
 //! Only a dev-dependency, except for the bench, which shares the workflow
 //! fixtures and the readiness wait.
@@ -12,6 +12,7 @@ mod broker;
 mod herald;
 mod net;
 pub mod nginx;
+pub mod openmetrics;
 mod raw;
 mod step_service;
 mod views;

@@ -243,6 +243,9 @@ pub fn apply(op: &mut Operation, wf: &Workflow, cmd: Command, now: Time) -> Resu
         }
         Command::Discard => {}
     }
+    if tx.op.first_news_at.is_none() && !tx.out.events.is_empty() {
+        tx.op.first_news_at = Some(now);
+    }
     Ok(tx.finish())
 }
 

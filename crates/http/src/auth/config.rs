@@ -63,4 +63,6 @@ pub enum StaticRole {
     Service,
     /// Everything.
     Admin,
+    /// Reads `/metrics`, nothing else: what a Prometheus scraper holds.
+    Metrics,
 }

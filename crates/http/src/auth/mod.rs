@@ -68,6 +68,9 @@ pub struct Auth {
     /// (sha256 of the token, who it stands for): compared by digest, so
     /// the comparison's time says nothing about the token.
     tokens: Vec<([u8; 32], Caller)>,
+    /// Digests of the tokens that read `/metrics` and nothing else: no
+    /// caller at all on any other route.
+    scrapers: Vec<[u8; 32]>,
 }
 
 #[derive(Deserialize)]
@@ -116,7 +119,7 @@ impl Auth {
             }
         };
         let mut seen = HashSet::new();
-        let mut tokens = Vec::new();
+        let (mut tokens, mut scrapers) = (Vec::new(), Vec::new());
         for t in &config.tokens {
             anyhow::ensure!(t.token.len() >= 16, "auth.tokens `{}`: a token needs at least 16 characters", t.name);
             anyhow::ensure!(seen.insert(t.token.clone()), "auth.tokens `{}`: this token is given twice", t.name);
@@ -129,16 +132,23 @@ impl Auth {
                     let services = services.clone().unwrap_or_else(|| vec![t.name.clone()]);
                     Caller::Service(Speaker { name: t.name.clone(), services: services.into() })
                 }
+                (StaticRole::Metrics, None) => {
+                    scrapers.push(digest(&t.token));
+                    continue;
+                }
+                (StaticRole::Metrics, Some(_)) => {
+                    anyhow::bail!("auth.tokens `{}`: a metrics token speaks for no service; drop `services`", t.name)
+                }
             };
             tokens.push((digest(&t.token), caller));
         }
-        let open = users.is_none() && tokens.is_empty();
+        let open = users.is_none() && tokens.is_empty() && scrapers.is_empty();
         if open {
             tracing::warn!("no [auth] configured: every caller is treated as an admin");
         } else if let Some(role) = config.anonymous {
             tracing::warn!(?role, "callers without a token are let in (auth.anonymous)");
         }
-        Ok(Auth { open, anonymous: config.anonymous, users, tokens })
+        Ok(Auth { open, anonymous: config.anonymous, users, tokens, scrapers })
     }
 
     /// Is nothing configured, so every caller is an admin and no token is checked?
@@ -159,7 +169,9 @@ impl Auth {
                 (false, Some(StaticRole::Service)) => {
                     Ok(Caller::Service(Speaker { name: "anonymous".into(), services: Arc::new([]) }))
                 }
-                (false, None) => Err(ApiError::Unauthorized("send `Authorization: Bearer <token>`".into())),
+                (false, None | Some(StaticRole::Metrics)) => {
+                    Err(ApiError::Unauthorized("send `Authorization: Bearer <token>`".into()))
+                }
             };
         };
         let d = digest(token);
@@ -167,6 +179,21 @@ impl Auth {
             return Ok(caller.clone());
         }
         self.user(token)
+    }
+
+    /// May this bearer read `/metrics`? A metrics token, an admin's, or
+    /// none where callers without one are admins or scrapers.
+    pub fn may_scrape(&self, bearer: Option<&str>) -> Result<(), ApiError> {
+        let token = bearer.map(str::trim).filter(|t| !t.is_empty());
+        match token {
+            None if self.anonymous == Some(StaticRole::Metrics) => return Ok(()),
+            Some(t) if self.scrapers.contains(&digest(t)) => return Ok(()),
+            _ => {}
+        }
+        match self.identify(bearer)? {
+            Caller::Admin(_) => Ok(()),
+            _ => Err(ApiError::Forbidden("/metrics needs a metrics or an admin token".into())),
+        }
     }
 
     /// The end user a JWT stands for.

@@ -10,7 +10,7 @@
 //! - `services` — the service registry: registration, heartbeats, health.
 //! - `gateway` — `/gw/` requests handed to the gateway, and its `async`
 //!   routes started as operations.
-//! - `health` — `/healthz` and `/readyz`.
+//! - `health` — `/healthz` and `/readyz`; `metrics` — `/metrics`.
 //! - What handlers share: `caller` — who is calling, as an extractor;
 //!   `body` — a POST or PUT's headers and size-limited body (`Posted`),
 //!   and POST/PUT taken as JSON only; `action` — `{name}:{verb}` actions;
@@ -30,6 +30,7 @@ pub mod gateway;
 pub mod hardening;
 pub(crate) mod health;
 pub(crate) mod inbox;
+pub(crate) mod metrics;
 pub mod openapi;
 pub(crate) mod operations;
 pub(crate) mod page;

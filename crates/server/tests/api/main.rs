@@ -29,6 +29,7 @@ mod identity;
 mod inbox;
 mod limits;
 mod matrix;
+mod metrics;
 mod operations;
 mod postgres;
 mod push;

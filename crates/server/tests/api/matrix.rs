@@ -12,6 +12,7 @@ const SECRET: &str = "a-matrix-test-secret-of-32-characters!!";
 const SHOP: &str = "shop-token-0123456789";
 const PAYMENTS: &str = "payments-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
+const SCRAPER: &str = "metrics-token-0123456789";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Who {
@@ -27,9 +28,11 @@ enum Who {
     /// One that speaks for `payment`.
     Payments,
     Admin,
+    /// A metrics token: `/metrics`, and no caller anywhere else.
+    Scraper,
 }
 
-const EVERYONE: [Who; 10] = [
+const EVERYONE: [Who; 11] = [
     Who::Nobody,
     Who::Malformed,
     Who::Expired,
@@ -40,6 +43,7 @@ const EVERYONE: [Who; 10] = [
     Who::Shop,
     Who::Payments,
     Who::Admin,
+    Who::Scraper,
 ];
 
 fn jwt(claims: Value) -> String {
@@ -63,11 +67,16 @@ impl Who {
             Who::Shop => Some(SHOP.into()),
             Who::Payments => Some(PAYMENTS.into()),
             Who::Admin => Some(ADMIN.into()),
+            Who::Scraper => Some(SCRAPER.into()),
         }
     }
 
+    /// Stands for a caller of the API (a metrics token does not).
     fn valid(self) -> bool {
-        !matches!(self, Who::Nobody | Who::Malformed | Who::Expired | Who::NotYetValid | Who::WrongAudience)
+        !matches!(
+            self,
+            Who::Nobody | Who::Malformed | Who::Expired | Who::NotYetValid | Who::WrongAudience | Who::Scraper
+        )
     }
 
     fn user(self) -> bool {
@@ -93,6 +102,8 @@ enum Rule {
     /// A token that speaks for `payment`, and admins.
     SpeaksForPayment,
     Admins,
+    /// Metrics tokens and admins (`/metrics`).
+    Scrapers,
     /// Nobody: the path is not served (a step's path, a service that is off).
     Nobody,
     /// Only the step's callback token, which none of them holds.
@@ -121,6 +132,8 @@ impl Rule {
                 refused_token.unwrap_or(if matches!(who, Who::Payments | Who::Admin) { 2 } else { 403 })
             }
             Rule::Admins => refused_token.unwrap_or(if who == Who::Admin { 2 } else { 403 }),
+            Rule::Scrapers if matches!(who, Who::Scraper | Who::Admin) => 2,
+            Rule::Scrapers => refused_token.unwrap_or(403),
         }
     }
 }
@@ -157,6 +170,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
             token("shop", SHOP, StaticRole::Service),
             StaticToken { services: Some(vec!["payment".into()]), ..token("payments", PAYMENTS, StaticRole::Service) },
             token("ops", ADMIN, StaticRole::Admin),
+            token("prometheus", SCRAPER, StaticRole::Metrics),
         ];
         let mut shop = ServiceConfig::new(vec![svc.url.clone()]);
         shop.gateway_paths = [("/catalog", Access::Public), ("/account", Access::User), ("/admin", Access::Admin)]
@@ -194,6 +208,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
     let table = vec![
         row("GET", "/healthz", None, Rule::Open),
         row("GET", "/readyz", None, Rule::Open),
+        row("GET", "/metrics", None, Rule::Scrapers),
         row("GET", "/v1/openapi.json", None, Rule::Open),
         row("GET", "/", None, Rule::Open),
         row("GET", "/ui/app.js", None, Rule::Open),

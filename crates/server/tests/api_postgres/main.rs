@@ -47,6 +47,8 @@ mod inbox;
 mod limits;
 #[path = "../api/matrix.rs"]
 mod matrix;
+#[path = "../api/metrics.rs"]
+mod metrics;
 #[path = "../api/operations.rs"]
 mod operations;
 #[path = "../api/push.rs"]

@@ -17,12 +17,14 @@
 //! - [`dead_letters`] — held tasks set aside, lists, redrives, held steps.
 //! - [`instances`] — registered service instances: renewed, changed,
 //!   expired, deleted.
+//! - [`gauges`] — what waits, as `/metrics` reads it.
 //! - [`ledger`] — what a broker on a server of its own keeps here: seqs,
 //!   publish dedupe, subscription definitions.
 //! - [`postgres`] — a PostgreSQL schema of a test's own.
 
 pub mod accept;
 pub mod dead_letters;
+pub mod gauges;
 pub mod inbox;
 pub mod instances;
 pub mod ledger;
@@ -32,6 +34,7 @@ pub mod tasks;
 
 pub use accept::*;
 pub use dead_letters::*;
+pub use gauges::*;
 pub use inbox::*;
 pub use instances::*;
 pub use ledger::*;
@@ -97,6 +100,7 @@ macro_rules! contract_tests {
             redriving_a_dead_letter_turns_it_back_into_a_task_once,
             a_step_given_up_on_is_dead_lettered_with_each_attempt_until_redriven,
             an_event_a_broker_gave_up_on_joins_the_one_list,
+            gauges_count_late_and_held_operations_due_tasks_and_dead_letters,
             a_registered_instance_is_listed_as_stored_until_it_expires,
             a_heartbeat_renews_one_row_and_a_new_url_changes_it,
             a_deleted_instance_is_gone_and_pruning_drops_only_expired_ones,

@@ -34,6 +34,7 @@
 mod batch;
 mod broker;
 mod deliveries;
+mod gauges;
 mod hints;
 mod instances;
 mod ledger;
@@ -60,8 +61,8 @@ use sqlx::{
 };
 
 use crate::{
-    Accepted, Applied, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Registered,
-    RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
+    Accepted, Applied, DeadLetter, DeadLetterFilter, Error, Gauges, InboxPage, ListQuery, NewOperation, Node,
+    Registered, RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
 };
 use crate::{codec::ms, hints::Hint};
 pub use batch::GroupCommits;
@@ -324,6 +325,10 @@ impl Store for PgStore {
 
     async fn next_due(&self) -> Result<Option<Time>> {
         tasks::next_due(&self.pool).await
+    }
+
+    async fn gauges(&self, now: Time) -> Result<Gauges> {
+        gauges::read(&self.pool, now).await
     }
 
     fn hints(&self) -> Option<tokio::sync::broadcast::Receiver<Hint>> {

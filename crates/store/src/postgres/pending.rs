@@ -25,7 +25,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::{
     Result, TaskId,
-    codec::{json, ms},
+    codec::{flags, json, ms},
     tx::Lease,
 };
 
@@ -36,6 +36,7 @@ struct OpRow {
     queued: bool,
     updated_at: i64,
     state: String,
+    flags: i16,
 }
 
 /// The columns written only when an operation's row is new: they never
@@ -55,6 +56,7 @@ impl OpRow {
             queued: op.is_queued(),
             updated_at: ms(op.updated_at),
             state: json(op)?,
+            flags: flags(op) as i16,
         })
     }
 }
@@ -207,7 +209,7 @@ impl Part {
     fn push(self, q: &mut QueryBuilder<Postgres>) {
         match self {
             Part::Inserts(rows) => {
-                let mut c = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+                let mut c = (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
                 for NewOp { row, workflow, subject, concurrency_key } in rows {
                     c.0.push(row.id);
                     c.1.push(workflow);
@@ -217,32 +219,36 @@ impl Part {
                     c.5.push(row.queued);
                     c.6.push(row.updated_at);
                     c.7.push(row.state);
+                    c.8.push(row.flags);
                 }
                 q.push(
                     "INSERT INTO operations (id, workflow, subject, status, concurrency_key, queued, updated_at, \
-                     state) SELECT * FROM UNNEST(",
+                     state, flags) SELECT * FROM UNNEST(",
                 );
                 q.push_bind(c.0).push("::TEXT[], ").push_bind(c.1).push("::TEXT[], ");
                 q.push_bind(c.2).push("::TEXT[], ").push_bind(c.3).push("::TEXT[], ");
                 q.push_bind(c.4).push("::TEXT[], ").push_bind(c.5).push("::BOOLEAN[], ");
-                q.push_bind(c.6).push("::BIGINT[], ").push_bind(c.7).push("::TEXT[])");
+                q.push_bind(c.6).push("::BIGINT[], ").push_bind(c.7).push("::TEXT[], ");
+                q.push_bind(c.8).push("::SMALLINT[])");
             }
             Part::Updates(rows) => {
-                let mut c = (vec![], vec![], vec![], vec![], vec![]);
-                for OpRow { id, status, queued, updated_at, state } in rows {
+                let mut c = (vec![], vec![], vec![], vec![], vec![], vec![]);
+                for OpRow { id, status, queued, updated_at, state, flags } in rows {
                     c.0.push(id);
                     c.1.push(status);
                     c.2.push(queued);
                     c.3.push(updated_at);
                     c.4.push(state);
+                    c.5.push(flags);
                 }
                 q.push(
                     "UPDATE operations o SET status = v.status, queued = v.queued, updated_at = v.updated_at, \
-                     state = v.state FROM UNNEST(",
+                     state = v.state, flags = v.flags FROM UNNEST(",
                 );
                 q.push_bind(c.0).push("::TEXT[], ").push_bind(c.1).push("::TEXT[], ");
                 q.push_bind(c.2).push("::BOOLEAN[], ").push_bind(c.3).push("::BIGINT[], ");
-                q.push_bind(c.4).push("::TEXT[]) AS v (id, status, queued, updated_at, state) WHERE o.id = v.id");
+                q.push_bind(c.4).push("::TEXT[], ").push_bind(c.5).push("::SMALLINT[]) ");
+                q.push("AS v (id, status, queued, updated_at, state, flags) WHERE o.id = v.id");
             }
             Part::Events(rows) => {
                 let (mut ids, mut seqs, mut bodies) = (vec![], vec![], vec![]);

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_task_epoch.sql"),
     include_str!("../../migrations/postgres/0004_instances.sql"),
     include_str!("../../migrations/postgres/0005_ledger.sql"),
+    include_str!("../../migrations/postgres/0006_flags.sql"),
 ];
 
 /// The advisory lock nodes starting together take: one migrates, the

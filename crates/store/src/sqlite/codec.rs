@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 use crate::Result;
-pub use crate::codec::{json, ms, time};
+pub use crate::codec::{flags, json, ms, time};
 
 /// The one number a `SELECT COUNT(*) … WHERE … = ?1` answers.
 pub fn count(conn: &Connection, sql: &str, arg: &str) -> Result<u64> {

@@ -25,6 +25,7 @@ mod codec;
 mod dead;
 mod deliveries;
 mod files;
+mod gauges;
 mod instances;
 mod ledger;
 mod read;
@@ -46,7 +47,7 @@ use herald_core::{
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Accepted, DeadLetter, DeadLetterFilter, Error, InboxPage, ListQuery, NewOperation, Node, Registered,
+    Accepted, DeadLetter, DeadLetterFilter, Error, Gauges, InboxPage, ListQuery, NewOperation, Node, Registered,
     RegisteredInstance, Result, Store, Task, TaskId, TransitionFn, TransitionResult, policy,
 };
 use codec::{ms, time};
@@ -354,6 +355,10 @@ impl Store for SqliteStore {
     async fn drop_ledger(&self, scope: &str) -> Result<()> {
         let scope = scope.to_string();
         self.writer.submit(move |c| ledger::drop_scope(c, &scope)).await
+    }
+
+    async fn gauges(&self, now: Time) -> Result<Gauges> {
+        self.readers.with(move |c| gauges::read(c, now)).await
     }
 
     async fn next_due(&self) -> Result<Option<Time>> {

@@ -6,13 +6,13 @@
 use herald_core::{Event, Operation, OperationId, TaskKind, Time, concurrency::Active, notify::Notification};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::codec::{count, json, ms};
+use super::codec::{count, flags, json, ms};
 use crate::{Error, IdempotencyKey, Result, TaskId, tx::Lease};
 
 pub fn insert_op(conn: &Connection, op: &Operation) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO operations (id, workflow, subject, status, concurrency_key, queued, updated_at, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO operations (id, workflow, subject, status, concurrency_key, queued, updated_at, state, flags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         &*op.id.text(),
@@ -22,14 +22,24 @@ pub fn insert_op(conn: &Connection, op: &Operation) -> Result<()> {
         op.concurrency_key,
         op.is_queued(),
         ms(op.updated_at),
-        json(op)?
+        json(op)?,
+        flags(op)
     ])?;
     Ok(())
 }
 
 pub fn update_op(conn: &Connection, op: &Operation) -> Result<()> {
-    conn.prepare_cached("UPDATE operations SET status = ?2, updated_at = ?3, state = ?4, queued = ?5 WHERE id = ?1")?
-        .execute(params![&*op.id.text(), op.status.as_str(), ms(op.updated_at), json(op)?, op.is_queued()])?;
+    conn.prepare_cached(
+        "UPDATE operations SET status = ?2, updated_at = ?3, state = ?4, queued = ?5, flags = ?6 WHERE id = ?1",
+    )?
+    .execute(params![
+        &*op.id.text(),
+        op.status.as_str(),
+        ms(op.updated_at),
+        json(op)?,
+        op.is_queued(),
+        flags(op)
+    ])?;
     Ok(())
 }
 

@@ -212,6 +212,17 @@ CREATE TABLE ledger_definitions (
     PRIMARY KEY (scope, name)
 ) WITHOUT ROWID;
 "#,
+    r#"
+-- Whether an operation is late (1) or needs a person (2), beside its state
+-- (`codec::flags`), so that /metrics counts them over an index.
+ALTER TABLE operations ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
+UPDATE operations SET flags =
+      (CASE WHEN json_extract(state, '$.delayed') AND status IN ('accepted', 'running', 'compensating')
+            THEN 1 ELSE 0 END)
+    | (CASE WHEN json_extract(state, '$.needs_attention') THEN 2 ELSE 0 END)
+    WHERE json_extract(state, '$.delayed') OR json_extract(state, '$.needs_attention');
+CREATE INDEX operations_flagged ON operations(flags) WHERE flags <> 0;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

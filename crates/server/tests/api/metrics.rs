@@ -1,0 +1,104 @@
+//! `/metrics` after a scripted run: each counter moved by exactly what
+//! happened, the histograms hold each finished thing, the gauges read the
+//! store, and Prometheus's own parser takes the text.
+
+use std::time::Duration;
+
+use herald_testkit::openmetrics::Exposition;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// A workflow whose one step is held for a person when it fails.
+const HELD: &str = "name = \"held\"\n[[steps]]\nname = \"h\"\ncall = { service = \"svc\", path = \"/h\" }\n\
+                    retry = { attempts = 1 }\non_failure = \"hold\"\n";
+
+/// One operation per subject at a time; a second is refused.
+const SOLO: &str = "name = \"solo\"\nsubject = \"/user\"\nconcurrency = { key = \"subject\", on_conflict = \"reject\" }\n\
+                    [[steps]]\nname = \"s\"\ncall = { service = \"svc\", path = \"/s\" }\n";
+
+async fn scrape(app: &TestApp) -> (String, String) {
+    let resp = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
+    (kind, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
+    let svc = StepService::start().await;
+    svc.then("/b", vec![Reply::Status(500, "down"), Reply::Status(500, "down")]);
+    svc.on("/h", Reply::Status(500, "broken"));
+    svc.on("/s", Reply::Accept);
+    let order = sequential("order", &["a", "b"], "expected_within = \"1h\"");
+    let app = spawn_app(&[&order, HELD, SOLO], &svc).await;
+
+    let keyed = |n: u32| {
+        let url = app.url("/v1/workflows/order/operations");
+        app.http.post(url).header("idempotency-key", "k").json(&json!({ "n": n })).send()
+    };
+    let first = keyed(1).await.unwrap().json::<serde_json::Value>().await.unwrap();
+    assert_eq!(keyed(1).await.unwrap().status(), 202, "a replay");
+    assert_eq!(keyed(2).await.unwrap().status(), 422, "the key with another body");
+    let mut orders = vec![first["id"].as_str().unwrap().to_string()];
+    for n in 2..=3 {
+        orders.push(app.start_id("order", json!({"n": n})).await);
+    }
+    for id in &orders {
+        assert_eq!(app.wait_final(id).await["status"], "succeeded");
+    }
+    let held = app.start_id("held", json!({})).await;
+    app.wait_for(&held, Duration::from_secs(10), |op| op["needs_attention"] == true).await;
+    let solo = app.start_id("solo", json!({"user": "ann"})).await;
+    app.wait_for(&solo, Duration::from_secs(10), |op| op["steps"][0]["awaiting_callback"] == true).await;
+    assert_eq!(app.start("solo", json!({"user": "ann"})).await.status(), 409);
+
+    // A commit is counted just after it is stored: the last ones may be a
+    // moment behind what the API already shows.
+    let m = herald_testkit::eventually("the held step counted", Duration::from_secs(10), || async {
+        let (kind, text) = scrape(&app).await;
+        assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+        let m = Exposition::parse(&text);
+        (m.value("herald_steps_finished_total", &[("workflow", "held"), ("outcome", "held")]) == 1.0).then_some(m)
+    })
+    .await;
+
+    let order_ = [("workflow", "order")];
+    let v = |name: &str, labels: &[(&str, &str)]| m.value(name, labels);
+    assert_eq!(v("herald_operations_accepted_total", &order_), 3.0, "a replay is not a new operation");
+    assert_eq!(v("herald_operations_accepted_total", &[("workflow", "held")]), 1.0);
+    assert_eq!(v("herald_operations_accepted_total", &[("workflow", "solo")]), 1.0, "the refused one is not");
+    let finished = [("workflow", "order"), ("outcome", "succeeded"), ("expected", "met")];
+    assert_eq!(v("herald_operations_finished_total", &finished), 3.0);
+    assert_eq!(v("herald_operations_finished_total", &[]), 3.0, "nothing else finished");
+    let done = [("workflow", "order"), ("outcome", "succeeded")];
+    assert_eq!(v("herald_operation_duration_seconds_count", &done), 3.0);
+    assert_eq!(v("herald_operation_duration_seconds_bucket", &[done[0], done[1], ("le", "+Inf")]), 3.0);
+    assert!(v("herald_operation_duration_seconds_sum", &done) > 0.0);
+    assert_eq!(v("herald_operation_first_feedback_seconds_count", &order_), 3.0);
+    assert!(v("herald_operation_first_feedback_seconds_sum", &order_) > 0.0, "the first news is a call's answer");
+    assert_eq!(v("herald_operation_first_feedback_seconds_count", &[]), 5.0, "every accepted operation had news");
+
+    let step = |s: &'static str| [("workflow", "order"), ("step", s), ("phase", "forward")];
+    assert_eq!(v("herald_step_attempts_total", &step("a")), 3.0);
+    assert_eq!(v("herald_step_attempts_total", &step("b")), 5.0, "two failed first");
+    assert_eq!(v("herald_step_retries_total", &step("b")), 2.0);
+    assert_eq!(v("herald_step_retries_total", &step("a")), 0.0);
+    let b_done = [("workflow", "order"), ("step", "b"), ("outcome", "succeeded")];
+    assert_eq!(v("herald_steps_finished_total", &b_done), 3.0);
+    assert_eq!(v("herald_step_duration_seconds_count", &b_done), 3.0);
+    assert_eq!(v("herald_steps_finished_total", &[("workflow", "held"), ("step", "h")]), 1.0, "held, only");
+
+    let conflict =
+        |w: &'static str, outcome: &'static str| v("herald_conflicts_total", &[("workflow", w), ("outcome", outcome)]);
+    assert_eq!(conflict("order", "replayed"), 1.0);
+    assert_eq!(conflict("order", "key_reused"), 1.0);
+    assert_eq!(conflict("solo", "rejected"), 1.0);
+    assert_eq!(v("herald_conflicts_total", &[]), 3.0);
+
+    assert_eq!(v("herald_operations_needing_attention", &[]), 1.0);
+    assert_eq!(v("herald_operations_delayed", &[]), 0.0);
+    assert_eq!(v("herald_dead_letters", &[("kind", "step")]), 1.0);
+    assert_eq!(m.count("herald_dead_letters", &[]), 1, "no other kind");
+    assert_eq!(v("herald_tasks_due", &[]), 0.0, "nothing waits to run");
+}
