@@ -136,6 +136,7 @@ impl Engine {
             }
             None => None,
         };
+        let metrics = p.services.metrics().clone();
         Ok(Engine(Arc::new(Inner {
             store: p.store,
             broker: p.broker,
@@ -153,7 +154,7 @@ impl Engine {
             stopping: CancellationToken::new(),
             residue: Arc::default(),
             registrations: tokio::sync::Mutex::new(()),
-            metrics: Arc::default(),
+            metrics,
             webhook,
             email,
         })))

@@ -44,8 +44,21 @@ pub(crate) enum Turn {
 }
 
 impl Engine {
-    /// Waits for `svc` to admit this task's call.
+    /// Waits for `svc` to admit this task's call; the wait is counted for
+    /// `/metrics`, however it ends.
     pub(crate) async fn turn(
+        &self,
+        svc: &Arc<Service>,
+        task: &Task,
+        attempt: Option<Attempt<'_>>,
+    ) -> herald_store::Result<Turn> {
+        let began = std::time::Instant::now();
+        let turn = self.wait_turn(svc, task, attempt).await;
+        svc.calls.waited(began.elapsed());
+        turn
+    }
+
+    async fn wait_turn(
         &self,
         svc: &Arc<Service>,
         task: &Task,

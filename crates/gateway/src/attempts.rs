@@ -4,7 +4,11 @@
 //! request may safely be sent again, only while the service's retry budget
 //! lasts.
 
-use std::{fmt::Display, sync::Arc, time::Duration};
+use std::{
+    fmt::Display,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use herald_http::problem::ApiError;
 
@@ -30,12 +34,14 @@ pub struct Attempts {
     svc: Arc<Service>,
     retryable: bool,
     tried: Vec<String>,
+    /// When the request came, for its duration in `/metrics`.
+    started: Instant,
 }
 
 impl Attempts {
     /// `retryable`: the request may be sent again (safe, and kept whole).
     pub fn new(svc: Arc<Service>, retryable: bool) -> Self {
-        Attempts { svc, retryable, tried: Vec::new() }
+        Attempts { svc, retryable, tried: Vec::new(), started: Instant::now() }
     }
 
     /// How long each attempt may take to bring an answer's headers.
@@ -49,6 +55,14 @@ impl Attempts {
     /// waits its turn up to [`QUEUE_PATIENCE`] (as requests wait in
     /// Envoy's pending queue): a burst is smoothed, not refused.
     pub async fn next(&self) -> Result<Lease, ApiError> {
+        let next = self.next_lease().await;
+        if let Err(e) = &next {
+            self.counted(e.status().as_u16(), true);
+        }
+        next
+    }
+
+    async fn next_lease(&self) -> Result<Lease, ApiError> {
         let refusal = match self.svc.try_admit(&self.tried) {
             Ok(lease) => return Ok(lease),
             // Tried every instance that could take it.
@@ -71,6 +85,25 @@ impl Attempts {
     /// answer to give (the lease lives as long as it is being sent); `None`,
     /// try again.
     pub fn judge<A: Answer, E: Display>(
+        &mut self,
+        lease: Lease,
+        outcome: Option<Result<A, E>>,
+    ) -> Result<Option<(A, Lease)>, ApiError> {
+        let judged = self.judged(lease, outcome);
+        match &judged {
+            Ok(Some((answer, _))) => self.counted(answer.status(), false),
+            Ok(None) => {}
+            Err(e) => self.counted(e.status().as_u16(), true),
+        }
+        judged
+    }
+
+    /// The request's answer is going out: counted for `/metrics`.
+    fn counted(&self, status: u16, by_herald: bool) {
+        self.svc.calls.answered(status, by_herald, self.started.elapsed());
+    }
+
+    fn judged<A: Answer, E: Display>(
         &mut self,
         mut lease: Lease,
         outcome: Option<Result<A, E>>,

@@ -162,6 +162,7 @@ impl Gateway {
             Key::Header(h) => header(h).and_then(|v| std::str::from_utf8(v).ok()).unwrap_or("").to_string(),
         };
         limiter.check_key(&key).map_err(|not_until| {
+            self.around.registry.metrics().gateway.rate_limited();
             let wait = not_until.wait_time_from(limiter.clock().now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
         })

@@ -94,6 +94,11 @@ pub struct Problem {
 }
 
 impl ApiError {
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        self.describe().0
+    }
+
     /// (status, type code, title): the table.
     fn describe(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;

@@ -24,6 +24,8 @@ pub struct Snapshot {
     /// Dead letters, by kind.
     pub dead_letters: Vec<(String, u64)>,
     pub subscriptions: Vec<Subscription>,
+    /// The registry's services, for the gateway's gauges.
+    pub services: Vec<crate::gateway::ServiceState>,
 }
 
 #[derive(Debug, Clone)]

@@ -57,7 +57,9 @@ impl Application {
         .context("herald cannot start: its store did not open")?;
         let broker = crate::broker::open(&config.broker, &store).await?.unwrap_or(broker);
         let workflows = Arc::new(Workflows::load(definitions, store.as_ref()).await?);
-        let services = Arc::new(Registry::from_config(&config.services, &config.registry)?);
+        // What this herald counts: the registry's services and the engine share it.
+        let metrics = Arc::new(herald_metrics::Metrics::default());
+        let services = Arc::new(Registry::from_config(&config.services, &config.registry, metrics)?);
         crate::subscriptions::install(&config.subscriptions, &services, broker.as_ref(), &workflows).await?;
         let secret = store.secret(rand::random::<[u8; 32]>().to_vec()).await?;
         let engine = Engine::new(Parts {

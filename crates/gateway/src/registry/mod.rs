@@ -178,6 +178,8 @@ pub struct Service {
     /// Connections the gateway's client connections hold of their own
     /// (`gateway::affinity`).
     pub affine: AtomicUsize,
+    /// The gateway's answers for this service, counted for `/metrics`.
+    pub calls: herald_metrics::gateway::ServiceCalls,
 }
 
 struct Gate {
@@ -186,7 +188,7 @@ struct Gate {
 }
 
 impl Service {
-    fn new(name: &str, settings: settings::Settings) -> anyhow::Result<Self> {
+    fn new(name: &str, settings: settings::Settings, metrics: &herald_metrics::Metrics) -> anyhow::Result<Self> {
         // Redirects are the caller's business: herald passes a 3xx on as it came.
         let mut b = reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -223,6 +225,7 @@ impl Service {
             turn: tokio::sync::Notify::new(),
             waiting: AtomicUsize::new(0),
             affine: AtomicUsize::new(0),
+            calls: metrics.gateway.service(name),
             settings,
         })
     }
@@ -258,14 +261,16 @@ impl Service {
 pub struct Registry {
     services: RwLock<HashMap<String, Arc<Service>>>,
     allow: allow::Allow,
+    metrics: Arc<herald_metrics::Metrics>,
 }
 
 impl Registry {
     pub fn from_config<'a>(
         config: impl IntoIterator<Item = (&'a String, &'a ServiceConfig)>,
         registry: &allow::RegistryConfig,
+        metrics: Arc<herald_metrics::Metrics>,
     ) -> anyhow::Result<Self> {
-        let r = Registry { allow: allow::Allow::parse(registry)?, ..Registry::default() };
+        let r = Registry { allow: allow::Allow::parse(registry)?, metrics, ..Registry::default() };
         for (name, c) in config {
             r.add(name, c)?;
         }
@@ -275,9 +280,14 @@ impl Registry {
     /// Adds (or replaces) a service from its configuration.
     pub fn add(&self, name: &str, config: &ServiceConfig) -> anyhow::Result<()> {
         let settings = settings::Settings::parse(name, config)?;
-        let service = Arc::new(Service::new(name, settings)?);
+        let service = Arc::new(Service::new(name, settings, &self.metrics)?);
         self.services.write().expect("services").insert(name.to_string(), service);
         Ok(())
+    }
+
+    /// What this herald counts, for `/metrics`.
+    pub fn metrics(&self) -> &Arc<herald_metrics::Metrics> {
+        &self.metrics
     }
 
     pub fn service(&self, name: &str) -> Option<Arc<Service>> {

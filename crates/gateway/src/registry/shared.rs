@@ -200,7 +200,7 @@ mod tests {
     fn registry() -> Registry {
         tls();
         let config = ServiceConfig::new(vec!["http://10.0.0.1".into()]);
-        Registry::from_config([(&"shop".to_string(), &config)], &RegistryConfig::default()).unwrap()
+        Registry::from_config([(&"shop".to_string(), &config)], &RegistryConfig::default(), Default::default()).unwrap()
     }
 
     /// The TLS provider the services' clients are built with, as the server installs it.

@@ -105,7 +105,7 @@ pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) 
         }
     }
     let source = Timeline { app: app.clone(), id };
-    Ok(Some(Follow::new(source, app.engine.stopping(), after, live, backlog, slot)))
+    Ok(Some(Follow::new(source, app.engine.stopping(), after, live, backlog, slot, app.engine.metrics())))
 }
 
 /// A watcher of one operation's timeline.
@@ -118,6 +118,11 @@ pub struct Timeline {
 
 impl Source for Timeline {
     type Item = Event;
+    const KIND: &'static str = "timeline";
+
+    fn committed_at(e: &Event) -> Option<chrono::DateTime<chrono::Utc>> {
+        Some(e.at)
+    }
 
     fn seq(e: &Event) -> u64 {
         e.seq

@@ -20,6 +20,12 @@ pub const PAGE: usize = 500;
 /// Where a follower's items come from.
 pub trait Source: Send + 'static {
     type Item: Send + Sync + 'static;
+    /// What `/metrics` calls these streams.
+    const KIND: &'static str;
+    /// When the item was committed, where it says.
+    fn committed_at(_item: &Self::Item) -> Option<chrono::DateTime<chrono::Utc>> {
+        None
+    }
     /// The item's number; consecutive live items differ by one.
     fn seq(item: &Self::Item) -> u64;
     /// Nothing follows this item.
@@ -42,6 +48,8 @@ pub struct Follow<S: Source> {
     done: bool,
     /// The end user's place among their open streams, freed with the follower.
     _slot: Option<Slot>,
+    /// Counted among the open streams while it lives.
+    watched: herald_metrics::live::Watched,
 }
 
 impl<S: Source> Follow<S> {
@@ -54,10 +62,22 @@ impl<S: Source> Follow<S> {
         live: broadcast::Receiver<Live<S::Item>>,
         first_page: Vec<S::Item>,
         slot: Option<Slot>,
+        metrics: &herald_metrics::Metrics,
     ) -> Self {
         let caught_up = first_page.len() < PAGE;
         let backlog = first_page.into_iter().map(Arc::new).collect();
-        Follow { source, stopping, last: after, live: Some(live), backlog, caught_up, done: false, _slot: slot }
+        let watched = metrics.live.watch(S::KIND);
+        Follow {
+            source,
+            stopping,
+            last: after,
+            live: Some(live),
+            backlog,
+            caught_up,
+            done: false,
+            _slot: slot,
+            watched,
+        }
     }
 
     /// The next item, or `None` once the last one went out, the store
@@ -68,7 +88,7 @@ impl<S: Source> Follow<S> {
                 return None;
             }
             if let Some(item) = self.backlog.pop_front() {
-                return Some(self.emit(item));
+                return Some(self.emit(item, false));
             }
             if !self.caught_up {
                 let page = self.source.page(self.last).await?;
@@ -83,7 +103,7 @@ impl<S: Source> Follow<S> {
             };
             match next {
                 Ok(Live::Item(item)) if S::seq(&item) <= self.last => {}
-                Ok(Live::Item(item)) if S::seq(&item) == self.last + 1 => return Some(self.emit(item)),
+                Ok(Live::Item(item)) if S::seq(&item) == self.last + 1 => return Some(self.emit(item, true)),
                 // A gap, a lag, or a change on another node: the store has it all.
                 Ok(_) | Err(RecvError::Lagged(_)) => self.caught_up = false,
                 // The channel ends after the last item: read what is left.
@@ -95,7 +115,11 @@ impl<S: Source> Follow<S> {
         }
     }
 
-    fn emit(&mut self, item: Arc<S::Item>) -> Arc<S::Item> {
+    /// `live`: sent as it happened, not read back from the store.
+    fn emit(&mut self, item: Arc<S::Item>, live: bool) -> Arc<S::Item> {
+        let lag =
+            S::committed_at(&item).filter(|_| live).map(|at| (chrono::Utc::now() - at).to_std().unwrap_or_default());
+        self.watched.sent(lag);
         self.last = S::seq(&item);
         self.done = S::ends(&item);
         item

@@ -140,7 +140,7 @@ pub async fn stream(
         source.release(); // the hub's subscription goes with the stream that will not be
         return Err(ApiError::Internal("reading the inbox failed".into()));
     };
-    let follow = Follow::new(source, app.engine.stopping(), after, live, first, slot);
+    let follow = Follow::new(source, app.engine.stopping(), after, live, first, slot, app.engine.metrics());
     let stream = futures::stream::unfold(follow, |mut follow| async move {
         let change = follow.next().await?;
         let data = serde_json::to_string(&*change).unwrap_or_default();
@@ -157,6 +157,7 @@ struct Changes {
 
 impl Source for Changes {
     type Item = InboxChange;
+    const KIND: &'static str = "inbox";
 
     fn seq(c: &InboxChange) -> u64 {
         c.notification.version

@@ -11,7 +11,9 @@ use axum::{
 };
 use futures::StreamExt;
 use herald_http::{auth::bearer, problem::ApiError};
-use herald_metrics::{Snapshot, Subscription};
+use herald_metrics::{ServiceState, Snapshot, Subscription};
+
+use herald_gateway::registry::Health;
 
 use crate::state::AppState;
 
@@ -70,5 +72,27 @@ async fn snapshot(app: &AppState) -> Result<Snapshot, ApiError> {
         oldest_due_seconds: gauges.oldest_due.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0),
         dead_letters: gauges.dead_letters,
         subscriptions,
+        services: services(app),
     })
+}
+
+/// The registry's services as `GET /v1/services` shows them.
+fn services(app: &AppState) -> Vec<ServiceState> {
+    app.engine
+        .services()
+        .views()
+        .into_iter()
+        .map(|s| ServiceState {
+            circuit: s.circuit.state,
+            limit: s.limit,
+            in_flight: s.in_flight,
+            waiting: s.waiting,
+            instances: s
+                .instances
+                .into_iter()
+                .map(|i| (i.id, i.health != Health::Down && i.ejected_for_ms.is_none()))
+                .collect(),
+            name: s.name,
+        })
+        .collect()
 }

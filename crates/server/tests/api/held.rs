@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::helpers::*;
 
@@ -14,26 +13,6 @@ fn held_workflow() -> String {
         "name = \"b\"\nlabel = \"Doing b\"\ndone_label = \"b done\"\ncall = { service = \"svc\", path = \"/b\" }\nretry = { attempts = 3, initial = \"20ms\", max = \"100ms\" }",
         "name = \"b\"\nlabel = \"Doing b\"\ndone_label = \"b done\"\ncall = { service = \"svc\", path = \"/b\" }\nretry = { attempts = 2, initial = \"20ms\", max = \"100ms\" }\non_failure = \"hold\"",
     )
-}
-
-/// Reads an SSE stream until an event of type `until`; answers the types seen.
-async fn follow(resp: reqwest::Response, until: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut body = resp.bytes_stream();
-    let mut buf = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !seen.iter().any(|t| t == until) {
-        let chunk =
-            tokio::time::timeout_at(deadline, body.next()).await.expect("the stream went quiet").unwrap().unwrap();
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
-                seen.push(serde_json::from_str::<Value>(data).unwrap()["type"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    seen
 }
 
 #[tokio::test]

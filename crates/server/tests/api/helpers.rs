@@ -5,6 +5,7 @@
 use std::{ops::Deref, path::Path, time::Duration};
 
 use axum::Router;
+use futures::StreamExt;
 use herald_server::{Config, config::ServiceConfig};
 use herald_store::contract::postgres::TestSchema;
 use herald_testkit::{Herald, Store};
@@ -186,4 +187,24 @@ impl TestApp {
         let store = self.herald.store.clone();
         Data { dir: self.herald.stop().await, store }
     }
+}
+
+/// Reads an SSE stream until an event of type `until`; answers the types seen.
+pub async fn follow(resp: reqwest::Response, until: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.iter().any(|t| t == until) {
+        let chunk =
+            tokio::time::timeout_at(deadline, body.next()).await.expect("the stream went quiet").unwrap().unwrap();
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ")) {
+                seen.push(serde_json::from_str::<Value>(data).unwrap()["type"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    seen
 }

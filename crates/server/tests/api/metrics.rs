@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use herald_server::config::ServiceConfig;
 use herald_testkit::openmetrics::Exposition;
 use serde_json::json;
 
@@ -31,7 +32,12 @@ async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
     svc.on("/h", Reply::Status(500, "broken"));
     svc.on("/s", Reply::Accept);
     let order = sequential("order", &["a", "b"], "expected_within = \"1h\"");
-    let app = spawn_app(&[&order, HELD, SOLO], &svc).await;
+    svc.on("/missing", Reply::Status(404, "no such thing"));
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), &[&order, HELD, SOLO], &svc, |c| {
+        // Nothing listens on port 1: the gateway answers for it.
+        c.services.insert("gone".into(), ServiceConfig::new(vec!["http://127.0.0.1:1".into()]));
+    })
+    .await;
 
     let keyed = |n: u32| {
         let url = app.url("/v1/workflows/order/operations");
@@ -52,6 +58,11 @@ async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
     let solo = app.start_id("solo", json!({"user": "ann"})).await;
     app.wait_for(&solo, Duration::from_secs(10), |op| op["steps"][0]["awaiting_callback"] == true).await;
     assert_eq!(app.start("solo", json!({"user": "ann"})).await.status(), 409);
+    for (path, status) in
+        [("/gw/svc/catalog", 200), ("/gw/svc/catalog/tea", 200), ("/gw/svc/missing", 404), ("/gw/gone/x", 502)]
+    {
+        assert_eq!(app.http.get(app.url(path)).send().await.unwrap().status(), status, "{path}");
+    }
 
     // A commit is counted just after it is stored: the last ones may be a
     // moment behind what the API already shows.
@@ -101,4 +112,43 @@ async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
     assert_eq!(v("herald_dead_letters", &[("kind", "step")]), 1.0);
     assert_eq!(m.count("herald_dead_letters", &[]), 1, "no other kind");
     assert_eq!(v("herald_tasks_due", &[]), 0.0, "nothing waits to run");
+
+    let gw = |service: &'static str, code: &'static str, source: &'static str| {
+        v("herald_gateway_requests_total", &[("service", service), ("code", code), ("source", source)])
+    };
+    assert_eq!(gw("svc", "2xx", "service"), 2.0);
+    assert_eq!(gw("svc", "4xx", "service"), 1.0);
+    assert_eq!(gw("gone", "5xx", "herald"), 1.0, "no instance could be reached: herald answered");
+    assert_eq!(v("herald_gateway_requests_total", &[]), 4.0);
+    assert_eq!(v("herald_gateway_request_duration_seconds_count", &[("service", "svc")]), 3.0);
+    assert_eq!(v("herald_gateway_rate_limited_total", &[]), 0.0);
+    assert_eq!(v("herald_service_circuit_state", &[("service", "svc"), ("state", "closed")]), 1.0);
+    assert_eq!(v("herald_service_circuit_state", &[("service", "svc")]), 1.0, "one state at a time");
+    assert_eq!(v("herald_service_instance_up", &[("service", "svc"), ("instance", "config-0")]), 1.0);
+    assert_eq!(v("herald_service_in_flight", &[("service", "svc")]), 0.0, "no call is out");
+    let calls = 3 + 5 + 1 + 1; // order's a and b, held's h, solo's s
+    assert_eq!(v("herald_service_wait_seconds_count", &[("service", "svc")]), f64::from(calls), "each call's turn");
+
+    // A watcher of the held operation from where it is: what it is sent
+    // next happens while it watches.
+    let at = app.get(&held).await["last_seq"].to_string();
+    let url = app.url(&format!("/v1/operations/{held}/events"));
+    let stream = app.http.get(url).header("last-event-id", at).send().await.unwrap();
+    let open = Exposition::parse(&scrape(&app).await.1);
+    assert_eq!(open.value("herald_live_streams", &[("stream", "timeline")]), 1.0);
+    svc.on("/h", Reply::Json(json!({})));
+    let letter = app.get_json("/v1/dead-letters?kind=step").await["items"][0]["id"].clone();
+    let redrive = app.http.post(app.url(&format!("/v1/dead-letters/{letter}:redrive"))).json(&json!({}));
+    assert_eq!(redrive.send().await.unwrap().status(), 204);
+    let seen = follow(stream, "succeeded").await;
+    let after = herald_testkit::eventually("the stream closed", Duration::from_secs(10), || async {
+        let m = Exposition::parse(&scrape(&app).await.1);
+        (m.value("herald_live_streams", &[("stream", "timeline")]) == 0.0).then_some(m)
+    })
+    .await;
+    let sent = after.value("herald_live_events_sent_total", &[("stream", "timeline")]);
+    assert_eq!(sent, seen.len() as f64, "{seen:?}");
+    let timed = after.value("herald_live_commit_to_send_seconds_count", &[]);
+    assert!(timed >= 1.0 && timed <= sent, "sent as they happened: {timed} of {sent}");
+    assert_eq!(after.value("herald_operations_needing_attention", &[]), 0.0, "redriven and done");
 }

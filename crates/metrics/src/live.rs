@@ -1,0 +1,73 @@
+//! Live streams: how many are open, what they send, and how long a
+//! commit takes to reach a watcher.
+
+use std::time::Duration;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::{Registry, Unit},
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByStream {
+    /// `timeline` (an operation's events) or `inbox` (a person's notifications).
+    stream: String,
+}
+
+pub struct Live {
+    open: Family<ByStream, Gauge>,
+    sent: Family<ByStream, Counter>,
+    lag: Histogram,
+}
+
+/// One open stream: counted while it lives, and what it sends.
+pub struct Watched {
+    open: Gauge,
+    sent: Counter,
+    lag: Histogram,
+}
+
+impl Watched {
+    /// An item went out; `lag`: from its commit, for an item sent as it
+    /// happened (not one read back from the store for a client catching up).
+    pub fn sent(&self, lag: Option<Duration>) {
+        self.sent.inc();
+        if let Some(lag) = lag {
+            self.lag.observe(lag.as_secs_f64());
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+impl Live {
+    pub(crate) fn register(r: &mut Registry) -> Self {
+        let live = Live {
+            open: Family::default(),
+            sent: Family::default(),
+            lag: Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+        };
+        r.register("live_streams", "Server-sent event streams open now", live.open.clone());
+        r.register("live_events_sent", "Items sent on live streams", live.sent.clone());
+        r.register_with_unit(
+            "live_commit_to_send",
+            "From an event's commit to its going out on a live stream",
+            Unit::Seconds,
+            live.lag.clone(),
+        );
+        live
+    }
+
+    /// A stream of `kind` opens; it is counted until the [`Watched`] drops.
+    pub fn watch(&self, kind: &str) -> Watched {
+        let labels = ByStream { stream: kind.to_string() };
+        let open = self.open.get_or_create(&labels).clone();
+        open.inc();
+        Watched { open, sent: self.sent.get_or_create(&labels).clone(), lag: self.lag.clone() }
+    }
+}
