@@ -58,6 +58,8 @@ async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
     let solo = app.start_id("solo", json!({"user": "ann"})).await;
     app.wait_for(&solo, Duration::from_secs(10), |op| op["steps"][0]["awaiting_callback"] == true).await;
     assert_eq!(app.start("solo", json!({"user": "ann"})).await.status(), 409);
+    let sub = app.http.put(app.url("/v1/subscriptions/audit")).json(&json!({"topic": "orders"}));
+    assert_eq!(sub.send().await.unwrap().status(), 201);
     for (path, status) in
         [("/gw/svc/catalog", 200), ("/gw/svc/catalog/tea", 200), ("/gw/svc/missing", 404), ("/gw/gone/x", 502)]
     {
@@ -112,6 +114,8 @@ async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
     assert_eq!(v("herald_dead_letters", &[("kind", "step")]), 1.0);
     assert_eq!(m.count("herald_dead_letters", &[]), 1, "no other kind");
     assert_eq!(v("herald_tasks_due", &[]), 0.0, "nothing waits to run");
+    assert_eq!(v("herald_subscription_depth", &[("subscription", "audit"), ("state", "pending")]), 0.0);
+    assert_eq!(m.count("herald_subscription_lag_seconds", &[("subscription", "audit")]), 1);
 
     let gw = |service: &'static str, code: &'static str, source: &'static str| {
         v("herald_gateway_requests_total", &[("service", service), ("code", code), ("source", source)])
@@ -128,6 +132,8 @@ async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
     assert_eq!(v("herald_service_in_flight", &[("service", "svc")]), 0.0, "no call is out");
     let calls = 3 + 5 + 1 + 1; // order's a and b, held's h, solo's s
     assert_eq!(v("herald_service_wait_seconds_count", &[("service", "svc")]), f64::from(calls), "each call's turn");
+
+    let (_, before_watching) = scrape(&app).await;
 
     // A watcher of the held operation from where it is: what it is sent
     // next happens while it watches.
@@ -151,4 +157,33 @@ async fn metrics_count_a_scripted_run_exactly_and_prometheus_parses_them() {
     let timed = after.value("herald_live_commit_to_send_seconds_count", &[]);
     assert!(timed >= 1.0 && timed <= sent, "sent as they happened: {timed} of {sent}");
     assert_eq!(after.value("herald_operations_needing_attention", &[]), 0.0, "redriven and done");
+
+    let (_, text) = scrape(&app).await;
+    shipped_files_use_only_what_herald_serves(&[&before_watching, &text]);
+}
+
+/// Every metric the dashboard and the alert rules in `deploy/` read is one
+/// these scrapes describe (by the name of its family: a family with no
+/// sample yet is left out of a scrape).
+fn shipped_files_use_only_what_herald_serves(scrapes: &[&str]) {
+    let described: std::collections::BTreeSet<&str> =
+        scrapes.iter().flat_map(|s| s.lines()).filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for file in ["deploy/grafana/herald.json", "deploy/prometheus/alerts.yml"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let used: std::collections::BTreeSet<&str> = text
+            .match_indices("herald_")
+            .map(|(i, _)| {
+                let end =
+                    text[i..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(text.len(), |n| i + n);
+                &text[i..end]
+            })
+            .collect();
+        assert!(!used.is_empty(), "{file} reads no metric");
+        for name in used {
+            let family =
+                ["_bucket", "_sum", "_count", "_total"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+            assert!(described.contains(family), "{file} reads {name}, which herald does not serve");
+        }
+    }
 }
