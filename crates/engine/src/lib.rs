@@ -268,6 +268,7 @@ impl Engine {
         let ended = applied.events.iter().any(|e| e.kind.is_final());
         self.0.hub.publish(&applied.op.id, applied.events.iter().cloned(), ended);
         if let Some(inbox) = &applied.inbox {
+            self.0.metrics.operations.notified("inbox", "delivered");
             let (subject, change) = &**inbox;
             self.0.inbox.publish(subject, [change.clone()], false);
         }

@@ -56,6 +56,16 @@ pub struct Conflict {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Notified {
+    /// `inbox`, `webhook` or `email`.
+    pub channel: String,
+    /// `delivered` (an inbox notification written, a webhook or email
+    /// accepted by its receiver), `retried` (a failed attempt that will be
+    /// tried again) or `dead_lettered`.
+    pub outcome: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// From a hundredth of a second to a day: operations wait on people too.
@@ -80,6 +90,7 @@ pub struct Operations {
     steps: Family<StepOutcome, Counter>,
     step_duration: Histograms<StepOutcome>,
     conflicts: Family<Conflict, Counter>,
+    notifications: Family<Notified, Counter>,
 }
 
 impl Operations {
@@ -94,6 +105,7 @@ impl Operations {
             steps: Family::default(),
             step_duration: Family::new_with_constructor(flow_buckets),
             conflicts: Family::default(),
+            notifications: Family::default(),
         };
         r.register("operations_accepted", "Operations accepted", o.accepted.clone());
         r.register(
@@ -127,7 +139,18 @@ impl Operations {
             "Starts that met another operation: concurrency keys and idempotency keys",
             o.conflicts.clone(),
         );
+        r.register(
+            "notifications",
+            "Notifications to people: inbox, webhook, email, by what became of each attempt",
+            o.notifications.clone(),
+        );
         o
+    }
+
+    /// What became of a notification's attempt on `channel` (see [`Notified`]).
+    pub fn notified(&self, channel: &str, outcome: &str) {
+        let labels = Notified { channel: channel.to_string(), outcome: outcome.to_string() };
+        self.notifications.get_or_create(&labels).inc();
     }
 
     /// Counts what one commit wrote on `op` (its state after the commit).

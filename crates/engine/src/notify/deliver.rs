@@ -153,8 +153,17 @@ impl Engine {
             }
         };
         let last_use = payload["final"] == true;
+        let counted = |outcome| {
+            let channel = match channel {
+                Channel::Inbox => "inbox",
+                Channel::Webhook => "webhook",
+                Channel::Email => "email",
+            };
+            self.0.metrics.operations.notified(channel, outcome);
+        };
         let failure = match outcome {
             Sent::Done => {
+                counted("delivered");
                 self.0.store.finish_task(task.id).await?;
                 return self.after_last_use(&task, last_use).await;
             }
@@ -164,6 +173,7 @@ impl Engine {
         };
         if !failure.retryable || retry.exhausted(attempt) {
             tracing::warn!(operation_id = %task.op, attempts = attempt, error = %failure.error, "a notification is dead-lettered");
+            counted("dead_lettered");
             let mut payload = payload;
             if last_use && let Some(to) = payload.get_mut("to") {
                 *to = Value::String("(erased)".into());
@@ -186,6 +196,7 @@ impl Engine {
             self.0.store.dead_letter(task.id, letter).await?;
             return self.after_last_use(&task, last_use).await;
         }
+        counted("retried");
         let due = Utc::now()
             + chrono::Duration::from_std(retry.delay_before(attempt + 1, rand::random())).unwrap_or_default();
         let kind = TaskKind::Deliver { channel, attempt: attempt + 1, payload };

@@ -208,3 +208,14 @@ pub async fn follow(resp: reqwest::Response, until: &str) -> Vec<String> {
     }
     seen
 }
+
+/// What `/metrics` says of `name` with `labels` once `pred` holds for it
+/// (counted just after a commit, a moment behind what the API shows).
+pub async fn metric_when(app: &TestApp, name: &str, labels: &[(&str, &str)], pred: impl Fn(f64) -> bool) -> f64 {
+    herald_testkit::eventually(&format!("{name} {labels:?}"), Duration::from_secs(10), || async {
+        let text = app.http.get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        let v = herald_testkit::openmetrics::Exposition::parse(&text).value(name, labels);
+        pred(v).then_some(v)
+    })
+    .await
+}

@@ -105,6 +105,11 @@ async fn a_webhook_is_signed_retried_until_it_lands_and_verifies_only_as_sent() 
     assert!(payload["outcome"]["summary"].as_str().unwrap().contains("done"));
     let letters: Value = app.get_json("/v1/dead-letters").await;
     assert_eq!(letters["items"].as_array().map(Vec::len), Some(0), "{letters}");
+    let webhook = |outcome| [("channel", "webhook"), ("outcome", outcome)];
+    assert_eq!(metric_when(&app, "herald_notifications_total", &webhook("delivered"), |v| v > 0.0).await, 1.0);
+    assert_eq!(metric_when(&app, "herald_notifications_total", &webhook("retried"), |_| true).await, 2.0);
+    let inbox = [("channel", "inbox"), ("outcome", "delivered")];
+    assert_eq!(metric_when(&app, "herald_notifications_total", &inbox, |_| true).await, 1.0, "one inbox notification");
 }
 
 #[tokio::test]
@@ -128,6 +133,10 @@ async fn a_webhook_that_keeps_failing_is_dead_lettered_with_its_last_error() {
     assert_eq!(letters[0]["attempts"], 3);
     assert!(letters[0]["error"].as_str().unwrap().contains("500"));
     assert_eq!(r.got.lock().unwrap().len(), 3, "as many tries as the policy allows");
+    let webhook = |outcome| [("channel", "webhook"), ("outcome", outcome)];
+    assert_eq!(metric_when(&app, "herald_notifications_total", &webhook("dead_lettered"), |v| v > 0.0).await, 1.0);
+    assert_eq!(metric_when(&app, "herald_notifications_total", &webhook("retried"), |_| true).await, 2.0);
+    assert_eq!(metric_when(&app, "herald_notifications_total", &webhook("delivered"), |_| true).await, 0.0);
 }
 
 #[tokio::test]
