@@ -29,8 +29,8 @@ pub struct Watched {
 }
 
 impl Watched {
-    /// An item went out; `lag`: from its commit, for an item sent as it
-    /// happened (not one read back from the store for a client catching up).
+    /// An item went out; `lag`: from its commit, for an item committed
+    /// while the stream was open (not a backlog a client catches up with).
     pub fn sent(&self, lag: Option<Duration>) {
         self.sent.inc();
         if let Some(lag) = lag {

@@ -50,6 +50,8 @@ pub struct Follow<S: Source> {
     _slot: Option<Slot>,
     /// Counted among the open streams while it lives.
     watched: herald_metrics::live::Watched,
+    /// Items committed since are timed from commit to send.
+    opened_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl<S: Source> Follow<S> {
@@ -77,6 +79,7 @@ impl<S: Source> Follow<S> {
             done: false,
             _slot: slot,
             watched,
+            opened_at: chrono::Utc::now(),
         }
     }
 
@@ -88,7 +91,7 @@ impl<S: Source> Follow<S> {
                 return None;
             }
             if let Some(item) = self.backlog.pop_front() {
-                return Some(self.emit(item, false));
+                return Some(self.emit(item));
             }
             if !self.caught_up {
                 let page = self.source.page(self.last).await?;
@@ -103,7 +106,7 @@ impl<S: Source> Follow<S> {
             };
             match next {
                 Ok(Live::Item(item)) if S::seq(&item) <= self.last => {}
-                Ok(Live::Item(item)) if S::seq(&item) == self.last + 1 => return Some(self.emit(item, true)),
+                Ok(Live::Item(item)) if S::seq(&item) == self.last + 1 => return Some(self.emit(item)),
                 // A gap, a lag, or a change on another node: the store has it all.
                 Ok(_) | Err(RecvError::Lagged(_)) => self.caught_up = false,
                 // The channel ends after the last item: read what is left.
@@ -115,10 +118,13 @@ impl<S: Source> Follow<S> {
         }
     }
 
-    /// `live`: sent as it happened, not read back from the store.
-    fn emit(&mut self, item: Arc<S::Item>, live: bool) -> Arc<S::Item> {
-        let lag =
-            S::committed_at(&item).filter(|_| live).map(|at| (chrono::Utc::now() - at).to_std().unwrap_or_default());
+    /// Sends `item`; one committed while the stream was open is timed
+    /// from its commit, whether the hub or the store brought it (on
+    /// several nodes, another node's commits come by the store).
+    fn emit(&mut self, item: Arc<S::Item>) -> Arc<S::Item> {
+        let lag = S::committed_at(&item)
+            .filter(|at| *at >= self.opened_at)
+            .map(|at| (chrono::Utc::now() - at).to_std().unwrap_or_default());
         self.watched.sent(lag);
         self.last = S::seq(&item);
         self.done = S::ends(&item);
