@@ -446,10 +446,14 @@ mod tests {
         postman: tokio::task::AbortHandle,
     }
 
+    /// The test server, as the crate's other tests find it.
+    fn url() -> String {
+        std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    }
+
     impl Process {
         async fn open() -> Process {
-            let url = std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-            let client = async_nats::connect(&url).await.expect("NATS with JetStream at 127.0.0.1:4222");
+            let client = async_nats::connect(url()).await.expect("NATS with JetStream at 127.0.0.1:4222");
             let names = Names::new(&herald_broker::contract::prefix::name("keep"), 4);
             let js = async_nats::jetstream::new(client.clone());
             let attempts = crate::setup::bucket(&js, names.attempts_bucket(), Duration::from_secs(60)).await.unwrap();
@@ -518,11 +522,8 @@ mod tests {
     impl Drop for Process {
         fn drop(&mut self) {
             self.postman.abort();
-            let (url, prefix) = (
-                std::env::var("NATS_ADDRESS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into()),
-                self.names.prefix().to_string(),
-            );
-            herald_broker::contract::prefix::remove_on_own_thread(&prefix.clone(), move || async move {
+            let (url, prefix) = (url(), self.names.prefix().to_string());
+            herald_broker::contract::prefix::remove_on_own_thread(self.names.prefix(), move || async move {
                 crate::destroy(&url, &prefix).await
             });
         }
