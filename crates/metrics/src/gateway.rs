@@ -3,7 +3,7 @@
 //! Label values are names herald knows (configured services, registered
 //! instances), never a path a client sent.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -62,29 +62,43 @@ pub struct Gateway {
     instance_up: Family<ByInstance, Gauge>,
 }
 
-/// One service's counters, made once with the service: an answer costs
-/// two atomic adds and a histogram's, no lookup.
+/// One service's counters, each made at its first use (a service the
+/// gateway never answers for shows no series) and kept: an answer then
+/// costs two atomic adds and a histogram's, no lookup.
 #[derive(Clone)]
 pub struct ServiceCalls {
+    service: String,
+    requests: Family<Requests, Counter>,
+    durations: Family<ByService, Histogram, fn() -> Histogram>,
+    waits_by: Family<ByService, Histogram, fn() -> Histogram>,
     /// By source (service, herald), then class (1xx to 5xx).
-    answers: [[Counter; 5]; 2],
-    duration: Histogram,
-    waits: Histogram,
+    answers: [[OnceLock<Counter>; 5]; 2],
+    duration: OnceLock<Histogram>,
+    waits: OnceLock<Histogram>,
 }
 
 impl ServiceCalls {
     /// An answer with `status` went out after `took`; `by_herald`: herald
     /// answered for the service.
     pub fn answered(&self, status: u16, by_herald: bool, took: Duration) {
-        let class = usize::from(status.clamp(100, 599) / 100 - 1);
-        self.answers[usize::from(by_herald)][class].inc();
-        self.duration.observe(took.as_secs_f64());
+        let class = status.clamp(100, 599) / 100;
+        let counter = self.answers[usize::from(by_herald)][usize::from(class - 1)].get_or_init(|| {
+            let source = if by_herald { "herald" } else { "service" };
+            let labels = Requests { service: self.service.clone(), code: format!("{class}xx"), source: source.into() };
+            self.requests.get_or_create(&labels).clone()
+        });
+        counter.inc();
+        self.duration.get_or_init(|| self.by_service(&self.durations)).observe(took.as_secs_f64());
     }
 
     /// A call of herald's own (a step, a compensation, a notification)
     /// waited `took` for the service to take it.
     pub fn waited(&self, took: Duration) {
-        self.waits.observe(took.as_secs_f64());
+        self.waits.get_or_init(|| self.by_service(&self.waits_by)).observe(took.as_secs_f64());
+    }
+
+    fn by_service(&self, family: &Family<ByService, Histogram, fn() -> Histogram>) -> Histogram {
+        family.get_or_create(&ByService { service: self.service.clone() }).clone()
     }
 }
 
@@ -140,16 +154,15 @@ impl Gateway {
 
     /// The counters of `service`'s answers.
     pub fn service(&self, service: &str) -> ServiceCalls {
-        let counter = |source: &str, class: usize| {
-            let code = format!("{}xx", class + 1);
-            let labels = Requests { service: service.to_string(), code, source: source.to_string() };
-            self.requests.get_or_create(&labels).clone()
-        };
-        let by = |source: &str| std::array::from_fn(|class| counter(source, class));
-        let by_service = ByService { service: service.to_string() };
-        let duration = self.duration.get_or_create(&by_service).clone();
-        let waits = self.waits.get_or_create(&by_service).clone();
-        ServiceCalls { answers: [by("service"), by("herald")], duration, waits }
+        ServiceCalls {
+            service: service.to_string(),
+            requests: self.requests.clone(),
+            durations: self.duration.clone(),
+            waits_by: self.waits.clone(),
+            answers: Default::default(),
+            duration: OnceLock::new(),
+            waits: OnceLock::new(),
+        }
     }
 
     pub fn rate_limited(&self) {
