@@ -271,7 +271,37 @@ impl CloudEvent {
         {
             return Err(invalid("partitionkey", "`partitionkey` must be a non-empty string"));
         }
+        // The distributed-tracing extension: what consumers' spans link to.
+        if let Some(v) = self.extensions.get("traceparent")
+            && v.as_str().and_then(herald_core::trace::TraceParent::parse).is_none()
+        {
+            return Err(invalid(
+                "traceparent",
+                "`traceparent` must be a W3C traceparent (00-<trace id>-<span id>-<flags>)",
+            ));
+        }
+        if let Some(v) = self.extensions.get("tracestate")
+            && v.as_str().is_none_or(|s| s.len() > herald_core::trace::TRACESTATE_MAX)
+        {
+            return Err(invalid("tracestate", "`tracestate` must be a W3C tracestate string"));
+        }
         Ok(())
+    }
+
+    /// The producer's span, from the distributed-tracing extension.
+    pub fn trace_parent(&self) -> Option<herald_core::trace::TraceParent> {
+        self.extension("traceparent").and_then(herald_core::trace::TraceParent::parse)
+    }
+
+    /// Sets the distributed-tracing extension, unless the producer did.
+    pub fn trace_from(&mut self, parent: herald_core::trace::TraceParent, state: Option<&str>) {
+        if self.extensions.contains_key("traceparent") {
+            return;
+        }
+        self.extensions.insert("traceparent".into(), Value::String(parent.to_string()));
+        if let Some(state) = state.filter(|s| !s.is_empty()) {
+            self.extensions.insert("tracestate".into(), Value::String(state.into()));
+        }
     }
 
     /// Events with the same key are delivered in publish order, one at a
@@ -419,6 +449,7 @@ mod tests {
             r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "data": {"a": [1, null]}}"#,
             r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "data_base64": "AA=="}"#,
             r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "partitionkey": "k", "subject": "x"}"#,
+            r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "a=1"}"#,
             r#"{"specversion": "1.0", "id": "1", "id": "2", "source": "/s", "type": "T"}"#,
             r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "x": 1, "x": 2}"#,
             r#"{"specversion": "1.0", "id": " ", "source": "/s", "type": "T"}"#,
@@ -432,6 +463,9 @@ mod tests {
             r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "data": 1, "data_base64": "AA=="}"#,
             r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "data_base64": "not base64!"}"#,
             r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "partitionkey": ""}"#,
+            r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "traceparent": "00-0-0-01"}"#,
+            r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "traceparent": 1}"#,
+            r#"{"specversion": "1.0", "id": "1", "source": "/s", "type": "T", "tracestate": true}"#,
             r#"{"specversion": "1.0", "id": "1", "source": "/s"}"#,
             r#"[1]"#,
         ];
@@ -457,6 +491,7 @@ mod tests {
             ("type", json!({"type": 3})),
             ("specversion", json!({"specversion": "0.3"})),
             ("time", json!({"time": "yesterday"})),
+            ("traceparent", json!({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"})),
             ("Bad-Name", json!({"Bad-Name": "x"})),
             ("nested", json!({"nested": {"a": 1}})),
             ("data_base64", json!({"data": 1, "data_base64": "AA=="})),

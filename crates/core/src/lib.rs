@@ -8,6 +8,7 @@
 //! - [`workflow`] — the workflow file schema and its validation into a [`Workflow`].
 //! - [`operation`] — the operation and its steps, as stored and as shown.
 //! - [`timeline`] — the append-only events every status is derived from.
+//! - [`trace`] — W3C trace context: the caller's, and the one an operation keeps.
 //! - [`task`] — the durable work items (invoke, compensate, timers) the engine runs.
 //! - [`concurrency`] — the `on_conflict` policies decided: go, refuse, queue
 //!   or supersede, and who starts when the line moves.
@@ -35,6 +36,7 @@ pub mod retry;
 pub mod signature;
 pub mod task;
 pub mod timeline;
+pub mod trace;
 pub mod workflow;
 
 pub use duration::Span;

@@ -73,6 +73,9 @@ pub struct CompensationRun {
     pub base: u32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// When this round of undoing began (its span's start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -198,6 +201,10 @@ pub struct Operation {
     /// answer, a wait, a delay): how long a person watched in silence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_news_at: Option<DateTime<Utc>>,
+    /// The trace every span of the operation joins (absent on operations
+    /// stored before herald kept one: their id is their trace id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 impl Operation {
@@ -266,6 +273,7 @@ impl Operation {
             redacted: Vec::new(),
             completion_order: Vec::new(),
             first_news_at: None,
+            trace: None,
         }
     }
 

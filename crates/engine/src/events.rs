@@ -2,13 +2,66 @@
 //! arriving for `await` steps.
 
 use chrono::Utc;
-use herald_broker::CloudEvent;
-use herald_core::{Command, Operation, OperationId, machine::Outcome, task::Phase, workflow::Publish};
+use herald_broker::{CloudEvent, Published};
+use herald_core::{
+    Command, Operation, OperationId, machine::Outcome, task::Phase, trace::TraceParent, workflow::Publish,
+};
+use herald_trace::{KeyValue, SpanKind};
 use serde_json::json;
 
-use crate::{Engine, invoke};
+use crate::{Engine, invoke, spans};
 
 impl Engine {
+    /// Publishes `events` on `topic` from the span `from` (the caller's,
+    /// or a step's) with its `tracestate`. Each event the producer did
+    /// not give a `traceparent` carries one (the CloudEvents
+    /// distributed-tracing extension): herald's producer span's when
+    /// tracing, else the caller's own, so consumers join the trace either way.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        mut events: Vec<CloudEvent>,
+        from: Option<(TraceParent, Option<String>)>,
+        mut about: Vec<KeyValue>,
+    ) -> herald_broker::Result<Vec<Published>> {
+        let on = self.0.tracer.is_on();
+        let (span, start) = (herald_trace::new_id(), std::time::SystemTime::now());
+        let stamp = match &from {
+            Some((p, _)) if on => Some(TraceParent { parent_id: span, ..*p }),
+            None if on => Some(TraceParent { trace_id: rand::random::<u128>() | 1, parent_id: span, flags: 1 }),
+            Some((p, _)) => Some(*p),
+            None => None,
+        };
+        if let Some(stamp) = stamp {
+            let state = from.as_ref().and_then(|(_, s)| s.as_deref());
+            events.iter_mut().for_each(|e| e.trace_from(stamp, state));
+        }
+        let count = events.len();
+        let published = self.0.broker.publish(topic, events).await;
+        if let Some(stamp) = stamp.filter(|_| on) {
+            about.extend([
+                KeyValue::new("messaging.system", "herald"),
+                KeyValue::new("messaging.operation.type", "send"),
+                KeyValue::new("messaging.destination.name", topic.to_string()),
+                KeyValue::new("messaging.batch.message_count", count as i64),
+            ]);
+            self.0.tracer.record(herald_trace::Span {
+                name: format!("publish {topic}"),
+                kind: SpanKind::Producer,
+                trace_id: stamp.trace_id,
+                parent: from.map(|(p, _)| p.parent_id),
+                sampled: stamp.sampled(),
+                id: span,
+                start,
+                end: std::time::SystemTime::now(),
+                attributes: about,
+                links: Vec::new(),
+                error: published.as_ref().err().map(|_| "the events could not be stored".to_string()),
+            });
+        }
+        published
+    }
+
     /// Publishes a `publish` step's event. Its id follows from the
     /// operation and the step, so a retried publish (after a crash or a
     /// storage error) is recognised by the topic and stored once.
@@ -31,7 +84,11 @@ impl Engine {
                 };
             }
         };
-        match self.0.broker.publish(&p.topic, vec![event]).await {
+        let cx = spans::context(op);
+        let from = cx.child(spans::phase_span(&cx, op, step, phase));
+        let mut about = spans::about(op);
+        about.push(KeyValue::new("herald.step", step.to_string()));
+        match self.publish(&p.topic, vec![event], Some((from, cx.state.clone())), about).await {
             Ok(published) => {
                 let first = published.into_iter().next();
                 Outcome::Done(json!({

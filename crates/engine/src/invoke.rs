@@ -74,6 +74,8 @@ pub struct Request<'a> {
     pub timeout: Duration,
     pub idempotency_key: String,
     pub traceparent: String,
+    /// The caller's `tracestate`, passed on as it came.
+    pub tracestate: Option<String>,
     /// `Herald-Signature`, for services with a secret.
     pub signature: Option<String>,
     pub body: Vec<u8>,
@@ -91,6 +93,9 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
         .header("traceparent", req.traceparent);
     if let Some(sig) = req.signature {
         builder = builder.header(herald_core::signature::HEADER, sig);
+    }
+    if let Some(state) = req.tracestate {
+        builder = builder.header("tracestate", state);
     }
     let sent = builder.body(req.body).send().await;
     let resp = match sent {

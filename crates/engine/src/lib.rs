@@ -20,6 +20,7 @@
 //!   every node, and this node's registry refreshed from the store.
 //! - `turn` — waiting for a service to take a call, without spending attempts.
 //! - [`notify`] — telling people: the live hub, webhooks and email.
+//! - `spans` — an operation's spans, written as what each describes ends.
 //! - `residue` — erasing what redacted data leaves on disk, once per burst.
 //! - [`dispatch`] — delivers push subscriptions' events (and `await` steps').
 //! - [`workflows`] — loading and checking workflow files; every known version.
@@ -34,6 +35,7 @@ pub mod instances;
 pub mod invoke;
 pub mod notify;
 mod residue;
+mod spans;
 pub mod start;
 pub mod subscriptions;
 pub mod tokens;
@@ -106,6 +108,7 @@ struct Inner {
     /// Registrations and registry refreshes take turns (`instances`).
     registrations: tokio::sync::Mutex<()>,
     metrics: Arc<herald_metrics::Metrics>,
+    tracer: herald_trace::Tracer,
 }
 
 pub struct Parts {
@@ -118,6 +121,7 @@ pub struct Parts {
     pub tokens: Tokens,
     pub public_url: String,
     pub config: EngineConfig,
+    pub tracer: herald_trace::Tracer,
 }
 
 impl Engine {
@@ -155,6 +159,7 @@ impl Engine {
             residue: Arc::default(),
             registrations: tokio::sync::Mutex::new(()),
             metrics,
+            tracer: p.tracer,
             webhook,
             email,
         })))
@@ -175,6 +180,11 @@ impl Engine {
     /// What this herald counts, for `/metrics`.
     pub fn metrics(&self) -> &Arc<herald_metrics::Metrics> {
         &self.0.metrics
+    }
+
+    /// Where spans go (nowhere unless OTLP is configured).
+    pub fn tracer(&self) -> &herald_trace::Tracer {
+        &self.0.tracer
     }
 
     /// Timeline events, by operation.
@@ -265,6 +275,7 @@ impl Engine {
             self.0.residue.erase(&self.0.store);
         }
         self.0.metrics.operations.commit(&applied.op, &applied.events);
+        spans::commit(&self.0.tracer, &applied.op, &applied.events, applied.inbox.is_some());
         let ended = applied.events.iter().any(|e| e.kind.is_final());
         self.0.hub.publish(&applied.op.id, applied.events.iter().cloned(), ended);
         if let Some(inbox) = &applied.inbox {
@@ -347,7 +358,7 @@ impl Engine {
         self.apply(&task.op, Some(task.id), cmd).await.map(drop)
     }
 
-    #[tracing::instrument(skip_all, fields(operation_id = %task.op, step = %step, attempt, ?phase))]
+    #[tracing::instrument(skip_all, fields(operation_id = %task.op, step = %step, attempt, ?phase, workflow, trace_id))]
     async fn invoke(
         &self,
         task: Task,
@@ -397,6 +408,10 @@ impl Engine {
             let error = format!("service {} is not registered", call.service);
             return self.fail(at, op, check, error).await;
         };
+        let cx = spans::context(&op);
+        let here = tracing::Span::current();
+        here.record("workflow", op.workflow.as_str()).record("trace_id", cx.trace_id.as_str());
+        let began = std::time::SystemTime::now();
         let lease = match self.turn(&service, &task, Some(at)).await? {
             turn::Turn::Go { lease, told } => {
                 if told {
@@ -407,9 +422,21 @@ impl Engine {
             turn::Turn::Later => return Ok(()),
         };
         let Some(op) = self.begin(at, op, check).await? else { return Ok(()) };
-        let req = self.request(&op, at, def, call, &service, lease.base());
+        let parent = spans::phase_span(&cx, &op, &step, phase);
+        spans::waited(&self.0.tracer, &cx, &op, parent, &service.name, began);
+        let (req, span) = self.request(&op, at, def, call, &service, lease.base());
+        let sent = self.0.tracer.is_on().then(|| (std::time::SystemTime::now(), req.url.clone()));
         let _permit = self.0.in_flight.acquire().await;
         let (outcome, verdict) = invoke::call(service.client(), req).await;
+        if let Some((start, url)) = sent {
+            let mut s = herald_trace::Span::under(&cx, parent, format!("call {step}"), herald_trace::SpanKind::Client);
+            (s.id, s.start, s.end) = (span, start, std::time::SystemTime::now());
+            s.attributes = spans::call_attributes(&op, &step, attempt, call.method.as_str(), &url, &service.name);
+            if let Outcome::Failed { error, .. } = &outcome {
+                s.error = Some(error.clone());
+            }
+            self.0.tracer.record(s);
+        }
         lease.finish(verdict);
         if verdict == Verdict::Unreachable {
             // Nothing was sent: the attempt is not spent; the step waits.
@@ -472,7 +499,7 @@ impl Engine {
         Ok((wf, ix))
     }
 
-    /// The request of one call of a step's service.
+    /// The request of one call of a step's service, and its span's id.
     fn request<'a>(
         &self,
         op: &Operation,
@@ -481,7 +508,7 @@ impl Engine {
         call: &'a herald_core::workflow::Call,
         service: &Service,
         base: &str,
-    ) -> invoke::Request<'a> {
+    ) -> (invoke::Request<'a>, u64) {
         let (step, attempt, phase) = (at.step, at.attempt, at.phase);
         let id = op.id.to_string();
         let callback = (phase == Phase::Forward).then(|| invoke::Callback {
@@ -494,10 +521,14 @@ impl Engine {
             Phase::Compensation => format!("{id}/{step}/compensate"),
         };
         let timeout = service.settings.timeout.map_or(def.timeout.0, |c| c.min(def.timeout.0));
-        let traceparent = format!("00-{}-{:016x}-01", &id[3..], rand::random::<u64>() | 1);
         let url = format!("{base}{}", call.path);
         let signature = service.signature(call.method.as_str(), &url, &body);
-        invoke::Request { call, url, timeout, idempotency_key, traceparent, signature, body }
+        // The call's client span, named before the call is made.
+        let span = herald_trace::new_id();
+        let cx = spans::context(op);
+        let traceparent = cx.child(span).to_string();
+        let tracestate = cx.state;
+        (invoke::Request { call, url, timeout, idempotency_key, traceparent, tracestate, signature, body }, span)
     }
 
     /// Finds due work nobody announced: timers, retries, a crashed run's tasks.

@@ -26,6 +26,8 @@ pub struct StartRequest<'a> {
     pub idempotency_key: Option<String>,
     /// The body as sent: a reused idempotency key is caught by comparing it.
     pub body: &'a [u8],
+    /// The caller's `traceparent` and `tracestate`: the operation joins its trace.
+    pub trace: Option<(herald_core::trace::TraceParent, Option<String>)>,
 }
 
 pub enum Started {
@@ -90,7 +92,8 @@ impl Engine {
         });
         let now = Utc::now();
         let id = OperationId::new(now, rand::random());
-        let (op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, now);
+        let (mut op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, now);
+        op.trace = Some(herald_core::trace::TraceContext::new(&id, req.trace, herald_trace::new_id()));
         let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
         let supersede: Option<SupersedeFn> = (on_conflict == Some(OnConflict::Supersede)).then(|| {
             let engine = self.clone();

@@ -72,6 +72,7 @@ impl Application {
             tokens: Tokens::new(secret),
             public_url: config.public_url(),
             config: config.engine.clone(),
+            tracer: herald_trace::Tracer::start(&config.tracing)?,
         })?;
         // Instances registered before this start (on SQLite, before a
         // restart; on PostgreSQL, through any node) are routed to at once.
@@ -136,6 +137,9 @@ impl Application {
         crate::serve::serve(self.listener, router::harden(self.router), self.state, signal).await;
         self.dispatcher.shutdown(self.engine.shutdown_grace()).await;
         self.engine.shutdown().await;
+        // Sending the last spans blocks (the exporter's client is blocking).
+        let tracer = self.engine.tracer().clone();
+        let _ = tokio::task::spawn_blocking(move || tracer.shutdown()).await;
         poller.abort();
         if let Some(h) = hints {
             h.abort();

@@ -49,6 +49,10 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// The synchronous gateway, `ANY /gw/{service}/{path…}`.
     pub gateway: crate::gateway::GatewayConfig,
+    /// Where spans go: read from the standard `OTEL_*` variables, never
+    /// from the file (see `herald_trace::Settings`).
+    #[serde(skip)]
+    pub tracing: herald_trace::Settings,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             subscriptions: BTreeMap::new(),
             broker: BrokerConfig::default(),
             gateway: crate::gateway::GatewayConfig::default(),
+            tracing: herald_trace::Settings::default(),
         }
     }
 }
@@ -137,12 +142,18 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Defaults ← the file (if any) ← `HERALD_…` variables from `env`.
+    /// Defaults ← the file (if any) ← `HERALD_…` variables from `env`;
+    /// tracing from its `OTEL_…` variables.
     pub fn load(
         file: Option<&std::path::Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        load::load(file, env)
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut config = load::load(file, env.iter().cloned())?;
+        let otel = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        config.tracing = herald_trace::Settings::from_env(otel)
+            .map_err(|e| ConfigError::Invalid { origin: "tracing".into(), message: e.to_string() })?;
+        Ok(config)
     }
 
     /// The store's URL: `store`, or the embedded store in `data_dir`.

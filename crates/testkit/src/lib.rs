@@ -2,7 +2,8 @@
 //! again: a real herald in-process on a temporary directory, waiting on a
 //! condition with a deadline, raw HTTP/1.1, a scripted step service, nginx
 //! in front of something, the workflow texts they run, a place of a
-//! test's own on a broker server, and `/metrics` read as Prometheus reads it.
+//! test's own on a broker server, `/metrics` read as Prometheus reads it,
+//! and an OTLP receiver that keeps the spans sent to it.
 //!
 //! Only a dev-dependency, except for the bench, which shares the workflow
 //! fixtures and the readiness wait.
@@ -13,6 +14,7 @@ mod herald;
 mod net;
 pub mod nginx;
 pub mod openmetrics;
+pub mod otlp;
 mod raw;
 mod step_service;
 mod views;

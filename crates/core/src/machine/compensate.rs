@@ -77,7 +77,8 @@ fn start_attempt(tx: &mut Tx, ix: usize, attempt: u32) {
     let s = &mut tx.op.steps[ix];
     s.status = StepState::Compensating;
     let base = attempt - 1;
-    s.compensation = Some(CompensationRun { attempts: attempt, base, next_attempt_at: None, error: None });
+    let started_at = Some(tx.now);
+    s.compensation = Some(CompensationRun { attempts: attempt, base, next_attempt_at: None, error: None, started_at });
     let step = s.name.clone();
     tx.emit(EventKind::CompensationStarted { step, attempt });
     tx.invoke(ix, attempt, Phase::Compensation, tx.now);

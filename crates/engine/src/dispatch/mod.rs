@@ -234,7 +234,13 @@ impl Dispatcher {
     /// Hands one event (or a push subscription's batch) to its consumer.
     async fn deliver(&self, sub: &Subscription, chunk: &[Message], lease: Option<Lease>) -> Result<(), Failure> {
         match (&sub.delivery, lease) {
-            (Delivery::Push { path, timeout, .. }, Some(lease)) => push::post(lease, path, *timeout, sub, chunk).await,
+            (Delivery::Push { path, timeout, .. }, Some(lease)) => {
+                let delivery = push::Delivery::begin(chunk);
+                let result = push::post(lease, path, *timeout, sub, chunk, &delivery).await;
+                let error = result.as_ref().err().map(|f| f.error.as_str());
+                delivery.end(self.0.engine.tracer(), sub, chunk.len(), error);
+                result
+            }
             (Delivery::Push { service, .. }, None) => Err(Failure {
                 error: format!("service {service} is not registered"),
                 redelivery: Redelivery::Unsent(Duration::from_secs(1)),

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use herald_broker::{Message, Redelivery, Subscription};
+use herald_core::trace::TraceParent;
 
 use super::Failure;
 use herald_gateway::registry::{Lease, Verdict};
@@ -25,12 +26,61 @@ const ERROR_BODY_BYTES: usize = 64 * 1024;
 /// (unsent: its attempt is not spent).
 const UNREACHABLE_RETRY: Duration = Duration::from_secs(1);
 
+/// A delivery's consumer span: the child of the producer's span for one
+/// event, a trace's root for a batch, linked to every event's producer
+/// either way (as the OpenTelemetry messaging conventions say). Its id
+/// goes to the consumer in `traceparent`, tracing on or off.
+pub struct Delivery {
+    trace: TraceParent,
+    parent: Option<u64>,
+    links: Vec<TraceParent>,
+    start: std::time::SystemTime,
+}
+
+impl Delivery {
+    pub fn begin(chunk: &[Message]) -> Self {
+        let links: Vec<TraceParent> = chunk.iter().filter_map(|m| m.event.trace_parent()).collect();
+        let id = herald_trace::new_id();
+        let (trace, parent) = match (chunk, links.first()) {
+            ([_], Some(p)) => (TraceParent { parent_id: id, ..*p }, Some(p.parent_id)),
+            _ => (TraceParent { trace_id: rand::random::<u128>() | 1, parent_id: id, flags: 1 }, None),
+        };
+        Delivery { trace, parent, links, start: std::time::SystemTime::now() }
+    }
+
+    pub fn end(self, tracer: &herald_trace::Tracer, sub: &Subscription, count: usize, error: Option<&str>) {
+        if !tracer.is_on() {
+            return;
+        }
+        tracer.record(herald_trace::Span {
+            name: format!("deliver {}", sub.name),
+            kind: herald_trace::SpanKind::Consumer,
+            trace_id: self.trace.trace_id,
+            parent: self.parent,
+            sampled: self.trace.sampled(),
+            id: self.trace.parent_id,
+            start: self.start,
+            end: std::time::SystemTime::now(),
+            attributes: vec![
+                herald_trace::KeyValue::new("messaging.system", "herald"),
+                herald_trace::KeyValue::new("messaging.operation.type", "process"),
+                herald_trace::KeyValue::new("messaging.destination.name", sub.topic.clone()),
+                herald_trace::KeyValue::new("messaging.consumer.group.name", sub.name.clone()),
+                herald_trace::KeyValue::new("messaging.batch.message_count", count as i64),
+            ],
+            links: self.links,
+            error: error.map(str::to_string),
+        });
+    }
+}
+
 pub async fn post(
     lease: Lease,
     path: &str,
     timeout: Duration,
     sub: &Subscription,
     chunk: &[Message],
+    delivery: &Delivery,
 ) -> Result<(), Failure> {
     let service = lease.service().clone();
     let timeout = service.settings.timeout.map_or(timeout, |cap| cap.min(timeout));
@@ -60,7 +110,7 @@ pub async fn post(
     let sent = request
         .timeout(timeout)
         .header("herald-subscription", &sub.name)
-        .header("traceparent", format!("00-{:032x}-{:016x}-01", rand::random::<u128>() | 1, rand::random::<u64>() | 1))
+        .header("traceparent", delivery.trace.to_string())
         .body(body)
         .send()
         .await;

@@ -29,8 +29,9 @@ use herald_gateway::registry::{Lease, ServiceConfig, Verdict};
 use crate::{
     Engine,
     config::{EmailConfig, EmailTls, WebhookConfig},
-    turn,
+    spans, turn,
 };
+use herald_trace::SpanKind;
 
 /// 8 attempts from 1 s, doubling, at most 5 minutes apart.
 fn policy(raw: Option<RawRetry>, what: &str) -> anyhow::Result<RetryPolicy> {
@@ -130,6 +131,13 @@ impl Engine {
             Channel::Email => self.0.services.service(EMAIL_SERVICE),
             Channel::Inbox => None,
         };
+        // The operation's trace, read only when spans go somewhere.
+        let traced = match (&service, self.0.tracer.is_on()) {
+            (Some(_), true) => self.0.store.get(&task.op).await?.map(|op| (spans::context(&op), spans::about(&op))),
+            _ => None,
+        };
+        let (span, began) = (herald_trace::new_id(), std::time::SystemTime::now());
+        let traceparent = traced.as_ref().map(|(cx, _)| cx.child(span).to_string());
         let lease = match &service {
             Some(svc) => match self.turn(svc, &task, None).await? {
                 turn::Turn::Go { lease, .. } => Some(lease),
@@ -139,7 +147,7 @@ impl Engine {
         };
         let (outcome, retry) = match (channel, lease) {
             (Channel::Webhook, Some(lease)) if let Some(hook) = &self.0.webhook => {
-                (post(hook, task.id.row, &payload, lease).await, hook.retry.clone())
+                (post(hook, task.id.row, &payload, lease, traceparent).await, hook.retry.clone())
             }
             (Channel::Email, Some(lease)) if let Some(email) = &self.0.email => {
                 (send(email, &payload, lease).await, email.retry.clone())
@@ -153,14 +161,24 @@ impl Engine {
             }
         };
         let last_use = payload["final"] == true;
-        let counted = |outcome| {
-            let channel = match channel {
-                Channel::Inbox => "inbox",
-                Channel::Webhook => "webhook",
-                Channel::Email => "email",
-            };
-            self.0.metrics.operations.notified(channel, outcome);
+        let channel_name = match channel {
+            Channel::Inbox => "inbox",
+            Channel::Webhook => "webhook",
+            Channel::Email => "email",
         };
+        if let Some((cx, about)) = traced {
+            let mut s = herald_trace::Span::under(&cx, cx.span(), format!("notify {channel_name}"), SpanKind::Client);
+            (s.id, s.start, s.end, s.attributes) = (span, began, std::time::SystemTime::now(), about);
+            s.attributes.push(herald_trace::KeyValue::new("herald.notification.channel", channel_name));
+            s.attributes.push(herald_trace::KeyValue::new("herald.attempt", i64::from(attempt)));
+            s.error = match &outcome {
+                Sent::Done => None,
+                Sent::Not => Some("the receiver could not be reached; nothing was sent".into()),
+                Sent::Failed(f) => Some(f.error.clone()),
+            };
+            self.0.tracer.record(s);
+        }
+        let counted = |outcome| self.0.metrics.operations.notified(channel_name, outcome);
         let failure = match outcome {
             Sent::Done => {
                 counted("delivered");
@@ -227,7 +245,7 @@ enum Sent {
     Failed(Failure),
 }
 
-async fn post(hook: &Webhook, delivery: i64, payload: &Value, lease: Lease) -> Sent {
+async fn post(hook: &Webhook, delivery: i64, payload: &Value, lease: Lease, traceparent: Option<String>) -> Sent {
     let body = match serde_json::to_vec(payload) {
         Ok(b) => b,
         Err(e) => return Sent::Failed(Failure::permanent(e.to_string())),
@@ -236,6 +254,9 @@ async fn post(hook: &Webhook, delivery: i64, payload: &Value, lease: Lease) -> S
     let mut request = lease.service().client().post(&url);
     if let Some(signed) = herald_gateway::registry::sign(&hook.secret, "POST", &url, &body) {
         request = request.header(signature::HEADER, signed);
+    }
+    if let Some(tp) = traceparent {
+        request = request.header("traceparent", tp);
     }
     let sent = request
         .timeout(hook.timeout)

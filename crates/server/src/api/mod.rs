@@ -14,7 +14,7 @@
 //! - What handlers share: `caller` — who is calling, as an extractor;
 //!   `body` — a POST or PUT's headers and size-limited body (`Posted`),
 //!   and POST/PUT taken as JSON only; `action` — `{name}:{verb}` actions;
-//!   `query` — query parameters; `views` — what answers look like. Errors
+//!   `query` — query parameters; `trace` — the caller's trace context; `views` — what answers look like. Errors
 //!   are `herald_http::problem::ApiError`.
 //! - [`hardening`] — the headers every answer carries for browsers; `page` —
 //!   the demo page and its files.
@@ -40,6 +40,7 @@ pub(crate) mod services;
 pub(crate) mod steps;
 pub(crate) mod subscriptions;
 pub(crate) mod topics;
+pub(crate) mod trace;
 pub(crate) mod views;
 pub(crate) mod workflows;
 

@@ -62,6 +62,7 @@ pub async fn begin(caller: &Caller, app: &AppState, workflow: &str, posted: &Pos
         subject: header_text(headers, "herald-subject")?,
         idempotency_key: header_text(headers, "idempotency-key")?,
         body: &posted.body,
+        trace: super::trace::caller(headers),
     };
     let prefer = Prefer::read(headers, app.limits.max_wait_seconds);
     match app.engine.start(req).await? {

@@ -52,7 +52,8 @@ pub async fn publish(
     if let Some((i, size)) = events.iter().map(CloudEvent::encoded_len).enumerate().find(|(_, n)| *n > limit) {
         return Err(ApiError::PayloadTooLarge(format!("event {i} is {size} bytes; events may be up to {limit}")));
     }
-    let published = app.engine.broker().publish(&topic, events).await?;
+    let from = super::trace::caller(&posted.headers);
+    let published = app.engine.publish(&topic, events, from, Vec::new()).await?;
     Ok(Json(PublishResponse { events: published }))
 }
 

@@ -38,4 +38,5 @@ mod signing;
 mod sse;
 mod stream_caps;
 mod topics;
+mod traces;
 mod webhooks;

@@ -63,6 +63,8 @@ mod sse;
 mod stream_caps;
 #[path = "../api/topics.rs"]
 mod topics;
+#[path = "../api/traces.rs"]
+mod traces;
 #[path = "../api/webhooks.rs"]
 mod webhooks;
 
