@@ -24,6 +24,11 @@ use herald_server::{Application, Config};
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// How log lines are written: `text` for a person, `json` (one object a
+    /// line, with the span's `operation_id`, `workflow`, `step` and
+    /// `trace_id` where they apply) for a log pipeline.
+    #[arg(long, global = true, env = "HERALD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(Subcommand)]
@@ -167,15 +172,19 @@ impl ServerArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=warn".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
+    } else {
         // Colours for a person at a terminal, plain text for a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().command {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
+    match cli.command {
         Cmd::Serve(args) => {
             let app = Application::build(args.config()?).await?;
             tracing::info!(address = %app.local_addr(), "herald is listening");

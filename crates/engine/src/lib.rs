@@ -438,6 +438,7 @@ impl Engine {
             self.0.tracer.record(s);
         }
         lease.finish(verdict);
+        tracing::debug!(?verdict, "the call is over");
         if verdict == Verdict::Unreachable {
             // Nothing was sent: the attempt is not spent; the step waits.
             self.wait_for(at, &service.name).await?;

@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use herald_core::trace::TraceParent;
 use rand::Rng;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -162,7 +163,7 @@ impl<'a> Seen<'a> {
     pub fn added(self, peer: Option<&'a Peer>) -> Added<'a> {
         // A list passed on must be text; else it starts anew.
         let list = |v: Option<&'a [u8]>| v.filter(|v| !v.is_empty() && std::str::from_utf8(v).is_ok());
-        let valid = self.traceparent.and_then(|v| std::str::from_utf8(v).ok()).is_some_and(valid_traceparent);
+        let valid = self.traceparent.and_then(|v| std::str::from_utf8(v).ok()).and_then(TraceParent::parse).is_some();
         let mut rng = rand::rng();
         let traceparent = (!valid).then(|| {
             let mut tp = *b"00-00000000000000000000000000000000-0000000000000000-01";
@@ -229,24 +230,6 @@ fn hex(out: &mut [u8], mut v: u128) {
     }
 }
 
-/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`, ids not all zero.
-fn valid_traceparent(v: &str) -> bool {
-    let mut parts = v.trim().split('-');
-    let (Some(ver), Some(trace), Some(parent), Some(flags), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
-    hex(ver, 2)
-        && ver != "ff"
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,7 +261,7 @@ mod tests {
         assert_eq!(out["forwarded"], "for=192.0.2.7;proto=http;host=\"shop.example\"");
         assert_eq!(out["x-forwarded-host"], "shop.example");
         assert_eq!(out["authorization"], "Bearer t", "end to end headers pass");
-        assert!(valid_traceparent(out["traceparent"].to_str().unwrap()));
+        assert!(TraceParent::parse(out["traceparent"].to_str().unwrap()).is_some());
         assert_eq!(out["x-correlation-id"].len(), 32);
     }
 

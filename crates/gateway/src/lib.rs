@@ -25,6 +25,7 @@
 //! - [`config`] — `[gateway]`.
 //! - [`forward`] — the headers passed on and added.
 //! - `proxy` — one request through to an instance, streamed both ways.
+//! - `traced` — the gateway's span for a request, when tracing is on.
 //! - `attempts` — which instance each try goes to, and whether another try is safe.
 //! - [`affinity`] — a client connection's own connections to instances.
 //! - [`express`] — plain HTTP/1.1 requests read and relayed by hand.
@@ -37,6 +38,7 @@ pub mod express;
 pub mod forward;
 mod proxy;
 pub mod registry;
+mod traced;
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -78,6 +80,8 @@ pub struct Around {
     pub guard: Arc<Guard>,
     /// Cancelled when the server shuts down.
     pub stopping: CancellationToken,
+    /// Where the gateway's spans go (nowhere unless tracing is on).
+    pub tracer: herald_trace::Tracer,
 }
 
 enum Key {
@@ -197,8 +201,23 @@ pub enum Handled {
 }
 
 /// `ANY /gw/{service}/{path…}`.
-pub async fn handle(gw: Arc<Gateway>, client: Arc<Client>, req: Request) -> Handled {
-    match route(gw, client, req).await {
+pub async fn handle(gw: Arc<Gateway>, client: Arc<Client>, mut req: Request) -> Handled {
+    if !gw.around.tracer.is_on() {
+        return answer(route(gw, client, req).await);
+    }
+    let span = traced::GatewaySpan::begin(req.headers());
+    req.extensions_mut().insert(span.clone());
+    let (method, service) = (req.method().to_string(), split(req.uri().path()).0.to_string());
+    let tracer = gw.around.tracer.clone();
+    let handled = answer(route(gw, client, req).await);
+    if let Handled::Answered(resp) = &handled {
+        span.end(&tracer, &method, &service, resp.status());
+    }
+    handled
+}
+
+fn answer(routed: Result<Handled, ApiError>) -> Handled {
+    match routed {
         Ok(h) => h,
         Err(e) => Handled::Answered(e.into_response()),
     }
@@ -222,6 +241,11 @@ async fn route(gw: Arc<Gateway>, client: Arc<Client>, req: Request) -> Result<Ha
 }
 
 impl Gateway {
+    /// Spans go somewhere: each request gets one.
+    pub fn tracing(&self) -> bool {
+        self.around.tracer.is_on()
+    }
+
     /// A service the gateway may call: registered, and not one of herald's own.
     fn reachable(&self, service: &str) -> Option<Arc<Service>> {
         self.around.registry.service(service).filter(|s| !s.name.starts_with("herald."))

@@ -63,6 +63,9 @@ pub async fn forward(
     };
     let caller = caller.map(super::access::caller_header);
     let mut headers = forward::upstream(&parts.headers, Some(&client.peer), &gw.correlation, caller.as_deref());
+    if let Some(span) = parts.extensions.get::<crate::traced::GatewaySpan>() {
+        span.carry(&mut headers);
+    }
     let path_and_query = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path,

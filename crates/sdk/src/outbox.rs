@@ -60,7 +60,29 @@ impl Outbox {
 
     /// Adds an event to the outbox on `conn`, inside the caller's transaction.
     pub async fn enqueue(conn: &mut impl Conn, topic: &str, event: &CloudEvent) -> Result<()> {
-        let body = serde_json::to_string(event).map_err(|e| crate::Error::Decode(e.to_string()))?;
+        Self::enqueue_traced(conn, topic, event, None).await
+    }
+
+    /// As [`Outbox::enqueue`], the row keeping the span the event was
+    /// made in (a step's `StepCall::traceparent`, say) as the event's
+    /// `traceparent` extension, unless it has one: whenever the relay
+    /// publishes it, its consumers' spans link to that span.
+    pub async fn enqueue_traced(
+        conn: &mut impl Conn,
+        topic: &str,
+        event: &CloudEvent,
+        traceparent: Option<&str>,
+    ) -> Result<()> {
+        let made_in = traceparent.and_then(herald_core::trace::TraceParent::parse);
+        let body = match made_in {
+            Some(p) => {
+                let mut event = event.clone();
+                event.trace_from(p, None);
+                serde_json::to_string(&event)
+            }
+            None => serde_json::to_string(event),
+        };
+        let body = body.map_err(|e| crate::Error::Decode(e.to_string()))?;
         Ok(conn.insert_outbox(topic, &body, now_ms()).await?)
     }
 }

@@ -92,6 +92,10 @@ pub struct StepCall {
     /// same on every attempt, so the work can be done once.
     pub key: String,
     pub envelope: Envelope,
+    /// The call's `traceparent`: herald's client span for this attempt.
+    /// Give it to [`crate::Outbox::enqueue_traced`] so the events the
+    /// step announces join the operation's trace.
+    pub traceparent: Option<String>,
 }
 
 /// A request from herald: its headers and body, the signature checked
@@ -117,6 +121,11 @@ async fn from_herald<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderM
     Ok((headers, key, body))
 }
 
+/// A `traceparent` header the W3C recommendation accepts.
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    header_text(headers, "traceparent").filter(|v| herald_core::trace::TraceParent::parse(v).is_some())
+}
+
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string)
 }
@@ -125,10 +134,10 @@ impl<S: Send + Sync> FromRequest<S> for StepCall {
     type Rejection = StepReply;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, StepReply> {
-        let (_, key, body) = from_herald(req, state).await?;
+        let (headers, key, body) = from_herald(req, state).await?;
         let envelope = serde_json::from_slice(&body)
             .map_err(|e| StepReply::malformed(format!("The request body is not a step envelope ({e}).")))?;
-        Ok(StepCall { key, envelope })
+        Ok(StepCall { key, envelope, traceparent: traceparent(&headers) })
     }
 }
 
@@ -143,6 +152,9 @@ pub struct PushedEvent {
     /// 1 on the first delivery.
     pub attempt: u32,
     pub event: herald_broker::CloudEvent,
+    /// herald's delivery span; it links to the producer's, which the
+    /// event carries in its own `traceparent` extension.
+    pub traceparent: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for PushedEvent {
@@ -159,6 +171,7 @@ impl<S: Send + Sync> FromRequest<S> for PushedEvent {
             subscription: header_text(&headers, "herald-subscription").unwrap_or_default(),
             attempt: header_text(&headers, "herald-attempt").and_then(|a| a.parse().ok()).unwrap_or(1),
             event,
+            traceparent: traceparent(&headers),
         })
     }
 }

@@ -86,6 +86,34 @@ async fn sqlite_committed_events_go_out_in_order_and_rolled_back_ones_never() {
 }
 
 #[tokio::test]
+async fn a_row_keeps_the_span_its_event_was_made_in_and_the_relay_publishes_it() {
+    let (_h, client) = herald_with_subscription().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlite(&dir.path().join("shop.db")).await;
+    Outbox::create_tables(&pool).await.unwrap();
+    let step_span = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut tx = pool.begin().await.unwrap();
+    Outbox::enqueue_traced(&mut *tx, "inventory", &event("traced", "ItemsHeld"), Some(step_span)).await.unwrap();
+    Outbox::enqueue_traced(&mut *tx, "inventory", &event("garbled", "ItemsHeld"), Some("00-xyz")).await.unwrap();
+    Outbox::enqueue(&mut *tx, "inventory", &event("plain", "ItemsHeld")).await.unwrap();
+    tx.commit().await.unwrap();
+    // The context is in the row, whichever process relays it later.
+    let kept: String =
+        sqlx::query_scalar("SELECT event FROM herald_outbox ORDER BY seq LIMIT 1").fetch_one(&pool).await.unwrap();
+    assert!(kept.contains(step_span), "{kept}");
+    assert_eq!(Relay::new(pool.clone(), client.clone()).publish_pending().await.unwrap(), 3);
+
+    let messages = client.pull("inventory", 100, Duration::from_millis(200)).await.unwrap();
+    let carried: Vec<(String, Option<String>)> =
+        messages.iter().map(|m| (m.event.id.clone(), m.event.extension("traceparent").map(str::to_string))).collect();
+    assert_eq!(
+        carried,
+        [("traced".into(), Some(step_span.into())), ("garbled".into(), None), ("plain".into(), None)],
+        "the stored context, as the consumer reads it"
+    );
+}
+
+#[tokio::test]
 async fn postgres_committed_events_go_out_in_order_and_rolled_back_ones_never() {
     let (_h, client) = herald_with_subscription().await;
     let (pool, schema) = postgres().await;

@@ -90,6 +90,7 @@ impl Application {
             auth: auth.clone(),
             guard: guard.clone(),
             stopping: engine.stopping(),
+            tracer: engine.tracer().clone(),
         };
         let gateway = Arc::new(Gateway::new(config.gateway.clone(), engine.workflows().called_paths(), around)?);
         let state = AppState {

@@ -239,7 +239,8 @@ async fn reserve(conn: &mut SqliteConnection, call: &StepCall) -> Result<Value, 
     let reservation = format!("res_{id:06}");
     let items = as_items(&wanted);
     let data = json!({ "operation_id": env.operation_id, "reservation": reservation, "items": items });
-    Outbox::enqueue(&mut *conn, TOPIC, &event("ItemsReserved", call, data)?).await?;
+    Outbox::enqueue_traced(&mut *conn, TOPIC, &event("ItemsReserved", call, data)?, call.traceparent.as_deref())
+        .await?;
     Ok(json!({ "reservation": reservation, "items": items }))
 }
 
@@ -265,7 +266,8 @@ async fn release(conn: &mut SqliteConnection, call: &StepCall) -> Result<Value, 
     let items: Vec<Value> = held.iter().map(|(sku, qty)| json!({ "sku": sku, "qty": qty })).collect();
     if !items.is_empty() {
         let data = json!({ "operation_id": env.operation_id, "items": items });
-        Outbox::enqueue(&mut *conn, TOPIC, &event("ItemsReleased", call, data)?).await?;
+        let event = event("ItemsReleased", call, data)?;
+        Outbox::enqueue_traced(&mut *conn, TOPIC, &event, call.traceparent.as_deref()).await?;
     }
     Ok(json!({ "released": items }))
 }

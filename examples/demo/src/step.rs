@@ -33,7 +33,7 @@ impl Steps {
     /// key already has a final one. `work` is synchronous: the state is in
     /// memory, and no lock is held across an await.
     pub async fn run(&self, call: StepCall, work: impl FnOnce(&Envelope) -> Result<Value, StepReply>) -> StepReply {
-        let StepCall { key, envelope } = call;
+        let StepCall { key, envelope, .. } = call;
         let slot = self.dedupe.slot(&key);
         let mut kept = slot.lock().await;
         if let Some(reply) = kept.as_ref() {

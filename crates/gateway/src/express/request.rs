@@ -3,7 +3,7 @@
 //!
 //! The lane takes only the plain case: HTTP/1.1, a registered HTTP/1.1
 //! service the caller may call at that path, no `Transfer-Encoding`,
-//! `Upgrade` or `Expect`, a body small enough to be kept whole (so an
+//! `Upgrade` or `Expect`, tracing off, a body small enough to be kept whole (so an
 //! attempt can be made again), and nothing the [`crate::guard`] refuses.
 //! Anything
 //! else — and anything malformed — goes to hyper, which answers it as the
@@ -56,6 +56,11 @@ pub struct Request {
 /// Reads the request at the start of `buf`. The headers to send upstream
 /// (all but `Host` and the request line) are written to `headers`.
 pub fn read(buf: &[u8], gw: &Gateway, peer: &forward::Peer, headers: &mut Vec<u8>) -> Read {
+    // A traced request gets its span on the hyper path: the lane stays
+    // what it is with tracing off.
+    if gw.tracing() {
+        return Read::Hyper;
+    }
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut slots);
     let head_len = match req.parse(buf) {

@@ -61,8 +61,9 @@ fn vars(env: impl IntoIterator<Item = (String, String)>) -> Vec<Var> {
     let mut vars = Vec::new();
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("HERALD_") else { continue };
-        // The config file's own path, and switches of herald's tests, are not settings.
-        if rest == "CONFIG" || rest.starts_with("TEST_") {
+        // The config file's own path, the log format, and switches of
+        // herald's tests, are not settings.
+        if rest == "CONFIG" || rest == "LOG_FORMAT" || rest.starts_with("TEST_") {
             continue;
         }
         let keys = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();

@@ -283,3 +283,35 @@ async fn notifications_are_spans_of_the_operation_and_no_span_holds_a_secret_or_
         }
     }
 }
+
+#[tokio::test]
+async fn a_gateway_request_is_a_server_span_under_its_caller_and_the_instance_gets_its_child() {
+    let receiver = Receiver::start().await;
+    let svc = StepService::start().await;
+    let app = spawn_app_with(tempfile::tempdir().unwrap(), &[], &svc, traced(&receiver)).await;
+    let resp = app.http.get(app.url("/gw/svc/catalog?page=2")).header("traceparent", CALLER).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = app.http.get(app.url("/gw/svc/catalog")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let unknown = app.http.get(app.url("/gw/nobody/x")).header("traceparent", CALLER).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let all = receiver
+        .when("three gateway spans", Duration::from_secs(10), |s| {
+            s.iter().filter(|s| s.name.starts_with("GET /gw/")).count() == 3
+        })
+        .await;
+    let calls = svc.calls("/catalog");
+    assert_eq!(calls.len(), 2);
+    let joined =
+        all.iter().find(|s| s.name == "GET /gw/svc" && s.parent_id == "00f067aa0ba902b7").expect("under the caller");
+    assert_eq!((joined.kind, joined.trace_id.as_str()), (2, "4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(joined.attributes["http.response.status_code"], "200");
+    assert_eq!(calls[0].traceparent, format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", joined.span_id));
+    let own = all.iter().find(|s| s.name == "GET /gw/svc" && s.parent_id.is_empty()).expect("a root of its own");
+    assert_eq!(&calls[1].traceparent[3..35], own.trace_id);
+    assert_eq!(&calls[1].traceparent[36..52], own.span_id);
+    let refused = all.iter().find(|s| s.name == "GET /gw/nobody").unwrap();
+    assert_eq!(refused.attributes["http.response.status_code"], "404");
+    assert!(all.iter().all(|s| !s.attributes.values().any(|v| v.contains("page=2"))), "no query in a span");
+}
