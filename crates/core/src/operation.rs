@@ -303,6 +303,8 @@ impl Operation {
         };
         self.concurrency_key = None;
         self.queued_behind = None;
+        // The trace is the operators' (and its `tracestate` the caller's).
+        self.trace = None;
         for s in &mut self.steps {
             s.result = None;
             s.error = None;

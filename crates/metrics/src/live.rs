@@ -19,6 +19,7 @@ pub struct Live {
     open: Family<ByStream, Gauge>,
     sent: Family<ByStream, Counter>,
     lag: Histogram,
+    rendered: Histogram,
 }
 
 /// One open stream: counted while it lives, and what it sends.
@@ -51,6 +52,7 @@ impl Live {
             open: Family::default(),
             sent: Family::default(),
             lag: Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            rendered: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         };
         r.register("live_streams", "Server-sent event streams open now", live.open.clone());
         r.register("live_events_sent", "Items sent on live streams", live.sent.clone());
@@ -60,7 +62,18 @@ impl Live {
             Unit::Seconds,
             live.lag.clone(),
         );
+        r.register_with_unit(
+            "ui_commit_to_render",
+            "From an event's commit to a browser showing it, as the watching page reported it",
+            Unit::Seconds,
+            live.rendered.clone(),
+        );
         live
+    }
+
+    /// A page showed an event `lag` after its commit (its own report).
+    pub fn rendered(&self, lag: Duration) {
+        self.rendered.observe(lag.as_secs_f64());
     }
 
     /// A stream of `kind` opens; it is counted until the [`Watched`] drops.

@@ -12,7 +12,7 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use crate::{
     api::{
         body, dead_letters, events, hardening, health, inbox, metrics, openapi, operations, page, services, steps,
-        subscriptions, topics, workflows,
+        subscriptions, topics, ui, workflows,
     },
     state::AppState,
 };
@@ -23,6 +23,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page::index))
         .route("/ui/app.js", get(page::script))
         .route("/ui/app.css", get(page::styles))
+        .route("/operator", get(page::operator))
+        .route("/ui/operator.js", get(page::operator_script))
+        .route("/ui/operator.css", get(page::operator_styles))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::scrape))
@@ -47,6 +50,8 @@ pub fn router(state: AppState) -> Router {
             "/v1/subscriptions/{name}",
             get(subscriptions::get).put(subscriptions::put).delete(subscriptions::delete).post(subscriptions::action),
         )
+        .route("/v1/clock", get(ui::clock))
+        .route("/v1/ui/lag", post(ui::lag))
         .route("/v1/dead-letters", get(dead_letters::list))
         .route("/v1/dead-letters:redrive", post(dead_letters::bulk))
         .route("/v1/dead-letters/{id}", get(dead_letters::get).delete(dead_letters::delete).post(dead_letters::action))

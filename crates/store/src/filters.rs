@@ -30,6 +30,14 @@ pub fn operations(q: &ListQuery) -> Filters {
     if let Some(b) = &q.before {
         f.push(("id <", Arg::Text(b.to_string())));
     }
+    if let Some(flag) = q.flagged {
+        // `flags <> 0` is the partial index's own condition: it is used.
+        f.push(("flags <>", Arg::Int(0)));
+        f.push(match flag {
+            crate::Flagged::Late => ("flags & 1 =", Arg::Int(1)),
+            crate::Flagged::NeedsAttention => ("flags & 2 =", Arg::Int(2)),
+        });
+    }
     f
 }
 

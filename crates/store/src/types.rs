@@ -193,5 +193,25 @@ pub struct ListQuery {
     pub status: Option<herald_core::OpStatus>,
     /// Only ids older than this one (the previous page's last id).
     pub before: Option<OperationId>,
+    /// Only those flagged so (see `codec::flags`).
+    pub flagged: Option<Flagged>,
     pub limit: usize,
+}
+
+/// What an operator looks for: operations past their expected time and
+/// not finished, or waiting for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flagged {
+    Late,
+    NeedsAttention,
+}
+
+impl Flagged {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "late" => Some(Flagged::Late),
+            "needs_attention" => Some(Flagged::NeedsAttention),
+            _ => None,
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //! - `services` — the service registry: registration, heartbeats, health.
 //! - `gateway` — `/gw/` requests handed to the gateway, and its `async`
 //!   routes started as operations.
-//! - `health` — `/healthz` and `/readyz`; `metrics` — `/metrics`.
+//! - `health` — `/healthz` and `/readyz`; `metrics` — `/metrics`; `ui` —
+//!   herald's clock, and the lag pages report seeing.
 //! - What handlers share: `caller` — who is calling, as an extractor;
 //!   `body` — a POST or PUT's headers and size-limited body (`Posted`),
 //!   and POST/PUT taken as JSON only; `action` — `{name}:{verb}` actions;
@@ -41,6 +42,7 @@ pub(crate) mod steps;
 pub(crate) mod subscriptions;
 pub(crate) mod topics;
 pub(crate) mod trace;
+pub(crate) mod ui;
 pub(crate) mod views;
 pub(crate) mod workflows;
 

@@ -33,6 +33,8 @@ use utoipa::OpenApi;
         super::dead_letters::bulk,
         super::workflows::list,
         super::workflows::get,
+        super::ui::clock,
+        super::ui::lag,
     ),
     components(schemas(
         super::views::OperationRef,
@@ -41,7 +43,7 @@ use utoipa::OpenApi;
         super::subscriptions::NackRequest,
         herald_broker::Nacked
     )),
-    tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "topics"), (name = "services"), (name = "admin"))
+    tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "topics"), (name = "services"), (name = "admin"), (name = "ui"))
 )]
 struct Doc;
 

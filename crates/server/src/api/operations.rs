@@ -10,7 +10,7 @@ use axum::{
 };
 use herald_core::{Command, OpStatus, Operation, OperationId, Rejection};
 use herald_http::auth::{Caller, require_service};
-use herald_store::{ListQuery, TransitionResult};
+use herald_store::{Flagged, ListQuery, TransitionResult};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -234,6 +234,8 @@ pub struct ListParams {
     cursor: Option<String>,
     /// 1-200, default 50
     limit: Option<usize>,
+    /// `late` (past the expected time, not finished) or `needs_attention`
+    flag: Option<String>,
 }
 
 /// Operations, newest first, with stable cursor pagination.
@@ -260,6 +262,14 @@ pub async fn list(
             c.parse::<OperationId>().map_err(|_| ApiError::InvalidInput("`cursor` is not one this server gave".into()))
         })
         .transpose()?;
+    let flagged = p
+        .flag
+        .as_deref()
+        .map(|f| {
+            Flagged::parse(f)
+                .ok_or_else(|| ApiError::InvalidInput(format!("`{f}` is not a flag: late or needs_attention")))
+        })
+        .transpose()?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::InvalidInput("`limit` must be between 1 and 200".into()));
@@ -267,7 +277,7 @@ pub async fn list(
     let items = app
         .engine
         .store()
-        .list(ListQuery { subject: p.subject, workflow: p.workflow, status, before, limit: limit + 1 })
+        .list(ListQuery { subject: p.subject, workflow: p.workflow, status, before, flagged, limit: limit + 1 })
         .await?;
     let more = items.len() > limit;
     let items: Vec<Operation> = items.into_iter().take(limit).map(|op| shown(&app, &caller, op)).collect();

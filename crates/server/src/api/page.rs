@@ -1,5 +1,5 @@
-//! The demo page (`GET /`) and its script and styles, embedded in the
-//! binary. They are separate files so the page's Content-Security-Policy
+//! The demo page (`GET /`), the operator page (`GET /operator`), and their
+//! scripts and styles, embedded in the binary. They are separate files so the page's Content-Security-Policy
 //! ([`super::hardening`]) can forbid inline scripts and styles.
 
 use axum::{
@@ -17,6 +17,19 @@ pub async fn script() -> Response {
 
 pub async fn styles() -> Response {
     file("text/css; charset=utf-8", include_str!("../ui/app.css"))
+}
+
+/// The operator page: its data needs an admin token (or no `[auth]`).
+pub async fn operator() -> Response {
+    file("text/html; charset=utf-8", include_str!("../ui/operator.html"))
+}
+
+pub async fn operator_script() -> Response {
+    file("text/javascript; charset=utf-8", include_str!("../ui/operator.js"))
+}
+
+pub async fn operator_styles() -> Response {
+    file("text/css; charset=utf-8", include_str!("../ui/operator.css"))
 }
 
 /// no-cache: a browser revalidates, so a new herald's page is never mixed

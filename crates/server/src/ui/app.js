@@ -8,7 +8,8 @@
  *   const stop = watchOperation('https://herald.example.com', 'op_…',
  *     (view, event) => render(view),   // event is null for the first call
  *     (state) => showConnection(state),  // optional
- *     userToken);                        // optional: an end user's JWT
+ *     userToken,                         // optional: an end user's JWT
+ *     { reportLag: true });              // optional: see below
  *   // later: stop();
  *
  * - First call: onUpdate(view, null) with the current OperationView.
@@ -23,18 +24,25 @@
  *   final event (succeeded, failed, cancelled): the server then ends the
  *   stream and a reconnect would only get 204.
  * - baseUrl may be '' for the same origin.
+ * - reportLag: for each event committed while the stream was open, how
+ *   long after its commit the page showed it (after onUpdate, at the next
+ *   frame) is sent to herald (POST /v1/ui/lag, a few at a time), which
+ *   exports it as herald_ui_commit_to_render_seconds. The page's clock is
+ *   set by herald's (GET /v1/clock), to within half a round trip.
  * ==================================================================== */
 const FINAL_TYPES = ['succeeded', 'failed', 'cancelled'];
 
-function watchOperation(baseUrl, id, onUpdate, onConnection, token) {
-  const url = String(baseUrl || '').replace(/\/+$/, '') + '/v1/operations/' + encodeURIComponent(id);
+function watchOperation(baseUrl, id, onUpdate, onConnection, token, options) {
+  const base = String(baseUrl || '').replace(/\/+$/, '');
+  const url = base + '/v1/operations/' + encodeURIComponent(id);
   // An end user's token: a header for fetch, the query for EventSource (it cannot send headers).
   const auth = token ? { authorization: 'Bearer ' + token } : {};
   const tokenQuery = token ? '&access_token=' + encodeURIComponent(token) : '';
   const tell = onConnection || function () {};
-  let es = null, timer = 0, stopped = false, busy = false, again = false, seen = -1;
+  const lags = options && options.reportLag ? lagReporter(base, auth) : null;
+  let es = null, timer = 0, stopped = false, busy = false, again = false, seen = -1, liveSince = Infinity;
 
-  function close() { if (es) { es.close(); es = null; } }
+  function close() { if (es) { es.close(); es = null; } if (lags) lags.flush(); }
 
   async function sync() {
     if (busy) { again = true; return; }
@@ -50,7 +58,11 @@ function watchOperation(baseUrl, id, onUpdate, onConnection, token) {
         const view = await r.json();
         if (stopped) return;
         if (seen < 0) onUpdate(view, null);
-        else for (const e of view.timeline) if (e.seq > seen) onUpdate(view, e);
+        else for (const e of view.timeline) {
+          if (e.seq <= seen) continue;
+          onUpdate(view, e);
+          if (lags) lags.shown(e.at, liveSince);
+        }
         seen = Math.max(seen, view.last_seq);
         ended = FINAL_TYPES.includes(view.status);
         ok = true;
@@ -68,7 +80,9 @@ function watchOperation(baseUrl, id, onUpdate, onConnection, token) {
   function open() {
     // `after` matters only for the first connection; reconnects send Last-Event-ID.
     es = new EventSource(url + '/events?after=' + seen + tokenQuery);
-    es.onopen = () => tell('live');
+    // Only events committed while the stream is open count as lag; a
+    // backlog read after a reconnect is not.
+    es.onopen = () => { liveSince = Date.now(); tell('live'); };
     es.onmessage = (m) => {
       let e = null;
       try { e = JSON.parse(m.data); } catch (_) { /* a malformed event still means "look again" */ }
@@ -85,6 +99,38 @@ function watchOperation(baseUrl, id, onUpdate, onConnection, token) {
 
   sync();
   return function stop() { stopped = true; clearTimeout(timer); close(); };
+}
+
+/* How long after its commit a page showed an event, by herald's clock,
+ * reported a few at a time (see reportLag above). */
+function lagReporter(base, auth) {
+  let offset = null, samples = [], timer = 0;
+  // herald's clock against ours, NTP-style: half the round trip is the error.
+  const t0 = Date.now();
+  fetch(base + '/v1/clock', { cache: 'no-store', headers: { accept: 'application/json', ...auth } })
+    .then((r) => r.json())
+    .then((c) => { offset = c.now_ms - (t0 + Date.now()) / 2; })
+    .catch(() => {});
+  function flush() {
+    clearTimeout(timer); timer = 0;
+    while (samples.length) {
+      const body = JSON.stringify({ lags_ms: samples.splice(0, 100) });
+      fetch(base + '/v1/ui/lag', { method: 'POST', keepalive: true, body,
+        headers: { 'content-type': 'application/json', ...auth } }).catch(() => {});
+    }
+  }
+  return {
+    flush,
+    // `at`: the event's commit; `since`: when the stream opened, by our clock.
+    shown(at, since) {
+      const committed = Date.parse(at);
+      if (offset === null || !(committed >= since + offset)) return;
+      requestAnimationFrame(() => {
+        samples.push(Math.min(Math.max(Date.now() + offset - committed, 0), 3600000));
+        if (samples.length >= 20) flush(); else if (!timer) timer = setTimeout(flush, 5000);
+      });
+    },
+  };
 }
 
 /* ======================================================================
@@ -284,7 +330,7 @@ function show(id) {
   renderInbox();
   renderOp(null);
   setConnection('idle');
-  if (id) state.stop = watchOperation('', id, onUpdate, setConnection);
+  if (id) state.stop = watchOperation('', id, onUpdate, setConnection, undefined, { reportLag: true });
 }
 
 function onUpdate(view, event) {

@@ -131,6 +131,7 @@ async fn an_end_user_sees_labels_states_and_outcome_but_no_card_number_or_raw_re
     let id = started["id"].as_str().unwrap().to_string();
     let op = app.wait_final(&id).await;
     assert_eq!(op["input"]["card"], "4242424242424242", "services see it all");
+    assert!(op["trace"]["trace_id"].is_string(), "{op}");
     assert_eq!(op["steps"][0]["result"]["internal"], "ledger-row-77");
 
     let alice = user("alice");
@@ -142,6 +143,7 @@ async fn an_end_user_sees_labels_states_and_outcome_but_no_card_number_or_raw_re
         assert_eq!(view["steps"][0]["status"], "succeeded");
         assert_eq!(view["steps"][0]["label"], "Doing a");
         assert!(view["steps"][0]["result"].is_null(), "{view}");
+        assert!(view.get("trace").is_none(), "the trace is for operators: {view}");
         assert_eq!(view["outcome"]["status"], "succeeded");
         let text = view.to_string();
         assert!(!text.contains("4242") && !text.contains("ledger-row"), "{text}");

@@ -187,3 +187,32 @@ fn shipped_files_use_only_what_herald_serves(scrapes: &[&str]) {
         }
     }
 }
+
+#[tokio::test]
+async fn lag_a_page_reports_is_counted_and_a_report_out_of_bounds_changes_nothing() {
+    let svc = StepService::start().await;
+    let app = spawn_app(&[], &svc).await;
+    let clock: serde_json::Value = app.http.get(app.url("/v1/clock")).send().await.unwrap().json().await.unwrap();
+    let skew = clock["now_ms"].as_i64().unwrap() - chrono::Utc::now().timestamp_millis();
+    assert!(skew.abs() < 5_000, "herald's clock: {clock}");
+
+    let report = |body: serde_json::Value| app.http.post(app.url("/v1/ui/lag")).json(&body).send();
+    assert_eq!(report(json!({"lags_ms": [40, 120.5, 2500]})).await.unwrap().status(), 204);
+    for bad in [
+        json!({"lags_ms": []}),
+        json!({"lags_ms": [-1]}),
+        json!({"lags_ms": [3_600_001]}),
+        json!({"lags_ms": vec![1; 101]}),
+        json!({"lags_ms": ["soon"]}),
+        json!({"lags": [1]}),
+    ] {
+        let resp = report(bad.clone()).await.unwrap();
+        assert_eq!(resp.status(), 422, "{bad}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+    let (_, text) = scrape(&app).await;
+    let m = Exposition::parse(&text);
+    assert_eq!(m.value("herald_ui_commit_to_render_seconds_count", &[]), 3.0, "only the good report");
+    assert!((m.value("herald_ui_commit_to_render_seconds_sum", &[]) - 2.6605).abs() < 1e-9);
+    assert_eq!(m.value("herald_ui_commit_to_render_seconds_bucket", &[("le", "0.05")]), 1.0);
+}

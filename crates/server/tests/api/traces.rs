@@ -27,6 +27,22 @@ fn named<'a>(spans: &[&'a Span], name: &str) -> Vec<&'a Span> {
     spans.iter().copied().filter(|s| s.name == name).collect()
 }
 
+/// Starts `workflow` with these trace headers: the operation and its id.
+async fn start(
+    app: &TestApp,
+    workflow: &str,
+    input: serde_json::Value,
+    headers: &[(&str, &str)],
+) -> (serde_json::Value, String) {
+    let mut req = app.http.post(app.url(&format!("/v1/workflows/{workflow}/operations"))).json(&input);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let op: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+    let id = op["id"].as_str().unwrap().to_string();
+    (op, id)
+}
+
 /// The span of `op` called `name`, once the receiver has it.
 async fn operation_spans(receiver: &Receiver, op: &str) -> Vec<Span> {
     let done = |spans: &[Span]| of(spans, op).iter().any(|s| s.name.starts_with("operation "));
@@ -41,12 +57,9 @@ async fn an_operation_is_one_trace_joined_to_its_caller_with_a_client_span_per_c
     let flow = sequential("order", &["a", "b"], "");
     let app = spawn_app_with(tempfile::tempdir().unwrap(), &[&flow], &svc, traced(&receiver)).await;
 
-    let url = app.url("/v1/workflows/order/operations");
-    let resp =
-        app.http.post(url).header("traceparent", CALLER).header("tracestate", "vendor=1").json(&json!({})).send();
-    let op: serde_json::Value = resp.await.unwrap().json().await.unwrap();
-    let id = op["id"].as_str().unwrap().to_string();
+    let (op, id) = start(&app, "order", json!({}), &[("traceparent", CALLER), ("tracestate", "vendor=1")]).await;
     assert_eq!(op["trace"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{op}");
+    assert_eq!(op["trace"]["state"], "vendor=1", "the caller's tracestate is kept, to pass on");
     assert_eq!(app.wait_final(&id).await["status"], "succeeded");
 
     let all = operation_spans(&receiver, &id).await;
@@ -94,10 +107,7 @@ async fn without_a_caller_the_operation_id_is_the_trace_id_and_a_bad_traceparent
         spawn_app_with(tempfile::tempdir().unwrap(), &[&sequential("order", &["a"], "")], &svc, traced(&receiver))
             .await;
     let bad = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01";
-    let url = app.url("/v1/workflows/order/operations");
-    let op: serde_json::Value =
-        app.http.post(url).header("traceparent", bad).json(&json!({})).send().await.unwrap().json().await.unwrap();
-    let id = op["id"].as_str().unwrap().to_string();
+    let (op, id) = start(&app, "order", json!({}), &[("traceparent", bad)]).await;
     assert_eq!(op["trace"]["trace_id"], id[3..], "{op}");
     assert!(op["trace"].get("parent_id").is_none());
     app.wait_final(&id).await;
@@ -116,10 +126,7 @@ async fn an_operation_keeps_its_trace_across_a_restart() {
     svc.on("/a", Reply::Accept);
     let flow = sequential("order", &["a", "b"], "");
     let app = spawn_app_with(tempfile::tempdir().unwrap(), &[&flow], &svc, traced(&receiver)).await;
-    let url = app.url("/v1/workflows/order/operations");
-    let op: serde_json::Value =
-        app.http.post(url).header("traceparent", CALLER).json(&json!({})).send().await.unwrap().json().await.unwrap();
-    let id = op["id"].as_str().unwrap().to_string();
+    let (op, id) = start(&app, "order", json!({}), &[("traceparent", CALLER)]).await;
     app.wait_for(&id, Duration::from_secs(10), |op| step(op, "a")["awaiting_callback"] == true).await;
     let callback = svc.calls("/a")[0].body["callback"].clone();
 
@@ -152,19 +159,7 @@ async fn events_carry_the_trace_and_consumers_spans_link_to_their_producers() {
     let receiver = Receiver::start().await;
     let svc = StepService::start().await;
     let app = crate::choreography::app_with(&svc, crate::choreography::ORDER, traced(&receiver)).await;
-    let url = app.url("/v1/workflows/order/operations");
-    let op: serde_json::Value = app
-        .http
-        .post(url)
-        .header("traceparent", CALLER)
-        .json(&json!({"customer": "ann"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = op["id"].as_str().unwrap().to_string();
+    let (_, id) = start(&app, "order", json!({"customer": "ann"}), &[("traceparent", CALLER)]).await;
     let pushed = herald_testkit::eventually("the event pushed", Duration::from_secs(10), || async {
         svc.calls("/warehouse").into_iter().next()
     })

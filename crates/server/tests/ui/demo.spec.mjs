@@ -19,7 +19,9 @@
 //     the bell panel closed and open: no "serious" or "critical" violation;
 //  5. screenshots of each key moment in target/ui-test-output/ (*.png);
 //  6. the Content-Security-Policy: all of the above ran under it with no
-//     violation reported, and it does refuse an inline script.
+//     violation reported, and it does refuse an inline script;
+//  7. the lag the page saw between events' commits and showing them was
+//     reported to herald, which exports it.
 //
 // Every wait is a condition with a deadline; the brief states (a step
 // running, the retry, the lateness) are caught by a MutationObserver in the
@@ -34,46 +36,11 @@
 //   cd target/ui-tools && HERALD_URL=http://127.0.0.1:7171 node ../../crates/server/tests/ui/demo.spec.mjs
 // or simply: HERALD_TEST_UI=require cargo test -p herald --test ui -- --nocapture
 //
-// playwright-core is looked up next to this file first, then in the current
-// directory; axe-core in the current directory. CHROMIUM overrides the browser
-// path. Exit code 0 when every check passed, 1 otherwise; the last line is
-// "N passed, N failed".
+// The browser, the checks and axe-core come from harness.mjs (which says
+// where it finds them). Exit code 0 when every check passed, 1 otherwise;
+// the last line is "N passed, N failed".
 
-import { createRequire } from 'node:module';
-import { mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-async function loadPlaywright() {
-  try {
-    return await import('playwright-core');
-  } catch (_) {
-    return createRequire(path.join(process.cwd(), 'noop.js'))('playwright-core');
-  }
-}
-
-const base = (process.env.HERALD_URL || 'http://127.0.0.1:7171').replace(/\/+$/, '');
-// This file is crates/server/tests/ui/demo.spec.mjs: the repository is four levels up from its folder.
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-const outDir = path.join(repo, 'target', 'ui-test-output');
-mkdirSync(outDir, { recursive: true });
-const axePath = path.join(process.cwd(), 'node_modules', 'axe-core', 'axe.min.js');
-const { chromium } = await loadPlaywright();
-
-/* ---------- helpers ---------- */
-let passed = 0, failed = 0;
-function check(name, ok, detail = '') {
-  if (ok) { passed++; console.log(`ok   ${name}`); } else { failed++; console.log(`FAIL ${name}${detail ? ': ' + detail : ''}`); }
-}
-
-async function shot(page, name, fullPage = false) {
-  try { await page.screenshot({ path: path.join(outDir, name), fullPage }); } catch (e) { check(`screenshot ${name}`, false, e.message); }
-}
-
-// Waits for a condition in the page; true if it held before the deadline.
-async function until(page, fn, arg, timeout = 10000) {
-  return page.waitForFunction(fn, arg, { timeout, polling: 'raf' }).then(() => true, () => false);
-}
+import { base, check, checkAxe, finish, open, shot, until } from './harness.mjs';
 
 // Records every state a step (or a notice) of the shown operation passes through,
 // so brief states are seen even between two looks from the test.
@@ -136,37 +103,9 @@ async function checkAllDone(page, what, count) {
     && steps.every((s) => s.done && /^Done/.test(s.said) && s.check && !s.spin), JSON.stringify(steps));
 }
 
-// axe-core on the page as it is: no serious or critical violation. Evaluated
-// by the browser's tooling rather than added as a <script>, which the page's
-// policy would (rightly) refuse.
-async function checkAxe(page, what) {
-  try {
-    if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(readFileSync(axePath, 'utf8'));
-    const r = await page.evaluate(() => axe.run());
-    const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-    for (const v of bad) console.log(`     axe ${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(' | ')}`);
-    check(`axe: no serious or critical violations (${what})`, bad.length === 0, bad.map((v) => v.id).join(', '));
-  } catch (e) {
-    check(`axe ran (${what})`, false, e.message);
-  }
-}
-
 /* ---------- the run ---------- */
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const { browser, page, errors, refusals } = await open();
 try {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  // Everything the page's Content-Security-Policy refused, on every load of it.
-  const refusals = [];
-  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) refusals.push(m.text()); });
-  await page.exposeFunction('__cspRefused', (what) => refusals.push(what));
-  await page.addInitScript(() => document.addEventListener('securitypolicyviolation',
-    (e) => window.__cspRefused(`${e.violatedDirective} refused ${e.blockedURI || 'inline'}`)));
   await page.goto(base + '/');
   check('the page loads with its two forms', await page.locator('#order-form').isVisible() && await page.locator('#account-form').isVisible());
   check('no alert is shown at first', !(await page.locator('#alert').isVisible()));
@@ -349,6 +288,16 @@ try {
   check('watchOperation with the owner\'s token follows it to its end', watched.own.state === 'ended' && watched.own.status === 'failed', JSON.stringify(watched.own));
   check('watchOperation with another user\'s token finds nothing', watched.other.state === 'not-found', JSON.stringify(watched.other));
 
+  // 7. The page reported the lag it saw, and herald exports it.
+  const rendered = async () => {
+    const text = await (await fetch(base + '/metrics')).text();
+    return Number((/^herald_ui_commit_to_render_seconds_count (\S+)/m.exec(text) || [])[1] || 0);
+  };
+  const lagDeadline = Date.now() + 15000;
+  let reported = await rendered();
+  while (!reported && Date.now() < lagDeadline) { await new Promise((r) => setTimeout(r, 200)); reported = await rendered(); }
+  check('the page reported commit-to-render lag (herald_ui_commit_to_render_seconds)', reported > 0, `count ${reported}`);
+
   check('no script errors', errors.length === 0, errors.join('; '));
 
   // 6. The page ran under its Content-Security-Policy without tripping it,
@@ -374,9 +323,5 @@ try {
   check('an inline script is refused, and the refusal reported', !ran && refusals.length > 0, refusals.join('; '));
 } catch (e) {
   check('the run finished', false, e.stack || String(e));
-} finally {
-  await browser.close();
 }
-console.log(`screenshots in ${outDir}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await finish(browser);

@@ -6,7 +6,7 @@ use herald_core::{Command, machine::Outcome, task::Phase, task::Timer};
 use serde_json::json;
 
 use super::{Harness, answer, applied, create, dead_letters::letter, failed, new_op, workflow};
-use crate::{DeadLetterKind, Gauges};
+use crate::{DeadLetterKind, Flagged, Gauges, ListQuery};
 
 pub async fn gauges_count_late_and_held_operations_due_tasks_and_dead_letters(h: &impl Harness) {
     let store = h.store();
@@ -25,6 +25,17 @@ pub async fn gauges_count_late_and_held_operations_due_tasks_and_dead_letters(h:
     let now = Utc::now();
     let g = store.gauges(now).await.unwrap();
     assert_eq!((g.delayed, g.needing_attention), (1, 1));
+    // The same, listed for an operator.
+    let flagged = |flag| {
+        let store = store.clone();
+        async move {
+            let q = ListQuery { flagged: Some(flag), limit: 10, ..Default::default() };
+            store.list(q).await.unwrap().into_iter().map(|op| op.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(flagged(Flagged::Late).await, std::slice::from_ref(&late));
+    assert_eq!(flagged(Flagged::NeedsAttention).await, std::slice::from_ref(&held));
+
     assert_eq!(g.dead_letters, [("step".to_string(), 1), ("webhook".to_string(), 1)]);
     assert_eq!((g.due_tasks, g.oldest_due), (0, None), "both calls are held by this node, the timer is an hour off");
     let lapsed = store.gauges(now + Duration::minutes(11)).await.unwrap();
@@ -44,5 +55,7 @@ pub async fn gauges_count_late_and_held_operations_due_tasks_and_dead_letters(h:
     applied(&*store, &held_wf, &held, None, Command::Redrive { step: "a".into(), phase: Phase::Forward }).await;
     let g = store.gauges(Utc::now()).await.unwrap();
     assert_eq!((g.delayed, g.needing_attention), (0, 0));
+    assert!(flagged(Flagged::Late).await.is_empty() && flagged(Flagged::NeedsAttention).await.is_empty());
+    assert_eq!(store.list(ListQuery { limit: 10, ..Default::default() }).await.unwrap().len(), 2, "still there");
     assert_eq!(g.dead_letters, [("webhook".to_string(), 1)], "the step's letter went with its redrive");
 }
