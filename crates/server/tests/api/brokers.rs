@@ -43,6 +43,7 @@ on_each_backend!(
     each_event_is_pushed_and_retried_until_it_lands,
     an_event_dead_lettered_is_listed_and_redriven_as_on_the_store,
     workflows_publish_to_and_await_events_of_topics,
+    events_carry_their_trace_through_the_broker,
 );
 
 async fn app_on(place: &BrokerPlace, svc: &StepService) -> TestApp {
@@ -113,6 +114,10 @@ async fn an_event_dead_lettered_is_listed_and_redriven_as_on_the_store(place: Br
 
     let stats = app.stats("analytics").await;
     assert_eq!(stats["dead_letters"], 0, "redriven, so none left: {stats}");
+}
+
+async fn events_carry_their_trace_through_the_broker(place: BrokerPlace) {
+    crate::traces::events_carry_the_trace(|c| place.configure(c)).await;
 }
 
 async fn workflows_publish_to_and_await_events_of_topics(place: BrokerPlace) {

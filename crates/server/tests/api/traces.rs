@@ -156,9 +156,19 @@ async fn an_operation_keeps_its_trace_across_a_restart() {
 
 #[tokio::test]
 async fn events_carry_the_trace_and_consumers_spans_link_to_their_producers() {
+    events_carry_the_trace(|_| {}).await;
+}
+
+/// The same on any broker: the context travels inside the event (see
+/// `brokers.rs` for NATS and RabbitMQ).
+pub(crate) async fn events_carry_the_trace(on: impl FnOnce(&mut herald_server::Config)) {
     let receiver = Receiver::start().await;
     let svc = StepService::start().await;
-    let app = crate::choreography::app_with(&svc, crate::choreography::ORDER, traced(&receiver)).await;
+    let tweak = |c: &mut herald_server::Config| {
+        traced(&receiver)(c);
+        on(c);
+    };
+    let app = crate::choreography::app_with(&svc, crate::choreography::ORDER, tweak).await;
     let (_, id) = start(&app, "order", json!({"customer": "ann"}), &[("traceparent", CALLER)]).await;
     let pushed = herald_testkit::eventually("the event pushed", Duration::from_secs(10), || async {
         svc.calls("/warehouse").into_iter().next()
