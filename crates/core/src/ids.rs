@@ -19,6 +19,11 @@ impl OperationId {
         OperationId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
     }
 
+    /// The id as a number (its UUID's 128 bits).
+    pub fn as_u128(&self) -> u128 {
+        self.0.as_u128()
+    }
+
     /// The id as text without a heap allocation: stores bind ids on their
     /// hottest paths (every transition), where `to_string` would allocate.
     pub fn text(&self) -> IdText {

@@ -61,17 +61,24 @@ fn hex(s: &[u8]) -> Option<u128> {
 pub const TRACESTATE_MAX: usize = 32 * 257;
 
 /// What an operation keeps of its trace: the ids every span of it hangs
-/// from. Shown on the operation so that an operator can find its trace.
+/// from. Kept only when a caller's `traceparent` started it (else every id
+/// follows from the operation's: [`TraceContext::of_id`]); shown to
+/// operators, ids in hex, so that they can find its trace.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TraceContext {
     /// 32 hex digits; the caller's when it sent `traceparent`, else the
     /// operation id's.
-    pub trace_id: String,
+    #[serde(with = "hex_id")]
+    #[schema(value_type = String)]
+    pub trace_id: u128,
     /// 16 hex digits: the operation's own span, parent of all its others.
-    pub span_id: String,
+    #[serde(with = "hex_id")]
+    #[schema(value_type = String)]
+    pub span_id: u64,
     /// The caller's span the operation was started from, when it said.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_id: Option<String>,
+    #[serde(default, with = "hex_id::optional", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub parent_id: Option<u64>,
     /// Whether the trace is recorded (the caller's choice when it made one).
     pub sampled: bool,
     /// The caller's `tracestate`, passed on with every call.
@@ -80,43 +87,100 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// The context of a new operation `id`, started from `caller` when it
-    /// sent one; `span_id` is the operation's span (random, not zero).
-    pub fn new(id: &OperationId, caller: Option<(TraceParent, Option<String>)>, span_id: u64) -> Self {
-        let (caller, state) = caller.map_or((None, None), |(p, s)| (Some(p), s));
-        let trace_id = match caller {
-            Some(p) => format!("{:032x}", p.trace_id),
-            None => id.text()[3..].to_string(),
-        };
+    /// The context of operation `id`, started from `caller`'s span;
+    /// `span_id` is the operation's span (random, not zero).
+    pub fn new(caller: (TraceParent, Option<String>), span_id: u64) -> Self {
+        let (caller, state) = caller;
         let state = state.map(|s| s.trim().to_string()).filter(|s| !s.is_empty() && s.len() <= TRACESTATE_MAX);
         TraceContext {
-            trace_id,
-            span_id: format!("{:016x}", span_id.max(1)),
-            parent_id: caller.map(|p| format!("{:016x}", p.parent_id)),
-            sampled: caller.is_none_or(|p| p.sampled()),
+            trace_id: caller.trace_id,
+            span_id: span_id.max(1),
+            parent_id: Some(caller.parent_id),
+            sampled: caller.sampled(),
             state,
         }
     }
 
-    /// The trace id as a number (0 when the stored text is not one).
-    pub fn trace(&self) -> u128 {
-        u128::from_str_radix(&self.trace_id, 16).unwrap_or(0)
+    /// The context of an operation no caller's trace started: its id is
+    /// the trace id, and its span's id the id's low half. Nothing to keep.
+    pub fn of_id(id: &OperationId) -> Self {
+        let n = id.as_u128();
+        TraceContext { trace_id: n, span_id: (n as u64).max(1), parent_id: None, sampled: true, state: None }
     }
 
-    /// The operation's span id as a number (0 when not one).
+    pub fn trace(&self) -> u128 {
+        self.trace_id
+    }
+
+    /// The operation's span.
     pub fn span(&self) -> u64 {
-        u64::from_str_radix(&self.span_id, 16).unwrap_or(0)
+        self.span_id
     }
 
     /// The `traceparent` of a call made from span `span_id` of this trace.
     pub fn child(&self, span_id: u64) -> TraceParent {
-        TraceParent { trace_id: self.trace(), parent_id: span_id, flags: u8::from(self.sampled) }
+        TraceParent { trace_id: self.trace_id, parent_id: span_id, flags: u8::from(self.sampled) }
+    }
+}
+
+/// Ids as lower-case hex text, as W3C Trace Context and OTLP/JSON write
+/// them, kept as numbers (no allocation to clone or compare).
+mod hex_id {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub trait Id: Sized + Copy {
+        const DIGITS: usize;
+        fn to_hex(self) -> String;
+        fn from_hex(s: &str) -> Option<Self>;
     }
 
-    /// The context of an operation stored before herald kept one: its id
-    /// is the trace id, as the calls made for it always said.
-    pub fn of_id(id: &OperationId) -> Self {
-        TraceContext::new(id, None, u64::from_str_radix(&id.text()[19..35], 16).unwrap_or(1))
+    impl Id for u128 {
+        const DIGITS: usize = 32;
+        fn to_hex(self) -> String {
+            format!("{self:032x}")
+        }
+        fn from_hex(s: &str) -> Option<Self> {
+            u128::from_str_radix(s, 16).ok()
+        }
+    }
+
+    impl Id for u64 {
+        const DIGITS: usize = 16;
+        fn to_hex(self) -> String {
+            format!("{self:016x}")
+        }
+        fn from_hex(s: &str) -> Option<Self> {
+            u64::from_str_radix(s, 16).ok()
+        }
+    }
+
+    pub fn serialize<T: Id, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_hex())
+    }
+
+    pub fn deserialize<'de, T: Id, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        (s.len() == T::DIGITS)
+            .then(|| T::from_hex(&s))
+            .flatten()
+            .ok_or_else(|| D::Error::custom(format!("`{s}` is not {} hex digits", T::DIGITS)))
+    }
+
+    pub mod optional {
+        use super::*;
+
+        pub fn serialize<T: Id, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => super::serialize(v, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, T: Id, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+            #[derive(Deserialize)]
+            struct Wrapped<T: Id>(#[serde(with = "super")] T);
+            Ok(Option::<Wrapped<T>>::deserialize(d)?.map(|Wrapped(v)| v))
+        }
     }
 }
 
@@ -158,17 +222,31 @@ mod tests {
     #[test]
     fn an_operation_joins_its_callers_trace_or_starts_its_own() {
         let id: OperationId = "op_0190f3a1b2c37d4e8f9a0b1c2d3e4f50".parse().unwrap();
-        let own = TraceContext::new(&id, None, 7);
-        assert_eq!(own.trace_id, "0190f3a1b2c37d4e8f9a0b1c2d3e4f50");
-        assert_eq!((own.span(), own.parent_id.clone(), own.sampled), (7, None, true));
+        let own = TraceContext::of_id(&id);
+        assert_eq!((own.trace_id, own.span_id), (0x0190f3a1b2c37d4e8f9a0b1c2d3e4f50, 0x8f9a0b1c2d3e4f50));
+        assert_eq!((own.parent_id, own.sampled), (None, true));
         let caller = TraceParent::parse(TP).unwrap();
-        let joined = TraceContext::new(&id, Some((caller, Some(" k=v ".into()))), 9);
-        assert_eq!(joined.trace(), caller.trace_id);
-        assert_eq!(joined.parent_id.as_deref(), Some("00f067aa0ba902b7"));
+        let joined = TraceContext::new((caller, Some(" k=v ".into())), 9);
+        assert_eq!((joined.trace(), joined.span()), (caller.trace_id, 9));
+        assert_eq!(joined.parent_id, Some(0x00f067aa0ba902b7));
         assert_eq!(joined.state.as_deref(), Some("k=v"));
         assert_eq!(joined.child(5).to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000005-01");
         let unsampled = TraceParent { flags: 0, ..caller };
-        assert!(!TraceContext::new(&id, Some((unsampled, None)), 9).sampled);
-        assert_eq!(TraceContext::of_id(&id).trace_id, own.trace_id);
+        assert!(!TraceContext::new((unsampled, None), 9).sampled);
+    }
+
+    #[test]
+    fn a_context_is_kept_as_hex_text_and_read_back_strictly() {
+        let caller = TraceParent::parse(TP).unwrap();
+        let cx = TraceContext::new((caller, None), 0x2a);
+        let text = serde_json::to_value(&cx).unwrap();
+        assert_eq!(
+            text,
+            serde_json::json!({"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "000000000000002a",
+                               "parent_id": "00f067aa0ba902b7", "sampled": true})
+        );
+        assert_eq!(serde_json::from_value::<TraceContext>(text).unwrap(), cx);
+        let short = serde_json::json!({"trace_id": "4bf9", "span_id": "000000000000002a", "sampled": true});
+        assert!(serde_json::from_value::<TraceContext>(short).is_err());
     }
 }

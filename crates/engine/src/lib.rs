@@ -410,7 +410,7 @@ impl Engine {
         };
         let cx = spans::context(&op);
         let here = tracing::Span::current();
-        here.record("workflow", op.workflow.as_str()).record("trace_id", cx.trace_id.as_str());
+        here.record("workflow", op.workflow.as_str()).record("trace_id", format_args!("{:032x}", cx.trace_id));
         let began = std::time::SystemTime::now();
         let lease = match self.turn(&service, &task, Some(at)).await? {
             turn::Turn::Go { lease, told } => {
@@ -431,7 +431,8 @@ impl Engine {
         if let Some((start, url)) = sent {
             let mut s = herald_trace::Span::under(&cx, parent, format!("call {step}"), herald_trace::SpanKind::Client);
             (s.id, s.start, s.end) = (span, start, std::time::SystemTime::now());
-            s.attributes = spans::call_attributes(&op, &step, attempt, call.method.as_str(), &url, &service.name);
+            s.attributes =
+                spans::call_attributes(&op, (&step, attempt, phase), call.method.as_str(), &url, &service.name);
             if let Outcome::Failed { error, .. } = &outcome {
                 s.error = Some(error.clone());
             }

@@ -49,8 +49,7 @@ pub(crate) fn about(op: &Operation) -> Vec<KeyValue> {
 /// the URL without its query, which may carry what is not ours to export.
 pub(crate) fn call_attributes(
     op: &Operation,
-    step: &str,
-    attempt: u32,
+    (step, attempt, phase): (&str, u32, Phase),
     method: &str,
     url: &str,
     service: &str,
@@ -58,6 +57,7 @@ pub(crate) fn call_attributes(
     let mut a = about(op);
     a.push(KeyValue::new("herald.step", step.to_string()));
     a.push(KeyValue::new("herald.attempt", i64::from(attempt)));
+    a.push(KeyValue::new("herald.phase", phase_name(phase)));
     a.push(KeyValue::new("herald.service", service.to_string()));
     a.push(KeyValue::new("http.request.method", method.to_string()));
     a.extend(herald_trace::url_attributes(url));
@@ -113,7 +113,7 @@ pub(crate) fn commit(tracer: &Tracer, op: &Operation, events: &[Event], inbox: b
 /// The operation's own span, from its acceptance to its end: a server
 /// span when a caller's `traceparent` started it.
 fn operation(tracer: &Tracer, cx: &TraceContext, op: &Operation, e: &Event) {
-    let caller = cx.parent_id.as_deref().and_then(|p| u64::from_str_radix(p, 16).ok());
+    let caller = cx.parent_id;
     let kind = if caller.is_some() { SpanKind::Server } else { SpanKind::Internal };
     let mut s = Span::under(cx, 0, format!("operation {}", op.workflow), kind);
     (s.parent, s.id) = (caller, cx.span());

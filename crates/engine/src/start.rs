@@ -93,7 +93,8 @@ impl Engine {
         let now = Utc::now();
         let id = OperationId::new(now, rand::random());
         let (mut op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, now);
-        op.trace = Some(herald_core::trace::TraceContext::new(&id, req.trace, herald_trace::new_id()));
+        // Kept only when a caller's trace is joined: else it follows from the id.
+        op.trace = req.trace.map(|caller| herald_core::trace::TraceContext::new(caller, herald_trace::new_id()));
         let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
         let supersede: Option<SupersedeFn> = (on_conflict == Some(OnConflict::Supersede)).then(|| {
             let engine = self.clone();

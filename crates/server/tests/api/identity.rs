@@ -125,13 +125,16 @@ async fn an_end_user_sees_labels_states_and_outcome_but_no_card_number_or_raw_re
     let wf = sequential("order", &["a"], "subject = \"/user\"\nvisible_input = [\"items\"]");
     let app = app(&[&wf], &svc, &[]).await;
     let input = json!({"user": "alice", "card": "4242424242424242", "items": ["tea"]});
-    let start = app.http.post(app.url("/v1/workflows/order/operations")).bearer_auth(SHOP).json(&input);
+    let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let start =
+        app.http.post(app.url("/v1/workflows/order/operations")).bearer_auth(SHOP).header("traceparent", caller);
+    let start = start.json(&input);
     let (status, started) = send(start).await;
     assert_eq!(status, 202);
     let id = started["id"].as_str().unwrap().to_string();
     let op = app.wait_final(&id).await;
     assert_eq!(op["input"]["card"], "4242424242424242", "services see it all");
-    assert!(op["trace"]["trace_id"].is_string(), "{op}");
+    assert_eq!(op["trace"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "services see the trace: {op}");
     assert_eq!(op["steps"][0]["result"]["internal"], "ledger-row-77");
 
     let alice = user("alice");

@@ -277,8 +277,13 @@ async fn the_openapi_document_describes_the_api() {
         "/v1/dead-letters/{id}",
         "/v1/dead-letters/{id}:redrive",
         "/v1/dead-letters:redrive",
+        "/v1/clock",
+        "/v1/ui/lag",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
+    }
+    for schema in ["TraceContext", "LagReport", "Clock"] {
+        assert!(doc["components"]["schemas"].get(schema).is_some(), "{schema} is described");
     }
 }
 
