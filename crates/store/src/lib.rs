@@ -102,6 +102,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Locked(String),
+    /// A database file herald did not make, or one a newer herald wrote:
+    /// refused before anything in it is changed.
+    #[error("{0}")]
+    NotOurs(String),
     /// Another node's commit took a unique key this write needed (an
     /// idempotency key): the write was rolled back, and run again it
     /// answers as the policy answers once the key is taken.

@@ -85,6 +85,8 @@ impl SqliteStore {
         // Made 0600 before SQLite opens it: its -wal and -shm take its mode.
         drop(files::open_private(&path)?);
         let mut conn = Connection::open(&path)?;
+        // Before anything is written: a file that is not herald's stays as it is.
+        schema::claim(&conn, &path)?;
         schema::configure(&conn)?;
         files::tighten_files(dir)?;
         schema::migrate(&mut conn)?;

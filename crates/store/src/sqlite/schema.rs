@@ -225,6 +225,57 @@ CREATE INDEX operations_flagged ON operations(flags) WHERE flags <> 0;
 "#,
 ];
 
+/// herald's mark on its database file (`PRAGMA application_id`, "hrld"):
+/// how it knows a file it may change from one that is someone else's.
+const APPLICATION_ID: i64 = 0x6872_6c64;
+
+/// Whether `conn`'s file is herald's to open and migrate, read before
+/// anything is written to it: a new file is marked, a herald file from
+/// before the mark (it has herald's tables and migrations) too; anything
+/// else — another application's database, or one a newer herald wrote —
+/// is refused, untouched.
+pub fn claim(conn: &Connection, path: &std::path::Path) -> crate::Result<()> {
+    let pragma = |name: &str| conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0));
+    let not_ours = |why: &str| {
+        crate::Error::NotOurs(format!(
+            "{} {why}; herald leaves it as it is. Point herald at another data directory, or move the file away",
+            path.display()
+        ))
+    };
+    let app = pragma("application_id").map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => not_ours("is not a SQLite database, or is damaged"),
+        _ => e.into(),
+    })?;
+    let version = pragma("user_version")?;
+    let objects: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let ours_before_the_mark = app == 0 && version > 0 && {
+        let has = |t: &str| {
+            conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [t], |r| {
+                r.get::<_, i64>(0)
+            })
+        };
+        has("operations")? == 1 && has("meta")? == 1
+    };
+    match (app, objects) {
+        (APPLICATION_ID, _) | (0, 0) => {}
+        (0, _) if ours_before_the_mark => {}
+        (0, _) => return Err(not_ours("is a database herald did not make (it holds other tables)")),
+        (other, _) => {
+            return Err(not_ours(&format!("belongs to another application (its application_id is {other:#x})")));
+        }
+    }
+    if version > MIGRATIONS.len() as i64 {
+        let known = MIGRATIONS.len();
+        return Err(not_ours(&format!(
+            "was written by a newer herald (schema {version}; this one knows up to {known})"
+        )));
+    }
+    if app != APPLICATION_ID {
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+    }
+    Ok(())
+}
+
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
