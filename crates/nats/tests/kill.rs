@@ -13,6 +13,7 @@ mod common;
 /// The consumer as a child process (see `process::consume`); NATS answers
 /// an empty pull at once, so it pauses between them.
 #[tokio::test]
+#[ignore = "a child process's entry point: run, with `--ignored`, by the test that spawns it"]
 async fn consumer_child() {
     let Some(env) = process::ChildEnv::read() else {
         return;

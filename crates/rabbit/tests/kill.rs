@@ -17,6 +17,7 @@ mod common;
 /// The consumer as a child process (see `process::consume`); an empty pull
 /// waits a moment for deliveries itself, so it does not pause between them.
 #[tokio::test]
+#[ignore = "a child process's entry point: run, with `--ignored`, by the test that spawns it"]
 async fn consumer_child() {
     let Some(env) = process::ChildEnv::read() else {
         return;

@@ -100,10 +100,13 @@ fn child(log: &Path, prefix: &str, store: Option<&str>) -> Child {
 }
 
 /// This test binary again, running test `test` alone with `env`: its
-/// stdout piped (what it says), its stderr the parent's.
+/// stdout piped (what it says), its stderr the parent's. `test` is marked
+/// `#[ignore]`, so a normal run does not count the entry point as a test.
 pub fn child_test(test: &str, env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    cmd.args([test, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }
