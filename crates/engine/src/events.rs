@@ -26,12 +26,8 @@ impl Engine {
     ) -> herald_broker::Result<Vec<Published>> {
         let on = self.0.tracer.is_on();
         let (span, start) = (herald_trace::new_id(), std::time::SystemTime::now());
-        let stamp = match &from {
-            Some((p, _)) if on => Some(TraceParent { parent_id: span, ..*p }),
-            None if on => Some(TraceParent { trace_id: rand::random::<u128>() | 1, parent_id: span, flags: 1 }),
-            Some((p, _)) => Some(*p),
-            None => None,
-        };
+        let caller = from.as_ref().map(|(p, _)| *p);
+        let stamp = if on { Some(herald_trace::span_of(caller.as_ref(), span)) } else { caller };
         if let Some(stamp) = stamp {
             let state = from.as_ref().and_then(|(_, s)| s.as_deref());
             events.iter_mut().for_each(|e| e.trace_from(stamp, state));

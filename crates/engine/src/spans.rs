@@ -64,7 +64,7 @@ pub(crate) fn call_attributes(
     a
 }
 
-pub(crate) fn time(t: DateTime<Utc>) -> SystemTime {
+fn time(t: DateTime<Utc>) -> SystemTime {
     SystemTime::from(t)
 }
 
@@ -199,8 +199,11 @@ pub(crate) fn waited(
     service: &str,
     began: SystemTime,
 ) {
+    if !tracer.is_on() {
+        return;
+    }
     let now = SystemTime::now();
-    if !tracer.is_on() || now.duration_since(began).unwrap_or_default() < WAIT_WORTH_A_SPAN {
+    if now.duration_since(began).unwrap_or_default() < WAIT_WORTH_A_SPAN {
         return;
     }
     let mut s = Span::under(cx, parent, format!("wait for {service}"), SpanKind::Internal);

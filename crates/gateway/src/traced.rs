@@ -22,11 +22,7 @@ pub struct GatewaySpan {
 impl GatewaySpan {
     pub fn begin(incoming: &HeaderMap) -> Self {
         let caller = incoming.get(forward::TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
-        let id = herald_trace::new_id();
-        let out = match caller {
-            Some(p) => TraceParent { parent_id: id, ..p },
-            None => TraceParent { trace_id: rand::random::<u128>() | 1, parent_id: id, flags: 1 },
-        };
+        let out = herald_trace::span_of(caller.as_ref(), herald_trace::new_id());
         GatewaySpan { out, parent: caller.map(|p| p.parent_id), start: SystemTime::now() }
     }
 

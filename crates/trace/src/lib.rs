@@ -195,6 +195,15 @@ pub fn url_attributes(url: &str) -> Vec<KeyValue> {
     a
 }
 
+/// The context of span `id`: the child of `caller`'s span in its trace,
+/// or, without a caller, the root of a new sampled trace.
+pub fn span_of(caller: Option<&herald_core::trace::TraceParent>, id: u64) -> herald_core::trace::TraceParent {
+    match caller {
+        Some(p) => herald_core::trace::TraceParent { parent_id: id, ..*p },
+        None => herald_core::trace::TraceParent { trace_id: rand::random::<u128>() | 1, parent_id: id, flags: 1 },
+    }
+}
+
 /// A fresh span id (never zero).
 pub fn new_id() -> u64 {
     rand::random::<u64>() | 1

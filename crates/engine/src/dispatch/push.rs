@@ -40,11 +40,10 @@ pub struct Delivery {
 impl Delivery {
     pub fn begin(chunk: &[Message]) -> Self {
         let links: Vec<TraceParent> = chunk.iter().filter_map(|m| m.event.trace_parent()).collect();
-        let id = herald_trace::new_id();
-        let (trace, parent) = match (chunk, links.first()) {
-            ([_], Some(p)) => (TraceParent { parent_id: id, ..*p }, Some(p.parent_id)),
-            _ => (TraceParent { trace_id: rand::random::<u128>() | 1, parent_id: id, flags: 1 }, None),
-        };
+        // One event's delivery continues its producer's trace; a batch's starts one.
+        let producer = if let ([_], Some(p)) = (chunk, links.first()) { Some(p) } else { None };
+        let trace = herald_trace::span_of(producer, herald_trace::new_id());
+        let parent = producer.map(|p| p.parent_id);
         Delivery { trace, parent, links, start: std::time::SystemTime::now() }
     }
 
