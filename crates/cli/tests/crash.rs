@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -69,14 +69,7 @@ fn write_config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
 }
 
 fn spawn_herald(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the herald binary starts")
+    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config).spawn().expect("the herald binary starts")
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {

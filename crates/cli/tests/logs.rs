@@ -2,11 +2,7 @@
 //! debug level, tokens sent in query strings (accepted or refused) leave
 //! no trace in what it writes.
 
-use std::{
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
 use herald_testkit::{auth::hs256_jwt, client, free_port, ready};
 use serde_json::{Value, json};
@@ -31,11 +27,8 @@ async fn a_token_in_a_query_string_is_never_logged_even_at_debug_level() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = dir.path().join("herald.log");
-    let mut herald = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--config"])
-        .arg(config(dir.path(), port))
+    let mut herald = herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), &config(dir.path(), port))
         .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("the herald binary starts");

@@ -4,7 +4,7 @@
 
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::Duration,
 };
 
@@ -35,15 +35,12 @@ fn config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
 
 fn spawn(config: &Path, receiver: &Receiver, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--config"])
-        .arg(config)
+    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config)
         .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &receiver.endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .env("OTEL_SERVICE_NAME", "herald-under-test")
         .env("HERALD_LOG_FORMAT", "json")
         .env("RUST_LOG", "info,herald_engine=debug")
-        .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .expect("the herald binary starts")

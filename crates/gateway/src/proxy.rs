@@ -7,7 +7,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicU8, Ordering},
 };
 
 use axum::{
@@ -31,8 +31,32 @@ use crate::registry::{Lease, Service, settings::Protocol};
 enum Outgoing {
     /// Kept whole: can be sent again.
     Kept(Bytes),
-    /// Streamed once; `too_large` turns true if it passed the limit.
-    Streamed(Option<Body>, Arc<AtomicBool>),
+    /// Streamed once; the fault says if the client's side of it failed.
+    Streamed(Option<Body>, Arc<ClientFault>),
+}
+
+/// How a streamed body failed on the client's side, if it did: the
+/// client's fault, answered as such, not the instance's (a 502).
+#[derive(Default)]
+struct ClientFault(AtomicU8);
+
+impl ClientFault {
+    const TOO_LARGE: u8 = 1;
+    const UNREADABLE: u8 = 2;
+
+    fn set(&self, fault: u8) {
+        let _ = self.0.compare_exchange(0, fault, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn error(&self, limit: u64) -> Option<ApiError> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::TOO_LARGE => Some(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))),
+            Self::UNREADABLE => Some(ApiError::BadRequest(
+                "the request body could not be read: its framing is broken, or it stopped".into(),
+            )),
+            _ => None,
+        }
+    }
 }
 
 pub async fn forward(
@@ -58,8 +82,8 @@ pub async fn forward(
             .map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
         Outgoing::Kept(bytes)
     } else {
-        let too_large = Arc::new(AtomicBool::new(false));
-        Outgoing::Streamed(Some(capped(body, limit, too_large.clone())), too_large)
+        let fault = Arc::new(ClientFault::default());
+        Outgoing::Streamed(Some(capped(body, limit, fault.clone())), fault)
     };
     let caller = caller.map(super::access::caller_header);
     let mut headers = forward::upstream(&parts.headers, Some(&client.peer), &gw.correlation, caller.as_deref());
@@ -87,12 +111,11 @@ pub async fn forward(
         *req.headers_mut() = if retryable { headers.clone() } else { std::mem::take(&mut headers) };
         let outcome =
             tokio::time::timeout(attempts.timeout(), send(&svc, &lease, client, req, &path_and_query)).await.ok();
-        if let (Some(Err(_)), Outgoing::Streamed(_, too_large)) = (&outcome, &outgoing)
-            && too_large.load(Ordering::Relaxed)
+        if let (Some(Err(_)), Outgoing::Streamed(_, fault)) = (&outcome, &outgoing)
+            && let Some(e) = fault.error(limit)
         {
-            // The client's fault, not the instance's.
             drop(lease);
-            return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
+            return Err(e);
         }
         if let Some((resp, lease)) = attempts.judge(lease, outcome)? {
             return Ok(respond(resp, lease));
@@ -132,14 +155,20 @@ pub(super) fn is_idempotent(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
-/// The request body, failing once more than `limit` bytes went through.
-fn capped(body: Body, limit: u64, too_large: Arc<AtomicBool>) -> Body {
+/// The request body, failing once more than `limit` bytes went through;
+/// `fault` says which way it failed on the client's side.
+fn capped(body: Body, limit: u64, fault: Arc<ClientFault>) -> Body {
     let mut seen = 0u64;
-    let stream = TryStreamExt::map_err(body.into_data_stream(), std::io::Error::other).and_then(move |chunk| {
+    let unreadable = fault.clone();
+    let read = TryStreamExt::map_err(body.into_data_stream(), move |e| {
+        unreadable.set(ClientFault::UNREADABLE);
+        std::io::Error::other(e)
+    });
+    let stream = read.and_then(move |chunk| {
         seen += chunk.len() as u64;
         let over = seen > limit;
         if over {
-            too_large.store(true, Ordering::Relaxed);
+            fault.set(ClientFault::TOO_LARGE);
         }
         async move { if over { Err(std::io::Error::other("the body is too large")) } else { Ok(chunk) } }
     });

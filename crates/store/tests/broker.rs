@@ -57,6 +57,36 @@ async fn events_and_subscriptions_survive_reopening_the_store() {
     assert_eq!((stats.pending, stats.in_flight), (0, 1), "still out with its puller until the lease ends");
 }
 
+/// What herald's own dispatcher held when its process died (a push
+/// subscription's events, and those `await` steps wait for) is due again
+/// at once on reopening: nobody holds those leases any more, and waiting
+/// them out could outlast an await's timeout. A puller's lease stays.
+#[tokio::test]
+async fn events_herald_was_delivering_itself_go_out_again_at_once_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let internal = herald_broker::Subscription::internal("t", vec!["T".into()]);
+    let push = contract::subscription("p", json!({"topic": "t", "push": {"service": "svc", "path": "/e"}}));
+    let pull = contract::subscription("s", json!({"topic": "t"}));
+    {
+        let store = SqliteStore::open(dir.path(), node()).unwrap();
+        for sub in [&internal, &push, &pull] {
+            store.put_subscription(sub).await.unwrap();
+        }
+        store.publish("t", vec![contract::event("e1", "T", None)]).await.unwrap();
+        for sub in [&internal, &push, &pull] {
+            let lease = sub.dispatch_lease().unwrap_or(Duration::from_secs(60));
+            assert_eq!(store.pull(&sub.name, 10, lease).await.unwrap().len(), 1, "{} leased it", sub.name);
+        }
+    } // the process dies with the leases held
+    let store = SqliteStore::open(dir.path(), node()).unwrap();
+    for sub in [&internal, &push] {
+        let lease = sub.dispatch_lease().unwrap();
+        assert_eq!(store.pull(&sub.name, 10, lease).await.unwrap().len(), 1, "{} has it again at once", sub.name);
+    }
+    let stats = store.stats("s").await.unwrap();
+    assert_eq!((stats.pending, stats.in_flight), (0, 1), "the puller keeps its lease");
+}
+
 #[tokio::test]
 async fn a_republish_after_the_window_is_a_new_event() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,9 +31,9 @@ impl RawAnswer {
 /// Sends `request` (raw HTTP/1.1 with `Connection: close`, so any header,
 /// `Host` included, is as written) on a new connection to herald, and reads
 /// the answer until herald closes it (within 10 s).
-pub async fn raw(app: &Herald, request: &str) -> RawAnswer {
+pub async fn raw(app: &Herald, request: impl AsRef<[u8]>) -> RawAnswer {
     let mut tcp = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
-    tcp.write_all(request.as_bytes()).await.unwrap();
+    tcp.write_all(request.as_ref()).await.unwrap();
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut buf))
         .await

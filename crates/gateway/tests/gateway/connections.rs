@@ -1,6 +1,7 @@
 //! What a connection may hold: idle ones give their place to new clients
-//! when the server is full, heads are capped, and the `Host` rules of RFC
-//! 9112 hold on every path.
+//! when the server is full, heads are capped in size and in time (a
+//! slowloris head included), and the `Host` rules of RFC 9112 hold on
+//! every path.
 
 use std::time::Duration;
 
@@ -121,6 +122,35 @@ async fn stall(addr: String, bytes: &'static [u8]) -> Duration {
     began.elapsed()
 }
 
+/// Sends `head` and then a header line's value a byte every half second,
+/// as a slowloris client does, until herald closes the connection; how
+/// long that took.
+async fn trickle(addr: String, head: &'static [u8]) -> Duration {
+    let (mut rd, mut wr) = TcpStream::connect(&addr).await.unwrap().into_split();
+    let began = tokio::time::Instant::now();
+    let dribble = async {
+        wr.write_all(head).await?;
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            wr.write_all(b"a").await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    };
+    let closed = async {
+        let mut rest = Vec::new();
+        let _ = rd.read_to_end(&mut rest).await;
+    };
+    let let_go = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::select! {
+            _ = closed => {},
+            _ = dribble => {},
+        }
+    });
+    let_go.await.unwrap_or_else(|_| panic!("a trickling head kept its connection a minute: {head:?}"));
+    began.elapsed()
+}
+
 #[tokio::test]
 async fn a_client_that_stalls_in_its_head_or_its_body_is_let_go_on_every_path() {
     let up = Upstream::start("a");
@@ -138,12 +168,18 @@ async fn a_client_that_stalls_in_its_head_or_its_body_is_let_go_on_every_path() 
         ] {
             stalls.push(tokio::spawn(stall(addr.clone(), bytes)));
         }
+        // A head that keeps coming, a byte at a time, is let go at the
+        // same time: the head's time runs from its first byte.
+        for head in [b"GET /gw/shop/who HTTP/1.1\r\nX-Pad: ".as_slice(), b"GET /healthz HTTP/1.1\r\nX-Pad: "] {
+            stalls.push(tokio::spawn(trickle(addr.clone(), head)));
+        }
         heralds.push(h);
     }
     for (i, s) in stalls.into_iter().enumerate() {
         let took = s.await.unwrap();
         // herald's 30 s, not a reset at once nor the test's minute.
         assert!(took >= Duration::from_secs(25), "stall {i} was let go after {took:?}, before its time");
+        assert!(took < Duration::from_secs(40), "stall {i} was let go after {took:?}, after its time");
     }
     drop(heralds);
 }

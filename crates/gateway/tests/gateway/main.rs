@@ -7,6 +7,7 @@ mod access;
 mod backpressure;
 mod connections;
 mod express;
+mod smuggling;
 mod upstream;
 
 use std::{collections::BTreeMap, time::Duration};

@@ -42,6 +42,7 @@ pub struct EventsParams {
     params(("id" = String, Path), ("Last-Event-ID" = Option<u64>, Header), EventsParams),
     responses((status = 200, content_type = "text/event-stream", description = "`id: <seq>`, `data: <Event JSON>`"),
               (status = 204, description = "nothing after Last-Event-ID: the operation has ended"), (status = 404, body = Problem),
+              (status = 400, body = Problem, description = "`Last-Event-ID` or `after` is not an event number"),
               (status = 429, body = Problem, description = "the end user has `limits.max_streams_per_user` streams open")))]
 pub async fn stream(
     caller: Caller,
@@ -51,7 +52,7 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
-    let after = resume_point(headers.get("last-event-id").and_then(|v| v.to_str().ok()), q.after);
+    let after = resume_from(&headers, q.after)?;
     let Some(feed) = open(&app, &caller, id, after).await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -66,9 +67,21 @@ pub async fn stream(
 /// How often an idle stream sends a comment, so proxies keep it open.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// [`resume_point`] of a request's headers; a `Last-Event-ID` that is not
+/// UTF-8 is refused too.
+pub fn resume_from(headers: &HeaderMap, after: Option<u64>) -> ApiResult<u64> {
+    let last = headers.get("last-event-id").map(|v| String::from_utf8_lossy(v.as_bytes()));
+    resume_point(last.as_deref(), after)
+}
+
 /// Where a reconnecting client resumes: `Last-Event-ID`, else `?after=`.
-pub fn resume_point(last_event_id: Option<&str>, after: Option<u64>) -> u64 {
-    last_event_id.and_then(|v| v.trim().parse::<u64>().ok()).or(after).unwrap_or(0)
+/// A `Last-Event-ID` that is no event number of herald's is refused, as a
+/// bad `after` is, rather than taken as none (a replay from the start).
+pub fn resume_point(last_event_id: Option<&str>, after: Option<u64>) -> ApiResult<u64> {
+    let Some(last) = last_event_id else { return Ok(after.unwrap_or(0)) };
+    last.trim().parse::<u64>().map_err(|_| {
+        ApiError::BadRequest(format!("`Last-Event-ID` must be an event number, not `{}`", last.escape_debug()))
+    })
 }
 
 /// The event as the SSE `data:` line carries it.

@@ -18,7 +18,7 @@ use herald_store::InboxPage;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    events::{KEEP_ALIVE, resume_point},
+    events::{KEEP_ALIVE, resume_from},
     follow::{Follow, PAGE, Source},
     query::Params,
 };
@@ -123,6 +123,7 @@ pub struct StreamParams {
 #[utoipa::path(get, path = "/v1/me/notifications/stream", tag = "inbox",
     params(("Last-Event-ID" = Option<u64>, Header), StreamParams),
     responses((status = 200, content_type = "text/event-stream", description = "`id: <version>`, `data: <InboxChange JSON>`"),
+              (status = 400, body = Problem, description = "`Last-Event-ID` or `after` is not an event number"),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 429, body = Problem, description = "the end user has `limits.max_streams_per_user` streams open")))]
 pub async fn stream(
@@ -132,8 +133,8 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let subject = subject(&caller)?;
+    let after = resume_from(&headers, q.after)?;
     let slot = app.streams.take(&caller)?;
-    let after = resume_point(headers.get("last-event-id").and_then(|v| v.to_str().ok()), q.after);
     let live = app.engine.inbox().subscribe(&subject);
     let source = Changes { app: app.clone(), subject };
     let Some(first) = source.page(after).await else {

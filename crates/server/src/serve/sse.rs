@@ -50,7 +50,12 @@ pub fn recognise(req: &httparse::Request<'_, '_>) -> Option<Request> {
     };
     Some(Request {
         target: target.to_string(),
-        last_event_id: header("last-event-id"),
+        // Kept even when not UTF-8, to be refused as what it is.
+        last_event_id: req
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned()),
         authorization: header("authorization"),
         host: header("host"),
     })
@@ -73,7 +78,10 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
             }
         },
     };
-    let after = events::resume_point(req.last_event_id.as_deref(), after);
+    let after = match events::resume_point(req.last_event_id.as_deref(), after) {
+        Ok(after) => after,
+        Err(e) => return problem(&mut tcp, e).await,
+    };
     let caller = match app.auth.identify_stream(req.authorization.as_deref(), Some(query)) {
         Ok(c) => c,
         Err(e) => return problem(&mut tcp, e).await,

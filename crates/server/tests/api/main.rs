@@ -21,6 +21,8 @@ mod choreography;
 mod concurrency;
 mod cross_site;
 mod deadlines;
+mod disk_full;
+mod edges;
 mod email;
 mod held;
 mod helpers;

@@ -86,6 +86,13 @@ pub fn release(conn: &Connection, id: i64, due: Time, errors: Option<&[AttemptEr
     Ok(())
 }
 
+/// Ends every lease on `sub`'s deliveries: they are due at `now`.
+pub fn release_all(conn: &Connection, sub: &str, now: Time) -> Result<()> {
+    conn.prepare_cached("UPDATE deliveries SET lease = NULL, due_at = ?2 WHERE sub = ?1 AND lease IS NOT NULL")?
+        .execute(params![sub, ms(now)])?;
+    Ok(())
+}
+
 pub fn ack(conn: &Connection, sub: &str, id: i64, token: i64) -> Result<Option<Option<String>>> {
     Ok(conn
         .prepare_cached("DELETE FROM deliveries WHERE id = ?1 AND sub = ?2 AND lease = ?3 RETURNING key")?

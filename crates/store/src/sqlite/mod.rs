@@ -94,7 +94,15 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         // Nobody else can hold leases on this file: take back a crashed run's.
         conn.execute("UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner IS NOT NULL", [])?;
-        let broker = broker::State::new(topics::load(&conn)?);
+        let subs = topics::load(&conn)?;
+        // Likewise the events herald itself was delivering (push, and
+        // those `await` steps wait for): they go out again now, not when
+        // a lease nobody holds any more ends, which could be past an
+        // await's timeout. A puller's lease is its own, and stays.
+        for sub in subs.all().iter().filter(|s| s.dispatch_lease().is_some()) {
+            deliveries::release_all(&conn, &sub.name, chrono::Utc::now())?;
+        }
+        let broker = broker::State::new(subs);
         let (writer, _thread) = writer::Writer::spawn(conn, checkpoint::Checkpointer::spawn(path.clone())?)?;
         Ok(SqliteStore {
             writer,
