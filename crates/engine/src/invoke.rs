@@ -105,15 +105,23 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
     let status = resp.status();
     let verdict = Verdict::of_status(status.as_u16());
     let retry_after = retry_after(resp.headers());
-    let (body, whole) = read_capped(resp, MAX_ANSWER_BYTES).await;
+    let (body, read) = read_capped(resp, MAX_ANSWER_BYTES).await;
     if status == reqwest::StatusCode::ACCEPTED {
         return (Outcome::Accepted, verdict);
     }
     if status.is_success() {
-        let kept = if whole {
-            herald_core::nesting::check(&body)
-        } else {
-            Err(format!("it is larger than {} KiB", MAX_ANSWER_BYTES / 1024))
+        if read == Read::Cut {
+            // The work may be done, but its result is not whole: asked
+            // again (the same key), the service answers it again.
+            let error = "the service's answer was cut off".to_string();
+            return (
+                Outcome::Failed { error, retryable: true, maybe_applied: true, retry_after: None },
+                Verdict::Failed,
+            );
+        }
+        let kept = match read {
+            Read::Whole => herald_core::nesting::check(&body),
+            _ => Err(format!("it is larger than {} KiB", MAX_ANSWER_BYTES / 1024)),
         };
         if let Err(e) = kept {
             // Kept, it could not be read back: the step fails for good.
@@ -135,19 +143,30 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
     (Outcome::Failed { error: describe(status, &body, FOR_A_PERSON), retryable, maybe_applied, retry_after }, verdict)
 }
 
-/// An answer's body, read up to `cap` bytes; `false` when there was more
-/// (the rest is not read). A body cut off by a broken connection is what
-/// came.
-pub(crate) async fn read_capped(mut resp: reqwest::Response, cap: usize) -> (bytes::Bytes, bool) {
+/// How much of an answer's body [`read_capped`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    Whole,
+    /// There was more than the cap (the rest is not read).
+    TooLarge,
+    /// The connection broke before the body's end.
+    Cut,
+}
+
+/// An answer's body, read up to `cap` bytes, and how much of it that was.
+pub(crate) async fn read_capped(mut resp: reqwest::Response, cap: usize) -> (bytes::Bytes, Read) {
     let mut body = bytes::BytesMut::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        if body.len() + chunk.len() > cap {
-            body.extend_from_slice(&chunk[..cap - body.len()]);
-            return (body.freeze(), false);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > cap => {
+                body.extend_from_slice(&chunk[..cap - body.len()]);
+                return (body.freeze(), Read::TooLarge);
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return (body.freeze(), Read::Whole),
+            Err(_) => return (body.freeze(), Read::Cut),
         }
-        body.extend_from_slice(&chunk);
     }
-    (body.freeze(), true)
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare between services).

@@ -32,6 +32,7 @@ mod inbox;
 mod limits;
 mod matrix;
 mod metrics;
+mod misbehaving;
 mod operations;
 mod postgres;
 mod push;
