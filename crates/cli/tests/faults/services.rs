@@ -26,7 +26,7 @@ use tokio::time::Instant;
 pub struct Ledger {
     /// Every answer to a call, per idempotency key: when, and the status.
     pub answers: HashMap<String, Vec<(Instant, u16)>>,
-    /// Callbacks herald took (2xx), per key.
+    /// Callbacks herald took (2xx, or a 409 after an answer was lost), per key.
     pub completed: HashMap<String, Vec<Instant>>,
     /// When herald was killed.
     pub kills: Vec<Instant>,
@@ -155,15 +155,22 @@ async fn complete(s: Shared, callback: Value, key: String) {
     let (Some(url), Some(token)) = (callback["url"].as_str(), callback["token"].as_str()) else { return };
     tokio::time::sleep(s.millis(20..300)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
+    // A callback whose answer was lost (herald died mid-request) may have
+    // been taken: asked again, herald then says the step is done (409).
+    let mut lost = false;
     while Instant::now() < deadline {
         let sent = s.http.post(url).bearer_auth(token).json(&json!({"result": {"confirmed": true}})).send().await;
         match sent.map(|r| r.status().as_u16()) {
-            Ok(200..=299) => {
+            Ok(code @ (200..=299 | 409)) if code != 409 || lost => {
                 s.inner.lock().unwrap().ledger.completed.entry(key).or_default().push(Instant::now());
                 return;
             }
             Ok(401 | 409) => return,
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => {
+                lost = true;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
