@@ -483,6 +483,55 @@ mod tests {
         }
     }
 
+    /// A value an attribute may be sent with: well formed or not.
+    fn value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[ -~]{0,12}".prop_map(Value::from),
+            Just(json!("1.0")),
+            Just(json!("2026-12-01T10:00:00Z")),
+            Just(json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")),
+            Just(json!("AA==")),
+            Just(json!({"a": [1, "b"]})),
+            Just(json!([1, 2])),
+            Just(json!("i".repeat(1025))),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Events made of attributes herald knows, extensions good and bad,
+        /// each with any kind of value: the publish shortcut and the long
+        /// way read each alike, and neither panics.
+        #[test]
+        fn generated_events_read_the_same_both_ways(
+            attrs in proptest::collection::btree_map(
+                proptest::sample::select(vec![
+                    "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema",
+                    "data", "data_base64", "partitionkey", "traceparent", "tracestate", "operationid", "Bad", "x-y", "",
+                ]),
+                value(),
+                0..10,
+            ),
+            complete in proptest::bool::weighted(0.7),
+        ) {
+            let mut v = if complete { minimal() } else { json!({}) };
+            for (k, val) in attrs {
+                v[k] = val;
+            }
+            let text = v.to_string();
+            let long_way = CloudEvent::from_json(v);
+            let shortcut = serde_json::from_str::<CloudEvent>(&text).ok().and_then(CloudEvent::checked);
+            match (&long_way, &shortcut) {
+                (Ok(a), Some(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(_), Some(_)) => proptest::prop_assert!(false, "let through by the shortcut only: {}", text),
+                _ => {}
+            }
+        }
+    }
+
     #[test]
     fn each_missing_or_malformed_attribute_is_named() {
         for (attr, mutate) in [

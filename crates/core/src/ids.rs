@@ -106,6 +106,16 @@ mod tests {
         assert_eq!(&*id.text(), id.to_string());
     }
 
+    proptest::proptest! {
+        /// Any text either is no id or is one that reads back as itself.
+        #[test]
+        fn text_is_an_id_only_if_it_reads_back(s in "(op_)?[0-9a-zA-Z_]{0,40}|[ -~]{0,40}") {
+            if let Ok(id) = s.parse::<OperationId>() {
+                proptest::prop_assert_eq!(id.to_string().parse::<OperationId>().unwrap(), id);
+            }
+        }
+    }
+
     #[test]
     fn junk_is_not_an_id() {
         assert!("op_xyz".parse::<OperationId>().is_err());

@@ -64,10 +64,21 @@ impl Tokens {
         let (Some(attempt), Some(expires), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(Refused::Invalid);
         };
-        let (Ok(attempt), Ok(expires), Ok(mac)) = (attempt.parse(), expires.parse(), hex::decode(mac)) else {
+        let (Ok(attempt_n), Ok(expires_n), Ok(mac_bytes)) =
+            (attempt.parse::<u32>(), expires.parse::<i64>(), hex::decode(mac))
+        else {
             return Err(Refused::Invalid);
         };
-        self.mac(op, step, attempt, expires).verify_slice(&mac).map_err(|_| Refused::Invalid)?;
+        // One spelling per token, as issued: no sign, no leading zero,
+        // lowercase hex.
+        let as_issued = attempt == attempt_n.to_string()
+            && expires == expires_n.to_string()
+            && !mac.bytes().any(|b| b.is_ascii_uppercase());
+        if !as_issued {
+            return Err(Refused::Invalid);
+        }
+        let (attempt, expires) = (attempt_n, expires_n);
+        self.mac(op, step, attempt, expires).verify_slice(&mac_bytes).map_err(|_| Refused::Invalid)?;
         if now.timestamp() > expires {
             return Err(Refused::Expired);
         }
@@ -113,6 +124,28 @@ mod tests {
         let mac = token.rsplit('.').next().unwrap();
         assert_eq!(t.verify_at("op_1", "charge", &format!("2.2000.{mac}"), at(1_000)), Err(Refused::Invalid));
         assert_eq!(t.verify_at("op_1", "charge", &format!("1.9999.{mac}"), at(1_000)), Err(Refused::Invalid));
+        for respelled in
+            [format!("+1.2000.{mac}"), format!("01.2000.{mac}"), format!("1.+2000.{mac}"), format!("1.02000.{mac}")]
+        {
+            assert_eq!(t.verify_at("op_1", "charge", &respelled, at(1_000)), Err(Refused::Invalid), "{respelled}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text, and any one-byte change of a real token, is refused,
+        /// and never panics.
+        #[test]
+        fn nothing_but_the_token_issued_opens_a_step(junk in "[ -~]{0,80}", pos in 0usize..64, byte in 0u8..128) {
+            let t = Tokens::new(b"secret".to_vec());
+            let token = t.issue("op_1", "charge", 3, at(2_000));
+            proptest::prop_assert_eq!(t.verify_at("op_1", "charge", &junk, at(1_000)), Err(Refused::Invalid));
+            let mut changed = token.clone().into_bytes();
+            let i = pos % changed.len();
+            proptest::prop_assume!(changed[i] != byte);
+            changed[i] = byte;
+            let changed = String::from_utf8_lossy(&changed).into_owned();
+            proptest::prop_assert!(t.verify_at("op_1", "charge", &changed, at(1_000)).is_err(), "{}", changed);
+        }
     }
 
     fn op(toml: &str, now: Time) -> Operation {

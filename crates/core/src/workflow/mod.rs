@@ -5,6 +5,8 @@
 //! ["a", "b"]` places the named steps (declared anywhere in the file) at its
 //! own position, so files read top to bottom in the order things happen.
 
+#[cfg(test)]
+mod generated;
 mod parse;
 pub mod raw;
 

@@ -118,6 +118,44 @@ mod tests {
         assert_eq!(end(b"4\r\nwiki\r\n", 3), Ok(None), "not ended yet");
     }
 
+    /// A well-formed chunked body: its chunks (with extensions), trailers,
+    /// and what follows it on the connection.
+    fn body() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let chunk =
+            (prop::collection::vec(any::<u8>(), 1..40), any::<bool>(), any::<bool>()).prop_map(|(data, ext, upper)| {
+                let size = if upper { format!("{:X}", data.len()) } else { format!("{:x}", data.len()) };
+                let ext = if ext { ";name=\"v\"" } else { "" };
+                [format!("{size}{ext}\r\n").into_bytes(), data, b"\r\n".to_vec()].concat()
+            });
+        let trailers = prop::collection::vec("x-[a-z]{1,5}: [a-z]{0,5}", 0..3);
+        (prop::collection::vec(chunk, 0..5), trailers).prop_map(|(chunks, trailers)| {
+            let tail: String = trailers.iter().map(|t| format!("{t}\r\n")).collect();
+            [chunks.concat(), format!("0\r\n{tail}\r\n").into_bytes()].concat()
+        })
+    }
+
+    proptest::proptest! {
+        /// However a well-formed body is split, its end is found exactly.
+        #[test]
+        fn the_end_of_any_chunked_body_is_found_however_it_is_split(body in body(), step in 1usize..64) {
+            let mut whole = body.clone();
+            whole.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            proptest::prop_assert_eq!(end(&whole, step), Ok(Some(body.len())));
+        }
+
+        /// Any bytes at all: the verdict does not depend on the split, and
+        /// an end found is within what came.
+        #[test]
+        fn any_bytes_get_one_verdict_however_they_are_split(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), step in 1usize..64) {
+            let at_once = end(&bytes, bytes.len().max(1));
+            proptest::prop_assert_eq!(&end(&bytes, step), &at_once);
+            if let Ok(Some(n)) = at_once {
+                proptest::prop_assert!(n <= bytes.len());
+            }
+        }
+    }
+
     #[test]
     fn broken_framing_is_refused() {
         for bad in [&b"x\r\n"[..], b"\r\n", b"5\nhello", b"2\r\nabc\r\n", b"fffffffffffffffff\r\n", b"1;\n"] {
