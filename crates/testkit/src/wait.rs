@@ -35,6 +35,35 @@ where
     until(within, probe).await.unwrap_or_else(|| panic!("{what}: not within {within:?}"))
 }
 
+/// A count once it has come to rest: `probe` is polled until it reads at
+/// least `at_least`, then until it has read the same for `quiet`. How a
+/// test says "and no more": a count read the moment it reached its mark
+/// would miss a late duplicate. `quiet` must outlast whatever could still
+/// add to it (a retry's backoff, a poll). Fails the test, saying `what`,
+/// after `within`.
+pub async fn settled(
+    what: &str,
+    at_least: usize,
+    quiet: Duration,
+    within: Duration,
+    mut probe: impl FnMut() -> usize,
+) -> usize {
+    let deadline = Instant::now() + within;
+    let (mut last, mut since) = (probe(), Instant::now());
+    loop {
+        let now = Instant::now();
+        if last >= at_least && now - since >= quiet {
+            return last;
+        }
+        assert!(now < deadline, "{what}: {last} (at least {at_least} wanted) not settled within {within:?}");
+        tokio::time::sleep(POLL).await;
+        let seen = probe();
+        if seen != last {
+            (last, since) = (seen, Instant::now());
+        }
+    }
+}
+
 /// Whether herald at `base` answered `GET /readyz` with 200 within `within`.
 pub async fn ready(http: &reqwest::Client, base: &str, within: Duration) -> bool {
     let probe = || async move {

@@ -11,7 +11,7 @@ use herald_store::contract::postgres::TestSchema;
 use herald_testkit::{Herald, Store};
 use serde_json::Value;
 
-pub use herald_testkit::{Call, RawAnswer, Reply, StepService, event_types, free_port, raw, sequential, step};
+pub use herald_testkit::{Call, RawAnswer, Reply, StepService, event_types, free_port, raw, sequential, settled, step};
 
 /// The store a test target runs every herald on: its `main.rs` names it
 /// (`const BACKEND`), and says which tests need SQLite (`sqlite_only!`).

@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 const SECRET: &str = "webhook-secret-0123456789";
+/// Longer than any backoff of these tests' notifications: a delivery still
+/// to come would have come.
+const QUIET: Duration = Duration::from_millis(500);
 
 /// A receiver that records every delivery and answers the scripted statuses
 /// (then 200).
@@ -71,14 +74,6 @@ async fn app_with_webhook_circuit(url: String, circuit: Option<CircuitConfig>) -
     .await
 }
 
-async fn until(limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_webhook_is_signed_retried_until_it_lands_and_verifies_only_as_sent() {
     let r = Receiver::default();
@@ -87,9 +82,9 @@ async fn a_webhook_is_signed_retried_until_it_lands_and_verifies_only_as_sent() 
     let id = app.start_id("order", json!({"user": "alice"})).await;
     app.wait_final(&id).await;
 
-    until(Duration::from_secs(10), || r.got.lock().unwrap().len() >= 3).await;
+    let count = settled("deliveries", 3, QUIET, Duration::from_secs(10), || r.got.lock().unwrap().len()).await;
+    assert_eq!(count, 3, "two failures, then delivered; no more");
     let got = r.got.lock().unwrap().clone();
-    assert_eq!(got.len(), 3, "two failures, then delivered; no more");
     let (sig, body) = &got[2];
     let now = chrono::Utc::now().timestamp();
     assert_eq!(signature::verify(SECRET.as_bytes(), sig, "POST", "/hook", body, now), Ok(()));
@@ -178,7 +173,8 @@ async fn a_dead_lettered_webhook_is_sent_again_when_redriven() {
         .await
         .unwrap();
     assert_eq!(redriven.status(), 204);
-    until(Duration::from_secs(10), || r.got.lock().unwrap().len() == 4).await;
+    let count = settled("deliveries", 4, QUIET, Duration::from_secs(10), || r.got.lock().unwrap().len()).await;
+    assert_eq!(count, 4, "the redriven notification, sent once");
 
     let (sig, body) = r.got.lock().unwrap()[3].clone();
     assert_eq!(
@@ -201,8 +197,8 @@ async fn while_the_receivers_circuit_is_open_a_webhook_waits_without_spending_at
 
     // Two failures opened the circuit long before the 60 ms backoff ran
     // out; the third and last attempt waited for it instead of failing on it.
-    until(Duration::from_secs(10), || r.got.lock().unwrap().len() >= 3).await;
-    assert_eq!(r.got.lock().unwrap().len(), 3, "delivered on the third attempt");
+    let count = settled("deliveries", 3, QUIET, Duration::from_secs(10), || r.got.lock().unwrap().len()).await;
+    assert_eq!(count, 3, "delivered on the third attempt");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }
 
@@ -224,8 +220,7 @@ async fn webhooks_to_a_receiver_that_refuses_connections_wait_and_spend_no_attem
     let r = Receiver::default();
     receiver_on(r.clone(), port).await;
 
-    until(Duration::from_secs(15), || r.got.lock().unwrap().len() >= 10).await;
-    let got = r.got.lock().unwrap().clone();
-    assert_eq!(got.len(), 10, "each notification delivered once, on the attempt that reached it");
+    let count = settled("deliveries", 10, QUIET, Duration::from_secs(15), || r.got.lock().unwrap().len()).await;
+    assert_eq!(count, 10, "each notification delivered once, on the attempt that reached it");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }
