@@ -33,7 +33,7 @@ struct Run {
     http: reqwest::Client,
     calls: Arc<Mutex<HashMap<String, u32>>>,
     config: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// herald's configuration: one workflow whose operations each wait out an
@@ -69,13 +69,7 @@ async fn run() -> Run {
         ),
     )
     .unwrap();
-    Run {
-        base: format!("http://127.0.0.1:{port}"),
-        http: client_within(Duration::from_secs(30)),
-        calls,
-        config,
-        _dir: dir,
-    }
+    Run { base: format!("http://127.0.0.1:{port}"), http: client_within(Duration::from_secs(30)), calls, config, dir }
 }
 
 impl Run {
@@ -183,7 +177,7 @@ fn faketime() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_clock_steps_fire_each_timer_once() {
     let run = run().await;
-    let clock = run._dir.path().join("clock");
+    let clock = run.dir.path().join("clock");
     std::fs::write(&clock, "+0").unwrap();
     let herald = run.spawn(Some(&clock));
     let ids = run.start().await;

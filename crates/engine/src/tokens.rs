@@ -61,24 +61,24 @@ impl Tokens {
     /// constant time, so a forged token is told nothing about its expiry.
     pub fn verify_at(&self, op: &str, step: &str, token: &str, now: Time) -> Result<u32, Refused> {
         let mut parts = token.splitn(3, '.');
-        let (Some(attempt), Some(expires), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
+        let (Some(attempt_text), Some(expires_text), Some(mac_text)) = (parts.next(), parts.next(), parts.next())
+        else {
             return Err(Refused::Invalid);
         };
-        let (Ok(attempt_n), Ok(expires_n), Ok(mac_bytes)) =
-            (attempt.parse::<u32>(), expires.parse::<i64>(), hex::decode(mac))
+        let (Ok(attempt), Ok(expires), Ok(mac)) =
+            (attempt_text.parse::<u32>(), expires_text.parse::<i64>(), hex::decode(mac_text))
         else {
             return Err(Refused::Invalid);
         };
         // One spelling per token, as issued: no sign, no leading zero,
         // lowercase hex.
-        let as_issued = attempt == attempt_n.to_string()
-            && expires == expires_n.to_string()
-            && !mac.bytes().any(|b| b.is_ascii_uppercase());
+        let as_issued = attempt_text == attempt.to_string()
+            && expires_text == expires.to_string()
+            && !mac_text.bytes().any(|b| b.is_ascii_uppercase());
         if !as_issued {
             return Err(Refused::Invalid);
         }
-        let (attempt, expires) = (attempt_n, expires_n);
-        self.mac(op, step, attempt, expires).verify_slice(&mac_bytes).map_err(|_| Refused::Invalid)?;
+        self.mac(op, step, attempt, expires).verify_slice(&mac).map_err(|_| Refused::Invalid)?;
         if now.timestamp() > expires {
             return Err(Refused::Expired);
         }

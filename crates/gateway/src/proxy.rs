@@ -69,10 +69,7 @@ pub async fn forward(
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let limit = gw.config.max_body_bytes;
-    let length = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if length.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
-    }
+    let length = herald_http::conn::announced_length(&parts.headers, limit)?;
     let safe = is_idempotent(&parts.method) || parts.headers.contains_key(forward::IDEMPOTENCY_KEY);
     let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
     let small = !chunked && length.unwrap_or(0) <= gw.config.retry_buffer_bytes;

@@ -158,20 +158,22 @@ async fn complete(s: Shared, callback: Value, key: String) {
     // A callback whose answer was lost (herald died mid-request) may have
     // been taken: asked again, herald then says the step is done (409).
     let mut lost = false;
-    while Instant::now() < deadline {
+    let taken = loop {
+        if Instant::now() >= deadline {
+            break false;
+        }
         let sent = s.http.post(url).bearer_auth(token).json(&json!({"result": {"confirmed": true}})).send().await;
         match sent.map(|r| r.status().as_u16()) {
-            Ok(code @ (200..=299 | 409)) if code != 409 || lost => {
-                s.inner.lock().unwrap().ledger.completed.entry(key).or_default().push(Instant::now());
-                return;
-            }
-            Ok(401 | 409) => return,
-            Err(_) => {
-                lost = true;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(200..=299) => break true,
+            Ok(409) => break lost,
+            Ok(401) => break false,
+            Err(_) => lost = true,
+            Ok(_) => {}
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if taken {
+        s.inner.lock().unwrap().ledger.completed.entry(key).or_default().push(Instant::now());
     }
 }
 

@@ -15,7 +15,7 @@ fn value() -> impl Strategy<Value = String> {
         Just("\"/p\"".to_string()),
         Just("\"hold\"".to_string()),
         Just("\"skip\"".to_string()),
-        "-?[0-9]{1,22}".prop_map(|n| n),
+        "-?[0-9]{1,22}",
         Just("1.5e308".to_string()),
         Just("true".to_string()),
         Just("[\"a\", \"a\"]".to_string()),
@@ -23,7 +23,7 @@ fn value() -> impl Strategy<Value = String> {
         Just("{ topic = \"t\", type = \"T\", timeout = \"1s\" }".to_string()),
         Just("{ attempts = 0, initial = \"1ms\", max = \"0s\", multiplier = -2.0, jitter = 7.0 }".to_string()),
         Just("{ key = \"/x\", on_conflict = \"ask\" }".to_string()),
-        "\"[ -~&&[^\"\\\\]]{0,10}\"".prop_map(|s| s),
+        "\"[ -~&&[^\"\\\\]]{0,10}\"",
     ]
 }
 

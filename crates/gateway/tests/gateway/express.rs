@@ -40,7 +40,7 @@ pub async fn exchange(addr: &str, requests: &[u8], methods: &[&str]) -> Vec<Answ
 
 /// One whole answer at the start of `buf` (Content-Length or chunked; none
 /// for a `HEAD`), and the bytes it took.
-fn parse(buf: &[u8], head_only: bool) -> Option<(Answer, usize)> {
+pub fn parse(buf: &[u8], head_only: bool) -> Option<(Answer, usize)> {
     let mut slots = [httparse::EMPTY_HEADER; 64];
     let mut resp = httparse::Response::new(&mut slots);
     let httparse::Status::Complete(head) = resp.parse(buf).unwrap() else { return None };

@@ -13,7 +13,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{herald, upstream::Upstream};
+use super::{express::parse, herald, upstream::Upstream};
 
 /// The request hidden in each case: the instance must never be called at
 /// `/smuggled`.
@@ -163,41 +163,21 @@ async fn statuses(addr: &str, bytes: &str) -> Vec<u16> {
         }
     });
     read.await.unwrap_or_else(|_| panic!("{addr} closes the connection within 10 s: {bytes:?}"));
-    let heads = request.matches("HEAD ").count();
-    answers(&buf, heads)
+    answers(&buf, request.contains("HEAD "))
 }
 
-/// The statuses of the answers in `buf`; the first `heads` answers with a
-/// 200 are to `HEAD` requests (no body).
-fn answers(mut buf: &[u8], mut heads: usize) -> Vec<u16> {
+/// The statuses of the answers in `buf`. Only the pipelined case sends a
+/// `HEAD`, second on its connection: when `heads`, the second answer has
+/// no body.
+fn answers(mut buf: &[u8], heads: bool) -> Vec<u16> {
     let mut out = Vec::new();
     while !buf.is_empty() {
-        let mut slots = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut slots);
-        let Ok(httparse::Status::Complete(head)) = resp.parse(buf) else {
+        let head_only = heads && out.len() == 1;
+        let Some(((status, ..), used)) = parse(buf, head_only) else {
             panic!("not a whole answer: {:?}", String::from_utf8_lossy(buf))
         };
-        let status = resp.code.unwrap();
-        let header = |n: &str| resp.headers.iter().find(|h| h.name.eq_ignore_ascii_case(n)).map(|h| h.value);
-        let len = if out.len() == 1 && heads > 0 && status == 200 {
-            heads -= 1;
-            0
-        } else if header("transfer-encoding").is_some() {
-            let mut at = head;
-            loop {
-                let httparse::Status::Complete((used, size)) = httparse::parse_chunk_size(&buf[at..]).unwrap() else {
-                    panic!("a cut chunk")
-                };
-                at += used + size as usize + 2;
-                if size == 0 {
-                    break at - head;
-                }
-            }
-        } else {
-            header("content-length").map_or(0, |v| std::str::from_utf8(v).unwrap().trim().parse().unwrap())
-        };
         out.push(status);
-        buf = &buf[head + len..];
+        buf = &buf[used..];
     }
     out
 }

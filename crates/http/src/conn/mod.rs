@@ -16,3 +16,15 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head; a larger one is answered 431.
 pub const MAX_HEAD: usize = 32 * 1024;
+
+/// A request's announced `Content-Length`, refused (413) past `limit` at
+/// once: not after that much has come, nor after the body's timeout.
+pub fn announced_length(headers: &axum::http::HeaderMap, limit: u64) -> Result<Option<u64>, crate::problem::ApiError> {
+    let length = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match length {
+        Some(n) if n > limit => {
+            Err(crate::problem::ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")))
+        }
+        _ => Ok(length),
+    }
+}

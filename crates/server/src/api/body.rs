@@ -36,12 +36,7 @@ impl<S: Send + Sync> FromRequest<S> for Posted {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(usize::MAX);
         let headers = req.headers().clone();
-        // Refused on what it announces, at once, rather than once that
-        // much has come (or the body's timeout has passed).
-        let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if announced.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes")));
-        }
+        herald_http::conn::announced_length(&headers, limit as u64)?;
         match Bytes::from_request(req, state).await {
             Ok(body) => Ok(Posted { headers, body }),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {

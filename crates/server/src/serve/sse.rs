@@ -41,21 +41,12 @@ pub fn recognise(req: &httparse::Request<'_, '_>) -> Option<Request> {
     if !is_stream {
         return None;
     }
-    let header = |name: &str| {
-        req.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
-            .map(str::to_string)
-    };
+    let raw = |name: &str| req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+    let header = |name: &str| raw(name).and_then(|v| std::str::from_utf8(v).ok()).map(str::to_string);
     Some(Request {
         target: target.to_string(),
         // Kept even when not UTF-8, to be refused as what it is.
-        last_event_id: req
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case("last-event-id"))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned()),
+        last_event_id: raw("last-event-id").map(|v| String::from_utf8_lossy(v).into_owned()),
         authorization: header("authorization"),
         host: header("host"),
     })

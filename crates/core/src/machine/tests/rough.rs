@@ -206,7 +206,10 @@ proptest! {
         // event delivered, every timer fired when nothing else is left.
         for _ in 0..1000 {
             if sim.op.is_final() { break; }
-            if let Some(s) = sim.op.steps.iter().find(|s| s.awaiting_callback && !sim.wf.steps.iter().any(|d| d.name == s.name && matches!(d.action, workflow::Action::Await(_)))) {
+            // A call's callback (an await's is its event, below).
+            let called_back = sim.op.steps.iter().zip(&sim.wf.steps)
+                .find(|(s, d)| s.awaiting_callback && !matches!(d.action, workflow::Action::Await(_)));
+            if let Some((s, _)) = called_back {
                 let (step, attempt) = (s.name.clone(), s.attempts);
                 sim.apply(Command::Callback { step, attempt, outcome: done(), sample: 0.0 }).unwrap();
             } else if redrive(&mut sim, 0) {
