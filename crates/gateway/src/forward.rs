@@ -86,12 +86,15 @@ pub struct Peer {
     ip: String,
     /// `Forwarded`'s node: IPv6 quoted in brackets (RFC 7239 §6).
     node: String,
+    /// The scheme the client came in by.
+    proto: &'static [u8],
 }
 
 impl Peer {
-    pub fn new(ip: IpAddr) -> Peer {
+    /// The client at `ip`, connected over TLS when `secure`.
+    pub fn new(ip: IpAddr, secure: bool) -> Peer {
         let node = if ip.is_ipv6() { format!("\"[{ip}]\"") } else { ip.to_string() };
-        Peer { ip: ip.to_string(), node }
+        Peer { ip: ip.to_string(), node, proto: if secure { b"https" } else { b"http" } }
     }
 
     pub fn ip(&self) -> &str {
@@ -198,9 +201,10 @@ impl Added<'_> {
             let [before, comma]: [&[u8]; 2] = self.forwarded.map_or([b"", b""], |b| [b, b", "]);
             let host = self.host.filter(|h| std::str::from_utf8(h).is_ok());
             let [open, host, close]: [&[u8]; 3] = host.map_or([b"", b"", b""], |h| [b";host=\"", h, b"\""]);
-            put(&header::FORWARDED, &[before, comma, b"for=", peer.node.as_bytes(), b";proto=http", open, host, close]);
+            let node = peer.node.as_bytes();
+            put(&header::FORWARDED, &[before, comma, b"for=", node, b";proto=", peer.proto, open, host, close]);
         }
-        put(&X_FORWARDED_PROTO, &[b"http"]);
+        put(&X_FORWARDED_PROTO, &[self.peer.map_or(b"http", |p| p.proto)]);
         if let Some(v) = self.host {
             put(&X_FORWARDED_HOST, &[v]);
         }
@@ -252,7 +256,7 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("authorization", "Bearer t"),
         ]);
-        let peer = Peer::new("192.0.2.7".parse().unwrap());
+        let peer = Peer::new("192.0.2.7".parse().unwrap(), false);
         let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"), None);
         for gone in ["connection", "x-secret-hop", "transfer-encoding", "host"] {
             assert!(!out.contains_key(gone), "{gone} was passed on");
@@ -278,13 +282,14 @@ mod tests {
     }
 
     #[test]
-    fn repeated_headers_pass_whole_and_an_ipv6_client_is_quoted() {
+    fn repeated_headers_pass_whole_and_an_ipv6_client_over_tls_is_quoted_and_https() {
         let incoming = headers(&[("accept", "text/plain"), ("accept", "application/json")]);
-        let peer = Peer::new("2001:db8::1".parse().unwrap());
+        let peer = Peer::new("2001:db8::1".parse().unwrap(), true);
         let out = upstream(&incoming, Some(&peer), &HeaderName::from_static("x-correlation-id"), None);
         assert_eq!(out.get_all("accept").iter().count(), 2);
         assert_eq!(out["x-forwarded-for"], "2001:db8::1");
-        assert_eq!(out["forwarded"], "for=\"[2001:db8::1]\";proto=http");
+        assert_eq!(out["forwarded"], "for=\"[2001:db8::1]\";proto=https");
+        assert_eq!(out["x-forwarded-proto"], "https");
     }
 
     #[test]

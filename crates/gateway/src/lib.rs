@@ -182,8 +182,9 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(peer: SocketAddr, affinity: Arc<affinity::Affinity>) -> Client {
-        Client { peer: forward::Peer::new(peer.ip()), affinity }
+    /// `secure`: the connection is TLS.
+    pub fn new(peer: SocketAddr, secure: bool, affinity: Arc<affinity::Affinity>) -> Client {
+        Client { peer: forward::Peer::new(peer.ip(), secure), affinity }
     }
 }
 

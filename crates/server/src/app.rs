@@ -20,6 +20,7 @@ use herald_gateway::{Around, Gateway};
 
 pub struct Application {
     listener: TcpListener,
+    tls: Option<crate::serve::Tls>,
     engine: Engine,
     dispatcher: Dispatcher,
     router: axum::Router,
@@ -43,6 +44,7 @@ impl Application {
         check_lease(&config, &definitions)?;
         check_channels(&config, &definitions)?;
         check_store_pool(&config)?;
+        let tls = config.tls.as_ref().map(crate::serve::Tls::load).transpose()?;
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         config.listen = listener.local_addr()?;
@@ -104,7 +106,7 @@ impl Application {
             streams: Arc::new(crate::streams::Streams::new(config.limits.max_streams_per_user)),
         };
         let router = router::router(state.clone());
-        Ok(Application { listener, engine, dispatcher, router, state })
+        Ok(Application { listener, tls, engine, dispatcher, router, state })
     }
 
     /// Adds routes beside herald's own (the demo's pages and helpers).
@@ -128,6 +130,7 @@ impl Application {
         let hints = self.engine.spawn_hints();
         let housekeeping = spawn_housekeeping(self.engine.clone(), self.state.gateway.clone());
         let health = tokio::spawn(crate::registry::health::run(self.engine.services().clone(), self.engine.stopping()));
+        let reloads = self.tls.as_ref().map(crate::serve::Tls::reload_on_hangup).transpose()?;
         let engine = self.engine.clone();
         let signal = async move {
             shutdown.await;
@@ -135,7 +138,7 @@ impl Application {
             // Ends live streams so the server can drain.
             engine.stopping().cancel();
         };
-        crate::serve::serve(self.listener, router::harden(self.router), self.state, signal).await;
+        crate::serve::serve(self.listener, router::harden(self.router), self.state, self.tls, signal).await;
         self.dispatcher.shutdown(self.engine.shutdown_grace()).await;
         self.engine.shutdown().await;
         // Sending the last spans blocks (the exporter's client is blocking).
@@ -147,6 +150,9 @@ impl Application {
         }
         housekeeping.abort();
         health.abort();
+        if let Some(r) = reloads {
+            r.abort();
+        }
         Ok(())
     }
 }

@@ -29,8 +29,11 @@ pub struct Config {
     /// A folder of workflow files (`*.toml`).
     pub workflows: Option<PathBuf>,
     /// How services reach this server for step callbacks; defaults to
-    /// `http://{listen}`.
+    /// `http://{listen}` (`https://` with `tls`).
     pub public_url: Option<String>,
+    /// HTTPS on the listener, for those who expose herald without a proxy
+    /// in front. Plain HTTP unless set.
+    pub tls: Option<TlsConfig>,
     pub services: BTreeMap<String, ServiceConfig>,
     /// Where instances registered at run time may be.
     pub registry: crate::registry::allow::RegistryConfig,
@@ -64,6 +67,7 @@ impl Default for Config {
             store_pool: None,
             workflows: None,
             public_url: None,
+            tls: None,
             services: BTreeMap::new(),
             registry: Default::default(),
             engine: EngineConfig::default(),
@@ -109,6 +113,17 @@ impl Default for BrokerConfig {
             max_batch: 1000,
         }
     }
+}
+
+/// The listener's certificate and key: PEM files, read at start and again
+/// on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,7 +177,8 @@ impl Config {
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        self.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}", self.listen))
     }
 }
 

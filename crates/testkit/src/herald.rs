@@ -9,7 +9,7 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 /// A running herald: stopped gracefully by [`Herald::stop`], or when dropped.
 pub struct Herald {
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` with `[tls]`).
     pub base: String,
     pub http: reqwest::Client,
     /// Kept alive with the server; its data is in `data/` unless
@@ -141,8 +141,9 @@ impl<'a> Build<'a> {
             workflows::parse_checked(file, text, &config.services).unwrap_or_else(|e| panic!("{file}: {e:#}")).1
         };
         let defs = self.files.iter().map(check).collect();
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
         let app = Application::build_with(config, defs).await.expect("herald starts").merge(self.routes);
-        let base = format!("http://{}", app.local_addr());
+        let base = format!("{scheme}://{}", app.local_addr());
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;

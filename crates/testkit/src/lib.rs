@@ -3,8 +3,8 @@
 //! condition with a deadline, raw HTTP/1.1, a scripted step service, nginx
 //! in front of something, the workflow texts they run, a place of a
 //! test's own on a broker server, `/metrics` read as Prometheus reads it,
-//! an OTLP receiver that keeps the spans sent to it, and a small disk
-//! that fills up.
+//! an OTLP receiver that keeps the spans sent to it, a small disk
+//! that fills up, and certificates for herald's TLS listener.
 //!
 //! Only a dev-dependency, except for the bench, which shares the workflow
 //! fixtures and the readiness wait.
@@ -19,6 +19,7 @@ pub mod otlp;
 pub mod process;
 mod raw;
 mod step_service;
+pub mod tls;
 pub mod tmpfs;
 mod views;
 mod wait;

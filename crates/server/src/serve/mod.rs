@@ -16,11 +16,20 @@
 //! and clients that stop reading. Heads are capped at [`MAX_HEAD`], and
 //! the `Host` rules hold (`herald_http::conn::host`).
 //!
+//! With `[tls]`, each connection's handshake comes first ([`tls`]); its
+//! requests then take the same paths but the express lane, which reads
+//! and writes the TCP socket itself: over TLS the gateway's requests go to
+//! hyper.
+//!
 //! - [`rewind`] — a socket whose first bytes were already read.
 //! - [`sse`] — timeline streams written straight to the socket.
+//! - [`tls`] — the listener's certificate, reloaded on SIGHUP.
 
 mod rewind;
 mod sse;
+mod tls;
+
+pub use tls::Tls;
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
@@ -31,7 +40,7 @@ use herald_http::conn::{BODY_TIMEOUT, HEAD_TIMEOUT, MAX_HEAD, WRITE_TIMEOUT, hos
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
-    io::AsyncReadExt,
+    io::{AsyncRead, AsyncReadExt, AsyncWrite},
     net::{TcpListener, TcpStream},
     sync::Semaphore,
 };
@@ -48,9 +57,38 @@ use crate::{
     state::AppState,
 };
 
-/// Serves `router` until `shutdown` resolves, then waits for open
-/// connections to finish (streams end when the engine stops).
-pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, shutdown: impl Future<Output = ()>) {
+/// What a connection's requests come over: TCP, or TLS on it.
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Do its requests come over TLS (`https`)?
+    const SECURE: bool;
+    /// The TCP socket, when its bytes are the requests themselves (the
+    /// express lane reads and writes it directly).
+    fn plain(&mut self) -> Option<&mut TcpStream>;
+}
+
+impl Socket for TcpStream {
+    const SECURE: bool = false;
+    fn plain(&mut self) -> Option<&mut TcpStream> {
+        Some(self)
+    }
+}
+
+impl Socket for tokio_rustls::server::TlsStream<TcpStream> {
+    const SECURE: bool = true;
+    fn plain(&mut self) -> Option<&mut TcpStream> {
+        None
+    }
+}
+
+/// Serves `router` (over `tls` when given) until `shutdown` resolves, then
+/// waits for open connections to finish (streams end when the engine stops).
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    app: AppState,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()>,
+) {
     let places = app.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let open = Arc::new(Semaphore::new(places));
     let idle = Idle::default();
@@ -83,9 +121,16 @@ pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, s
             }
         };
         let _ = tcp.set_nodelay(true);
-        let conn = connection(tcp, peer, router.clone(), app.clone(), idle.clone());
+        let (router, app, idle, tls) = (router.clone(), app.clone(), idle.clone(), tls.clone());
         tokio::spawn(async move {
-            conn.await;
+            match tls {
+                None => connection(tcp, peer, router, app, idle).await,
+                Some(tls) => {
+                    if let Some(tls) = handshake(&tls, tcp, &app, &idle).await {
+                        connection(tls, peer, router, app, idle).await
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -94,7 +139,30 @@ pub async fn serve(listener: TcpListener, router: axum::Router, app: AppState, s
     let _ = open.acquire_many(places as u32).await;
 }
 
-async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum::Router, app: AppState, idle: Idle) {
+/// The TLS handshake, once the client has begun it: a client that has not
+/// holds its place only while idle connections may, and one that is slow
+/// to finish it is let go as a slow head is.
+async fn handshake(
+    tls: &Tls,
+    tcp: TcpStream,
+    app: &AppState,
+    idle: &Idle,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let stopping = app.engine.stopping();
+    idle.wait(&stopping, tcp.readable()).await?.ok()?;
+    tokio::select! {
+        done = tokio::time::timeout(HEAD_TIMEOUT, tls.accept(tcp)) => done.ok()?.ok(),
+        _ = stopping.cancelled() => None,
+    }
+}
+
+async fn connection<S: Socket>(
+    mut tcp: S,
+    peer: std::net::SocketAddr,
+    router: axum::Router,
+    app: AppState,
+    idle: Idle,
+) {
     let stopping = app.engine.stopping();
     // A client that connected but has not asked anything holds its place
     // only while idle connections may.
@@ -113,12 +181,13 @@ async fn connection(mut tcp: TcpStream, peer: std::net::SocketAddr, router: axum
         return sse::serve(tcp, app, req).await;
     }
     let affinity = Arc::new(Affinity::default());
-    let client = Arc::new(gateway::Client::new(peer, affinity.clone()));
+    let client = Arc::new(gateway::Client::new(peer, S::SECURE, affinity.clone()));
     let mut head = head;
     if app.gateway.config.express
         && matches!(first, First::Gateway)
+        && let Some(plain) = tcp.plain()
         && let gateway::express::End::Closed =
-            gateway::express::serve(&app.gateway, &client, &idle, &mut tcp, &mut head).await
+            gateway::express::serve(&app.gateway, &client, &idle, plain, &mut head).await
     {
         return;
     }
@@ -174,7 +243,7 @@ enum First {
 /// Reads until the first request head, begun in `buf`, is complete (or too
 /// large, or broken: hyper then gives the answer). Answers the bytes read,
 /// and what the request is.
-async fn read_head(tcp: &mut TcpStream, mut buf: BytesMut) -> std::io::Result<(BytesMut, First)> {
+async fn read_head(tcp: &mut impl Socket, mut buf: BytesMut) -> std::io::Result<(BytesMut, First)> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);

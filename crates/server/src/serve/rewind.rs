@@ -8,26 +8,23 @@ use std::{
 };
 
 use bytes::{Buf, Bytes};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// The socket, whose writes give up when the client reads nothing.
-type Socket = Pin<Box<tokio_io_timeout::TimeoutStream<TcpStream>>>;
+use super::Socket;
 
-pub struct Rewind {
+pub struct Rewind<S> {
     prefix: Bytes,
-    inner: Socket,
+    /// The socket, whose writes give up when the client reads nothing.
+    inner: Pin<Box<tokio_io_timeout::TimeoutStream<S>>>,
 }
 
-impl Rewind {
-    pub fn new(prefix: Bytes, inner: Socket) -> Self {
+impl<S: Socket> Rewind<S> {
+    pub fn new(prefix: Bytes, inner: Pin<Box<tokio_io_timeout::TimeoutStream<S>>>) -> Self {
         Rewind { prefix, inner }
     }
 }
 
-impl AsyncRead for Rewind {
+impl<S: Socket> AsyncRead for Rewind<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
@@ -39,7 +36,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<S: Socket> AsyncWrite for Rewind<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.inner.as_mut().poll_write(cx, buf)
     }

@@ -11,10 +11,7 @@
 
 use std::fmt::Write as _;
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::events::{self, KEEP_ALIVE};
 use crate::state::AppState;
@@ -52,7 +49,7 @@ pub fn recognise(req: &httparse::Request<'_, '_>) -> Option<Request> {
     })
 }
 
-pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
+pub async fn serve(mut tcp: impl super::Socket, app: AppState, req: Request) {
     // A stream changes nothing: only the name it was asked under matters.
     if let Err(e) = app.guard.admit_host(req.host.as_deref().map(str::as_bytes)) {
         return problem(&mut tcp, e).await;
@@ -96,7 +93,7 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
     if tcp.write_all(head.as_bytes()).await.is_err() {
         return;
     }
-    let (mut rd, mut wr) = tcp.split();
+    let (mut rd, mut wr) = tokio::io::split(tcp);
     let mut probe = [0u8; 1];
     let mut frame = String::new();
     loop {
@@ -123,7 +120,7 @@ pub async fn serve(mut tcp: TcpStream, app: AppState, req: Request) {
 
 /// The error as the routed handler answers it: its status, its headers
 /// (`WWW-Authenticate`, `Retry-After`) and its problem document.
-async fn problem(tcp: &mut TcpStream, e: ApiError) {
+async fn problem(tcp: &mut impl super::Socket, e: ApiError) {
     use axum::response::IntoResponse;
     let (parts, body) = e.into_response().into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
@@ -149,7 +146,7 @@ fn hardening() -> &'static str {
     &LINES
 }
 
-async fn write_all(tcp: &mut TcpStream, bytes: &[u8]) {
+async fn write_all(tcp: &mut impl super::Socket, bytes: &[u8]) {
     let _ = tcp.write_all(bytes).await;
     let _ = tcp.shutdown().await;
 }

@@ -40,6 +40,7 @@ mod registry;
 mod signing;
 mod sse;
 mod stream_caps;
+mod tls;
 mod topics;
 mod traces;
 mod webhooks;
