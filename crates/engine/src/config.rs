@@ -65,6 +65,8 @@ pub struct EmailConfig {
     pub password: Option<String>,
     /// The sender, e.g. `"Shop <noreply@shop.example>"`.
     pub from: String,
+    /// How long one attempt may take, the whole exchange with the server
+    /// (10 s unless set).
     #[serde(default)]
     pub timeout: Option<Span>,
     /// Defaults: 8 attempts from 1 s, doubling, up to 5 minutes apart.

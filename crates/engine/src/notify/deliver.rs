@@ -84,6 +84,10 @@ impl Webhook {
 pub struct Email {
     mailer: AsyncSmtpTransport<Tokio1Executor>,
     from: lettre::message::Mailbox,
+    /// For the whole exchange of one attempt. lettre's own timeout covers
+    /// only the connect: a server that takes the connection and then says
+    /// nothing (or stalls mid-message) would hold the delivery forever.
+    timeout: Duration,
     retry: RetryPolicy,
 }
 
@@ -97,12 +101,13 @@ impl Email {
             EmailTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)?,
             EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)?,
         };
-        let mut builder = builder.port(c.port).timeout(Some(c.timeout.map_or(Duration::from_secs(10), |t| t.0)));
+        let timeout = c.timeout.map_or(Duration::from_secs(10), |t| t.0);
+        let mut builder = builder.port(c.port).timeout(Some(timeout));
         if let (Some(user), Some(pass)) = (c.username, c.password) {
             builder = builder.credentials(Credentials::new(user, pass));
         }
         let from = c.from.parse().map_err(|e| anyhow::anyhow!("email.from: {e}"))?;
-        Ok((Email { mailer: builder.build(), from, retry: policy(c.retry, "email")? }, service))
+        Ok((Email { mailer: builder.build(), from, timeout, retry: policy(c.retry, "email")? }, service))
     }
 }
 
@@ -295,12 +300,17 @@ async fn send(email: &Email, payload: &Value, lease: Lease) -> Sent {
         Ok(m) => m,
         Err(e) => return Sent::Failed(Failure::permanent(e.to_string())),
     };
-    let e = match email.mailer.send(message).await {
-        Ok(_) => {
+    let e = match tokio::time::timeout(email.timeout, email.mailer.send(message)).await {
+        Ok(Ok(_)) => {
             lease.finish(Verdict::Answered);
             return Sent::Done;
         }
-        Err(e) => e,
+        Ok(Err(e)) => e,
+        Err(_) => {
+            lease.finish(Verdict::TimedOut);
+            let error = format!("the mail server did not answer within {}", humantime::format_duration(email.timeout));
+            return Sent::Failed(Failure { error, retryable: true });
+        }
     };
     // SMTP's 4xx is the server shedding load; 5xx refuses this message only.
     let verdict = match () {

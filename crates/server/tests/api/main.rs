@@ -38,6 +38,7 @@ mod postgres;
 mod push;
 mod registry;
 mod signing;
+mod slow_receivers;
 mod sse;
 mod stream_caps;
 mod tls;
