@@ -10,7 +10,7 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::HeaderMap, routing::post};
-use herald_testkit::{all_succeeded, client_within, free_port, ready, workflow};
+use herald_testkit::{all_succeeded, client_within, eventually, free_port, ready, workflow};
 use serde_json::{Value, json};
 
 /// What the step service saw: calls per idempotency key.
@@ -100,11 +100,8 @@ async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
     });
     let ids: Vec<String> = futures::future::join_all(starts).await.into_iter().map(Result::unwrap).collect();
     // Kill once some steps are done and many are still to come.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while ledger.lock().unwrap().finished < 150 {
-        assert!(tokio::time::Instant::now() < deadline, "steps did not start");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let started = async || (ledger.lock().unwrap().finished >= 150).then_some(());
+    eventually("150 steps finished", Duration::from_secs(30), started).await;
     herald.kill().unwrap(); // SIGKILL
     herald.wait().unwrap();
     let before_kill: HashMap<String, u32> = ledger.lock().unwrap().calls_per_key.clone();
@@ -194,17 +191,13 @@ async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied
     // Killed once the deletions are well under way: the audit store has
     // been busy for some of them.
     let applied = format!("{}/applied", demo.account_url);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("the deletions under way", Duration::from_secs(30), async || {
         let done: Value = http.get(&applied).send().await.unwrap().json().await.unwrap();
         let audit_busy: Value =
             http.get(format!("{}/audit/load", demo.account_url)).send().await.unwrap().json().await.unwrap();
-        if done.as_object().unwrap().len() >= 60 && audit_busy["calls"].as_u64().unwrap() >= 10 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the deletions did not get going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (done.as_object().unwrap().len() >= 60 && audit_busy["calls"].as_u64().unwrap() >= 10).then_some(())
+    })
+    .await;
     herald.kill().unwrap(); // SIGKILL
     herald.wait().unwrap();
 

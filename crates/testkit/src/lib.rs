@@ -30,5 +30,5 @@ pub use net::free_port;
 pub use raw::{RawAnswer, raw};
 pub use step_service::{Call, Reply, StepService};
 pub use views::{event_types, step};
-pub use wait::{all_succeeded, eventually, ready, settled, until};
+pub use wait::{Probe, all_succeeded, eventually, eventually_blocking, ready, settled, until};
 pub use workflow::sequential;

@@ -14,7 +14,12 @@ use std::time::Duration;
 use herald_testkit::BrokerPlace;
 use serde_json::{Value, json};
 
-use crate::{broker_helpers::event, choreography, helpers::*, push};
+use crate::{
+    broker_helpers::{calls, event},
+    choreography,
+    helpers::*,
+    push,
+};
 
 /// The same tests on each backend.
 macro_rules! on_each_backend {
@@ -87,22 +92,10 @@ async fn each_event_is_pushed_and_retried_until_it_lands(place: BrokerPlace) {
 
     app.publish("orders", &event("e1", "OrderPlaced", json!({"data": {"total": 12}}))).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while svc.calls("/events").len() < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "{} of 3 calls", svc.calls("/events").len());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let got = svc.calls("/events");
+    let got = calls(&svc, "/events", 3).await;
     assert!(got.iter().all(|c| c.key == "analytics//tests/e1"), "one idempotency key per event and subscription");
     assert_eq!(got[2].body["data"]["total"], 12);
-    loop {
-        let stats = app.stats("analytics").await;
-        if stats["pending"] == 0 && stats["in_flight"] == 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the event was not acknowledged: {stats}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.acknowledged("analytics", Duration::from_secs(10)).await;
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
 }
 

@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 
 use herald_server::Config;
 
-use super::{broker_helpers::event, helpers::*};
+use super::{
+    broker_helpers::{calls, event},
+    helpers::*,
+};
 
 pub(crate) const ORDER: &str = r#"
 name = "order"
@@ -43,18 +46,6 @@ pub(crate) async fn app_with(svc: &StepService, workflow: &str, tweak: impl FnOn
     app
 }
 
-async fn pushed(svc: &StepService, path: &str) -> Vec<Call> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let calls = svc.calls(path);
-        if !calls.is_empty() {
-            return calls;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing was pushed to {path}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_published_event_reaches_its_subscriber_and_the_answering_events_complete_the_operation() {
     let svc = StepService::start().await;
@@ -67,7 +58,7 @@ async fn a_published_event_reaches_its_subscriber_and_the_answering_events_compl
 pub(crate) async fn the_order_is_told_and_answered(app: &TestApp, svc: &StepService) {
     let id = app.start_id("order", json!({"customer": "alice", "card": "4242424242424242"})).await;
 
-    let placed = pushed(svc, "/warehouse").await[0].body.clone();
+    let placed = calls(svc, "/warehouse", 1).await[0].body.clone();
     assert_eq!(placed["data"]["input"], json!({"customer": "alice"}), "only the fields the step lets out");
     assert_eq!(placed["type"], "OrderPlaced");
     assert_eq!(placed["operationid"], id.as_str(), "the event names its operation");

@@ -9,7 +9,10 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::{broker_helpers::event, helpers::*};
+use super::{
+    broker_helpers::{calls, event},
+    helpers::*,
+};
 
 async fn app(svc: &StepService) -> TestApp {
     spawn_app(&[], svc).await
@@ -18,19 +21,6 @@ async fn app(svc: &StepService) -> TestApp {
 fn push(attempts: u32) -> Value {
     json!({"topic": "orders", "push": {"service": "svc", "path": "/events", "max_in_flight": 8},
            "retry": {"attempts": attempts, "initial": "20ms", "max": "100ms"}})
-}
-
-/// Waits until `path` has had `n` calls; answers them.
-async fn calls(svc: &StepService, path: &str, n: usize) -> Vec<Call> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let calls = svc.calls(path);
-        if calls.len() >= n {
-            return calls;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{} of {n} calls to {path}", calls.len());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]
@@ -46,11 +36,7 @@ async fn each_event_is_pushed_and_retried_until_it_lands() {
     assert!(got.iter().all(|c| c.key == "analytics//tests/e1"), "one idempotency key per event and subscription");
     assert_eq!(got[2].body["data"]["total"], 12, "the event in the CloudEvents JSON format");
     assert_eq!(got[2].body["specversion"], "1.0");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while app.stats("analytics").await["pending"] != 0 || app.stats("analytics").await["in_flight"] != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the event was not acknowledged");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.acknowledged("analytics", Duration::from_secs(5)).await;
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
 }
 
@@ -148,11 +134,8 @@ async fn events_of_one_key_go_to_a_push_consumer_in_order_one_at_a_time() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while seen.lock().unwrap().len() < 30 {
-        assert!(tokio::time::Instant::now() < deadline, "not every event arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let arrived = async || (seen.lock().unwrap().len() >= 30).then_some(());
+    eventually("every event arrived", Duration::from_secs(10), arrived).await;
 
     let seen = seen.lock().unwrap().clone();
     let mut overlapped_across_keys = false;
@@ -261,11 +244,7 @@ async fn events_for_a_consumer_that_refuses_connections_wait_and_spend_no_attemp
     let consumer = StepService::start_on(port).await;
 
     let got = calls(&consumer, "/events", 30).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.stats("audit-log").await["pending"] != 0 || app.stats("audit-log").await["in_flight"] != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "not every event was acknowledged");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.acknowledged("audit-log", Duration::from_secs(10)).await;
     assert_eq!(consumer.calls("/events").len(), 30, "each event delivered once");
     assert!(
         got.iter().all(|c| c.attempt == "1"),
