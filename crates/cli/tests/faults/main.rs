@@ -42,7 +42,7 @@ use std::{
 
 use checks::{Plan, plan};
 use herald::Herald;
-use herald_testkit::{client_within, until};
+use herald_testkit::{client_within, cloud_event, until};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use services::Services;
@@ -117,10 +117,8 @@ async fn client(
         if !matches!(p, Plan::Ship { parcel: true }) {
             continue;
         }
-        let event = json!({
-            "specversion": "1.0", "id": format!("parcel-{i}"), "source": "/faults", "type": "parcel.arrived",
-            "operationid": id, "data": { "customer": format!("c{i}") },
-        });
+        let more = json!({"operationid": id, "data": {"customer": format!("c{i}")}});
+        let event = cloud_event(&format!("parcel-{i}"), "parcel.arrived", more);
         // Published again (the same source and id: stored once) until it
         // is answered; herald may be down for a moment.
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -1,19 +1,10 @@
-//! Helpers for the messaging tests: CloudEvents, publishing, subscriptions.
+//! Helpers for the messaging tests: publishing, subscriptions, what they deliver.
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::helpers::{Call, StepService, TestApp, eventually};
-
-/// A valid CloudEvent in the JSON format, with `extra` attributes.
-pub fn event(id: &str, kind: &str, extra: Value) -> Value {
-    let mut e = json!({"specversion": "1.0", "id": id, "source": "/tests", "type": kind});
-    for (k, v) in extra.as_object().unwrap() {
-        e[k] = v.clone();
-    }
-    e
-}
 
 /// Waits until `path` has had `n` calls (ten seconds at most); answers them.
 pub async fn calls(svc: &StepService, path: &str, n: usize) -> Vec<Call> {

@@ -7,10 +7,7 @@ use serde_json::{Value, json};
 
 use herald_server::Config;
 
-use super::{
-    broker_helpers::{calls, event},
-    helpers::*,
-};
+use super::{broker_helpers::calls, helpers::*};
 
 pub(crate) const ORDER: &str = r#"
 name = "order"
@@ -69,10 +66,11 @@ pub(crate) async fn the_order_is_told_and_answered(app: &TestApp, svc: &StepServ
     assert_eq!(step(&waiting, "announce")["result"]["event_id"], format!("{id}/announce").as_str());
 
     // The warehouse answers: one event by the operationid extension, one by a field of its data.
-    let packed =
-        app.publish("warehouse", &event("p1", "OrderPacked", json!({"operationid": id, "data": {"box": 7}}))).await;
+    let packed = app
+        .publish("warehouse", &cloud_event("p1", "OrderPacked", json!({"operationid": id, "data": {"box": 7}})))
+        .await;
     assert_eq!(packed.status(), 200);
-    app.publish("warehouse", &event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
+    app.publish("warehouse", &cloud_event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
     let op = app.wait_final(&id).await;
 
     assert_eq!(op["status"], "succeeded");
@@ -88,8 +86,8 @@ async fn an_event_that_comes_before_its_step_waits_is_kept_for_it() {
     let app = app(&svc, ORDER).await;
     let id = app.start_id("order", json!({"customer": "bob"})).await;
 
-    app.publish("warehouse", &event("p1", "OrderPacked", json!({"operationid": id}))).await;
-    app.publish("warehouse", &event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
+    app.publish("warehouse", &cloud_event("p1", "OrderPacked", json!({"operationid": id}))).await;
+    app.publish("warehouse", &cloud_event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
     let early = app.wait_for(&id, Duration::from_secs(5), |op| step(op, "shipped")["received"].is_object()).await;
     assert_eq!(early["status"], "running");
     gate.add_permits(1);

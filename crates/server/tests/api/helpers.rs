@@ -12,7 +12,8 @@ use herald_testkit::{Herald, Store};
 use serde_json::Value;
 
 pub use herald_testkit::{
-    Call, RawAnswer, Reply, StepService, event_types, eventually, free_port, raw, sequential, settled, step,
+    Call, RawAnswer, Reply, StepService, cloud_event, event_types, eventually, free_port, raw, sequential, settled,
+    step,
 };
 
 /// The store a test target runs every herald on: its `main.rs` names it

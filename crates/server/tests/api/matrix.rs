@@ -199,7 +199,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
     assert_eq!(pulls.send().await.unwrap().status(), 201);
     let notification = format!("nt_{}", &alices[3..]);
 
-    let event = json!({"specversion": "1.0", "id": "e1", "source": "/matrix", "type": "Placed", "data": {}});
+    let event = cloud_event("e1", "Placed", json!({"data": {}}));
     let push = json!({"topic": "payments", "push": {"service": "payment", "path": "/in"}});
     let gone = |mut r: Row, status| {
         r.also = Some(status);
