@@ -10,7 +10,11 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::HeaderMap, routing::post};
-use herald_testkit::{all_succeeded, client_within, eventually, free_port, ready, workflow};
+use herald_testkit::{
+    all_succeeded, client_within, eventually, free_port,
+    process::{Serve, serve},
+    ready, workflow,
+};
 use serde_json::{Value, json};
 
 /// What the step service saw: calls per idempotency key.
@@ -69,7 +73,7 @@ fn write_config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
 }
 
 fn spawn_herald(config: &Path) -> Child {
-    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config).spawn().expect("the herald binary starts")
+    serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(config)).spawn().expect("the herald binary starts")
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {

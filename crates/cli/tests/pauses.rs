@@ -13,7 +13,11 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
-use herald_testkit::{client_within, eventually, free_port, ready};
+use herald_testkit::{
+    client_within, eventually, free_port,
+    process::{Serve, serve},
+    ready,
+};
 use serde_json::{Value, json};
 
 /// Operations per run.
@@ -74,7 +78,7 @@ async fn run() -> Run {
 
 impl Run {
     fn spawn(&self, clock: Option<&Path>) -> Child {
-        let mut cmd = herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), &self.config);
+        let mut cmd = serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(&self.config));
         if let Some(file) = clock {
             cmd.env("LD_PRELOAD", faketime())
                 .env("FAKETIME_TIMESTAMP_FILE", file)

@@ -11,6 +11,7 @@ use std::{
 use herald_testkit::{
     Reply, StepService, client_within, free_port,
     otlp::{Receiver, Span},
+    process::{Serve, serve},
     ready, sequential,
 };
 use serde_json::{Value, json};
@@ -35,7 +36,7 @@ fn config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
 
 fn spawn(config: &Path, receiver: &Receiver, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config)
+    serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(config))
         .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &receiver.endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .env("OTEL_SERVICE_NAME", "herald-under-test")

@@ -8,7 +8,11 @@ use std::{
     time::Duration,
 };
 
-use herald_testkit::{eventually, free_port, ready};
+use herald_testkit::{
+    eventually, free_port,
+    process::{Serve, serve},
+    ready,
+};
 use serde_json::Value;
 
 const RETRY: &str = "retry = { attempts = 12, initial = \"20ms\", max = \"300ms\" }\ntimeout = \"3s\"\n";
@@ -160,5 +164,5 @@ impl Drop for Herald {
 }
 
 fn spawn(config: &Path) -> Child {
-    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config).spawn().expect("the herald binary starts")
+    serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(config)).spawn().expect("the herald binary starts")
 }

@@ -14,7 +14,11 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use harness::{Cluster, Spec};
 use herald_store::contract::postgres::TestSchema;
-use herald_testkit::{Reply, StepService, eventually, until, workflow};
+use herald_testkit::{
+    Reply, StepService, eventually,
+    process::{Serve, serve},
+    until, workflow,
+};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -240,9 +244,7 @@ async fn start_up_on_an_unreachable_or_missing_database_says_what_to_fix() {
 /// it printed (stdout and stderr).
 async fn serve_fails(store: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", store, "--data-dir"])
-        .arg(dir.path())
+    let mut child = serve(env!("CARGO_BIN_EXE_herald"), Serve::Store { store, data_dir: dir.path() })
         .current_dir(dir.path())
         .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
         .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
