@@ -9,7 +9,11 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use herald_testkit::{free_port, ready, workflow};
+use herald_testkit::{
+    free_port,
+    process::{Serve, serve},
+    ready, workflow,
+};
 
 pub struct Procs {
     /// The first node's URL.
@@ -128,12 +132,8 @@ pub fn start(t: Target) -> anyhow::Result<Procs> {
                 t.engine_paused,
             ),
         )?;
-        let herald = Command::new(&exe)
-            .args(["serve", "--config"])
-            .arg(&config)
+        let herald = serve(&exe, Serve::Config(&config))
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .spawn()
             .context("starting herald")?;
         procs.heralds.push(herald);

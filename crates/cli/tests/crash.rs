@@ -4,13 +4,17 @@
 use std::{
     collections::HashMap,
     path::Path,
-    process::{Child, Command},
+    process::Child,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use axum::{Router, extract::State, http::HeaderMap, routing::post};
-use herald_testkit::{all_succeeded, client_within, free_port, ready, workflow};
+use herald_testkit::{
+    all_succeeded, client_within, eventually, free_port,
+    process::{Serve, serve},
+    ready, workflow,
+};
 use serde_json::{Value, json};
 
 /// What the step service saw: calls per idempotency key.
@@ -69,7 +73,7 @@ fn write_config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
 }
 
 fn spawn_herald(config: &Path) -> Child {
-    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config).spawn().expect("the herald binary starts")
+    serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(config)).spawn().expect("the herald binary starts")
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
@@ -100,17 +104,14 @@ async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
     });
     let ids: Vec<String> = futures::future::join_all(starts).await.into_iter().map(Result::unwrap).collect();
     // Kill once some steps are done and many are still to come.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while ledger.lock().unwrap().finished < 150 {
-        assert!(tokio::time::Instant::now() < deadline, "steps did not start");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let started = async || (ledger.lock().unwrap().finished >= 150).then_some(());
+    eventually("150 steps finished", Duration::from_secs(30), started).await;
     herald.kill().unwrap(); // SIGKILL
     herald.wait().unwrap();
     let before_kill: HashMap<String, u32> = ledger.lock().unwrap().calls_per_key.clone();
     assert!(before_kill.len() < 600, "the kill landed mid-run ({} of 600 steps reached)", before_kill.len());
 
-    let mut herald = spawn_herald(&config);
+    let herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
     all_succeeded(&http, &base, "order", 200, Duration::from_secs(90)).await;
     // At-least-once calls: a step reached before the kill may be called
@@ -140,9 +141,7 @@ async fn a_kill_9_mid_run_loses_no_operation_and_applies_no_step_twice() {
             assert_eq!(done, 1, "{id}/{s} recorded once");
         }
     }
-    let _ = Command::new("kill").arg("-TERM").arg(herald.id().to_string()).status();
-    let status = herald.wait().unwrap();
-    assert!(status.success(), "SIGTERM stops herald cleanly (exit {status:?})");
+    herald_testkit::process::stop(herald);
 }
 
 /// herald on the demo's account service (run here, so it outlives herald's
@@ -194,21 +193,17 @@ async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied
     // Killed once the deletions are well under way: the audit store has
     // been busy for some of them.
     let applied = format!("{}/applied", demo.account_url);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("the deletions under way", Duration::from_secs(30), async || {
         let done: Value = http.get(&applied).send().await.unwrap().json().await.unwrap();
         let audit_busy: Value =
             http.get(format!("{}/audit/load", demo.account_url)).send().await.unwrap().json().await.unwrap();
-        if done.as_object().unwrap().len() >= 60 && audit_busy["calls"].as_u64().unwrap() >= 10 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the deletions did not get going");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (done.as_object().unwrap().len() >= 60 && audit_busy["calls"].as_u64().unwrap() >= 10).then_some(())
+    })
+    .await;
     herald.kill().unwrap(); // SIGKILL
     herald.wait().unwrap();
 
-    let mut herald = spawn_herald(&config);
+    let herald = spawn_herald(&config);
     wait_ready(&http, &base).await;
     all_succeeded(&http, &base, "delete-account", 60, Duration::from_secs(120)).await;
 
@@ -223,6 +218,5 @@ async fn sixty_deletions_across_a_kill_9_all_succeed_none_held_each_step_applied
             assert_eq!(done[format!("{id}/{step}")], 1, "{id}/{step} applied once: {done}");
         }
     }
-    let _ = Command::new("kill").arg("-TERM").arg(herald.id().to_string()).status();
-    assert!(herald.wait().unwrap().success());
+    herald_testkit::process::stop(herald);
 }

@@ -4,7 +4,12 @@
 
 use std::{path::Path, time::Duration};
 
-use herald_testkit::{auth::hs256_jwt, client, free_port, ready};
+use herald_testkit::{
+    auth::hs256_jwt,
+    client, free_port,
+    process::{Serve, serve},
+    ready,
+};
 use serde_json::{Value, json};
 
 const SECRET: &str = "a-logging-test-secret-of-32-characters";
@@ -27,7 +32,7 @@ async fn a_token_in_a_query_string_is_never_logged_even_at_debug_level() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = dir.path().join("herald.log");
-    let mut herald = herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), &config(dir.path(), port))
+    let mut herald = serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(&config(dir.path(), port)))
         .env("RUST_LOG", "debug")
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()

@@ -7,13 +7,17 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::Child,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use axum::{Router, extract::State, http::HeaderMap, http::StatusCode, routing::post};
-use herald_testkit::{client_within, eventually, free_port, ready};
+use herald_testkit::{
+    client_within, eventually, free_port,
+    process::{Serve, serve, signal, stop},
+    ready,
+};
 use serde_json::{Value, json};
 
 /// Operations per run.
@@ -74,7 +78,7 @@ async fn run() -> Run {
 
 impl Run {
     fn spawn(&self, clock: Option<&Path>) -> Child {
-        let mut cmd = herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), &self.config);
+        let mut cmd = serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(&self.config));
         if let Some(file) = clock {
             cmd.env("LD_PRELOAD", faketime())
                 .env("FAKETIME_TIMESTAMP_FILE", file)
@@ -137,29 +141,20 @@ fn count(op: &Value, kind: &str) -> usize {
     op["timeline"].as_array().unwrap().iter().filter(|e| e["type"] == kind).count()
 }
 
-fn signal(child: &Child, sig: &str) {
-    assert!(Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success());
-}
-
-fn stop(mut child: Child) {
-    signal(&child, "-TERM");
-    assert!(child.wait().unwrap().success(), "SIGTERM stops herald cleanly");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_herald_fires_each_timer_once_when_thawed() {
     let run = run().await;
     let herald = run.spawn(None);
     let ids = run.start().await;
     // Frozen past the awaits' timeouts…
-    signal(&herald, "-STOP");
+    signal(herald.id(), "STOP");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    signal(&herald, "-CONT");
+    signal(herald.id(), "CONT");
     // …and again past the retries' backoff.
     run.all_reached(&ids, "step_retrying", Duration::from_secs(30)).await;
-    signal(&herald, "-STOP");
+    signal(herald.id(), "STOP");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    signal(&herald, "-CONT");
+    signal(herald.id(), "CONT");
     run.each_timer_fired_once(&ids).await;
     stop(herald);
 }

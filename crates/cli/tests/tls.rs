@@ -5,12 +5,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command},
+    process::Child,
     time::Duration,
 };
 
 use herald_testkit::{
     eventually, free_port,
+    process::{Serve, signal, stop},
     tls::{self, Pair},
 };
 
@@ -35,15 +36,11 @@ fn files(dir: &Path, port: u16) -> Files {
 }
 
 fn start(f: &Files) -> Child {
-    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), &f.config)
+    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(&f.config))
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&f.log).unwrap())
         .spawn()
         .expect("the herald binary starts")
-}
-
-fn signal(child: &Child, sig: &str) {
-    assert!(Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success());
 }
 
 #[tokio::test]
@@ -54,7 +51,7 @@ async fn a_certificate_replaced_on_disk_is_served_after_sighup_and_a_broken_one_
     let f = files(dir.path(), port);
     let (first, second) = (Pair::new(), Pair::new());
     first.write(&f.cert, &f.key);
-    let mut herald = start(&f);
+    let herald = start(&f);
     let base = format!("https://127.0.0.1:{port}");
     assert!(herald_testkit::ready(&tls::client(&first), &base, Duration::from_secs(30)).await, "herald is not up");
     assert_eq!(tls::presented(addr, &[&first, &second]).await.unwrap(), first.der);
@@ -64,7 +61,7 @@ async fn a_certificate_replaced_on_disk_is_served_after_sighup_and_a_broken_one_
     assert_eq!(kept.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
 
     second.write(&f.cert, &f.key);
-    signal(&herald, "-HUP");
+    signal(herald.id(), "HUP");
     eventually("the new certificate is presented", Duration::from_secs(10), || async {
         (tls::presented(addr, &[&first, &second]).await.ok()? == second.der).then_some(())
     })
@@ -79,7 +76,7 @@ async fn a_certificate_replaced_on_disk_is_served_after_sighup_and_a_broken_one_
         let refusals = std::fs::read_to_string(&f.log).unwrap().matches("not reloaded").count();
         tls::replace(&f.cert, cert);
         tls::replace(&f.key, key);
-        signal(&herald, "-HUP");
+        signal(herald.id(), "HUP");
         eventually("the reload is refused", Duration::from_secs(10), || async {
             let log = std::fs::read_to_string(&f.log).unwrap();
             (log.matches("not reloaded").count() > refusals).then_some(())
@@ -92,8 +89,7 @@ async fn a_certificate_replaced_on_disk_is_served_after_sighup_and_a_broken_one_
     let log = std::fs::read_to_string(&f.log).unwrap();
     assert!(log.contains(&f.key.display().to_string()), "the refusal names the file:\n{log}");
 
-    signal(&herald, "-TERM");
-    assert!(herald.wait().unwrap().success(), "SIGTERM stops herald cleanly");
+    stop(herald);
 }
 
 #[tokio::test]

@@ -4,13 +4,14 @@
 
 use std::{
     path::Path,
-    process::{Child, Command},
+    process::Child,
     time::Duration,
 };
 
 use herald_testkit::{
     Reply, StepService, client_within, free_port,
     otlp::{Receiver, Span},
+    process::{Serve, serve},
     ready, sequential,
 };
 use serde_json::{Value, json};
@@ -35,7 +36,7 @@ fn config(dir: &Path, port: u16, svc: &str) -> std::path::PathBuf {
 
 fn spawn(config: &Path, receiver: &Receiver, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config)
+    serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(config))
         .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &receiver.endpoint)
         .env("OTEL_BSP_SCHEDULE_DELAY", "50")
         .env("OTEL_SERVICE_NAME", "herald-under-test")
@@ -72,7 +73,7 @@ async fn spans_share_one_trace_across_a_kill_9_and_json_logs_name_the_operation(
     herald.kill().unwrap(); // SIGKILL
     herald.wait().unwrap();
 
-    let mut herald = spawn(&config, &receiver, &log);
+    let herald = spawn(&config, &receiver, &log);
     assert!(ready(&http, &base, Duration::from_secs(30)).await, "herald did not come back");
     let token = called.body["callback"]["token"].as_str().unwrap().to_string();
     let url = format!("{base}/v1/operations/{id}/steps/a:complete");
@@ -80,8 +81,7 @@ async fn spans_share_one_trace_across_a_kill_9_and_json_logs_name_the_operation(
     assert_eq!(done.status(), 200);
     let finished = |s: &[Span]| s.iter().any(|s| s.name == "operation order");
     let all = receiver.when("the operation's span exported", Duration::from_secs(20), finished).await;
-    let _ = Command::new("kill").arg("-TERM").arg(herald.id().to_string()).status();
-    let _ = herald.wait();
+    herald_testkit::process::stop(herald);
 
     let ours: Vec<&Span> = all
         .iter()

@@ -8,14 +8,13 @@
 //! (`.ci/run` installs both). Without them the tests say so and pass,
 //! unless `HERALD_TEST_UI=require` (as in CI), where they fail.
 
-use std::{
-    io::{BufRead, BufReader},
-    path::PathBuf,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{path::PathBuf, process::Command, time::Duration};
 
-use herald_testkit::{Reply, StepService, client, free_port, ready};
+use herald_testkit::{
+    Reply, StepService, client, free_port,
+    process::{Serve, announced, serve},
+    ready,
+};
 use serde_json::{Value, json};
 
 fn workspace() -> PathBuf {
@@ -78,26 +77,11 @@ fn the_demo_page_tells_a_declined_order_as_it_happened() {
     let data = tempfile::tempdir().unwrap();
     let log = data.path().join("demo.log");
     // herald picks its own port and says which: no free-port guess to race.
-    let mut demo = Running(
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["demo", "--pace", "300ms", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = demo.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("Open ").and_then(|l| l.split_whitespace().next()) {
-                let _ = tx.send(url.trim_end_matches('/').to_string());
-            }
-        }
-    });
-    let Ok(base) = rx.recv_timeout(Duration::from_secs(60)) else {
+    let data_dir = data.path().join("data");
+    let how = Serve::Demo { pace: "300ms", data_dir: &data_dir, store: None };
+    let mut demo =
+        Running(serve(env!("CARGO_BIN_EXE_herald"), how).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap());
+    let Some(base) = announced(demo.0.stdout.take().unwrap(), Duration::from_secs(60)) else {
         panic!("the demo did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     };
     run_spec("demo.spec.mjs", &tools, &base, &[]);
@@ -148,16 +132,8 @@ async fn the_operator_page_shows_finished_late_and_held_work_and_the_registry() 
         svc.url
     );
     std::fs::write(&config, text).unwrap();
-    let _herald = Running(
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("herald.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let log = std::fs::File::create(dir.path().join("herald.log")).unwrap();
+    let _herald = Running(serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(&config)).stderr(log).spawn().unwrap());
     let (base, http) = (format!("http://127.0.0.1:{port}"), client());
     assert!(ready(&http, &base, Duration::from_secs(30)).await, "herald did not become ready");
     let start = |workflow: &str| {

@@ -510,12 +510,11 @@ mod tests {
 
         async fn kept_until(&self, n: usize) {
             let (stream, consumer) = (self.stream(), self.consumer());
-            let waited = tokio::time::timeout(Duration::from_secs(5), async {
-                while self.mailbox.kept(&stream, &consumer) != n {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            });
-            waited.await.unwrap_or_else(|_| panic!("{} kept, not {n}", self.mailbox.kept(&stream, &consumer)));
+            herald_testkit::eventually(&format!("{n} kept"), Duration::from_secs(5), async || {
+                let kept = self.mailbox.kept(&stream, &consumer);
+                if kept == n { Ok(()) } else { Err(kept) }
+            })
+            .await;
         }
     }
 
@@ -563,15 +562,11 @@ mod tests {
         assert!(asked.elapsed() >= KEEP, "kept {KEEP:?} first");
 
         // Given back, it goes out again at once, not after its 30 s lease.
-        let again = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                let fetched = p.mailbox.fetch(&p.client, &p.stream(), &p.consumer(), 1, false).await.unwrap();
-                if let Some(got) = fetched.received.into_iter().next() {
-                    return got;
-                }
-            }
-        });
-        let got = again.await.expect("sent again within 5 s");
+        let got = herald_testkit::eventually("sent again", Duration::from_secs(5), async || {
+            let fetched = p.mailbox.fetch(&p.client, &p.stream(), &p.consumer(), 1, false).await.unwrap();
+            fetched.received.into_iter().next()
+        })
+        .await;
         assert!(!got.kept);
         assert_eq!(&got.message.payload[..], b"event 0");
     }

@@ -15,6 +15,7 @@ use herald_broker::{
     contract::{self, Harness, two},
 };
 use herald_nats::{NatsBroker, NatsConfig};
+use herald_testkit::eventually;
 use serde_json::json;
 
 mod common;
@@ -97,14 +98,7 @@ async fn a_dead_letter_keeps_every_attempts_error() {
 
 /// Pulls until one event comes, for at most five seconds.
 async fn wait_for_one(b: &dyn Broker, sub: &str) -> herald_broker::Message {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(m) = b.pull(sub, 1, LEASE).await.unwrap().pop() {
-            return m;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("an event came back", Duration::from_secs(5), async || b.pull(sub, 1, LEASE).await.unwrap().pop()).await
 }
 
 #[tokio::test]

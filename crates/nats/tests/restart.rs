@@ -14,6 +14,7 @@ use std::{
 };
 
 use herald_broker::contract::process;
+use herald_testkit::eventually_blocking;
 
 mod common;
 
@@ -26,7 +27,7 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = herald_testkit::free_port();
         let dir = tempfile::tempdir().unwrap();
         let child = spawn(port, dir.path());
         let server = Server { child, port, dir };
@@ -39,11 +40,12 @@ impl Server {
     }
 
     fn wait_listening(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "nats-server did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let listening = || std::net::TcpStream::connect(("127.0.0.1", self.port)).ok();
+        eventually_blocking(
+            &format!("nats-server listening on port {}", self.port),
+            Duration::from_secs(10),
+            listening,
+        );
     }
 }
 

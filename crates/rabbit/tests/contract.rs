@@ -16,6 +16,7 @@ use herald_broker::{
     contract::{self, Harness, two},
 };
 use herald_rabbit::RabbitBroker;
+use herald_testkit::{eventually, until};
 use serde_json::json;
 
 mod common;
@@ -142,13 +143,7 @@ async fn a_republish_after_a_restart_is_still_recognised() {
 
 /// Pulls through `b` until one event comes, for at most five seconds.
 async fn one_within(b: &dyn Broker, sub: &str) -> Option<herald_broker::Message> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        if let Some(m) = b.pull(sub, 1, LEASE).await.unwrap().pop() {
-            return Some(m);
-        }
-    }
-    None
+    until(Duration::from_secs(5), async || b.pull(sub, 1, LEASE).await.unwrap().pop()).await
 }
 
 #[tokio::test]
@@ -174,14 +169,8 @@ async fn each_process_that_ends_holding_an_event_spends_an_attempt_and_past_the_
     assert_eq!(attempts, (1..=n).collect::<Vec<_>>(), "each return counted as an attempt");
     assert!((20..=22).contains(&n), "RabbitMQ's delivery limit ended it: {n} deliveries");
     // The dead-letter exchange's queue, drained by the harness's process.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let letters = loop {
-        let letters = h.prefix.dead_letters.list("s").await.unwrap();
-        if !letters.is_empty() || tokio::time::Instant::now() >= deadline {
-            break letters;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let some = async || Some(h.prefix.dead_letters.list("s").await.unwrap()).filter(|l| !l.is_empty());
+    let letters = until(Duration::from_secs(10), some).await.unwrap_or_default();
     assert_eq!(letters.len(), 1, "in herald's dead letters");
     assert_eq!((letters[0].event.id.as_str(), letters[0].topic.as_str()), ("e1", "t"));
     assert_eq!(letters[0].attempts, n, "every delivery an attempt");
@@ -201,15 +190,11 @@ async fn ready_keyless(h: &Rabbit, sub: &str) -> u32 {
 
 /// Waits (five seconds at most) until the keyless queue has `n` ready.
 async fn until_ready(h: &Rabbit, sub: &str, n: u32) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually(&format!("{n} ready in the keyless queue"), Duration::from_secs(5), async || {
         let ready = ready_keyless(h, sub).await;
-        if ready == n {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{ready} ready in the keyless queue, not {n}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if ready == n { Ok(()) } else { Err(ready) }
+    })
+    .await
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ use std::{
 };
 
 use herald_broker::contract::process;
+use herald_testkit::{eventually_blocking, free_port};
 
 mod common;
 
@@ -29,10 +30,6 @@ struct Node {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Node {
@@ -70,11 +67,12 @@ impl Node {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args([signal, "--", &group]).status();
         let _ = self.child.wait();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-            assert!(std::time::Instant::now() < deadline, "RabbitMQ still listens on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let stopped = || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err().then_some(());
+        eventually_blocking(
+            &format!("RabbitMQ no longer listening on port {}", self.port),
+            Duration::from_secs(60),
+            stopped,
+        );
     }
 
     /// Waits until the node has written the registrations of these quorum
@@ -88,24 +86,16 @@ impl Node {
     fn wait_saved(&self, queues: &[String]) {
         let node = format!("herald{}@localhost", self.port);
         let file = self.dir.path().join("mnesia").join(&node).join("quorum").join(&node).join("names.dets");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually_blocking("RabbitMQ saved its quorum queues' members", Duration::from_secs(30), || {
             let saved = std::fs::read(&file).unwrap_or_default();
             let has = |q: &String| saved.windows(q.len() + 4).any(|w| w == format!("%2F_{q}").as_bytes());
-            if queues.iter().all(has) {
-                return;
-            }
-            assert!(std::time::Instant::now() < deadline, "RabbitMQ did not save its quorum queues' members");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            queues.iter().all(has).then_some(())
+        });
     }
 
     fn wait_listening(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(180);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "RabbitMQ did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let listening = || std::net::TcpStream::connect(("127.0.0.1", self.port)).ok();
+        eventually_blocking(&format!("RabbitMQ listening on port {}", self.port), Duration::from_secs(180), listening);
     }
 }
 

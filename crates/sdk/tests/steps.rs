@@ -12,6 +12,7 @@ use herald_sdk::{
     Client, Inbox, Outbox,
     step::{StepCall, StepReply, StepSecret},
 };
+use herald_testkit::eventually;
 use serde_json::{Value, json};
 use sqlx::{SqlitePool, sqlite::SqliteConnectOptions};
 use tokio::sync::Mutex;
@@ -106,14 +107,7 @@ async fn work_done(shop: &Shop, key: &str) -> i64 {
 }
 
 async fn callback(shop: &Shop) -> herald_sdk::Callback {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(c) = shop.callbacks.lock().await.pop() {
-            return c;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the shipping step was not called");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the shipping step called", Duration::from_secs(10), async || shop.callbacks.lock().await.pop()).await
 }
 
 #[tokio::test]
@@ -287,11 +281,8 @@ async fn a_pushed_event_arrives_signed_and_a_retry_reply_brings_it_again() {
     assert_eq!(put.status(), 201);
 
     Client::new(&h.base).publish("t", &common::event("e1", "T")).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while seen.lock().await.len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the event did not come again");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let again = async || (seen.lock().await.len() >= 2).then_some(());
+    eventually("the event came again", Duration::from_secs(10), again).await;
 
     let seen = seen.lock().await.clone();
     assert_eq!(seen[0], ("audit//sdk-tests/e1".to_string(), 1, "e1".to_string()));

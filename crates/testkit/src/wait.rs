@@ -1,19 +1,37 @@
 //! Waiting on a condition with a deadline: a probe polled until it holds,
 //! never a sleep that hopes the condition will hold after it.
 
-use std::{future::Future, time::Duration};
+use std::{fmt::Display, time::Duration};
 
 use tokio::time::Instant;
 
 /// How often a probe is asked again.
 const POLL: Duration = Duration::from_millis(20);
 
+/// What a probe answers: the value waited for, or that it is not there
+/// yet. `None` says only that; `Err` also says what the probe saw instead,
+/// which a failed wait then tells.
+pub trait Probe {
+    type Value;
+    fn answer(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl<T> Probe for Option<T> {
+    type Value = T;
+    fn answer(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: Display> Probe for Result<T, E> {
+    type Value = T;
+    fn answer(self) -> Result<T, Option<String>> {
+        self.map_err(|seen| Some(seen.to_string()))
+    }
+}
+
 /// Polls `probe` until it answers `Some`; `None` once `within` has passed.
-pub async fn until<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
+pub async fn until<T>(within: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = probe().await {
@@ -26,13 +44,54 @@ where
     }
 }
 
-/// As [`until`], failing the test (saying `what`) after `within`.
-pub async fn eventually<T, F, Fut>(what: &str, within: Duration, probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    until(within, probe).await.unwrap_or_else(|| panic!("{what}: not within {within:?}"))
+/// As [`until`], failing the test after `within`, saying `what` and, for a
+/// probe answering `Err`, what it saw last.
+pub async fn eventually<P: Probe>(what: &str, within: Duration, mut probe: impl AsyncFnMut() -> P) -> P::Value {
+    let wait = Wait::new(what, within);
+    loop {
+        if let Some(v) = wait.check(probe().await) {
+            return v;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// As [`eventually`], for code that must not await: a `Drop`, a
+/// `spawn_blocking`, a plain `#[test]`. It blocks its thread between
+/// probes, so never call it on a runtime's own thread.
+pub fn eventually_blocking<P: Probe>(what: &str, within: Duration, mut probe: impl FnMut() -> P) -> P::Value {
+    let wait = Wait::new(what, within);
+    loop {
+        if let Some(v) = wait.check(probe()) {
+            return v;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A wait's deadline, and what its failure says.
+struct Wait<'a> {
+    what: &'a str,
+    within: Duration,
+    deadline: Instant,
+}
+
+impl<'a> Wait<'a> {
+    fn new(what: &'a str, within: Duration) -> Self {
+        Wait { what, within, deadline: Instant::now() + within }
+    }
+
+    /// The value, once the probe answers it; `None` to ask again, failing
+    /// the test once the deadline has passed.
+    fn check<P: Probe>(&self, answer: P) -> Option<P::Value> {
+        let seen = match answer.answer() {
+            Ok(v) => return Some(v),
+            Err(seen) => seen.map(|s| format!("; last seen: {s}")).unwrap_or_default(),
+        };
+        let (what, within) = (self.what, self.within);
+        assert!(Instant::now() < self.deadline, "{what}: not within {within:?}{seen}");
+        None
+    }
 }
 
 /// A count once it has come to rest: `probe` is polled until it reads at

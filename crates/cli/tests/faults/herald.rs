@@ -8,7 +8,11 @@ use std::{
     time::Duration,
 };
 
-use herald_testkit::{free_port, ready};
+use herald_testkit::{
+    eventually, free_port,
+    process::{Serve, serve},
+    ready,
+};
 use serde_json::Value;
 
 const RETRY: &str = "retry = { attempts = 12, initial = \"20ms\", max = \"300ms\" }\ntimeout = \"3s\"\n";
@@ -126,16 +130,9 @@ impl Herald {
     pub async fn all_ended(&self, http: &reqwest::Client, ids: Vec<String>) -> HashMap<String, Value> {
         let mut ended = HashMap::new();
         let mut going = ids;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-        while !going.is_empty() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} accepted operations did not end within 4 minutes, e.g. {:?}",
-                going.len(),
-                &going[..going.len().min(5)]
-            );
+        eventually("every accepted operation ended", Duration::from_secs(240), async || {
             let mut still = Vec::new();
-            for id in going {
+            for id in std::mem::take(&mut going) {
                 let op: Option<Value> = match http.get(format!("{}/v1/operations/{id}", self.base)).send().await {
                     Ok(r) if r.status() == 200 => r.json().await.ok(),
                     _ => None,
@@ -148,10 +145,12 @@ impl Herald {
                 }
             }
             going = still;
-            if !going.is_empty() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            match going.len() {
+                0 => Ok(()),
+                n => Err(format!("{n} still going, e.g. {:?}", &going[..n.min(5)])),
             }
-        }
+        })
+        .await;
         ended
     }
 }
@@ -165,5 +164,5 @@ impl Drop for Herald {
 }
 
 fn spawn(config: &Path) -> Child {
-    herald_testkit::process::serve(env!("CARGO_BIN_EXE_herald"), config).spawn().expect("the herald binary starts")
+    serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(config)).spawn().expect("the herald binary starts")
 }

@@ -32,7 +32,6 @@ mod services;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    process::Command,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -42,7 +41,7 @@ use std::{
 
 use checks::{Plan, plan};
 use herald::Herald;
-use herald_testkit::{client_within, until};
+use herald_testkit::{client_within, cloud_event, until};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 use services::Services;
@@ -117,10 +116,8 @@ async fn client(
         if !matches!(p, Plan::Ship { parcel: true }) {
             continue;
         }
-        let event = json!({
-            "specversion": "1.0", "id": format!("parcel-{i}"), "source": "/faults", "type": "parcel.arrived",
-            "operationid": id, "data": { "customer": format!("c{i}") },
-        });
+        let more = json!({"operationid": id, "data": {"customer": format!("c{i}")}});
+        let event = cloud_event(&format!("parcel-{i}"), "parcel.arrived", more);
         // Published again (the same source and id: stored once) until it
         // is answered; herald may be down for a moment.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -218,7 +215,6 @@ async fn killed_at_random_moments_herald_keeps_every_promise() {
     let letters: Value =
         http.get(format!("{}/v1/dead-letters", herald.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(letters["items"].as_array().unwrap().len(), 0, "nothing was dead-lettered: {letters}");
-    let pid = herald.pid().to_string();
-    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    herald_testkit::process::signal(herald.pid(), "TERM");
     assert!(herald.wait().success(), "SIGTERM stops herald cleanly");
 }

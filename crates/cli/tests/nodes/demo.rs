@@ -1,14 +1,13 @@
 //! `herald demo --store postgres://…`: the demo's two stories on a shared
 //! database, the order's announcement on a PostgreSQL topic included.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Child, time::Duration};
 
 use herald_store::contract::postgres::TestSchema;
-use herald_testkit::{client_within, eventually};
+use herald_testkit::{
+    client_within, eventually,
+    process::{Serve, announced, serve},
+};
 use serde_json::{Value, json};
 
 /// The demo process, killed when dropped.
@@ -25,29 +24,15 @@ impl Drop for Demo {
 async fn the_demo_runs_both_stories_on_postgres() {
     let schema = TestSchema::new().await;
     let data = tempfile::tempdir().unwrap();
-    let mut demo = Demo(
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["demo", "--pace", "0ms", "--listen", "127.0.0.1:0", "--store", &schema.url(), "--data-dir"])
-            .arg(data.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let (store, data_dir) = (schema.url(), data.path().join("data"));
+    let how = Serve::Demo { pace: "0ms", data_dir: &data_dir, store: Some(&store) };
+    let mut demo = Demo(serve(env!("CARGO_BIN_EXE_herald"), how).spawn().unwrap());
     let stdout = demo.0.stdout.take().unwrap();
     // herald picks its own port and says which in its banner.
-    let base = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.trim().strip_prefix("Open ").and_then(|l| l.split_whitespace().next()).map(str::to_string))
-    })
-    .await
-    .unwrap()
-    .expect("the demo prints where it listens")
-    .trim_end_matches('/')
-    .to_string();
+    let base = tokio::task::spawn_blocking(move || announced(stdout, Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the demo prints where it listens");
 
     let http = client_within(Duration::from_secs(30));
     let start = |workflow: &'static str, input: Value| {

@@ -7,11 +7,15 @@
 use std::{
     fs::File,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::Duration,
 };
 
-use herald_testkit::{client_within, eventually, free_port, ready, until};
+use herald_testkit::{
+    client_within, eventually, free_port,
+    process::{Serve, serve},
+    ready, until,
+};
 
 /// How the nodes of a [`Cluster`] are configured: all alike, but for the
 /// port and data directory each gets.
@@ -89,11 +93,8 @@ impl Node {
     fn spawn(&mut self) {
         assert!(self.child.is_none(), "node on port {} is already running", self.port);
         let log = File::options().create(true).append(true).open(&self.log_file).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["serve", "--config"])
-            .arg(&self.config)
+        let child = serve(env!("CARGO_BIN_EXE_herald"), Serve::Config(&self.config))
             .env("RUST_LOG", &self.filter)
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("the herald binary starts");
@@ -102,8 +103,7 @@ impl Node {
 
     fn signal(&self, signal: &str) {
         let pid = self.pid().unwrap_or_else(|| panic!("node on port {} is not running", self.port));
-        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
-        assert!(status.success(), "kill -{signal} {pid}");
+        herald_testkit::process::signal(pid, signal);
     }
 }
 

@@ -14,7 +14,11 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use harness::{Cluster, Spec};
 use herald_store::contract::postgres::TestSchema;
-use herald_testkit::{Reply, StepService, eventually, until, workflow};
+use herald_testkit::{
+    Reply, StepService, eventually,
+    process::{Serve, serve},
+    until, workflow,
+};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -60,11 +64,10 @@ fn count(op: &Value, kind: &str, step: &str) -> usize {
 /// key once; an accept whose answer was lost may have committed, and its
 /// operation's keys are counted, not refused.
 async fn all_succeeded_once(c: &Cluster, i: usize, ids: &[String], svc: &StepService, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
     let mut left: Vec<&String> = ids.iter().collect();
-    while !left.is_empty() {
+    eventually("every accepted operation ended", within, async || {
         let mut still = Vec::new();
-        for id in left {
+        for id in std::mem::take(&mut left) {
             match operation(c, i, id).await {
                 Some(op) if op["status"] == "succeeded" => {}
                 Some(op) if op["status"] == "failed" || op["status"] == "cancelled" => panic!("{id} ended: {op}"),
@@ -72,17 +75,9 @@ async fn all_succeeded_once(c: &Cluster, i: usize, ids: &[String], svc: &StepSer
             }
         }
         left = still;
-        let late = tokio::time::Instant::now() >= deadline;
-        assert!(
-            left.is_empty() || !late,
-            "{} of {} accepted operations did not end within {within:?}",
-            left.len(),
-            ids.len()
-        );
-        if !left.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+        if left.is_empty() { Ok(()) } else { Err(format!("{} of {} still going", left.len(), ids.len())) }
+    })
+    .await;
     for id in ids {
         let op = operation(c, i, id).await.unwrap();
         for s in STEPS {
@@ -249,9 +244,7 @@ async fn start_up_on_an_unreachable_or_missing_database_says_what_to_fix() {
 /// it printed (stdout and stderr).
 async fn serve_fails(store: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", store, "--data-dir"])
-        .arg(dir.path())
+    let mut child = serve(env!("CARGO_BIN_EXE_herald"), Serve::Store { store, data_dir: dir.path() })
         .current_dir(dir.path())
         .stdout(std::fs::File::create(dir.path().join("out")).unwrap())
         .stderr(std::fs::File::create(dir.path().join("err")).unwrap())

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use herald_testkit::eventually;
+
 use super::{herald, shop, upstream::Upstream};
 
 #[tokio::test]
@@ -49,15 +51,11 @@ async fn a_service_whose_calls_keep_failing_has_its_circuit_opened_and_herald_an
 
     // Recovered: the probes go through once the circuit's time is up, and close it.
     a.set("fail", false).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually("the circuit closed", Duration::from_secs(5), async || {
         let (status, _) = h.instance_of("/gw/shop/who").await;
-        if status == 200 && h.services().await["items"][0]["circuit"]["state"] == "closed" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the circuit never closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (status == 200 && h.services().await["items"][0]["circuit"]["state"] == "closed").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

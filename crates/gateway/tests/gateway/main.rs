@@ -13,6 +13,7 @@ mod upstream;
 use std::{collections::BTreeMap, time::Duration};
 
 use herald_server::{Config, config::ServiceConfig};
+use herald_testkit::eventually;
 use serde_json::{Value, json};
 use upstream::Upstream;
 
@@ -154,15 +155,11 @@ async fn an_ejected_instance_is_chosen_again_once_its_ejection_ends() {
     assert!(ejected["items"][0]["instances"][0]["ejected_for_ms"].is_u64(), "{ejected}");
 
     a.set("fail", false).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
+    eventually("the recovered instance came back", Duration::from_secs(5), async || {
         let who = h.who_answers(10).await;
-        if who.iter().any(|w| w == "a") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the recovered instance never came back: {who:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if who.iter().any(|w| w == "a") { Ok(()) } else { Err(format!("{who:?}")) }
+    })
+    .await;
     assert!(h.services().await["items"][0]["instances"][0]["ejected_for_ms"].is_null());
 }
 
@@ -216,11 +213,10 @@ async fn a_registered_instance_serves_until_its_ttl_passes_without_a_heartbeat()
     let listed = h.services().await;
     assert_eq!(listed["items"][0]["instances"][0]["metadata"]["zone"], "eu");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !h.services().await["items"][0]["instances"].as_array().unwrap().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the instance outlived its TTL");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the instance gone with its TTL", Duration::from_secs(5), async || {
+        h.services().await["items"][0]["instances"].as_array().unwrap().is_empty().then_some(())
+    })
+    .await;
     let gone = h.get("/gw/shop/who").await;
     assert_eq!(gone.status(), 503);
     assert!(gone.headers().contains_key("retry-after"));
@@ -313,11 +309,10 @@ async fn an_instance_that_fails_its_health_checks_gets_no_traffic() {
     })
     .await;
     a.set("sick", true).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while h.services().await["items"][0]["instances"][0]["health"] != "down" {
-        assert!(tokio::time::Instant::now() < deadline, "the sick instance was never marked down");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the sick instance marked down", Duration::from_secs(5), async || {
+        (h.services().await["items"][0]["instances"][0]["health"] == "down").then_some(())
+    })
+    .await;
 
     let who = h.who_answers(10).await;
     assert!(who.iter().all(|w| w == "b"), "{who:?}");
@@ -396,16 +391,12 @@ async fn an_async_route_starts_an_operation_instead_of_calling_the_service() {
     let started = http.post(format!("{url}/gw/shop/orders")).json(&json!({"sku": "tea"})).send().await.unwrap();
     let location = started.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(started.status(), 202);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    let op = eventually("the operation succeeded", Duration::from_secs(10), async || {
         let op: Value = http.get(format!("{url}{location}")).send().await.unwrap().json().await.unwrap();
-        if op["status"] == "succeeded" {
-            assert_eq!(op["input"]["sku"], "tea", "the body became the input");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{op}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        if op["status"] == "succeeded" { Ok(op) } else { Err(op) }
+    })
+    .await;
+    assert_eq!(op["input"]["sku"], "tea", "the body became the input");
     assert_eq!(a.calls().await.get("/orders"), None, "the service itself was not called on that path");
     assert_eq!(a.calls().await["/record"], 1, "the workflow's step was");
     let passed = http.get(format!("{url}/gw/shop/orders")).send().await.unwrap();

@@ -26,9 +26,8 @@ pub async fn herald(workflow_files: &[&str], services: &[(&str, &str, Option<&st
 #[allow(unused_imports)] // each test binary uses its part
 pub use herald_broker::contract::process::{child_test as child, kill_mid_batch_then_drain, wait_for_line};
 
+/// The testkit's CloudEvent, typed as the SDK takes it.
 pub fn event(id: &str, kind: &str) -> herald_sdk::CloudEvent {
-    herald_sdk::CloudEvent::from_json(serde_json::json!({
-        "specversion": "1.0", "id": id, "source": "/sdk-tests", "type": kind, "data": {"id": id}
-    }))
-    .unwrap()
+    let more = serde_json::json!({"source": "/sdk-tests", "data": {"id": id}});
+    herald_sdk::CloudEvent::from_json(herald_testkit::cloud_event(id, kind, more)).unwrap()
 }

@@ -1,18 +1,18 @@
-//! Helpers for the messaging tests: CloudEvents, publishing, subscriptions.
+//! Helpers for the messaging tests: publishing, subscriptions, what they deliver.
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::helpers::TestApp;
+use super::helpers::{Call, StepService, TestApp, eventually};
 
-/// A valid CloudEvent in the JSON format, with `extra` attributes.
-pub fn event(id: &str, kind: &str, extra: Value) -> Value {
-    let mut e = json!({"specversion": "1.0", "id": id, "source": "/tests", "type": kind});
-    for (k, v) in extra.as_object().unwrap() {
-        e[k] = v.clone();
-    }
-    e
+/// Waits until `path` has had `n` calls (ten seconds at most); answers them.
+pub async fn calls(svc: &StepService, path: &str, n: usize) -> Vec<Call> {
+    eventually(&format!("{n} calls to {path}"), Duration::from_secs(10), async || {
+        let calls = svc.calls(path);
+        if calls.len() >= n { Ok(calls) } else { Err(format!("{} of {n}", calls.len())) }
+    })
+    .await
 }
 
 impl TestApp {
@@ -39,18 +39,24 @@ impl TestApp {
         self.get_json(&format!("/v1/subscriptions/{name}")).await["stats"].clone()
     }
 
+    /// Waits up to `limit` until subscription `name` has nothing pending
+    /// or in flight: every event it took is acknowledged.
+    pub async fn acknowledged(&self, name: &str, limit: Duration) {
+        eventually(&format!("every event acknowledged on {name}"), limit, async || {
+            let stats = self.stats(name).await;
+            if stats["pending"] == 0 && stats["in_flight"] == 0 { Ok(()) } else { Err(stats) }
+        })
+        .await
+    }
+
     /// Dead letters matching `query` (e.g. `kind=event`), waiting up to
     /// `limit` for at least `n` of them.
     pub async fn dead_letters(&self, query: &str, n: usize, limit: Duration) -> Vec<Value> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
+        eventually(&format!("{n} dead letters for {query}"), limit, async || {
             let page = self.get_json(&format!("/v1/dead-letters?{query}")).await;
             let items = page["items"].as_array().cloned().unwrap_or_default();
-            if items.len() >= n {
-                return items;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "fewer than {n} dead letters for {query}: {page}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            if items.len() >= n { Ok(items) } else { Err(page) }
+        })
+        .await
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use herald_testkit::BrokerPlace;
 use serde_json::{Value, json};
 
-use crate::{broker_helpers::event, choreography, helpers::*, push};
+use crate::{broker_helpers::calls, choreography, helpers::*, push};
 
 /// The same tests on each backend.
 macro_rules! on_each_backend {
@@ -60,8 +60,8 @@ async fn a_published_event_reaches_a_waiting_pull_subscription(place: BrokerPlac
         tokio::spawn(async move { http.post(url).json(&json!({"wait": "5s"})).send().await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let first = app.publish("orders", &event("e1", "OrderPlaced", json!({"partitionkey": "alice"}))).await;
-    let again = app.publish("orders", &event("e1", "OrderPlaced", json!({}))).await;
+    let first = app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({"partitionkey": "alice"}))).await;
+    let again = app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({}))).await;
 
     assert_eq!(first.status(), 200);
     let again: Value = again.json().await.unwrap();
@@ -85,24 +85,12 @@ async fn each_event_is_pushed_and_retried_until_it_lands(place: BrokerPlace) {
                       "retry": {"attempts": 5, "initial": "20ms", "max": "100ms"}});
     assert_eq!(app.put_subscription("analytics", push).await.status(), 201);
 
-    app.publish("orders", &event("e1", "OrderPlaced", json!({"data": {"total": 12}}))).await;
+    app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({"data": {"total": 12}}))).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while svc.calls("/events").len() < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "{} of 3 calls", svc.calls("/events").len());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let got = svc.calls("/events");
+    let got = calls(&svc, "/events", 3).await;
     assert!(got.iter().all(|c| c.key == "analytics//tests/e1"), "one idempotency key per event and subscription");
     assert_eq!(got[2].body["data"]["total"], 12);
-    loop {
-        let stats = app.stats("analytics").await;
-        if stats["pending"] == 0 && stats["in_flight"] == 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the event was not acknowledged: {stats}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.acknowledged("analytics", Duration::from_secs(10)).await;
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald_server::config::ServiceConfig;
 use serde_json::json;
 
-use crate::helpers::{Reply, StepService, event_types, free_port, spawn_app_with, step};
+use crate::helpers::{Reply, StepService, event_types, eventually, free_port, spawn_app_with, step};
 
 const ERASE: &str = r#"
 name = "erase"
@@ -104,11 +104,8 @@ async fn a_hanging_service_holds_only_its_own_bulkhead_and_other_services_keep_t
     for i in 0..40 {
         app.start_id("slow", json!({ "n": i })).await;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while svc.calls("/hang").len() < 4 {
-        assert!(tokio::time::Instant::now() < deadline, "the hanging service was never called");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let hanging = async || (svc.calls("/hang").len() >= 4).then_some(());
+    eventually("the hanging service was called", Duration::from_secs(10), hanging).await;
 
     let mut quick = Vec::new();
     for i in 0..20 {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use herald_server::Config;
 
-use super::{broker_helpers::event, helpers::*};
+use super::{broker_helpers::calls, helpers::*};
 
 pub(crate) const ORDER: &str = r#"
 name = "order"
@@ -43,18 +43,6 @@ pub(crate) async fn app_with(svc: &StepService, workflow: &str, tweak: impl FnOn
     app
 }
 
-async fn pushed(svc: &StepService, path: &str) -> Vec<Call> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let calls = svc.calls(path);
-        if !calls.is_empty() {
-            return calls;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing was pushed to {path}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_published_event_reaches_its_subscriber_and_the_answering_events_complete_the_operation() {
     let svc = StepService::start().await;
@@ -67,7 +55,7 @@ async fn a_published_event_reaches_its_subscriber_and_the_answering_events_compl
 pub(crate) async fn the_order_is_told_and_answered(app: &TestApp, svc: &StepService) {
     let id = app.start_id("order", json!({"customer": "alice", "card": "4242424242424242"})).await;
 
-    let placed = pushed(svc, "/warehouse").await[0].body.clone();
+    let placed = calls(svc, "/warehouse", 1).await[0].body.clone();
     assert_eq!(placed["data"]["input"], json!({"customer": "alice"}), "only the fields the step lets out");
     assert_eq!(placed["type"], "OrderPlaced");
     assert_eq!(placed["operationid"], id.as_str(), "the event names its operation");
@@ -78,10 +66,11 @@ pub(crate) async fn the_order_is_told_and_answered(app: &TestApp, svc: &StepServ
     assert_eq!(step(&waiting, "announce")["result"]["event_id"], format!("{id}/announce").as_str());
 
     // The warehouse answers: one event by the operationid extension, one by a field of its data.
-    let packed =
-        app.publish("warehouse", &event("p1", "OrderPacked", json!({"operationid": id, "data": {"box": 7}}))).await;
+    let packed = app
+        .publish("warehouse", &cloud_event("p1", "OrderPacked", json!({"operationid": id, "data": {"box": 7}})))
+        .await;
     assert_eq!(packed.status(), 200);
-    app.publish("warehouse", &event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
+    app.publish("warehouse", &cloud_event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
     let op = app.wait_final(&id).await;
 
     assert_eq!(op["status"], "succeeded");
@@ -97,8 +86,8 @@ async fn an_event_that_comes_before_its_step_waits_is_kept_for_it() {
     let app = app(&svc, ORDER).await;
     let id = app.start_id("order", json!({"customer": "bob"})).await;
 
-    app.publish("warehouse", &event("p1", "OrderPacked", json!({"operationid": id}))).await;
-    app.publish("warehouse", &event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
+    app.publish("warehouse", &cloud_event("p1", "OrderPacked", json!({"operationid": id}))).await;
+    app.publish("warehouse", &cloud_event("s1", "OrderShipped", json!({"data": {"order": id}}))).await;
     let early = app.wait_for(&id, Duration::from_secs(5), |op| step(op, "shipped")["received"].is_object()).await;
     assert_eq!(early["status"], "running");
     gate.add_permits(1);

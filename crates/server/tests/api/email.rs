@@ -38,12 +38,11 @@ async fn the_final_email_reaches_a_real_smtp_server_and_then_the_address_is_eras
     let id = app.start_id("forget-me", json!({"user_id": "u1", "email": ADDRESS})).await;
     app.wait_final(&id).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while sink.mails().len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the emails did not arrive: {:?}", sink.mails());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mails = sink.mails();
+    let mails = eventually("the emails arrived", Duration::from_secs(10), async || {
+        let mails = sink.mails();
+        if mails.len() >= 2 { Ok(mails) } else { Err(format!("{mails:?}")) }
+    })
+    .await;
     assert!(mails.iter().all(|m| m.to == vec![ADDRESS.to_string()] && m.from == "noreply@herald.test"));
     let last = mails.iter().find(|m| m.data.contains("Subject: Test run: done")).expect("the final email");
     assert!(last.data.contains("Test run: done."), "{}", last.data);
@@ -55,15 +54,11 @@ async fn the_final_email_reaches_a_real_smtp_server_and_then_the_address_is_eras
 
     // The address is gone from the store: from every file of its
     // directory, log included, or from every row of its schema.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the address gone from the store", Duration::from_secs(10), async || {
         let found = kept_in_store(&app, ADDRESS).await;
-        if found.is_empty() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the address is still in {found:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if found.is_empty() { Ok(()) } else { Err(format!("still in {found:?}")) }
+    })
+    .await;
 }
 
 /// Where herald's store still holds `text`: the files of its data
@@ -139,11 +134,11 @@ async fn emails_to_a_mail_server_that_refuses_connections_wait_and_spend_no_atte
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]), "nothing buried while it was down");
     let sink = SmtpSink::start(port).await.unwrap();
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while sink.mails().len() < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "{} of 10 emails arrived", sink.mails().len());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("10 emails arrived", Duration::from_secs(15), async || {
+        let arrived = sink.mails().len();
+        if arrived >= 10 { Ok(()) } else { Err(format!("{arrived} of 10")) }
+    })
+    .await;
     assert_eq!(sink.mails().len(), 10, "accepted and done, for each of the five");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }

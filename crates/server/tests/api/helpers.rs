@@ -11,7 +11,10 @@ use herald_store::contract::postgres::TestSchema;
 use herald_testkit::{Herald, Store};
 use serde_json::Value;
 
-pub use herald_testkit::{Call, RawAnswer, Reply, StepService, event_types, free_port, raw, sequential, settled, step};
+pub use herald_testkit::{
+    Call, RawAnswer, Reply, StepService, cloud_event, event_types, eventually, free_port, raw, sequential, settled,
+    step,
+};
 
 /// The store a test target runs every herald on: its `main.rs` names it
 /// (`const BACKEND`), and says which tests need SQLite (`sqlite_only!`).
@@ -164,15 +167,11 @@ impl TestApp {
 
     /// Polls the operation until `pred` holds, failing after `limit`.
     pub async fn wait_for(&self, id: &str, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
+        eventually(&format!("operation {id}: the condition"), limit, async || {
             let op = self.get(id).await;
-            if pred(&op) {
-                return op;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "condition not met within {limit:?}; operation: {op:#}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            if pred(&op) { Ok(op) } else { Err(format!("{op:#}")) }
+        })
+        .await
     }
 
     pub async fn wait_final(&self, id: &str) -> Value {

@@ -199,7 +199,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
     assert_eq!(pulls.send().await.unwrap().status(), 201);
     let notification = format!("nt_{}", &alices[3..]);
 
-    let event = json!({"specversion": "1.0", "id": "e1", "source": "/matrix", "type": "Placed", "data": {}});
+    let event = cloud_event("e1", "Placed", json!({"data": {}}));
     let push = json!({"topic": "payments", "push": {"service": "payment", "path": "/in"}});
     let gone = |mut r: Row, status| {
         r.also = Some(status);
@@ -317,16 +317,12 @@ async fn state(app: &TestApp, svc: &StepService) -> Value {
     let admin = || ADMIN.to_string();
     // Operations started by an earlier case settle first: each waits for
     // its step's callback, or has ended.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let operations = loop {
+    let operations = eventually("operations settled", std::time::Duration::from_secs(10), async || {
         let ops = get("/v1/operations", admin()).await;
         let settled = |o: &Value| o["status"] == "cancelled" || o["steps"][0]["awaiting_callback"] == true;
-        if ops["items"].as_array().unwrap().iter().all(settled) {
-            break ops;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "operations did not settle: {ops}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+        if ops["items"].as_array().unwrap().iter().all(settled) { Ok(ops) } else { Err(ops) }
+    })
+    .await;
     let services = get("/v1/services", admin()).await;
     let instances: Vec<Value> = services["items"]
         .as_array()

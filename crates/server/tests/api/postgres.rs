@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 
 use crate::{
     auth::{fresh_client, secured_with, start_for, user},
-    broker_helpers::event,
     helpers::*,
     inbox::{Changes, mark},
 };
@@ -49,8 +48,8 @@ async fn a_published_event_reaches_a_waiting_pull_subscription_on_a_postgres_sto
         tokio::spawn(async move { http.post(url).json(&json!({"wait": "5s"})).send().await.unwrap() })
     };
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let first = app.publish("orders", &event("e1", "OrderPlaced", json!({"partitionkey": "alice"}))).await;
-    let again = app.publish("orders", &event("e1", "OrderPlaced", json!({}))).await;
+    let first = app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({"partitionkey": "alice"}))).await;
+    let again = app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({}))).await;
 
     assert_eq!(first.status(), 200);
     let again: serde_json::Value = again.json().await.unwrap();
@@ -136,7 +135,7 @@ async fn a_pull_waiting_on_one_node_is_woken_by_a_publish_on_another() {
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(b.publish("orders", &event("e1", "OrderPlaced", json!({}))).await.status(), 200);
+    assert_eq!(b.publish("orders", &cloud_event("e1", "OrderPlaced", json!({}))).await.status(), 200);
 
     let (pulled, took) = waiting.await.unwrap();
     assert_eq!(pulled["messages"][0]["event"]["id"], "e1", "{pulled}");

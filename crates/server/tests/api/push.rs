@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::{broker_helpers::event, helpers::*};
+use super::{broker_helpers::calls, helpers::*};
 
 async fn app(svc: &StepService) -> TestApp {
     spawn_app(&[], svc).await
@@ -20,19 +20,6 @@ fn push(attempts: u32) -> Value {
            "retry": {"attempts": attempts, "initial": "20ms", "max": "100ms"}})
 }
 
-/// Waits until `path` has had `n` calls; answers them.
-async fn calls(svc: &StepService, path: &str, n: usize) -> Vec<Call> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let calls = svc.calls(path);
-        if calls.len() >= n {
-            return calls;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{} of {n} calls to {path}", calls.len());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test]
 async fn each_event_is_pushed_and_retried_until_it_lands() {
     let svc = StepService::start().await;
@@ -40,17 +27,13 @@ async fn each_event_is_pushed_and_retried_until_it_lands() {
     let app = app(&svc).await;
     assert_eq!(app.put_subscription("analytics", push(5)).await.status(), 201);
 
-    app.publish("orders", &event("e1", "OrderPlaced", json!({"data": {"total": 12}}))).await;
+    app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({"data": {"total": 12}}))).await;
 
     let got = calls(&svc, "/events", 3).await;
     assert!(got.iter().all(|c| c.key == "analytics//tests/e1"), "one idempotency key per event and subscription");
     assert_eq!(got[2].body["data"]["total"], 12, "the event in the CloudEvents JSON format");
     assert_eq!(got[2].body["specversion"], "1.0");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while app.stats("analytics").await["pending"] != 0 || app.stats("analytics").await["in_flight"] != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the event was not acknowledged");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.acknowledged("analytics", Duration::from_secs(5)).await;
     assert_eq!(svc.calls("/events").len(), 3, "delivered once it landed");
 }
 
@@ -67,7 +50,7 @@ pub(crate) async fn a_refused_event_is_dead_lettered_and_redriven(app: &TestApp,
     svc.then("/events", vec![Reply::Status(400, "this order has no items")]);
     app.put_subscription("analytics", push(5)).await;
 
-    app.publish("orders", &event("e1", "OrderPlaced", json!({"data": {"items": []}}))).await;
+    app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({"data": {"items": []}}))).await;
     let letters = app.dead_letters("subscription=analytics", 1, Duration::from_secs(10)).await;
 
     assert_eq!(letters[0]["kind"], "event");
@@ -138,7 +121,7 @@ async fn events_of_one_key_go_to_a_push_consumer_in_order_one_at_a_time() {
 
     const KEYS: [&str; 3] = ["a", "b", "c"];
     let batch: Vec<Value> =
-        (0..30).map(|i| event(&format!("e{i:02}"), "T", json!({"partitionkey": KEYS[i % 3]}))).collect();
+        (0..30).map(|i| cloud_event(&format!("e{i:02}"), "T", json!({"partitionkey": KEYS[i % 3]}))).collect();
     let resp = app
         .http
         .post(app.url("/v1/topics/orders/events"))
@@ -148,11 +131,8 @@ async fn events_of_one_key_go_to_a_push_consumer_in_order_one_at_a_time() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while seen.lock().unwrap().len() < 30 {
-        assert!(tokio::time::Instant::now() < deadline, "not every event arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let arrived = async || (seen.lock().unwrap().len() >= 30).then_some(());
+    eventually("every event arrived", Duration::from_secs(10), arrived).await;
 
     let seen = seen.lock().unwrap().clone();
     let mut overlapped_across_keys = false;
@@ -189,7 +169,7 @@ async fn a_consumer_that_keeps_failing_exhausts_the_attempts_and_a_bulk_redrive_
     app.put_subscription("analytics", push(3)).await;
     app.put_subscription("other", push(3)).await;
 
-    app.publish("orders", &event("e1", "T", json!({}))).await;
+    app.publish("orders", &cloud_event("e1", "T", json!({}))).await;
     let letters = app.dead_letters("subscription=analytics", 1, Duration::from_secs(10)).await;
     app.dead_letters("subscription=other", 1, Duration::from_secs(10)).await;
 
@@ -228,8 +208,8 @@ async fn while_the_consumers_circuit_is_open_its_events_wait_without_spending_at
     sub["retry"]["max"] = json!("20ms");
     app.put_subscription("analytics", sub).await;
 
-    app.publish("orders", &event("e1", "T", json!({}))).await;
-    app.publish("orders", &event("e2", "T", json!({}))).await;
+    app.publish("orders", &cloud_event("e1", "T", json!({}))).await;
+    app.publish("orders", &cloud_event("e2", "T", json!({}))).await;
     let got = calls(&svc, "/events", 4).await;
 
     // Two failures opened the circuit; the events waited it out and then
@@ -252,7 +232,7 @@ async fn events_for_a_consumer_that_refuses_connections_wait_and_spend_no_attemp
                      "retry": {"attempts": 2, "initial": "20ms", "max": "100ms"}});
     assert_eq!(app.put_subscription("audit-log", sub).await.status(), 201);
     for i in 0..30 {
-        app.publish("orders", &event(&format!("e{i}"), "OrderPlaced", json!({}))).await;
+        app.publish("orders", &cloud_event(&format!("e{i}"), "OrderPlaced", json!({}))).await;
     }
 
     // Down for three seconds (the outage, not a wait for a condition).
@@ -261,11 +241,7 @@ async fn events_for_a_consumer_that_refuses_connections_wait_and_spend_no_attemp
     let consumer = StepService::start_on(port).await;
 
     let got = calls(&consumer, "/events", 30).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.stats("audit-log").await["pending"] != 0 || app.stats("audit-log").await["in_flight"] != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "not every event was acknowledged");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.acknowledged("audit-log", Duration::from_secs(10)).await;
     assert_eq!(consumer.calls("/events").len(), 30, "each event delivered once");
     assert!(
         got.iter().all(|c| c.attempt == "1"),

@@ -30,16 +30,15 @@ async fn assert_too_many(resp: reqwest::Response, what: &str) {
 
 /// Opens a stream as soon as a place is free (each refused try holds none).
 async fn open_when_free(url: &str, token: &str) -> reqwest::Response {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    eventually("a place came free", Duration::from_secs(20), async || {
         let resp = open(&fresh_client(), url, token).await;
         if resp.status() == 200 {
-            return resp;
+            return Some(resp);
         }
         assert_eq!(resp.status(), 429);
-        assert!(tokio::time::Instant::now() < deadline, "no place came free within 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        None
+    })
+    .await
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{broker_helpers::event, helpers::*};
+use super::helpers::*;
 
 async fn app() -> TestApp {
     spawn_app_with(tempfile::tempdir().unwrap(), &[], &StepService::start().await, |c| {
@@ -28,14 +28,17 @@ async fn events_in_every_mode_reach_a_pull_subscription_and_a_repeat_is_stored_o
     assert_eq!(app.put_subscription("audit", json!({"topic": "orders"})).await.status(), 201);
     assert_eq!(app.put_subscription("audit", json!({"topic": "orders"})).await.status(), 200, "unchanged");
 
-    let one = app.publish("orders", &event("e1", "OrderPlaced", json!({"data": {"n": 1}}))).await;
+    let one = app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({"data": {"n": 1}}))).await;
     let batch = app
         .http
         .post(app.url("/v1/topics/orders/events"))
         .header("content-type", "application/cloudevents-batch+json")
         .body(
-            json!([event("e2", "OrderPlaced", json!({})), event("e3", "OrderPaid", json!({"partitionkey": "alice"}))])
-                .to_string(),
+            json!([
+                cloud_event("e2", "OrderPlaced", json!({})),
+                cloud_event("e3", "OrderPaid", json!({"partitionkey": "alice"}))
+            ])
+            .to_string(),
         )
         .send()
         .await
@@ -52,7 +55,7 @@ async fn events_in_every_mode_reach_a_pull_subscription_and_a_repeat_is_stored_o
         .send()
         .await
         .unwrap();
-    let again = app.publish("orders", &event("e1", "OrderPlaced", json!({"data": {"n": 2}}))).await;
+    let again = app.publish("orders", &cloud_event("e1", "OrderPlaced", json!({"data": {"n": 2}}))).await;
 
     assert_eq!(one.status(), 200);
     assert_eq!(batch.status(), 200);
@@ -82,20 +85,26 @@ async fn bad_events_are_refused_with_a_problem_and_nothing_is_stored() {
     let post = |ct: &'static str, body: String| {
         app.http.post(app.url("/v1/topics/t/events")).header("content-type", ct).body(body).send()
     };
-    let mut no_id = event("x", "T", json!({}));
+    let mut no_id = cloud_event("x", "T", json!({}));
     no_id.as_object_mut().unwrap().remove("id");
 
     let cases = vec![
         (app.publish("t", &no_id).await, 422, "invalid-event", "`id`"),
-        (app.publish("t", &event("x", "T", json!({"specversion": "0.3"}))).await, 422, "invalid-event", "specversion"),
-        (app.publish("t", &event("x", "T", json!({"Bad-Ext": 1}))).await, 422, "invalid-event", "Bad-Ext"),
+        (
+            app.publish("t", &cloud_event("x", "T", json!({"specversion": "0.3"}))).await,
+            422,
+            "invalid-event",
+            "specversion",
+        ),
+        (app.publish("t", &cloud_event("x", "T", json!({"Bad-Ext": 1}))).await, 422, "invalid-event", "Bad-Ext"),
         (post("application/cloudevents+json", "{oops".into()).await.unwrap(), 400, "invalid-json", ""),
         (post("text/plain", "hello".into()).await.unwrap(), 415, "unsupported-media-type", "ce-"),
         (post("application/cloudevents-batch+json", "[]".into()).await.unwrap(), 422, "invalid-event", "empty"),
         (
             post(
                 "application/cloudevents-batch+json",
-                json!([event("ok", "T", json!({})), event("bad", "T", json!({"time": "noon"}))]).to_string(),
+                json!([cloud_event("ok", "T", json!({})), cloud_event("bad", "T", json!({"time": "noon"}))])
+                    .to_string(),
             )
             .await
             .unwrap(),
@@ -104,12 +113,12 @@ async fn bad_events_are_refused_with_a_problem_and_nothing_is_stored() {
             "event 1",
         ),
         (
-            app.publish("t", &event("big", "T", json!({"data": "x".repeat(3000)}))).await,
+            app.publish("t", &cloud_event("big", "T", json!({"data": "x".repeat(3000)}))).await,
             413,
             "payload-too-large",
             "2048",
         ),
-        (app.publish("a%20b", &event("x", "T", json!({}))).await, 422, "invalid-input", "topic"),
+        (app.publish("a%20b", &cloud_event("x", "T", json!({}))).await, 422, "invalid-input", "topic"),
         (
             app.http
                 .post(app.url("/v1/topics/t/events"))
@@ -131,7 +140,7 @@ async fn bad_events_are_refused_with_a_problem_and_nothing_is_stored() {
         assert!(d.contains(detail), "{d:?} should mention {detail:?}");
     }
     assert_eq!(app.stats("s").await["pending"], 0, "nothing was stored");
-    let ok = app.publish("t", &event("ok", "T", json!({}))).await.json::<Value>().await.unwrap();
+    let ok = app.publish("t", &cloud_event("ok", "T", json!({}))).await.json::<Value>().await.unwrap();
     assert_eq!(ok["events"][0]["duplicate"], false, "the valid event of the refused batch was not kept either");
 }
 
@@ -191,7 +200,7 @@ async fn a_pull_waits_for_events_and_a_nack_brings_one_back_or_gives_it_up() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    app.publish("t", &event("e1", "T", json!({}))).await;
+    app.publish("t", &cloud_event("e1", "T", json!({}))).await;
     let first = waiting.await.unwrap();
     let waited = started.elapsed();
 
@@ -244,7 +253,7 @@ async fn dead_letters_are_paged_read_and_dropped() {
     let app = app().await;
     app.put_subscription("s", json!({"topic": "t"})).await;
     for i in 0..3 {
-        app.publish("t", &event(&format!("e{i}"), "T", json!({}))).await;
+        app.publish("t", &cloud_event(&format!("e{i}"), "T", json!({}))).await;
     }
     let pulled: Value = app.consume("s", "pull", json!({"max": 10})).await.json().await.unwrap();
     let ids: Vec<Value> = pulled["messages"].as_array().unwrap().iter().map(|m| m["ack_id"].clone()).collect();

@@ -178,11 +178,11 @@ pub(crate) async fn events_carry_the_trace(on: impl FnOnce(&mut herald_server::C
 
     // The warehouse answers from a trace of its own.
     let theirs = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let packed = crate::broker_helpers::event("p1", "OrderPacked", json!({"operationid": id}));
+    let packed = cloud_event("p1", "OrderPacked", json!({"operationid": id}));
     let resp = app.http.post(app.url("/v1/topics/warehouse/events")).header("traceparent", theirs);
     let resp = resp.header("content-type", "application/cloudevents+json").json(&packed).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let shipped = crate::broker_helpers::event("s1", "OrderShipped", json!({"data": {"order": id}}));
+    let shipped = cloud_event("s1", "OrderShipped", json!({"data": {"order": id}}));
     app.publish("warehouse", &shipped).await;
     assert_eq!(app.wait_final(&id).await["status"], "succeeded");
 
@@ -230,13 +230,13 @@ pub(crate) async fn events_carry_the_trace(on: impl FnOnce(&mut herald_server::C
 async fn a_malformed_traceparent_extension_is_refused_and_nothing_is_stored() {
     let svc = StepService::start().await;
     let app = spawn_app(&[], &svc).await;
-    let bad = crate::broker_helpers::event("x1", "T", json!({"traceparent": "00-zz-00-01"}));
+    let bad = cloud_event("x1", "T", json!({"traceparent": "00-zz-00-01"}));
     let resp = app.publish("anything", &bad).await;
     assert_eq!(resp.status(), 422);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let problem: serde_json::Value = resp.json().await.unwrap();
     assert!(problem["detail"].as_str().unwrap().contains("traceparent"), "{problem}");
-    let good = crate::broker_helpers::event("x1", "T", json!({}));
+    let good = cloud_event("x1", "T", json!({}));
     let stored: serde_json::Value = app.publish("anything", &good).await.json().await.unwrap();
     assert_eq!(stored["events"][0]["duplicate"], false, "the refused event was not stored: {stored}");
 }

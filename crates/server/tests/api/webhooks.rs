@@ -114,15 +114,11 @@ async fn a_webhook_that_keeps_failing_is_dead_lettered_with_its_last_error() {
     let id = app.start_id("order", json!({"user": "alice"})).await;
     app.wait_final(&id).await;
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let letters = loop {
+    let letters = eventually("something dead-lettered", Duration::from_secs(10), async || {
         let letters: Value = app.get_json("/v1/dead-letters").await;
-        if !letters["items"].as_array().unwrap().is_empty() {
-            break letters["items"].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing was dead-lettered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        Some(letters["items"].clone()).filter(|items| !items.as_array().unwrap().is_empty())
+    })
+    .await;
     assert_eq!(letters[0]["kind"], "webhook");
     assert_eq!(letters[0]["operation_id"], id.as_str());
     assert_eq!(letters[0]["attempts"], 3);
@@ -155,15 +151,11 @@ async fn a_dead_lettered_webhook_is_sent_again_when_redriven() {
     let app = app_with_webhook(receiver(r.clone()).await).await;
     let id = app.start_id("order", json!({"user": "alice"})).await;
     app.wait_final(&id).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let letter = loop {
+    let letter = eventually("something dead-lettered", Duration::from_secs(10), async || {
         let letters: Value = app.get_json("/v1/dead-letters?kind=webhook").await;
-        if let Some(l) = letters["items"].as_array().unwrap().first() {
-            break l.clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "nothing was dead-lettered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        letters["items"].as_array().unwrap().first().cloned()
+    })
+    .await;
 
     let redriven = app
         .http
