@@ -2,7 +2,34 @@
 //! (`/v1/operations/{id}:cancel`, as Google's AIP-136): one reading of
 //! `{name}:{verb}` for every route that takes one.
 
+use axum::{
+    extract::Request,
+    http::{HeaderValue, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
 use herald_http::problem::ApiError;
+
+/// An action is a resource of its own, which only POST takes. Its path
+/// reaches the route of the resource it acts on (`/v1/operations/{id}`
+/// for `/v1/operations/{id}:cancel`), whose other methods are not the
+/// action's: so any other method is answered here, before routing. A
+/// `:` in the raw path is the action's; one in a name comes encoded.
+pub async fn post_only(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let action = path.starts_with("/v1/") && path.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    if action && req.method() != Method::POST {
+        return not_allowed("POST");
+    }
+    next.run(req).await
+}
+
+/// 405, saying which methods the resource takes.
+pub fn not_allowed(allow: &'static str) -> Response {
+    let mut resp = ApiError::MethodNotAllowed.into_response();
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
 
 /// The name and the verb of `target`, the last segment of `path`'s
 /// resource; 404 naming the path when it has no verb.
