@@ -9,7 +9,6 @@
 //! unless `HERALD_TEST_UI=require` (as in CI), where they fail.
 
 use std::{
-    io::{BufRead, BufReader},
     path::PathBuf,
     process::{Command, Stdio},
     time::Duration,
@@ -62,44 +61,14 @@ fn run_spec(spec: &str, (tools, chromium): &(PathBuf, String), base: &str, env: 
     assert!(report.contains(" 0 failed"), "{report}");
 }
 
-/// A herald process, killed when the test ends, passed or failed.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_demo_page_tells_a_declined_order_as_it_happened() {
     let Some(tools) = tools() else { return };
     let data = tempfile::tempdir().unwrap();
-    let log = data.path().join("demo.log");
-    // herald picks its own port and says which: no free-port guess to race.
-    let mut demo = Running(
-        Command::new(env!("CARGO_BIN_EXE_herald"))
-            .args(["demo", "--pace", "300ms", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = demo.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.trim().strip_prefix("Open ").and_then(|l| l.split_whitespace().next()) {
-                let _ = tx.send(url.trim_end_matches('/').to_string());
-            }
-        }
-    });
-    let Ok(base) = rx.recv_timeout(Duration::from_secs(60)) else {
-        panic!("the demo did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-    };
+    let data_dir = data.path().join("data");
+    let args = ["--pace".as_ref(), "300ms".as_ref(), "--data-dir".as_ref(), data_dir.as_os_str()];
+    let (_demo, base) =
+        herald_testkit::process::demo(env!("CARGO_BIN_EXE_herald"), &args, &data.path().join("demo.log"));
     run_spec("demo.spec.mjs", &tools, &base, &[]);
 }
 
@@ -148,7 +117,7 @@ async fn the_operator_page_shows_finished_late_and_held_work_and_the_registry() 
         svc.url
     );
     std::fs::write(&config, text).unwrap();
-    let _herald = Running(
+    let _herald = herald_testkit::process::Running(
         Command::new(env!("CARGO_BIN_EXE_herald"))
             .args(["serve", "--config"])
             .arg(&config)

@@ -20,6 +20,7 @@ pub mod process;
 mod raw;
 mod step_service;
 pub mod tmpfs;
+pub mod tools;
 mod views;
 mod wait;
 pub mod workflow;
