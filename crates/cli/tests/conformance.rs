@@ -8,7 +8,7 @@
 //! schemathesis comes from the Python registry; `.ci/run` installs it into
 //! `target/schemathesis`. Without it the test says so and passes, unless
 //! `HERALD_TEST_TOOLS=require` (as in CI). CI runs a few examples per
-//! operation; `HERALD_CONFORMANCE_EXAMPLES` asks for more (CONTRIBUTING.md).
+//! operation; `HERALD_TEST_CONFORMANCE_EXAMPLES` asks for more (CONTRIBUTING.md).
 
 use std::{
     ffi::OsStr,
@@ -133,7 +133,7 @@ async fn seed(base: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_is_one_the_openapi_document_describes() {
     let Some(tool) = schemathesis() else { return };
-    let examples = std::env::var("HERALD_CONFORMANCE_EXAMPLES").map_or(EXAMPLES, |n| n.parse().unwrap());
+    let examples = std::env::var("HERALD_TEST_CONFORMANCE_EXAMPLES").map_or(EXAMPLES, |n| n.parse().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("herald.toml");
     let text = format!(
