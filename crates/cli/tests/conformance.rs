@@ -28,9 +28,14 @@ const AUDIENCE: &str = "herald-conformance";
 const EXAMPLES: u32 = 30;
 /// The same requests every run: a failure can be replayed.
 const SEED: &str = "20261203";
-/// The checks that must hold: no 5xx, and every answer as documented.
-const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
-                      response_headers_conformance,response_schema_conformance";
+/// Every check schemathesis has (no 5xx, every answer as documented, 405
+/// with `Allow` for a method not documented, no answer without a token…)
+/// but two, whose verdicts depend on more than the document can say:
+/// whether a request the schema allows is taken depends on what herald
+/// holds (a workflow's own input, the services it knows, `[registry]
+/// allow`), and herald takes some that the schema refuses (a number past
+/// `int64` where it reads a `u64`).
+const EXCLUDED: &str = "positive_data_acceptance,negative_data_rejection";
 
 /// The end user's run leaves out the inbox's stream, which goes on for as
 /// long as its end user listens.
@@ -59,7 +64,8 @@ fn run(tool: &Path, base: &str, token: &str, examples: u32, extra: &[&str], cwd:
         .arg(tool.join("bin/schemathesis"))
         .args(["run", &format!("{base}/v1/openapi.json")])
         .args(["--header", &format!("Authorization: Bearer {token}")])
-        .args(["--checks", CHECKS, "--max-examples", &examples.to_string(), "--seed", SEED])
+        .args(["--checks", "all", "--exclude-checks", EXCLUDED])
+        .args(["--max-examples", &examples.to_string(), "--seed", SEED])
         // Examples found in earlier runs would make this one differ, and
         // a slow machine is no failure of herald's.
         .args(["--generation-database", "none", "--suppress-health-check", "all"])

@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/notifications:read-all", json(post(inbox::read_all)))
         .route("/v1/me/notifications/stream", get(inbox::stream))
         .route("/v1/me/notifications/{id}", json(post(inbox::read_one)))
-        .route("/v1/operations/{id}", json(get(operations::get).post(operations::action)))
+        .route("/v1/operations/{id}", actions(json(get(operations::get).post(operations::action)), "GET, HEAD"))
         .route("/v1/operations/{id}/events", get(events::stream))
         .route("/v1/operations/{id}/steps/{step}", json(post(steps::complete)))
         .route("/v1/services", get(services::list))
@@ -48,11 +48,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/subscriptions", get(subscriptions::list))
         .route(
             "/v1/subscriptions/{name}",
-            json(
-                get(subscriptions::get)
-                    .put(subscriptions::put)
-                    .delete(subscriptions::delete)
-                    .post(subscriptions::action),
+            actions(
+                json(
+                    get(subscriptions::get)
+                        .put(subscriptions::put)
+                        .delete(subscriptions::delete)
+                        .post(subscriptions::action),
+                ),
+                "GET, HEAD, PUT, DELETE",
             ),
         )
         .route("/v1/clock", get(ui::clock))
@@ -61,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/dead-letters:redrive", json(post(dead_letters::bulk)))
         .route(
             "/v1/dead-letters/{id}",
-            json(get(dead_letters::get).delete(dead_letters::delete).post(dead_letters::action)),
+            actions(
+                json(get(dead_letters::get).delete(dead_letters::delete).post(dead_letters::action)),
+                "GET, HEAD, DELETE",
+            ),
         )
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -79,6 +85,15 @@ pub fn router(state: AppState) -> Router {
 /// 405, and a path herald does not have 404. Publishing has rules of its own.
 fn json(methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
     methods.route_layer(axum::middleware::from_fn(body::json_only))
+}
+
+/// A resource whose POST takes only its actions (`{name}:{verb}`), and the
+/// methods it takes itself ([`action::resource`]).
+fn actions(methods: MethodRouter<AppState>, allow: &'static str) -> MethodRouter<AppState> {
+    // A 405 fallback of the route's own, under the layer: the router's
+    // (`method_not_allowed_fallback`) would replace it, and go around it.
+    let not_allowed = || async { ApiError::MethodNotAllowed };
+    methods.fallback(not_allowed).layer(axum::middleware::from_fn_with_state(allow, action::resource))
 }
 
 /// A request's span: its method and path, never its query string, which

@@ -3,8 +3,8 @@
 //! `{name}:{verb}` for every route that takes one.
 
 use axum::{
-    extract::Request,
-    http::{HeaderValue, Method, header},
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -17,11 +17,34 @@ use herald_http::problem::ApiError;
 /// `:` in the raw path is the action's; one in a name comes encoded.
 pub async fn post_only(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let action = path.starts_with("/v1/") && path.rsplit('/').next().is_some_and(|last| last.contains(':'));
+    let action = path.starts_with("/v1/") && is_action(path);
     if action && req.method() != Method::POST {
         return not_allowed("POST");
     }
     next.run(req).await
+}
+
+/// For a resource whose POST takes only its actions
+/// (`/v1/operations/{id}`, whose POST is `{id}:cancel`): on the resource
+/// itself POST is no method, and `allow` (its own methods) is what a 405
+/// names, rather than the route's methods, which include the actions' POST.
+pub async fn resource(State(allow): State<&'static str>, req: Request, next: Next) -> Response {
+    if is_action(req.uri().path()) {
+        return next.run(req).await;
+    }
+    if req.method() == Method::POST {
+        return not_allowed(allow);
+    }
+    let mut resp = next.run(req).await;
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
+}
+
+/// Whether the last segment of a raw path holds a `:verb`.
+fn is_action(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|last| last.contains(':'))
 }
 
 /// 405, saying which methods the resource takes.

@@ -229,11 +229,8 @@ pub async fn action(
     Path(target): Path<String>,
     posted: Posted,
 ) -> ApiResult<Response> {
-    // A POST on the subscription itself, with no verb, is not a method it has.
-    let Ok((name, verb)) = super::action::split("/v1/subscriptions", &target) else {
-        return Ok(super::action::not_allowed("GET, HEAD, PUT, DELETE"));
-    };
     require_service(&caller)?;
+    let (name, verb) = super::action::split("/v1/subscriptions", &target)?;
     let sub = find(&app, name).await?;
     if sub.delivery != Delivery::Pull {
         return Err(ApiError::Conflict(format!("`{name}` is not a pull subscription: herald delivers its events")));

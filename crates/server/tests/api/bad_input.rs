@@ -87,9 +87,18 @@ async fn a_method_a_resource_does_not_take_is_405_naming_the_ones_it_does() {
         assert_eq!(allowed(&resp), "POST", "{method}");
         problem(resp, 405, "method-not-allowed").await;
     }
-    let resp = app.http.post(app.url("/v1/subscriptions/orders")).json(&json!({})).send().await.unwrap();
-    assert_eq!(allowed(&resp), "GET, HEAD, PUT, DELETE");
-    problem(resp, 405, "method-not-allowed").await;
+    // The resource an action acts on takes no POST of its own, whatever it is sent.
+    for (path, methods) in [
+        (format!("/v1/operations/{id}"), "GET, HEAD"),
+        ("/v1/subscriptions/orders".to_string(), "GET, HEAD, PUT, DELETE"),
+        ("/v1/dead-letters/1".to_string(), "GET, HEAD, DELETE"),
+    ] {
+        for method in ["POST", "PATCH"] {
+            let resp = send(method, &path).await.unwrap();
+            assert_eq!(allowed(&resp), methods, "{method} {path}");
+            problem(resp, 405, "method-not-allowed").await;
+        }
+    }
     // A `:` of a name's own comes encoded, and is no action.
     problem(app.http.get(app.url("/v1/operations/op%3Acancel")).send().await.unwrap(), 404, "not-found").await;
     // The action itself still takes a POST.

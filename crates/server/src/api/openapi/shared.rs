@@ -5,13 +5,13 @@
 //!   through (the token, the body reader, the store), not from the handler;
 //! - every error answer as herald sends it: a problem document
 //!   (`application/problem+json`, `herald_http::problem`);
-//! - a body that may be left out is left out, never sent as `null`.
+//! - a body or parameter that may be left out is left out, never `null`.
 
 use utoipa::{
     Modify,
     openapi::{
         Content, HeaderBuilder, OpenApi, PathItem, Ref, RefOr, Required, Response, Schema,
-        path::{Operation, ParameterIn},
+        path::{Operation, Parameter, ParameterIn},
         schema::{ObjectBuilder, SchemaType, Type},
     },
 };
@@ -33,6 +33,15 @@ impl Modify for SharedAnswers {
                         && (status.starts_with('4') || status.starts_with('5'))
                     {
                         as_problem(status, answer);
+                    }
+                }
+                for param in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(Parameter {
+                        parameter_in: ParameterIn::Query | ParameterIn::Header, schema, ..
+                    }) = param
+                        && let Some(schema) = schema
+                    {
+                        not_null(schema);
                     }
                 }
                 if let Some(RefOr::T(body)) = &mut op.request_body
@@ -103,13 +112,25 @@ fn as_problem(status: &str, answer: &mut Response) {
     }
 }
 
-/// `T or null` (utoipa's reading of an `Option<T>` body) as `T`: a body
-/// that may be left out is absent, and `null` is not a `T`.
+/// `T or null` (utoipa's reading of an `Option<T>`) as `T`, for a body or
+/// a query or header parameter: one that may be left out is absent, and
+/// `null` is not a `T`.
 fn not_null(schema: &mut RefOr<Schema>) {
-    if let RefOr::T(Schema::OneOf(one)) = schema
-        && let [item, RefOr::T(Schema::Object(null))] = one.items.as_slice()
-        && null.schema_type == SchemaType::Type(Type::Null)
-    {
-        *schema = item.clone();
+    match schema {
+        RefOr::T(Schema::OneOf(one)) => {
+            if let [item, RefOr::T(Schema::Object(null))] = one.items.as_slice()
+                && null.schema_type == SchemaType::Type(Type::Null)
+            {
+                *schema = item.clone();
+            }
+        }
+        RefOr::T(Schema::Object(object)) => {
+            if let SchemaType::Array(types) = &object.schema_type
+                && let [one, Type::Null] = types.as_slice()
+            {
+                object.schema_type = SchemaType::Type(one.clone());
+            }
+        }
+        _ => {}
     }
 }
