@@ -5,6 +5,7 @@
 //!   through (the token, the body reader, the store), not from the handler;
 //! - every error answer as herald sends it: a problem document
 //!   (`application/problem+json`, `herald_http::problem`);
+//! - a description for every answer, which OpenAPI requires;
 //! - a body or parameter that may be left out is left out, never `null`.
 
 use utoipa::{
@@ -29,9 +30,11 @@ impl Modify for SharedAnswers {
                     op.responses.responses.entry(status.to_string()).or_insert(RefOr::T(answer));
                 }
                 for (status, answer) in op.responses.responses.iter_mut() {
-                    if let RefOr::T(answer) = answer
-                        && (status.starts_with('4') || status.starts_with('5'))
-                    {
+                    let RefOr::T(answer) = answer else { continue };
+                    if answer.description.is_empty() {
+                        answer.description = reason(status).into();
+                    }
+                    if status.starts_with('4') || status.starts_with('5') {
                         as_problem(status, answer);
                     }
                 }
@@ -73,24 +76,36 @@ fn shared(changes: bool, op: &Operation) -> Vec<(u16, &'static str)> {
             403,
             "the token may not do this (or, while herald takes callers without a token, a page of another site asked)",
         ),
-        (503, "the store does not answer, or herald is stopping: try again after `Retry-After`"),
+        (503, "the store does not answer (`Retry-After` says when to try again), or herald is stopping"),
     ];
     let in_path =
         op.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path));
+    let body = op.request_body.is_some();
+    match (in_path, body) {
+        (true, true) => answers.push((400, "a path parameter is not UTF-8, or the body is not JSON")),
+        (true, false) => answers.push((400, "a path parameter is not UTF-8")),
+        (false, true) => answers.push((400, "the body is not JSON")),
+        (false, false) => {}
+    }
     if in_path {
-        answers.push((400, "a path parameter is not UTF-8"));
         answers.push((404, "no such resource"));
     }
     if changes {
         // Every POST and PUT says it is JSON, body or not (`body::json_only`).
         answers.push((415, "the content type is not JSON"));
     }
-    if op.request_body.is_some() {
-        answers.push((400, "the body is not JSON"));
+    if body {
         answers.push((413, "the body is larger than `limits.max_body_bytes`"));
-        answers.push((422, "the body is JSON of another shape"));
+        answers.push((422, "the body is not one this operation takes"));
     }
     answers
+}
+
+/// A response must have a description: the status's reason phrase, where
+/// the annotation gave none.
+fn reason(status: &str) -> &'static str {
+    let code = status.parse().ok().and_then(|n| axum::http::StatusCode::from_u16(n).ok());
+    code.and_then(|c| c.canonical_reason()).unwrap_or("answer")
 }
 
 /// An error answer as herald sends it, with the headers that go with it.
