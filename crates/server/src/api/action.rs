@@ -13,8 +13,9 @@ use herald_http::problem::ApiError;
 /// An action is a resource of its own, which only POST takes. Its path
 /// reaches the route of the resource it acts on (`/v1/operations/{id}`
 /// for `/v1/operations/{id}:cancel`), whose other methods are not the
-/// action's: so any other method is answered here, before routing. A
-/// `:` in the raw path is the action's; one in a name comes encoded.
+/// action's: so any other method is answered here, before the route's
+/// methods are looked at. A `:` in the raw path is the action's; one in a
+/// name comes encoded.
 pub async fn post_only(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let action = path.starts_with("/v1/") && is_action(path);
