@@ -22,11 +22,15 @@ const MAX_ATTRIBUTE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CloudEvent {
     /// Always `"1.0"`.
+    #[schema(pattern = "^1\\.0$")]
     pub specversion: String,
     /// With `source`, identifies the event: a re-publish is recognised by it.
+    #[schema(min_length = 1, max_length = 1024)]
     pub id: String,
+    #[schema(min_length = 1, max_length = 1024)]
     pub source: String,
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 1024)]
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacontenttype: Option<String>,

@@ -70,6 +70,7 @@ impl Filter {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubscription {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
     pub topic: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<RawFilter>,
@@ -98,7 +99,9 @@ pub struct RawFilter {
 #[serde(deny_unknown_fields)]
 pub struct RawPush {
     /// A service of the registry: herald never calls a raw URL.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     pub service: String,
+    #[schema(pattern = "^/[^\\s]*$")]
     pub path: String,
     /// One delivery's limit; default 10 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,10 +109,12 @@ pub struct RawPush {
     pub timeout: Option<Span>,
     /// Deliveries in flight at once; default 64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4096)]
     pub max_in_flight: Option<usize>,
     /// Up to this many events in one request, as a JSON array
     /// (`application/cloudevents-batch+json`); default 1: one event a request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub batch: Option<usize>,
 }
 

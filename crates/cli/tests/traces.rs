@@ -2,11 +2,7 @@
 //! an operation's spans share one trace across a `kill -9` and restart,
 //! and its JSON log lines name the operation, workflow, step and trace.
 
-use std::{
-    path::Path,
-    process::Child,
-    time::Duration,
-};
+use std::{path::Path, process::Child, time::Duration};
 
 use herald_testkit::{
     Reply, StepService, client_within, free_port,

@@ -12,7 +12,7 @@ use std::{path::PathBuf, process::Command, time::Duration};
 
 use herald_testkit::{
     Reply, StepService, client, free_port,
-    process::{Serve, announced, serve},
+    process::{Running, Serve, demo, serve},
     ready,
 };
 use serde_json::{Value, json};
@@ -61,29 +61,14 @@ fn run_spec(spec: &str, (tools, chromium): &(PathBuf, String), base: &str, env: 
     assert!(report.contains(" 0 failed"), "{report}");
 }
 
-/// A herald process, killed when the test ends, passed or failed.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_demo_page_tells_a_declined_order_as_it_happened() {
     let Some(tools) = tools() else { return };
     let data = tempfile::tempdir().unwrap();
-    let log = data.path().join("demo.log");
     // herald picks its own port and says which: no free-port guess to race.
     let data_dir = data.path().join("data");
-    let how = Serve::Demo { pace: "300ms", data_dir: &data_dir, store: None };
-    let mut demo =
-        Running(serve(env!("CARGO_BIN_EXE_herald"), how).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap());
-    let Some(base) = announced(demo.0.stdout.take().unwrap(), Duration::from_secs(60)) else {
-        panic!("the demo did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-    };
+    let how = Serve::Demo { pace: "300ms", data_dir: &data_dir, store: None, config: None };
+    let (_demo, base) = demo(env!("CARGO_BIN_EXE_herald"), how, &data.path().join("demo.log"));
     run_spec("demo.spec.mjs", &tools, &base, &[]);
 }
 

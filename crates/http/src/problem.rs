@@ -86,6 +86,7 @@ pub struct Problem {
     #[schema(example = "urn:herald:problem:invalid-json")]
     pub kind: String,
     pub title: &'static str,
+    #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
     pub detail: String,
     /// The operation concerned (an existing one, for conflicts and reused keys).

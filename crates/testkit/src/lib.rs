@@ -23,6 +23,7 @@ mod raw;
 mod step_service;
 pub mod tls;
 pub mod tmpfs;
+pub mod tools;
 mod views;
 mod wait;
 pub mod workflow;

@@ -4,7 +4,7 @@
 //! without it, and unless `HERALD_TEST_TOOLS=require` (as in CI), only a
 //! reading of its sample lines is checked, and a note says so.
 
-use std::{collections::BTreeMap, io::Write, path::PathBuf, process::Command};
+use std::{collections::BTreeMap, io::Write, process::Command};
 
 use serde_json::Value;
 
@@ -18,11 +18,6 @@ pub struct Sample {
 /// Every sample of one scrape.
 #[derive(Debug)]
 pub struct Exposition(pub Vec<Sample>);
-
-/// Where `.ci/run` puts the Python packages the tests use.
-fn py_tools() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/py-tools")
-}
 
 const PARSE: &str = "\
 import json, sys
@@ -38,10 +33,10 @@ impl Exposition {
     /// The samples of `text`; panics, saying why, where Prometheus's
     /// parser refuses it.
     pub fn parse(text: &str) -> Exposition {
-        let required = std::env::var("HERALD_TEST_TOOLS").is_ok_and(|v| v == "require");
+        let required = crate::tools::required();
         let child = Command::new("python3")
             .args(["-c", PARSE])
-            .env("PYTHONPATH", py_tools())
+            .env("PYTHONPATH", crate::tools::in_target("py-tools"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

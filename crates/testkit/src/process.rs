@@ -4,7 +4,7 @@ use std::{
     ffi::OsStr,
     io::{BufRead, BufReader},
     path::Path,
-    process::{ChildStdout, Command, Stdio},
+    process::{Child, ChildStdout, Command, Stdio},
     time::Duration,
 };
 
@@ -16,9 +16,9 @@ pub enum Serve<'a> {
     /// directory, a port of its own choosing.
     Store { store: &'a str, data_dir: &'a Path },
     /// `herald demo` at `pace` (`0ms`: no pause), its data in `data_dir`,
-    /// on `store` if given, on a port of its own choosing: its stdout is
-    /// piped, for [`announced`] to read where that is.
-    Demo { pace: &'a str, data_dir: &'a Path, store: Option<&'a str> },
+    /// on `store` and with `config` if given, on a port of its own
+    /// choosing: its stdout is piped, for [`announced`] to read where that is.
+    Demo { pace: &'a str, data_dir: &'a Path, store: Option<&'a str>, config: Option<&'a Path> },
 }
 
 /// `bin` (a test's `env!("CARGO_BIN_EXE_herald")`) started as `how`
@@ -34,10 +34,13 @@ pub fn serve(bin: impl AsRef<OsStr>, how: Serve) -> Command {
         Serve::Store { store, data_dir } => {
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", store, "--data-dir"]).arg(data_dir);
         }
-        Serve::Demo { pace, data_dir, store } => {
+        Serve::Demo { pace, data_dir, store, config } => {
             cmd.args(["demo", "--pace", pace, "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
             if let Some(store) = store {
                 cmd.args(["--store", store]);
+            }
+            if let Some(config) = config {
+                cmd.arg("--config").arg(config);
             }
             cmd.stdout(Stdio::piped());
         }
@@ -61,6 +64,27 @@ pub fn announced(stdout: ChildStdout, within: Duration) -> Option<String> {
     rx.recv_timeout(within).ok()
 }
 
+/// A child process, killed when the test ends, passed or failed.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A demo started as `how` says (a [`Serve::Demo`]), its log in `log`,
+/// and its base URL once it says it listens. Fails the test, with the
+/// log, when it has not said so within a minute. Blocks its thread.
+pub fn demo(bin: &str, how: Serve, log: &Path) -> (Running, String) {
+    let mut demo = Running(serve(bin, how).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap());
+    let Some(base) = announced(demo.0.stdout.take().unwrap(), Duration::from_secs(60)) else {
+        panic!("the demo did not start:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+    };
+    (demo, base)
+}
+
 /// Sends `sig` (`"TERM"`, `"HUP"`, `"STOP"`…) to process `pid`, as an
 /// operator's `kill` does, failing the test if it could not be sent.
 pub fn signal(pid: u32, sig: &str) {
@@ -70,7 +94,7 @@ pub fn signal(pid: u32, sig: &str) {
 
 /// Stops a herald as an operator does (SIGTERM), failing the test unless
 /// it exits cleanly.
-pub fn stop(mut herald: std::process::Child) {
+pub fn stop(mut herald: Child) {
     signal(herald.id(), "TERM");
     let status = herald.wait().unwrap();
     assert!(status.success(), "SIGTERM stops herald cleanly (exit {status:?})");

@@ -26,8 +26,10 @@ impl Tmpfs {
         if mounted {
             return Some(Tmpfs { dir });
         }
-        let required = std::env::var("HERALD_TEST_TOOLS").is_ok_and(|v| v == "require");
-        assert!(!required, "HERALD_TEST_TOOLS=require: mounting a tmpfs (as root) is needed for the full-disk test");
+        assert!(
+            !crate::tools::required(),
+            "HERALD_TEST_TOOLS=require: mounting a tmpfs (as root) is needed for the full-disk test"
+        );
         eprintln!("note: no tmpfs could be mounted (not root?): the full-disk test is skipped");
         None
     }

@@ -25,7 +25,7 @@ async fn the_demo_runs_both_stories_on_postgres() {
     let schema = TestSchema::new().await;
     let data = tempfile::tempdir().unwrap();
     let (store, data_dir) = (schema.url(), data.path().join("data"));
-    let how = Serve::Demo { pace: "0ms", data_dir: &data_dir, store: Some(&store) };
+    let how = Serve::Demo { pace: "0ms", data_dir: &data_dir, store: Some(&store), config: None };
     let mut demo = Demo(serve(env!("CARGO_BIN_EXE_herald"), how).spawn().unwrap());
     let stdout = demo.0.stdout.take().unwrap();
     // herald picks its own port and says which in its banner.

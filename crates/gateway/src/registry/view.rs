@@ -49,7 +49,8 @@ pub struct InstanceView {
     pub failures: u64,
     /// Registered at run time: how long until it goes without a heartbeat.
     pub expires_in_ms: Option<u64>,
-    #[schema(value_type = Object)]
+    /// As registered: any JSON (`null` for the configured instances).
+    #[schema(value_type = Value)]
     pub metadata: Value,
 }
 

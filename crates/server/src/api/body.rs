@@ -81,27 +81,16 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Every POST and PUT under `/v1/` must say it is JSON, even with no body
+/// Every POST and PUT of the API must say it is JSON, even with no body
 /// (`:cancel`, `:read`): an HTML form on another site can send a POST but
 /// not that content type, so it cannot act here through a visitor's
-/// browser. Publishing keeps its own rules: CloudEvents JSON types, or
-/// binary mode's `ce-` headers, which a form cannot send either.
+/// browser. Publishing keeps its own rules (CloudEvents JSON types, or
+/// binary mode's `ce-` headers, which a form cannot send either), and is
+/// not given this layer (`router::json`).
 pub async fn json_only(req: Request, next: Next) -> Response {
-    let path = req.uri().path();
     let changes = matches!(*req.method(), Method::POST | Method::PUT);
-    if changes
-        && path.starts_with("/v1/")
-        && !is_publish(path)
-        && let Err(e) = require_json(req.headers())
-    {
+    if changes && let Err(e) = require_json(req.headers()) {
         return e.into_response();
     }
     next.run(req).await
-}
-
-/// `/v1/topics/{topic}/events`.
-fn is_publish(path: &str) -> bool {
-    path.strip_prefix("/v1/topics/")
-        .and_then(|rest| rest.strip_suffix("/events"))
-        .is_some_and(|topic| !topic.is_empty() && !topic.contains('/'))
 }

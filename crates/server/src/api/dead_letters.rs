@@ -22,15 +22,20 @@ use herald_http::problem::{ApiError, ApiResult, Problem};
 const BULK: usize = 500;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// event, step, compensation, webhook or email
+    #[param(value_type = Option<DeadLetterKind>)]
     kind: Option<String>,
     subscription: Option<String>,
     workflow: Option<String>,
+    #[param(pattern = "^op_[0-9a-fA-F]{32}$")]
     operation: Option<String>,
+    /// `next_cursor` of the page before
+    #[param(pattern = "^-?[0-9]{1,18}$")]
     cursor: Option<String>,
     /// 1-200, default 50
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
 }
 
@@ -54,9 +59,11 @@ pub struct RedriveRequest {
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRedriveRequest {
+    #[schema(value_type = Option<DeadLetterKind>)]
     pub kind: Option<String>,
     pub subscription: Option<String>,
     pub workflow: Option<String>,
+    #[schema(pattern = "^op_[0-9a-fA-F]{32}$")]
     pub operation: Option<String>,
 }
 
@@ -95,7 +102,7 @@ fn filter(
 }
 
 /// Dead letters, newest first, filtered and paged.
-#[utoipa::path(get, path = "/v1/dead-letters", tag = "admin", params(ListParams),
+#[utoipa::path(get, path = "/v1/dead-letters", operation_id = "list_dead_letters", tag = "admin", params(ListParams),
     responses((status = 200, body = DeadLetterList), (status = 403, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     caller: Caller,
@@ -126,7 +133,7 @@ async fn find(app: &AppState, raw: &str) -> ApiResult<DeadLetter> {
 }
 
 /// One dead letter, with every attempt's error.
-#[utoipa::path(get, path = "/v1/dead-letters/{id}", tag = "admin", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/v1/dead-letters/{id}", operation_id = "get_dead_letter", tag = "admin", params(("id" = i64, Path)),
     responses((status = 200, body = DeadLetter), (status = 404, body = Problem)))]
 pub async fn get(caller: Caller, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DeadLetter>> {
     require_admin(&caller)?;
@@ -134,7 +141,7 @@ pub async fn get(caller: Caller, State(app): State<AppState>, Path(id): Path<Str
 }
 
 /// Drop a dead letter: a person has dealt with it.
-#[utoipa::path(delete, path = "/v1/dead-letters/{id}", tag = "admin", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/v1/dead-letters/{id}", operation_id = "delete_dead_letter", tag = "admin", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 pub async fn delete(caller: Caller, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     require_admin(&caller)?;
@@ -146,7 +153,7 @@ pub async fn delete(caller: Caller, State(app): State<AppState>, Path(id): Path<
 /// `POST /v1/dead-letters/{id}:redrive`: deliver the event again (to its
 /// subscription only), send the notification again, or try the step (or
 /// compensation) again, resuming its operation.
-#[utoipa::path(post, path = "/v1/dead-letters/{id}:redrive", tag = "admin", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/v1/dead-letters/{id}:redrive", operation_id = "redrive_dead_letter", tag = "admin", params(("id" = i64, Path)),
     request_body(content = Option<RedriveRequest>, content_type = "application/json"),
     responses((status = 204, description = "redriven: the dead letter is gone"), (status = 404, body = Problem),
               (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -166,7 +173,7 @@ pub async fn action(
 
 /// `POST /v1/dead-letters:redrive`: redrive every dead letter matching the
 /// filter (up to 500 a call, oldest first).
-#[utoipa::path(post, path = "/v1/dead-letters:redrive", tag = "admin", request_body = BulkRedriveRequest,
+#[utoipa::path(post, path = "/v1/dead-letters:redrive", operation_id = "redrive_dead_letters", tag = "admin", request_body = BulkRedriveRequest,
     responses((status = 200, body = BulkRedriveResponse), (status = 422, body = Problem)))]
 pub async fn bulk(caller: Caller, State(app): State<AppState>, posted: Posted) -> ApiResult<Json<BulkRedriveResponse>> {
     require_admin(&caller)?;

@@ -38,7 +38,7 @@ pub struct EventsParams {
     access_token: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/operations/{id}/events", tag = "operations",
+#[utoipa::path(get, path = "/v1/operations/{id}/events", operation_id = "operation_events", tag = "operations",
     params(("id" = String, Path), ("Last-Event-ID" = Option<u64>, Header), EventsParams),
     responses((status = 200, content_type = "text/event-stream", description = "`id: <seq>`, `data: <Event JSON>`"),
               (status = 204, description = "nothing after Last-Event-ID: the operation has ended"), (status = 404, body = Problem),

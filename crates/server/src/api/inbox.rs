@@ -43,15 +43,19 @@ pub struct Inbox {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboxParams {
+    /// `next_cursor` of the page before
     cursor: Option<u64>,
     /// 1-200, default 50
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/v1/me/notifications", tag = "inbox", params(InboxParams),
-    responses((status = 200, body = Inbox), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/v1/me/notifications", operation_id = "list_notifications", tag = "inbox", params(InboxParams),
+    responses((status = 200, body = Inbox), (status = 403, body = Problem, description = "not an end user's token"),
+              (status = 422, body = Problem)))]
 pub async fn list(
     caller: Caller,
     State(app): State<AppState>,
@@ -70,7 +74,7 @@ pub async fn list(
 }
 
 /// `POST /v1/me/notifications/{id}:read`.
-#[utoipa::path(post, path = "/v1/me/notifications/{id}:read", tag = "inbox", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/me/notifications/{id}:read", operation_id = "read_notification", tag = "inbox", params(("id" = String, Path)),
     responses((status = 200, body = InboxChange), (status = 404, body = Problem)))]
 pub async fn read_one(caller: Caller, State(app): State<AppState>, Path(target): Path<String>) -> ApiResult<Response> {
     let subject = subject(&caller)?;
@@ -97,7 +101,7 @@ pub struct ReadAll {
 }
 
 /// `POST /v1/me/notifications:read-all`.
-#[utoipa::path(post, path = "/v1/me/notifications:read-all", tag = "inbox", responses((status = 200, body = ReadAll)))]
+#[utoipa::path(post, path = "/v1/me/notifications:read-all", operation_id = "read_all_notifications", tag = "inbox", responses((status = 200, body = ReadAll)))]
 pub async fn read_all(caller: Caller, State(app): State<AppState>) -> ApiResult<Json<ReadAll>> {
     let subject = subject(&caller)?;
     let changes = mark(&app, &subject, None).await?;
@@ -120,7 +124,7 @@ pub struct StreamParams {
     access_token: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/me/notifications/stream", tag = "inbox",
+#[utoipa::path(get, path = "/v1/me/notifications/stream", operation_id = "notification_stream", tag = "inbox",
     params(("Last-Event-ID" = Option<u64>, Header), StreamParams),
     responses((status = 200, content_type = "text/event-stream", description = "`id: <version>`, `data: <InboxChange JSON>`"),
               (status = 400, body = Problem, description = "`Last-Event-ID` or `after` is not an event number"),

@@ -27,11 +27,11 @@ use crate::state::AppState;
 use herald_http::problem::{ApiError, ApiResult, Problem};
 
 /// Start an operation of a workflow. The body is the operation's input.
-#[utoipa::path(post, path = "/v1/workflows/{name}/operations", tag = "operations",
-    params(("name" = String, Path, description = "workflow name"),
-           ("Idempotency-Key" = Option<String>, Header, description = "retries with the same key and body return the same operation"),
+#[utoipa::path(post, path = "/v1/workflows/{name}/operations", operation_id = "start_operation", tag = "operations",
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description = "workflow name"),
+           ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "retries with the same key and body return the same operation"),
            ("Prefer" = Option<String>, Header, description = "`wait=N`: answer 200 with the finished operation if it ends within N seconds; `return=minimal`: answer with its id and status only (`OperationRef`)"),
-           ("Herald-Subject" = Option<String>, Header, description = "who the operation is about; overrides the workflow's `subject` pointer")),
+           ("Herald-Subject" = Option<String>, Header, min_length = 1, max_length = 255, description = "who the operation is about; overrides the workflow's `subject` pointer")),
     request_body(content = Object, content_type = "application/json"),
     responses((status = 202, body = OperationView, description = "accepted and durable"),
               (status = 200, body = OperationView, description = "finished within `Prefer: wait`"),
@@ -188,8 +188,8 @@ pub fn parse_id(raw: &str) -> ApiResult<OperationId> {
 }
 
 /// An operation with its steps, final outcome and timeline.
-#[utoipa::path(get, path = "/v1/operations/{id}", tag = "operations",
-    params(("id" = String, Path), ("If-None-Match" = Option<String>, Header)),
+#[utoipa::path(get, path = "/v1/operations/{id}", operation_id = "get_operation", tag = "operations",
+    params(("id" = String, Path, pattern = "^op_[0-9a-fA-F]{32}$"), ("If-None-Match" = Option<String>, Header)),
     responses((status = 200, body = OperationView, headers(("ETag" = String))), (status = 304), (status = 404, body = Problem)))]
 pub async fn get(
     caller: Caller,
@@ -225,21 +225,26 @@ pub fn shown(app: &AppState, caller: &Caller, op: Operation) -> Operation {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     subject: Option<String>,
     workflow: Option<String>,
-    /// accepted, running, compensating, succeeded, failed or cancelled
+    #[param(value_type = Option<OpStatus>)]
     status: Option<String>,
+    /// `next_cursor` of the page before
+    #[param(pattern = "^op_[0-9a-fA-F]{32}$")]
     cursor: Option<String>,
     /// 1-200, default 50
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
     /// `late` (past the expected time, not finished) or `needs_attention`
+    #[param(pattern = "^(late|needs_attention)$")]
     flag: Option<String>,
 }
 
 /// Operations, newest first, with stable cursor pagination.
-#[utoipa::path(get, path = "/v1/operations", tag = "operations", params(ListParams),
+#[utoipa::path(get, path = "/v1/operations", operation_id = "list_operations", tag = "operations", params(ListParams),
     responses((status = 200, body = OperationList), (status = 422, body = Problem)))]
 pub async fn list(
     caller: Caller,
@@ -286,8 +291,9 @@ pub async fn list(
 }
 
 /// The end user's own operations, newest first (the token's `sub`).
-#[utoipa::path(get, path = "/v1/me/operations", tag = "operations", params(ListParams),
-    responses((status = 200, body = OperationList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/v1/me/operations", operation_id = "list_my_operations", tag = "operations", params(ListParams),
+    responses((status = 200, body = OperationList), (status = 403, body = Problem, description = "not an end user's token"),
+              (status = 422, body = Problem)))]
 pub async fn mine(
     caller: Caller,
     state: State<AppState>,
@@ -309,8 +315,8 @@ pub async fn visible(app: &AppState, caller: &Caller, id: &OperationId) -> ApiRe
 }
 
 /// `POST /v1/operations/{id}:cancel`: cancel and undo what was done.
-#[utoipa::path(post, path = "/v1/operations/{id}:cancel", tag = "operations",
-    params(("id" = String, Path)), request_body(content = Option<CancelRequest>, content_type = "application/json"),
+#[utoipa::path(post, path = "/v1/operations/{id}:cancel", operation_id = "cancel_operation", tag = "operations",
+    params(("id" = String, Path, pattern = "^op_[0-9a-fA-F]{32}$")), request_body(content = Option<CancelRequest>, content_type = "application/json"),
     responses((status = 202, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn action(
     caller: Caller,

@@ -30,12 +30,14 @@ use herald_http::problem::{ApiError, ApiResult, Problem};
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The instance's base URL, e.g. `http://10.0.0.7:8080`.
+    #[schema(pattern = "^https?://[^/?# ]+[^?# ]*$")]
     pub url: String,
     /// Gone unless renewed within this; default 30 s, 1 s to 1 h.
     #[schema(value_type = Option<String>, example = "30s")]
     pub ttl: Option<Span>,
+    /// Any JSON, shown with the instance.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub metadata: Value,
 }
 
@@ -54,7 +56,9 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
 
 /// Register an instance, or renew its heartbeat.
 #[utoipa::path(put, path = "/v1/services/{name}/instances/{id}", tag = "services",
-    params(("name" = String, Path), ("id" = String, Path)), request_body = RegisterRequest,
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"),
+           ("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description = "not beginning `config-`: those are the configured instances")),
+    request_body = RegisterRequest,
     responses((status = 201, description = "registered, or changed: a new URL or new metadata"),
               (status = 200, description = "renewed"),
               (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -102,7 +106,7 @@ pub async fn deregister(
 }
 
 /// Every service, with each instance's health, circuit and recent latency.
-#[utoipa::path(get, path = "/v1/services", tag = "services", responses((status = 200, body = ServiceList)))]
+#[utoipa::path(get, path = "/v1/services", operation_id = "list_services", tag = "services", responses((status = 200, body = ServiceList)))]
 pub async fn list(caller: Caller, State(app): State<AppState>) -> ApiResult<Json<ServiceList>> {
     require_service(&caller)?;
     Ok(Json(ServiceList { items: app.engine.services().views() }))

@@ -13,6 +13,10 @@ use chrono::Utc;
 use herald_broker::{Delivery, Message, Nacked, RawSubscription, Redelivery, Stats, Subscription};
 use herald_core::Span;
 use serde::{Deserialize, Serialize};
+use utoipa::{
+    PartialSchema,
+    openapi::{ObjectBuilder, Ref, RefOr, Schema, schema::Type},
+};
 
 use super::body::Posted;
 use crate::state::AppState;
@@ -21,8 +25,12 @@ use herald_http::problem::{ApiError, ApiResult, Problem};
 
 /// The longest a pull may wait for events to come.
 const MAX_PULL_WAIT: Duration = Duration::from_secs(30);
+/// The longest error a `:nack` keeps.
+const MAX_ERROR: usize = 2000;
 
-#[derive(Serialize, utoipa::ToSchema)]
+/// A subscription as shown: its definition's fields, with its name, mode
+/// and stats beside them (its schema is written below).
+#[derive(Serialize)]
 pub struct SubscriptionView {
     pub name: String,
     /// `push`, `pull`, or `internal` (herald's own, for `await` steps).
@@ -30,6 +38,39 @@ pub struct SubscriptionView {
     #[serde(flatten)]
     pub definition: RawSubscription,
     pub stats: Stats,
+}
+
+/// The definition's schema with the view's own fields added. Not derived:
+/// the derive would read "a definition, which takes no other field, and
+/// these fields", which no answer can be.
+impl utoipa::PartialSchema for SubscriptionView {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(mut object)) = RawSubscription::schema() else {
+            unreachable!("a definition is an object")
+        };
+        object.additional_properties = None;
+        let mode = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["push", "pull", "internal"]))
+            .description(Some("`internal`: herald's own, for `await` steps"));
+        let fields: [(&str, RefOr<Schema>); 3] = [
+            ("name", ObjectBuilder::new().schema_type(Type::String).into()),
+            ("mode", mode.into()),
+            ("stats", Ref::from_schema_name("Stats").into()),
+        ];
+        for (name, schema) in fields {
+            object.properties.insert(name.into(), schema);
+            object.required.push(name.into());
+        }
+        Schema::Object(object).into()
+    }
+}
+
+impl utoipa::ToSchema for SubscriptionView {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        RawSubscription::schemas(schemas);
+        schemas.push((Stats::name().into(), Stats::schema()));
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -61,8 +102,8 @@ async fn find(app: &AppState, name: &str) -> ApiResult<Subscription> {
 }
 
 /// Create or change a subscription.
-#[utoipa::path(put, path = "/v1/subscriptions/{name}", tag = "topics",
-    params(("name" = String, Path)), request_body = RawSubscription,
+#[utoipa::path(put, path = "/v1/subscriptions/{name}", operation_id = "put_subscription", tag = "topics",
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")), request_body = RawSubscription,
     responses((status = 201, body = SubscriptionView, description = "created"), (status = 200, body = SubscriptionView),
               (status = 400, body = Problem), (status = 403, body = Problem), (status = 415, body = Problem),
               (status = 422, body = Problem)))]
@@ -89,7 +130,7 @@ pub async fn put(
 }
 
 /// Every subscription, with how it keeps up.
-#[utoipa::path(get, path = "/v1/subscriptions", tag = "topics", responses((status = 200, body = SubscriptionList)))]
+#[utoipa::path(get, path = "/v1/subscriptions", operation_id = "list_subscriptions", tag = "topics", responses((status = 200, body = SubscriptionList)))]
 pub async fn list(caller: Caller, State(app): State<AppState>) -> ApiResult<Json<SubscriptionList>> {
     require_service(&caller)?;
     let mut items = Vec::new();
@@ -100,7 +141,7 @@ pub async fn list(caller: Caller, State(app): State<AppState>) -> ApiResult<Json
 }
 
 /// One subscription: its definition, depth, events out, lag and dead letters.
-#[utoipa::path(get, path = "/v1/subscriptions/{name}", tag = "topics", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/subscriptions/{name}", operation_id = "get_subscription", tag = "topics", params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
     responses((status = 200, body = SubscriptionView), (status = 404, body = Problem)))]
 pub async fn get(
     caller: Caller,
@@ -113,7 +154,7 @@ pub async fn get(
 }
 
 /// Delete a subscription and every event still waiting for it.
-#[utoipa::path(delete, path = "/v1/subscriptions/{name}", tag = "topics", params(("name" = String, Path)),
+#[utoipa::path(delete, path = "/v1/subscriptions/{name}", operation_id = "delete_subscription", tag = "topics", params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
               (status = 409, body = Problem)))]
 pub async fn delete(caller: Caller, State(app): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
@@ -132,6 +173,7 @@ pub async fn delete(caller: Caller, State(app): State<AppState>, Path(name): Pat
 #[serde(deny_unknown_fields)]
 pub struct PullRequest {
     /// 1-1000, default 10.
+    #[schema(minimum = 1, maximum = 1000)]
     pub max: Option<usize>,
     /// How long the events are the caller's; default the subscription's lease.
     #[schema(value_type = Option<String>, example = "30s")]
@@ -149,6 +191,7 @@ pub struct PullResponse {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckRequest {
+    #[schema(min_items = 1, max_items = 1000)]
     pub ack_ids: Vec<String>,
 }
 
@@ -162,6 +205,7 @@ pub struct AckResponse {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackRequest {
+    #[schema(min_items = 1, max_items = 1000)]
     pub ack_ids: Vec<String>,
     /// Go out again after this long; default the subscription's backoff.
     #[schema(value_type = Option<String>, example = "5s")]
@@ -170,6 +214,7 @@ pub struct NackRequest {
     #[serde(default = "yes")]
     pub retry: bool,
     /// Why, kept with the attempt (and the dead letter).
+    #[schema(max_length = 2000)]
     pub error: Option<String>,
 }
 
@@ -178,9 +223,6 @@ fn yes() -> bool {
 }
 
 /// `:pull`, `:ack` and `:nack` of a pull subscription.
-#[utoipa::path(post, path = "/v1/subscriptions/{name}:pull", tag = "topics", params(("name" = String, Path)),
-    request_body(content = Option<PullRequest>, content_type = "application/json"),
-    responses((status = 200, body = PullResponse), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn action(
     caller: Caller,
     State(app): State<AppState>,
@@ -188,41 +230,64 @@ pub async fn action(
     posted: Posted,
 ) -> ApiResult<Response> {
     require_service(&caller)?;
-    // A POST on the subscription itself, with no verb, is not a method it has.
-    let (name, verb) = super::action::split("/v1/subscriptions", &target).map_err(|_| ApiError::MethodNotAllowed)?;
+    let (name, verb) = super::action::split("/v1/subscriptions", &target)?;
     let sub = find(&app, name).await?;
     if sub.delivery != Delivery::Pull {
         return Err(ApiError::Conflict(format!("`{name}` is not a pull subscription: herald delivers its events")));
     }
     match verb {
-        "pull" => pull(&app, &sub, posted.json_or_default()?).await.map(|r| Json(r).into_response()),
-        "ack" => {
-            let req: AckRequest = posted.json()?;
-            check_ids(&req.ack_ids)?;
-            let unknown = app.engine.broker().ack(name, &req.ack_ids).await?;
-            Ok(Json(AckResponse { acked: req.ack_ids.len() - unknown.len(), unknown }).into_response())
-        }
-        "nack" => {
-            let req: NackRequest = posted.json()?;
-            check_ids(&req.ack_ids)?;
-            let error = req.error.unwrap_or_else(|| "given back by the consumer".into());
-            if error.len() > 2000 {
-                return Err(ApiError::InvalidInput("`error` is longer than 2000 characters".into()));
-            }
-            let redelivery = match (req.retry, req.delay) {
-                (false, _) => Redelivery::Never,
-                (true, Some(d)) => Redelivery::After(d.0),
-                (true, None) => Redelivery::Backoff,
-            };
-            let nacked: Nacked = app.engine.broker().nack(name, &req.ack_ids, redelivery, &error).await?;
-            Ok(Json(nacked).into_response())
-        }
+        "pull" => pull(&app, &sub, &posted).await,
+        "ack" => ack(&app, &sub, &posted).await,
+        "nack" => nack(&app, &sub, &posted).await,
         other => Err(ApiError::NotFound(format!("no action `{other}` on subscriptions"))),
     }
 }
 
+/// Take events to work on, each leased to the caller until it is answered
+/// (`:ack`, `:nack`) or the lease ends.
+#[utoipa::path(post, path = "/v1/subscriptions/{name}:pull", tag = "topics", params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    request_body(content = Option<PullRequest>, content_type = "application/json"),
+    responses((status = 200, body = PullResponse), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "not a pull subscription")))]
+async fn pull(app: &AppState, sub: &Subscription, posted: &Posted) -> ApiResult<Response> {
+    Ok(Json(pulled(app, sub, posted.json_or_default()?).await?).into_response())
+}
+
+/// Done with these events: they do not go out again.
+#[utoipa::path(post, path = "/v1/subscriptions/{name}:ack", tag = "topics", params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    request_body = AckRequest,
+    responses((status = 200, body = AckResponse), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "not a pull subscription")))]
+async fn ack(app: &AppState, sub: &Subscription, posted: &Posted) -> ApiResult<Response> {
+    let req: AckRequest = posted.json()?;
+    check_ids(&req.ack_ids)?;
+    let unknown = app.engine.broker().ack(&sub.name, &req.ack_ids).await?;
+    Ok(Json(AckResponse { acked: req.ack_ids.len() - unknown.len(), unknown }).into_response())
+}
+
+/// Give events back: they go out again later, or to the dead letters.
+#[utoipa::path(post, path = "/v1/subscriptions/{name}:nack", tag = "topics", params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    request_body = NackRequest,
+    responses((status = 200, body = Nacked), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "not a pull subscription")))]
+async fn nack(app: &AppState, sub: &Subscription, posted: &Posted) -> ApiResult<Response> {
+    let req: NackRequest = posted.json()?;
+    check_ids(&req.ack_ids)?;
+    let error = req.error.unwrap_or_else(|| "given back by the consumer".into());
+    if error.len() > MAX_ERROR {
+        return Err(ApiError::InvalidInput(format!("`error` is longer than {MAX_ERROR} characters")));
+    }
+    let redelivery = match (req.retry, req.delay) {
+        (false, _) => Redelivery::Never,
+        (true, Some(d)) => Redelivery::After(d.0),
+        (true, None) => Redelivery::Backoff,
+    };
+    let nacked: Nacked = app.engine.broker().nack(&sub.name, &req.ack_ids, redelivery, &error).await?;
+    Ok(Json(nacked).into_response())
+}
+
 /// Pulls, waiting (up to `wait`) for something to come when nothing is due.
-async fn pull(app: &AppState, sub: &Subscription, req: PullRequest) -> ApiResult<PullResponse> {
+async fn pulled(app: &AppState, sub: &Subscription, req: PullRequest) -> ApiResult<PullResponse> {
     let max = req.max.unwrap_or(10);
     if !(1..=1000).contains(&max) {
         return Err(ApiError::InvalidInput("`max` must be between 1 and 1000".into()));

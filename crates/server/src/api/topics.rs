@@ -30,7 +30,7 @@ pub struct PublishResponse {
 /// An event whose `source` and `id` were published within the dedupe window
 /// is not stored again (`duplicate: true`).
 #[utoipa::path(post, path = "/v1/topics/{topic}/events", tag = "topics",
-    params(("topic" = String, Path, description = "1-128 letters, digits, `.`, `-` or `_`")),
+    params(("topic" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
     request_body(content = CloudEvent, content_type = "application/cloudevents+json"),
     responses((status = 200, body = PublishResponse, description = "stored durably"),
               (status = 400, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),

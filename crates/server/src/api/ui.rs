@@ -12,6 +12,7 @@ use axum::{
 };
 use herald_http::{auth::Caller, problem::ApiError};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::{ArrayBuilder, ObjectBuilder, schema::Type};
 
 use super::body::Posted;
 use crate::state::AppState;
@@ -41,7 +42,13 @@ pub async fn clock(_caller: Caller) -> Response {
 pub struct LagReport {
     /// From each event's commit (its `at`) to the page showing it, in
     /// milliseconds by herald's clock: 1-100 of them, each 0 to 3,600,000.
+    #[schema(schema_with = lags)]
     pub lags_ms: Vec<f64>,
+}
+
+fn lags() -> utoipa::openapi::Array {
+    let lag = ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).maximum(Some(MAX_LAG_MS));
+    ArrayBuilder::new().items(lag).min_items(Some(1)).max_items(Some(MAX_SAMPLES)).build()
 }
 
 /// Reports what a page saw. Any caller of the API may report; the values

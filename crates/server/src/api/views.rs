@@ -32,6 +32,7 @@ pub struct OperationList {
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Why, in words for the user ("changed my mind").
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -44,6 +45,7 @@ pub struct CompleteRequest {
     pub result: Option<serde_json::Value>,
     /// Set instead of `result` when the work failed.
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub error: Option<String>,
     /// With `error`: may the step be tried again?
     #[serde(default)]

@@ -19,12 +19,12 @@ fn summary(wf: &herald_core::Workflow) -> WorkflowSummary {
     }
 }
 
-#[utoipa::path(get, path = "/v1/workflows", tag = "workflows", responses((status = 200, body = Vec<WorkflowSummary>)))]
+#[utoipa::path(get, path = "/v1/workflows", operation_id = "list_workflows", tag = "workflows", responses((status = 200, body = Vec<WorkflowSummary>)))]
 pub async fn list(_caller: herald_http::auth::Caller, State(app): State<AppState>) -> Json<Vec<WorkflowSummary>> {
     Json(app.engine.workflows().all_latest().iter().map(|w| summary(w)).collect())
 }
 
-#[utoipa::path(get, path = "/v1/workflows/{name}", tag = "workflows", params(("name" = String, Path)),
+#[utoipa::path(get, path = "/v1/workflows/{name}", operation_id = "get_workflow", tag = "workflows", params(("name" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")),
     responses((status = 200, body = WorkflowSummary), (status = 404, body = Problem)))]
 pub async fn get(
     _caller: herald_http::auth::Caller,

@@ -64,6 +64,48 @@ async fn bad_requests_get_clear_problems_and_store_nothing() {
     assert!(svc.all_calls().is_empty(), "no step was called");
 }
 
+/// A method a resource does not take is 405, saying which it takes, before
+/// any other check: a PUT without a JSON content type was 415 (the JSON
+/// check ran before routing), and an action (`{id}:cancel`) answered other
+/// methods for the resource it acts on.
+#[tokio::test]
+async fn a_method_a_resource_does_not_take_is_405_naming_the_ones_it_does() {
+    let svc = StepService::start().await;
+    let app = spawn_app(&[&sequential("order", &["a"], "")], &svc).await;
+    let id = app.start_id("order", json!({})).await;
+    let send = |method: &str, path: &str| {
+        app.http.request(method.parse().unwrap(), app.url(path)).header("content-type", "text/plain").send()
+    };
+    let allowed = |resp: &reqwest::Response| resp.headers()["allow"].to_str().unwrap().to_string();
+
+    let resp = send("PUT", "/v1/clock").await.unwrap();
+    assert_eq!(allowed(&resp), "GET,HEAD");
+    problem(resp, 405, "method-not-allowed").await;
+    problem(send("POST", "/v1/no/such/thing").await.unwrap(), 404, "not-found").await;
+    for method in ["GET", "OPTIONS", "DELETE"] {
+        let resp = send(method, &format!("/v1/operations/{id}:cancel")).await.unwrap();
+        assert_eq!(allowed(&resp), "POST", "{method}");
+        problem(resp, 405, "method-not-allowed").await;
+    }
+    // The resource an action acts on takes no POST of its own, whatever it is sent.
+    for (path, methods) in [
+        (format!("/v1/operations/{id}"), "GET, HEAD"),
+        ("/v1/subscriptions/orders".to_string(), "GET, HEAD, PUT, DELETE"),
+        ("/v1/dead-letters/1".to_string(), "GET, HEAD, DELETE"),
+    ] {
+        for method in ["POST", "PATCH"] {
+            let resp = send(method, &path).await.unwrap();
+            assert_eq!(allowed(&resp), methods, "{method} {path}");
+            problem(resp, 405, "method-not-allowed").await;
+        }
+    }
+    // A `:` of a name's own comes encoded, and is no action.
+    problem(app.http.get(app.url("/v1/operations/op%3Acancel")).send().await.unwrap(), 404, "not-found").await;
+    // The action itself still takes a POST.
+    let cancel = app.http.post(app.url(&format!("/v1/operations/{id}:cancel"))).json(&json!({})).send();
+    assert_ne!(cancel.await.unwrap().status(), 405);
+}
+
 #[test]
 fn invalid_workflow_files_are_refused_naming_the_step_and_field() {
     let config = {

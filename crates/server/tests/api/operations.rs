@@ -273,6 +273,8 @@ async fn the_openapi_document_describes_the_api() {
         "/v1/subscriptions",
         "/v1/subscriptions/{name}",
         "/v1/subscriptions/{name}:pull",
+        "/v1/subscriptions/{name}:ack",
+        "/v1/subscriptions/{name}:nack",
         "/v1/dead-letters",
         "/v1/dead-letters/{id}",
         "/v1/dead-letters/{id}:redrive",
@@ -284,6 +286,21 @@ async fn the_openapi_document_describes_the_api() {
     }
     for schema in ["TraceContext", "LagReport", "Clock"] {
         assert!(doc["components"]["schemas"].get(schema).is_some(), "{schema} is described");
+    }
+    // What every operation shares: a unique id, a description of each
+    // answer, and each error answer a problem document.
+    let mut ids = std::collections::HashSet::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, op) in operations.as_object().unwrap() {
+            assert!(ids.insert(op["operationId"].as_str().unwrap()), "{method} {path}: its id is another's");
+            for (status, answer) in op["responses"].as_object().unwrap() {
+                assert!(!answer["description"].as_str().unwrap().is_empty(), "{method} {path} {status}");
+                if status.as_str() >= "400" {
+                    let problem = &answer["content"]["application/problem+json"]["schema"]["$ref"];
+                    assert_eq!(problem, "#/components/schemas/Problem", "{method} {path} {status}");
+                }
+            }
+        }
     }
 }
 

@@ -1,5 +1,9 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! The OpenAPI 3.1 document, generated from the handlers' annotations,
+//! with what every operation shares added by [`shared`].
 
+mod shared;
+
+use shared::SharedAnswers;
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -25,7 +29,9 @@ use utoipa::OpenApi;
         super::subscriptions::list,
         super::subscriptions::get,
         super::subscriptions::delete,
-        super::subscriptions::action,
+        super::subscriptions::pull,
+        super::subscriptions::ack,
+        super::subscriptions::nack,
         super::dead_letters::list,
         super::dead_letters::get,
         super::dead_letters::delete,
@@ -36,13 +42,8 @@ use utoipa::OpenApi;
         super::ui::clock,
         super::ui::lag,
     ),
-    components(schemas(
-        super::views::OperationRef,
-        super::subscriptions::AckRequest,
-        super::subscriptions::AckResponse,
-        super::subscriptions::NackRequest,
-        herald_broker::Nacked
-    )),
+    components(schemas(super::views::OperationRef)),
+    modifiers(&SharedAnswers),
     tags((name = "operations"), (name = "steps"), (name = "workflows"), (name = "inbox"), (name = "topics"), (name = "services"), (name = "admin"), (name = "ui"))
 )]
 struct Doc;
