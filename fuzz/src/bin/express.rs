@@ -28,17 +28,30 @@ fn main() {
 
 fn request(buf: &[u8]) {
     let lane = lane();
-    let verdict = lane.read(buf);
+    let verdict = fixed(lane.read(buf));
     let Verdict::Take { len, method, target, body, .. } = &verdict else { return };
     let head = body.start;
     assert!(method.end <= head && target.end <= head && body.start <= body.end && *len == body.end);
     assert!(!buf[method.clone()].is_empty());
     let mut more = buf.to_vec();
     more.extend_from_slice(b"GET /gw/shop/ HTTP/1.1\r\n");
-    assert_eq!(lane.read(&more), verdict, "bytes after the head change nothing");
+    assert_eq!(fixed(lane.read(&more)), verdict, "bytes after the head change nothing");
     for cut in [head - 1, head / 2] {
         assert_eq!(lane.read(&buf[..cut]), Verdict::Partial, "cut at {cut} of {head}");
     }
+}
+
+/// The verdict less the ids the lane makes afresh for each request (its
+/// span's `traceparent`, a correlation id), which differ between reads.
+fn fixed(mut v: Verdict) -> Verdict {
+    if let Verdict::Take { headers, .. } = &mut v {
+        let fresh = |line: &&[u8]| {
+            let l = line.to_ascii_lowercase();
+            l.starts_with(b"traceparent:") || l.starts_with(b"x-correlation-id:")
+        };
+        *headers = headers.split(|&b| b == b'\n').filter(|l| !fresh(l)).collect::<Vec<_>>().join(&b'\n');
+    }
+    v
 }
 
 fn chunked(bytes: &[u8], step: usize) {
