@@ -21,6 +21,9 @@
 
 mod answer;
 mod chunked;
+/// For fuzz/ only (its targets reach the private readers through it).
+#[doc(hidden)]
+pub mod fuzzing;
 mod request;
 mod socket;
 

@@ -27,6 +27,9 @@ pub(crate) mod caller;
 pub(crate) mod dead_letters;
 pub mod events;
 pub(crate) mod follow;
+/// For fuzz/ only (its targets reach the publish API's reading through it).
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod hardening;
 pub(crate) mod health;

@@ -57,7 +57,7 @@ pub async fn publish(
     Ok(Json(PublishResponse { events: published }))
 }
 
-fn read_events(headers: &HeaderMap, body: &[u8], max_batch: usize) -> Result<Vec<CloudEvent>, ApiError> {
+pub(super) fn read_events(headers: &HeaderMap, body: &[u8], max_batch: usize) -> Result<Vec<CloudEvent>, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let invalid = |at: Option<usize>, e: herald_broker::EventError| {
