@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use herald_demo::smtp::SmtpSink;
-use herald_server::config::{EmailConfig, EmailTls};
+use herald_server::config::EmailConfig;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -17,16 +17,7 @@ async fn app_with_email_retry(port: u16, retry: Option<herald_core::workflow::ra
     let extra = "subject = \"/user_id\"\nretention = { redact = [\"email\"] }\n[notify]\non = [\"accepted\", \"succeeded\"]\nchannels = [\"inbox\", \"email\"]\nemail_to = \"/email\"";
     let wf = sequential("forget-me", &["erase"], extra);
     spawn_app_with(tempfile::tempdir().unwrap(), &[&wf], &svc, |c| {
-        c.email = Some(EmailConfig {
-            host: "127.0.0.1".into(),
-            port,
-            tls: EmailTls::None,
-            username: None,
-            password: None,
-            from: "Herald <noreply@herald.test>".into(),
-            timeout: None,
-            retry,
-        })
+        c.email = Some(EmailConfig { retry, ..local_mail_server(port) })
     })
     .await
 }

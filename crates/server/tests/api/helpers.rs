@@ -218,3 +218,18 @@ pub async fn metric_when(app: &TestApp, name: &str, labels: &[(&str, &str)], pre
     })
     .await
 }
+
+/// The email settings for a mail server on this machine's `port`, without
+/// TLS or login, herald's defaults otherwise.
+pub fn local_mail_server(port: u16) -> herald_server::config::EmailConfig {
+    herald_server::config::EmailConfig {
+        host: "127.0.0.1".into(),
+        port,
+        tls: herald_server::config::EmailTls::None,
+        username: None,
+        password: None,
+        from: "Herald <noreply@herald.test>".into(),
+        timeout: None,
+        retry: None,
+    }
+}

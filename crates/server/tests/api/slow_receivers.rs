@@ -15,7 +15,7 @@ use std::{
 
 use axum::{Router, extract::State, http::StatusCode, routing::post};
 use herald_core::{Span, workflow::raw::RawRetry};
-use herald_server::config::{EmailConfig, EmailTls, WebhookConfig};
+use herald_server::config::{EmailConfig, WebhookConfig};
 use serde_json::{Value, json};
 
 use herald_testkit::eventually;
@@ -117,16 +117,8 @@ async fn a_mail_server_that_takes_the_connection_and_never_greets_is_given_up_pe
     let notify =
         "subject = \"/user\"\n[notify]\non = [\"succeeded\"]\nchannels = [\"inbox\", \"email\"]\nemail_to = \"/email\"";
     let app = spawn_app_with(tempfile::tempdir().unwrap(), &[&sequential("order", &["a"], notify)], &svc, |c| {
-        c.email = Some(EmailConfig {
-            host: "127.0.0.1".into(),
-            port,
-            tls: EmailTls::None,
-            username: None,
-            password: None,
-            from: "Herald <noreply@herald.test>".into(),
-            timeout: Some(Span::from_millis(300)),
-            retry: three_attempts(),
-        })
+        let (timeout, retry) = (Some(Span::from_millis(300)), three_attempts());
+        c.email = Some(EmailConfig { timeout, retry, ..local_mail_server(port) })
     })
     .await;
     let input = |user: &str| json!({"user": user, "email": format!("{user}@example.com")});
