@@ -17,7 +17,7 @@ pub enum Serve<'a> {
     Store { store: &'a str, data_dir: &'a Path },
     /// `herald demo` at `pace` (`0ms`: no pause), its data in `data_dir`,
     /// on `store` and with `config` if given, on a port of its own
-    /// choosing: its stdout is piped, for [`announced`] to read where that is.
+    /// choosing: its stdout is piped, for [`demo`] to read where that is.
     Demo { pace: &'a str, data_dir: &'a Path, store: Option<&'a str>, config: Option<&'a Path> },
 }
 
@@ -52,7 +52,7 @@ pub fn serve(bin: impl AsRef<OsStr>, how: Serve) -> Command {
 /// (`Open <url>/ …`), without the trailing `/`; `None` if it said nothing
 /// of it within `within`. Blocks its thread. The rest of the output is
 /// read too, so that the demo never waits on a full pipe.
-pub fn announced(stdout: ChildStdout, within: Duration) -> Option<String> {
+fn announced(stdout: ChildStdout, within: Duration) -> Option<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {

@@ -1,38 +1,28 @@
 //! `herald demo --store postgres://…`: the demo's two stories on a shared
 //! database, the order's announcement on a PostgreSQL topic included.
 
-use std::{process::Child, time::Duration};
+use std::time::Duration;
 
 use herald_store::contract::postgres::TestSchema;
 use herald_testkit::{
     client_within, eventually,
-    process::{Serve, announced, serve},
+    process::{Serve, demo},
 };
 use serde_json::{Value, json};
-
-/// The demo process, killed when dropped.
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn the_demo_runs_both_stories_on_postgres() {
     let schema = TestSchema::new().await;
     let data = tempfile::tempdir().unwrap();
     let (store, data_dir) = (schema.url(), data.path().join("data"));
-    let how = Serve::Demo { pace: "0ms", data_dir: &data_dir, store: Some(&store), config: None };
-    let mut demo = Demo(serve(env!("CARGO_BIN_EXE_herald"), how).spawn().unwrap());
-    let stdout = demo.0.stdout.take().unwrap();
+    let log = data.path().join("demo.log");
     // herald picks its own port and says which in its banner.
-    let base = tokio::task::spawn_blocking(move || announced(stdout, Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("the demo prints where it listens");
+    let (_demo, base) = tokio::task::spawn_blocking(move || {
+        let how = Serve::Demo { pace: "0ms", data_dir: &data_dir, store: Some(&store), config: None };
+        demo(env!("CARGO_BIN_EXE_herald"), how, &log)
+    })
+    .await
+    .unwrap();
 
     let http = client_within(Duration::from_secs(30));
     let start = |workflow: &'static str, input: Value| {

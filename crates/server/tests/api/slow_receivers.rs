@@ -28,13 +28,21 @@ fn three_attempts() -> Option<RawRetry> {
     Some(RawRetry { attempts: Some(3), initial, max, ..Default::default() })
 }
 
-/// The one dead letter of `kind`, once there.
-async fn letter(app: &TestApp, kind: &str) -> Value {
-    eventually(&format!("a {kind} dead letter"), Duration::from_secs(15), || async {
+/// Operation `id`'s notification of `kind` is dead-lettered after its
+/// three attempts, saying `why`, and the receiver was `reached` once per
+/// attempt, each given up at the timeout, and no more.
+async fn given_up_three_times(app: &TestApp, kind: &str, id: &str, why: &str, reached: &AtomicUsize) {
+    let letter = eventually(&format!("a {kind} dead letter"), Duration::from_secs(15), || async {
         let letters = app.get_json("/v1/dead-letters").await;
         letters["items"].as_array().unwrap().iter().find(|l| l["kind"] == kind).cloned()
     })
-    .await
+    .await;
+    assert_eq!(letter["operation_id"], id);
+    assert_eq!(letter["attempts"], 3, "{letter}");
+    assert!(letter["error"].as_str().unwrap().contains(why), "{letter}");
+    let quiet = Duration::from_millis(500);
+    let tries = settled(kind, 3, quiet, Duration::from_secs(10), || reached.load(Ordering::SeqCst)).await;
+    assert_eq!(tries, 3, "as many tries as the policy allows, each given up at the timeout");
 }
 
 /// Ten more operations, started while the receiver hangs, all end within
@@ -82,15 +90,7 @@ async fn a_webhook_receiver_slower_than_its_timeout_is_given_up_per_attempt_and_
     let id = app.start_id("order", json!({"user": "alice"})).await;
     assert_eq!(app.wait_final(&id).await["status"], "succeeded");
 
-    let letter = letter(&app, "webhook").await;
-    assert_eq!(letter["operation_id"], id.as_str());
-    assert_eq!(letter["attempts"], 3, "{letter}");
-    assert!(letter["error"].as_str().unwrap().contains("did not answer in time"), "{letter}");
-    let tries = settled("deliveries", 3, Duration::from_millis(500), Duration::from_secs(10), || {
-        arrived.load(Ordering::SeqCst)
-    })
-    .await;
-    assert_eq!(tries, 3, "as many tries as the policy allows, each given up at the timeout");
+    given_up_three_times(&app, "webhook", &id, "did not answer in time", &arrived).await;
     // The user's inbox has the notification whatever became of the webhook.
     let inbox = [("channel", "inbox"), ("outcome", "delivered")];
     assert_eq!(metric_when(&app, "herald_notifications_total", &inbox, |v| v > 0.0).await, 1.0);
@@ -125,15 +125,7 @@ async fn a_mail_server_that_takes_the_connection_and_never_greets_is_given_up_pe
     let id = app.start_id("order", input("alice")).await;
     assert_eq!(app.wait_final(&id).await["status"], "succeeded");
 
-    let letter = letter(&app, "email").await;
-    assert_eq!(letter["operation_id"], id.as_str());
-    assert_eq!(letter["attempts"], 3, "{letter}");
-    assert!(letter["error"].as_str().unwrap().contains("mail server"), "{letter}");
-    let tries = settled("connections", 3, Duration::from_millis(500), Duration::from_secs(10), || {
-        accepted.load(Ordering::SeqCst)
-    })
-    .await;
-    assert_eq!(tries, 3, "one connection per attempt, each given up at the timeout");
+    given_up_three_times(&app, "email", &id, "mail server", &accepted).await;
 
     others_keep_their_pace(&app, "order", |i| input(&format!("u{i}")), Duration::from_secs(10)).await;
 }
