@@ -24,7 +24,9 @@ use tokio::time::Instant;
 /// What the services saw.
 #[derive(Default, Clone)]
 pub struct Ledger {
-    /// Every answer to a call, per idempotency key: when, and the status.
+    /// Every answer to a call, per idempotency key: when the call came,
+    /// and the status. When it came, not when it was answered: a call that
+    /// came before a kill is answered after it, to a herald that is gone.
     pub answers: HashMap<String, Vec<(Instant, u16)>>,
     /// Callbacks herald took (2xx, or a 409 after an answer was lost), per key.
     pub completed: HashMap<String, Vec<Instant>>,
@@ -106,6 +108,7 @@ impl Drop for Open {
 }
 
 async fn handle(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let came = Instant::now();
     let path = uri.path().to_string();
     let _open = s.open(&path);
     // A moment's work, so that kills land mid-call.
@@ -129,7 +132,7 @@ async fn handle(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
     } else {
         200
     };
-    s.inner.lock().unwrap().ledger.answers.entry(key.clone()).or_default().push((Instant::now(), status));
+    s.inner.lock().unwrap().ledger.answers.entry(key.clone()).or_default().push((came, status));
     match status {
         503 => (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "0")]).into_response(),
         422 => (
@@ -179,13 +182,14 @@ async fn complete(s: Shared, callback: Value, key: String) {
 
 impl Ledger {
     /// The keys herald called again after it had an answer that did the
-    /// work: between two such answers for one key there must be a kill
-    /// (the first answer died with herald before it was recorded).
+    /// work: between the calls of two such answers for one key there must
+    /// be a kill (the first answer died with herald before it was recorded).
     pub fn keys_answered_again(&self) -> Vec<String> {
         let mut broken = Vec::new();
         for (key, answers) in &self.answers {
-            let done: Vec<Instant> =
+            let mut done: Vec<Instant> =
                 answers.iter().filter(|(_, s)| (200..300).contains(s)).map(|(at, _)| *at).collect();
+            done.sort();
             for pair in done.windows(2) {
                 if !self.kills.iter().any(|k| pair[0] < *k && *k < pair[1]) {
                     broken.push(format!("{key}: answered twice with no kill between ({answers:?})"));
