@@ -5,6 +5,7 @@
 //!
 //! - [`duration`] — human durations (`"200ms"`, `"24h"`) parsed once at the edge.
 //! - [`ids`] — operation ids.
+//! - [`expect`] — when a request is expected to be done, and the words for it.
 //! - [`workflow`] — the workflow file schema and its validation into a [`Workflow`].
 //! - [`operation`] — the operation and its steps, as stored and as shown.
 //! - [`timeline`] — the append-only events every status is derived from.
@@ -26,6 +27,7 @@
 
 pub mod concurrency;
 pub mod duration;
+pub mod expect;
 pub mod ids;
 pub mod instance;
 pub mod machine;

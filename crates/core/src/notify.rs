@@ -91,7 +91,7 @@ fn trigger_of(kind: &EventKind) -> Option<Trigger> {
     Some(match kind {
         EventKind::Accepted => Trigger::Accepted,
         EventKind::StepSucceeded { .. } => Trigger::StepDone,
-        EventKind::Delayed | EventKind::StepDelayed { .. } => Trigger::Delayed,
+        EventKind::Delayed | EventKind::StepDelayed { .. } | EventKind::DeadlinePassed { .. } => Trigger::Delayed,
         EventKind::Succeeded => Trigger::Succeeded,
         EventKind::Failed { .. } => Trigger::Failed,
         EventKind::Cancelled { .. } => Trigger::Cancelled,
@@ -111,8 +111,17 @@ pub fn derive(op: &Operation, policy: &NotifyPolicy, events: &[Event]) -> Option
     let (event, trigger) =
         events.iter().rev().find_map(|e| trigger_of(&e.kind).filter(|t| policy.on.contains(t)).map(|t| (e, t)))?;
     let (body, level) = match trigger {
-        Trigger::Accepted => ("We have your request and are working on it.".to_string(), Level::Progress),
+        Trigger::Accepted => {
+            let mut body = "We have your request and are working on it.".to_string();
+            if let Some(e) = &op.expectation {
+                body = format!("{body} {}.", e.text);
+            }
+            (body, Level::Progress)
+        }
         Trigger::StepDone => (format!("{}.", event.message), Level::Progress),
+        Trigger::Delayed if matches!(event.kind, EventKind::DeadlinePassed { .. }) => {
+            (format!("{}.", event.message), Level::Warning)
+        }
         Trigger::Delayed => {
             ("This is taking longer than usual. We will tell you here when it is done.".into(), Level::Warning)
         }

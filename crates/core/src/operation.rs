@@ -182,6 +182,10 @@ pub struct Operation {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub expected_by: Option<DateTime<Utc>>,
+    /// What the user was told up front of when it would be done (absent
+    /// when the workflow says nothing, or `auto` has not seen enough).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expectation: Option<crate::expect::Expectation>,
     pub deadline_at: Option<DateTime<Utc>>,
     pub concurrency_key: Option<String>,
     pub queued_behind: Option<OperationId>,
@@ -208,15 +212,22 @@ pub struct Operation {
 }
 
 impl Operation {
-    /// A freshly accepted operation, before any event.
+    /// A freshly accepted operation, before any event; `observed` is the
+    /// workflow's recent p90 flow time, for `expected_within = "auto"`.
     pub fn new(
         wf: &Workflow,
         id: OperationId,
         input: Value,
         subject: Option<String>,
         concurrency_key: Option<String>,
+        observed: Option<crate::Span>,
         now: DateTime<Utc>,
     ) -> Self {
+        // An observed window never runs past the deadline: that would promise what the deadline forbids.
+        let expected = wf
+            .expected_within
+            .and_then(|w| w.resolve(observed))
+            .map(|(within, basis)| (wf.deadline.map_or(within, |d| within.min(d)), basis));
         let steps = wf
             .steps
             .iter()
@@ -261,7 +272,8 @@ impl Operation {
             updated_at: now,
             started_at: None,
             finished_at: None,
-            expected_by: wf.expected_within.map(|d| now + d.as_chrono()),
+            expected_by: expected.map(|(within, _)| now + within.as_chrono()),
+            expectation: expected.map(|(within, basis)| crate::expect::Expectation::new(within, basis, wf.deadline)),
             deadline_at: wf.deadline.map(|d| now + d.as_chrono()),
             concurrency_key,
             queued_behind: None,

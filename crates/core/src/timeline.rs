@@ -71,6 +71,12 @@ pub enum EventKind {
         service: String,
     },
     Delayed,
+    /// The operation (or, naming it, a step) was not done by its deadline:
+    /// it is stopped and what was done is undone.
+    DeadlinePassed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+    },
     CancelRequested {
         reason: String,
     },
@@ -160,6 +166,12 @@ impl EventKind {
                 format!("{doing}: waiting for the {service} service")
             }
             EventKind::Delayed => "This is taking longer than usual".into(),
+            EventKind::DeadlinePassed { step } => {
+                let what = step.as_deref().map_or_else(|| "This".to_string(), label);
+                format!(
+                    "{what} was not done in time: it is being stopped and anything already done undone; you will be told here when that is finished"
+                )
+            }
             EventKind::CancelRequested { .. } => "Cancellation requested".into(),
             EventKind::Superseded { .. } => "Replaced by a newer request".into(),
             EventKind::Compensating { reason } => format!("Undoing what was done ({})", clause(reason)),

@@ -30,6 +30,7 @@
 pub mod config;
 pub mod dispatch;
 mod events;
+mod flow_times;
 mod hints;
 pub mod instances;
 pub mod invoke;
@@ -109,6 +110,7 @@ struct Inner {
     registrations: tokio::sync::Mutex<()>,
     metrics: Arc<herald_metrics::Metrics>,
     tracer: herald_trace::Tracer,
+    flow_times: flow_times::FlowTimes,
 }
 
 pub struct Parts {
@@ -160,6 +162,7 @@ impl Engine {
             registrations: tokio::sync::Mutex::new(()),
             metrics,
             tracer: p.tracer,
+            flow_times: Default::default(),
             webhook,
             email,
         })))
@@ -277,6 +280,9 @@ impl Engine {
         self.0.metrics.operations.commit(&applied.op, &applied.events);
         spans::commit(&self.0.tracer, &applied.op, &applied.events, applied.inbox.is_some());
         let ended = applied.events.iter().any(|e| e.kind.is_final());
+        if ended {
+            self.0.flow_times.ended(&applied.op.workflow);
+        }
         self.0.hub.publish(&applied.op.id, applied.events.iter().cloned(), ended);
         if let Some(inbox) = &applied.inbox {
             self.0.metrics.operations.notified("inbox", "delivered");

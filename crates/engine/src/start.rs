@@ -90,9 +90,13 @@ impl Engine {
                 Sha256::new().chain_update(req.workflow.as_bytes()).chain_update([0]).chain_update(req.body).finalize(),
             ),
         });
+        let observed = match wf.expected_within {
+            Some(herald_core::expect::Within::Auto) => self.0.flow_times.p90(self.store(), &wf.name).await?,
+            _ => None,
+        };
         let now = Utc::now();
         let id = OperationId::new(now, rand::random());
-        let (mut op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, now);
+        let (mut op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, observed, now);
         // Kept only when a caller's trace is joined: else it follows from the id.
         op.trace = req.trace.map(|caller| herald_core::trace::TraceContext::new(caller, herald_trace::new_id()));
         let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);

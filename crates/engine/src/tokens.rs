@@ -156,6 +156,7 @@ mod tests {
             serde_json::json!({}),
             None,
             None,
+            None,
             now,
         );
         op.steps[0].started_at = Some(now);

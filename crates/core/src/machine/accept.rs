@@ -11,7 +11,8 @@ use crate::{
     workflow::Workflow,
 };
 
-/// The operation as accepted, with its workflow timers. An operation that
+/// The operation as accepted, with its workflow timers (`observed`: see
+/// [`Operation::new`]). An operation that
 /// can never wait behind another (no concurrency policy) starts in the same
 /// transaction; one that might gets a `Start` task, which the store holds
 /// back while it is queued.
@@ -21,9 +22,10 @@ pub fn accept(
     input: Value,
     subject: Option<String>,
     concurrency_key: Option<String>,
+    observed: Option<crate::Span>,
     now: Time,
 ) -> (Operation, Transition) {
-    let mut op = Operation::new(wf, id, input, subject, concurrency_key, now);
+    let mut op = Operation::new(wf, id, input, subject, concurrency_key, observed, now);
     let mut tx = Tx { op: &mut op, wf, now, out: Transition::default() };
     tx.emit(EventKind::Accepted);
     if wf.concurrency.is_none() {

@@ -24,6 +24,7 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
             if active {
                 let within = tx.wf.deadline.map(|d| d.to_string()).unwrap_or_default();
                 let reason = format!("it did not finish within its deadline of {within}");
+                tx.emit(EventKind::DeadlinePassed { step: None });
                 compensate::begin(tx, Ending::Failed { step: None, reason });
             }
         }
@@ -56,6 +57,7 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
                 if status == StepState::Held {
                     tx.out.resolved.push((step.clone(), crate::task::Phase::Forward));
                 }
+                tx.emit(EventKind::DeadlinePassed { step: Some(step.clone()) });
                 fail_step(tx, ix, reason.clone());
                 compensate::begin(tx, Ending::Failed { step: Some(step), reason });
             }

@@ -24,7 +24,7 @@ pub struct Workflow {
     pub version: u32,
     pub label: String,
     pub description: Option<String>,
-    pub expected_within: Option<Span>,
+    pub expected_within: Option<crate::expect::Within>,
     pub deadline: Option<Span>,
     pub subject: Option<String>,
     pub concurrency: Option<Concurrency>,

@@ -213,7 +213,7 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
     if raw.steps.is_empty() {
         return Err(err(None, "steps", "a workflow needs at least one step"));
     }
-    if let (Some(e), Some(d)) = (raw.expected_within, raw.deadline)
+    if let (Some(crate::expect::Within::Fixed(e)), Some(d)) = (raw.expected_within, raw.deadline)
         && e > d
     {
         return Err(err(None, "expected_within", format!("{e} is after the deadline ({d})")));

@@ -17,8 +17,10 @@ pub struct RawWorkflow {
     pub label: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// When it is usually done: a duration, or `"auto"` (the 90th
+    /// percentile of the workflow's recent flow times).
     #[serde(default)]
-    pub expected_within: Option<Span>,
+    pub expected_within: Option<crate::expect::Within>,
     #[serde(default)]
     pub deadline: Option<Span>,
     /// JSON pointer into the input naming the operation's subject, e.g. `"/user_id"`.

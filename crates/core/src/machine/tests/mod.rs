@@ -29,7 +29,7 @@ impl Sim {
     fn new(toml: &str) -> Sim {
         let wf = workflow::from_toml(toml).unwrap();
         let now = t0();
-        let (op, tr) = accept(&wf, OperationId::new(now, [0; 10]), json!({}), None, None, now);
+        let (op, tr) = accept(&wf, OperationId::new(now, [0; 10]), json!({}), None, None, None, now);
         let mut sim = Sim { wf, op, tasks: vec![], events: vec![], now };
         sim.record(tr);
         sim
@@ -260,10 +260,55 @@ compensate = { service = "s", path = "/undo" }
     assert_eq!(sim.kinds().last().unwrap(), "step_delayed");
     sim.apply(Command::Timer(Timer::StepDeadline { step: "a".into() })).unwrap();
     assert_eq!(sim.status("a"), StepState::Compensating, "a call in flight at the deadline may have worked: undo it");
+    // The user is told what happens next, and that news reaches the inbox.
+    let passed = sim.events.iter().find(|e| matches!(e.kind, EventKind::DeadlinePassed { .. })).unwrap();
+    assert_eq!(passed.kind, EventKind::DeadlinePassed { step: Some("a".into()) });
+    assert!(passed.message.starts_with("A was not done in time: it is being stopped"), "{}", passed.message);
+    sim.op.subject = Some("u".into());
+    let notice = crate::notify::derive(&sim.op, &sim.wf.notify, &sim.events).unwrap();
+    assert_eq!(notice.trigger, crate::notify::Trigger::Delayed);
+    assert_eq!(notice.body, format!("{}.", passed.message));
     sim.answer("a", Phase::Forward, done()); // the late answer changes nothing
     assert_eq!(sim.status("a"), StepState::Compensating);
     sim.answer("a", Phase::Compensation, done());
     assert_eq!(sim.op.status, OpStatus::Failed);
+}
+
+#[test]
+fn an_operation_is_told_when_it_is_expected_and_what_a_deadline_does() {
+    let toml = |within: &str| {
+        format!(
+            "name = \"w\"\nexpected_within = \"{within}\"\ndeadline = \"1h\"\n[[steps]]\nname = \"a\"\ncall = {{ service = \"s\", path = \"/a\" }}\n"
+        )
+    };
+    let accepted = |within: &str, observed: Option<u64>| {
+        let wf = workflow::from_toml(&toml(within)).unwrap();
+        let observed = observed.map(|s| crate::Span(std::time::Duration::from_secs(s)));
+        let (op, tr) = accept(&wf, OperationId::new(t0(), [0; 10]), json!({}), Some("u".into()), None, observed, t0());
+        let notice = crate::notify::derive(&op, &wf.notify, &tr.events).unwrap();
+        (op, notice.body)
+    };
+
+    let (op, body) = accepted("45s", Some(600));
+    let e = op.expectation.clone().unwrap();
+    assert_eq!((e.within_ms, e.basis), (45_000, crate::expect::Basis::Configured), "a written window wins");
+    assert_eq!(op.expected_by, Some(t0() + chrono::Duration::seconds(45)));
+    assert_eq!(
+        e.if_late.as_deref(),
+        Some("If it is not done within an hour, it is stopped and what was done is undone.")
+    );
+    assert_eq!(body, "We have your request and are working on it. Usually takes under 45 seconds.");
+
+    let (op, body) = accepted("auto", Some(90));
+    let e = op.expectation.unwrap();
+    assert_eq!((e.within_ms, e.basis), (90_000, crate::expect::Basis::Observed));
+    assert_eq!(op.expected_by, Some(t0() + chrono::Duration::seconds(90)));
+    assert!(body.ends_with("Usually takes under 2 minutes."), "{body}");
+
+    // Nothing seen yet: nothing promised, no lateness timer.
+    let (op, body) = accepted("auto", None);
+    assert_eq!((op.expectation, op.expected_by), (None, None));
+    assert_eq!(body, "We have your request and are working on it.");
 }
 
 // ---- properties ----------------------------------------------------------
