@@ -25,6 +25,19 @@ pub enum Admission<'a> {
     /// `supersede`: every active one is superseded, and the new one waits
     /// behind the one holding the key until that one has wound down.
     Supersede(&'a OperationId),
+    /// `ask`: the new one waits for its user to choose between it and the
+    /// one holding the key ([`Choice`]).
+    Ask(&'a OperationId),
+}
+
+/// What the user of an `ask` operation chose, or its workflow's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Choice {
+    /// The running one goes on; the new one is cancelled without running.
+    Keep,
+    /// The running one is undone as with `supersede`; the new one runs.
+    Replace,
 }
 
 /// `active` is oldest first (ids sort by time).
@@ -36,6 +49,7 @@ pub fn admit(policy: OnConflict, active: &[Active]) -> Admission<'_> {
         OnConflict::Reject => Admission::Conflict(&head.id),
         OnConflict::Queue => Admission::Queue(active.last().map_or(&head.id, |a| &a.id)),
         OnConflict::Supersede => Admission::Supersede(&head.id),
+        OnConflict::Ask => Admission::Ask(&head.id),
     }
 }
 
@@ -63,7 +77,7 @@ mod tests {
 
     #[test]
     fn with_nothing_active_every_policy_lets_it_go() {
-        for policy in [OnConflict::Reject, OnConflict::Queue, OnConflict::Supersede] {
+        for policy in [OnConflict::Reject, OnConflict::Queue, OnConflict::Supersede, OnConflict::Ask] {
             assert_eq!(admit(policy, &[]), Admission::Go);
         }
     }
@@ -75,6 +89,7 @@ mod tests {
 
         assert_eq!(admit(OnConflict::Reject, &active), Admission::Conflict(&b));
         assert_eq!(admit(OnConflict::Supersede, &active), Admission::Supersede(&b));
+        assert_eq!(admit(OnConflict::Ask, &active), Admission::Ask(&b));
         assert_eq!(admit(OnConflict::Queue, &active), Admission::Queue(&c));
     }
 

@@ -17,6 +17,8 @@ use crate::{
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     Accepted,
+    /// Its user is asked to choose (`on_conflict = "ask"`), and told the choice.
+    Decision,
     StepDone,
     Delayed,
     Succeeded,
@@ -48,7 +50,7 @@ impl NotifyPolicy {
         use Trigger::*;
         let on = raw
             .and_then(|r| r.on.clone())
-            .unwrap_or_else(|| vec![Accepted, Delayed, Succeeded, Failed, Cancelled, NeedsAttention]);
+            .unwrap_or_else(|| vec![Accepted, Decision, Delayed, Succeeded, Failed, Cancelled, NeedsAttention]);
         let channels = raw.and_then(|r| r.channels.clone()).unwrap_or_else(|| vec![Channel::Inbox]);
         NotifyPolicy { on, channels, email_to: raw.and_then(|r| r.email_to.clone()) }
     }
@@ -90,6 +92,7 @@ pub struct Notice {
 fn trigger_of(kind: &EventKind) -> Option<Trigger> {
     Some(match kind {
         EventKind::Accepted => Trigger::Accepted,
+        EventKind::DecisionNeeded { .. } | EventKind::Decided { .. } => Trigger::Decision,
         EventKind::StepSucceeded { .. } => Trigger::StepDone,
         EventKind::Delayed | EventKind::StepDelayed { .. } | EventKind::DeadlinePassed { .. } => Trigger::Delayed,
         EventKind::Succeeded => Trigger::Succeeded,
@@ -119,6 +122,14 @@ pub fn derive(op: &Operation, policy: &NotifyPolicy, events: &[Event]) -> Option
             (body, Level::Progress)
         }
         Trigger::StepDone => (format!("{}.", event.message), Level::Progress),
+        Trigger::Decision if op.status == OpStatus::AwaitingDecision => {
+            let default = match op.decision.as_ref().map(|d| d.default) {
+                Some(crate::concurrency::Choice::Replace) => "this one replaces it",
+                _ => "the earlier one is kept",
+            };
+            (format!("{}. If you do not choose in time, {default}.", event.message), Level::Warning)
+        }
+        Trigger::Decision => (format!("{}.", event.message), Level::Progress),
         Trigger::Delayed if matches!(event.kind, EventKind::DeadlinePassed { .. }) => {
             (format!("{}.", event.message), Level::Warning)
         }

@@ -13,6 +13,9 @@ use crate::{OperationId, workflow::Workflow};
 #[serde(rename_all = "snake_case")]
 pub enum OpStatus {
     Accepted,
+    /// It collided with a running operation (`on_conflict = "ask"`) and
+    /// waits for its user to choose (`decision`).
+    AwaitingDecision,
     Running,
     Compensating,
     Succeeded,
@@ -28,6 +31,7 @@ impl OpStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OpStatus::Accepted => "accepted",
+            OpStatus::AwaitingDecision => "awaiting_decision",
             OpStatus::Running => "running",
             OpStatus::Compensating => "compensating",
             OpStatus::Succeeded => "succeeded",
@@ -37,9 +41,17 @@ impl OpStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Accepted, Self::Running, Self::Compensating, Self::Succeeded, Self::Failed, Self::Cancelled]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Accepted,
+            Self::AwaitingDecision,
+            Self::Running,
+            Self::Compensating,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -133,6 +145,18 @@ pub struct UndoLabels {
     pub done_label: String,
 }
 
+/// What an `awaiting_decision` operation's user is asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Decision {
+    /// The running operation it collided with; not shown to an end user
+    /// unless the key is their own (`key = "subject"`): it may be another's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<OperationId>,
+    /// When `default` is chosen for the user.
+    pub due_at: DateTime<Utc>,
+    pub default: crate::concurrency::Choice,
+}
+
 /// Why an operation is being wound down.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -189,6 +213,9 @@ pub struct Operation {
     pub deadline_at: Option<DateTime<Utc>>,
     pub concurrency_key: Option<String>,
     pub queued_behind: Option<OperationId>,
+    /// The choice its user is asked to make (`awaiting_decision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
     pub stage: usize,
     pub steps: Vec<StepRun>,
     pub ending: Option<Ending>,
@@ -277,6 +304,7 @@ impl Operation {
             deadline_at: wf.deadline.map(|d| now + d.as_chrono()),
             concurrency_key,
             queued_behind: None,
+            decision: None,
             stage: 0,
             steps,
             ending: None,
@@ -307,8 +335,13 @@ impl Operation {
     /// outcome; of the input only the `visible` fields (none unless the
     /// workflow lists them); no step's raw result or error, which are the
     /// services' words to each other (the timeline tells the user's side);
-    /// nothing that ties it to others' operations.
-    pub fn for_end_user(mut self, visible: &[String]) -> Operation {
+    /// nothing that ties it to others' operations (`own_key`: its
+    /// concurrency key is its subject, so those it collides with are its
+    /// user's own).
+    pub fn for_end_user(mut self, visible: &[String], own_key: bool) -> Operation {
+        if let (Some(d), false) = (&mut self.decision, own_key) {
+            d.with = None;
+        }
         self.input = match self.input {
             Value::Object(fields) => Value::Object(fields.into_iter().filter(|(k, _)| visible.contains(k)).collect()),
             _ => Value::Object(Default::default()),

@@ -48,6 +48,8 @@ pub enum Timer {
     },
     /// The workflow's `keep_input_for` has passed since the operation ended.
     InputExpires,
+    /// An `ask` operation's user did not choose within `decide_within`.
+    DecisionDue,
     /// An `await` step's `timeout` has passed.
     AwaitTimeout {
         step: String,

@@ -83,6 +83,15 @@ pub enum EventKind {
     Superseded {
         by: OperationId,
     },
+    /// It collided with a running operation: its user is asked to choose.
+    DecisionNeeded {
+        with: OperationId,
+    },
+    /// The choice was made: by the user, or `by_default` when time ran out.
+    Decided {
+        choice: crate::concurrency::Choice,
+        by_default: bool,
+    },
     Compensating {
         reason: String,
     },
@@ -174,6 +183,22 @@ impl EventKind {
             }
             EventKind::CancelRequested { .. } => "Cancellation requested".into(),
             EventKind::Superseded { .. } => "Replaced by a newer request".into(),
+            EventKind::DecisionNeeded { .. } => {
+                "An earlier request is still in progress: choose whether to keep it or to replace it with this one"
+                    .into()
+            }
+            EventKind::Decided { choice, by_default } => {
+                use crate::concurrency::Choice;
+                let chosen = match choice {
+                    Choice::Keep => "the earlier request was kept and this one will not run",
+                    Choice::Replace => "this request replaces the earlier one, which is being undone first",
+                };
+                if *by_default {
+                    format!("No choice was made in time, so {chosen} (the default)")
+                } else {
+                    format!("As you chose, {chosen}")
+                }
+            }
             EventKind::Compensating { reason } => format!("Undoing what was done ({})", clause(reason)),
             EventKind::CompensationStarted { step, .. } => crate::machine::comp_label(op, step),
             EventKind::CompensationRetrying { step, attempt, error, .. } => {

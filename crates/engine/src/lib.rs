@@ -239,6 +239,8 @@ impl Engine {
         cmd: Command,
     ) -> herald_store::Result<TransitionResult> {
         let mut races = 0;
+        // A choice for an `ask` operation may supersede others with it.
+        let decides = matches!(cmd, Command::Decide { .. } | Command::Timer(herald_core::Timer::DecisionDue));
         let cmd = Arc::new(cmd);
         let result = loop {
             let (workflows, cmd) = (self.0.workflows.clone(), cmd.clone());
@@ -249,10 +251,15 @@ impl Engine {
                     .ok_or_else(|| Rejection::UnknownWorkflow(op.workflow.clone()))?;
                 machine::apply(op, &wf, (*cmd).clone(), now)
             });
+            let written = if decides {
+                self.0.store.decide(id, consume, f, self.superseder(id.clone(), now)).await
+            } else {
+                self.0.store.transition(id, consume, f).await
+            };
             // A transition that lost a race with another node's write (a
             // deadlock between the two) was rolled back whole: it runs
             // again on the state the other left.
-            match self.0.store.transition(id, consume, f).await {
+            match written {
                 Err(herald_store::Error::Raced(e)) if races < RACED_TRANSITION_TRIES => {
                     races += 1;
                     tracing::debug!(operation_id = %id, error = %e, "a transition lost a race; running it again");

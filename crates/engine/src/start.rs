@@ -100,17 +100,9 @@ impl Engine {
         // Kept only when a caller's trace is joined: else it follows from the id.
         op.trace = req.trace.map(|caller| herald_core::trace::TraceContext::new(caller, herald_trace::new_id()));
         let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
-        let supersede: Option<SupersedeFn> = (on_conflict == Some(OnConflict::Supersede)).then(|| {
-            let engine = self.clone();
-            Arc::new(move |older: &mut Operation| {
-                let Some(wf) = engine.workflows().version(&older.workflow, older.version) else {
-                    return Default::default();
-                };
-                machine::apply(older, &wf, Command::Supersede { by: id.clone() }, now).unwrap_or_default()
-            }) as SupersedeFn
-        });
+        let supersede = (on_conflict == Some(OnConflict::Supersede)).then(|| self.superseder(id, now));
         let conflict = |outcome| self.metrics().operations.conflict(req.workflow, outcome);
-        match self.accept(NewOperation { op, transition, idempotency, on_conflict, supersede }).await? {
+        match self.accept(NewOperation { op, transition, idempotency, workflow: wf.clone(), supersede }).await? {
             Accepted::Created(applied) => Ok(Started::Created(applied)),
             Accepted::Existing(op) => {
                 conflict("replayed");
@@ -125,6 +117,20 @@ impl Engine {
                 Err(StartError::Conflict(id))
             }
         }
+    }
+}
+
+impl Engine {
+    /// Supersedes an older operation in favour of `by`, under the older
+    /// one's own workflow version.
+    pub(crate) fn superseder(&self, by: OperationId, now: chrono::DateTime<Utc>) -> SupersedeFn {
+        let engine = self.clone();
+        Arc::new(move |older: &mut Operation| {
+            let Some(wf) = engine.workflows().version(&older.workflow, older.version) else {
+                return Default::default();
+            };
+            machine::apply(older, &wf, Command::Supersede { by: by.clone() }, now).unwrap_or_default()
+        })
     }
 }
 

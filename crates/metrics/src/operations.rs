@@ -181,6 +181,16 @@ impl Operations {
                 }
                 EventKind::Queued { .. } => self.conflict(&op.workflow, "queued"),
                 EventKind::Superseded { .. } => self.conflict(&op.workflow, "superseded"),
+                EventKind::DecisionNeeded { .. } => self.conflict(&op.workflow, "asked"),
+                EventKind::Decided { choice, by_default } => {
+                    let outcome = match (choice, by_default) {
+                        (herald_core::concurrency::Choice::Keep, false) => "kept",
+                        (herald_core::concurrency::Choice::Keep, true) => "kept_by_default",
+                        (herald_core::concurrency::Choice::Replace, false) => "replaced",
+                        (herald_core::concurrency::Choice::Replace, true) => "replaced_by_default",
+                    };
+                    self.conflict(&op.workflow, outcome);
+                }
                 EventKind::StepStarted { step, .. } => {
                     self.attempts.get_or_create(&by_step(step, "forward")).inc();
                 }

@@ -127,6 +127,18 @@ pub trait Store: Send + Sync + 'static {
     /// and nothing happens if this node no longer holds it.
     async fn transition(&self, id: &OperationId, consume: Option<TaskId>, f: TransitionFn) -> Result<TransitionResult>;
 
+    /// A choice for an `awaiting_decision` operation: [`Store::transition`],
+    /// and when `f` chose to replace the running one, every other active
+    /// operation with its key superseded (by `supersede`) in the same
+    /// transaction.
+    async fn decide(
+        &self,
+        id: &OperationId,
+        consume: Option<TaskId>,
+        f: TransitionFn,
+        supersede: SupersedeFn,
+    ) -> Result<TransitionResult>;
+
     /// Leases up to `limit` due tasks to this node.
     async fn claim_due(&self, limit: usize) -> Result<Vec<Task>>;
 

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use herald_core::{
-    Event, Operation, OperationId, Rejection, TaskKind, Time, Transition, notify::InboxChange, workflow::OnConflict,
-};
+use herald_core::{Event, Operation, OperationId, Rejection, TaskKind, Time, Transition, notify::InboxChange};
 
 pub use herald_core::instance::{Registered, RegisteredInstance};
 
@@ -56,7 +54,8 @@ pub struct NewOperation {
     pub op: Operation,
     pub transition: Transition,
     pub idempotency: Option<IdempotencyKey>,
-    pub on_conflict: Option<OnConflict>,
+    /// Its workflow: its concurrency policy decides what a collision does.
+    pub workflow: Arc<herald_core::Workflow>,
     pub supersede: Option<SupersedeFn>,
 }
 

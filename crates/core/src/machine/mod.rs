@@ -14,6 +14,7 @@
 mod accept;
 mod cancel;
 mod compensate;
+mod decide;
 mod forward;
 mod outcome;
 mod timers;
@@ -22,6 +23,7 @@ mod wait;
 use serde_json::Value;
 
 pub use accept::{accept, enqueue};
+pub use decide::{await_decision, replaces};
 
 use crate::{
     OperationId, Time,
@@ -82,6 +84,10 @@ pub enum Command {
     Supersede {
         by: OperationId,
     },
+    /// The user of an `awaiting_decision` operation chose.
+    Decide {
+        choice: crate::concurrency::Choice,
+    },
     /// Erase the workflow's `redact` fields from the input (its final
     /// email is out, or could not be sent).
     Redact,
@@ -126,6 +132,8 @@ pub enum Rejection {
     UnknownWorkflow(String),
     #[error("step `{0}` is not waiting for a person: there is nothing to redrive")]
     NotHeld(String),
+    #[error("the operation is not waiting for a choice: it was made, or time ran out and the default was applied")]
+    NothingToDecide,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -134,6 +142,9 @@ pub struct Transition {
     pub tasks: Vec<TaskSpec>,
     /// The operation reached a final state in this transition.
     pub finished: bool,
+    /// The operation joined its line (a choice to replace): the next in
+    /// line starts if none runs.
+    pub release: bool,
     /// The subject's notification, rewritten, when these events call for it.
     pub notice: Option<crate::notify::Notice>,
     /// What to send beyond the inbox (webhook, email), each a payload.
@@ -227,6 +238,7 @@ pub fn apply(op: &mut Operation, wf: &Workflow, cmd: Command, now: Time) -> Resu
         Command::Timer(t) => timers::fire(&mut tx, t),
         Command::Cancel { reason } => cancel::cancel(&mut tx, reason)?,
         Command::Supersede { by } => cancel::supersede(&mut tx, by),
+        Command::Decide { choice } => decide::decide(&mut tx, choice, false)?,
         Command::Redact => outcome::redact(&mut tx),
         Command::EventArrived { topic, event } => forward::event_arrived(&mut tx, &topic, event),
         Command::Redrive { step, phase: Phase::Forward } => {

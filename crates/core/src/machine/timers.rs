@@ -38,6 +38,12 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
                 tx.emit(EventKind::StepDelayed { step });
             }
         }
+        Timer::DecisionDue => {
+            if let (Some(d), OpStatus::AwaitingDecision) = (&tx.op.decision, tx.op.status) {
+                let default = d.default;
+                let _ = super::decide::decide(tx, default, true);
+            }
+        }
         Timer::InputExpires => {
             let all: Vec<String> = tx.op.input.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
             super::outcome::erase(tx, &all);

@@ -179,7 +179,14 @@ impl Method {
 pub struct Concurrency {
     pub key: ConcurrencyKey,
     pub on_conflict: OnConflict,
+    /// With `ask`: how long the user has to choose, and what is chosen
+    /// for them when that time is out.
+    pub decide_within: Span,
+    pub default: crate::concurrency::Choice,
 }
+
+/// How long an `ask` operation's user has to choose, unless the file says.
+pub const DEFAULT_DECIDE_WITHIN: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -201,6 +208,9 @@ pub enum OnConflict {
     /// The newest intent wins: the older one is cancelled and compensated,
     /// then the newer one runs.
     Supersede,
+    /// The newer one waits for its user to choose: keep the running one,
+    /// or replace it (as `supersede`) with the newer one.
+    Ask,
 }
 
 /// A workflow file or body that does not hold together. Names the step and

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Action, Await, Call, Compensate, Concurrency, ConcurrencyKey, DEFAULT_STEP_TIMEOUT, Method, Publish, Step,
-    Workflow, WorkflowError,
+    Action, Await, Call, Compensate, Concurrency, ConcurrencyKey, DEFAULT_STEP_TIMEOUT, Method, OnConflict, Publish,
+    Step, Workflow, WorkflowError,
     raw::{RawAwait, RawCall, RawCompensate, RawPublish, RawStep, RawWorkflow},
 };
-use crate::retry::RetryPolicy;
+use crate::{Span, retry::RetryPolicy};
 
 pub fn from_toml(text: &str) -> Result<Workflow, WorkflowError> {
     let raw: RawWorkflow = toml::from_str(text).map_err(|e| WorkflowError {
@@ -230,7 +230,18 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
                 check_pointer(None, "concurrency.key", &c.key)?;
                 ConcurrencyKey::Input(c.key.clone())
             };
-            Some(Concurrency { key, on_conflict: c.on_conflict })
+            let asks = c.on_conflict == OnConflict::Ask;
+            for (field, given) in [("decide_within", c.decide_within.is_some()), ("default", c.default.is_some())] {
+                if given && !asks {
+                    return Err(err(None, &format!("concurrency.{field}"), "only with on_conflict = \"ask\""));
+                }
+            }
+            let decide_within = c.decide_within.unwrap_or(Span(super::DEFAULT_DECIDE_WITHIN));
+            if decide_within.0.is_zero() {
+                return Err(err(None, "concurrency.decide_within", "must be more than zero"));
+            }
+            let default = c.default.unwrap_or(crate::concurrency::Choice::Keep);
+            Some(Concurrency { key, on_conflict: c.on_conflict, decide_within, default })
         }
     };
 

@@ -46,6 +46,13 @@ pub struct RawConcurrency {
     /// `"subject"`, or a JSON pointer into the input such as `"/customer"`.
     pub key: String,
     pub on_conflict: super::OnConflict,
+    /// With `ask`: how long the user has to choose (default 15m).
+    #[serde(default)]
+    pub decide_within: Option<Span>,
+    /// With `ask`: what is chosen when that time is out, `keep` (the
+    /// default) or `replace`.
+    #[serde(default)]
+    pub default: Option<crate::concurrency::Choice>,
 }
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use herald_core::{Command, OpStatus, Operation, OperationId, Rejection};
+use herald_core::{Command, OpStatus, Operation, OperationId, Rejection, workflow::ConcurrencyKey};
 use herald_http::auth::{Caller, require_service};
 use herald_store::{Flagged, ListQuery, TransitionResult};
 use serde::Deserialize;
@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::{
     body::Posted,
     query::Params,
-    views::{CancelRequest, OperationList, OperationRef, OperationView},
+    views::{CancelRequest, OperationList, OperationRef, OperationView, ResolveRequest},
 };
 use crate::engine::{
     notify::hub::Live,
@@ -217,8 +217,11 @@ pub async fn get(
 pub fn shown(app: &AppState, caller: &Caller, op: Operation) -> Operation {
     match caller {
         Caller::User(_) => {
-            let visible = app.engine.workflows().version(&op.workflow, op.version).map(|wf| wf.visible_input.clone());
-            op.for_end_user(&visible.unwrap_or_default())
+            let wf = app.engine.workflows().version(&op.workflow, op.version);
+            let visible = wf.as_ref().map(|wf| wf.visible_input.as_slice()).unwrap_or_default();
+            let own_key =
+                wf.as_ref().and_then(|wf| wf.concurrency.as_ref()).is_some_and(|c| c.key == ConcurrencyKey::Subject);
+            op.for_end_user(visible, own_key)
         }
         _ => op,
     }
@@ -314,27 +317,54 @@ pub async fn visible(app: &AppState, caller: &Caller, id: &OperationId) -> ApiRe
     }
 }
 
-/// `POST /v1/operations/{id}:cancel`: cancel and undo what was done.
-#[utoipa::path(post, path = "/v1/operations/{id}:cancel", operation_id = "cancel_operation", tag = "operations",
-    params(("id" = String, Path, pattern = "^op_[0-9a-fA-F]{32}$")), request_body(content = Option<CancelRequest>, content_type = "application/json"),
-    responses((status = 202, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+/// `:cancel` and `:resolve` of an operation.
 pub async fn action(
     caller: Caller,
     State(app): State<AppState>,
     Path(target): Path<String>,
     posted: Posted,
 ) -> ApiResult<Response> {
-    let id = super::action::only("/v1/operations", &target, "cancel")?;
+    let (id, verb) = super::action::split("/v1/operations", &target)?;
     let id = parse_id(id)?;
-    visible(&app, &caller, &id).await?;
+    match verb {
+        "cancel" => cancel(&app, &caller, &id, &posted).await,
+        "resolve" => resolve(&app, &caller, &id, &posted).await,
+        other => Err(ApiError::NotFound(format!("no action `{other}` on operations"))),
+    }
+}
+
+/// Cancel and undo what was done.
+#[utoipa::path(post, path = "/v1/operations/{id}:cancel", operation_id = "cancel_operation", tag = "operations",
+    params(("id" = String, Path, pattern = "^op_[0-9a-fA-F]{32}$")), request_body(content = Option<CancelRequest>, content_type = "application/json"),
+    responses((status = 202, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn cancel(app: &AppState, caller: &Caller, id: &OperationId, posted: &Posted) -> ApiResult<Response> {
+    visible(app, caller, id).await?;
     let req: CancelRequest = posted.json_or_default()?;
     let reason = req.reason.unwrap_or_else(|| "cancelled on request".into());
     if reason.len() > 500 {
         return Err(ApiError::InvalidInput("`reason` is longer than 500 characters".into()));
     }
-    match app.engine.apply(&id, None, Command::Cancel { reason }).await? {
+    command(app, caller, id, Command::Cancel { reason }).await
+}
+
+/// The choice for an operation `awaiting_decision` (`on_conflict =
+/// "ask"`): `keep` the running one (this one is cancelled without
+/// running) or `replace` it (it is undone, then this one runs).
+#[utoipa::path(post, path = "/v1/operations/{id}:resolve", operation_id = "resolve_operation", tag = "operations",
+    params(("id" = String, Path, pattern = "^op_[0-9a-fA-F]{32}$")), request_body(content = ResolveRequest, content_type = "application/json"),
+    responses((status = 202, body = OperationView), (status = 404, body = Problem),
+              (status = 409, body = Problem, description = "not awaiting a decision: it was made, or time ran out and the default was applied")))]
+async fn resolve(app: &AppState, caller: &Caller, id: &OperationId, posted: &Posted) -> ApiResult<Response> {
+    visible(app, caller, id).await?;
+    let req: ResolveRequest = posted.json()?;
+    command(app, caller, id, Command::Decide { choice: req.choice }).await
+}
+
+/// Applies a person's command to the operation, and answers with it.
+async fn command(app: &AppState, caller: &Caller, id: &OperationId, cmd: Command) -> ApiResult<Response> {
+    match app.engine.apply(id, None, cmd).await? {
         TransitionResult::Applied(a) => {
-            respond(&app, shown(&app, &caller, (*a.op).clone()), None, Prefer::default()).await
+            respond(app, shown(app, caller, (*a.op).clone()), None, Prefer::default()).await
         }
         TransitionResult::Missing => Err(ApiError::NotFound(format!("no operation {id}"))),
         TransitionResult::Rejected(r) => Err(rejected(r)),

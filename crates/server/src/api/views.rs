@@ -36,6 +36,13 @@ pub struct CancelRequest {
     pub reason: Option<String>,
 }
 
+/// The choice for an operation awaiting one.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    pub choice: herald_core::concurrency::Choice,
+}
+
 /// A step's result, sent by a service that first answered 202.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -21,6 +21,7 @@ mod choreography;
 mod concurrency;
 mod cross_site;
 mod deadlines;
+mod decisions;
 mod disk_full;
 mod edges;
 mod email;

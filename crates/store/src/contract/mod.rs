@@ -159,7 +159,7 @@ pub fn new_op(wf: &Arc<Workflow>, subject: Option<&str>, key: Option<&str>) -> N
             machine::apply(older, &wf, Command::Supersede { by: by.clone() }, now).unwrap_or_default()
         }) as SupersedeFn
     });
-    NewOperation { op, transition, idempotency: None, on_conflict, supersede }
+    NewOperation { op, transition, idempotency: None, workflow: wf.clone(), supersede }
 }
 
 /// Accepts an operation that must be created.

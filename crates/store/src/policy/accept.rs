@@ -11,7 +11,8 @@ use super::transition::{persist, transition};
 use crate::{Accepted, Error, IdempotencyKey, NewOperation, Node, Result, TransitionResult, tx::Tx};
 
 pub async fn accept<T: Tx>(tx: &mut T, node: &Node, new: NewOperation) -> Result<Accepted> {
-    let NewOperation { mut op, transition: mut first, idempotency, on_conflict, supersede } = new;
+    let NewOperation { mut op, transition: mut first, idempotency, workflow, supersede } = new;
+    let on_conflict = workflow.concurrency.as_ref().map(|c| c.on_conflict);
     if let Some(k) = &idempotency
         && let Some(seen) = replay(tx, &op.workflow, k).await?
     {
@@ -24,6 +25,9 @@ pub async fn accept<T: Tx>(tx: &mut T, node: &Node, new: NewOperation) -> Result
             Admission::Go => {}
             Admission::Conflict(head) => return Ok(Accepted::Conflict(head.clone())),
             Admission::Queue(behind) => machine::enqueue(&mut op, &mut first, behind.clone(), now),
+            Admission::Ask(head) => {
+                machine::await_decision(&mut op, &workflow, &mut first, head.clone(), now);
+            }
             Admission::Supersede(head) => {
                 machine::enqueue(&mut op, &mut first, head.clone(), now);
                 // Inserted before the older ones end, so the last of them

@@ -30,7 +30,7 @@ pub use accept::accept;
 pub use dead_letters::{dead_letter, redrive_task};
 pub use inbox::mark_read;
 pub use instances::put_instance;
-pub use transition::{answer, transition};
+pub use transition::{answer, decide, transition};
 
 /// A networked backend runs the policy inside its async `Store` methods,
 /// which must be `Send`: so must every policy future, for any `Send` `Tx`.

@@ -40,8 +40,31 @@ pub async fn transition<T: Tx>(
         }));
     }
     tx.update_op(&op).await?;
-    let release = tr.finished;
+    let release = tr.finished || tr.release;
     persist(tx, node, op, tr, release).await.map(TransitionResult::Applied)
+}
+
+/// A choice made for an `ask` operation, as [`crate::Store::decide`] says.
+pub async fn decide<T: Tx>(
+    tx: &mut T,
+    node: &Node,
+    id: &OperationId,
+    consume: Option<TaskId>,
+    f: impl FnOnce(&mut Operation) -> Result<Transition, Rejection>,
+    supersede: crate::SupersedeFn,
+) -> Result<TransitionResult> {
+    let result = transition(tx, node, id, consume, f).await?;
+    let TransitionResult::Applied(mut applied) = result else { return Ok(result) };
+    let (Some(key), true) = (&applied.op.concurrency_key, herald_core::machine::replaces(&applied.events)) else {
+        return Ok(TransitionResult::Applied(applied));
+    };
+    let active = tx.active_with_key(&applied.op.workflow, key).await?;
+    for other in active.iter().filter(|a| a.id != applied.op.id) {
+        if let TransitionResult::Applied(a) = transition(tx, node, &other.id, None, |o| Ok(supersede(o))).await? {
+            applied.others.push(a);
+        }
+    }
+    Ok(TransitionResult::Applied(applied))
 }
 
 /// A backend's answer for a transition, once it rolled a refused one back.

@@ -206,7 +206,7 @@ fn copy(new: &NewOperation) -> NewOperation {
         op: new.op.clone(),
         transition: new.transition.clone(),
         idempotency: new.idempotency.clone(),
-        on_conflict: new.on_conflict,
+        workflow: new.workflow.clone(),
         supersede: new.supersede.clone(),
     }
 }
@@ -222,7 +222,7 @@ impl Store for PgStore {
     /// as it answers once the other node's write is there.
     async fn accept(&self, new: NewOperation) -> Result<Accepted> {
         let new = Arc::new(new);
-        let contended = new.idempotency.is_some() || new.on_conflict.is_some();
+        let contended = new.idempotency.is_some() || new.workflow.concurrency.is_some();
         let (mut races, mut alone) = (0, false);
         loop {
             let out = match self.batches.run(batch::Work::Accept(new.clone()), alone).await {
@@ -268,6 +268,26 @@ impl Store for PgStore {
         });
         if let Ok(TransitionResult::Applied(applied)) = &out {
             self.announce(applied);
+        }
+        out
+    }
+
+    async fn decide(
+        &self,
+        id: &OperationId,
+        consume: Option<TaskId>,
+        f: TransitionFn,
+        supersede: crate::SupersedeFn,
+    ) -> Result<TransitionResult> {
+        // Rare (a person's choice, or its default): outside the batches.
+        let mut tx = self.tx();
+        let out = policy::decide(&mut tx, &self.node, id, consume, f, supersede).await;
+        let out = policy::answer(tx.end(out).await);
+        if let Ok(TransitionResult::Applied(applied)) = &out {
+            self.announce(applied);
+            for other in &applied.others {
+                self.announce(other);
+            }
         }
         out
     }

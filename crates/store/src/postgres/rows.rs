@@ -47,7 +47,7 @@ pub async fn active_with_key(c: &mut PgConnection, workflow: &str, key: &str) ->
     lock_key(c, CONCURRENCY_LOCK, workflow, key).await?;
     let rows = sqlx::query(
         "SELECT id, queued FROM operations
-         WHERE workflow = $1 AND concurrency_key = $2 AND status IN ('accepted', 'running', 'compensating')
+         WHERE workflow = $1 AND concurrency_key = $2 AND status IN ('accepted', 'awaiting_decision', 'running', 'compensating')
          ORDER BY id",
     )
     .bind(workflow)

@@ -135,6 +135,18 @@ impl Store for SqliteStore {
         policy::answer(self.writer.submit(run).await)
     }
 
+    async fn decide(
+        &self,
+        id: &OperationId,
+        consume: Option<TaskId>,
+        f: TransitionFn,
+        supersede: crate::SupersedeFn,
+    ) -> Result<TransitionResult> {
+        let (node, id) = (self.node.clone(), id.clone());
+        let run = move |conn: &Connection| now(policy::decide(&mut Rows(conn), &node, &id, consume, f, supersede));
+        policy::answer(self.writer.submit(run).await)
+    }
+
     async fn claim_due(&self, limit: usize) -> Result<Vec<Task>> {
         let node = self.node.clone();
         self.writer

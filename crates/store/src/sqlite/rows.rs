@@ -44,7 +44,7 @@ pub fn update_op(conn: &Connection, op: &Operation) -> Result<()> {
 }
 
 /// Not final: what the concurrency policy counts as holding a key.
-const ACTIVE: &str = "status IN ('accepted', 'running', 'compensating')";
+const ACTIVE: &str = "status IN ('accepted', 'awaiting_decision', 'running', 'compensating')";
 
 pub fn active_with_key(conn: &Connection, workflow: &str, key: &str) -> Result<Vec<Active>> {
     let mut stmt = conn.prepare_cached(&format!(
