@@ -231,15 +231,26 @@ async fn main() -> anyhow::Result<()> {
             let c = Config::load(config.as_deref(), std::env::vars())?;
             let found =
                 herald_server::workflows::read_dir(&dir, &c.services).with_context(|| "the workflows are not valid")?;
+            let mut untranslated = 0;
             for (path, wf) in found {
                 println!(
-                    "{path}: workflow `{}` version {} — {} steps in {} stages",
+                    "{path}: workflow `{}` version {} — {} steps in {} stages, in {}",
                     wf.name,
                     wf.version,
                     wf.steps.len(),
-                    wf.stages.len()
+                    wf.stages.len(),
+                    wf.languages.join(", ")
                 );
+                // herald falls back to the first language, so these run; but a user would read the fallback.
+                for (at, lang) in wf.untranslated() {
+                    eprintln!("{path}: `{at}` has no `{lang}` text, and `{lang}` is one of its `languages`");
+                    untranslated += 1;
+                }
             }
+            anyhow::ensure!(
+                untranslated == 0,
+                "{untranslated} text(s) missing from a language their workflow declares"
+            );
             Ok(())
         }
     }

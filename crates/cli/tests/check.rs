@@ -30,6 +30,39 @@ fn check_lists_valid_workflows_and_names_the_file_step_and_field_of_a_bad_one() 
 }
 
 #[test]
+fn check_names_each_text_missing_from_a_language_its_workflow_declares() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("herald.toml");
+    std::fs::write(&config, "[services.svc]\ninstances = [\"http://127.0.0.1:9\"]\n").unwrap();
+    let dir = root.path().join("workflows");
+    std::fs::create_dir(&dir).unwrap();
+    let wf = |charge_label: &str| {
+        format!(
+            "name = \"order\"\nlanguages = [\"en\", \"de\"]\nlabel = {{ en = \"Your order\", de = \"Ihre Bestellung\" }}\n\
+             [[steps]]\nname = \"charge\"\nlabel = {charge_label}\n\
+             done_label = {{ en = \"Card charged\", de = \"Karte belastet\" }}\ncall = {{ service = \"svc\", path = \"/c\" }}\n"
+        )
+    };
+    std::fs::write(dir.join("order.toml"), wf("{ en = \"Charging your card\", de = \"Karte wird belastet\" }"))
+        .unwrap();
+    let out = check(&dir, &config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("in en, de"));
+
+    std::fs::write(dir.join("order.toml"), wf("{ en = \"Charging your card\" }")).unwrap();
+    let out = check(&dir, &config);
+    assert!(!out.status.success(), "a missing translation fails the check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("order.toml: `steps.charge.label` has no `de` text"), "{err}");
+    assert_eq!(err.matches("has no").count(), 1, "only the missing one is named: {err}");
+
+    // A language the workflow does not declare is refused outright.
+    std::fs::write(dir.join("order.toml"), wf("{ en = \"Charging\", fr = \"Paiement\" }")).unwrap();
+    let err = String::from_utf8_lossy(&check(&dir, &config).stderr).into_owned();
+    assert!(err.contains("`fr` is not one of the workflow's `languages`"), "{err}");
+}
+
+#[test]
 fn serve_refuses_to_start_with_a_bad_workflow_file() {
     let dir = tempfile::tempdir().unwrap();
     let wf = dir.path().join("workflows");

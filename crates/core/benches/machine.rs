@@ -31,8 +31,15 @@ fn saga(c: &mut Criterion) {
     let now = chrono::Utc::now();
     c.bench_function("run an order saga through the state machine", |b| {
         b.iter(|| {
-            let (mut op, _) =
-                machine::accept(&wf, OperationId::new(now, [1; 10]), json!({"n": 1}), None, None, None, now);
+            let (mut op, _) = machine::accept(
+                &wf,
+                OperationId::new(now, [1; 10]),
+                json!({"n": 1}),
+                None,
+                None,
+                &Default::default(),
+                now,
+            );
             for step in ["reserve_inventory", "charge_payment", "send_confirmation"] {
                 let cmd = Command::Result {
                     step: step.into(),
@@ -47,7 +54,8 @@ fn saga(c: &mut Criterion) {
             op
         })
     });
-    let (op, _) = machine::accept(&wf, OperationId::new(now, [1; 10]), json!({"n": 1}), None, None, None, now);
+    let (op, _) =
+        machine::accept(&wf, OperationId::new(now, [1; 10]), json!({"n": 1}), None, None, &Default::default(), now);
     let stored = serde_json::to_string(&op).unwrap();
     c.bench_function("load a stored operation (JSON)", |b| {
         b.iter(|| serde_json::from_str::<herald_core::Operation>(&stored).unwrap())

@@ -7,7 +7,7 @@ use std::{fmt, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::Span;
+use crate::{Span, lang::say};
 
 /// A workflow's `expected_within`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,14 +92,12 @@ pub struct Expectation {
 }
 
 impl Expectation {
-    pub fn new(within: Span, basis: Basis, deadline: Option<Span>) -> Self {
+    pub fn new(within: Span, basis: Basis, deadline: Option<Span>, lang: &str) -> Self {
         Expectation {
             within_ms: u64::try_from(within.0.as_millis()).unwrap_or(u64::MAX),
             basis,
-            text: usually(within.0),
-            if_late: deadline.map(|d| {
-                format!("If it is not done within {}, it is stopped and what was done is undone.", roughly(d.0))
-            }),
+            text: usually(within.0, lang),
+            if_late: deadline.map(|_| say(lang, "if_late", &[])),
         }
     }
 }
@@ -119,30 +117,18 @@ pub fn observed(mut flow_times: Vec<Duration>) -> Option<Span> {
     Some(Span(Duration::from_secs(p90.as_secs() + u64::from(p90.subsec_nanos() > 0)).max(Duration::from_secs(1))))
 }
 
-/// "Usually takes under a minute": the window in a person's words,
-/// rounded up so that the promise holds.
-pub fn usually(within: Duration) -> String {
-    if within <= Duration::from_secs(10) {
-        return "Usually takes a few seconds".into();
-    }
-    format!("Usually takes under {}", roughly(within))
-}
-
-/// A duration as a person says it, rounded up: "a minute", "5 minutes",
-/// "2 hours", "3 days".
-fn roughly(d: Duration) -> String {
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    let (n, unit) = match secs {
-        0..=59 => (secs.max(1), "second"),
-        60..=3599 => (secs.div_ceil(60), "minute"),
-        3600..=86_399 => (secs.div_ceil(3600), "hour"),
-        _ => (secs.div_ceil(86_400), "day"),
+/// "Usually takes under a minute": the window in a person's words (in
+/// `lang`), rounded up so that the promise holds.
+pub fn usually(within: Duration, lang: &str) -> String {
+    let secs = within.as_secs() + u64::from(within.subsec_nanos() > 0);
+    let (n, one, many) = match secs {
+        0..=10 => return say(lang, "usually_seconds_few", &[]),
+        11..=59 => (secs, "usually_seconds", "usually_seconds"),
+        60..=3599 => (secs.div_ceil(60), "usually_minute", "usually_minutes"),
+        3600..=86_399 => (secs.div_ceil(3600), "usually_hour", "usually_hours"),
+        _ => (secs.div_ceil(86_400), "usually_day", "usually_days"),
     };
-    match n {
-        1 if unit == "hour" => "an hour".into(),
-        1 => format!("a {unit}"),
-        n => format!("{n} {unit}s"),
-    }
+    say(lang, if n == 1 { one } else { many }, &[("n", &n)])
 }
 
 #[cfg(test)]
@@ -176,13 +162,15 @@ mod tests {
 
     #[test]
     fn the_window_is_said_in_words_rounded_up() {
-        let s = |n| usually(Duration::from_secs(n));
+        let s = |n| usually(Duration::from_secs(n), "en");
         assert_eq!(s(3), "Usually takes a few seconds");
         assert_eq!(s(45), "Usually takes under 45 seconds");
         assert_eq!(s(60), "Usually takes under a minute");
         assert_eq!(s(61), "Usually takes under 2 minutes");
         assert_eq!(s(3600), "Usually takes under an hour");
         assert_eq!(s(3 * 86_400), "Usually takes under 3 days");
+        assert_eq!(usually(Duration::from_secs(90), "de"), "Dauert meist weniger als 2 Minuten");
+        assert_eq!(usually(Duration::from_secs(3600), "fr"), "Prend généralement moins d'une heure");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`duration`] — human durations (`"200ms"`, `"24h"`) parsed once at the edge.
 //! - [`ids`] — operation ids.
 //! - [`expect`] — when a request is expected to be done, and the words for it.
+//! - [`lang`] — the languages herald speaks: its phrases' catalog, workflows' texts per language.
 //! - [`workflow`] — the workflow file schema and its validation into a [`Workflow`].
 //! - [`operation`] — the operation and its steps, as stored and as shown.
 //! - [`timeline`] — the append-only events every status is derived from.
@@ -13,6 +14,7 @@
 //! - [`task`] — the durable work items (invoke, compensate, timers) the engine runs.
 //! - [`concurrency`] — the `on_conflict` policies decided: go, refuse, queue
 //!   or supersede, and who starts when the line moves.
+//! - [`retell`] — an operation told again in another language, for its reader.
 //! - [`retry`] — backoff arithmetic.
 //! - [`nesting`] — how deep JSON may nest and still be read back.
 //! - [`signature`] — signing and verifying the requests herald sends (method, path, body).
@@ -30,10 +32,12 @@ pub mod duration;
 pub mod expect;
 pub mod ids;
 pub mod instance;
+pub mod lang;
 pub mod machine;
 pub mod nesting;
 pub mod notify;
 pub mod operation;
+pub mod retell;
 pub mod retry;
 pub mod signature;
 pub mod task;

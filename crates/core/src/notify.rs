@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     OpStatus,
+    lang::say,
     operation::Operation,
     timeline::{Event, EventKind, clause},
 };
@@ -113,9 +114,10 @@ pub fn derive(op: &Operation, policy: &NotifyPolicy, events: &[Event]) -> Option
     }
     let (event, trigger) =
         events.iter().rev().find_map(|e| trigger_of(&e.kind).filter(|t| policy.on.contains(t)).map(|t| (e, t)))?;
+    let say = |id: &str| say(&op.lang, id, &[]);
     let (body, level) = match trigger {
         Trigger::Accepted => {
-            let mut body = "We have your request and are working on it.".to_string();
+            let mut body = say("notice_accepted");
             if let Some(e) = &op.expectation {
                 body = format!("{body} {}.", e.text);
             }
@@ -124,18 +126,16 @@ pub fn derive(op: &Operation, policy: &NotifyPolicy, events: &[Event]) -> Option
         Trigger::StepDone => (format!("{}.", event.message), Level::Progress),
         Trigger::Decision if op.status == OpStatus::AwaitingDecision => {
             let default = match op.decision.as_ref().map(|d| d.default) {
-                Some(crate::concurrency::Choice::Replace) => "this one replaces it",
-                _ => "the earlier one is kept",
+                Some(crate::concurrency::Choice::Replace) => say("notice_decide_replace"),
+                _ => say("notice_decide_keep"),
             };
-            (format!("{}. If you do not choose in time, {default}.", event.message), Level::Warning)
+            (format!("{}. {default}", event.message), Level::Warning)
         }
         Trigger::Decision => (format!("{}.", event.message), Level::Progress),
         Trigger::Delayed if matches!(event.kind, EventKind::DeadlinePassed { .. }) => {
             (format!("{}.", event.message), Level::Warning)
         }
-        Trigger::Delayed => {
-            ("This is taking longer than usual. We will tell you here when it is done.".into(), Level::Warning)
-        }
+        Trigger::Delayed => (say("notice_delayed"), Level::Warning),
         Trigger::Succeeded => (final_text(op), Level::Success),
         Trigger::Failed | Trigger::Cancelled | Trigger::NeedsAttention if op.is_final() => (
             final_text(op),
@@ -147,19 +147,13 @@ pub fn derive(op: &Operation, policy: &NotifyPolicy, events: &[Event]) -> Option
                 Level::Error
             },
         ),
-        Trigger::NeedsAttention if matches!(event.kind, EventKind::StepHeld { .. }) => (
-            format!(
-                "{}. Our team has been told and will pick it up; you do not need to do anything.",
-                clause(&event.message)
-            ),
-            Level::Warning,
-        ),
+        Trigger::NeedsAttention if matches!(event.kind, EventKind::StepHeld { .. }) => {
+            (format!("{}. {}", clause(&event.message), say("notice_held")), Level::Warning)
+        }
         Trigger::NeedsAttention if matches!(event.kind, EventKind::StepRedriven { .. }) => {
-            (format!("{}. We will tell you here when it is done.", clause(&event.message)), Level::Progress)
+            (format!("{}. {}", clause(&event.message), say("notice_will_tell")), Level::Progress)
         }
-        Trigger::Failed | Trigger::Cancelled | Trigger::NeedsAttention => {
-            ("Something could not be undone. Our team has been told and will follow up.".into(), Level::Error)
-        }
+        Trigger::Failed | Trigger::Cancelled | Trigger::NeedsAttention => (say("notice_not_undone"), Level::Error),
     };
     Some(Notice {
         title: op.label.clone(),
@@ -176,9 +170,9 @@ pub fn derive(op: &Operation, policy: &NotifyPolicy, events: &[Event]) -> Option
 fn final_text(op: &Operation) -> String {
     let mut text = op.outcome.as_ref().map(|o| o.summary.clone()).unwrap_or_default();
     if op.needs_attention {
-        text.push_str(" Our team has been told and will contact you; you do not need to do anything.");
+        text.push_str(&say(&op.lang, "notice_will_contact", &[]));
     } else if op.status == OpStatus::Failed {
-        text.push_str(" Nothing else is needed from you; you can try again.");
+        text.push_str(&say(&op.lang, "notice_try_again", &[]));
     }
     text
 }
@@ -216,15 +210,16 @@ pub struct InboxChange {
 /// no address at the workflow's `email_to`.
 pub fn email(op: &Operation, policy: &NotifyPolicy, notice: &Notice) -> Option<serde_json::Value> {
     let to = op.input.pointer(policy.email_to.as_deref()?)?.as_str()?.to_string();
-    let state = match op.status {
-        OpStatus::Succeeded => "done",
-        OpStatus::Failed => "did not go through",
-        OpStatus::Cancelled => "cancelled",
-        _ => "an update",
+    let subject = match op.status {
+        OpStatus::Succeeded => "email_done",
+        OpStatus::Failed => "email_failed",
+        OpStatus::Cancelled => "email_cancelled",
+        _ => "email_update",
     };
     Some(serde_json::json!({
         "to": to,
-        "subject": format!("{}: {state}", notice.title),
+        "subject": say(&op.lang, subject, &[("label", &notice.title)]),
+        "lang": op.lang,
         "body": notice.body,
         "final": op.is_final(),
     }))

@@ -236,20 +236,41 @@ pub struct Operation {
     /// stored before herald kept one: their id is their trace id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace::TraceContext>,
+    /// The language it speaks to its user in: its labels, timeline,
+    /// outcome and notifications are written in it.
+    #[serde(default = "default_lang")]
+    pub lang: String,
+}
+
+fn default_lang() -> String {
+    crate::lang::DEFAULT.to_string()
+}
+
+/// What is known of a new operation beyond its request.
+#[derive(Debug, Clone, Default)]
+pub struct Intake {
+    /// The workflow's recent p90 flow time, for `expected_within = "auto"`.
+    pub observed: Option<crate::Span>,
+    /// The language chosen for its user (one the workflow offers).
+    pub lang: Option<String>,
 }
 
 impl Operation {
-    /// A freshly accepted operation, before any event; `observed` is the
-    /// workflow's recent p90 flow time, for `expected_within = "auto"`.
+    /// A freshly accepted operation, before any event, its texts in the
+    /// language `intake` names (else the workflow's first).
     pub fn new(
         wf: &Workflow,
         id: OperationId,
         input: Value,
         subject: Option<String>,
         concurrency_key: Option<String>,
-        observed: Option<crate::Span>,
+        intake: &Intake,
         now: DateTime<Utc>,
     ) -> Self {
+        let observed = intake.observed;
+        let default = wf.default_language();
+        let lang = intake.lang.clone().unwrap_or_else(|| default.to_string());
+        let text = |t: &crate::lang::Text| t.get(&lang, default).to_string();
         // An observed window never runs past the deadline: that would promise what the deadline forbids.
         let expected = wf
             .expected_within
@@ -260,8 +281,8 @@ impl Operation {
             .iter()
             .map(|s| StepRun {
                 name: s.name.clone(),
-                label: s.label.clone(),
-                done_label: s.done_label.clone(),
+                label: text(&s.label),
+                done_label: text(&s.done_label),
                 stage: s.stage,
                 status: StepState::Pending,
                 attempts: 0,
@@ -276,7 +297,7 @@ impl Operation {
                 undo: s
                     .compensate
                     .as_ref()
-                    .map(|c| UndoLabels { label: c.label.clone(), done_label: c.done_label.clone() }),
+                    .map(|c| UndoLabels { label: text(&c.label), done_label: text(&c.done_label) }),
                 result: None,
                 error: None,
                 compensation: None,
@@ -289,7 +310,7 @@ impl Operation {
             id,
             workflow: wf.name.clone(),
             version: wf.version,
-            label: wf.label.clone(),
+            label: text(&wf.label),
             subject,
             status: OpStatus::Accepted,
             delayed: false,
@@ -300,7 +321,8 @@ impl Operation {
             started_at: None,
             finished_at: None,
             expected_by: expected.map(|(within, _)| now + within.as_chrono()),
-            expectation: expected.map(|(within, basis)| crate::expect::Expectation::new(within, basis, wf.deadline)),
+            expectation: expected
+                .map(|(within, basis)| crate::expect::Expectation::new(within, basis, wf.deadline, &lang)),
             deadline_at: wf.deadline.map(|d| now + d.as_chrono()),
             concurrency_key,
             queued_behind: None,
@@ -314,6 +336,7 @@ impl Operation {
             completion_order: Vec::new(),
             first_news_at: None,
             trace: None,
+            lang,
         }
     }
 

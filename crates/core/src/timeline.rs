@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use chrono::{DateTime, Utc};
 
-use crate::{OperationId, operation::Operation};
+use crate::{OperationId, lang::say, operation::Operation};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
@@ -139,83 +139,70 @@ impl EventKind {
         matches!(self, EventKind::Succeeded | EventKind::Failed { .. } | EventKind::Cancelled { .. })
     }
 
-    /// The sentence a person reads for this event, from the operation's labels.
+    /// The sentence a person reads for this event, from the operation's
+    /// labels, in its language.
     pub fn message(&self, op: &Operation) -> String {
+        let lang = op.lang.as_str();
         let label = |step: &str| op.step(step).map(|(_, s)| s.label.clone()).unwrap_or_else(|| step.to_string());
         let done = |step: &str| op.step(step).map(|(_, s)| s.done_label.clone()).unwrap_or_else(|| step.to_string());
+        let doing = |step: &str, phase: &crate::task::Phase| match phase {
+            crate::task::Phase::Forward => label(step),
+            crate::task::Phase::Compensation => crate::machine::comp_label(op, step),
+        };
         let outcome = || op.outcome.as_ref().map(|o| o.summary.clone()).unwrap_or_default();
+        let say = |id: &str, args: &[(&str, &dyn std::fmt::Display)]| say(lang, id, args);
         match self {
-            EventKind::Accepted => "Request received".into(),
-            EventKind::Queued { .. } => "Waiting for an earlier request to finish first".into(),
-            EventKind::Started => "Started".into(),
+            EventKind::Accepted => say("accepted", &[]),
+            EventKind::Queued { .. } => say("queued", &[]),
+            EventKind::Started => say("started", &[]),
             EventKind::StepStarted { step, attempt: 1 } => label(step),
-            EventKind::StepStarted { step, attempt } => format!("{} (attempt {attempt})", label(step)),
-            EventKind::StepAwaiting { step } => format!("{}: in progress", label(step)),
+            EventKind::StepStarted { step, attempt } => {
+                say("step_attempt", &[("label", &label(step)), ("attempt", attempt)])
+            }
+            EventKind::StepAwaiting { step } => say("step_awaiting", &[("label", &label(step))]),
             EventKind::StepSucceeded { step, .. } => done(step),
             EventKind::StepRetrying { step, attempt, error, .. } => {
-                format!("{}: attempt {attempt} did not work ({}); trying again", label(step), clause(error))
+                say("step_retrying", &[("label", &label(step)), ("attempt", attempt), ("error", &clause(error))])
             }
-            EventKind::StepFailed { step, error } => format!("{} failed: {error}", label(step)),
-            EventKind::StepSkipped { step } => format!("{}: not needed", label(step)),
+            EventKind::StepFailed { step, error } => say("step_failed", &[("label", &label(step)), ("error", error)]),
+            EventKind::StepSkipped { step } => say("step_skipped", &[("label", &label(step))]),
             EventKind::StepHeld { step, error } => {
-                format!("{} did not work ({}); paused until a person looks at it", label(step), clause(error))
+                say("step_held", &[("label", &label(step)), ("error", &clause(error))])
             }
-            EventKind::StepRedriven { step, phase: crate::task::Phase::Forward } => {
-                format!("Trying again: {}", label(step))
-            }
-            EventKind::StepRedriven { step, phase: crate::task::Phase::Compensation } => {
-                format!("Trying again: {}", crate::machine::comp_label(op, step))
-            }
-            EventKind::StepDelayed { step } => format!("{} is taking longer than usual", label(step)),
+            EventKind::StepRedriven { step, phase } => say("trying_again", &[("label", &doing(step, phase))]),
+            EventKind::StepDelayed { step } => say("step_delayed", &[("label", &label(step))]),
             EventKind::StepWaiting { step, phase, service } => {
-                let doing = match phase {
-                    crate::task::Phase::Forward => label(step),
-                    crate::task::Phase::Compensation => crate::machine::comp_label(op, step),
-                };
-                format!("{doing}: waiting for the {service} service")
+                say("step_waiting", &[("label", &doing(step, phase)), ("service", service)])
             }
-            EventKind::Delayed => "This is taking longer than usual".into(),
-            EventKind::DeadlinePassed { step } => {
-                let what = step.as_deref().map_or_else(|| "This".to_string(), label);
-                format!(
-                    "{what} was not done in time: it is being stopped and anything already done undone; you will be told here when that is finished"
-                )
-            }
-            EventKind::CancelRequested { .. } => "Cancellation requested".into(),
-            EventKind::Superseded { .. } => "Replaced by a newer request".into(),
-            EventKind::DecisionNeeded { .. } => {
-                "An earlier request is still in progress: choose whether to keep it or to replace it with this one"
-                    .into()
-            }
+            EventKind::Delayed => say("delayed", &[]),
+            EventKind::DeadlinePassed { step: None } => say("deadline_passed", &[]),
+            EventKind::DeadlinePassed { step: Some(step) } => say("step_deadline_passed", &[("label", &label(step))]),
+            EventKind::CancelRequested { .. } => say("cancel_requested", &[]),
+            EventKind::Superseded { .. } => say("superseded", &[]),
+            EventKind::DecisionNeeded { .. } => say("decision_needed", &[]),
             EventKind::Decided { choice, by_default } => {
                 use crate::concurrency::Choice;
-                let chosen = match choice {
-                    Choice::Keep => "the earlier request was kept and this one will not run",
-                    Choice::Replace => "this request replaces the earlier one, which is being undone first",
+                let id = match (choice, by_default) {
+                    (Choice::Keep, false) => "chose_keep",
+                    (Choice::Replace, false) => "chose_replace",
+                    (Choice::Keep, true) => "default_keep",
+                    (Choice::Replace, true) => "default_replace",
                 };
-                if *by_default {
-                    format!("No choice was made in time, so {chosen} (the default)")
-                } else {
-                    format!("As you chose, {chosen}")
-                }
+                say(id, &[])
             }
-            EventKind::Compensating { reason } => format!("Undoing what was done ({})", clause(reason)),
+            EventKind::Compensating { reason } => say("compensating", &[("reason", &clause(reason))]),
             EventKind::CompensationStarted { step, .. } => crate::machine::comp_label(op, step),
-            EventKind::CompensationRetrying { step, attempt, error, .. } => {
-                format!(
-                    "{}: attempt {attempt} did not work ({error}); trying again",
-                    crate::machine::comp_label(op, step)
-                )
-            }
+            EventKind::CompensationRetrying { step, attempt, error, .. } => say(
+                "step_retrying",
+                &[("label", &crate::machine::comp_label(op, step)), ("attempt", attempt), ("error", &clause(error))],
+            ),
             EventKind::StepCompensated { step } => crate::machine::comp_done_label(op, step),
             EventKind::CompensationFailed { step, error } => {
-                format!("{} failed: {error}", crate::machine::comp_label(op, step))
+                say("step_failed", &[("label", &crate::machine::comp_label(op, step)), ("error", error)])
             }
-            EventKind::NeedsAttention { step } => {
-                format!("{} could not be undone: a person will look at it", done(step))
-            }
+            EventKind::NeedsAttention { step } => say("not_undone_attention", &[("done", &done(step))]),
             EventKind::Succeeded | EventKind::Failed { .. } | EventKind::Cancelled { .. } => outcome(),
-            EventKind::Redacted { fields } => format!("Erased from our records: your {}", fields.join(", ")),
+            EventKind::Redacted { fields } => say("redacted", &[("fields", &fields.join(", "))]),
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct StartRequest<'a> {
     pub idempotency_key: Option<String>,
     /// The body as sent: a reused idempotency key is caught by comparing it.
     pub body: &'a [u8],
+    /// The languages the user reads, best first (their token's `lang`
+    /// claim, then `Accept-Language`); the workflow's `language_from`
+    /// pointer into the input goes before them.
+    pub languages: Vec<String>,
     /// The caller's `traceparent` and `tracestate`: the operation joins its trace.
     pub trace: Option<(herald_core::trace::TraceParent, Option<String>)>,
 }
@@ -96,7 +100,13 @@ impl Engine {
         };
         let now = Utc::now();
         let id = OperationId::new(now, rand::random());
-        let (mut op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, observed, now);
+        let mut wanted = req.languages;
+        if let Some(Value::String(lang)) = wf.language_from.as_deref().and_then(|p| req.input.pointer(p)) {
+            wanted.insert(0, lang.clone());
+        }
+        let lang = Some(herald_core::lang::choose(&wanted, &wf.languages).to_string());
+        let intake = herald_core::operation::Intake { observed, lang };
+        let (mut op, transition) = machine::accept(&wf, id.clone(), req.input, subject, key, &intake, now);
         // Kept only when a caller's trace is joined: else it follows from the id.
         op.trace = req.trace.map(|caller| herald_core::trace::TraceContext::new(caller, herald_trace::new_id()));
         let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);

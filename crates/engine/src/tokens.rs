@@ -156,7 +156,7 @@ mod tests {
             serde_json::json!({}),
             None,
             None,
-            None,
+            &Default::default(),
             now,
         );
         op.steps[0].started_at = Some(now);

@@ -117,7 +117,7 @@ pub fn allows(access: Access, caller: &Caller) -> Result<(), ApiError> {
     let ok = match access {
         Access::Off => false,
         Access::Public | Access::User => true,
-        Access::Service => !matches!(caller, Caller::User(_)),
+        Access::Service => !matches!(caller, Caller::User(..)),
         Access::Admin => matches!(caller, Caller::Admin(_)),
     };
     if ok {
@@ -145,7 +145,7 @@ impl Access {
 pub fn caller_header(caller: &Caller) -> String {
     use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
     let (kind, name) = match caller {
-        Caller::User(sub) => ("user", sub.as_str()),
+        Caller::User(sub, _) => ("user", sub.as_str()),
         Caller::Service(s) => ("service", s.name.as_str()),
         Caller::Admin(name) => ("admin", name.as_str()),
     };
@@ -217,12 +217,12 @@ mod tests {
     #[test]
     fn off_is_off_everywhere_and_levels_admit_stronger_callers() {
         assert!(decide_raw(&rules(Access::Off, &[]), &[], "/").is_err());
-        let user = Caller::User("alice".into());
+        let user = Caller::User("alice".into(), None);
         let admin = Caller::Admin("ops".into());
         assert!(allows(Access::User, &user).is_ok());
         assert!(allows(Access::Service, &user).is_err());
         assert!(allows(Access::Service, &admin).is_ok());
         assert!(allows(Access::Admin, &user).is_err());
-        assert_eq!(caller_header(&Caller::User("a b\r\n".into())), "user:a%20b%0D%0A");
+        assert_eq!(caller_header(&Caller::User("a b\r\n".into(), None)), "user:a%20b%0D%0A");
     }
 }

@@ -69,11 +69,11 @@ mod tests {
     #[test]
     fn a_user_gets_up_to_the_limit_and_a_place_back_when_a_stream_ends() {
         let streams = Streams::new(2);
-        let alice = Caller::User("alice".into());
+        let alice = Caller::User("alice".into(), None);
         let a = streams.take(&alice).unwrap();
         let _b = streams.take(&alice).unwrap();
         assert!(matches!(streams.take(&alice), Err(ApiError::TooManyStreams(2))));
-        assert!(streams.take(&Caller::User("bob".into())).unwrap().is_some(), "bob has his own count");
+        assert!(streams.take(&Caller::User("bob".into(), None)).unwrap().is_some(), "bob has his own count");
         drop(a);
         assert_eq!(streams.held("alice"), 1);
         assert!(streams.take(&alice).unwrap().is_some());
@@ -94,7 +94,7 @@ mod tests {
                     .is_none()
             );
         }
-        drop(streams.take(&Caller::User("carol".into())).unwrap());
+        drop(streams.take(&Caller::User("carol".into(), None)).unwrap());
         assert!(streams.open.lock().unwrap().is_empty());
     }
 }

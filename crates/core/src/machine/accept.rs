@@ -11,7 +11,7 @@ use crate::{
     workflow::Workflow,
 };
 
-/// The operation as accepted, with its workflow timers (`observed`: see
+/// The operation as accepted, with its workflow timers (`intake`: see
 /// [`Operation::new`]). An operation that
 /// can never wait behind another (no concurrency policy) starts in the same
 /// transaction; one that might gets a `Start` task, which the store holds
@@ -22,10 +22,10 @@ pub fn accept(
     input: Value,
     subject: Option<String>,
     concurrency_key: Option<String>,
-    observed: Option<crate::Span>,
+    intake: &crate::operation::Intake,
     now: Time,
 ) -> (Operation, Transition) {
-    let mut op = Operation::new(wf, id, input, subject, concurrency_key, observed, now);
+    let mut op = Operation::new(wf, id, input, subject, concurrency_key, intake, now);
     let mut tx = Tx { op: &mut op, wf, now, out: Transition::default() };
     tx.emit(EventKind::Accepted);
     if wf.concurrency.is_none() {

@@ -20,5 +20,6 @@ pub(super) fn supersede(tx: &mut Tx, by: OperationId) {
         return;
     }
     tx.emit(EventKind::Superseded { by });
-    compensate::begin(tx, Ending::Cancelled { reason: "replaced by a newer request".into() });
+    let reason = crate::lang::say(&tx.op.lang, "reason_superseded", &[]);
+    compensate::begin(tx, Ending::Cancelled { reason });
 }

@@ -43,12 +43,9 @@ pub(super) fn decide(tx: &mut Tx, choice: Choice, by_default: bool) -> Result<()
     match choice {
         Choice::Keep => {
             tx.emit(EventKind::Decided { choice, by_default });
-            let reason = if by_default {
-                "the earlier request was kept, as nobody chose"
-            } else {
-                "you kept the earlier request"
-            };
-            compensate::begin(tx, Ending::Cancelled { reason: reason.into() });
+            let reason = if by_default { "reason_kept_by_default" } else { "reason_kept" };
+            let reason = crate::lang::say(&tx.op.lang, reason, &[]);
+            compensate::begin(tx, Ending::Cancelled { reason });
         }
         Choice::Replace => {
             // In line behind the one it replaces: it starts once that one

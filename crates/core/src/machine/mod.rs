@@ -16,7 +16,7 @@ mod cancel;
 mod compensate;
 mod decide;
 mod forward;
-mod outcome;
+pub(crate) mod outcome;
 mod timers;
 mod wait;
 
@@ -24,6 +24,7 @@ use serde_json::Value;
 
 pub use accept::{accept, enqueue};
 pub use decide::{await_decision, replaces};
+pub use outcome::account;
 
 use crate::{
     OperationId, Time,
@@ -321,7 +322,11 @@ pub fn check_invoke(op: &Operation, step: &str, attempt: u32, phase: Phase) -> I
 /// The label shown while a step is being undone.
 pub fn comp_label(op: &Operation, step: &str) -> String {
     match op.step(step) {
-        Some((_, s)) => s.undo.as_ref().map(|u| u.label.clone()).unwrap_or_else(|| format!("Undoing: {}", s.label)),
+        Some((_, s)) => s
+            .undo
+            .as_ref()
+            .map(|u| u.label.clone())
+            .unwrap_or_else(|| crate::lang::say(&op.lang, "undoing_default", &[("label", &s.label)])),
         None => step.to_string(),
     }
 }
@@ -329,7 +334,11 @@ pub fn comp_label(op: &Operation, step: &str) -> String {
 /// The label shown once a step has been undone.
 pub fn comp_done_label(op: &Operation, step: &str) -> String {
     match op.step(step) {
-        Some((_, s)) => s.undo.as_ref().map(|u| u.done_label.clone()).unwrap_or_else(|| format!("Undone: {}", s.label)),
+        Some((_, s)) => s
+            .undo
+            .as_ref()
+            .map(|u| u.done_label.clone())
+            .unwrap_or_else(|| crate::lang::say(&op.lang, "undone_default", &[("label", &s.label)])),
         None => step.to_string(),
     }
 }

@@ -3,7 +3,8 @@
 use super::Tx;
 use crate::{
     OpStatus,
-    operation::{Ending, NotUndone, Outcome, StepState},
+    lang::say,
+    operation::{Ending, NotUndone, Operation, Outcome, StepState},
     task::{TaskKind, Timer},
     timeline::{EventKind, clause},
 };
@@ -14,6 +15,29 @@ pub(super) fn finish(tx: &mut Tx, status: OpStatus) {
     op.finished_at = Some(tx.now);
     // A redriven compensation may have cleared what needed a person.
     op.needs_attention = op.attention_needed();
+    let outcome = account(op, status);
+    let reason = outcome.reason.clone();
+    op.outcome = Some(outcome);
+    tx.out.finished = true;
+    tx.emit(match status {
+        OpStatus::Succeeded => EventKind::Succeeded,
+        OpStatus::Cancelled => EventKind::Cancelled { reason: reason.unwrap_or_default() },
+        _ => EventKind::Failed { reason: reason.unwrap_or_default() },
+    });
+    // Personal data goes now, unless the final email still needs the address.
+    if !tx.wf.notify.emails_the_end() {
+        redact(tx);
+    }
+    if let Some(keep) = tx.wf.keep_input_for {
+        tx.schedule(TaskKind::Timer { timer: Timer::InputExpires }, tx.now + keep.as_chrono());
+    }
+}
+
+/// The final account of `op`, ending as `status`, in its language: also
+/// how an ended operation is told again in another.
+pub fn account(op: &Operation, status: OpStatus) -> Outcome {
+    let lang = op.lang.as_str();
+    let say = |id: &str, args: &[(&str, &dyn std::fmt::Display)]| say(lang, id, args);
     let succeeded: Vec<String> =
         op.steps.iter().filter(|s| s.status == StepState::Succeeded).map(|s| s.done_label.clone()).collect();
     // The outcome speaks of steps ("Undone: Items reserved"); how each was
@@ -30,12 +54,10 @@ pub(super) fn finish(tx: &mut Tx, status: OpStatus) {
             let reason = match s.status {
                 StepState::CompensationFailed => {
                     let err = s.compensation.as_ref().and_then(|c| c.error.clone()).unwrap_or_default();
-                    format!("undoing it failed ({err}); a person needs to look at it")
+                    say("reason_undo_failed", &[("error", &err)])
                 }
-                StepState::Succeeded if status != OpStatus::Succeeded => "it cannot be undone".into(),
-                StepState::Failed if s.maybe_applied && s.undo.is_none() => {
-                    "it may have happened and cannot be undone".into()
-                }
+                StepState::Succeeded if status != OpStatus::Succeeded => say("reason_cannot_undo", &[]),
+                StepState::Failed if s.maybe_applied && s.undo.is_none() => say("reason_may_have_happened", &[]),
                 _ => return None,
             };
             let needs_attention = s.status == StepState::CompensationFailed;
@@ -48,6 +70,7 @@ pub(super) fn finish(tx: &mut Tx, status: OpStatus) {
         None => (None, None),
     };
     let summary = summary(
+        lang,
         &op.label,
         status,
         failed_step.as_deref().and_then(|f| op.step(f)).map(|(_, s)| s.label.as_str()),
@@ -56,20 +79,7 @@ pub(super) fn finish(tx: &mut Tx, status: OpStatus) {
         &undone,
         &not_undone,
     );
-    op.outcome = Some(Outcome { status, summary, succeeded, undone, not_undone, failed_step, reason: reason.clone() });
-    tx.out.finished = true;
-    tx.emit(match status {
-        OpStatus::Succeeded => EventKind::Succeeded,
-        OpStatus::Cancelled => EventKind::Cancelled { reason: reason.unwrap_or_default() },
-        _ => EventKind::Failed { reason: reason.unwrap_or_default() },
-    });
-    // Personal data goes now, unless the final email still needs the address.
-    if !tx.wf.notify.emails_the_end() {
-        redact(tx);
-    }
-    if let Some(keep) = tx.wf.keep_input_for {
-        tx.schedule(TaskKind::Timer { timer: Timer::InputExpires }, tx.now + keep.as_chrono());
-    }
+    Outcome { status, summary, succeeded, undone, not_undone, failed_step, reason }
 }
 
 /// Erases the workflow's `redact` fields from the input, once.
@@ -93,8 +103,10 @@ pub(super) fn erase(tx: &mut Tx, fields: &[String]) {
     tx.emit(EventKind::Redacted { fields: erased });
 }
 
-/// One plain sentence (or two) for the person who asked.
+/// One plain sentence (or two) for the person who asked, in `lang`.
+#[allow(clippy::too_many_arguments)]
 fn summary(
+    lang: &str,
     label: &str,
     status: OpStatus,
     failed_step: Option<&str>,
@@ -103,28 +115,32 @@ fn summary(
     undone: &[String],
     not_undone: &[NotUndone],
 ) -> String {
+    let say = |id: &str, args: &[(&str, &dyn std::fmt::Display)]| say(lang, id, args);
+    let unknown = say("reason_unknown", &[]);
+    let why = clause(reason.unwrap_or(&unknown));
     let mut s = match (status, failed_step) {
-        (OpStatus::Succeeded, _) if succeeded.is_empty() => format!("{label}: done."),
+        (OpStatus::Succeeded, _) if succeeded.is_empty() => say("outcome_done", &[("label", &label)]),
         (OpStatus::Succeeded, _) => {
             let done: Vec<&str> = succeeded.iter().map(|d| clause(d)).collect();
-            format!("{label}: done. {}.", done.join(", "))
+            say("outcome_done_with", &[("label", &label), ("list", &done.join(", "))])
         }
-        (OpStatus::Cancelled, _) => format!("{label} was cancelled ({}).", clause(reason.unwrap_or("on request"))),
-        (_, Some(step)) => {
-            format!("{label} did not go through: {step} failed ({}).", clause(reason.unwrap_or("unknown error")))
+        (OpStatus::Cancelled, _) => {
+            let asked = say("reason_cancelled", &[]);
+            say("outcome_cancelled", &[("label", &label), ("reason", &clause(reason.unwrap_or(&asked)))])
         }
-        (_, None) => format!("{label} did not go through: {}.", clause(reason.unwrap_or("unknown error"))),
+        (_, Some(step)) => say("outcome_step_failed", &[("label", &label), ("step", &step), ("reason", &why)]),
+        (_, None) => say("outcome_failed", &[("label", &label), ("reason", &why)]),
     };
     if !undone.is_empty() {
-        s.push_str(&format!(" Undone: {}.", undone.join(", ")));
+        s.push_str(&say("outcome_undone", &[("list", &undone.join(", "))]));
     }
     let attention: Vec<&str> = not_undone.iter().filter(|n| n.needs_attention).map(|n| n.label.as_str()).collect();
     let kept: Vec<&str> = not_undone.iter().filter(|n| !n.needs_attention).map(|n| n.label.as_str()).collect();
     if !kept.is_empty() {
-        s.push_str(&format!(" Not undone (cannot be): {}.", kept.join(", ")));
+        s.push_str(&say("outcome_not_undone", &[("list", &kept.join(", "))]));
     }
     if !attention.is_empty() {
-        s.push_str(&format!(" Could not be undone, a person will follow up: {}.", attention.join(", ")));
+        s.push_str(&say("outcome_follow_up", &[("list", &attention.join(", "))]));
     }
     s
 }

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::{
     OpStatus,
+    lang::say,
     operation::{Ending, StepState},
     task::Timer,
     timeline::EventKind,
@@ -23,7 +24,7 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
         Timer::OpDeadline => {
             if active {
                 let within = tx.wf.deadline.map(|d| d.to_string()).unwrap_or_default();
-                let reason = format!("it did not finish within its deadline of {within}");
+                let reason = say(&tx.op.lang, "reason_deadline", &[("within", &within)]);
                 tx.emit(EventKind::DeadlinePassed { step: None });
                 compensate::begin(tx, Ending::Failed { step: None, reason });
             }
@@ -55,7 +56,7 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
                 matches!(status, StepState::Running | StepState::Retrying | StepState::Waiting | StepState::Held);
             if live && tx.op.status == OpStatus::Running {
                 let within = tx.wf.steps[ix].deadline.map(|d| d.to_string()).unwrap_or_default();
-                let reason = format!("it did not finish within its deadline of {within}");
+                let reason = say(&tx.op.lang, "reason_deadline", &[("within", &within)]);
                 // A call may be in flight and may yet do its work: undo it too.
                 if status == StepState::Running {
                     tx.op.steps[ix].maybe_applied = true;
@@ -77,7 +78,10 @@ pub(super) fn fire(tx: &mut Tx, timer: Timer) {
             let within = a.timeout.map(|d| d.to_string()).unwrap_or_default();
             tx.op.steps[ix].awaiting_callback = false;
             match a.on_timeout {
-                crate::workflow::OnTimeout::Fail => give_up(tx, ix, format!("nothing arrived within {within}")),
+                crate::workflow::OnTimeout::Fail => {
+                    let reason = say(&tx.op.lang, "reason_nothing_arrived", &[("within", &within)]);
+                    give_up(tx, ix, reason)
+                }
                 crate::workflow::OnTimeout::Skip => {
                     let s = &mut tx.op.steps[ix];
                     s.status = StepState::Skipped;

@@ -14,7 +14,7 @@ use std::{fmt, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Span, retry::RetryPolicy};
+use crate::{Span, lang::Text, retry::RetryPolicy};
 
 pub use parse::{from_json, from_toml, parse};
 
@@ -22,7 +22,13 @@ pub use parse::{from_json, from_toml, parse};
 pub struct Workflow {
     pub name: String,
     pub version: u32,
-    pub label: String,
+    /// The languages its texts are in; the first is the one to fall back to.
+    pub languages: Vec<String>,
+    /// Whether the file listed them: only then are missing texts reported.
+    pub languages_declared: bool,
+    /// JSON pointer into the input to the user's language.
+    pub language_from: Option<String>,
+    pub label: Text,
     pub description: Option<String>,
     pub expected_within: Option<crate::expect::Within>,
     pub deadline: Option<Span>,
@@ -48,8 +54,8 @@ pub struct Workflow {
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub name: String,
-    pub label: String,
-    pub done_label: String,
+    pub label: Text,
+    pub done_label: Text,
     pub action: Action,
     pub retry: RetryPolicy,
     pub on_failure: OnFailure,
@@ -149,8 +155,8 @@ pub struct Call {
 pub struct Compensate {
     /// A call or a publish.
     pub action: Action,
-    pub label: String,
-    pub done_label: String,
+    pub label: Text,
+    pub done_label: Text,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +263,37 @@ impl Workflow {
                 .into_iter()
                 .chain(s.compensate.as_ref().and_then(|c| call(&c.action)).map(|c| (s, c)))
         })
+    }
+
+    /// The language the workflow falls back to.
+    pub fn default_language(&self) -> &str {
+        self.languages.first().map(String::as_str).unwrap_or(crate::lang::DEFAULT)
+    }
+
+    /// Every text the workflow gives, and where it is: `label`, `steps.charge.done_label`.
+    pub fn texts(&self) -> Vec<(String, &Text)> {
+        let mut all = vec![("label".to_string(), &self.label)];
+        for s in &self.steps {
+            all.push((format!("steps.{}.label", s.name), &s.label));
+            all.push((format!("steps.{}.done_label", s.name), &s.done_label));
+            if let Some(c) = &s.compensate {
+                all.push((format!("steps.{}.compensate.label", s.name), &c.label));
+                all.push((format!("steps.{}.compensate.done_label", s.name), &c.done_label));
+            }
+        }
+        all
+    }
+
+    /// Texts missing from a language the workflow declares, as
+    /// `(where, language)`; none when it declares no languages.
+    pub fn untranslated(&self) -> Vec<(String, String)> {
+        if !self.languages_declared {
+            return vec![];
+        }
+        self.texts()
+            .into_iter()
+            .flat_map(|(at, text)| self.languages.iter().filter(|l| !text.has(l)).map(move |l| (at.clone(), l.clone())))
+            .collect()
     }
 
     /// The `await` steps, with their indexes.

@@ -7,7 +7,11 @@ use super::{
     Step, Workflow, WorkflowError,
     raw::{RawAwait, RawCall, RawCompensate, RawPublish, RawStep, RawWorkflow},
 };
-use crate::{Span, retry::RetryPolicy};
+use crate::{
+    Span,
+    lang::{RawText, Text, say},
+    retry::RetryPolicy,
+};
 
 pub fn from_toml(text: &str) -> Result<Workflow, WorkflowError> {
     let raw: RawWorkflow = toml::from_str(text).map_err(|e| WorkflowError {
@@ -131,7 +135,7 @@ fn action(name: &str, raw: &RawStep) -> Result<Action, WorkflowError> {
     }
 }
 
-fn compensation(name: &str, label: &str, c: &RawCompensate) -> Result<Compensate, WorkflowError> {
+fn compensation(name: &str, label: &Text, c: &RawCompensate, langs: &Langs) -> Result<Compensate, WorkflowError> {
     let action = match (&c.service, &c.path, &c.topic, &c.kind) {
         (Some(service), Some(path), None, None) if c.fields.is_none() => {
             let rc = RawCall { service: service.clone(), method: c.method.clone(), path: path.clone() };
@@ -150,14 +154,19 @@ fn compensation(name: &str, label: &str, c: &RawCompensate) -> Result<Compensate
             ));
         }
     };
+    let derived = |id: &str| label.map(|lang, l| say(lang, id, &[("label", &l)]));
     Ok(Compensate {
         action,
-        label: c.label.clone().unwrap_or_else(|| format!("Undoing: {label}")),
-        done_label: c.done_label.clone().unwrap_or_else(|| format!("Undone: {label}")),
+        label: langs
+            .text(Some(name), "compensate.label", c.label.clone())?
+            .unwrap_or_else(|| derived("undoing_default")),
+        done_label: langs
+            .text(Some(name), "compensate.done_label", c.done_label.clone())?
+            .unwrap_or_else(|| derived("undone_default")),
     })
 }
 
-fn step(raw: &RawStep, index: usize) -> Result<Step, WorkflowError> {
+fn step(raw: &RawStep, index: usize, langs: &Langs) -> Result<Step, WorkflowError> {
     let name = raw.name.clone().ok_or_else(|| err(None, &format!("steps[{index}].name"), "every step needs a name"))?;
     check_name(Some(&name), "name", &name)?;
     let s = Some(name.as_str());
@@ -168,14 +177,12 @@ fn step(raw: &RawStep, index: usize) -> Result<Step, WorkflowError> {
     if timeout.0.is_zero() {
         return Err(err(s, "timeout", "must be more than zero"));
     }
-    let label = raw.label.clone().unwrap_or_else(|| humanize(&name));
-    let done_label = raw.done_label.clone().unwrap_or_else(|| format!("{label}: done"));
-    let compensate = raw.compensate.as_ref().map(|c| compensation(&name, &label, c)).transpose()?;
-    for (f, v) in [("label", &label), ("done_label", &done_label)] {
-        if v.trim().is_empty() || v.len() > 200 {
-            return Err(err(s, f, "must be 1-200 characters"));
-        }
-    }
+    let label =
+        langs.text(s, "label", raw.label.clone())?.unwrap_or_else(|| Text::one(langs.default(), humanize(&name)));
+    let done_label = langs
+        .text(s, "done_label", raw.done_label.clone())?
+        .unwrap_or_else(|| label.map(|lang, l| say(lang, "done_default", &[("label", &l)])));
+    let compensate = raw.compensate.as_ref().map(|c| compensation(&name, &label, c, langs)).transpose()?;
     Ok(Step {
         name,
         label,
@@ -201,8 +208,77 @@ fn humanize(name: &str) -> String {
     }
 }
 
+/// The languages a workflow declares, and how its texts are read.
+struct Langs {
+    declared: Option<Vec<String>>,
+}
+
+impl Langs {
+    fn new(declared: Option<Vec<String>>) -> Result<Self, WorkflowError> {
+        if let Some(list) = &declared {
+            if list.is_empty() {
+                return Err(err(None, "languages", "list at least one language, the first the one to fall back to"));
+            }
+            if let Some(bad) = list.iter().find(|l| !crate::lang::valid_tag(l)) {
+                return Err(err(None, "languages", format!("`{bad}` is not a language tag like \"en\" or \"pt-BR\"")));
+            }
+            if list.iter().collect::<BTreeSet<_>>().len() != list.len() {
+                return Err(err(None, "languages", "a language is listed twice"));
+            }
+        }
+        Ok(Langs { declared })
+    }
+
+    fn default(&self) -> &str {
+        self.declared.as_ref().and_then(|l| l.first()).map(String::as_str).unwrap_or(crate::lang::DEFAULT)
+    }
+
+    /// A text as written, checked: 1-200 characters in each language, and
+    /// only in declared languages (when the file declares them).
+    fn text(&self, step: Option<&str>, field: &str, raw: Option<RawText>) -> Result<Option<Text>, WorkflowError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let text = Text::from_raw(raw, self.default());
+        if text.languages().next().is_none() {
+            return Err(err(step, field, "give the text in at least one language"));
+        }
+        for lang in text.languages() {
+            if !crate::lang::valid_tag(lang) {
+                return Err(err(step, field, format!("`{lang}` is not a language tag like \"en\" or \"pt-BR\"")));
+            }
+            if let Some(list) = &self.declared
+                && !list.iter().any(|l| l == lang)
+            {
+                return Err(err(step, field, format!("`{lang}` is not one of the workflow's `languages`")));
+            }
+        }
+        if text.texts().any(|v| v.trim().is_empty() || v.len() > 200) {
+            return Err(err(step, field, "must be 1-200 characters"));
+        }
+        Ok(Some(text))
+    }
+
+    /// The languages an operation may be given: those declared, or else
+    /// the default and any a text was written in.
+    fn offered(&self, texts: &[(String, &Text)]) -> Vec<String> {
+        if let Some(list) = &self.declared {
+            return list.clone();
+        }
+        let mut all = vec![crate::lang::DEFAULT.to_string()];
+        for lang in texts.iter().flat_map(|(_, t)| t.languages()) {
+            if !all.iter().any(|l| l == lang) {
+                all.push(lang.to_string());
+            }
+        }
+        all
+    }
+}
+
 pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, WorkflowError> {
     check_name(None, "name", &raw.name)?;
+    let langs = Langs::new(raw.languages.clone())?;
+    if let Some(p) = &raw.language_from {
+        check_pointer(None, "language_from", p)?;
+    }
     let version = raw.version.unwrap_or(1);
     if version == 0 {
         return Err(err(None, "version", "must be 1 or more"));
@@ -284,7 +360,7 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
             }
             continue;
         }
-        let s = step(entry, i)?;
+        let s = step(entry, i, &langs)?;
         if by_name.insert(s.name.clone(), steps.len()).is_some() {
             return Err(err(Some(&s.name), "name", "two steps have this name"));
         }
@@ -332,8 +408,14 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
     let remap: BTreeMap<usize, usize> = order.iter().enumerate().map(|(new, &old)| (old, new)).collect();
     let stages = stages.into_iter().map(|st| st.into_iter().map(|ix| remap[&ix]).collect()).collect();
 
-    Ok(Workflow {
-        label: raw.label.clone().unwrap_or_else(|| humanize(&raw.name)),
+    let label = langs
+        .text(None, "label", raw.label.clone())?
+        .unwrap_or_else(|| Text::one(langs.default(), humanize(&raw.name)));
+    let mut wf = Workflow {
+        languages: vec![],
+        languages_declared: langs.declared.is_some(),
+        language_from: raw.language_from,
+        label,
         description: raw.description.clone(),
         name: raw.name,
         version,
@@ -348,5 +430,7 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
         steps: reordered,
         stages,
         source,
-    })
+    };
+    wf.languages = langs.offered(&wf.texts());
+    Ok(wf)
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Span;
+use crate::{Span, lang::RawText};
 
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -12,9 +12,18 @@ pub struct RawWorkflow {
     pub name: String,
     #[serde(default)]
     pub version: Option<u32>,
-    /// What the user is told this is about, e.g. "Your order".
+    /// The languages its texts are written in, the first the one to fall
+    /// back to (default `["en"]`); `herald check` reports texts missing one.
     #[serde(default)]
-    pub label: Option<String>,
+    pub languages: Option<Vec<String>>,
+    /// JSON pointer into the input to the user's language (`"/locale"`),
+    /// before their token's `lang` claim and `Accept-Language`.
+    #[serde(default)]
+    pub language_from: Option<String>,
+    /// What the user is told this is about, e.g. "Your order", or per
+    /// language: `{ en = "Your order", de = "Ihre Bestellung" }`.
+    #[serde(default)]
+    pub label: Option<RawText>,
     #[serde(default)]
     pub description: Option<String>,
     /// When it is usually done: a duration, or `"auto"` (the 90th
@@ -83,9 +92,9 @@ pub struct RawStep {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
-    pub label: Option<String>,
+    pub label: Option<RawText>,
     #[serde(default)]
-    pub done_label: Option<String>,
+    pub done_label: Option<RawText>,
     /// One of `call`, `publish` and `await` says what the step does.
     #[serde(default)]
     pub call: Option<RawCall>,
@@ -171,9 +180,9 @@ pub struct RawCompensate {
     #[serde(default)]
     pub fields: Option<Vec<String>>,
     #[serde(default)]
-    pub label: Option<String>,
+    pub label: Option<RawText>,
     #[serde(default)]
-    pub done_label: Option<String>,
+    pub done_label: Option<RawText>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]

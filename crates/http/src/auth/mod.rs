@@ -25,8 +25,9 @@ use crate::problem::ApiError;
 pub enum Caller {
     Admin(String),
     Service(Speaker),
-    /// An end user; the string is their subject.
-    User(String),
+    /// An end user: their subject, and the language their token names
+    /// (its `lang` claim), if it does.
+    User(String, Option<String>),
 }
 
 impl Caller {
@@ -34,14 +35,22 @@ impl Caller {
     pub fn may_see(&self, subject: Option<&str>) -> bool {
         match self {
             Caller::Admin(_) | Caller::Service(_) => true,
-            Caller::User(sub) => subject == Some(sub.as_str()),
+            Caller::User(sub, _) => subject == Some(sub.as_str()),
+        }
+    }
+
+    /// The language an end user's token names.
+    pub fn lang(&self) -> Option<&str> {
+        match self {
+            Caller::User(_, lang) => lang.as_deref(),
+            _ => None,
         }
     }
 
     /// The subject an end user is limited to; `None` for services and admins.
     pub fn own_subject(&self) -> Option<&str> {
         match self {
-            Caller::User(sub) => Some(sub),
+            Caller::User(sub, _) => Some(sub),
             _ => None,
         }
     }
@@ -76,6 +85,8 @@ pub struct Auth {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(default)]
+    lang: Option<String>,
 }
 
 impl Auth {
@@ -200,7 +211,11 @@ impl Auth {
     fn user(&self, token: &str) -> Result<Caller, ApiError> {
         match &self.users {
             Some((key, validation)) => match jsonwebtoken::decode::<Claims>(token, key, validation) {
-                Ok(data) if !data.claims.sub.is_empty() => Ok(Caller::User(data.claims.sub)),
+                Ok(data) if !data.claims.sub.is_empty() => {
+                    // A claim that is no language tag is ignored, not refused: the token is still theirs.
+                    let lang = data.claims.lang.filter(|l| herald_core::lang::valid_tag(l));
+                    Ok(Caller::User(data.claims.sub, lang))
+                }
                 Ok(_) => Err(ApiError::Unauthorized("the token has an empty `sub`".into())),
                 Err(e) => Err(ApiError::Unauthorized(format!("the token is not valid: {}", reason(&e)))),
             },
@@ -276,14 +291,14 @@ pub fn require_speaks_for(caller: &Caller, service: &str) -> Result<(), ApiError
             "the token `{}` does not speak for the service `{service}` (see `services` of auth.tokens)",
             s.name
         ))),
-        Caller::User(_) => Err(ApiError::Forbidden("this needs a service's token".into())),
+        Caller::User(..) => Err(ApiError::Forbidden("this needs a service's token".into())),
     }
 }
 
 /// Only services and admins start operations and use admin endpoints.
 pub fn require_service(caller: &Caller) -> Result<(), ApiError> {
     match caller {
-        Caller::User(_) => {
+        Caller::User(..) => {
             Err(ApiError::Forbidden("end users reach this through the application, not directly".into()))
         }
         _ => Ok(()),

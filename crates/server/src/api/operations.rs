@@ -62,19 +62,29 @@ pub async fn begin(caller: &Caller, app: &AppState, workflow: &str, posted: &Pos
         subject: header_text(headers, "herald-subject")?,
         idempotency_key: header_text(headers, "idempotency-key")?,
         body: &posted.body,
+        languages: languages(caller, headers),
         trace: super::trace::caller(headers),
     };
     let prefer = Prefer::read(headers, app.limits.max_wait_seconds);
+    let reader = Reader { caller, wanted: &languages(caller, headers) };
     match app.engine.start(req).await? {
-        Started::Created(a) => respond(app, (*a.op).clone(), Some(a.events), prefer).await,
-        Started::Existing(op) => respond(app, *op, None, prefer).await,
+        Started::Created(a) => respond(app, &reader, (*a.op).clone(), Some(a.events), prefer).await,
+        Started::Existing(op) => respond(app, &reader, *op, None, prefer).await,
     }
+}
+
+/// The languages the caller reads, best first: an end user's `lang`
+/// claim, then `Accept-Language` (a service passes on its user's).
+pub fn languages(caller: &Caller, headers: &HeaderMap) -> Vec<String> {
+    let header = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    caller.lang().map(str::to_string).into_iter().chain(accept_language::parse(header)).collect()
 }
 
 /// 202 with `Location`, or 200 if the operation ended within `Prefer: wait`;
 /// the whole operation, or with `Prefer: return=minimal` its id and status.
 async fn respond(
     app: &AppState,
+    reader: &Reader<'_>,
     op: Operation,
     events: Option<Vec<herald_core::Event>>,
     prefer: Prefer,
@@ -89,11 +99,12 @@ async fn respond(
         let body = OperationRef { id: op.id, workflow: op.workflow, status: op.status };
         (status, Json(body)).into_response()
     } else {
-        let timeline = match events {
+        let mut timeline = match events {
             Some(e) if prefer.wait.is_none() && e.first().is_some_and(|e| e.seq == 1) => e,
             _ => app.engine.store().events(&id, 0, usize::MAX).await?,
         };
-        (status, Json(OperationView { operation: op, timeline })).into_response()
+        let operation = shown(app, reader, op, &mut timeline);
+        (status, Json(OperationView { operation, timeline })).into_response()
     };
     let h = resp.headers_mut();
     h.insert(header::LOCATION, HeaderValue::from_str(&format!("/v1/operations/{id}")).expect("ids are ASCII"));
@@ -199,7 +210,12 @@ pub async fn get(
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
     let op = visible(&app, &caller, &id).await?;
-    let etag = format!("\"{}\"", op.last_seq);
+    let reader = Reader { caller: &caller, wanted: &languages(&caller, &headers) };
+    // One representation per language: its own tag.
+    let etag = match reader.lang(&app, &op) {
+        Some(lang) if lang != op.lang => format!("\"{}-{lang}\"", op.last_seq),
+        _ => format!("\"{}\"", op.last_seq),
+    };
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -207,21 +223,48 @@ pub async fn get(
     if fresh {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
-    let operation = shown(&app, &caller, op);
-    Ok(([(header::ETAG, etag)], Json(OperationView { operation, timeline })).into_response())
+    let mut timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
+    let operation = shown(&app, &reader, op, &mut timeline);
+    let vary = (header::VARY, HeaderValue::from_static("accept-language, authorization"));
+    Ok((
+        [(header::ETAG, HeaderValue::from_str(&etag).expect("ASCII")), vary],
+        Json(OperationView { operation, timeline }),
+    )
+        .into_response())
 }
 
-/// The operation as `caller` is shown it: whole to services and admins,
-/// its end user's projection to an end user.
-pub fn shown(app: &AppState, caller: &Caller, op: Operation) -> Operation {
-    match caller {
-        Caller::User(_) => {
-            let wf = app.engine.workflows().version(&op.workflow, op.version);
-            let visible = wf.as_ref().map(|wf| wf.visible_input.as_slice()).unwrap_or_default();
-            let own_key =
-                wf.as_ref().and_then(|wf| wf.concurrency.as_ref()).is_some_and(|c| c.key == ConcurrencyKey::Subject);
-            op.for_end_user(visible, own_key)
+/// Who reads an operation, and the languages they read.
+pub struct Reader<'a> {
+    pub caller: &'a Caller,
+    /// Best first: an end user's `lang` claim, then `Accept-Language`.
+    pub wanted: &'a [String],
+}
+
+impl Reader<'_> {
+    /// The language `op` is told to this reader in: of those its workflow
+    /// offers, the one they read best; `None` when they named none.
+    fn lang(&self, app: &AppState, op: &Operation) -> Option<String> {
+        if self.wanted.is_empty() {
+            return None;
+        }
+        let wf = app.engine.workflows().version(&op.workflow, op.version)?;
+        Some(herald_core::lang::choose(self.wanted, &wf.languages).to_string())
+    }
+}
+
+/// The operation as `reader` is shown it: in their language, whole to
+/// services and admins, its end user's projection to an end user; its
+/// `timeline` told in the same language.
+pub fn shown(app: &AppState, reader: &Reader, op: Operation, timeline: &mut [herald_core::Event]) -> Operation {
+    let Some(wf) = app.engine.workflows().version(&op.workflow, op.version) else { return op };
+    let op = match reader.lang(app, &op) {
+        Some(lang) => herald_core::retell::retell(op, timeline, &wf, &lang),
+        None => op,
+    };
+    match reader.caller {
+        Caller::User(..) => {
+            let own_key = wf.concurrency.as_ref().is_some_and(|c| c.key == ConcurrencyKey::Subject);
+            op.for_end_user(&wf.visible_input, own_key)
         }
         _ => op,
     }
@@ -253,6 +296,7 @@ pub async fn list(
     caller: Caller,
     State(app): State<AppState>,
     Params(mut p): Params<ListParams>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<OperationList>> {
     // An end user lists their own operations, whatever they asked for.
     if let Some(sub) = caller.own_subject() {
@@ -288,7 +332,8 @@ pub async fn list(
         .list(ListQuery { subject: p.subject, workflow: p.workflow, status, before, flagged, limit: limit + 1 })
         .await?;
     let more = items.len() > limit;
-    let items: Vec<Operation> = items.into_iter().take(limit).map(|op| shown(&app, &caller, op)).collect();
+    let reader = Reader { caller: &caller, wanted: &languages(&caller, &headers) };
+    let items: Vec<Operation> = items.into_iter().take(limit).map(|op| shown(&app, &reader, op, &mut [])).collect();
     let next_cursor = if more { items.last().map(|o| o.id.to_string()) } else { None };
     Ok(Json(OperationList { items, next_cursor }))
 }
@@ -301,11 +346,12 @@ pub async fn mine(
     caller: Caller,
     state: State<AppState>,
     params: Params<ListParams>,
+    headers: HeaderMap,
 ) -> ApiResult<Json<OperationList>> {
     if caller.own_subject().is_none() {
         return Err(ApiError::Forbidden("`/v1/me` is for end users' tokens".into()));
     }
-    list(caller, state, params).await
+    list(caller, state, params, headers).await
 }
 
 /// The operation, if this caller may see it; otherwise "not found", so
@@ -338,13 +384,13 @@ pub async fn action(
     params(("id" = String, Path, pattern = "^op_[0-9a-fA-F]{32}$")), request_body(content = Option<CancelRequest>, content_type = "application/json"),
     responses((status = 202, body = OperationView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn cancel(app: &AppState, caller: &Caller, id: &OperationId, posted: &Posted) -> ApiResult<Response> {
-    visible(app, caller, id).await?;
+    let op = visible(app, caller, id).await?;
     let req: CancelRequest = posted.json_or_default()?;
-    let reason = req.reason.unwrap_or_else(|| "cancelled on request".into());
+    let reason = req.reason.unwrap_or_else(|| herald_core::lang::say(&op.lang, "reason_cancelled", &[]));
     if reason.len() > 500 {
         return Err(ApiError::InvalidInput("`reason` is longer than 500 characters".into()));
     }
-    command(app, caller, id, Command::Cancel { reason }).await
+    command(app, caller, id, Command::Cancel { reason }, posted).await
 }
 
 /// The choice for an operation `awaiting_decision` (`on_conflict =
@@ -357,14 +403,21 @@ async fn cancel(app: &AppState, caller: &Caller, id: &OperationId, posted: &Post
 async fn resolve(app: &AppState, caller: &Caller, id: &OperationId, posted: &Posted) -> ApiResult<Response> {
     visible(app, caller, id).await?;
     let req: ResolveRequest = posted.json()?;
-    command(app, caller, id, Command::Decide { choice: req.choice }).await
+    command(app, caller, id, Command::Decide { choice: req.choice }, posted).await
 }
 
 /// Applies a person's command to the operation, and answers with it.
-async fn command(app: &AppState, caller: &Caller, id: &OperationId, cmd: Command) -> ApiResult<Response> {
+async fn command(
+    app: &AppState,
+    caller: &Caller,
+    id: &OperationId,
+    cmd: Command,
+    posted: &Posted,
+) -> ApiResult<Response> {
     match app.engine.apply(id, None, cmd).await? {
         TransitionResult::Applied(a) => {
-            respond(app, shown(app, caller, (*a.op).clone()), None, Prefer::default()).await
+            let reader = Reader { caller, wanted: &languages(caller, &posted.headers) };
+            respond(app, &reader, (*a.op).clone(), None, Prefer::default()).await
         }
         TransitionResult::Missing => Err(ApiError::NotFound(format!("no operation {id}"))),
         TransitionResult::Rejected(r) => Err(rejected(r)),

@@ -63,7 +63,10 @@ pub struct CompleteRequest {
 pub struct WorkflowSummary {
     pub name: String,
     pub version: u32,
+    /// In the reader's language (`Accept-Language`, an end user's `lang` claim).
     pub label: String,
+    /// The languages its texts are in, the first the one it falls back to.
+    pub languages: Vec<String>,
     pub description: Option<String>,
     /// The definition as written.
     #[schema(value_type = Object)]

@@ -30,6 +30,7 @@ mod helpers;
 mod idempotency;
 mod identity;
 mod inbox;
+mod languages;
 mod limits;
 mod matrix;
 mod metrics;

@@ -150,8 +150,15 @@ fn next_id() -> OperationId {
 /// A new operation of `wf`, as the API makes one.
 pub fn new_op(wf: &Arc<Workflow>, subject: Option<&str>, key: Option<&str>) -> NewOperation {
     let now = Utc::now();
-    let (op, transition) =
-        machine::accept(wf, next_id(), json!({}), subject.map(Into::into), key.map(Into::into), None, now);
+    let (op, transition) = machine::accept(
+        wf,
+        next_id(),
+        json!({}),
+        subject.map(Into::into),
+        key.map(Into::into),
+        &Default::default(),
+        now,
+    );
     let on_conflict = wf.concurrency.as_ref().map(|c| c.on_conflict);
     let supersede = (on_conflict == Some(OnConflict::Supersede)).then(|| {
         let (wf, by) = (wf.clone(), op.id.clone());

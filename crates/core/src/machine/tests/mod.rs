@@ -29,7 +29,7 @@ impl Sim {
     fn new(toml: &str) -> Sim {
         let wf = workflow::from_toml(toml).unwrap();
         let now = t0();
-        let (op, tr) = accept(&wf, OperationId::new(now, [0; 10]), json!({}), None, None, None, now);
+        let (op, tr) = accept(&wf, OperationId::new(now, [0; 10]), json!({}), None, None, &Default::default(), now);
         let mut sim = Sim { wf, op, tasks: vec![], events: vec![], now };
         sim.record(tr);
         sim
@@ -284,7 +284,8 @@ fn an_operation_is_told_when_it_is_expected_and_what_a_deadline_does() {
     let accepted = |within: &str, observed: Option<u64>| {
         let wf = workflow::from_toml(&toml(within)).unwrap();
         let observed = observed.map(|s| crate::Span(std::time::Duration::from_secs(s)));
-        let (op, tr) = accept(&wf, OperationId::new(t0(), [0; 10]), json!({}), Some("u".into()), None, observed, t0());
+        let intake = crate::operation::Intake { observed, lang: None };
+        let (op, tr) = accept(&wf, OperationId::new(t0(), [0; 10]), json!({}), Some("u".into()), None, &intake, t0());
         let notice = crate::notify::derive(&op, &wf.notify, &tr.events).unwrap();
         (op, notice.body)
     };
@@ -295,7 +296,7 @@ fn an_operation_is_told_when_it_is_expected_and_what_a_deadline_does() {
     assert_eq!(op.expected_by, Some(t0() + chrono::Duration::seconds(45)));
     assert_eq!(
         e.if_late.as_deref(),
-        Some("If it is not done within an hour, it is stopped and what was done is undone.")
+        Some("If it is not done by its deadline, it is stopped and what was done is undone.")
     );
     assert_eq!(body, "We have your request and are working on it. Usually takes under 45 seconds.");
 
