@@ -11,18 +11,13 @@ deadline or the operation's (plus a minute; seven days without either).
 herald answers with the operation. A token of an attempt that is over,
 or one that has expired, is refused (401 ``…:stale-callback-token``); a
 forged one is a 401 ``…:unauthorized``; a second report of a step that is
-already done is a 409 ``…:conflict``.
-
-herald also answers 409 to a report that comes before it has taken in the
-202 itself ("not waiting for a callback"): a service that finishes its
-work at once can be that quick. So a 409 is sent again, for up to
-`conflict_for` seconds (2 by default), before it is raised: a report that
-was early lands, and one that is refused for good is refused a little
-later. A report is not sent again after a connection error: the first
-may have been recorded, which a second would only meet as a 409.
+already done is a 409 ``…:conflict``. A report may come before the call
+has answered 202 (a service that finishes at once): herald takes it, and
+the 202 that follows changes nothing. A report is not sent again after a
+connection error: the first may have been recorded, which a second would
+only meet as a 409.
 """
 
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -51,13 +46,13 @@ class Callback:
     def to_json(self):
         return {"url": self.url, "token": self.token}
 
-    def succeed(self, result=None, *, timeout=10.0, conflict_for=2.0, ssl_context=None):
+    def succeed(self, result=None, *, timeout=10.0, ssl_context=None):
         """The step is done; `result` (any JSON value) is its result, which
         later steps receive in their envelope's ``results``. Returns the
         operation as herald answers it."""
-        return _post(self, {"result": result}, timeout, conflict_for, ssl_context)
+        return _post(self, {"result": result}, timeout, ssl_context)
 
-    def fail(self, error, *, retryable=False, timeout=10.0, conflict_for=2.0, ssl_context=None):
+    def fail(self, error, *, retryable=False, timeout=10.0, ssl_context=None):
         """The step's work failed. `error` is shown to the end user, so
         write it for them. With `retryable`, herald tries the step again
         (a new attempt, a new token) while its retry policy allows;
@@ -66,7 +61,7 @@ class Callback:
             raise ValueError("`error` is the reason, in words for the user")
         if len(error) > MAX_ERROR:
             raise ValueError(f"`error` is longer than {MAX_ERROR} characters")
-        return _post(self, {"error": error, "retryable": bool(retryable)}, timeout, conflict_for, ssl_context)
+        return _post(self, {"error": error, "retryable": bool(retryable)}, timeout, ssl_context)
 
 
 def complete(callback, result=None, **options):
@@ -83,7 +78,7 @@ def _callback(value):
     return value if isinstance(value, Callback) else Callback.from_json(value)
 
 
-def _post(callback, body, timeout, conflict_for, ssl_context):
+def _post(callback, body, timeout, ssl_context):
     parts = urlsplit(callback.url)
     target = _http.Target(f"{parts.scheme}://{parts.netloc}", ssl_context)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -93,14 +88,4 @@ def _post(callback, body, timeout, conflict_for, ssl_context):
         "Accept": "application/json",
     }
     data = _http.encode_json(body)
-    deadline = time.monotonic() + conflict_for
-    delay = 0.02
-    while True:
-        try:
-            return _http.answer(*_http.exchange(target, "POST", path, headers=headers, body=data, timeout=timeout))
-        except HeraldError as e:
-            # A 409 changed nothing: asking again is safe (see above).
-            if e.status != 409 or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
+    return _http.answer(*_http.exchange(target, "POST", path, headers=headers, body=data, timeout=timeout))

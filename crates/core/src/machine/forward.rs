@@ -114,7 +114,10 @@ pub(super) fn callback(tx: &mut Tx, ix: usize, attempt: u32, outcome: Outcome, s
     if s.attempts != attempt || matches!(s.status, StepState::Retrying | StepState::Waiting) {
         return Err(Rejection::AttemptOver(s.name.clone(), attempt));
     }
-    if s.status != StepState::Running || !s.awaiting_callback || outcome == Outcome::Accepted {
+    // Taken while its call is still out, too: a service that finishes at
+    // once may report before herald has taken in its 202, which then
+    // arrives for a step already settled and changes nothing.
+    if s.status != StepState::Running || outcome == Outcome::Accepted {
         return Err(Rejection::NotAwaiting(s.name.clone()));
     }
     tx.op.steps[ix].awaiting_callback = false;

@@ -205,6 +205,18 @@ fn a_step_answering_202_completes_by_callback() {
 }
 
 #[test]
+fn a_callback_that_comes_before_its_calls_202_settles_the_step_and_the_202_changes_nothing() {
+    let mut sim = Sim::new(ORDER);
+    sim.start();
+    // The call is out (its task taken), and the service reports at once.
+    sim.apply(Command::Callback { step: "reserve".into(), attempt: 1, outcome: done(), sample: 0.0 }).unwrap();
+    assert_eq!(sim.status("reserve"), StepState::Succeeded);
+    let settled = sim.op.clone();
+    sim.answer("reserve", Phase::Forward, Outcome::Accepted);
+    assert_eq!(sim.op, settled, "the 202 arrives for a step already done");
+}
+
+#[test]
 fn a_callback_for_an_attempt_that_is_over_changes_nothing() {
     let mut sim = Sim::new(ORDER);
     sim.start();
