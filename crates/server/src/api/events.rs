@@ -141,8 +141,10 @@ impl Source for Timeline {
         e.seq
     }
 
+    /// The final event, or an erasure: erasures come only after the end,
+    /// so a watcher resumed past the final event is not left open.
     fn ends(e: &Event) -> bool {
-        e.kind.is_final()
+        e.kind.is_final() || matches!(e.kind, herald_core::EventKind::Redacted { .. })
     }
 
     async fn page(&self, after: u64) -> Option<Vec<Event>> {

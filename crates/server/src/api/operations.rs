@@ -101,7 +101,7 @@ async fn respond(
     } else {
         let mut timeline = match events {
             Some(e) if prefer.wait.is_none() && e.first().is_some_and(|e| e.seq == 1) => e,
-            _ => app.engine.store().events(&id, 0, usize::MAX).await?,
+            _ => timeline(app, &op).await?,
         };
         let operation = shown(app, reader, op, &mut timeline);
         (status, Json(OperationView { operation, timeline })).into_response()
@@ -223,7 +223,7 @@ pub async fn get(
     if fresh {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
-    let mut timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
+    let mut timeline = timeline(&app, &op).await?;
     let operation = shown(&app, &reader, op, &mut timeline);
     let vary = (header::VARY, HeaderValue::from_static("accept-language, authorization"));
     Ok((
@@ -231,6 +231,14 @@ pub async fn get(
         Json(OperationView { operation, timeline }),
     )
         .into_response())
+}
+
+/// `op`'s timeline as far as `op` itself: read after it, the timeline may
+/// have moved on, and a view must not say two moments at once.
+pub async fn timeline(app: &AppState, op: &Operation) -> ApiResult<Vec<herald_core::Event>> {
+    let mut events = app.engine.store().events(&op.id, 0, usize::MAX).await?;
+    events.retain(|e| e.seq <= op.last_seq);
+    Ok(events)
 }
 
 /// Who reads an operation, and the languages they read.

@@ -60,7 +60,7 @@ pub async fn complete(
     let cmd = Command::Callback { step: step.to_string(), attempt, outcome, sample: rand::random() };
     match app.engine.apply(&id, None, cmd).await? {
         TransitionResult::Applied(a) => {
-            let timeline = app.engine.store().events(&id, 0, usize::MAX).await?;
+            let timeline = super::operations::timeline(&app, &a.op).await?;
             Ok(axum::response::IntoResponse::into_response(axum::Json(OperationView {
                 operation: (*a.op).clone(),
                 timeline,

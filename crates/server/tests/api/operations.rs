@@ -322,3 +322,30 @@ async fn a_graceful_stop_lets_a_restarted_server_finish_the_work() {
     assert_eq!(op["status"], "succeeded");
     assert_eq!(svc.calls("/a").len(), 1, "a recorded result is never redone");
 }
+
+#[tokio::test]
+async fn a_view_read_while_the_operation_moves_says_one_moment() {
+    let svc = StepService::start().await;
+    let steps: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
+    let names: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let app = spawn_app(&[&sequential("many", &names, "")], &svc).await;
+    let id = app.start_id("many", json!({})).await;
+    let url = app.url(&format!("/v1/operations/{id}"));
+
+    // Read as fast as it goes while the steps run: every answer's timeline
+    // ends at the operation's own last event, and agrees with its status.
+    let mut seen = 0;
+    loop {
+        let view: serde_json::Value = app.http.get(&url).send().await.unwrap().json().await.unwrap();
+        let timeline = view["timeline"].as_array().unwrap();
+        assert_eq!(timeline.last().unwrap()["seq"], view["last_seq"], "{view}");
+        let ended =
+            timeline.iter().any(|e| ["succeeded", "failed", "cancelled"].contains(&e["type"].as_str().unwrap()));
+        assert_eq!(ended, view["status"] == "succeeded", "{view}");
+        seen += 1;
+        if ended {
+            break;
+        }
+    }
+    assert!(seen > 1, "read while it moved");
+}

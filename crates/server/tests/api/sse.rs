@@ -68,6 +68,28 @@ async fn a_stream_of_an_unknown_operation_is_a_404_problem_on_either_path() {
     }
 }
 
+#[tokio::test]
+async fn a_stream_resumed_past_the_final_event_ends_after_what_followed_it() {
+    let svc = StepService::start().await;
+    let redacting = sequential("order", &["a"], "[retention]\nredact = [\"card\"]");
+    let app = spawn_app(&[&redacting], &svc).await;
+    let id = app.start_id("order", json!({"card": "4242424242424242"})).await;
+    let op = app.wait_for(&id, Duration::from_secs(10), |op| event_types(op).contains(&"redacted".to_string())).await;
+    let types = event_types(&op);
+    let last = types.len() as u64;
+    assert_eq!(types[types.len() - 2..], ["succeeded", "redacted"]);
+    let events_url = app.url(&format!("/v1/operations/{id}/events"));
+
+    for http in [reqwest::Client::new(), fresh_client()] {
+        let resp = http.get(&events_url).header("last-event-id", (last - 1).to_string()).send().await.unwrap();
+        // Read to the stream's end: it must end, not idle on keep-alives.
+        let rest = read_events(resp, usize::MAX).await;
+        assert_eq!(rest.iter().map(|e| e["type"].as_str().unwrap()).collect::<Vec<_>>(), ["redacted"]);
+        let after = http.get(&events_url).header("last-event-id", last.to_string()).send().await.unwrap();
+        assert_eq!(after.status(), 204);
+    }
+}
+
 async fn resume_without_gaps(client: fn() -> reqwest::Client) {
     let svc = StepService::start().await;
     let gate = Arc::new(Semaphore::new(0));
