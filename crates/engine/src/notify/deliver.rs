@@ -285,6 +285,26 @@ async fn post(hook: &Webhook, delivery: i64, payload: &Value, lease: Lease, trac
     }
 }
 
+/// `Content-Language` (RFC 3282), which lettre has no type for: the
+/// language the email is written in, for mail clients and screen readers.
+#[derive(Clone)]
+struct ContentLanguage(String);
+
+impl lettre::message::header::Header for ContentLanguage {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ContentLanguage(s.to_string()))
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        // Only tags herald checked (`lang::valid_tag`) reach here: plain ASCII.
+        lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
 async fn send(email: &Email, payload: &Value, lease: Lease) -> Sent {
     let to = payload["to"].as_str().unwrap_or_default();
     let Ok(to) = to.parse() else {
@@ -295,6 +315,7 @@ async fn send(email: &Email, payload: &Value, lease: Lease) -> Sent {
         .to(to)
         .subject(payload["subject"].as_str().unwrap_or_default())
         .header(ContentType::TEXT_PLAIN)
+        .header(ContentLanguage(payload["lang"].as_str().unwrap_or(herald_core::lang::DEFAULT).to_string()))
         .body(payload["body"].as_str().unwrap_or_default().to_string());
     let message = match message {
         Ok(m) => m,

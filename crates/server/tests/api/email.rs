@@ -133,3 +133,27 @@ async fn emails_to_a_mail_server_that_refuses_connections_wait_and_spend_no_atte
     assert_eq!(sink.mails().len(), 10, "accepted and done, for each of the five");
     assert_eq!(app.get_json("/v1/dead-letters").await["items"], json!([]));
 }
+
+#[tokio::test]
+async fn an_email_is_written_in_its_users_language_and_says_which() {
+    let sink = SmtpSink::start(0).await.unwrap();
+    let svc = StepService::start().await;
+    let wf = "name = \"order\"\nlanguages = [\"en\", \"de\"]\nlanguage_from = \"/lang\"\nsubject = \"/user_id\"\n\
+              label = { en = \"Your order\", de = \"Ihre Bestellung\" }\n\
+              [notify]\non = [\"succeeded\"]\nchannels = [\"email\"]\nemail_to = \"/email\"\n\
+              [[steps]]\nname = \"ship\"\nlabel = { en = \"Shipping\", de = \"Versand\" }\n\
+              done_label = { en = \"Shipped\", de = \"Verschickt\" }\ncall = { service = \"svc\", path = \"/ship\" }\n";
+    let app =
+        spawn_app_with(tempfile::tempdir().unwrap(), &[wf], &svc, |c| c.email = Some(local_mail_server(sink.port)))
+            .await;
+    let id = app.start_id("order", json!({"user_id": "u1", "email": ADDRESS, "lang": "de"})).await;
+    app.wait_final(&id).await;
+
+    let mail = eventually("the email arrived", Duration::from_secs(10), async || {
+        sink.mails().into_iter().next().ok_or("no email yet")
+    })
+    .await;
+    assert!(mail.data.contains("Subject: Ihre Bestellung: erledigt"), "{}", mail.data);
+    assert!(mail.data.contains("Content-Language: de"), "{}", mail.data);
+    assert!(mail.data.contains("Ihre Bestellung: erledigt. Verschickt."), "{}", mail.data);
+}
