@@ -6,8 +6,8 @@
  * # Layout
  *
  * - `HeraldError` — every refusal (`application/problem+json`) as one error type.
- * - `Herald` — the client: `start`, `get`, `list`, `cancel`, the inbox,
- *   `watchOperation` and `watchInbox`.
+ * - `Herald` — the client: `start`, `get`, `list`, `cancel`, `resolve`,
+ *   the inbox, `watchOperation` and `watchInbox`.
  * - `SseParser` — the Server-Sent Events wire format, parsed by hand: the
  *   streams are read over `fetch`, so that an `Authorization` header can go
  *   with them (`EventSource` cannot send one).
@@ -30,7 +30,7 @@
  * ```
  * @module
  */
-import type { InboxChange, InboxPage, NotUndone, Notification, OperationList, OperationView, OpStatus, Problem, ReadAll, TimelineEvent } from './types.js';
+import type { Choice, InboxChange, InboxPage, NotUndone, Notification, OperationList, OperationView, OpStatus, Problem, ReadAll, TimelineEvent } from './types.js';
 export type * from './types.js';
 /** The `type` of a `HeraldError` for a request that got no answer at all. */
 export declare const UNREACHABLE = "urn:herald:client:unreachable";
@@ -157,6 +157,14 @@ export declare class Herald {
     }): Promise<OperationList>;
     /** Cancels the operation; herald undoes what was done, and the watch tells it. */
     cancel(id: string, reason?: string): Promise<OperationView>;
+    /**
+     * The choice for an operation `awaiting_decision` (it collided with a
+     * running one under `on_conflict = "ask"`): `keep` the running one (this
+     * one is cancelled without running) or `replace` it (the running one is
+     * undone, then this one runs). Once the choice was made, or time ran out
+     * and the workflow's default was applied, herald refuses with 409.
+     */
+    resolve(id: string, choice: Choice): Promise<OperationView>;
     /** The end user's notifications, most recently changed first, and the unread count. */
     notifications(query?: {
         cursor?: string;
@@ -282,6 +290,12 @@ export interface OptimisticChange {
     /** Progress while it runs, as `watchOperation` tells it. */
     onUpdate?(view: OperationView, event: TimelineEvent | null): void;
     onConnection?(state: ConnectionState, error?: HeraldError): void;
+    /**
+     * Report the lag of the events shown through `onUpdate`, as
+     * `watchOperation`'s `reportLag` does: for a page whose only watch of the
+     * operation is this one.
+     */
+    reportLag?: boolean;
     /** What the request is called in an announcement when herald refused it (default "Your request"). */
     label?: string;
     /** How many times `start` is tried when herald cannot be reached (default 3). */

@@ -6,8 +6,8 @@
  * # Layout
  *
  * - `HeraldError` — every refusal (`application/problem+json`) as one error type.
- * - `Herald` — the client: `start`, `get`, `list`, `cancel`, the inbox,
- *   `watchOperation` and `watchInbox`.
+ * - `Herald` — the client: `start`, `get`, `list`, `cancel`, `resolve`,
+ *   the inbox, `watchOperation` and `watchInbox`.
  * - `SseParser` — the Server-Sent Events wire format, parsed by hand: the
  *   streams are read over `fetch`, so that an `Authorization` header can go
  *   with them (`EventSource` cannot send one).
@@ -120,6 +120,16 @@ export class Herald {
     /** Cancels the operation; herald undoes what was done, and the watch tells it. */
     cancel(id, reason) {
         return this.request('POST', opPath(id) + ':cancel', { body: reason === undefined ? {} : { reason } });
+    }
+    /**
+     * The choice for an operation `awaiting_decision` (it collided with a
+     * running one under `on_conflict = "ask"`): `keep` the running one (this
+     * one is cancelled without running) or `replace` it (the running one is
+     * undone, then this one runs). Once the choice was made, or time ran out
+     * and the workflow's default was applied, herald refuses with 409.
+     */
+    resolve(id, choice) {
+        return this.request('POST', opPath(id) + ':resolve', { body: { choice } });
     }
     /** The end user's notifications, most recently changed first, and the unread count. */
     notifications(query = {}, options = {}) {
@@ -752,6 +762,7 @@ function untilFinal(herald, first, change) {
             change.onUpdate?.(view, event);
         }, {
             signal: change.signal,
+            reportLag: change.reportLag,
             onConnection(state, error) {
                 change.onConnection?.(state, error);
                 // The view told last is final; should it not be, herald's own word is.

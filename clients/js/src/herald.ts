@@ -6,8 +6,8 @@
  * # Layout
  *
  * - `HeraldError` — every refusal (`application/problem+json`) as one error type.
- * - `Herald` — the client: `start`, `get`, `list`, `cancel`, the inbox,
- *   `watchOperation` and `watchInbox`.
+ * - `Herald` — the client: `start`, `get`, `list`, `cancel`, `resolve`,
+ *   the inbox, `watchOperation` and `watchInbox`.
  * - `SseParser` — the Server-Sent Events wire format, parsed by hand: the
  *   streams are read over `fetch`, so that an `Authorization` header can go
  *   with them (`EventSource` cannot send one).
@@ -32,6 +32,7 @@
  */
 
 import type {
+  Choice,
   InboxChange,
   InboxPage,
   NotUndone,
@@ -251,6 +252,17 @@ export class Herald {
   /** Cancels the operation; herald undoes what was done, and the watch tells it. */
   cancel(id: string, reason?: string): Promise<OperationView> {
     return this.request('POST', opPath(id) + ':cancel', { body: reason === undefined ? {} : { reason } });
+  }
+
+  /**
+   * The choice for an operation `awaiting_decision` (it collided with a
+   * running one under `on_conflict = "ask"`): `keep` the running one (this
+   * one is cancelled without running) or `replace` it (the running one is
+   * undone, then this one runs). Once the choice was made, or time ran out
+   * and the workflow's default was applied, herald refuses with 409.
+   */
+  resolve(id: string, choice: Choice): Promise<OperationView> {
+    return this.request('POST', opPath(id) + ':resolve', { body: { choice } });
   }
 
   /** The end user's notifications, most recently changed first, and the unread count. */
@@ -894,6 +906,12 @@ export interface OptimisticChange {
   /** Progress while it runs, as `watchOperation` tells it. */
   onUpdate?(view: OperationView, event: TimelineEvent | null): void;
   onConnection?(state: ConnectionState, error?: HeraldError): void;
+  /**
+   * Report the lag of the events shown through `onUpdate`, as
+   * `watchOperation`'s `reportLag` does: for a page whose only watch of the
+   * operation is this one.
+   */
+  reportLag?: boolean;
   /** What the request is called in an announcement when herald refused it (default "Your request"). */
   label?: string;
   /** How many times `start` is tried when herald cannot be reached (default 3). */
@@ -984,6 +1002,7 @@ function untilFinal(herald: Herald, first: OperationView, change: OptimisticChan
       },
       {
         signal: change.signal,
+        reportLag: change.reportLag,
         onConnection(state, error) {
           change.onConnection?.(state, error);
           // The view told last is final; should it not be, herald's own word is.

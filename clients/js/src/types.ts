@@ -7,7 +7,15 @@
 /** RFC 3339 time, as herald writes it ("2026-12-01T10:00:00.123Z"). */
 export type Timestamp = string;
 
-export type OpStatus = 'accepted' | 'running' | 'compensating' | 'succeeded' | 'failed' | 'cancelled';
+export type OpStatus =
+  | 'accepted'
+  /** It collided with a running operation (`on_conflict = "ask"`): its user chooses (`decision`). */
+  | 'awaiting_decision'
+  | 'running'
+  | 'compensating'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled';
 
 export type StepState =
   | 'pending'
@@ -99,6 +107,43 @@ export interface Outcome {
   reason: string | null;
 }
 
+/** Where an operation's expected time comes from. */
+export type Basis =
+  /** The workflow's `expected_within`. */
+  | 'configured'
+  /** The 90th percentile of the workflow's recent flow times (`expected_within = "auto"`). */
+  | 'observed';
+
+/** What the user was told up front of when the operation would be done. */
+export interface Expectation {
+  /** The window the operation was given; its end is the operation's `expected_by`. */
+  within_ms: number;
+  basis: Basis;
+  /** In a person's words: "Usually takes under a minute". */
+  text: string;
+  /** What happens if it is not done by its `deadline_at`, when the workflow has a deadline. */
+  if_late?: string;
+}
+
+/** The choice between a new request and the running one it collided with. */
+export type Choice =
+  /** The running one goes on; the new one is cancelled without running. */
+  | 'keep'
+  /** The running one is undone; the new one runs after it. */
+  | 'replace';
+
+/** What an `awaiting_decision` operation's user is asked. */
+export interface Decision {
+  /**
+   * The running operation it collided with; shown to an end user only when
+   * the concurrency key is their subject (otherwise it may be another's).
+   */
+  with?: string;
+  /** When `default` is chosen for the user. */
+  due_at: Timestamp;
+  default: Choice;
+}
+
 export interface TraceContext {
   trace_id: string;
   span_id: string;
@@ -125,9 +170,13 @@ export interface Operation {
   started_at: Timestamp | null;
   finished_at: Timestamp | null;
   expected_by: Timestamp | null;
+  /** Absent when the workflow says nothing, or `auto` has not seen enough operations yet. */
+  expectation?: Expectation;
   deadline_at: Timestamp | null;
   concurrency_key: string | null;
   queued_behind: string | null;
+  /** The choice its user is asked to make, while `awaiting_decision`. */
+  decision?: Decision;
   stage: number;
   steps: StepRun[];
   ending: Ending | null;
@@ -175,8 +224,14 @@ export type TimelineEvent = EventBase &
     | { type: 'step_delayed'; step: string }
     | { type: 'step_waiting'; step: string; phase: Phase; service: string }
     | { type: 'delayed' }
+    /** Not done by its deadline (or, naming it, a step's): it is stopped and what was done undone. */
+    | { type: 'deadline_passed'; step?: string }
     | { type: 'cancel_requested'; reason: string }
     | { type: 'superseded'; by: string }
+    /** It collided with `with`, running: its user is asked to choose. */
+    | { type: 'decision_needed'; with: string }
+    /** The choice was made: by the user, or `by_default` when time ran out. */
+    | { type: 'decided'; choice: Choice; by_default: boolean }
     | { type: 'compensating'; reason: string }
     | { type: 'compensation_started'; step: string; attempt: number }
     | { type: 'compensation_retrying'; step: string; attempt: number; error: string; next_attempt_at: Timestamp }
@@ -198,7 +253,7 @@ export interface OperationList {
 }
 
 /** What changed a notification. */
-export type Trigger = 'accepted' | 'step_done' | 'delayed' | 'succeeded' | 'failed' | 'cancelled' | 'needs_attention';
+export type Trigger = 'accepted' | 'decision' | 'step_done' | 'delayed' | 'succeeded' | 'failed' | 'cancelled' | 'needs_attention';
 
 export type Level = 'info' | 'progress' | 'warning' | 'success' | 'error';
 

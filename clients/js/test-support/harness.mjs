@@ -86,10 +86,11 @@ export function within(what, promise, ms = 15000) {
 
 /**
  * A workflow file: steps run in order on service `shop`, each at
- * `/<name>`, undone at `/<name>/undo` unless `undo: false`.
+ * `/<name>`, undone at `/<name>/undo` unless `undo: false`; `head` is
+ * more of the workflow's own keys (`expected_within`, `concurrency`…).
  */
-export function workflow({ name, label = 'Your order', subject = '/customer', steps, notify = '' }) {
-  let text = `name = "${name}"\nlabel = "${label}"\nsubject = "${subject}"\n${notify}\n`;
+export function workflow({ name, label = 'Your order', subject = '/customer', steps, head = '', notify = '' }) {
+  let text = `name = "${name}"\nlabel = "${label}"\nsubject = "${subject}"\n${head}\n${notify}\n`;
   for (const s of steps) {
     text +=
       `[[steps]]\nname = "${s.name}"\nlabel = "${s.label}"\ndone_label = "${s.done}"\n` +

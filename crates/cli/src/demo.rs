@@ -5,6 +5,11 @@
 //! application that fronts herald: it hands the page a user token
 //! (`POST /demo/session`) so the notification centre works with no set-up,
 //! and shows the emails that never left the machine (`GET /demo/outbox`).
+//!
+//! The demo's workflows are built in; a folder of workflow files given as
+//! usual (`--workflows`, `workflows` in the `--config` file) adds to them,
+//! and a file there with a built-in workflow's name replaces it: a shorter
+//! `decide_within` to try the default, say, or the browser test's own.
 
 use std::{
     future::Future,
@@ -75,6 +80,15 @@ pub async fn run(
     let mut definitions = Vec::new();
     for (file, text) in herald_demo::workflows() {
         definitions.push(workflows::parse_checked(file, text, &config.services)?.1);
+    }
+    if let Some(dir) = &config.workflows {
+        for (path, wf) in workflows::read_dir(dir, &config.services)? {
+            if definitions.iter().any(|d| d.name == wf.name) {
+                tracing::info!(workflow = %wf.name, %path, "the demo's own workflow is replaced by this file");
+            }
+            definitions.retain(|d| d.name != wf.name);
+            definitions.push(wf);
+        }
     }
     let routes = Router::new()
         .route("/demo/session", post(session))

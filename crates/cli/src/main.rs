@@ -36,6 +36,9 @@ enum Cmd {
     /// Run the server.
     Serve(ServerArgs),
     /// Run the server with the example shop and account services and the demo page.
+    ///
+    /// Workflow files in --workflows are added to the demo's own; one with
+    /// the name of a demo workflow replaces it.
     Demo {
         #[command(flatten)]
         server: ServerArgs,

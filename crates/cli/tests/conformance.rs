@@ -105,7 +105,8 @@ fn user_token(subject: &str) -> String {
 
 /// Orders that succeed and fail and an account deleted, all finished, so
 /// that the lists, timelines and the inbox have something to show (and no
-/// event stream is left open on work still running).
+/// event stream is left open on work still running). One after another:
+/// alice's second order while her first runs would wait for her choice.
 async fn seed(base: &str) {
     let http = client_within(Duration::from_secs(30));
     let order = |card: &str| json!({"customer": "alice", "items": [{"sku": "tea", "qty": 1}], "card": card});
@@ -114,7 +115,6 @@ async fn seed(base: &str) {
         ("place-order", order("4000000000000002")),
         ("delete-account", json!({"user_id": "bob", "email": "bob@example.com"})),
     ];
-    let mut ids = Vec::new();
     for (workflow, input) in starts {
         let resp = http
             .post(format!("{base}/v1/workflows/{workflow}/operations"))
@@ -124,9 +124,7 @@ async fn seed(base: &str) {
             .await
             .unwrap();
         assert_eq!(resp.status(), 202, "{workflow}");
-        ids.push(resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
-    }
-    for id in ids {
+        let id = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
         let (http, url) = (&http, &format!("{base}/v1/operations/{id}"));
         eventually(&format!("{id} finished"), Duration::from_secs(60), || async move {
             let op: Value = http.get(url).bearer_auth(ADMIN).send().await.ok()?.json().await.ok()?;

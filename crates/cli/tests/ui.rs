@@ -1,7 +1,8 @@
 //! herald's pages in a real browser: `herald demo` started as a process,
 //! and `crates/server/tests/ui/demo.spec.mjs` driving headless Chromium
 //! through playwright-core places a declined order and checks what the page
-//! says; `herald serve` with late, held and finished work, and
+//! says; `decide.spec.mjs` has two orders collide and makes the choice (or
+//! lets time run out); `herald serve` with late, held and finished work, and
 //! `operator.spec.mjs` reading it on the operator page.
 //!
 //! Needs Debian's `chromium` and playwright-core under `target/ui-tools`
@@ -70,6 +71,28 @@ fn the_demo_page_tells_a_declined_order_as_it_happened() {
     let how = Serve::Demo { pace: "300ms", data_dir: &data_dir, store: None, config: None };
     let (_demo, base) = demo(env!("CARGO_BIN_EXE_herald"), how, &data.path().join("demo.log"));
     run_spec("demo.spec.mjs", &tools, &base, &[]);
+}
+
+/// The demo's own place-order, with a time to choose short enough to wait
+/// out, given to the demo through a workflows folder (a file there with a
+/// demo workflow's name replaces it); paced so that an order is still
+/// running when the second one comes.
+#[test]
+fn the_demo_page_asks_which_order_goes_ahead_when_two_collide() {
+    let Some(tools) = tools() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).unwrap();
+    let order = std::fs::read_to_string(workspace().join("examples/workflows/place-order.toml")).unwrap();
+    let quick = order.replace("decide_within = \"1m\"", "decide_within = \"12s\"");
+    assert_ne!(quick, order, "place-order's decide_within is no longer \"1m\": say here what to replace");
+    std::fs::write(workflows.join("place-order.toml"), quick).unwrap();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(&config, format!("workflows = \"{}\"\n", workflows.display())).unwrap();
+    let data_dir = dir.path().join("data");
+    let how = Serve::Demo { pace: "2s", data_dir: &data_dir, store: None, config: Some(&config) };
+    let (_demo, base) = demo(env!("CARGO_BIN_EXE_herald"), how, &dir.path().join("demo.log"));
+    run_spec("decide.spec.mjs", &tools, &base, &[("DECIDE_WITHIN_S", "12")]);
 }
 
 const ADMIN: &str = "operator-admin-token-0123456789";

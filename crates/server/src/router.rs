@@ -21,11 +21,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.limits.max_body_bytes;
     Router::new()
         .route("/", get(page::index))
-        .route("/ui/app.js", get(page::script))
-        .route("/ui/app.css", get(page::styles))
         .route("/operator", get(page::operator))
-        .route("/ui/operator.js", get(page::operator_script))
-        .route("/ui/operator.css", get(page::operator_styles))
+        .route("/ui/{file}", get(page::asset))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::scrape))

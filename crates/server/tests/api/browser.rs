@@ -59,6 +59,41 @@ async fn the_page_runs_only_scripts_and_styles_from_files_of_its_own_origin() {
     assert_eq!(scripts.len(), html.matches("<script src=\"").count(), "every script is a file");
 }
 
+/// The demo page is ES modules: app.js imports the others (among them the
+/// package's built client, herald.js), each a file of the same origin,
+/// served as JavaScript with `nosniff` (a browser runs a module only with a
+/// JavaScript type).
+#[tokio::test]
+async fn every_module_the_page_imports_is_served_as_javascript_from_its_own_origin() {
+    let svc = StepService::start().await;
+    let app = spawn_app(&[&sequential("order", &["a"], "")], &svc).await;
+    let html = app.http.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<script src=\"/ui/app.js\" type=\"module\">"), "app.js is loaded as a module");
+
+    let (mut todo, mut seen) = (vec!["app.js".to_string()], Vec::new());
+    while let Some(name) = todo.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        let file = app.http.get(app.url(&format!("/ui/{name}"))).send().await.unwrap();
+        assert_eq!(file.status(), 200, "{name}");
+        assert!(of(&file)("content-type").unwrap().starts_with("text/javascript"), "{name}");
+        assert_eq!(of(&file)("x-content-type-options").as_deref(), Some("nosniff"), "{name}");
+        let text = file.text().await.unwrap();
+        for line in text.lines().filter(|l| l.starts_with("import ")) {
+            let from = line.split(" from '").nth(1).and_then(|f| f.split('\'').next()).unwrap_or_default();
+            let next =
+                from.strip_prefix("./").unwrap_or_else(|| panic!("{name} imports {from:?}, not a file beside it"));
+            todo.push(next.to_string());
+        }
+        seen.push(name);
+    }
+    assert!(seen.iter().any(|n| n == "herald.js"), "the page uses the package's client: {seen:?}");
+    let served = app.http.get(app.url("/ui/herald.js")).send().await.unwrap().text().await.unwrap();
+    let built = include_str!("../../../../clients/js/dist/herald.js");
+    assert_eq!(served, built, "/ui/herald.js is the package's built file");
+}
+
 #[tokio::test]
 async fn every_answer_of_the_api_carries_nosniff_on_every_path() {
     let svc = StepService::start().await;

@@ -212,6 +212,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says_and_refusals_chan
         row("GET", "/v1/openapi.json", None, Rule::Open),
         row("GET", "/", None, Rule::Open),
         row("GET", "/ui/app.js", None, Rule::Open),
+        row("GET", "/ui/herald.js", None, Rule::Open),
         row("GET", "/ui/app.css", None, Rule::Open),
         row("GET", "/operator", None, Rule::Open),
         row("GET", "/ui/operator.js", None, Rule::Open),

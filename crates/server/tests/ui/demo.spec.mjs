@@ -1,4 +1,4 @@
-// Browser check of the demo page (crates/server/src/ui/: index.html, app.js, app.css).
+// Browser check of the demo page (crates/server/src/ui/: index.html, app.css and the modules app.js imports).
 //
 // A standalone Node script, run by `cargo test -p herald --test ui`
 // (crates/cli/tests/ui.rs), which starts `herald demo --pace 300ms` on a free
@@ -8,8 +8,14 @@
 //  1. a good order: a step is shown running (spinner), then every step is
 //     shown done (checkmark), the log lists the events in order, and the bell
 //     panel gets the "done" notification;
-//  2. a declined order: the reservation shown undone, the failure sentence,
-//     the aria-live announcement, a reload keeping the operation selected;
+//     while it runs, when it is expected (herald's words, the time in the
+//     reader's clock), what its deadline would do, and each running step's
+//     expected time;
+//  2. a declined order, placed optimistically: at once the basket empties
+//     and the order is listed pending; then it is rolled back visibly (the
+//     basket refilled, the entry saying why and what was undone) and the
+//     rollback is announced in the aria-live region; the reservation shown
+//     undone, the failure sentence, a reload keeping the operation selected;
 //     then the bell: count, list, Escape, mark all read, open an operation;
 //  3. an account deletion: the flaky audit step shown retrying ("Attempt 1 of
 //     5 failed … Trying again"), then "taking longer than usual", then done;
@@ -21,7 +27,11 @@
 //  6. the Content-Security-Policy: all of the above ran under it with no
 //     violation reported, and it does refuse an inline script;
 //  7. the lag the page saw between events' commits and showing them was
-//     reported to herald, which exports it.
+//     reported to herald, which exports it;
+//  8. the package's client as the page loads it (/ui/herald.js), with an
+//     end user's token.
+//
+// The choice when two orders collide is decide.spec.mjs's.
 //
 // Every wait is a condition with a deadline; the brief states (a step
 // running, the retry, the lateness) are caught by a MutationObserver in the
@@ -40,7 +50,7 @@
 // where it finds them). Exit code 0 when every check passed, 1 otherwise;
 // the last line is "N passed, N failed".
 
-import { base, check, checkAxe, finish, open, shot, until } from './harness.mjs';
+import { allHeard, base, check, checkAxe, finish, heard, open, recordHeard, shot, until } from './harness.mjs';
 
 // Records every state a step (or a notice) of the shown operation passes through,
 // so brief states are seen even between two looks from the test.
@@ -56,6 +66,7 @@ async function recordStates(page) {
       const op = location.hash.slice(1);
       for (const el of document.querySelectorAll('#op-steps .step')) add(op, (/\bs-([a-z_]+)/.exec(el.className) || [])[1], el);
       for (const el of document.querySelectorAll('#op-notices .notice')) add(op, 'notice', el);
+      for (const el of document.querySelectorAll('#op-notices .expect')) add(op, 'expect', el);
     };
     window.__obs = new MutationObserver(snap);
     window.__obs.observe(document.querySelector('#op'), { childList: true, subtree: true, characterData: true });
@@ -68,6 +79,28 @@ async function sawState(page, op, status, re, timeout = 15000) {
     && (!status || e.status === status) && new RegExp(re, 'i').test(e.text)), { op, status, re: re.source }, timeout);
 }
 const seenStates = (page, op) => page.evaluate((op) => (window.__seen || []).filter((e) => e.op === op), op);
+
+// Records every state the page's own orders pass through in "Recent
+// operations" (pending, rolled back…), with how many items the basket held then.
+async function recordOrders(page) {
+  await page.evaluate(() => {
+    if (window.__ordersObs) window.__ordersObs.disconnect();
+    const seen = window.__orders = [];
+    const snap = () => {
+      const basket = Array.from(document.querySelectorAll('[data-sku]'), (i) => Number(i.value) || 0).reduce((a, b) => a + b, 0);
+      for (const li of document.querySelectorAll('#recent-list > li[class^="o-"]')) {
+        const e = { state: li.className.slice(2), text: li.textContent.replace(/\s+/g, ' ').trim(), basket };
+        if (!seen.some((x) => x.state === e.state && x.text === e.text && x.basket === e.basket)) seen.push(e);
+      }
+    };
+    window.__ordersObs = new MutationObserver(snap);
+    window.__ordersObs.observe(document.querySelector('#recent-list'), { childList: true, subtree: true, characterData: true });
+    snap();
+  });
+}
+const seenOrders = (page) => page.evaluate(() => window.__orders || []);
+// A time of herald's as the page shows it: the browser's local time, 24-hour.
+const localTime = (page, t) => page.evaluate((t) => new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false }), t);
 
 // Clicks the button and waits for the URL hash to name a new operation; returns its id.
 async function startOperation(page, button) {
@@ -110,7 +143,7 @@ try {
   check('the page loads with its two forms', await page.locator('#order-form').isVisible() && await page.locator('#account-form').isVisible());
   check('no alert is shown at first', !(await page.locator('#alert').isVisible()));
 
-  // A customer of its own, so the order is not queued behind someone else's.
+  // A customer of its own, so no order collides with someone else's.
   const who = 'ui-test-' + Date.now().toString(36);
   await page.getByLabel('You are').fill(who);
   const bell = page.locator('#bell');
@@ -130,6 +163,21 @@ try {
     const states = await seenStates(page, id);
     check('good order: a step was shown running, with a spinner', running && states.some((e) => e.status === 'running' && e.spin),
       JSON.stringify(states.map((e) => e.status + ': ' + e.text)));
+
+    // Expectations up front: herald's words for the window and when, in the
+    // reader's own clock; what the deadline would do, and when; and each
+    // running step's own expected time.
+    const started = await getView(id);
+    const by = await localTime(page, started.expected_by), deadline = await localTime(page, started.deadline_at);
+    const expected = `Usually takes under 20 seconds · expected by ${by}`;
+    const told = await sawState(page, id, 'expect', new RegExp('^' + expected.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '$'));
+    check(`good order: it says when it is expected ("${expected}")`, told,
+      JSON.stringify(states.filter((e) => e.status === 'expect').map((e) => e.text)));
+    check('good order: it says what happens past the deadline, and when', (await seenStates(page, id)).some((e) => e.status === 'expect'
+      && e.text === `If it is not done within 10 minutes, it is stopped and what was done is undone. Deadline: ${deadline}.`),
+      JSON.stringify((await seenStates(page, id)).filter((e) => e.status === 'expect').map((e) => e.text)));
+    check('good order: a running step says when it is expected', await sawState(page, id, 'running', /Expected by \d\d:\d\d:\d\d$/, 5000),
+      JSON.stringify((await seenStates(page, id)).filter((e) => e.status === 'running').map((e) => e.text)));
     await page.locator('.outcome.succeeded').waitFor({ timeout: 30000 }).catch(() => {});
     await shot(page, 'order-done.png');
     check('good order: the outcome says it is done', /done/i.test(await page.locator('.outcome.succeeded').textContent().catch(() => '')));
@@ -148,13 +196,38 @@ try {
     await page.keyboard.press('Escape');
   }
 
-  // 2. A declined order: the reservation is shown undone, the failure sentence
-  //    is said (and announced), and a reload keeps the operation selected.
+  // 2. A declined order: placed optimistically (the basket empties and the
+  //    order is listed, pending, at once), then rolled back where it can be
+  //    seen and heard: the basket refilled, the entry saying why and what was
+  //    undone, the same announced. The reservation is shown undone, the
+  //    failure sentence is said, and a reload keeps the operation selected.
+  check('the good order emptied the basket', (await page.inputValue('input[data-sku="tea"]')) === '0');
+  await page.getByLabel('Tea').fill('1');
   await page.getByRole('button', { name: /Declined card/ }).click();
   check('the declined quick pick fills the card', (await page.inputValue('#card')).replace(/\D/g, '') === '4000000000000002');
+  await recordOrders(page);
+  await recordHeard(page);
   const declinedId = await startOperation(page, 'Place order');
+  const wasPending = await until(page, () => (window.__orders || []).some((e) => e.state === 'pending'), null, 5000);
+  const pending = (await seenOrders(page)).filter((e) => e.state === 'pending');
+  check('declined order: at once the basket is empty and the order is listed, marked pending', wasPending
+    && pending.some((e) => /Your order/.test(e.text) && /Pending/.test(e.text) && /Tea × 1/.test(e.text) && e.basket === 0),
+    JSON.stringify(await seenOrders(page)));
   await page.locator('.outcome.failed').waitFor({ timeout: 30000 });
+  const rolledBack = page.locator('#recent-list li.o-rolled-back', { hasText: 'Tea × 1' });
+  await rolledBack.first().waitFor({ timeout: 10000 }).catch(() => {});
   await shot(page, 'declined.png');
+  {
+    const text = (await rolledBack.count()) ? (await rolledBack.first().textContent()).replace(/\s+/g, ' ') : '';
+    check('declined order: its entry says it was rolled back, why, and what was undone', /Rolled back/.test(text)
+      && /declined/i.test(text) && /Items reserved: undone \(Items put back\)/.test(text) && /back in your basket/.test(text), text || await page.textContent('#recent-list'));
+    check('declined order: the items are back in the basket', (await page.inputValue('input[data-sku="tea"]')) === '1');
+    const note = (await page.locator('#basket-note').textContent()).trim();
+    check('declined order: the basket says so', await page.locator('#basket-note').isVisible() && /rolled back/.test(note) && /back in your basket/.test(note), note);
+    const rollbackSaid = `Your order was rolled back. ${(await getView(declinedId)).outcome.summary} Your items are back in your basket.`;
+    const said = await heard(page, new RegExp('^' + rollbackSaid.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '$'));
+    check(`declined order: the rollback is announced in the aria-live region ("${rollbackSaid}")`, said, await allHeard(page));
+  }
   const hash = await page.evaluate(() => location.hash);
   check('the URL hash names the operation', /^#op_[0-9a-z]+$/i.test(hash) && hash === '#' + declinedId, hash);
 
@@ -270,16 +343,19 @@ try {
     await page.keyboard.press('Escape');
   }
 
-  // 5. The copyable client with an end user's token: it follows her own
-  //    operation, and someone else's does not exist for her.
+  // 8. The package's client, as the page loads it (/ui/herald.js), with an
+  //    end user's token: it follows her own operation, and someone else's
+  //    does not exist for her.
   const watched = await page.evaluate(async ([opId]) => {
+    const { Herald } = await import(new URL('/ui/herald.js', location.href).href);
     const tokenFor = async (user) => (await (await fetch('/demo/session', {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }),
     })).json()).token;
     const watch = (token) => new Promise((resolve) => {
       let status = null;
-      const stop = watchOperation('', opId, (view) => { status = view.status; },
-        (state) => { if (state === 'ended' || state === 'not-found') { stop(); resolve({ state, status }); } }, token);
+      const stop = new Herald({ token }).watchOperation(opId, (view) => { status = view.status; }, {
+        onConnection: (state) => { if (['ended', 'not-found', 'refused'].includes(state)) { stop(); resolve({ state, status }); } },
+      });
       setTimeout(() => { stop(); resolve({ state: 'timeout', status }); }, 10000);
     });
     const owner = (await (await fetch('/v1/operations/' + opId)).json()).subject;

@@ -1,6 +1,7 @@
-// What the browser checks share (demo.spec.mjs, operator.spec.mjs): the
-// browser, a page that records script errors and Content-Security-Policy
-// refusals, named checks, waits with deadlines, axe-core, screenshots.
+// What the browser checks share (demo.spec.mjs, decide.spec.mjs,
+// operator.spec.mjs): the browser, a page that records script errors and
+// Content-Security-Policy refusals, named checks, waits with deadlines,
+// what the aria-live region was given, axe-core, screenshots.
 //
 // playwright-core is looked up next to this file first, then in the current
 // directory; axe-core in the current directory. CHROMIUM overrides the
@@ -40,6 +41,21 @@ export async function shot(page, name, fullPage = false) {
 export async function until(page, fn, arg, timeout = 10000) {
   return page.waitForFunction(fn, arg, { timeout, polling: 'raf' }).then(() => true, () => false);
 }
+
+// Records every sentence the page gives its aria-live region (#live), so
+// one that was read out and then made room for newer ones is still seen.
+export async function recordHeard(page) {
+  await page.evaluate(() => {
+    if (window.__heardObs) return;
+    window.__heard = [];
+    window.__heardObs = new MutationObserver((ms) => { for (const m of ms) for (const n of m.addedNodes) window.__heard.push(n.textContent); });
+    window.__heardObs.observe(document.querySelector('#live'), { childList: true });
+  });
+}
+// Waits until a sentence the region was given matches `re`; true if one did before the deadline.
+export const heard = (page, re, timeout = 10000) =>
+  until(page, (re) => (window.__heard || []).some((t) => new RegExp(re).test(t)), re.source, timeout);
+export const allHeard = (page) => page.evaluate(() => (window.__heard || []).join(' | '));
 
 // axe-core on the page as it is: no serious or critical violation. Evaluated
 // by the browser's tooling rather than added as a <script>, which the page's
