@@ -63,7 +63,7 @@ test('an operation says up front when it is expected, and what its deadline woul
   assert.equal(e.within_ms, 20000);
   assert.equal(e.basis, 'configured');
   assert.equal(e.text, 'Usually takes under 20 seconds');
-  assert.match(e.if_late, /^If it is not done within 10 minutes, it is stopped/);
+  assert.match(e.if_late, /^If it is not done by its deadline, it is stopped/);
   assert.equal(Date.parse(view.expected_by) - Date.parse(view.created_at), 20000);
   assert.equal(Date.parse(view.deadline_at) - Date.parse(view.created_at), 600000);
   await final(view.id);

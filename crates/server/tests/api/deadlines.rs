@@ -51,7 +51,9 @@ async fn an_operation_past_its_deadline_fails_even_while_waiting_on_a_callback()
     assert_eq!(op["expectation"]["within_ms"], 100);
     assert_eq!(op["expectation"]["basis"], "configured");
     assert_eq!(op["expectation"]["text"], "Usually takes a few seconds");
-    assert!(op["expectation"]["if_late"].as_str().unwrap().contains("it is stopped and what was done is undone"));
+    assert!(
+        op["expectation"]["if_late"].as_str().unwrap().contains("it is stopped, and whatever can be undone is undone")
+    );
     let types = event_types(&op);
     assert!(types.contains(&"delayed".to_string()));
     // Past the deadline the user is told what happens next, before the undoing.

@@ -174,7 +174,7 @@ try {
     check(`good order: it says when it is expected ("${expected}")`, told,
       JSON.stringify(states.filter((e) => e.status === 'expect').map((e) => e.text)));
     check('good order: it says what happens past the deadline, and when', (await seenStates(page, id)).some((e) => e.status === 'expect'
-      && e.text === `If it is not done within 10 minutes, it is stopped and what was done is undone. Deadline: ${deadline}.`),
+      && e.text === `${started.expectation.if_late} Deadline: ${deadline}.`),
       JSON.stringify((await seenStates(page, id)).filter((e) => e.status === 'expect').map((e) => e.text)));
     check('good order: a running step says when it is expected', await sawState(page, id, 'running', /Expected by \d\d:\d\d:\d\d$/, 5000),
       JSON.stringify((await seenStates(page, id)).filter((e) => e.status === 'running').map((e) => e.text)));

@@ -308,7 +308,7 @@ fn an_operation_is_told_when_it_is_expected_and_what_a_deadline_does() {
     assert_eq!(op.expected_by, Some(t0() + chrono::Duration::seconds(45)));
     assert_eq!(
         e.if_late.as_deref(),
-        Some("If it is not done by its deadline, it is stopped and what was done is undone.")
+        Some("If it is not done by its deadline, it is stopped, and whatever can be undone is undone.")
     );
     assert_eq!(body, "We have your request and are working on it. Usually takes under 45 seconds.");
 
