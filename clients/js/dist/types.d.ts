@@ -176,9 +176,11 @@ interface EventBase {
 /** One entry of an operation's timeline; `type` tells which. */
 export type TimelineEvent = EventBase & ({
     type: 'accepted';
-} | {
+}
+/** `behind`, `by` and `with` name another operation: absent for an end user unless the key is their own. */
+ | {
     type: 'queued';
-    behind: string;
+    behind?: string;
 } | {
     type: 'started';
 } | {
@@ -233,12 +235,12 @@ export type TimelineEvent = EventBase & ({
     reason: string;
 } | {
     type: 'superseded';
-    by: string;
+    by?: string;
 }
 /** It collided with `with`, running: its user is asked to choose. */
  | {
     type: 'decision_needed';
-    with: string;
+    with?: string;
 }
 /** The choice was made: by the user, or `by_default` when time ran out. */
  | {

@@ -211,7 +211,8 @@ interface EventBase {
 export type TimelineEvent = EventBase &
   (
     | { type: 'accepted' }
-    | { type: 'queued'; behind: string }
+    /** `behind`, `by` and `with` name another operation: absent for an end user unless the key is their own. */
+    | { type: 'queued'; behind?: string }
     | { type: 'started' }
     | { type: 'step_started'; step: string; attempt: number }
     | { type: 'step_awaiting'; step: string }
@@ -227,9 +228,9 @@ export type TimelineEvent = EventBase &
     /** Not done by its deadline (or, naming it, a step's): it is stopped and what was done undone. */
     | { type: 'deadline_passed'; step?: string }
     | { type: 'cancel_requested'; reason: string }
-    | { type: 'superseded'; by: string }
+    | { type: 'superseded'; by?: string }
     /** It collided with `with`, running: its user is asked to choose. */
-    | { type: 'decision_needed'; with: string }
+    | { type: 'decision_needed'; with?: string }
     /** The choice was made: by the user, or `by_default` when time ran out. */
     | { type: 'decided'; choice: Choice; by_default: boolean }
     | { type: 'compensating'; reason: string }

@@ -22,8 +22,11 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     Accepted,
+    /// `behind`, like the other operations' ids below, is not shown to an
+    /// end user unless the key is their own ([`Event::for_end_user`]).
     Queued {
-        behind: OperationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        behind: Option<OperationId>,
     },
     Started,
     StepStarted {
@@ -81,11 +84,13 @@ pub enum EventKind {
         reason: String,
     },
     Superseded {
-        by: OperationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<OperationId>,
     },
     /// It collided with a running operation: its user is asked to choose.
     DecisionNeeded {
-        with: OperationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<OperationId>,
     },
     /// The choice was made: by the user, or `by_default` when time ran out.
     Decided {
@@ -208,6 +213,20 @@ impl EventKind {
 }
 
 impl Event {
+    /// The event as an end user is shown it: the ids of the other
+    /// operations it names only when they are the user's own (`own_key`:
+    /// the concurrency key is their subject), as [`Operation::for_end_user`].
+    pub fn for_end_user(&mut self, own_key: bool) {
+        if !own_key {
+            match &mut self.kind {
+                EventKind::Queued { behind: id }
+                | EventKind::Superseded { by: id }
+                | EventKind::DecisionNeeded { with: id } => *id = None,
+                _ => {}
+            }
+        }
+    }
+
     pub fn new(seq: u64, at: DateTime<Utc>, kind: EventKind, op: &Operation) -> Self {
         let message = kind.message(op);
         Event { seq, at, kind, message }

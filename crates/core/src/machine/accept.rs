@@ -51,6 +51,6 @@ pub fn enqueue(op: &mut Operation, out: &mut Transition, behind: OperationId, no
     op.queued_behind = Some(behind.clone());
     op.last_seq += 1;
     op.updated_at = now;
-    let event = Event::new(op.last_seq, now, EventKind::Queued { behind }, op);
+    let event = Event::new(op.last_seq, now, EventKind::Queued { behind: Some(behind) }, op);
     out.events.push(event);
 }

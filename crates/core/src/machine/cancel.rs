@@ -19,7 +19,7 @@ pub(super) fn supersede(tx: &mut Tx, by: OperationId) {
     if tx.op.status.is_final() || tx.op.status == OpStatus::Compensating {
         return;
     }
-    tx.emit(EventKind::Superseded { by });
+    tx.emit(EventKind::Superseded { by: Some(by) });
     let reason = crate::lang::say(&tx.op.lang, "reason_superseded", &[]);
     compensate::begin(tx, Ending::Cancelled { reason });
 }

@@ -28,7 +28,7 @@ pub fn await_decision(op: &mut Operation, wf: &Workflow, out: &mut Transition, w
     op.status = OpStatus::AwaitingDecision;
     op.decision = Some(Decision { with: Some(with.clone()), due_at, default: c.default });
     let mut tx = Tx { op, wf, now, out: first };
-    tx.emit(EventKind::DecisionNeeded { with });
+    tx.emit(EventKind::DecisionNeeded { with: Some(with) });
     tx.schedule(TaskKind::Timer { timer: Timer::DecisionDue }, due_at);
     *out = tx.finish();
 }

@@ -117,12 +117,36 @@ pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) 
             };
         }
     }
+    let hide_others = caller.own_subject().is_some() && {
+        let op = app.engine.store().get(&id).await?;
+        let wf = op.and_then(|op| app.engine.workflows().version(&op.workflow, op.version));
+        !wf.is_some_and(|wf| super::operations::own_key(&wf))
+    };
     let source = Timeline { app: app.clone(), id };
-    Ok(Some(Follow::new(source, app.engine.stopping(), after, live, backlog, slot, app.engine.metrics())))
+    let follow = Follow::new(source, app.engine.stopping(), after, live, backlog, slot, app.engine.metrics());
+    Ok(Some(Feed { follow, hide_others }))
 }
 
-/// A watcher of one operation's timeline.
-pub type Feed = Follow<Timeline>;
+/// A watcher of one operation's timeline, each event as its caller may
+/// see it.
+pub struct Feed {
+    follow: Follow<Timeline>,
+    /// An end user's, whose workflow's key is not theirs: other
+    /// operations' ids are hidden from the events.
+    hide_others: bool,
+}
+
+impl Feed {
+    pub async fn next(&mut self) -> Option<std::sync::Arc<Event>> {
+        let e = self.follow.next().await?;
+        if !self.hide_others {
+            return Some(e);
+        }
+        let mut shown = (*e).clone();
+        shown.for_end_user(false);
+        Some(std::sync::Arc::new(shown))
+    }
+}
 
 pub struct Timeline {
     app: AppState,

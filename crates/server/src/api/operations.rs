@@ -241,6 +241,12 @@ pub async fn timeline(app: &AppState, op: &Operation) -> ApiResult<Vec<herald_co
     Ok(events)
 }
 
+/// Whether the operations a workflow's operation collides with are its
+/// end user's own: its concurrency key is their subject.
+pub fn own_key(wf: &herald_core::Workflow) -> bool {
+    wf.concurrency.as_ref().is_some_and(|c| c.key == ConcurrencyKey::Subject)
+}
+
 /// Who reads an operation, and the languages they read.
 pub struct Reader<'a> {
     pub caller: &'a Caller,
@@ -271,7 +277,8 @@ pub fn shown(app: &AppState, reader: &Reader, op: Operation, timeline: &mut [her
     };
     match reader.caller {
         Caller::User(..) => {
-            let own_key = wf.concurrency.as_ref().is_some_and(|c| c.key == ConcurrencyKey::Subject);
+            let own_key = own_key(&wf);
+            timeline.iter_mut().for_each(|e| e.for_end_user(own_key));
             op.for_end_user(&wf.visible_input, own_key)
         }
         _ => op,

@@ -146,3 +146,55 @@ async fn a_choice_is_keep_or_replace_and_only_for_an_operation_awaiting_one() {
     assert_eq!(app.get(&second).await["status"], "awaiting_decision", "nothing changed");
     gate.add_permits(1);
 }
+
+#[tokio::test]
+async fn an_end_user_is_not_shown_the_id_of_someone_elses_operation_they_collided_with() {
+    const SECRET: &str = "a-test-secret-of-at-least-32-characters";
+    const SHOP: &str = "shop-token-0123456789";
+    let svc = StepService::start().await;
+    let gate = Arc::new(Semaphore::new(0));
+    svc.then("/charge", vec![Reply::Gate(gate.clone(), Box::new(Reply::Json(json!({}))))]);
+    // One order at a time per account, which two users share.
+    let shared = sequential(
+        "order",
+        &["reserve", "charge"],
+        "subject = \"/user\"\nconcurrency = { key = \"/account\", on_conflict = \"ask\" }",
+    );
+    let mut app = spawn_app_with(tempfile::tempdir().unwrap(), &[&shared], &svc, |c| {
+        c.auth.users = Some(herald_testkit::auth::hs256(SECRET));
+        c.auth.tokens = vec![herald_server::config::StaticToken {
+            name: "shop".into(),
+            token: SHOP.into(),
+            role: herald_server::config::StaticRole::Service,
+            services: None,
+        }];
+    })
+    .await;
+    app.token = Some(SHOP.into());
+    let first = app.start_id("order", json!({"user": "ann", "account": "acme"})).await;
+    app.wait_for(&first, Duration::from_secs(10), |op| step(op, "charge")["status"] == "running").await;
+    let second = app.start_id("order", json!({"user": "bob", "account": "acme"})).await;
+    assert_eq!(app.get(&second).await["decision"]["with"], first.as_str(), "services see it");
+
+    let bob =
+        herald_testkit::auth::hs256_jwt(SECRET, &json!({"sub": "bob", "exp": chrono::Utc::now().timestamp() + 600}));
+    let view: Value = app
+        .http
+        .get(app.url(&format!("/v1/operations/{second}")))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["status"], "awaiting_decision");
+    assert!(view["decision"].get("with").is_none(), "{view}");
+    let events_url = app.url(&format!("/v1/operations/{second}/events"));
+    let streamed = crate::sse::read_events(app.http.get(&events_url).bearer_auth(&bob).send().await.unwrap(), 2).await;
+    for told in [&view["timeline"][1], &streamed[1]] {
+        assert_eq!(told["type"], "decision_needed");
+        assert!(!told.to_string().contains(&first), "ann's operation is not named to bob: {told}");
+    }
+    gate.add_permits(1);
+}

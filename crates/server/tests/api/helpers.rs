@@ -140,7 +140,11 @@ async fn fresh_store() -> Option<Store> {
 
 impl TestApp {
     pub async fn start(&self, workflow: &str, input: Value) -> reqwest::Response {
-        self.http.post(self.url(&format!("/v1/workflows/{workflow}/operations"))).json(&input).send().await.unwrap()
+        let mut req = self.http.post(self.url(&format!("/v1/workflows/{workflow}/operations"))).json(&input);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.unwrap()
     }
 
     /// Starts an operation and answers its id.
