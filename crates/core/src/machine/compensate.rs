@@ -15,7 +15,11 @@ pub(super) fn begin(tx: &mut Tx, ending: Ending) {
     };
     tx.op.status = OpStatus::Compensating;
     tx.op.ending = Some(ending);
-    tx.emit(EventKind::Compensating { reason });
+    // Nothing began (a queued request cancelled, one kept out by its
+    // user's choice): there is nothing to undo, so nothing is said of it.
+    if tx.op.steps.iter().any(|s| s.status != StepState::Pending) {
+        tx.emit(EventKind::Compensating { reason });
+    }
     for ix in 0..tx.op.steps.len() {
         let s = &tx.op.steps[ix];
         match s.status {

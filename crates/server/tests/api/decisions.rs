@@ -72,6 +72,7 @@ async fn keeping_the_running_one_cancels_the_new_one_before_it_does_anything() {
     let kept = app.wait_final(&second).await;
     assert_eq!(kept["status"], "cancelled");
     assert!(kept["steps"].as_array().unwrap().iter().all(|s| s["status"] == "skipped"), "{kept}");
+    assert!(!event_types(&kept).contains(&"compensating".to_string()), "nothing ran, so nothing is undone");
     let told = kept["timeline"].as_array().unwrap().iter().find(|e| e["type"] == "decided").unwrap();
     assert_eq!(told["message"], "As you chose, the earlier request was kept and this one will not run");
     refused_as_decided(resolve(&app, &second, "replace").await).await;
