@@ -29,7 +29,7 @@ pub struct Workflow {
     /// JSON pointer into the input to the user's language.
     pub language_from: Option<String>,
     pub label: Text,
-    pub description: Option<String>,
+    pub description: Option<Text>,
     pub expected_within: Option<crate::expect::Within>,
     pub deadline: Option<Span>,
     pub subject: Option<String>,
@@ -273,6 +273,7 @@ impl Workflow {
     /// Every text the workflow gives, and where it is: `label`, `steps.charge.done_label`.
     pub fn texts(&self) -> Vec<(String, &Text)> {
         let mut all = vec![("label".to_string(), &self.label)];
+        all.extend(self.description.as_ref().map(|d| ("description".to_string(), d)));
         for s in &self.steps {
             all.push((format!("steps.{}.label", s.name), &s.label));
             all.push((format!("steps.{}.done_label", s.name), &s.done_label));

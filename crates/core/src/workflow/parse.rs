@@ -158,10 +158,10 @@ fn compensation(name: &str, label: &Text, c: &RawCompensate, langs: &Langs) -> R
     Ok(Compensate {
         action,
         label: langs
-            .text(Some(name), "compensate.label", c.label.clone())?
+            .text(Some(name), "compensate.label", c.label.clone(), LABEL_MAX)?
             .unwrap_or_else(|| derived("undoing_default")),
         done_label: langs
-            .text(Some(name), "compensate.done_label", c.done_label.clone())?
+            .text(Some(name), "compensate.done_label", c.done_label.clone(), LABEL_MAX)?
             .unwrap_or_else(|| derived("undone_default")),
     })
 }
@@ -177,10 +177,11 @@ fn step(raw: &RawStep, index: usize, langs: &Langs) -> Result<Step, WorkflowErro
     if timeout.0.is_zero() {
         return Err(err(s, "timeout", "must be more than zero"));
     }
-    let label =
-        langs.text(s, "label", raw.label.clone())?.unwrap_or_else(|| Text::one(langs.default(), humanize(&name)));
+    let label = langs
+        .text(s, "label", raw.label.clone(), LABEL_MAX)?
+        .unwrap_or_else(|| Text::one(langs.default(), humanize(&name)));
     let done_label = langs
-        .text(s, "done_label", raw.done_label.clone())?
+        .text(s, "done_label", raw.done_label.clone(), LABEL_MAX)?
         .unwrap_or_else(|| label.map(|lang, l| say(lang, "done_default", &[("label", &l)])));
     let compensate = raw.compensate.as_ref().map(|c| compensation(&name, &label, c, langs)).transpose()?;
     Ok(Step {
@@ -207,6 +208,10 @@ fn humanize(name: &str) -> String {
         None => spaced,
     }
 }
+
+/// The longest label, done label or description, in characters.
+const LABEL_MAX: usize = 200;
+const DESCRIPTION_MAX: usize = 2000;
 
 /// The languages a workflow declares, and how its texts are read.
 struct Langs {
@@ -235,7 +240,13 @@ impl Langs {
 
     /// A text as written, checked: 1-200 characters in each language, and
     /// only in declared languages (when the file declares them).
-    fn text(&self, step: Option<&str>, field: &str, raw: Option<RawText>) -> Result<Option<Text>, WorkflowError> {
+    fn text(
+        &self,
+        step: Option<&str>,
+        field: &str,
+        raw: Option<RawText>,
+        max: usize,
+    ) -> Result<Option<Text>, WorkflowError> {
         let Some(raw) = raw else { return Ok(None) };
         let text = Text::from_raw(raw, self.default());
         if text.languages().next().is_none() {
@@ -251,8 +262,8 @@ impl Langs {
                 return Err(err(step, field, format!("`{lang}` is not one of the workflow's `languages`")));
             }
         }
-        if text.texts().any(|v| v.trim().is_empty() || v.len() > 200) {
-            return Err(err(step, field, "must be 1-200 characters"));
+        if text.texts().any(|v| v.trim().is_empty() || v.len() > max) {
+            return Err(err(step, field, format!("must be 1-{max} characters")));
         }
         Ok(Some(text))
     }
@@ -409,14 +420,15 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
     let stages = stages.into_iter().map(|st| st.into_iter().map(|ix| remap[&ix]).collect()).collect();
 
     let label = langs
-        .text(None, "label", raw.label.clone())?
+        .text(None, "label", raw.label.clone(), LABEL_MAX)?
         .unwrap_or_else(|| Text::one(langs.default(), humanize(&raw.name)));
+    let description = langs.text(None, "description", raw.description.clone(), DESCRIPTION_MAX)?;
     let mut wf = Workflow {
         languages: vec![],
         languages_declared: langs.declared.is_some(),
         language_from: raw.language_from,
         label,
-        description: raw.description.clone(),
+        description,
         name: raw.name,
         version,
         expected_within: raw.expected_within,

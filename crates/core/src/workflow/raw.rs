@@ -24,8 +24,9 @@ pub struct RawWorkflow {
     /// language: `{ en = "Your order", de = "Ihre Bestellung" }`.
     #[serde(default)]
     pub label: Option<RawText>,
+    /// What it does, in a sentence or two (once, or per language).
     #[serde(default)]
-    pub description: Option<String>,
+    pub description: Option<RawText>,
     /// When it is usually done: a duration, or `"auto"` (the 90th
     /// percentile of the workflow's recent flow times).
     #[serde(default)]

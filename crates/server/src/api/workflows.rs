@@ -18,7 +18,7 @@ fn summary(wf: &herald_core::Workflow, wanted: &[String]) -> WorkflowSummary {
         version: wf.version,
         label: wf.label.get(lang, wf.default_language()).to_string(),
         languages: wf.languages.clone(),
-        description: wf.description.clone(),
+        description: wf.description.as_ref().map(|d| d.get(lang, wf.default_language()).to_string()),
         definition: wf.source.clone(),
     }
 }
