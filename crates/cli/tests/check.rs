@@ -83,3 +83,36 @@ fn serve_refuses_to_start_with_a_bad_workflow_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("w.toml") && err.contains("ghost"), "{err}");
 }
+
+/// The demo's own workflows speak English, German and French, every text
+/// in each: `herald check` names nothing missing.
+#[test]
+fn the_demo_workflows_are_translated_into_every_language_they_declare() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/workflows");
+    // `check` wants every service a workflow calls to be configured: these are the demo's.
+    let mut services = std::collections::BTreeSet::new();
+    for (_, text) in herald_demo::workflows() {
+        for line in text.lines() {
+            if let Some(rest) = line.split("service = \"").nth(1) {
+                services.insert(rest.split('"').next().unwrap().to_string());
+            }
+        }
+    }
+    assert!(services.len() >= 8, "{services:?}");
+    let config = root.path().join("herald.toml");
+    let listed: String =
+        services.iter().map(|s| format!("[services.{s}]\ninstances = [\"http://127.0.0.1:9\"]\n")).collect();
+    std::fs::write(&config, listed).unwrap();
+
+    let out = check(&dir, &config);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("has no"), "{stderr}");
+    for name in ["place-order", "delete-account"] {
+        assert!(
+            stdout.lines().any(|l| l.contains(&format!("workflow `{name}`")) && l.ends_with("in en, de, fr")),
+            "{stdout}"
+        );
+    }
+}

@@ -2,8 +2,10 @@
 //! and `crates/server/tests/ui/demo.spec.mjs` driving headless Chromium
 //! through playwright-core places a declined order and checks what the page
 //! says; `decide.spec.mjs` has two orders collide and makes the choice (or
-//! lets time run out); `herald serve` with late, held and finished work, and
-//! `operator.spec.mjs` reading it on the operator page.
+//! lets time run out); `german.spec.mjs` is a reader in Germany (the page,
+//! herald's texts and an order declined, all German; an English and a
+//! French browser get theirs); `herald serve` with late, held and finished
+//! work, and `operator.spec.mjs` reading it on the operator page.
 //!
 //! Needs Debian's `chromium` and playwright-core under `target/ui-tools`
 //! (`.ci/run` installs both). Without them the tests say so and pass,
@@ -71,6 +73,19 @@ fn the_demo_page_tells_a_declined_order_as_it_happened() {
     let how = Serve::Demo { pace: "300ms", data_dir: &data_dir, store: None, config: None };
     let (_demo, base) = demo(env!("CARGO_BIN_EXE_herald"), how, &data.path().join("demo.log"));
     run_spec("demo.spec.mjs", &tools, &base, &[]);
+}
+
+/// A browser whose language is German (`de-DE`) gets the demo page, and
+/// herald's texts about its orders, in German; paced so that a second order
+/// comes while the first runs.
+#[test]
+fn the_demo_page_speaks_german_to_a_german_browser() {
+    let Some(tools) = tools() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let how = Serve::Demo { pace: "1s", data_dir: &data_dir, store: None, config: None };
+    let (_demo, base) = demo(env!("CARGO_BIN_EXE_herald"), how, &data.path().join("demo.log"));
+    run_spec("german.spec.mjs", &tools, &base, &[]);
 }
 
 /// The demo's own place-order, with a time to choose short enough to wait

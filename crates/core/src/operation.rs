@@ -225,6 +225,10 @@ pub struct Operation {
     /// Input fields erased under the workflow's retention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redacted: Vec<String>,
+    /// What the user calls the fields the workflow erases, in the
+    /// operation's language (`{"email": "E-Mail-Adresse"}`), where it says.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub field_labels: std::collections::BTreeMap<String, String>,
     /// Step indexes in the order they succeeded; compensation runs in reverse.
     #[serde(default)]
     pub completion_order: Vec<usize>,
@@ -333,6 +337,7 @@ impl Operation {
             outcome: None,
             last_seq: 0,
             redacted: Vec::new(),
+            field_labels: wf.field_labels.iter().map(|(f, l)| (f.clone(), text(l))).collect(),
             completion_order: Vec::new(),
             first_news_at: None,
             trace: None,

@@ -207,7 +207,10 @@ impl EventKind {
             }
             EventKind::NeedsAttention { step } => say("not_undone_attention", &[("done", &done(step))]),
             EventKind::Succeeded | EventKind::Failed { .. } | EventKind::Cancelled { .. } => outcome(),
-            EventKind::Redacted { fields } => say("redacted", &[("fields", &fields.join(", "))]),
+            EventKind::Redacted { fields } => {
+                let named: Vec<&str> = fields.iter().map(|f| op.field_labels.get(f).unwrap_or(f).as_str()).collect();
+                say("redacted", &[("fields", &named.join(", "))])
+            }
         }
     }
 }

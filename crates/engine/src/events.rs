@@ -96,7 +96,7 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(operation_id = %op.id, step, error = %e, "publishing a step's event failed");
                 Outcome::Failed {
-                    error: "the event could not be stored".into(),
+                    error: herald_core::lang::say(&op.lang, "event_not_stored", &[]),
                     retryable: true,
                     maybe_applied: true,
                     retry_after: None,

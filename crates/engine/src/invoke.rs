@@ -3,10 +3,15 @@
 //! 408/429 permanent, 5xx and timeouts retried; a connection that could
 //! not be made sent nothing, and the step waits without spending the
 //! attempt).
+//!
+//! The call says which language the operation speaks (`Accept-Language`,
+//! and `lang` in the envelope): a service's problem `detail` is shown to
+//! the user on the timeline and in the outcome, so it should be written in
+//! that language. What herald says itself when a call goes wrong is in it too.
 
 use std::{collections::BTreeMap, time::Duration};
 
-use herald_core::{Operation, StepState, machine::Outcome, task::Phase, workflow::Call};
+use herald_core::{Operation, StepState, lang::say, machine::Outcome, task::Phase, workflow::Call};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -28,6 +33,9 @@ pub struct Envelope<'a> {
     pub attempt: u32,
     pub phase: Phase,
     pub subject: Option<&'a str>,
+    /// The language the operation speaks to its user (`de`, `en`): write
+    /// what the user is shown (a problem's `detail`) in it.
+    pub lang: &'a str,
     pub input: &'a Value,
     /// Results of the steps that have succeeded, by step name.
     pub results: BTreeMap<&'a str, &'a Value>,
@@ -61,6 +69,7 @@ pub fn envelope<'a>(
         attempt,
         phase,
         subject: op.subject.as_deref(),
+        lang: &op.lang,
         input: &op.input,
         results,
         callback,
@@ -78,6 +87,9 @@ pub struct Request<'a> {
     pub tracestate: Option<String>,
     /// `Herald-Signature`, for services with a secret.
     pub signature: Option<String>,
+    /// The operation's language: sent as `Accept-Language`, and the one
+    /// herald's own words about the call are in.
+    pub lang: String,
     pub body: Vec<u8>,
 }
 
@@ -91,6 +103,9 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
         .header("content-type", "application/json")
         .header("idempotency-key", req.idempotency_key)
         .header("traceparent", req.traceparent);
+    if let Ok(lang) = reqwest::header::HeaderValue::from_str(&req.lang) {
+        builder = builder.header(reqwest::header::ACCEPT_LANGUAGE, lang);
+    }
     if let Some(sig) = req.signature {
         builder = builder.header(herald_core::signature::HEADER, sig);
     }
@@ -100,7 +115,7 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
     let sent = builder.body(req.body).send().await;
     let resp = match sent {
         Ok(r) => r,
-        Err(e) => return transport_failure(&e, req.timeout),
+        Err(e) => return transport_failure(&e, req.timeout, &req.lang),
     };
     let status = resp.status();
     let verdict = Verdict::of_status(status.as_u16());
@@ -113,19 +128,20 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
         if read == Read::Cut {
             // The work may be done, but its result is not whole: asked
             // again (the same key), the service answers it again.
-            let error = "the service's answer was cut off".to_string();
+            let error = say(&req.lang, "call_cut_off", &[]);
             return (
                 Outcome::Failed { error, retryable: true, maybe_applied: true, retry_after: None },
                 Verdict::Failed,
             );
         }
         let kept = match read {
-            Read::Whole => herald_core::nesting::check(&body),
-            _ => Err(format!("it is larger than {} KiB", MAX_ANSWER_BYTES / 1024)),
+            Read::Whole => {
+                herald_core::nesting::check(&body).map_err(|e| say(&req.lang, "call_answer_unkept", &[("error", &e)]))
+            }
+            _ => Err(say(&req.lang, "call_answer_too_large", &[("n", &(MAX_ANSWER_BYTES / 1024))])),
         };
-        if let Err(e) = kept {
+        if let Err(error) = kept {
             // Kept, it could not be read back: the step fails for good.
-            let error = format!("the service's answer cannot be kept: {e}");
             return (Outcome::Failed { error, retryable: false, maybe_applied: true, retry_after: None }, verdict);
         }
         let value = if body.is_empty() {
@@ -140,7 +156,8 @@ pub async fn call(http: &reqwest::Client, req: Request<'_>) -> (Outcome, Verdict
     // A service shedding load did not take the work on.
     let maybe_applied = status.is_server_error() && verdict != Verdict::Busy;
     let retry_after = if verdict == Verdict::Busy { retry_after } else { None };
-    (Outcome::Failed { error: describe(status, &body, FOR_A_PERSON), retryable, maybe_applied, retry_after }, verdict)
+    let error = describe(status, &body, FOR_A_PERSON, &req.lang);
+    (Outcome::Failed { error, retryable, maybe_applied, retry_after }, verdict)
 }
 
 /// How much of an answer's body [`read_capped`] read.
@@ -175,19 +192,20 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     Some(Duration::from_secs(secs))
 }
 
-fn transport_failure(e: &reqwest::Error, timeout: Duration) -> (Outcome, Verdict) {
+fn transport_failure(e: &reqwest::Error, timeout: Duration, lang: &str) -> (Outcome, Verdict) {
     let failed =
         |error: String, maybe_applied| Outcome::Failed { error, retryable: true, maybe_applied, retry_after: None };
     // First: a connection that was never made carried nothing, even when
-    // making it is what ran out of time.
+    // making it is what ran out of time. (Nothing is recorded then, so no
+    // user reads this.)
     if e.is_connect() {
         return (failed("the service could not be reached".into(), false), Verdict::Unreachable);
     }
     if e.is_timeout() {
-        let error = format!("no answer within {}", humantime::format_duration(timeout));
+        let error = say(lang, "call_timed_out", &[("within", &humantime::format_duration(timeout))]);
         return (failed(error, true), Verdict::TimedOut);
     }
-    (failed("the connection to the service failed".into(), true), Verdict::Failed)
+    (failed(say(lang, "call_connection_failed", &[]), true), Verdict::Failed)
 }
 
 /// The fields of a failed answer a step's reason may come from. An end
@@ -201,16 +219,17 @@ pub(crate) const FOR_A_PERSON: &[&str] = &["detail", "title"];
 pub(crate) const FOR_SERVICES: &[&str] = &["detail", "title", "error", "message"];
 
 /// A short reason from a failed answer: the first of `fields` that holds
-/// text, else the status line.
-pub(crate) fn describe(status: reqwest::StatusCode, body: &[u8], fields: &[&str]) -> String {
+/// text, else the status line, said in `lang`.
+pub(crate) fn describe(status: reqwest::StatusCode, body: &[u8], fields: &[&str], lang: &str) -> String {
     let reason = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| fields.iter().find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_string)));
     match reason {
         Some(r) if !r.trim().is_empty() => clip(r.trim()),
-        _ => format!("the service answered {} {}", status.as_u16(), status.canonical_reason().unwrap_or(""))
-            .trim()
-            .to_string(),
+        _ => {
+            let line = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+            say(lang, "call_answered", &[("status", &line.trim())])
+        }
     }
 }
 

@@ -543,7 +543,8 @@ impl Engine {
         let cx = spans::context(op);
         let traceparent = cx.child(span).to_string();
         let tracestate = cx.state;
-        (invoke::Request { call, url, timeout, idempotency_key, traceparent, tracestate, signature, body }, span)
+        let lang = op.lang.clone();
+        (invoke::Request { call, url, timeout, idempotency_key, traceparent, tracestate, signature, lang, body }, span)
     }
 
     /// Finds due work nobody announced: timers, retries, a crashed run's tasks.

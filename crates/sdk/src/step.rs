@@ -50,6 +50,12 @@ pub struct Envelope {
     pub phase: Phase,
     #[serde(default)]
     pub subject: Option<String>,
+    /// The language the operation speaks to its user (`de`, `en`; also
+    /// sent as `Accept-Language`): a `detail` in [`StepReply::failed`] is
+    /// shown to that user, so write it in this language where you can.
+    /// `None` from a herald that did not send it.
+    #[serde(default)]
+    pub lang: Option<String>,
     pub input: Value,
     /// Results of the steps that succeeded before this one, by step name.
     #[serde(default)]

@@ -43,6 +43,8 @@ pub struct Call {
     pub raw: Bytes,
     pub key: String,
     pub traceparent: String,
+    /// `Accept-Language`: on a step call, the operation's language.
+    pub accept_language: String,
     /// `Herald-Attempt`, on pushed events.
     pub attempt: String,
     pub body: Value,
@@ -118,11 +120,24 @@ async fn handle(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (key, traceparent, attempt) = (header("idempotency-key"), header("traceparent"), header("herald-attempt"));
     let signature = header(herald_core::signature::HEADER);
+    let accept_language = header("accept-language");
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let reply = {
         let mut s = script.lock().unwrap();
         let method = method.to_string();
-        s.calls.push(Call { method, path: path.clone(), target, signature, raw, key, traceparent, attempt, body });
+        let call = Call {
+            method,
+            path: path.clone(),
+            target,
+            signature,
+            raw,
+            key,
+            traceparent,
+            accept_language,
+            attempt,
+            body,
+        };
+        s.calls.push(call);
         let queued = s.queued.get_mut(&path).and_then(VecDeque::pop_front);
         queued.or_else(|| s.fixed.get(&path).cloned()).unwrap_or_else(|| Reply::Json(json!({ "done": path })))
     };

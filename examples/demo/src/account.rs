@@ -122,7 +122,7 @@ impl Accounts {
             *n
         };
         if attempt <= AUDIT_BUSY_TIMES {
-            return Err(StepReply::retry("The audit store is busy."));
+            return Err(StepReply::retry(crate::words::Lang::of(env).audit_busy()));
         }
         self.delete(env, Records::Audit)
     }

@@ -7,6 +7,8 @@ use herald_sdk::step::StepReply;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::words::Lang;
+
 /// (sku, price in cents, starting stock).
 pub const CATALOG: [(&str, u64, u32); 3] = [("tea", 450, 100), ("mug", 1200, 50), ("kettle", 3900, 10)];
 
@@ -16,18 +18,19 @@ pub struct Item {
     pub qty: u32,
 }
 
-/// Quantity per sku, refusing an empty basket, zero quantities and skus we do not sell.
-pub fn totals(items: &[Item]) -> Result<BTreeMap<String, u32>, StepReply> {
+/// Quantity per sku, refusing (in `lang`) an empty basket, zero
+/// quantities and skus we do not sell.
+pub fn totals(items: &[Item], lang: Lang) -> Result<BTreeMap<String, u32>, StepReply> {
     if items.is_empty() {
-        return Err(StepReply::failed("Your basket is empty."));
+        return Err(StepReply::failed(lang.basket_empty()));
     }
     let mut wanted = BTreeMap::new();
     for Item { sku, qty } in items {
         if !CATALOG.iter().any(|(s, _, _)| s == sku) {
-            return Err(StepReply::failed(format!("We do not sell {sku}.")));
+            return Err(StepReply::failed(lang.not_sold(sku)));
         }
         if *qty == 0 {
-            return Err(StepReply::failed(format!("Please choose at least one {sku}.")));
+            return Err(StepReply::failed(lang.at_least_one(sku)));
         }
         let total: &mut u32 = wanted.entry(sku.clone()).or_default();
         *total = total.saturating_add(*qty);

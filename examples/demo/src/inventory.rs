@@ -167,7 +167,7 @@ impl Inventory {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::warn!(key = %call.key, error = %e, "the inventory's database failed; herald will retry");
-                StepReply::retry("The inventory cannot be reached just now.")
+                StepReply::retry(crate::words::Lang::of(&call.envelope).inventory_away())
             }
         };
         log(&call.key, &call.envelope, &reply);
@@ -202,7 +202,8 @@ impl Inventory {
 async fn reserve(conn: &mut SqliteConnection, call: &StepCall) -> Result<Value, Stop> {
     let env = &call.envelope;
     let Basket { items } = env.input()?;
-    let wanted = totals(&items)?;
+    let lang = crate::words::Lang::of(env);
+    let wanted = totals(&items, lang)?;
     // Check everything before taking anything: a refusal changes nothing.
     for (sku, qty) in &wanted {
         let on_hand: i64 = sqlx::query_scalar("SELECT on_hand FROM stock WHERE sku = $1")
@@ -211,8 +212,7 @@ async fn reserve(conn: &mut SqliteConnection, call: &StepCall) -> Result<Value, 
             .await?
             .unwrap_or(0);
         if on_hand < i64::from(*qty) {
-            let detail =
-                if on_hand <= 0 { format!("Sorry, {sku} is sold out.") } else { format!("Only {on_hand} {sku} left.") };
+            let detail = if on_hand <= 0 { lang.sold_out(sku) } else { lang.only_left(on_hand, sku) };
             return Err(refuse(StatusCode::CONFLICT, detail).into());
         }
     }

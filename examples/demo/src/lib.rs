@@ -29,6 +29,8 @@
 //! - `account.rs` — the account service's steps, including the flaky audit store.
 //! - `step.rs` — what every in-memory step endpoint does around the SDK's
 //!   `StepCall`: dedupe, pace, work, keep the final reply.
+//! - `words.rs` — what the services tell the shopper, in the operation's
+//!   language (English, German, French).
 //! - `dedupe.rs` — the in-memory idempotency store and the applied counts.
 //! - `mail.rs` — the in-memory mailbox both apps send mail into.
 //! - [`smtp`] — a local SMTP sink, where herald's own emails go in the demo.
@@ -43,6 +45,7 @@ mod mail;
 mod shop;
 pub mod smtp;
 mod step;
+mod words;
 
 use std::{
     net::Ipv4Addr,

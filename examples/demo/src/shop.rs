@@ -19,6 +19,7 @@ use crate::{
     mail::Mailbox,
     new_id,
     step::{App, Steps, post_step, refuse},
+    words::Lang,
 };
 
 /// The test card that is always declined, as at real payment providers.
@@ -71,14 +72,15 @@ pub fn router(pace: Duration) -> Router {
 impl Shop {
     fn charge(&self, env: &Envelope) -> Result<Value, StepReply> {
         let Payment { items, card } = env.input()?;
+        let lang = Lang::of(env);
         let card: String = card.chars().filter(|c| !c.is_whitespace()).collect();
         if !(12..=19).contains(&card.len()) || !card.chars().all(|c| c.is_ascii_digit()) {
-            return Err(StepReply::failed("That card number is not valid."));
+            return Err(StepReply::failed(lang.card_invalid()));
         }
         if card == DECLINED_CARD {
-            return Err(refuse(StatusCode::PAYMENT_REQUIRED, "Your card was declined."));
+            return Err(refuse(StatusCode::PAYMENT_REQUIRED, lang.card_declined()));
         }
-        let amount_cents = price(&totals(&items)?);
+        let amount_cents = price(&totals(&items, lang)?);
         let id = new_id("ch");
         lock(&self.charges).insert(env.operation_id.clone(), Charge { id: id.clone(), amount_cents });
         Ok(json!({ "charge": id, "amount_cents": amount_cents, "card_last4": &card[card.len() - 4..] }))
@@ -94,15 +96,11 @@ impl Shop {
 
     fn send_confirmation(&self, env: &Envelope) -> Result<Value, StepReply> {
         let Customer { customer, items } = env.input()?;
-        let list = items.iter().map(|i| format!("{} × {}", i.qty, i.sku)).collect::<Vec<_>>().join(", ");
-        let paid = match env.result("charge-payment", "amount_cents").and_then(Value::as_u64) {
-            Some(cents) => format!(" We charged €{}.{:02} to your card.", cents / 100, cents % 100),
-            None => String::new(),
-        };
-        let body = format!(
-            "Hello {customer},\n\nthank you for your order: {list}.{paid}\n\nWe will let you know when it ships."
-        );
-        let message_id = self.mailbox.send(&env.operation_id, &customer, "Your order is confirmed", body);
+        let lang = Lang::of(env);
+        let list = items.iter().map(|i| format!("{} × {}", i.qty, lang.item(&i.sku))).collect::<Vec<_>>().join(", ");
+        let paid = env.result("charge-payment", "amount_cents").and_then(Value::as_u64);
+        let (subject, body) = lang.confirmation(&customer, &list, paid);
+        let message_id = self.mailbox.send(&env.operation_id, &customer, subject, body);
         Ok(json!({ "message_id": message_id }))
     }
 }

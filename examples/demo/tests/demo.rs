@@ -20,6 +20,33 @@ async fn a_declined_card_is_refused_with_a_problem_the_shopper_can_read() {
     assert_eq!(applied, json!({}), "a declined charge applies nothing");
 }
 
+/// herald says which language the operation speaks (`lang`), and the
+/// shopper reads the refusal on the timeline: it is written in that language.
+#[tokio::test]
+async fn a_refusal_is_written_in_the_language_of_its_operation() {
+    let (started, http) = (demo().await, client());
+    let demo = &started.demo;
+    let said = [
+        ("de", "Ihre Karte wurde abgelehnt."),
+        ("fr", "Votre carte a été refusée."),
+        ("sv", "Your card was declined."),
+    ];
+    for (lang, detail) in said {
+        let mut body =
+            envelope(&format!("op_{lang}"), ORDER, "charge-payment", "forward", order("4000000000000002"), json!({}));
+        body["lang"] = json!(lang);
+        let key = format!("op_{lang}/charge-payment");
+        let a = post(&http, format!("{}/payment/charge", demo.shop_url), &key, &body).await;
+        assert_eq!((a.status, a.body["detail"].as_str()), (StatusCode::PAYMENT_REQUIRED, Some(detail)), "{lang}");
+    }
+    let mut body = envelope("op_de_kettle", ORDER, "reserve-inventory", "forward", json!({}), json!({}));
+    body["input"] =
+        json!({ "customer": "alice", "items": [{ "sku": "kettle", "qty": 0 }], "card": "4242424242424242" });
+    body["lang"] = json!("de-AT");
+    let a = post(&http, format!("{}/inventory/reserve", demo.shop_url), "op_de_kettle/reserve-inventory", &body).await;
+    assert_eq!(a.body["detail"], "Bitte wählen Sie mindestens 1 × Wasserkocher.");
+}
+
 #[tokio::test]
 async fn a_good_card_is_charged_for_the_items_and_refunded_on_compensation() {
     let (started, http) = (demo().await, client());

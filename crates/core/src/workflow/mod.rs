@@ -10,7 +10,7 @@ mod generated;
 mod parse;
 pub mod raw;
 
-use std::{fmt, time::Duration};
+use std::{collections::BTreeMap, fmt, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +39,9 @@ pub struct Workflow {
     /// Input fields erased once the operation has ended (and its final
     /// email, if any, is out): personal data herald must not keep.
     pub redact: Vec<String>,
+    /// What the user calls the fields it erases ("email address"), where
+    /// the file says: the timeline tells them what was erased in these words.
+    pub field_labels: BTreeMap<String, Text>,
     /// How long the whole input is kept after the operation ends.
     pub keep_input_for: Option<Span>,
     /// The input fields an end user is shown of their operation.
@@ -274,6 +277,9 @@ impl Workflow {
     pub fn texts(&self) -> Vec<(String, &Text)> {
         let mut all = vec![("label".to_string(), &self.label)];
         all.extend(self.description.as_ref().map(|d| ("description".to_string(), d)));
+        for (field, label) in &self.field_labels {
+            all.push((format!("retention.redact.{field}.label"), label));
+        }
         for s in &self.steps {
             all.push((format!("steps.{}.label", s.name), &s.label));
             all.push((format!("steps.{}.done_label", s.name), &s.done_label));

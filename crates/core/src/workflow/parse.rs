@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{
     Action, Await, Call, Compensate, Concurrency, ConcurrencyKey, DEFAULT_STEP_TIMEOUT, Method, OnConflict, Publish,
     Step, Workflow, WorkflowError,
-    raw::{RawAwait, RawCall, RawCompensate, RawPublish, RawStep, RawWorkflow},
+    raw::{RawAwait, RawCall, RawCompensate, RawPublish, RawRedact, RawStep, RawWorkflow},
 };
 use crate::{
     Span,
@@ -345,10 +345,20 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
             }
         }
     }
-    if let Some(r) = &raw.retention
-        && let Some(bad) = r.redact.iter().find(|k| k.is_empty() || k.contains('/'))
-    {
-        return Err(err(None, "retention.redact", format!("`{bad}` must be a top-level field of the input")));
+    let mut redact = Vec::new();
+    let mut field_labels = BTreeMap::new();
+    for r in raw.retention.iter().flat_map(|r| &r.redact) {
+        let field = r.field();
+        if field.is_empty() || field.contains('/') {
+            return Err(err(None, "retention.redact", format!("`{field}` must be a top-level field of the input")));
+        }
+        if let RawRedact::Labelled(l) = r
+            && let Some(label) =
+                langs.text(None, &format!("retention.redact.{field}.label"), Some(l.label.clone()), LABEL_MAX)?
+        {
+            field_labels.insert(field.to_string(), label);
+        }
+        redact.push(field.to_string());
     }
     if let Some(bad) = raw.visible_input.iter().find(|k| k.is_empty() || k.contains('/')) {
         return Err(err(None, "visible_input", format!("`{bad}` must be a top-level field of the input")));
@@ -436,7 +446,8 @@ pub fn parse(raw: RawWorkflow, source: serde_json::Value) -> Result<Workflow, Wo
         subject: raw.subject,
         concurrency,
         notify,
-        redact: raw.retention.as_ref().map(|r| r.redact.clone()).unwrap_or_default(),
+        redact,
+        field_labels,
         keep_input_for: raw.retention.as_ref().and_then(|r| r.keep_input_for),
         visible_input: raw.visible_input,
         steps: reordered,

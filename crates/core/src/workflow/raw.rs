@@ -82,8 +82,36 @@ pub struct RawNotify {
 pub struct RawRetention {
     #[serde(default)]
     pub keep_input_for: Option<Span>,
+    /// Input fields erased once the operation has ended: `"email"`, or
+    /// `{ field = "email", label = { en = "email address", de = "E-Mail-Adresse" } }`
+    /// to tell the user what was erased in their own words, not the field's name.
     #[serde(default)]
-    pub redact: Vec<String>,
+    pub redact: Vec<RawRedact>,
+}
+
+/// A field `retention.redact` names: by its name alone, or with what the
+/// user calls it.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum RawRedact {
+    Field(String),
+    Labelled(RawLabelledField),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLabelledField {
+    pub field: String,
+    pub label: RawText,
+}
+
+impl RawRedact {
+    pub fn field(&self) -> &str {
+        match self {
+            RawRedact::Field(f) => f,
+            RawRedact::Labelled(l) => &l.field,
+        }
+    }
 }
 
 /// One `[[steps]]` entry: a step, or a `parallel` group naming steps.

@@ -139,7 +139,8 @@ pub async fn post(
     let retry_after = invoke::retry_after(resp.headers()).filter(|d| *d <= MAX_RETRY_AFTER);
     // Read only for the error it names.
     let (body, _) = invoke::read_capped(resp, ERROR_BODY_BYTES).await;
-    let error = invoke::describe(status, &body, invoke::FOR_SERVICES);
+    // Read by admins, not by an operation's user: in herald's first language.
+    let error = invoke::describe(status, &body, invoke::FOR_SERVICES, herald_core::lang::DEFAULT);
     let code = status.as_u16();
     let redelivery = if code == 408 || code == 429 || status.is_server_error() {
         retry_after.map_or(Redelivery::Backoff, Redelivery::After)

@@ -25,6 +25,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("order.js", JS, include_str!("../ui/order.js")),
     ("recent.js", JS, include_str!("../ui/recent.js")),
     ("view.js", JS, include_str!("../ui/view.js")),
+    ("words.js", JS, include_str!("../ui/words.js")),
     // The package's built file, not a copy: the page uses the client any
     // front end would (`dist/` is committed, so building herald needs no node).
     ("herald.js", JS, include_str!("../../../../clients/js/dist/herald.js")),

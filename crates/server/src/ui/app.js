@@ -9,16 +9,21 @@
 // The parts: view.js (an operation drawn), order.js (the basket and the
 // optimistic order), recent.js ("Recent operations"), decide.js (the
 // choice when requests collide), inbox.js (the bell), mail.js (the demo's
-// emails), dom.js (what they share).
+// emails), dom.js (what they share), words.js (the page's words, in the
+// reader's language).
 
 import { Herald, isFinal, newKey } from './herald.js';
-import { $, announce, hideAlert, showAlert } from './dom.js';
+import { $, announce, hideAlert, problemText, showAlert } from './dom.js';
 import { createDecider } from './decide.js';
 import { createInbox } from './inbox.js';
 import { loadOutbox } from './mail.js';
 import { basket, createOrders, itemsText } from './order.js';
 import { createRecent } from './recent.js';
 import { renderOp } from './view.js';
+import { t, translatePage } from './words.js';
+
+// The page's frame in the reader's language first; the parts below write theirs as they draw.
+translatePage();
 
 // No token: in the demo, herald takes callers without one as the shop's own back end.
 const herald = new Herald();
@@ -27,7 +32,7 @@ const state = { id: null, view: null, stop: null };
 const orders = createOrders(herald, {
   started(view) {
     hideAlert();
-    announce(`${view.label}: request received.`);
+    announce(t('request-received', { label: view.label }));
     select(view.id);
     recent.load();
     if (matchMedia('(max-width: 899px)').matches) $('#op').scrollIntoView({ block: 'start' });
@@ -117,10 +122,10 @@ function setConnection(s) {
   const el = $('#conn');
   const shown = s === 'live' ? 'live' : s === 'reconnecting' ? 'reconnecting' : 'idle';
   el.dataset.state = shown;
-  el.textContent = shown === 'reconnecting' ? 'reconnecting…' : shown;
+  el.textContent = t('conn.' + shown);
   if (s === 'not-found') {
-    $('#op-title').textContent = 'Not found';
-    showAlert(`There is no operation ${state.id} on this server.`);
+    $('#op-title').textContent = t('not-found');
+    showAlert(t('no-such-operation', { id: state.id }));
   }
 }
 
@@ -137,8 +142,8 @@ $('#cancel').addEventListener('click', async (ev) => {
   btn.setAttribute('aria-disabled', 'true');
   try {
     // What follows (undoing, then "cancelled") arrives as events like everything else.
-    await herald.cancel(state.id, 'cancelled from the demo page');
-  } catch (e) { showAlert(e.message); } finally { btn.removeAttribute('aria-disabled'); }
+    await herald.cancel(state.id, t('cancel-reason'));
+  } catch (e) { showAlert(problemText(e)); } finally { btn.removeAttribute('aria-disabled'); }
 });
 
 /* ---------- the forms ---------- */
@@ -146,9 +151,9 @@ $('#order-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const customer = me(), items = basket();
   const card = $('#card').value.replace(/\D/g, '');
-  if (!customer) return showAlert('Please enter your name at the top ("You are").');
-  if (!items.length) return showAlert('Please choose at least one item.');
-  if (!card) return showAlert('Please enter a card number, or pick one of the test cards.');
+  if (!customer) return showAlert(t('need-name'));
+  if (!items.length) return showAlert(t('need-item'));
+  if (!card) return showAlert(t('need-card'));
   // The basket empties at once; a second click finds it empty, so an order is never sent twice.
   orders.place({ customer, items, card });
 });
@@ -162,8 +167,8 @@ accountForm.addEventListener('input', () => { accountForm.key = null; });
 accountForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const user_id = me(), email = $('#email').value.trim();
-  if (!user_id) return showAlert('Please enter your name at the top ("You are").');
-  if (!email) return showAlert('Please enter the email.');
+  if (!user_id) return showAlert(t('need-name'));
+  if (!email) return showAlert(t('need-email'));
   const btn = accountForm.querySelector('[type=submit]');
   // aria-disabled rather than disabled: a disabled button would drop keyboard focus.
   if (btn.getAttribute('aria-disabled') === 'true') return;
@@ -173,12 +178,12 @@ accountForm.addEventListener('submit', async (ev) => {
     const view = await herald.start('delete-account', { user_id, email }, { idempotencyKey: accountForm.key });
     accountForm.key = null;
     hideAlert();
-    announce(`${view.label}: request received.`);
+    announce(t('request-received', { label: view.label }));
     select(view.id);
     recent.load();
     if (matchMedia('(max-width: 899px)').matches) $('#op').scrollIntoView({ block: 'start' });
   } catch (e) {
-    showAlert(e.message, e.operationId ? () => select(e.operationId) : null);
+    showAlert(problemText(e), e.operationId ? () => select(e.operationId) : null);
   } finally {
     btn.removeAttribute('aria-disabled');
   }
@@ -186,7 +191,7 @@ accountForm.addEventListener('submit', async (ev) => {
 
 /* ---------- who you are ---------- */
 function me() { return $('#me').value.trim(); }
-function showMe() { document.querySelectorAll('[data-me]').forEach((el) => { el.textContent = me() || '(nobody yet)'; }); }
+function showMe() { document.querySelectorAll('[data-me]').forEach((el) => { el.textContent = me() || t('nobody-yet'); }); }
 try { const saved = localStorage.getItem('herald-demo-me'); if (saved) $('#me').value = saved; } catch (_) { /* private mode */ }
 let meTimer = 0;
 $('#me').addEventListener('input', () => {

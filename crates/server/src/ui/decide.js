@@ -11,14 +11,9 @@
 // and it sits on top; Tab is kept inside by hand, since the browser would
 // otherwise move on to its own controls.
 
-import { $, announce, countdown, esc, setHTML, timeTag } from './dom.js';
-import { STATUS_TEXT, defaultText } from './view.js';
-
-const STEP_TEXT = { pending: 'not started', running: 'in progress', retrying: 'trying again', waiting: 'waiting',
-  held: 'paused', succeeded: 'done', failed: 'failed', skipped: 'not needed', compensating: 'being undone',
-  compensated: 'undone', compensation_failed: 'could not be undone' };
-const CHOSEN = { keep: 'You kept the earlier request; this one will not run.',
-  replace: 'You replaced the earlier request with this one; the earlier one is undone first, then this one runs.' };
+import { $, announce, esc, problemText, setHTML, timeTag } from './dom.js';
+import { ifNoChoiceHTML, statusText } from './view.js';
+import { html, named, t } from './words.js';
 
 /** `herald`: the page's client; `describe(view)`: what the request is, in words ("Tea × 1"), or ''. */
 export function createDecider(herald, { describe }) {
@@ -36,7 +31,7 @@ export function createDecider(herald, { describe }) {
       // Ended another way (cancelled, say): nothing is left to choose. A
       // choice made or a default applied comes as its `decided` event.
       if (view.status !== 'awaiting_decision' && !view.timeline.some((e) => e.type === 'decided')) {
-        cur.said = 'This request no longer waits for a choice.';
+        cur.said = t('decide.no-longer');
         dlg.close();
       }
       return;
@@ -51,16 +46,16 @@ export function createDecider(herald, { describe }) {
     cur = { id: view.id, view, opener: returnTo || document.activeElement, phase: 'ask' };
     const d = view.decision;
     const asked = view.timeline.find((e) => e.type === 'decision_needed');
-    $('#decide-h').textContent = 'Keep the earlier request, or replace it?';
-    $('#decide-said').textContent = asked ? asked.message + '.' : 'An earlier request is still in progress.';
-    setHTML($('#decide-time'), `If you do not choose by ${timeTag(d.due_at)}${countdown(d.due_at)}, ${esc(defaultText(d.default))} (the default).`);
+    $('#decide-h').textContent = t('decide.title');
+    $('#decide-said').textContent = asked ? asked.message + '.' : t('decide.earlier-still');
+    setHTML($('#decide-time'), ifNoChoiceHTML(d));
     $('#decide-time').hidden = false;
     $('#decide-choices').hidden = false;
     $('#decide-status').textContent = '';
     $('#decide-error').hidden = true;
-    $('#decide-close').textContent = 'Decide later';
-    setHTML($('#decide-new'), requestHTML(view, 'Not started: it waits for your choice.'));
-    setHTML($('#decide-old'), '<p class="hint">Looking it up…</p>');
+    $('#decide-close').textContent = t('decide.later');
+    setHTML($('#decide-new'), requestHTML(view, t('decide.not-started')));
+    setHTML($('#decide-old'), `<p class="hint">${esc(t('decide.looking-up'))}</p>`);
     $('#decide-reqs').hidden = false;
     enable(true);
     dlg.showModal();
@@ -75,21 +70,21 @@ export function createDecider(herald, { describe }) {
 
   /** The running request, if this person may see it (herald leaves `with` out otherwise). */
   async function earlier(c, id) {
-    let html = '<p>An earlier request of yours is still in progress. Its details are not shown here.</p>';
+    let shown = `<p>${esc(t('decide.earlier-hidden'))}</p>`;
     if (id) {
       try {
         const v = await herald.get(id);
-        html = requestHTML(v, (STATUS_TEXT[v.status] || v.status) + '.');
+        shown = requestHTML(v, statusText(v.status) + '.');
       } catch (_) { /* not visible, or gone: say only what is known */ }
     }
-    if (cur === c && c.phase === 'ask') setHTML($('#decide-old'), html);
+    if (cur === c && c.phase === 'ask') setHTML($('#decide-old'), shown);
   }
 
   function requestHTML(v, state) {
     const what = describe(v);
-    const steps = v.steps.map((s) => `<li>${esc(s.status === 'succeeded' ? s.done_label : s.label)}: ${esc(STEP_TEXT[s.status] || s.status)}</li>`).join('');
+    const steps = v.steps.map((s) => `<li>${esc(s.status === 'succeeded' ? s.done_label : s.label)}: ${esc(named('mini', s.status))}</li>`).join('');
     return `<p><strong>${esc(v.label)}</strong>${what ? ' · ' + esc(what) : ''}</p>${state ? `<p class="hint">${esc(state)}</p>` : ''}
-      <p class="hint">Started ${timeTag(v.created_at)}</p><ul class="mini">${steps}</ul>`;
+      <p class="hint">${html('decide.started', { time: timeTag(v.created_at) })}</p><ul class="mini">${steps}</ul>`;
   }
 
   function enable(on) {
@@ -107,7 +102,7 @@ export function createDecider(herald, { describe }) {
     enable(false);
     try {
       await herald.resolve(c.id, choice);
-      c.said = CHOSEN[choice];
+      c.said = t(choice === 'replace' ? 'decide.chose-replace' : 'decide.chose-keep');
       dlg.close();
     } catch (e) {
       if (cur !== c) return;
@@ -117,7 +112,7 @@ export function createDecider(herald, { describe }) {
       if (decided) return showDecided(decided);
       c.phase = 'ask';
       enable(true);
-      $('#decide-error').textContent = `That did not go through: ${e.message}`;
+      $('#decide-error').textContent = t('decide.failed', { error: problemText(e) });
       $('#decide-error').hidden = false;
     }
   });
@@ -134,7 +129,7 @@ export function createDecider(herald, { describe }) {
 
   function showDecided(event) {
     cur.phase = 'decided';
-    $('#decide-h').textContent = event.by_default ? 'Time ran out' : 'Already decided';
+    $('#decide-h').textContent = t(event.by_default ? 'decide.time-ran-out' : 'decide.already');
     // What the two requests were doing is history now; the outcome is what counts.
     $('#decide-reqs').hidden = true;
     $('#decide-time').hidden = true;
@@ -143,7 +138,7 @@ export function createDecider(herald, { describe }) {
     // Inside the dialog: while it is open, the rest of the page (its live region too) is inert.
     $('#decide-status').textContent = event.message + '.';
     $('#decide-said').textContent = event.message + '.';
-    $('#decide-close').textContent = 'OK';
+    $('#decide-close').textContent = t('decide.ok');
     $('#decide-close').focus();
   }
 
@@ -159,7 +154,7 @@ export function createDecider(herald, { describe }) {
     back.focus();
     // The page's live region is live again now that the dialog is closed.
     if (c.said) announce(c.said);
-    else if (c.phase !== 'decided') announce('No choice made yet. You can still choose from the request\'s page until time runs out.');
+    else if (c.phase !== 'decided') announce(t('decide.no-choice-yet'));
   });
   // Tab and Shift+Tab go round the dialog's own controls.
   dlg.addEventListener('keydown', (ev) => {

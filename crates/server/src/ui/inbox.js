@@ -6,7 +6,8 @@
 // is rewritten in place as its operation moves, so changes replace by id.
 
 import { Herald, isFinal } from './herald.js';
-import { $, announce, esc, setHTML, showAlert, timeTag } from './dom.js';
+import { $, announce, esc, problemText, setHTML, showAlert, timeTag } from './dom.js';
+import { t } from './words.js';
 
 /**
  * `me()`: the name at the top; `selected()`: the operation shown; `open(id)`:
@@ -63,23 +64,22 @@ export function createInbox({ me, selected, open, onFinal }) {
     if (typeof unread === 'number') inbox.unread = unread;
     render();
     // The timeline already tells the selected operation's news; the others get one short sentence.
-    if (!n.read && n.operation_id !== selected() && (!before || before.body !== n.body)) announce(`New: ${n.title} — ${n.body}`);
+    if (!n.read && n.operation_id !== selected() && (!before || before.body !== n.body)) announce(t('new-notice', { title: n.title, body: n.body }));
     if (isFinal(n.trigger)) onFinal();
   }
 
   // Colour tells the level; words say it too where it matters.
-  const LEVEL_TEXT = { warning: 'Taking longer', error: 'Problem' };
-  const levelWord = (n) => n.needs_attention ? 'Needs attention' : LEVEL_TEXT[n.level];
+  const levelWord = (n) => n.needs_attention ? t('needs-attention') : ['warning', 'error'].includes(n.level) ? t('level.' + n.level) : '';
   function render() {
     const bell = $('#bell'), count = $('#bell-count');
-    bell.setAttribute('aria-label', `Notifications, ${inbox.unread ? inbox.unread + ' unread' : 'none unread'}`);
+    bell.setAttribute('aria-label', inbox.unread ? t('bell-unread', { n: inbox.unread }) : t('bell-none-unread'));
     count.textContent = inbox.unread > 99 ? '99+' : String(inbox.unread);
     count.hidden = !inbox.unread;
     const items = Array.from(inbox.items.values()).sort((a, b) => b.version - a.version);
     $('#notif-empty').hidden = items.length > 0;
     $('#read-all').hidden = !inbox.unread;
     setHTML($('#notif-list'), items.map((n) => `<li><button type="button" class="nt l-${esc(n.level)}${n.read ? '' : ' unread'}${n.needs_attention ? ' attn' : ''}" data-nt="${esc(n.id)}" data-op="${esc(n.operation_id)}"${n.operation_id === selected() ? ' aria-current="true"' : ''}>
-      <span class="dot" aria-hidden="true"></span><span class="t">${n.read ? '' : '<span class="sr-only">Unread: </span>'}${esc(n.title)}</span>${timeTag(n.updated_at)}
+      <span class="dot" aria-hidden="true"></span><span class="t">${n.read ? '' : `<span class="sr-only">${esc(t('unread'))} </span>`}${esc(n.title)}</span>${timeTag(n.updated_at)}
       <span class="b">${levelWord(n) ? `<span class="lv">${esc(levelWord(n))}:</span> ` : ''}${esc(n.body)}</span></button></li>`).join(''));
   }
 
@@ -116,7 +116,7 @@ export function createInbox({ me, selected, open, onFinal }) {
         inbox.items.set(c.notification.id, c.notification);
         inbox.unread = c.unread;
         render();
-      } catch (e) { showAlert(e.message); }
+      } catch (e) { showAlert(problemText(e)); }
     }
   });
   $('#read-all').addEventListener('click', async () => {
@@ -125,9 +125,9 @@ export function createInbox({ me, selected, open, onFinal }) {
       for (const n of inbox.items.values()) n.read = true;
       inbox.unread = r.unread;
       render();
-      announce('All notifications marked read.');
+      announce(t('all-read'));
       $('#np-h').focus(); // the button just disappeared
-    } catch (e) { showAlert(e.message); }
+    } catch (e) { showAlert(problemText(e)); }
   });
 
   return { connect, render, closePanel, user: () => inbox.user };

@@ -3,6 +3,7 @@
 // the route is not there, and the section stays hidden.
 
 import { $, esc, setHTML } from './dom.js';
+import { t } from './words.js';
 
 let outboxBusy = false;
 export async function loadOutbox() {
@@ -21,7 +22,7 @@ function parseMail(raw) {
   const cut = text.indexOf('\n\n');
   const head = cut < 0 ? text : text.slice(0, cut), body = cut < 0 ? '' : text.slice(cut + 2);
   const m = /^subject:[ \t]*(.*(?:\n[ \t].*)*)/im.exec(head);
-  let subject = m ? m[1].replace(/\n[ \t]+/g, ' ').trim() : '(no subject)';
+  let subject = m ? m[1].replace(/\n[ \t]+/g, ' ').trim() : t('no-subject');
   // An encoded subject (RFC 2047, UTF-8 base64 or Q): decode it when we can.
   subject = subject.replace(/=\?utf-8\?([bq])\?([^?]*)\?=/gi, (all, how, s) => {
     try {
@@ -47,8 +48,8 @@ function renderOutbox(list) {
   c.hidden = !mails.length; c.textContent = String(mails.length);
   setHTML($('#mail-list'), mails.slice(0, MAIL_SHOWN).map((m) => {
     const { subject, body } = parseMail(m.data);
-    return `<li><p class="subj">${esc(subject)}</p><p class="to">To ${esc((m.to || []).join(', '))}</p><p class="body">${esc(body)}</p></li>`;
-  }).join('') + (mails.length > MAIL_SHOWN ? `<li class="empty">And ${mails.length - MAIL_SHOWN} older.</li>` : ''));
+    return `<li><p class="subj">${esc(subject)}</p><p class="to">${esc(t('mail-to', { to: (m.to || []).join(', ') }))}</p><p class="body">${esc(body)}</p></li>`;
+  }).join('') + (mails.length > MAIL_SHOWN ? `<li class="empty">${esc(t('older-mails', { n: mails.length - MAIL_SHOWN }))}</li>` : ''));
 }
 $('#mail-details').addEventListener('toggle', () => { if ($('#mail-details').open) loadOutbox(); });
 

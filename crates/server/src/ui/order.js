@@ -8,7 +8,8 @@
 // silently.
 
 import { optimistic } from './herald.js';
-import { $, announce, esc, showAlert } from './dom.js';
+import { $, announce, esc, problemText, showAlert } from './dom.js';
+import { has, t } from './words.js';
 
 const basketInputs = () => Array.from(document.querySelectorAll('[data-sku]'));
 
@@ -27,10 +28,7 @@ function moveBasket(items, sign) {
 
 /** "Tea × 1, Mug × 2", in the names the shop shows. */
 export function itemsText(items) {
-  const name = (sku) => {
-    const input = basketInputs().find((i) => i.dataset.sku === sku);
-    return input ? input.parentElement.firstChild.textContent.trim() : sku;
-  };
+  const name = (sku) => (has('item.' + sku) ? t('item.' + sku) : sku);
   return (items || []).map((i) => `${name(i.sku)} × ${i.qty}`).join(', ');
 }
 
@@ -54,7 +52,7 @@ export function createOrders(herald, { started, update, connection, changed, sel
   function place(input) {
     const entry = { id: null, subject: input.customer, items: input.items, at: new Date().toISOString(), state: 'pending', view: null, conn: 'idle' };
     optimistic(herald, {
-      label: 'Your order',
+      label: t('your-order'),
       // This watch is the page's only one of the order: it reports what the page showed.
       reportLag: true,
       apply() {
@@ -84,20 +82,24 @@ export function createOrders(herald, { started, update, connection, changed, sel
       },
       rollback(r) {
         moveBasket(entry.items, +1);
-        Object.assign(entry, { state: r.status === 'refused' ? 'refused' : 'rolled-back', reason: r.reason, undone: r.undone, notUndone: r.notUndone });
+        // A refusal is told in the page's words (herald's detail is for developers); an
+        // order that ran is told in herald's, which are in the order's language.
+        const reason = r.error ? problemText(r.error) : r.reason;
+        Object.assign(entry, { state: r.status === 'refused' ? 'refused' : 'rolled-back', reason, undone: r.undone, notUndone: r.notUndone });
         if (r.view) entry.view = r.view;
         changed();
-        const said = (r.status === 'refused' ? r.announcement : `Your order was rolled back. ${r.announcement}`) + ' Your items are back in your basket.';
+        const said = t(r.status === 'refused' ? 'not-placed-said' : 'rolled-back-said', { reason: r.status === 'refused' ? reason : r.announcement })
+          + ' ' + t('items-back');
         basketNote(said);
         announce(said);
         const other = r.error && r.error.operationId;
-        if (r.error) showAlert(r.error.message, other ? () => select(other) : null);
+        if (r.error) showAlert(reason, other ? () => select(other) : null);
       },
     }).catch((e) => {
       // The watch was refused or the order is gone: what became of it is not known here.
       entry.state = 'unknown';
       changed();
-      showAlert(`Your order may or may not have gone through: ${e.message}`);
+      showAlert(t('maybe-placed', { error: problemText(e) }));
     });
   }
 
@@ -113,9 +115,10 @@ export function createOrders(herald, { started, update, connection, changed, sel
 
 /** What a rolled-back entry says under it: why, and what was undone. */
 export function rollbackHTML(e) {
-  const undone = (e.undone || []).map((u) => `<li>${esc(u.label)}: undone${u.undoneLabel ? ` (${esc(u.undoneLabel)})` : ''}</li>`).join('');
-  const kept = (e.notUndone || []).map((n) => `<li>${esc(n.label)}: could not be undone (${esc(n.reason)})</li>`).join('');
-  const head = e.state === 'refused' ? 'Not placed' : 'Rolled back';
-  return `<div class="rb"><p><strong>${head}:</strong> ${esc(e.reason)}</p>${undone || kept ? `<ul>${undone}${kept}</ul>` : ''}
-    <p>Your items are back in your basket.</p></div>`;
+  const undone = (e.undone || []).map((u) => `<li>${esc(u.undoneLabel
+    ? t('undone-item-how', { label: u.label, how: u.undoneLabel }) : t('undone-item', { label: u.label }))}</li>`).join('');
+  const kept = (e.notUndone || []).map((n) => `<li>${esc(t('not-undone-item', { label: n.label, reason: n.reason }))}</li>`).join('');
+  const head = t(e.state === 'refused' ? 'not-placed' : 'rolled-back');
+  return `<div class="rb"><p><strong>${esc(head)}:</strong> ${esc(e.reason)}</p>${undone || kept ? `<ul>${undone}${kept}</ul>` : ''}
+    <p>${esc(t('items-back'))}</p></div>`;
 }

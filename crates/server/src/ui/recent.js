@@ -5,7 +5,8 @@
 import { isFinal } from './herald.js';
 import { $, clock, esc, setHTML } from './dom.js';
 import { itemsText, rollbackHTML } from './order.js';
-import { STATUS_TEXT } from './view.js';
+import { statusText } from './view.js';
+import { t } from './words.js';
 
 /** `orders`: the page's own (order.js); `selected()`: the operation shown; `select(id)` shows one. */
 export function createRecent(herald, orders, { selected, select }) {
@@ -46,14 +47,14 @@ export function createRecent(herald, orders, { selected, select }) {
 
   function row(op, entry) {
     const status = op ? op.status : 'accepted';
-    let badges = `<span class="badge b-${esc(status)}">${esc(STATUS_TEXT[status] || status)}</span>`;
+    let badges = `<span class="badge b-${esc(status)}">${esc(statusText(status))}</span>`;
     if (entry && entry.state === 'pending') {
-      badges = '<span class="badge b-pending">Pending</span>' + (status === 'awaiting_decision' ? ` ${badges}` : '');
+      badges = `<span class="badge b-pending">${esc(t('pending'))}</span>` + (status === 'awaiting_decision' ? ` ${badges}` : '');
     } else if (entry && (entry.state === 'rolled-back' || entry.state === 'refused')) {
-      badges = `<span class="badge b-rolled-back">${entry.state === 'refused' ? 'Not placed' : 'Rolled back'}</span>`;
+      badges = `<span class="badge b-rolled-back">${esc(t(entry.state === 'refused' ? 'not-placed' : 'rolled-back'))}</span>`;
     }
     const who = (op && op.subject) || (entry && entry.subject);
-    const head = `<span><strong>${esc(op ? op.label : 'Your order')}</strong>${who ? ' · ' + esc(who) : ''}</span>
+    const head = `<span><strong>${esc(op ? op.label : t('your-order'))}</strong>${who ? ' · ' + esc(who) : ''}</span>
       <span class="row">${badges}<small>${clock(op ? op.created_at : entry.at)}</small></span>${entry ? `<span class="what">${esc(itemsText(entry.items))}</span>` : ''}`;
     // Until herald has answered there is nothing to show but this entry.
     const item = op

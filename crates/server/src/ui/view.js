@@ -4,15 +4,16 @@
 
 import { isFinal } from './herald.js';
 import { $, bare, clock, countdown, esc, setHTML, timeTag } from './dom.js';
+import { html, listOf, named, t } from './words.js';
 
-export const STATUS_TEXT = { accepted: 'Received', awaiting_decision: 'Waiting for your choice', running: 'In progress',
-  compensating: 'Undoing', succeeded: 'Done', failed: 'Did not go through', cancelled: 'Cancelled' };
-const FIELD_TEXT = { email: 'email address' };
-const CHOICE_TEXT = { keep: 'the earlier request is kept and this one will not run',
-  replace: 'this one replaces the earlier one, which is undone first' };
+/** An operation's status in words ("Done"). */
+export const statusText = (status) => named('status', status);
 
 /** What happens if nobody chooses, in words ("the earlier request is kept and this one will not run"). */
-export const defaultText = (choice) => CHOICE_TEXT[choice] || choice;
+export const defaultText = (choice) => named('default', choice);
+
+/** "If you do not choose by 14:32:05 (in 40 seconds), the earlier request is kept… (the default).", as markup. */
+export const ifNoChoiceHTML = (d) => html('if-no-choice', { time: timeTag(d.due_at), countdown: countdown(d.due_at), default: esc(defaultText(d.default)) });
 
 /* Icons: decorative (aria-hidden); the words next to them carry the meaning. */
 const svg = (body, cls = '') => `<svg class="ic ${cls}" viewBox="0 0 24 24" aria-hidden="true" focusable="false">${body}</svg>`;
@@ -36,9 +37,9 @@ export function renderOp(v, id) {
   const badge = $('#op-badge'), cancel = $('#cancel');
   $('#op-log-wrap').hidden = !v;
   if (!v) {
-    $('#op-title').textContent = id ? 'Loading…' : 'What is happening';
+    $('#op-title').textContent = t(id ? 'loading' : 'what-is-happening');
     badge.hidden = true; cancel.hidden = true;
-    $('#op-meta').textContent = id || 'Place an order or delete an account, and watch each step here as it happens.';
+    $('#op-meta').textContent = id || t('op-placeholder');
     ['#op-notices', '#op-steps', '#op-log'].forEach((s) => setHTML($(s), ''));
     return;
   }
@@ -46,10 +47,10 @@ export function renderOp(v, id) {
   $('#op-title').textContent = v.label;
   badge.hidden = false;
   badge.className = 'badge b-' + v.status;
-  badge.textContent = STATUS_TEXT[v.status] || v.status;
+  badge.textContent = statusText(v.status);
   cancel.hidden = !(v.status === 'accepted' || v.status === 'running');
-  $('#op-meta').textContent = [v.subject && 'For ' + v.subject, 'started ' + clock(v.created_at),
-    v.finished_at && 'finished ' + clock(v.finished_at), v.id].filter(Boolean).join(' · ');
+  $('#op-meta').textContent = [v.subject && t('meta.for', { subject: v.subject }), t('meta.started', { time: clock(v.created_at) }),
+    v.finished_at && t('meta.finished', { time: clock(v.finished_at) }), v.id].filter(Boolean).join(' · ');
   setHTML($('#op-notices'), noticesHTML(v, final));
 
   // Steps with the same stage run at the same time: one timeline entry for the group.
@@ -57,7 +58,7 @@ export function renderOp(v, id) {
   for (const s of v.steps) (stages[s.stage] = stages[s.stage] || []).push(s);
   setHTML($('#op-steps'), stages.filter(Boolean).map((g) => g.length === 1
     ? `<li>${stepHTML(g[0], final)}</li>`
-    : `<li class="par">${ICON.parallel}<div><p class="par-note">At the same time</p><div class="par-steps">${g.map((s) => stepHTML(s, final)).join('')}</div></div></li>`
+    : `<li class="par">${ICON.parallel}<div><p class="par-note">${esc(t('at-the-same-time'))}</p><div class="par-steps">${g.map((s) => stepHTML(s, final)).join('')}</div></div></li>`
   ).join(''));
 
   const log = $('#op-log');
@@ -72,30 +73,31 @@ function noticesHTML(v, final) {
   const decided = v.timeline.find((e) => e.type === 'decided');
   if (decided) notes += `<p class="said">${esc(decided.message)}.</p>`;
   if (v.status === 'awaiting_decision' && v.decision) {
-    const d = v.decision;
-    notes += `<div class="notice ask"><p><strong>Waiting for your choice:</strong> an earlier request is still in progress.
-      If you do not choose by ${timeTag(d.due_at)}${countdown(d.due_at)}, ${esc(defaultText(d.default))} (the default).</p>
-      <button type="button" class="small" data-choose="${esc(v.id)}">Choose…</button></div>`;
+    notes += `<div class="notice ask"><p><strong>${esc(t('waiting-for-choice'))}</strong> ${esc(t('ask-earlier'))}
+      ${ifNoChoiceHTML(v.decision)}</p>
+      <button type="button" class="small" data-choose="${esc(v.id)}">${esc(t('choose'))}</button></div>`;
   }
   const held = v.steps.filter((s) => s.status === 'held');
   if (held.length && !final) {
-    notes += `<div class="notice attention" role="note"><strong>Paused: ${esc(held.map((s) => s.label).join(', '))} did not work.</strong> A person has been alerted and will pick it up; this page will update by itself.</div>`;
+    notes += `<div class="notice attention" role="note"><strong>${esc(t('paused-title', { labels: listOf(held.map((s) => s.label)) }))}</strong> ${esc(t('paused-body'))}</div>`;
   } else if (v.needs_attention) {
     const items = ((v.outcome && v.outcome.not_undone) || []).filter((n) => n.needs_attention)
       .map((n) => `<li>${esc(n.label)}: ${esc(n.reason)}</li>`).join('');
-    notes += `<div class="notice attention" role="note"><strong>Something could not be undone.</strong> A person has been alerted and will follow up.${items ? `<ul>${items}</ul>` : ''}</div>`;
+    notes += `<div class="notice attention" role="note"><strong>${esc(t('not-undone-title'))}</strong> ${esc(t('not-undone-body'))}${items ? `<ul>${items}</ul>` : ''}</div>`;
   }
   if (!final && v.queued_behind) {
-    notes += `<p class="notice">Waiting for your earlier request to finish. <button type="button" class="small" data-op="${esc(v.queued_behind)}">Show it</button></p>`;
+    notes += `<p class="notice">${esc(t('queued'))} <button type="button" class="small" data-op="${esc(v.queued_behind)}">${esc(t('show-it'))}</button></p>`;
   }
   notes += expectationHTML(v);
-  const erased = (v.redacted || []).map((f) => FIELD_TEXT[f] || f);
+  // herald's words for an erased field (the workflow's), else the page's, else its name.
+  const erased = (v.redacted || []).map((f) => (v.field_labels && v.field_labels[f]) || named('field', f));
   if (erased.length) {
-    notes += `<p class="erased"><strong>Your ${esc(erased.join(' and '))} ${erased.length > 1 ? 'were' : 'was'} erased</strong> from herald's records once the last email had gone out.</p>`;
+    const said = t(erased.length > 1 ? 'erased-many' : 'erased-one', { fields: listOf(erased) });
+    notes += `<p class="erased"><strong>${esc(said)}</strong> ${esc(t('erased-rest'))}</p>`;
   }
   if (v.status === 'compensating') {
-    const why = v.ending && v.ending.reason ? ` (${esc(bare(v.ending.reason))})` : '';
-    notes += `<p class="notice">What was already done is being undone${why}.</p>`;
+    const why = v.ending && v.ending.reason ? ` (${bare(v.ending.reason)})` : '';
+    notes += `<p class="notice">${esc(t('being-undone', { why }))}</p>`;
   }
   return notes;
 }
@@ -111,14 +113,14 @@ function expectationHTML(v) {
   const short = !!e && e.within_ms >= 600000;
   let out = '';
   if (v.delayed) {
-    const was = v.expected_by ? ` It was expected by ${timeTag(v.expected_by, short)};` : '';
-    out += `<p class="notice"><strong>Taking longer than usual.</strong>${was} it is still going; this page will update by itself.</p>`;
+    const more = v.expected_by ? html('late-was-expected', { time: timeTag(v.expected_by, short) }) : esc(t('late-still-going'));
+    out += `<p class="notice"><strong>${esc(t('late'))}</strong> ${more}</p>`;
   } else if (e && v.expected_by) {
-    const basis = e.basis === 'observed' ? ' (going by recent requests)' : '';
-    out += `<p class="expect">${esc(e.text)}${basis} · expected by ${timeTag(v.expected_by, short)}</p>`;
+    const basis = e.basis === 'observed' ? ' ' + esc(t('by-recent')) : '';
+    out += `<p class="expect">${esc(e.text)}${basis} · ${html('expected-by', { time: timeTag(v.expected_by, short) })}</p>`;
   }
   if (e && e.if_late && v.deadline_at) {
-    out += `<p class="expect deadline">${esc(e.if_late)} Deadline: ${timeTag(v.deadline_at, short)}.</p>`;
+    out += `<p class="expect deadline">${esc(e.if_late)} ${html('deadline', { time: timeTag(v.deadline_at, short) })}</p>`;
   }
   return out;
 }
@@ -132,56 +134,54 @@ export function tone(type) {
 
 function stepHTML(s, final) {
   const undo = s.undo || {}, comp = s.compensation || {};
-  let sr, title = esc(s.label), lines = [];
+  const again = (at) => at ? html('trying-again-at', { time: clock(at), countdown: countdown(at) }) : esc(t('trying-again-soon'));
+  let title = esc(s.label), lines = [];
   switch (s.status) {
-    case 'pending': sr = 'Not started yet'; break;
     case 'running':
-      sr = 'In progress'; title += '…';
-      if (s.attempts > 1) lines.push(['detail', `Attempt ${s.attempts} of ${s.max_attempts}`]);
-      if (s.awaiting_callback) lines.push(['detail', 'In progress at the service…']);
+      title += '…';
+      if (s.attempts > 1) lines.push(['detail', esc(t('attempt-of', { n: s.attempts, max: s.max_attempts }))]);
+      if (s.awaiting_callback) lines.push(['detail', esc(t('at-the-service'))]);
       break;
     case 'retrying':
-      sr = 'Retrying';
-      lines.push(['warnline', `Attempt ${s.attempts} of ${s.max_attempts} failed: ${esc(bare(s.error) || 'no answer')}. ` +
-        (s.next_attempt_at ? `Trying again at ${clock(s.next_attempt_at)}${countdown(s.next_attempt_at)}` : 'Trying again soon')]);
+      lines.push(['warnline', esc(t('attempt-failed', { n: s.attempts, max: s.max_attempts, error: bare(s.error) || t('no-answer') })) + ' ' + again(s.next_attempt_at)]);
       break;
     case 'waiting':
-      sr = 'Waiting'; title += '…';
-      lines.push(['detail', `Waiting for the ${esc(s.waiting_for || '')} service to take it; no attempt is used while it waits.`]);
+      title += '…';
+      lines.push(['detail', esc(t('waiting-for-service', { service: s.waiting_for || '' }))]);
       break;
-    case 'succeeded': sr = 'Done'; title = esc(s.done_label); break;
-    case 'failed': sr = 'Failed'; lines.push(['badline', esc(s.error || 'It did not work.')]); break;
+    case 'succeeded': title = esc(s.done_label); break;
+    case 'failed': lines.push(['badline', esc(s.error || t('did-not-work'))]); break;
     case 'held':
-      sr = 'Paused';
-      lines.push(['badline', `It did not work (${esc(bare(s.error) || 'no answer')}). Paused until a person looks at it; you do not need to do anything.`]);
+      lines.push(['badline', esc(t('held-line', { error: bare(s.error) || t('no-answer') }))]);
       break;
-    case 'skipped': sr = 'Skipped'; lines.push(['detail', 'Not needed']); break;
+    case 'skipped': lines.push(['detail', esc(t('not-needed'))]); break;
     case 'compensating':
-      sr = 'Being undone'; title = esc(s.done_label);
-      lines.push(['warnline', undo.label ? `Undoing: ${esc(undo.label)}…` : 'Undoing…']);
-      if (s.waiting_for) lines.push(['detail', `Waiting for the ${esc(s.waiting_for)} service to take it.`]);
-      if (comp.error) lines.push(['warnline', `Attempt ${comp.attempts} failed: ${esc(bare(comp.error))}. ` +
-        (comp.next_attempt_at ? `Trying again at ${clock(comp.next_attempt_at)}${countdown(comp.next_attempt_at)}` : 'Trying again soon')]);
+      title = esc(s.done_label);
+      lines.push(['warnline', esc(undo.label ? t('undoing-label', { label: undo.label }) : t('undoing'))]);
+      if (s.waiting_for) lines.push(['detail', esc(t('waiting-for-service-undo', { service: s.waiting_for }))]);
+      if (comp.error) lines.push(['warnline', esc(t('undo-attempt-failed', { n: comp.attempts, error: bare(comp.error) })) + ' ' + again(comp.next_attempt_at)]);
       break;
     case 'compensated':
-      sr = 'Undone'; title = `<del>${esc(s.done_label)}</del> <span class="tag">Undone</span>`;
+      title = `<del>${esc(s.done_label)}</del> <span class="tag">${esc(t('undone-tag'))}</span>`;
       if (undo.done_label) lines.push(['detail', esc(undo.done_label)]);
       break;
     case 'compensation_failed':
-      sr = 'Could not be undone'; title = esc(s.done_label);
-      lines.push(['badline', 'Could not be undone — a person will follow up' + (comp.error ? ` (${esc(comp.error)})` : '')]);
+      title = esc(s.done_label);
+      lines.push(['badline', esc(t('could-not-undo')) + (comp.error ? ` (${esc(comp.error)})` : '')]);
       break;
-    default: sr = s.status;
+    default: break;
   }
   if (!final && ['running', 'retrying', 'waiting'].includes(s.status) && s.expected_by) {
-    if (s.delayed) lines.push(['warnline', `<strong>Taking longer than usual.</strong> It was expected by ${timeTag(s.expected_by)}.`]);
-    else lines.push(['detail', `Expected by ${timeTag(s.expected_by)}`]);
+    if (s.delayed) lines.push(['warnline', `<strong>${esc(t('late'))}</strong> ${html('step-was-expected', { time: timeTag(s.expected_by) })}`]);
+    else lines.push(['detail', html('step-expected-by', { time: timeTag(s.expected_by) })]);
   } else if (s.delayed && !final && ['running', 'retrying', 'waiting', 'compensating'].includes(s.status)) {
-    lines.push(['warnline', '<strong>Taking longer than usual.</strong>']);
+    lines.push(['warnline', `<strong>${esc(t('late'))}</strong>`]);
   }
   const icon = ICON[s.status] || ICON.pending;
   const when = s.finished_at || (s.status !== 'pending' && s.started_at);
+  // What a screen reader hears first: the step's state ("Done: Items reserved").
+  const sr = named('step', s.status);
   return `<div class="step s-${esc(s.status)}">${icon}<div>
-    <p class="title"><span><span class="sr-only">${sr}: </span>${title}</span>${timeTag(when)}</p>
-    ${lines.map(([c, t]) => `<p class="${c}">${t}</p>`).join('')}</div></div>`;
+    <p class="title"><span><span class="sr-only">${esc(sr)}: </span>${title}</span>${timeTag(when)}</p>
+    ${lines.map(([c, text]) => `<p class="${c}">${text}</p>`).join('')}</div></div>`;
 }

@@ -141,3 +141,27 @@ async fn a_reader_is_told_an_operation_in_their_own_language() {
         .unwrap();
     assert_eq!((wf["label"].as_str(), wf["languages"].clone()), (Some("Votre commande"), json!(["en", "de", "fr"])));
 }
+
+/// A service's `detail` is shown to the user, so a step is called in its
+/// operation's language; and when the service gives no words a person can
+/// read, herald's own about the call are in that language too.
+#[tokio::test]
+async fn a_step_is_called_in_its_operations_language_and_herald_says_in_it_what_went_wrong() {
+    let svc = StepService::start().await;
+    svc.on("/charge", Reply::JsonStatus(422, json!({"trace": "at charge.rs:12"})));
+    let app = app(&svc).await;
+
+    let id = start(&app, json!({"user": "u1"}), Some("de-DE, de;q=0.9")).await;
+    let call = svc.calls("/charge").remove(0);
+    assert_eq!((call.accept_language.as_str(), &call.body["lang"]), ("de", &json!("de")));
+    let (op, _) = read(&app, &id, SHOP, None).await;
+    assert_eq!(step(&op, "charge")["error"], "der Dienst antwortete mit 422 Unprocessable Entity");
+    assert_eq!(
+        op["outcome"]["summary"],
+        "Ihre Bestellung ist nicht zustande gekommen: Karte wird belastet ist fehlgeschlagen \
+         (der Dienst antwortete mit 422 Unprocessable Entity)."
+    );
+
+    start(&app, json!({"user": "u2", "locale": "fr"}), None).await;
+    assert_eq!(svc.calls("/charge").last().unwrap().accept_language, "fr");
+}

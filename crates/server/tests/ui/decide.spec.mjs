@@ -92,7 +92,7 @@ try {
     check('it offers both choices', await page.getByRole('button', { name: 'Keep the earlier one' }).isVisible()
       && await page.getByRole('button', { name: 'Replace it with this one' }).isVisible());
     const timeLeft = await text(page, '#decide-time');
-    check('it says the time left and what happens by default', /^If you do not choose by \d\d:\d\d:\d\d \(in \d+ s\), the earlier request is kept and this one will not run \(the default\)\.$/.test(timeLeft), timeLeft);
+    check('it says the time left and what happens by default', /^If you do not choose by \d\d:\d\d:\d\d \(in \d+ seconds?\), the earlier request is kept and this one will not run \(the default\)\.$/.test(timeLeft), timeLeft);
     await shot(page, 'decide-open.png');
 
     let kept = true;

@@ -1,5 +1,5 @@
 // What the browser checks share (demo.spec.mjs, decide.spec.mjs,
-// operator.spec.mjs): the browser, a page that records script errors and
+// german.spec.mjs, operator.spec.mjs): the browser, a page that records script errors and
 // Content-Security-Policy refusals, named checks, waits with deadlines,
 // what the aria-live region was given, axe-core, screenshots.
 //
@@ -73,14 +73,16 @@ export async function checkAxe(page, what) {
 }
 
 // Headless Chromium and a page that records script errors and everything
-// its Content-Security-Policy refused, on every load of it.
-export async function open() {
+// its Content-Security-Policy refused, on every load of it. `locale` is the
+// browser's language (navigator.languages, Accept-Language, Intl's default),
+// such as 'de-DE'; without it, Chromium's own (en-US).
+export async function open({ locale } = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, ...(locale ? { locale } : {}) });
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const refusals = [];
