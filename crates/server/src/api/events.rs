@@ -94,9 +94,15 @@ pub fn data(e: &Event) -> String {
 /// of their stream slots while it lives (429 when none is free).
 pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) -> ApiResult<Option<Feed>> {
     let slot = app.streams.take(caller)?;
-    if caller.own_subject().is_some() {
-        super::operations::visible(app, caller, &id).await?;
-    }
+    // An end user's: theirs to see, and other operations' ids hidden from
+    // its events unless the workflow's key is their own.
+    let hide_others = match caller.own_subject() {
+        Some(_) => {
+            let op = super::operations::visible(app, caller, &id).await?;
+            !app.engine.workflows().version(&op.workflow, op.version).is_some_and(|wf| super::operations::own_key(&wf))
+        }
+        None => false,
+    };
     let live = app.engine.hub().subscribe(&id);
     // The first page of the backlog comes with the answer; only when there is
     // none must the operation itself say whether it exists and has ended.
@@ -117,11 +123,6 @@ pub async fn open(app: &AppState, caller: &Caller, id: OperationId, after: u64) 
             };
         }
     }
-    let hide_others = caller.own_subject().is_some() && {
-        let op = app.engine.store().get(&id).await?;
-        let wf = op.and_then(|op| app.engine.workflows().version(&op.workflow, op.version));
-        !wf.is_some_and(|wf| super::operations::own_key(&wf))
-    };
     let source = Timeline { app: app.clone(), id };
     let follow = Follow::new(source, app.engine.stopping(), after, live, backlog, slot, app.engine.metrics());
     Ok(Some(Feed { follow, hide_others }))

@@ -1,9 +1,9 @@
 //! Accepting operations: idempotency keys, and the concurrency policies.
 
-use herald_core::{OpStatus, TaskKind};
+use herald_core::{OpStatus, Rejection, TaskKind, concurrency::Choice};
 
 use super::{Harness, applied, cancel, concurrency, create, get, new_op, workflow};
-use crate::{Accepted, IdempotencyKey, ListQuery};
+use crate::{Accepted, IdempotencyKey, ListQuery, TransitionResult};
 
 fn keyed(key: &str, hash: &str) -> Option<IdempotencyKey> {
     Some(IdempotencyKey { key: key.into(), request_hash: hash.into() })
@@ -110,4 +110,75 @@ pub async fn a_superseding_operation_waits_until_the_older_one_has_wound_down(h:
 
     assert!(ended.op.is_final(), "{:?}", ended.op.status);
     assert!(ended.tasks.iter().any(|t| t.kind == TaskKind::Start && t.op == newer.op.id), "now it starts");
+}
+
+/// The choice for `id`, made through [`crate::Store::decide`] with the
+/// supersede function the engine gives it.
+async fn decide(
+    store: &dyn crate::Store,
+    wf: &std::sync::Arc<herald_core::Workflow>,
+    id: &herald_core::OperationId,
+    choice: Choice,
+) -> TransitionResult {
+    let now = chrono::Utc::now();
+    let (wf, by) = (wf.clone(), id.clone());
+    let apply_wf = wf.clone();
+    let f = Box::new(move |op: &mut herald_core::Operation| {
+        herald_core::machine::apply(op, &apply_wf, herald_core::Command::Decide { choice }, now)
+    });
+    let supersede: crate::SupersedeFn = std::sync::Arc::new(move |older: &mut herald_core::Operation| {
+        herald_core::machine::apply(older, &wf, herald_core::Command::Supersede { by: by.clone() }, now)
+            .unwrap_or_default()
+    });
+    store.decide(id, None, f, supersede).await.expect("decide")
+}
+
+pub async fn ask_holds_a_new_operation_for_its_users_choice_and_it_holds_the_line(h: &impl Harness) {
+    let store = h.store();
+    let wf = workflow("w", &concurrency("ask"), "");
+    let head = create(&*store, new_op(&wf, Some("ann"), Some("ann"))).await;
+
+    let asked = create(&*store, new_op(&wf, Some("ann"), Some("ann"))).await;
+
+    assert_eq!(asked.op.status, OpStatus::AwaitingDecision);
+    assert_eq!(asked.op.decision.as_ref().and_then(|d| d.with.as_ref()), Some(&head.op.id));
+    assert!(asked.tasks.iter().all(|t| t.kind != TaskKind::Start), "it waits for the choice");
+    let ended = applied(&*store, &wf, &head.op.id, None, cancel()).await;
+    assert!(ended.tasks.iter().all(|t| t.kind != TaskKind::Start), "the holder's end starts nothing unchosen");
+    assert_eq!(get(&*store, &asked.op.id).await.status, OpStatus::AwaitingDecision);
+
+    // Keeping: it ends without running; a second choice is refused and writes nothing.
+    let TransitionResult::Applied(kept) = decide(&*store, &wf, &asked.op.id, Choice::Keep).await else {
+        panic!("the choice applies")
+    };
+    assert_eq!(kept.op.status, OpStatus::Cancelled);
+    assert!(kept.others.is_empty());
+    let again = decide(&*store, &wf, &asked.op.id, Choice::Replace).await;
+    assert!(matches!(again, TransitionResult::Rejected(Rejection::NothingToDecide)), "{again:?}");
+    assert_eq!(get(&*store, &asked.op.id).await.last_seq, kept.op.last_seq);
+}
+
+pub async fn replacing_supersedes_the_others_in_the_same_transaction_and_starts_once_they_end(h: &impl Harness) {
+    let store = h.store();
+    let wf = workflow("w", &concurrency("ask"), "");
+    let head = create(&*store, new_op(&wf, Some("ann"), Some("ann"))).await;
+    let start = head.tasks.iter().find(|t| t.kind == TaskKind::Start).expect("a start task").id;
+    let running = applied(&*store, &wf, &head.op.id, Some(start), herald_core::Command::Start).await;
+    let call = running.tasks.iter().find(|t| matches!(t.kind, TaskKind::Invoke { .. })).expect("a call").id;
+    let asked = create(&*store, new_op(&wf, Some("ann"), Some("ann"))).await;
+
+    let TransitionResult::Applied(chose) = decide(&*store, &wf, &asked.op.id, Choice::Replace).await else {
+        panic!("the choice applies")
+    };
+
+    assert_eq!(chose.others.len(), 1, "the running one changed in the same commit");
+    assert_eq!(chose.others[0].op.id, head.op.id);
+    assert_eq!(get(&*store, &head.op.id).await.status, OpStatus::Compensating, "its call is still out");
+    assert_eq!(chose.op.queued_behind.as_ref(), Some(&head.op.id));
+    assert!(chose.tasks.iter().all(|t| t.kind != TaskKind::Start), "it waits for the other to wind down");
+
+    let done = herald_core::machine::Outcome::Done(serde_json::json!({}));
+    let ended = applied(&*store, &wf, &head.op.id, Some(call), super::answer(1, done)).await;
+    assert!(ended.op.is_final(), "{:?}", ended.op.status);
+    assert!(ended.tasks.iter().any(|t| t.kind == TaskKind::Start && t.op == asked.op.id), "now it starts");
 }

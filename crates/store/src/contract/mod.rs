@@ -85,6 +85,8 @@ macro_rules! contract_tests {
             queue_puts_a_new_operation_behind_the_last_and_starts_it_when_the_head_ends,
             supersede_cancels_the_older_operations_in_the_same_accept,
             a_superseding_operation_waits_until_the_older_one_has_wound_down,
+            ask_holds_a_new_operation_for_its_users_choice_and_it_holds_the_line,
+            replacing_supersedes_the_others_in_the_same_transaction_and_starts_once_they_end,
             a_transition_whose_task_this_node_no_longer_holds_changes_nothing,
             a_refused_transition_keeps_its_task_and_writes_nothing,
             transitions_at_once_each_apply_or_are_refused_as_alone,
